@@ -1,0 +1,5 @@
+"""`python -m ttsync` runs the command-line interface."""
+
+from ttsync.cli.main import run
+
+run()

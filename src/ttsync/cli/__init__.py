@@ -1,0 +1,1 @@
+"""Command-line interface. Thin: parses arguments, calls `ttsync.services`, renders results."""

@@ -1,0 +1,27 @@
+"""The `ttsync` command: one Typer app, one sub-module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from ttsync import __version__
+from ttsync.cli import emulator as emulator_cli
+
+app = typer.Typer(
+    name="ttsync",
+    help="Send first-party warehouse data to TikTok Ads Manager: custom audiences and offline events.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(emulator_cli.app, name="emulator")
+
+
+@app.command()
+def version() -> None:
+    """Print the ttsync version."""
+    typer.echo(__version__)
+
+
+def run() -> None:
+    """Entry point of the console script."""
+    app()
