@@ -1,0 +1,234 @@
+"""Plan an audience delivery: diff the newly prepared hashed set against the committed snapshot.
+
+Everything here is DuckDB over Parquet (no Python loop over rows), with a memory limit and a spill folder, so
+planning 10M people stays within a bounded footprint.
+
+Inputs are the prepared identifiers written by the prepare stage (Parquet files with `row_key`, `id_schema`,
+`hash`) and the snapshot of the audience (Parquet with `id_schema`, `hash`). Outputs are two Parquet files in
+the run folder: the rows to add (one row per person and identifier slot, aligned to the id schema) and the
+identifiers to remove.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+
+class SyncMode(enum.StrEnum):
+    """How an audience follows its query. See docs/audiences.md."""
+
+    MIRROR = "mirror"  # membership equals the query: adds and removes
+    APPEND = "append"  # add only; nobody is removed
+    CREATE = "create"  # a new one-time audience per delivery (full upload)
+    REPLACE = "replace"  # customer-file REPLACE of the whole audience (full upload)
+
+
+@dataclass(frozen=True)
+class AudiencePlan:
+    """What one delivery will send. Counts are of identifiers (id_schema, hash) unless named `people`."""
+
+    mode: SyncMode
+    id_schemas: tuple[str, ...]
+    add_rows_path: Path
+    remove_ids_path: Path
+    current_ids: int  # distinct identifiers in the new set
+    current_people: int  # distinct row keys with at least one identifier of the id schemas
+    previous_ids: int  # identifiers in the snapshot (0 for a full upload)
+    add_ids: int
+    add_rows: int
+    remove_ids: int
+    full_upload: bool
+
+    @property
+    def remove_share(self) -> float:
+        """Share of the previous audience this plan removes (0.0 when there was none)."""
+        return self.remove_ids / self.previous_ids if self.previous_ids else 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-friendly summary (no paths)."""
+        return {
+            "mode": self.mode.value,
+            "id_schemas": list(self.id_schemas),
+            "current_ids": self.current_ids,
+            "current_people": self.current_people,
+            "previous_ids": self.previous_ids,
+            "add_ids": self.add_ids,
+            "add_rows": self.add_rows,
+            "remove_ids": self.remove_ids,
+            "remove_share": round(self.remove_share, 6),
+            "full_upload": self.full_upload,
+        }
+
+
+def connect(work_dir: Path, memory_limit: str = "512MB", threads: int = 2) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with a memory limit and a spill folder inside the run's work folder."""
+    spill = work_dir / "duckdb_tmp"
+    spill.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(config={"memory_limit": memory_limit, "threads": threads})
+    con.execute(f"SET temp_directory = '{_q(spill)}'")
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def plan_audience(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    prepared_glob: str,
+    snapshot: Path | None,
+    id_schemas: Sequence[str],
+    mode: SyncMode,
+    work_dir: Path,
+) -> AudiencePlan:
+    """Compute adds and removes for one audience and write them to Parquet files in `work_dir`.
+
+    `snapshot` is None (or a missing file) for a first delivery or when the audience must be re-uploaded in
+    full; `mode` CREATE and REPLACE always upload in full.
+    """
+    schemas = tuple(id_schemas)
+    if not schemas:
+        raise ValueError("at least one id schema is required")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    full_upload = mode in (SyncMode.CREATE, SyncMode.REPLACE) or snapshot is None or not snapshot.exists()
+    schema_list = ", ".join(_lit(s) for s in schemas)
+
+    # One owner row key per identifier: two customers sharing an email must not send that email twice.
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE cur AS
+            SELECT id_schema, hash, min(row_key) AS row_key
+            FROM read_parquet({_lit(prepared_glob)}, union_by_name = true)
+            WHERE id_schema IN ({schema_list}) AND hash IS NOT NULL
+            GROUP BY id_schema, hash"""
+    )
+    if full_upload:
+        con.execute("CREATE OR REPLACE TEMP TABLE snap (id_schema VARCHAR, hash VARCHAR)")
+    else:
+        assert snapshot is not None
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE snap AS SELECT DISTINCT id_schema, hash "
+            f"FROM read_parquet({_lit(str(snapshot))}) WHERE id_schema IN ({schema_list})"
+        )
+
+    add_rows_path = work_dir / "add_rows.parquet"
+    remove_ids_path = work_dir / "remove_ids.parquet"
+    pivot = ", ".join(f"max(hash) FILTER (WHERE id_schema = {_lit(s)}) AS {_ident(s)}" for s in schemas)
+    # A person with two emails and one phone becomes two rows: [e1, p1] and [e2, {}], aligned to id_schema.
+    con.execute(
+        f"""COPY (
+              WITH adds AS (
+                SELECT c.row_key, c.id_schema, c.hash FROM cur c ANTI JOIN snap s USING (id_schema, hash)),
+              numbered AS (
+                SELECT *, row_number() OVER (PARTITION BY row_key, id_schema ORDER BY hash) AS slot FROM adds)
+              SELECT row_key, slot, {pivot} FROM numbered GROUP BY row_key, slot ORDER BY row_key, slot
+            ) TO {_lit(str(add_rows_path))} (FORMAT parquet)"""
+    )
+    if mode in (SyncMode.MIRROR, SyncMode.REPLACE) and not full_upload:
+        remove_sql = "SELECT s.id_schema, s.hash FROM snap s ANTI JOIN cur c USING (id_schema, hash)"
+    else:
+        remove_sql = "SELECT id_schema, hash FROM snap WHERE false"
+    con.execute(
+        f"COPY ({remove_sql} ORDER BY id_schema, hash) TO {_lit(str(remove_ids_path))} (FORMAT parquet)"
+    )
+
+    current_ids, current_people = _one(con, "SELECT count(*), count(DISTINCT row_key) FROM cur")
+    previous_ids = _one(con, "SELECT count(*) FROM snap")[0]
+    add_rows = _one(con, f"SELECT count(*) FROM read_parquet({_lit(str(add_rows_path))})")[0]
+    add_ids = _one(
+        con,
+        "SELECT count(*) FROM (SELECT id_schema, hash FROM cur ANTI JOIN snap USING (id_schema, hash))",
+    )[0]
+    remove_ids = _one(con, f"SELECT count(*) FROM read_parquet({_lit(str(remove_ids_path))})")[0]
+    return AudiencePlan(
+        mode=mode,
+        id_schemas=schemas,
+        add_rows_path=add_rows_path,
+        remove_ids_path=remove_ids_path,
+        current_ids=current_ids,
+        current_people=current_people,
+        previous_ids=previous_ids,
+        add_ids=add_ids,
+        add_rows=add_rows,
+        remove_ids=remove_ids,
+        full_upload=full_upload,
+    )
+
+
+def next_snapshot_sql(plan: AudiencePlan, snapshot: Path | None) -> str:
+    """SQL (for the plan's connection) selecting the snapshot to commit once every batch is confirmed."""
+    if plan.mode is SyncMode.APPEND and not plan.full_upload and snapshot is not None and snapshot.exists():
+        previous = f"SELECT id_schema, hash FROM read_parquet({_lit(str(snapshot))})"
+        return f"SELECT id_schema, hash FROM cur UNION {previous}"
+    return "SELECT id_schema, hash FROM cur"
+
+
+def iter_add_batches(
+    con: duckdb.DuckDBPyConnection, plan: AudiencePlan, batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Add rows in a fixed order, `batch_rows` rows at a time; one column per id schema (null = no value)."""
+    cols = ", ".join(_ident(s) for s in plan.id_schemas)
+    # A cursor of its own, so a reader left half-read never blocks the plan's connection.
+    reader = (
+        con.cursor()
+        .sql(f"SELECT {cols} FROM read_parquet({_lit(str(plan.add_rows_path))}) ORDER BY row_key, slot")
+        .to_arrow_reader(batch_rows)
+    )
+    yield from _rebatch(reader, batch_rows)
+
+
+def iter_remove_batches(
+    con: duckdb.DuckDBPyConnection, plan: AudiencePlan, batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Identifiers to remove, one per row, laid out like add rows (a value only in its schema's column)."""
+    cols = ", ".join(f"CASE WHEN id_schema = {_lit(s)} THEN hash END AS {_ident(s)}" for s in plan.id_schemas)
+    # A cursor of its own, so a reader left half-read never blocks the plan's connection.
+    reader = (
+        con.cursor()
+        .sql(f"SELECT {cols} FROM read_parquet({_lit(str(plan.remove_ids_path))}) ORDER BY id_schema, hash")
+        .to_arrow_reader(batch_rows)
+    )
+    yield from _rebatch(reader, batch_rows)
+
+
+def batch_count(rows: int, batch_rows: int) -> int:
+    """How many batches `rows` rows make."""
+    return (rows + batch_rows - 1) // batch_rows
+
+
+def _rebatch(reader: pa.RecordBatchReader, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    # DuckDB may hand back smaller chunks than asked; batch boundaries must be stable for checkpoints.
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    for batch in reader:
+        pending.append(batch)
+        pending_rows += batch.num_rows
+        while pending_rows >= batch_rows:
+            table = pa.Table.from_batches(pending)
+            head, tail = table.slice(0, batch_rows), table.slice(batch_rows)
+            yield head.combine_chunks().to_batches()[0]
+            pending = tail.combine_chunks().to_batches() if tail.num_rows else []
+            pending_rows = tail.num_rows
+    if pending_rows:
+        table = pa.Table.from_batches(pending).combine_chunks()
+        yield table.to_batches()[0]
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[int, ...]:
+    rows = con.execute(sql).fetchall()  # fetchall finishes the result; DuckDB 2 refuses work on an open one
+    return tuple(int(v) for v in rows[0])
+
+
+def _q(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _ident(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'

@@ -1,0 +1,136 @@
+"""The audience plan: DuckDB diff of prepared identifiers against the snapshot, over real Parquet files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ttsync.audiences.plan import (
+    AudiencePlan,
+    SyncMode,
+    connect,
+    iter_add_batches,
+    iter_remove_batches,
+    next_snapshot_sql,
+    plan_audience,
+)
+from ttsync.audiences.snapshot import commit_snapshot, snapshot_size
+from ttsync.audiences.wire import batch_data_json
+
+E, P = "EMAIL_SHA256", "PHONE_SHA256"
+
+
+def h(n: int) -> str:
+    return f"{n:064x}"
+
+
+def write_ids(path: Path, rows: list[tuple[str, str, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table(
+        {
+            "row_key": [r[0] for r in rows],
+            "id_schema": [r[1] for r in rows],
+            "hash": [r[2] for r in rows],
+        }
+    )
+    pq.write_table(table, path)
+
+
+def run_plan(
+    tmp: Path,
+    rows: list[tuple[str, str, str]],
+    snapshot: Path | None,
+    mode: SyncMode,
+    schemas: tuple[str, ...] = (E, P),
+) -> tuple[duckdb.DuckDBPyConnection, AudiencePlan]:
+    write_ids(tmp / "ids" / "part-0.parquet", rows)
+    con = connect(tmp / "work")
+    plan = plan_audience(
+        con,
+        prepared_glob=str(tmp / "ids" / "*.parquet"),
+        snapshot=snapshot,
+        id_schemas=schemas,
+        mode=mode,
+        work_dir=tmp / "work",
+    )
+    return con, plan
+
+
+def test_first_delivery_adds_everyone_in_aligned_rows(tmp_path: Path) -> None:
+    rows = [("1", E, h(1)), ("1", P, h(2)), ("1", E, h(3)), ("2", P, h(4)), ("3", E, h(5))]
+    con, plan = run_plan(tmp_path, rows, None, SyncMode.MIRROR)
+    assert plan.full_upload
+    assert (plan.current_ids, plan.current_people, plan.add_ids, plan.remove_ids) == (5, 3, 5, 0)
+    batches = list(iter_add_batches(con, plan, batch_rows=2))
+    got = pa.Table.from_batches(batches).to_pylist()
+    # person 1 has two emails and one phone -> two rows; the second row has no phone
+    assert got == [
+        {E: h(1), P: h(2)},
+        {E: h(3), P: None},
+        {E: None, P: h(4)},
+        {E: h(5), P: None},
+    ]
+    assert [b.num_rows for b in batches] == [2, 2]
+
+
+def test_mirror_diff_against_snapshot(tmp_path: Path) -> None:
+    first = [("1", E, h(1)), ("2", E, h(2)), ("3", E, h(3))]
+    con, plan = run_plan(tmp_path / "a", first, None, SyncMode.MIRROR)
+    snap = tmp_path / "snap.parquet"
+    assert commit_snapshot(con, next_snapshot_sql(plan, None), snap) == 3
+
+    second = [("2", E, h(2)), ("3", E, h(3)), ("4", E, h(4)), ("4", P, h(40))]
+    con2, plan2 = run_plan(tmp_path / "b", second, snap, SyncMode.MIRROR)
+    assert not plan2.full_upload
+    assert (plan2.previous_ids, plan2.add_ids, plan2.remove_ids) == (3, 2, 1)
+    assert plan2.remove_share == pytest.approx(1 / 3)
+    removed = pa.Table.from_batches(list(iter_remove_batches(con2, plan2, 10))).to_pylist()
+    assert removed == [{E: h(1), P: None}]
+    added = pa.Table.from_batches(list(iter_add_batches(con2, plan2, 10))).to_pylist()
+    assert added == [{E: h(4), P: h(40)}]
+    assert commit_snapshot(con2, next_snapshot_sql(plan2, snap), snap) == 4
+
+
+def test_append_never_removes_and_snapshot_keeps_old_ids(tmp_path: Path) -> None:
+    con, plan = run_plan(tmp_path / "a", [("1", E, h(1)), ("2", E, h(2))], None, SyncMode.APPEND)
+    snap = tmp_path / "snap.parquet"
+    commit_snapshot(con, next_snapshot_sql(plan, None), snap)
+    con2, plan2 = run_plan(tmp_path / "b", [("3", E, h(3))], snap, SyncMode.APPEND)
+    assert (plan2.add_ids, plan2.remove_ids) == (1, 0)
+    commit_snapshot(con2, next_snapshot_sql(plan2, snap), snap)
+    assert snapshot_size(snap) == 3
+
+
+def test_shared_identifier_is_sent_once(tmp_path: Path) -> None:
+    # Two customers with the same email: one identifier, one owner row.
+    _con, plan = run_plan(tmp_path, [("1", E, h(7)), ("2", E, h(7))], None, SyncMode.MIRROR, schemas=(E,))
+    assert (plan.current_ids, plan.add_ids, plan.add_rows) == (1, 1, 1)
+
+
+def test_schemas_outside_destination_are_ignored(tmp_path: Path) -> None:
+    con, plan = run_plan(tmp_path, [("1", E, h(1)), ("1", P, h(2))], None, SyncMode.MIRROR, schemas=(P,))
+    assert plan.add_ids == 1
+    assert pa.Table.from_batches(list(iter_add_batches(con, plan, 5))).to_pylist() == [{P: h(2)}]
+
+
+def test_batch_data_json_is_aligned_and_valid_json() -> None:
+    batch = pa.record_batch({E: [h(1), None], P: [h(2), h(3)]})
+    body = json.loads(batch_data_json(batch, ["123"]))
+    assert body == [
+        [{"id": h(1), "audience_ids": ["123"]}, {"id": h(2), "audience_ids": ["123"]}],
+        [{}, {"id": h(3), "audience_ids": ["123"]}],
+    ]
+
+
+def test_batches_are_stable_for_checkpoints(tmp_path: Path) -> None:
+    rows = [(f"{i:05d}", E, h(i)) for i in range(1, 1001)]
+    con, plan = run_plan(tmp_path, rows, None, SyncMode.MIRROR, schemas=(E,))
+    first = [b.column(0).to_pylist() for b in iter_add_batches(con, plan, 128)]
+    second = [b.column(0).to_pylist() for b in iter_add_batches(con, plan, 128)]
+    assert first == second
+    assert [len(b) for b in first] == [128] * 7 + [104]
