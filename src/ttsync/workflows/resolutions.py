@@ -1,0 +1,243 @@
+"""The resolution catalog: for every failure a user can meet, what happened, why, how to fix it, and the action
+that continues the workflow. Data in one place; `docs/resolutions.md` is checked against it by a test.
+
+The first three entries follow the product pages ttsync is modelled on (seeds: "Advertiser not found",
+"Invalid credentials", "Missing advertiser permissions"), in our own words.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Action(enum.StrEnum):
+    """What continues a failed workflow once the cause is fixed."""
+
+    RETRY_TASK = "retry"  # `ttsync workflows retry ID [--task T]`: run the failed task again
+    RESTART_WORKFLOW = "restart"  # `ttsync workflows restart ID`: start over from the first task
+    RESOLVE = "resolve"  # `ttsync workflows resolve ID`: re-check the fixed configuration, continue
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """One catalog entry."""
+
+    key: str
+    title: str
+    what: str
+    why: str
+    steps: tuple[str, ...]
+    action: Action
+    retried_automatically: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-friendly form (for `--json` output and notifications)."""
+        return {
+            "key": self.key,
+            "title": self.title,
+            "what": self.what,
+            "why": self.why,
+            "steps": list(self.steps),
+            "action": self.action.value,
+            "retried_automatically": self.retried_automatically,
+        }
+
+
+_CATALOG: tuple[Resolution, ...] = (
+    Resolution(
+        key="advertiser_not_found",
+        title="Advertiser not found",
+        what="TikTok does not know the advertiser account this destination sends to, or it is not approved.",
+        why=(
+            "The advertiser id in the destination, data template or orchestration is wrong, or the account "
+            "was deleted or is not approved in TikTok Business Center."
+        ),
+        steps=(
+            "Check the advertiser id(s): `ttsync destinations show NAME`.",
+            "In TikTok Business Center, check that the ad account exists, is approved, and has that id.",
+            "Fix the id in ttsync.yaml and run `ttsync apply -f ttsync.yaml`.",
+            "Run `ttsync workflows resolve ID`.",
+        ),
+        action=Action.RESOLVE,
+    ),
+    Resolution(
+        key="invalid_credentials",
+        title="Invalid credentials",
+        what="TikTok refused the credential's access token (missing, unknown, revoked, or for another app).",
+        why="The authorization was revoked or cancelled in TikTok, or the token or app id was mistyped.",
+        steps=(
+            "Check the credential: `ttsync credentials test NAME`.",
+            "Authorize again: `ttsync credentials reauthorize NAME` (or update the token's environment "
+            "variable and `ttsync apply`).",
+            "Run `ttsync workflows resolve ID`.",
+        ),
+        action=Action.RESOLVE,
+    ),
+    Resolution(
+        key="missing_advertiser_permissions",
+        title="Missing advertiser permissions",
+        what="The TikTok user behind the credential may read the ad account but not change its audiences or "
+        "events.",
+        why=(
+            "Managing audiences and sending events needs the Admin or Operator role on the ad account; "
+            "the Analyst role is read-only."
+        ),
+        steps=(
+            "In TikTok Business Center, give the user who authorized ttsync the Operator role (recommended) "
+            "or Admin on every advertiser of the destination.",
+            "Or authorize again as a user who has it: `ttsync credentials reauthorize NAME`.",
+            "Run `ttsync workflows resolve ID`.",
+        ),
+        action=Action.RESOLVE,
+    ),
+    Resolution(
+        key="token_expired",
+        title="Access token expired",
+        what="The credential's access token has expired and could not be refreshed.",
+        why="Tokens that expire come with a refresh token; it was missing, expired or refused.",
+        steps=(
+            "Authorize again: `ttsync credentials reauthorize NAME`.",
+            "Run `ttsync workflows resolve ID`.",
+        ),
+        action=Action.RESOLVE,
+    ),
+    Resolution(
+        key="audience_limit_reached",
+        title="Audience limit reached",
+        what="The advertiser already has 400 custom audiences, TikTok's limit, so ttsync cannot create one.",
+        why="Old or one-time audiences accumulate (mode `create` makes a new audience per delivery).",
+        steps=(
+            "In TikTok Ads Manager (Assets > Audiences), delete audiences that are no longer used. ttsync "
+            "never deletes audiences itself.",
+            "Consider mode `mirror` instead of `create` so one audience is kept up to date.",
+            "Run `ttsync workflows resolve ID`.",
+        ),
+        action=Action.RESOLVE,
+    ),
+    Resolution(
+        key="audience_not_editable",
+        title="Audience too small or not editable",
+        what="TikTok refused to change the audience: it is below 1,000 people, still processing, or expired.",
+        why=(
+            "Customer-file audiences cannot be updated while they would hold fewer than 1,000 people, and "
+            "an audience that is being updated refuses further changes until it is done."
+        ),
+        steps=(
+            "Check the audience size with `ttsync run ORCHESTRATION --plan`; widen the segment if it is "
+            "under 1,000 people.",
+            "If the audience is still processing, wait and retry: `ttsync workflows retry ID`.",
+        ),
+        action=Action.RETRY_TASK,
+    ),
+    Resolution(
+        key="audience_not_ready",
+        title="Audience not ready yet",
+        what="The new audience is still being processed by TikTok and does not accept members yet.",
+        why="TikTok processes a newly created audience for a while before it accepts mappings.",
+        steps=("Wait a few minutes, then `ttsync workflows retry ID`.",),
+        action=Action.RETRY_TASK,
+        retried_automatically=True,
+    ),
+    Resolution(
+        key="event_set_not_found",
+        title="Event set not found",
+        what="The offline event set id does not exist on the advertiser.",
+        why="The event set id in the destination, template or orchestration is wrong, or the set was deleted.",
+        steps=(
+            "In TikTok Events Manager, open Offline > Manage and copy the event set id under its name.",
+            "Fix `event_set_id` in ttsync.yaml and run `ttsync apply -f ttsync.yaml`.",
+            "Run `ttsync workflows resolve ID`.",
+        ),
+        action=Action.RESOLVE,
+    ),
+    Resolution(
+        key="large_removal_blocked",
+        title="Large removal blocked",
+        what="This run would remove a larger share of the audience than the destination's remove guard allows.",
+        why=(
+            "A broken query or an empty source table looks like everyone left the segment; the guard stops "
+            "the run before TikTok loses the audience."
+        ),
+        steps=(
+            "Check the plan: `ttsync run ORCHESTRATION --plan` shows the adds and removes.",
+            "If the query is wrong, fix it and run `ttsync workflows restart ID`.",
+            "If the removal is intended, raise `remove_guard` on the destination (or run once with "
+            "`--allow-large-removal`) and run `ttsync workflows resolve ID`.",
+        ),
+        action=Action.RESOLVE,
+    ),
+    Resolution(
+        key="replace_in_progress",
+        title="Replace already in progress",
+        what="TikTok is still applying an earlier update to this customer-file audience.",
+        why="A customer-file audience accepts one update at a time.",
+        steps=("Wait until the audience shows as ready in TikTok, then `ttsync workflows retry ID`.",),
+        action=Action.RETRY_TASK,
+        retried_automatically=True,
+    ),
+    Resolution(
+        key="rate_limited",
+        title="Rate limited",
+        what="TikTok answered that the app sends too many requests (code 40100).",
+        why="Another job shares the app's request budget, or the configured rate is above the app's tier.",
+        steps=(
+            "ttsync already slowed down and retried; the run stopped because the limit persisted.",
+            "Lower `qps` for the credential, or run fewer jobs on the same app at once.",
+            "Run `ttsync workflows retry ID`.",
+        ),
+        action=Action.RETRY_TASK,
+        retried_automatically=True,
+    ),
+    Resolution(
+        key="tiktok_unavailable",
+        title="TikTok unavailable",
+        what="TikTok answered with system errors or did not answer, and retries ran out.",
+        why="A TikTok outage, maintenance, or a network problem between ttsync and TikTok.",
+        steps=("Nothing TikTok confirmed will be sent twice; wait and run `ttsync workflows retry ID`.",),
+        action=Action.RETRY_TASK,
+        retried_automatically=True,
+    ),
+    Resolution(
+        key="invalid_rows",
+        title="Invalid rows",
+        what="Some rows were rejected (bad identifiers, events outside the time window, fields TikTok refused).",
+        why="The warehouse holds values TikTok cannot use; the good rows were sent.",
+        steps=(
+            "See the rejected rows by reason: `ttsync workflows show ID` (row keys and reason codes only).",
+            "Fix the data or the query; the next run sends the corrected rows.",
+        ),
+        action=Action.RESOLVE,
+    ),
+    Resolution(
+        key="invalid_request",
+        title="Request refused by TikTok",
+        what="TikTok refused a request as invalid; its message is shown with the workflow.",
+        why="A setting does not fit TikTok's rules (for example a name or an id in the wrong form).",
+        steps=(
+            "Read TikTok's message in `ttsync workflows show ID`.",
+            "Fix the setting in ttsync.yaml, `ttsync apply -f ttsync.yaml`, then `ttsync workflows resolve ID`.",
+        ),
+        action=Action.RESOLVE,
+    ),
+    Resolution(
+        key="configuration_error",
+        title="Configuration incomplete",
+        what="A required setting is missing or invalid; the message names it.",
+        why="Settings may be given on the destination, the data template or the orchestration.",
+        steps=(
+            "Set the named setting in ttsync.yaml and run `ttsync apply -f ttsync.yaml`.",
+            "Run `ttsync workflows resolve ID`.",
+        ),
+        action=Action.RESOLVE,
+    ),
+)
+
+CATALOG: dict[str, Resolution] = {entry.key: entry for entry in _CATALOG}
+
+
+def resolution_for(key: str | None) -> Resolution:
+    """The catalog entry for a resolution key; unknown keys fall back to `invalid_request`."""
+    if key and key in CATALOG:
+        return CATALOG[key]
+    return CATALOG["invalid_request"]
