@@ -134,3 +134,8 @@ def test_batches_are_stable_for_checkpoints(tmp_path: Path) -> None:
     second = [b.column(0).to_pylist() for b in iter_add_batches(con, plan, 128)]
     assert first == second
     assert [len(b) for b in first] == [128] * 7 + [104]
+
+
+def test_plan_state_round_trip(tmp_path: Path) -> None:
+    _con, plan = run_plan(tmp_path, [("1", E, h(1))], None, SyncMode.MIRROR)
+    assert AudiencePlan.from_state(plan.to_state()) == plan

@@ -15,6 +15,7 @@ import enum
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -37,6 +38,7 @@ class AudiencePlan:
     id_schemas: tuple[str, ...]
     add_rows_path: Path
     remove_ids_path: Path
+    current_ids_path: Path  # the new set (id_schema, hash): what the snapshot becomes in mirror mode
     current_ids: int  # distinct identifiers in the new set
     current_people: int  # distinct row keys with at least one identifier of the id schemas
     previous_ids: int  # identifiers in the snapshot (0 for a full upload)
@@ -49,6 +51,32 @@ class AudiencePlan:
     def remove_share(self) -> float:
         """Share of the previous audience this plan removes (0.0 when there was none)."""
         return self.remove_ids / self.previous_ids if self.previous_ids else 0.0
+
+    def to_state(self) -> dict[str, object]:
+        """Everything needed to rebuild the plan in another process (a resumed workflow)."""
+        return self.to_dict() | {
+            "add_rows_path": str(self.add_rows_path),
+            "remove_ids_path": str(self.remove_ids_path),
+            "current_ids_path": str(self.current_ids_path),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> AudiencePlan:
+        """Inverse of `to_state`."""
+        return cls(
+            mode=SyncMode(state["mode"]),
+            id_schemas=tuple(state["id_schemas"]),
+            add_rows_path=Path(state["add_rows_path"]),
+            remove_ids_path=Path(state["remove_ids_path"]),
+            current_ids_path=Path(state["current_ids_path"]),
+            current_ids=int(state["current_ids"]),
+            current_people=int(state["current_people"]),
+            previous_ids=int(state["previous_ids"]),
+            add_ids=int(state["add_ids"]),
+            add_rows=int(state["add_rows"]),
+            remove_ids=int(state["remove_ids"]),
+            full_upload=bool(state["full_upload"]),
+        )
 
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly summary (no paths)."""
@@ -116,6 +144,9 @@ def plan_audience(
 
     add_rows_path = work_dir / "add_rows.parquet"
     remove_ids_path = work_dir / "remove_ids.parquet"
+    current_ids_path = work_dir / "current_ids.parquet"
+    # Kept on disk so the commit can run in another process (a resumed workflow) after the deliveries.
+    con.execute(f"COPY (SELECT id_schema, hash FROM cur) TO {_lit(str(current_ids_path))} (FORMAT parquet)")
     pivot = ", ".join(f"max(hash) FILTER (WHERE id_schema = {_lit(s)}) AS {_ident(s)}" for s in schemas)
     # A person with two emails and one phone becomes two rows: [e1, p1] and [e2, {}], aligned to id_schema.
     con.execute(
@@ -148,6 +179,7 @@ def plan_audience(
         id_schemas=schemas,
         add_rows_path=add_rows_path,
         remove_ids_path=remove_ids_path,
+        current_ids_path=current_ids_path,
         current_ids=current_ids,
         current_people=current_people,
         previous_ids=previous_ids,
@@ -159,11 +191,11 @@ def plan_audience(
 
 
 def next_snapshot_sql(plan: AudiencePlan, snapshot: Path | None) -> str:
-    """SQL (for the plan's connection) selecting the snapshot to commit once every batch is confirmed."""
+    """SQL selecting the snapshot to commit once every batch of the plan is confirmed (any connection)."""
+    current = f"SELECT id_schema, hash FROM read_parquet({_lit(str(plan.current_ids_path))})"
     if plan.mode is SyncMode.APPEND and not plan.full_upload and snapshot is not None and snapshot.exists():
-        previous = f"SELECT id_schema, hash FROM read_parquet({_lit(str(snapshot))})"
-        return f"SELECT id_schema, hash FROM cur UNION {previous}"
-    return "SELECT id_schema, hash FROM cur"
+        return f"{current} UNION SELECT id_schema, hash FROM read_parquet({_lit(str(snapshot))})"
+    return current
 
 
 def iter_add_batches(

@@ -221,6 +221,17 @@ _CATALOG: tuple[Resolution, ...] = (
         action=Action.RESOLVE,
     ),
     Resolution(
+        key="internal_error",
+        title="Unexpected error",
+        what="ttsync failed in a way it does not recognise; the error type is stored with the workflow.",
+        why="A bug in ttsync, or an environment problem such as a full disk.",
+        steps=(
+            "Check free disk space in the workspace's state folder.",
+            "Run `ttsync workflows retry ID`; if it fails again, report it with `ttsync workflows show ID --json`.",
+        ),
+        action=Action.RETRY_TASK,
+    ),
+    Resolution(
         key="configuration_error",
         title="Configuration incomplete",
         what="A required setting is missing or invalid; the message names it.",

@@ -1,0 +1,169 @@
+"""Run a workflow: ordered, named tasks with states, counts and checkpoints kept in the store.
+
+A task is an async function of a `TaskContext`. It reads its own checkpoint (what an earlier attempt already
+got TikTok to confirm), saves new checkpoints as it goes, and returns its counts. When a task raises, the
+error is classified into the resolution catalog, the task and workflow are marked failed with that
+resolution, and one notification is raised. `retry`/`resolve` run the workflow again from the failed task,
+with every task's checkpoint intact; `restart` runs it from the first task with checkpoints cleared.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ttsync.store import repos
+from ttsync.store.db import Store
+from ttsync.store.records import WorkflowRecord
+from ttsync.workflows.errors import classify_exception
+from ttsync.workflows.resolutions import resolution_for
+
+TaskFunction = Callable[["TaskContext"], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One named step of a workflow."""
+
+    name: str
+    run: TaskFunction
+
+
+@dataclass
+class TaskContext:
+    """What a running task may read and record."""
+
+    store: Store
+    workflow_id: str
+    task_name: str
+    checkpoint: dict[str, Any]
+    shared: dict[str, Any] = field(default_factory=dict)  # in-memory values passed between tasks of one run
+
+    def save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Persist this task's checkpoint now (call after TikTok confirmed something)."""
+        self.checkpoint = checkpoint
+        repos.update_task(self.store, self.workflow_id, self.task_name, checkpoint=checkpoint)
+
+    def save_counts(self, counts: dict[str, Any]) -> None:
+        """Persist this task's counts so far (shown by `workflows show` while it runs)."""
+        repos.update_task(self.store, self.workflow_id, self.task_name, counts=counts)
+
+
+class WorkflowFailedError(Exception):
+    """Raised by `run_workflow` when a task failed; carries the stored workflow."""
+
+    def __init__(self, workflow: WorkflowRecord) -> None:
+        error = workflow.error or {}
+        super().__init__(error.get("message", "workflow failed"))
+        self.workflow = workflow
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def run_workflow(
+    store: Store,
+    workflow_id: str,
+    specs: Sequence[TaskSpec],
+    *,
+    start_at: str | None = None,
+    shared: dict[str, Any] | None = None,
+    on_failure: Callable[[WorkflowRecord], None] | None = None,
+) -> WorkflowRecord:
+    """Run the workflow's tasks in order, from `start_at` (default: the first task not yet succeeded).
+
+    Returns the stored workflow when every task succeeded; raises `WorkflowFailedError` otherwise.
+    """
+    workflow = repos.get_workflow(store, workflow_id)
+    states = {task.name: task for task in workflow.tasks}
+    names = [spec.name for spec in specs]
+    if start_at is not None and start_at not in names:
+        raise ValueError(
+            f"workflow {workflow_id} has no task {start_at!r}; its tasks are: {', '.join(names)}"
+        )
+    begin = (
+        names.index(start_at)
+        if start_at
+        else next((i for i, name in enumerate(names) if states[name].state != "succeeded"), len(names))
+    )
+    shared = shared if shared is not None else {}
+    repos.update_workflow(
+        store,
+        workflow_id,
+        state="running",
+        started_at=workflow.started_at or _now(),
+        finished_at=None,
+        error=None,
+    )
+    totals: dict[str, Any] = dict(workflow.counts)
+    for spec in specs[begin:]:
+        record = states[spec.name]
+        repos.update_task(
+            store,
+            workflow_id,
+            spec.name,
+            state="running",
+            started_at=_now(),
+            finished_at=None,
+            error=None,
+            add_attempt=True,
+        )
+        ctx = TaskContext(store, workflow_id, spec.name, dict(record.checkpoint), shared)
+        try:
+            counts = await spec.run(ctx) or {}
+        except Exception as exc:  # every failure becomes a classified, stored resolution
+            error = classify_exception(exc) | {"task": spec.name}
+            error["traceback_tail"] = _traceback_tail(exc)
+            repos.update_task(store, workflow_id, spec.name, state="failed", finished_at=_now(), error=error)
+            repos.update_workflow(
+                store, workflow_id, state="failed", finished_at=_now(), error=error, counts=totals
+            )
+            resolution = resolution_for(error["resolution"])
+            repos.add_notification(
+                store,
+                workflow_id=workflow_id,
+                severity="error",
+                title=f"{workflow.orchestration}: {resolution.title}",
+                message=f"Task {spec.name!r} failed: {error['message']} "
+                f"See `ttsync workflows show {workflow_id}`.",
+                resolution=resolution.key,
+            )
+            failed = repos.get_workflow(store, workflow_id)
+            if on_failure is not None:
+                on_failure(failed)
+            raise WorkflowFailedError(failed) from exc
+        totals[spec.name] = counts
+        repos.update_task(store, workflow_id, spec.name, state="succeeded", finished_at=_now(), counts=counts)
+        repos.update_workflow(store, workflow_id, counts=totals)
+    repos.update_workflow(store, workflow_id, state="succeeded", finished_at=_now(), counts=totals)
+    return repos.get_workflow(store, workflow_id)
+
+
+def reset_for_restart(store: Store, workflow: WorkflowRecord) -> None:
+    """Clear every task's state and checkpoint so the workflow runs again from its first task."""
+    for task in workflow.tasks:
+        repos.update_task(
+            store,
+            workflow.id,
+            task.name,
+            state="pending",
+            checkpoint={},
+            counts={},
+            error=None,
+            started_at=None,
+            finished_at=None,
+        )
+    repos.update_workflow(store, workflow.id, state="pending", counts={}, error=None, finished_at=None)
+
+
+def _traceback_tail(exc: BaseException) -> str:
+    # Only the last frame's location (file:line in function), never local values: they may hold PII.
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno} in {last.name}"

@@ -1,0 +1,32 @@
+"""Classify any exception raised by a task into a resolution key and a PII-free message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ttsync.errors import ResolvableError
+from ttsync.tiktok.errors import TikTokError
+from ttsync.workspace.errors import ConfigError, WorkspaceError
+
+
+def classify_exception(exc: BaseException) -> dict[str, Any]:
+    """`{resolution, message, kind, code?, request_id?, endpoint?}` for storing with a failed task."""
+    if isinstance(exc, TikTokError):
+        return {
+            "resolution": str(exc.resolution_key),
+            "message": str(exc),
+            "kind": type(exc).__name__,
+            "code": exc.code,
+            "request_id": exc.request_id,
+            "endpoint": exc.endpoint,
+        }
+    if isinstance(exc, ResolvableError):
+        return {"resolution": exc.resolution_key, "message": str(exc), "kind": type(exc).__name__}
+    if isinstance(exc, ConfigError | WorkspaceError):
+        return {"resolution": "configuration_error", "message": str(exc), "kind": type(exc).__name__}
+    # An unexpected error: its text may carry data values, so only its type is kept.
+    return {
+        "resolution": "internal_error",
+        "message": f"unexpected {type(exc).__name__} inside ttsync (a bug: please report it with the workflow id)",
+        "kind": type(exc).__name__,
+    }
