@@ -1,0 +1,123 @@
+"""Find, verify, create and read back the TikTok audience an orchestration writes to.
+
+Audiences are reused by their stored id, never looked up by name: TikTok allows duplicate names, so a lookup
+by name could pick someone else's audience (ref §2.1). A new audience's id is stored before anything else
+happens to it, so a crash right after creating it never leads to a second one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ttsync.errors import AudienceLimitReachedError, AudienceNotReadyError
+from ttsync.tiktok import AsyncTikTokClient, InvalidRequestError, NotFoundError
+from ttsync.tiktok.models.dmp import AudienceDetails
+
+AUDIENCE_CAP = 400  # custom audiences per advertiser (ref §2.5)
+MIN_USABLE_SIZE = 1_000  # people an audience needs before an ad group can use it (ref §2.5)
+
+
+@dataclass(frozen=True)
+class AudienceStatus:
+    """What TikTok says of one audience right now."""
+
+    audience_id: str
+    exists: bool
+    is_valid: bool
+    expired: bool
+    cover_num: int | None
+    name: str = ""
+
+    @property
+    def usable(self) -> bool:
+        """Exists and has not expired (it may still be processing)."""
+        return self.exists and not self.expired
+
+
+async def audience_status(client: AsyncTikTokClient, advertiser_id: str, audience_id: str) -> AudienceStatus:
+    """Read one audience with `dmp/custom_audience/get/` (ref §2.2); a deleted one reads as not existing."""
+    try:
+        result = await client.get_custom_audiences(advertiser_id, [audience_id], history_size=1)
+    except NotFoundError:
+        return AudienceStatus(audience_id, exists=False, is_valid=False, expired=False, cover_num=None)
+    for item in result.audiences:
+        details = item.audience_details
+        if details.audience_id == audience_id:
+            return _status(details)
+    return AudienceStatus(audience_id, exists=False, is_valid=False, expired=False, cover_num=None)
+
+
+def _status(details: AudienceDetails) -> AudienceStatus:
+    # TikTok reports no explicit "expired" flag: an expired audience is invalid and inside (past) its
+    # expiry window, whereas a processing one is invalid but far from expiry (ref §2.2 is_valid/is_expiring).
+    expired = not details.is_valid and bool(details.is_expiring)
+    return AudienceStatus(
+        audience_id=details.audience_id,
+        exists=True,
+        is_valid=bool(details.is_valid),
+        expired=expired,
+        cover_num=details.cover_num,
+        name=details.name,
+    )
+
+
+async def audience_count(client: AsyncTikTokClient, advertiser_id: str) -> int:
+    """How many custom audiences the advertiser has (from the list's page_info)."""
+    page = await client.list_custom_audiences(advertiser_id, page=1, page_size=1)
+    return page.page_info.total_number or len(page.audiences)
+
+
+async def create_partner_audience(client: AsyncTikTokClient, advertiser_id: str, name: str) -> str:
+    """Create a partner audience after checking the 400-audience cap; returns its id."""
+    if await audience_count(client, advertiser_id) >= AUDIENCE_CAP:
+        raise AudienceLimitReachedError(
+            f"advertiser {advertiser_id} already has {AUDIENCE_CAP} custom audiences; delete unused ones in "
+            "TikTok Ads Manager before ttsync can create another"
+        )
+    try:
+        created = await client.create_segment_audience(advertiser_id, name)
+    except InvalidRequestError as exc:
+        if "limit" in exc.message.lower():
+            raise AudienceLimitReachedError(
+                f"TikTok refused a new audience on advertiser {advertiser_id}: {exc.message}"
+            ) from exc
+        raise
+    if not created.audience_id:
+        raise AudienceNotReadyError("TikTok created the audience but returned no audience id")
+    return created.audience_id
+
+
+async def share_audience(
+    client: AsyncTikTokClient, owner_id: str, audience_id: str, advertiser_ids: Sequence[str]
+) -> None:
+    """Share the audience with the other advertisers of the destination (same business center, ref §2.3)."""
+    others = [a for a in advertiser_ids if a != owner_id]
+    for start in range(0, len(others), 10):  # share takes at most 10 advertisers per call
+        await client.share_custom_audiences(owner_id, [audience_id], others[start : start + 10])
+
+
+async def wait_until_ready(
+    client: AsyncTikTokClient,
+    advertiser_id: str,
+    audience_id: str,
+    *,
+    timeout_seconds: float,
+    poll_seconds: float = 2.0,
+) -> AudienceStatus:
+    """Poll until TikTok reports the audience valid (a new partner audience processes for a while first)."""
+    deadline = time.monotonic() + timeout_seconds
+    delay = min(poll_seconds, 0.25)
+    while True:
+        status = await audience_status(client, advertiser_id, audience_id)
+        if status.is_valid or not status.exists or status.expired:
+            return status
+        if time.monotonic() >= deadline:
+            raise AudienceNotReadyError(
+                f"audience {audience_id} was still processing after {timeout_seconds:.0f} s; TikTok usually "
+                "needs a few minutes for a new audience"
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, poll_seconds)

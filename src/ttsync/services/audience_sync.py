@@ -1,0 +1,395 @@
+"""The main job: keep a TikTok custom audience equal to a warehouse query (partner Segment API).
+
+One run is a workflow of named tasks (see `AUDIENCE_TASKS`):
+
+    query            check the query runs and which columns feed which identifiers
+    prepare          stream the query through the identity rules into hashes (Parquet, no raw PII)
+    verify_audience  find the stored audience in TikTok; create (cap-checked) or recreate it; share it
+    plan             diff the new set against the snapshot (DuckDB); stop if the remove guard trips
+    upload           send removes then adds in checkpointed batches within the rate limits
+    commit           replace the snapshot, now that TikTok confirmed every batch
+    read_back        read the audience's size and validity back and store them with the run
+
+Tasks pass results through files in the run folder and their checkpoints in the store, so a retried or
+resolved workflow continues in a new process exactly where the failed one stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ttsync.audiences.audience import (
+    MIN_USABLE_SIZE,
+    audience_status,
+    create_partner_audience,
+    share_audience,
+    wait_until_ready,
+)
+from ttsync.audiences.columns import audience_column_specs
+from ttsync.audiences.deliver import MappingCheckpoint, deliver_partner
+from ttsync.audiences.plan import AudiencePlan, SyncMode, connect, next_snapshot_sql, plan_audience
+from ttsync.audiences.prepare import prepare_to_parquet
+from ttsync.audiences.snapshot import commit_snapshot, delete_snapshot, snapshot_path
+from ttsync.errors import LargeRemovalBlockedError, ResolvableError
+from ttsync.identity import ColumnSpec
+from ttsync.sources import open_source
+from ttsync.store import repos
+from ttsync.store.db import Store
+from ttsync.store.records import AudienceStateRecord
+from ttsync.tiktok import AsyncTikTokClient, RateLimits
+from ttsync.workflows.engine import TaskContext, TaskSpec
+from ttsync.workspace.models import (
+    Credential,
+    DataTemplate,
+    Destination,
+    Orchestration,
+    ResolvedAudienceSettings,
+    Source,
+)
+
+# id schema each user id type is sent as (ref §2.1 id_schema values); MD5 only when the input is MD5.
+ID_SCHEMAS = {"EMAIL": "EMAIL_SHA256", "PHONE": "PHONE_SHA256", "IDFA": "IDFA_SHA256", "AAID": "AAID_SHA256"}
+MD5_SCHEMAS = {"IDFA": "IDFA_MD5", "AAID": "AAID_MD5"}
+
+AUDIENCE_TASKS = ("query", "prepare", "verify_audience", "plan", "upload", "commit", "read_back")
+
+
+class Reporter:
+    """Progress and messages of a run; the CLI renders them with rich, tests and `--json` ignore them."""
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        """A long step starts (total in rows or identifiers when known)."""
+
+    def advance(self, name: str, amount: int) -> None:
+        """Some of a step is done."""
+
+    def note(self, text: str) -> None:
+        """A line worth showing (a warning, an audience created)."""
+
+
+@dataclass
+class RunOptions:
+    """Knobs of one run (defaults suit production; tests and benchmarks turn them)."""
+
+    batch_rows: int = 10_000
+    in_flight: int = 8
+    read_batch_rows: int = 100_000
+    ready_timeout_seconds: float = 600.0
+    allow_large_removal: bool = False
+    rate_limits: RateLimits | None = None
+    duckdb_memory_limit: str = "512MB"
+
+
+@dataclass
+class AudienceRun:
+    """Everything the tasks of one audience workflow need."""
+
+    store: Store
+    root: Path
+    state_dir: Path
+    orchestration: Orchestration
+    destination: Destination
+    template: DataTemplate | None
+    credential: Credential
+    source: Source
+    settings: ResolvedAudienceSettings
+    options: RunOptions = field(default_factory=RunOptions)
+    reporter: Reporter = field(default_factory=Reporter)
+    client_factory: Callable[[], AsyncTikTokClient] | None = None
+
+    @property
+    def primary_advertiser(self) -> str:
+        """The advertiser that owns the audience; the others get it shared."""
+        return self.settings.advertiser_ids[0]
+
+    def run_dir(self, workflow_id: str) -> Path:
+        """Folder of this run's intermediate files (hashes and plans only)."""
+        return self.state_dir / "runs" / workflow_id
+
+    def client(self) -> AsyncTikTokClient:
+        """A client for the destination's environment (the emulator for sandbox)."""
+        if self.client_factory is not None:
+            return self.client_factory()
+        token = self.credential.access_token
+        return AsyncTikTokClient(
+            access_token=token,
+            app_id=self.credential.app_id,
+            app_secret=self.credential.app_secret,
+            base_url=self.destination.base_url(self.credential),
+            max_concurrency=max(self.options.in_flight, 4),
+            rate_limits=self.options.rate_limits,
+        )
+
+    def id_schemas(self, specs: list[ColumnSpec]) -> list[str]:
+        """The id schema of each enabled user id type, in the destination's order."""
+        md5_kinds = {spec.kind.upper() for spec in specs if spec.hash_state == "md5"}
+        return [
+            MD5_SCHEMAS[t] if t in md5_kinds and t in MD5_SCHEMAS else ID_SCHEMAS[t]
+            for t in self.settings.user_id_types
+        ]
+
+    def column_specs(self, columns: list[str]) -> list[ColumnSpec]:
+        """Identifier column specs from the template's attribute mapping (or column names)."""
+        mapping = self.template.attribute_mapping if self.template else {}
+        return audience_column_specs(
+            user_id_types=self.settings.user_id_types,
+            mapping=mapping,
+            columns=columns,
+            default_region=self.settings.default_region,
+            phone_format=self.settings.phone_format,
+        )
+
+    # -- tasks -------------------------------------------------------------------------------------------
+
+    def tasks(self) -> list[TaskSpec]:
+        """The workflow's tasks in order."""
+        return [
+            TaskSpec("query", self.task_query),
+            TaskSpec("prepare", self.task_prepare),
+            TaskSpec("verify_audience", self.task_verify_audience),
+            TaskSpec("plan", self.task_plan),
+            TaskSpec("upload", self.task_upload),
+            TaskSpec("commit", self.task_commit),
+            TaskSpec("read_back", self.task_read_back),
+        ]
+
+    async def task_query(self, ctx: TaskContext) -> dict[str, Any]:
+        """Check the query and the identifier columns before reading any row."""
+        with open_source(self.source, self.root) as source:
+            columns = source.columns(self.orchestration.query)
+        specs = self.column_specs(columns)
+        ctx.shared["columns"] = columns
+        for warning in self.settings.warnings():
+            self.reporter.note(f"warning: {warning}")
+        return {"columns": len(columns), "identifier_columns": [s.column for s in specs]}
+
+    async def task_prepare(self, ctx: TaskContext) -> dict[str, Any]:
+        """Stream the query through the identity rules into Parquet files of hashes."""
+        run_dir = self.run_dir(ctx.workflow_id)
+        with open_source(self.source, self.root) as source:
+            specs = self.column_specs(ctx.shared.get("columns") or source.columns(self.orchestration.query))
+            self.reporter.stage("prepare")
+            output = prepare_to_parquet(
+                source.stream(self.orchestration.query, batch_rows=self.options.read_batch_rows),
+                specs=specs,
+                key_column=self.orchestration.key_column,
+                out_dir=run_dir / "prepared",
+                progress=lambda n: self.reporter.advance("prepare", n),
+            )
+        report = output.report.to_dict()
+        (run_dir / "match_report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+        ctx.shared["match_report"] = report
+        ctx.shared["id_schemas"] = self.id_schemas(specs)
+        return {
+            "rows_read": output.rows_read,
+            "identifiers": output.ids_written,
+            "rejected_values": output.rejects_written,
+            "id_schemas": self.id_schemas(specs),
+            "match_report": report,
+        }
+
+    async def task_verify_audience(self, ctx: TaskContext) -> dict[str, Any]:
+        """Reuse the stored audience if TikTok still has it; otherwise create (or recreate) it."""
+        advertiser = self.primary_advertiser
+        states = {
+            s.advertiser_id: s
+            for s in repos.get_audience_states(self.store, self.destination.name, self.orchestration.name)
+        }
+        stored = states.get(advertiser)
+        created = recreated = False
+        async with self.client() as client:
+            audience_id: str | None = None
+            if stored is not None and SyncMode(self.settings.mode) is not SyncMode.CREATE:
+                status = await audience_status(client, advertiser, stored.audience_id)
+                if status.usable:
+                    audience_id = stored.audience_id
+                else:
+                    recreated = True
+                    why = "expired" if status.expired else "no longer exists"
+                    self._notify(
+                        ctx,
+                        "warning",
+                        f"audience {stored.audience_id} {why} in TikTok; ttsync creates a new one and uploads "
+                        "everyone again",
+                    )
+                    delete_snapshot(self._snapshot(stored.audience_id))
+            if audience_id is None:
+                audience_id = ctx.checkpoint.get("created_audience_id")  # created by an earlier attempt
+            if audience_id is None:
+                audience_id = await create_partner_audience(client, advertiser, self.settings.audience_name)
+                created = True
+                # Store the id at once: a crash from here on must reuse this audience, never make another.
+                ctx.save_checkpoint({"created_audience_id": audience_id})
+                self._save_state(audience_id, None, None)
+                self.reporter.note(f"created audience {audience_id} on advertiser {advertiser}")
+            if len(self.settings.advertiser_ids) > 1 and (created or not ctx.checkpoint.get("shared")):
+                await share_audience(client, advertiser, audience_id, self.settings.advertiser_ids)
+                ctx.save_checkpoint(ctx.checkpoint | {"shared": True})
+        self._save_state(audience_id, None, None)
+        ctx.shared["audience_id"] = audience_id
+        return {"audience_id": audience_id, "created": created, "recreated": recreated}
+
+    async def task_plan(self, ctx: TaskContext) -> dict[str, Any]:
+        """Diff against the snapshot; stop before sending when the remove guard trips."""
+        audience_id = self._audience_id(ctx)
+        run_dir = self.run_dir(ctx.workflow_id)
+        id_schemas = ctx.shared.get("id_schemas") or self._task_counts(ctx, "prepare")["id_schemas"]
+        con = connect(run_dir / "plan", memory_limit=self.options.duckdb_memory_limit)
+        try:
+            plan = plan_audience(
+                con,
+                prepared_glob=str(run_dir / "prepared" / "ids.parquet"),
+                snapshot=self._snapshot(audience_id),
+                id_schemas=id_schemas,
+                mode=SyncMode(self.settings.mode),
+                work_dir=run_dir / "plan",
+            )
+        finally:
+            con.close()
+        guard = self.settings.remove_guard
+        if plan.remove_share > guard and not self.options.allow_large_removal:
+            raise LargeRemovalBlockedError(
+                f"this run would remove {plan.remove_ids:,} of {plan.previous_ids:,} identifiers "
+                f"({plan.remove_share:.0%}), above the remove guard of {guard:.0%}"
+            )
+        ctx.save_checkpoint({"plan": plan.to_state()})
+        if plan.current_people < MIN_USABLE_SIZE:
+            self.reporter.note(
+                f"warning: the audience has {plan.current_people:,} people; TikTok needs at least "
+                f"{MIN_USABLE_SIZE:,} before an ad group can use it"
+            )
+        return plan.to_dict()
+
+    async def task_upload(self, ctx: TaskContext) -> dict[str, Any]:
+        """Send the plan in checkpointed batches (removes first, then adds)."""
+        audience_id = self._audience_id(ctx)
+        plan = self._plan(ctx)
+        checkpoint = MappingCheckpoint.from_json(
+            ctx.checkpoint.get("mapping"), audience_id, self.options.batch_rows
+        )
+        run_dir = self.run_dir(ctx.workflow_id)
+        con = connect(run_dir / "upload", memory_limit=self.options.duckdb_memory_limit)
+        self.reporter.stage("upload", plan.remove_ids + plan.add_ids)
+        try:
+            async with self.client() as client:
+                status = await wait_until_ready(
+                    client,
+                    self.primary_advertiser,
+                    audience_id,
+                    timeout_seconds=self.options.ready_timeout_seconds,
+                )
+                if not status.usable:
+                    raise ResolvableError(
+                        f"audience {audience_id} disappeared from TikTok during the run; restart the workflow "
+                        "to recreate it",
+                        resolution_key="audience_not_editable",
+                    )
+
+                async def send(
+                    *, action: str, advertiser_ids: Any, id_schema: Any, batch_data_json: str
+                ) -> None:
+                    await client.segment_mapping_json(
+                        action=action,
+                        advertiser_ids=list(advertiser_ids),
+                        id_schema=list(id_schema),
+                        batch_data_json=batch_data_json,
+                    )
+
+                counts = await deliver_partner(
+                    con,
+                    plan,
+                    send=send,
+                    advertiser_ids=[self.primary_advertiser],
+                    checkpoint=checkpoint,
+                    save_checkpoint=lambda cp: ctx.save_checkpoint({"mapping": cp.to_json()}),
+                    progress=lambda _phase, n: self.reporter.advance("upload", n),
+                    in_flight=self.options.in_flight,
+                )
+        finally:
+            con.close()
+        return counts.to_dict()
+
+    async def task_commit(self, ctx: TaskContext) -> dict[str, Any]:
+        """Replace the snapshot: every batch of the plan was confirmed by TikTok."""
+        audience_id = self._audience_id(ctx)
+        plan = self._plan(ctx)
+        path = self._snapshot(audience_id)
+        con = connect(self.run_dir(ctx.workflow_id) / "commit", memory_limit=self.options.duckdb_memory_limit)
+        try:
+            size = commit_snapshot(con, next_snapshot_sql(plan, path), path)
+        finally:
+            con.close()
+        return {"snapshot_ids": size}
+
+    async def task_read_back(self, ctx: TaskContext) -> dict[str, Any]:
+        """Read size and validity back from TikTok and store them with the run."""
+        audience_id = self._audience_id(ctx)
+        plan = self._plan(ctx)
+        async with self.client() as client:
+            status = await audience_status(client, self.primary_advertiser, audience_id)
+        self._save_state(audience_id, status.cover_num, status.is_valid)
+        match_rate = (
+            round(status.cover_num / plan.current_people, 4)
+            if status.cover_num and plan.current_people
+            else None
+        )
+        return {
+            "audience_id": audience_id,
+            "tiktok_size": status.cover_num,
+            "is_valid": status.is_valid,
+            "people_sent": plan.current_people,
+            "match_rate": match_rate,
+        }
+
+    # -- helpers -------------------------------------------------------------------------------------------
+
+    def _snapshot(self, audience_id: str) -> Path:
+        return snapshot_path(self.state_dir, f"{self.destination.name}__{self.orchestration.name}", audience_id)
+
+    def _audience_id(self, ctx: TaskContext) -> str:
+        if "audience_id" in ctx.shared:
+            return str(ctx.shared["audience_id"])
+        audience_id = self._task_counts(ctx, "verify_audience").get("audience_id")
+        if not audience_id:
+            raise ResolvableError("the audience was not verified yet: restart the workflow")
+        ctx.shared["audience_id"] = audience_id
+        return str(audience_id)
+
+    def _plan(self, ctx: TaskContext) -> AudiencePlan:
+        workflow = repos.get_workflow(self.store, ctx.workflow_id)
+        task = next(t for t in workflow.tasks if t.name == "plan")
+        return AudiencePlan.from_state(task.checkpoint["plan"])
+
+    def _task_counts(self, ctx: TaskContext, name: str) -> dict[str, Any]:
+        workflow = repos.get_workflow(self.store, ctx.workflow_id)
+        return next(t for t in workflow.tasks if t.name == name).counts
+
+    def _save_state(self, audience_id: str, size: int | None, valid: bool | None) -> None:
+        repos.put_audience_state(
+            self.store,
+            AudienceStateRecord(
+                destination=self.destination.name,
+                orchestration=self.orchestration.name,
+                advertiser_id=self.primary_advertiser,
+                audience_id=audience_id,
+                audience_name=self.settings.audience_name,
+                last_size=size,
+                is_valid=valid,
+                checked_at=datetime.now(UTC) if size is not None or valid is not None else None,
+            ),
+        )
+
+    def _notify(self, ctx: TaskContext, severity: str, message: str) -> None:
+        self.reporter.note(message)
+        repos.add_notification(
+            self.store,
+            workflow_id=ctx.workflow_id,
+            severity="warning" if severity == "warning" else "info",
+            title=f"{self.orchestration.name}: audience recreated",
+            message=message,
+        )
