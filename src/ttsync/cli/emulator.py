@@ -2,6 +2,65 @@
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(help="Run the local TikTok Business API emulator (the sandbox environment).", no_args_is_help=True)
+app = typer.Typer(
+    help="Run the local TikTok Business API emulator (the sandbox environment).", no_args_is_help=True
+)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file + rename so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = 8765,
+    seed: Annotated[
+        str, typer.Option(help="Initial world: demo or empty (ignored when --state has one).")
+    ] = "demo",
+    seed_out: Annotated[
+        Path | None, typer.Option("--seed-out", help="Write the seed's ids, secret and tokens as JSON here.")
+    ] = None,
+    state: Annotated[
+        Path | None, typer.Option("--state", help="SQLite file keeping the emulator's state across restarts.")
+    ] = None,
+) -> None:
+    """Serve the emulated TikTok Business API v1.3 until interrupted (Ctrl-C)."""
+    # Imported here so `ttsync --help` stays fast.
+    from ttsync.emulator.app import Emulator
+    from ttsync.emulator.persistence import Persistence
+    from ttsync.emulator.seed import SEEDS, build_state
+    from ttsync.emulator.server import bind_socket, make_server
+
+    if seed not in SEEDS:
+        raise typer.BadParameter(f"choose one of {', '.join(SEEDS)}", param_hint="--seed")
+    persistence = Persistence(state) if state is not None else None
+    loaded = persistence.load() if persistence is not None else None
+    emulator = Emulator(loaded if loaded is not None else build_state(seed), persistence=persistence)
+    sock = bind_socket(host, port)
+    real_port = sock.getsockname()[1]
+    root = f"http://{host}:{real_port}"
+    info = emulator.seed_info(root)
+    if seed_out is not None:
+        _write_atomic(seed_out, json.dumps(info, indent=2) + "\n")
+    typer.echo(f"ttsync emulator listening on {info['base_url']} (admin API: {root}/_emulator/)", err=False)
+    server = make_server(emulator)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        if persistence is not None:
+            persistence.close()

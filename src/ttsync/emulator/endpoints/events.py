@@ -1,0 +1,168 @@
+"""Events API 2.0: event/track/ (ref §3, §8.6).
+
+The whole request fails on the first bad event with a 40002 naming ``data.N.field`` (ref §3.4: errors are
+whole-request, with a field path). Accepted events are de-duplicated on (event_source_id, event, event_id)
+within 48 hours, the first copy winning (ref §3.3); events with a top-level ``test_event_code`` are kept
+apart and never de-duplicated against real ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Final
+
+from ttsync.emulator.endpoints.common import Ctx, JsonDict, advertiser_access, endpoint
+from ttsync.emulator.errors import PARAM_ERROR, PII_NOT_HASHED, ApiError, param_error
+from ttsync.emulator.model import EventBatch
+from ttsync.emulator.validate import MISSING, NOT_INT, NOT_STRING, one_of, opt_str, req_str
+
+EVENT_SOURCES: Final = ("web", "app", "offline", "crm")
+# The union of every standard-name list in ref §3.2 (TikTok renamed events in 2024-2025; both are accepted).
+EVENT_NAMES: Final = frozenset(
+    {
+        # current web / offline / CRM list
+        "AddPaymentInfo", "AddToCart", "AddToWishlist", "ApplicationApproval", "CompleteRegistration", "Contact",
+        "CustomizeProduct", "Download", "FindLocation", "InitiateCheckout", "Lead", "Purchase", "Schedule",
+        "Search", "StartTrial", "SubmitApplication", "Subscribe", "ViewContent",
+        # older names still in use
+        "ClickButton", "CompletePayment", "PlaceAnOrder", "SubmitForm", "PageView",
+        # app events
+        "AchieveLevel", "Checkout", "CompleteTutorial", "CreateGroup", "CreateRole", "GenerateLead",
+        "InAppADClick", "InAppADImpr", "InstallApp", "JoinGroup", "LaunchAPP", "LoanApplication",
+        "LoanApproval", "LoanDisbursal", "Login", "Rate", "Registration", "SpendCredits", "UnlockAchievement",
+    }
+)  # fmt: skip
+MAX_EVENTS: Final = 1_000  # ref §3.1
+HASHED_USER_FIELDS: Final = ("email", "phone", "external_id")  # SHA-256 lowercase hex (ref §6.1)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+BAD_SOURCE_ID: Final = "Invalid value for event_source_id: not a valid string."  # observed wording (ref §3.5)
+
+
+def _check_user(user: object, prefix: str) -> None:
+    if not isinstance(user, dict):
+        raise param_error(prefix, "Not a valid object")
+    for key in HASHED_USER_FIELDS:
+        value = user.get(key)
+        if value is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        for j, item in enumerate(values):
+            path = f"{prefix}.{key}" if value is not values else f"{prefix}.{key}.{j}"
+            if not isinstance(item, str):
+                raise param_error(path, NOT_STRING)
+            if item and _SHA256.fullmatch(item) is None:
+                # Emulator choice: 40062 PII_NOT_HASHED (ref §3.4, §6.1) for values that are not SHA-256 hex.
+                raise ApiError(
+                    PII_NOT_HASHED, f"{path}: must be SHA-256 hashed (64 lowercase hex characters)"
+                )
+
+
+def _check_properties(props: object, prefix: str) -> None:
+    if not isinstance(props, dict):
+        raise param_error(prefix, "Not a valid object")
+    value = props.get("value")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise param_error(f"{prefix}.value", "Not a valid number")
+    currency = props.get("currency")
+    if currency is not None and not isinstance(currency, str):
+        raise param_error(f"{prefix}.currency", NOT_STRING)
+    contents = props.get("contents")
+    if contents is not None and not isinstance(contents, list):
+        raise param_error(f"{prefix}.contents", "Not a valid list")
+
+
+@endpoint("event/track/", "POST")
+def event_track(ctx: Ctx) -> JsonDict:
+    """Receive 1–1,000 events for one event source."""
+    p = ctx.params
+    state = ctx.state
+    source = one_of(req_str(p, "event_source"), EVENT_SOURCES, "event_source")
+    source_id = p.get("event_source_id")
+    if source_id is None:
+        raise param_error("event_source_id", MISSING)
+    if not isinstance(source_id, str):
+        raise ApiError(PARAM_ERROR, BAD_SOURCE_ID)
+    event_set = state.event_sets.get(source_id)
+    if event_set is None or event_set.kind != source:
+        raise ApiError(PARAM_ERROR, BAD_SOURCE_ID)
+    advertiser_access(ctx, event_set.advertiser_id, write=True)
+    test_code = opt_str(p, "test_event_code")
+    opt_str(p, "partner_name")
+    data = p.get("data")
+    if data is None:
+        raise param_error("data", MISSING)
+    if not isinstance(data, list):
+        raise param_error("data", "Not a valid list")
+    if not 1 <= len(data) <= MAX_EVENTS:
+        raise param_error("data", f"Length must be between 1 and {MAX_EVENTS}")
+
+    check_names = source != "crm"  # CRM events may use custom names (ref §3.1)
+    keys: list[bytes | None] = []
+    for i, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise param_error(f"data.{i}", "Not a valid object")
+        name = item.get("event")
+        if not isinstance(name, str):
+            raise param_error(f"data.{i}.event", MISSING if name is None else NOT_STRING)
+        if check_names and name not in EVENT_NAMES:
+            raise param_error(
+                f"data.{i}.event", f"Invalid event name {name!r}: not a supported standard event"
+            )
+        event_time = item.get("event_time")
+        if event_time is None:
+            raise param_error(f"data.{i}.event_time", MISSING)
+        if isinstance(event_time, bool) or not isinstance(event_time, int):
+            raise param_error(f"data.{i}.event_time", NOT_INT)
+        event_id = item.get("event_id")
+        if event_id is not None and not isinstance(event_id, str):
+            raise param_error(f"data.{i}.event_id", NOT_STRING)
+        user = item.get("user")
+        if user is not None:
+            _check_user(user, f"data.{i}.user")
+        props = item.get("properties")
+        if props is not None:
+            _check_properties(props, f"data.{i}.properties")
+        keys.append(
+            hashlib.blake2b(f"{source_id}\x00{name}\x00{event_id}".encode(), digest_size=16).digest()
+            if event_id
+            else None
+        )
+
+    stats = state.event_stats
+    stats.received += len(data)
+    now = ctx.now
+    accepted: list[int] | None
+    if test_code:
+        accepted = None
+        stats.test += len(data)
+        target = state.test_event_batches
+    else:
+        dedupe = state.dedupe
+        window = state.config.dedupe_window
+        kept: list[int] = []
+        new_keys: list[tuple[bytes, float]] = []
+        for i, key in enumerate(keys):
+            if key is not None:
+                first = dedupe.get(key)
+                if first is not None and now - first < window:
+                    continue  # duplicate within 48 hours: the first copy wins (ref §3.3)
+                dedupe[key] = now
+                new_keys.append((key, now))
+            kept.append(i)
+        stats.accepted += len(kept)
+        stats.deduplicated += len(data) - len(kept)
+        accepted = None if len(kept) == len(data) else kept
+        target = state.event_batches
+        if new_keys and state.journal is not None:
+            state.journal.dedupe_keys(new_keys)
+        if not kept:
+            return {}
+    count = len(data) if accepted is None else len(accepted)
+    if stats.stored + count <= state.config.max_stored_events:
+        batch = EventBatch(source_id, source, now, ctx.body, accepted, test_code)
+        target.setdefault(source_id, []).append(batch)
+        stats.stored += count
+        if state.journal is not None:
+            state.journal.events_stored(batch)
+    return {}

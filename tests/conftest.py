@@ -1,0 +1,54 @@
+"""Shared pytest fixtures: one emulator server per session, reset to a fresh demo seed for each test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from ttsync.emulator.testing import EmulatorServer, RawApi
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[EmulatorServer]:
+    """One emulator on a free 127.0.0.1 port for the whole test session."""
+    with EmulatorServer(seed="demo") as server:
+        yield server
+
+
+@pytest.fixture
+def emulator(emulator_server: EmulatorServer) -> EmulatorServer:
+    """The session emulator, reset to a fresh demo seed (also clears faults, limit counters and the clock)."""
+    emulator_server.admin.reset("demo")
+    return emulator_server
+
+
+@pytest.fixture
+def raw_api(emulator: EmulatorServer) -> Iterator[RawApi]:
+    """Raw API access with the demo Operator token."""
+    api = RawApi(emulator, emulator.seed.operator_token)
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def analyst_api(emulator: EmulatorServer) -> Iterator[RawApi]:
+    """Raw API access with the demo Analyst token."""
+    api = RawApi(emulator, emulator.seed.analyst_token)
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def api_with(emulator: EmulatorServer) -> Iterator[Callable[[str | None], RawApi]]:
+    """Factory of raw API clients for any token (closed after the test)."""
+    made: list[RawApi] = []
+
+    def make(token: str | None) -> RawApi:
+        api = RawApi(emulator, token)
+        made.append(api)
+        return api
+
+    yield make
+    for api in made:
+        api.close()
