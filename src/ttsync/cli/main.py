@@ -6,6 +6,9 @@ import typer
 
 from ttsync import __version__
 from ttsync.cli import emulator as emulator_cli
+from ttsync.cli import identity as identity_cli
+from ttsync.cli import runs as runs_cli
+from ttsync.cli import workspace as workspace_cli
 
 app = typer.Typer(
     name="ttsync",
@@ -14,6 +17,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(emulator_cli.app, name="emulator")
+app.add_typer(identity_cli.app, name="identity")
+workspace_cli.register(app)
+runs_cli.register(app)
 
 
 @app.command()

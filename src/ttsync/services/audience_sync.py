@@ -182,7 +182,9 @@ class AudienceRun:
                 progress=lambda n: self.reporter.advance("prepare", n),
             )
         report = output.report.to_dict()
-        (run_dir / "match_report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+        (run_dir / "match_report.json").write_text(
+            json.dumps(report, indent=2, default=str), encoding="utf-8"
+        )
         ctx.shared["match_report"] = report
         ctx.shared["id_schemas"] = self.id_schemas(specs)
         return {
@@ -217,7 +219,7 @@ class AudienceRun:
                         f"audience {stored.audience_id} {why} in TikTok; ttsync creates a new one and uploads "
                         "everyone again",
                     )
-                    delete_snapshot(self._snapshot(stored.audience_id))
+                    delete_snapshot(self.snapshot_file(stored.audience_id))
             if audience_id is None:
                 audience_id = ctx.checkpoint.get("created_audience_id")  # created by an earlier attempt
             if audience_id is None:
@@ -244,7 +246,7 @@ class AudienceRun:
             plan = plan_audience(
                 con,
                 prepared_glob=str(run_dir / "prepared" / "ids.parquet"),
-                snapshot=self._snapshot(audience_id),
+                snapshot=self.snapshot_file(audience_id),
                 id_schemas=id_schemas,
                 mode=SyncMode(self.settings.mode),
                 work_dir=run_dir / "plan",
@@ -318,7 +320,7 @@ class AudienceRun:
         """Replace the snapshot: every batch of the plan was confirmed by TikTok."""
         audience_id = self._audience_id(ctx)
         plan = self._plan(ctx)
-        path = self._snapshot(audience_id)
+        path = self.snapshot_file(audience_id)
         con = connect(self.run_dir(ctx.workflow_id) / "commit", memory_limit=self.options.duckdb_memory_limit)
         try:
             size = commit_snapshot(con, next_snapshot_sql(plan, path), path)
@@ -348,8 +350,11 @@ class AudienceRun:
 
     # -- helpers -------------------------------------------------------------------------------------------
 
-    def _snapshot(self, audience_id: str) -> Path:
-        return snapshot_path(self.state_dir, f"{self.destination.name}__{self.orchestration.name}", audience_id)
+    def snapshot_file(self, audience_id: str) -> Path:
+        """The snapshot of this orchestration's audience on this destination."""
+        return snapshot_path(
+            self.state_dir, f"{self.destination.name}__{self.orchestration.name}", audience_id
+        )
 
     def _audience_id(self, ctx: TaskContext) -> str:
         if "audience_id" in ctx.shared:

@@ -1,0 +1,253 @@
+"""`ttsync run`, `ttsync workflows ...` and `ttsync notifications`: start, watch and continue runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ttsync.cli.progress import RichReporter
+from ttsync.cli.workspace import JsonOption, WorkspaceOption, _errors, _print_json, _store
+from ttsync.services.audience_sync import RunOptions
+from ttsync.services.runs import RunOutcome, build_run, continue_run, preview_run, start_run
+from ttsync.store import repos
+from ttsync.store.records import WorkflowRecord
+from ttsync.workflows.resolutions import resolution_for
+from ttsync.workspace.layout import Workspace
+
+_out = Console()
+_err = Console(stderr=True)
+
+workflows_app = typer.Typer(
+    help="Runs of orchestrations: list, show, retry, restart, resolve.", no_args_is_help=True
+)
+
+
+def run(
+    orchestration: Annotated[str, typer.Argument(help="Name of the orchestration to run.")],
+    plan: Annotated[bool, typer.Option("--plan", help="Show what would happen; send nothing.")] = False,
+    allow_large_removal: Annotated[
+        bool, typer.Option("--allow-large-removal", help="Let this run remove more than the remove guard.")
+    ] = False,
+    batch_rows: Annotated[
+        int, typer.Option("--batch-rows", min=1, help="Identifiers per mapping request.")
+    ] = 10_000,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run an orchestration now: sync its audience (or preview with --plan)."""
+    options = RunOptions(batch_rows=batch_rows, allow_large_removal=allow_large_removal)
+    ws = Workspace.discover(workspace)
+    reporter = RichReporter(enabled=not as_json and _err.is_terminal)
+    with _store(workspace) as store, reporter, _errors():
+        audience_run = build_run(ws, store, orchestration, options=options, reporter=reporter)
+        if plan:
+            preview = preview_run(audience_run)
+        else:
+            outcome = start_run(audience_run)
+    if plan:
+        _show_preview(preview, as_json)
+        return
+    _show_outcome(outcome, as_json)
+
+
+def _show_preview(preview: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(preview)
+        return
+    p = preview["plan"]
+    table = Table(
+        title=f"Plan for {preview['orchestration']} → {preview['audience_name']}", show_header=False
+    )
+    table.add_row("rows read", f"{preview['rows_read']:,}")
+    table.add_row("people with an identifier", f"{p['current_people']:,}")
+    table.add_row("identifiers now", f"{p['current_ids']:,}")
+    table.add_row("identifiers in TikTok (snapshot)", f"{p['previous_ids']:,}")
+    table.add_row("[green]to add[/green]", f"{p['add_ids']:,}")
+    table.add_row("[red]to remove[/red]", f"{p['remove_ids']:,} ({p['remove_share']:.1%})")
+    audience = preview["audience"]
+    table.add_row("audience", str(audience.get("audience_id") or "new (created on first run)"))
+    for reason, count in preview["rejected_by_reason"].items():
+        table.add_row(f"rejected: {reason}", f"{count:,}")
+    _out.print(table)
+    _show_match_report(preview["match_report"])
+    for warning in preview["warnings"]:
+        _err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    _out.print("Nothing was sent. Run without --plan to sync.", highlight=False)
+
+
+def _show_match_report(report: dict[str, Any]) -> None:
+    types = report.get("types") or report.get("by_type") or {}
+    if not isinstance(types, dict) or not types:
+        return
+    table = Table("identifier", "present", "valid", "rejected", "duplicates", title="Match quality")
+    for name, row in types.items():
+        if not isinstance(row, dict):
+            continue
+        rejected = row.get("rejected", {})
+        rejected_total = sum(rejected.values()) if isinstance(rejected, dict) else rejected
+        table.add_row(
+            str(name),
+            f"{row.get('present', 0):,}",
+            f"{row.get('valid', 0):,}",
+            f"{rejected_total:,}",
+            f"{row.get('duplicates', 0):,}",
+        )
+    _out.print(table)
+
+
+def _show_outcome(outcome: RunOutcome, as_json: bool) -> None:
+    if as_json:
+        _print_json(outcome.to_dict())
+        if not outcome.ok:
+            raise typer.Exit(1)
+        return
+    _show_workflow(outcome.workflow)
+    if not outcome.ok:
+        raise typer.Exit(1)
+
+
+def _show_workflow(workflow: WorkflowRecord) -> None:
+    color = {"succeeded": "green", "failed": "red"}.get(workflow.state, "yellow")
+    _out.print(
+        f"workflow [bold]{workflow.id}[/bold] for {workflow.orchestration}: [{color}]{workflow.state}[/{color}]"
+    )
+    table = Table("task", "state", "attempts", "seconds", "counts")
+    for task in workflow.tasks:
+        seconds = (
+            f"{(task.finished_at - task.started_at).total_seconds():.1f}"
+            if task.started_at and task.finished_at
+            else ""
+        )
+        counts = ", ".join(
+            f"{k}={v:,}" if isinstance(v, int) and not isinstance(v, bool) else f"{k}={v}"
+            for k, v in task.counts.items()
+            if k != "match_report" and not isinstance(v, dict | list)
+        )
+        tcolor = {"succeeded": "green", "failed": "red"}.get(task.state, "dim")
+        table.add_row(task.name, f"[{tcolor}]{task.state}[/{tcolor}]", str(task.attempts), seconds, counts)
+    _out.print(table)
+    if workflow.state == "failed":
+        error = workflow.error or {}
+        resolution = resolution_for(error.get("resolution"))
+        _out.print(
+            f"[red bold]{resolution.title}[/red bold] (task {error.get('task')}): {error.get('message')}"
+        )
+        _out.print(f"What happened: {resolution.what}", highlight=False)
+        _out.print(f"Why: {resolution.why}", highlight=False)
+        for i, step in enumerate(resolution.steps, 1):
+            _out.print(f"  {i}. {step.replace('ID', workflow.id)}", highlight=False)
+        _out.print(
+            f"Continue with: ttsync workflows {resolution.action.value} {workflow.id}", highlight=False
+        )
+
+
+@workflows_app.command("list")
+def workflows_list(
+    orchestration: Annotated[str | None, typer.Option("--orchestration", "-o", help="Only this one.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Recent workflows, newest first."""
+    with _store(workspace) as store, _errors():
+        items = repos.list_workflows(store, orchestration=orchestration, limit=limit)
+    if as_json:
+        _print_json([w.model_dump(mode="json") for w in items])
+        return
+    table = Table("id", "orchestration", "state", "created", "resolution")
+    for w in items:
+        resolution = (w.error or {}).get("resolution", "") if w.state == "failed" else ""
+        table.add_row(w.id, w.orchestration, w.state, f"{w.created_at:%Y-%m-%d %H:%M:%S}", resolution)
+    _out.print(table)
+
+
+@workflows_app.command("show")
+def workflows_show(
+    workflow_id: Annotated[str, typer.Argument(help="Workflow id (see `ttsync workflows list`).")],
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One workflow with its tasks, timings, counts and, when it failed, the resolution."""
+    with _store(workspace) as store, _errors():
+        workflow = repos.get_workflow(store, workflow_id)
+    if as_json:
+        _print_json(RunOutcome(workflow, ok=workflow.state != "failed").to_dict())
+    else:
+        _show_workflow(workflow)
+
+
+def _continue(workflow_id: str, action: str, task: str | None, workspace: Path | None, as_json: bool) -> None:
+    ws = Workspace.discover(workspace)
+    reporter = RichReporter(enabled=not as_json and _err.is_terminal)
+    with _store(workspace) as store, reporter, _errors():
+        workflow = repos.get_workflow(store, workflow_id)
+        audience_run = build_run(ws, store, workflow.orchestration, reporter=reporter)
+        outcome = continue_run(audience_run, workflow_id, action, task)
+    _show_outcome(outcome, as_json)
+
+
+@workflows_app.command("retry")
+def workflows_retry(
+    workflow_id: Annotated[str, typer.Argument()],
+    task: Annotated[
+        str | None, typer.Option("--task", help="Task to run again (default: the failed one).")
+    ] = None,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the failed task again and continue; what TikTok confirmed is not sent again."""
+    _continue(workflow_id, "retry", task, workspace, as_json)
+
+
+@workflows_app.command("restart")
+def workflows_restart(
+    workflow_id: Annotated[str, typer.Argument()],
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the workflow again from its first task."""
+    _continue(workflow_id, "restart", None, workspace, as_json)
+
+
+@workflows_app.command("resolve")
+def workflows_resolve(
+    workflow_id: Annotated[str, typer.Argument()],
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-check the (fixed) configuration, then continue from the last checkpoint."""
+    _continue(workflow_id, "resolve", None, workspace, as_json)
+
+
+def notifications(
+    unread: Annotated[bool, typer.Option("--unread", help="Only unread notifications.")] = False,
+    mark_read: Annotated[bool, typer.Option("--mark-read", help="Mark the listed ones read.")] = False,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Alerts raised by workflows, newest first."""
+    with _store(workspace) as store, _errors():
+        items = repos.list_notifications(store, unread_only=unread)
+        if mark_read:
+            for item in items:
+                repos.update_notification(store, item.id, read=True)
+    if as_json:
+        _print_json([n.model_dump(mode="json") for n in items])
+        return
+    table = Table("id", "when", "severity", "title", "workflow")
+    for n in items:
+        table.add_row(
+            str(n.id), f"{n.created_at:%Y-%m-%d %H:%M:%S}", n.severity, n.title, n.workflow_id or ""
+        )
+    _out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the main app."""
+    app.command("run")(run)
+    app.add_typer(workflows_app, name="workflows")
+    app.command("notifications")(notifications)
