@@ -1,0 +1,273 @@
+"""Workspace commands: `init`, `apply`, `export`, and list/show/add/remove for each kind of object."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from ttsync.sources import SourceError
+from ttsync.store import SecretKeyError, Store, StoreError, repos
+from ttsync.workspace.errors import ConfigError, WorkspaceError
+from ttsync.workspace.models import DataTemplate, Destination, Orchestration, Source, format_validation_error
+
+WorkspaceOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace", "-w", help="Workspace folder (default: $TTSYNC_WORKSPACE, else the current folder)."
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+_out = Console()
+_err = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    _err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    return typer.Exit(code=2)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except (WorkspaceError, SourceError, StoreError, SecretKeyError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@contextmanager
+def _store(workspace: Path | None) -> Iterator[Store]:
+    from ttsync.workspace.layout import Workspace
+
+    with _errors():
+        store = Workspace.discover(workspace).open_store()
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# init / apply / export
+
+
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the workspace in.")],
+    sample: Annotated[
+        bool, typer.Option("--sample", help="Also generate the sample DuckDB warehouse.")
+    ] = False,
+    rows: Annotated[int, typer.Option("--rows", min=1, help="Customers in the sample warehouse.")] = 10_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sample generator.")] = 7,
+    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty folder.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a workspace: ttsync.yaml, state/ (store and key) and optionally a sample warehouse."""
+    from ttsync.workspace.init import init_workspace
+
+    with _errors():
+        result = init_workspace(directory, sample=sample, rows=rows, seed=seed, force=force)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    for path in result.created:
+        _out.print(f"created {path}", highlight=False)
+    for table, count in result.sample_counts.items():
+        _out.print(f"  {table}: {count:,} rows", highlight=False)
+    _out.print(f"next: cd {result.workspace.root} && ttsync apply -f ttsync.yaml", highlight=False)
+
+
+def apply(
+    file: Annotated[Path, typer.Option("--file", "-f", help="Config file to apply.")] = Path("ttsync.yaml"),
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create or update the objects of a config file in the store (idempotent)."""
+    from ttsync.workspace.apply import apply_config
+    from ttsync.workspace.config import load_config
+    from ttsync.workspace.layout import Workspace
+
+    with _errors():
+        ws = Workspace.discover(workspace)
+        path = file if file.is_absolute() or file.exists() else ws.root / file
+        config = load_config(path)
+    with _store(workspace) as store, _errors():
+        result = apply_config(store, config)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    table = Table("kind", "name", "change")
+    for obj in result.objects:
+        color = {"created": "green", "updated": "yellow"}.get(obj.change, "dim")
+        table.add_row(obj.kind, obj.name, f"[{color}]{obj.change}[/{color}]")
+    _out.print(table)
+    for warning in result.warnings:
+        _err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+
+
+def export(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
+    ] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Write the store's objects as a config file (secrets only as environment-variable names)."""
+    from ttsync.workspace.apply import export_config
+    from ttsync.workspace.config import dump_config
+
+    with _store(workspace) as store, _errors():
+        text = dump_config(export_config(store))
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        _err.print(f"wrote {output}", highlight=False)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# list / show / add / remove per object kind
+
+
+def _load_object_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold one object (a YAML mapping), as in a ttsync.yaml section entry")
+    return data
+
+
+def _object_group(
+    kind: str,
+    model: type[BaseModel],
+    lister: Callable[[Store], list[Any]],
+    getter: Callable[[Store, str], Any],
+    saver: Callable[[Store, Any], str],
+    remover: Callable[[Store, str], bool],
+    columns: list[str],
+) -> typer.Typer:
+    group = typer.Typer(help=f"List, show, add and remove {kind}s.", no_args_is_help=True)
+
+    @group.command("list")
+    def list_cmd(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
+        with _store(workspace) as store, _errors():
+            items = lister(store)
+        if as_json:
+            _print_json(repos.model_rows(items))
+            return
+        table = Table(*columns)
+        for item in items:
+            table.add_row(*(str(getattr(item, column)) for column in columns))
+        _out.print(table)
+
+    list_cmd.__doc__ = f"List {kind}s."
+
+    @group.command("show")
+    def show_cmd(name: str, workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
+        with _store(workspace) as store, _errors():
+            item = getter(store, name)
+        data = item.model_dump(mode="json")
+        if as_json:
+            _print_json(data)
+        else:
+            sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+    show_cmd.__doc__ = f"Show one {kind} (secrets redacted)."
+
+    @group.command("add")
+    def add_cmd(
+        file: Annotated[Path, typer.Option("--file", "-f", help="YAML file holding one object.")],
+        workspace: WorkspaceOption = None,
+    ) -> None:
+        with _errors():
+            data = _load_object_file(file)
+            try:
+                item = model.model_validate(data)
+            except ValidationError as exc:
+                raise ConfigError(format_validation_error(exc, str(file))) from None
+        with _store(workspace) as store, _errors():
+            change = saver(store, item)
+        _out.print(f"{kind} {data.get('name')!r}: {change}", highlight=False)
+
+    add_cmd.__doc__ = f"Create or update a {kind} from a YAML file (same fields as in ttsync.yaml)."
+
+    @group.command("remove")
+    def remove_cmd(name: str, workspace: WorkspaceOption = None) -> None:
+        with _store(workspace) as store, _errors():
+            removed = remover(store, name)
+        if not removed:
+            raise _fail(f"{kind} {name!r} does not exist")
+        _out.print(f"removed {kind} {name!r}", highlight=False)
+
+    remove_cmd.__doc__ = f"Remove a {kind} (refused while other objects use it)."
+    return group
+
+
+sources_app = _object_group(
+    "source", Source, repos.list_sources, repos.get_source, repos.save_source, repos.delete_source,
+    ["name", "kind", "path", "url_env"],
+)  # fmt: skip
+destinations_app = _object_group(
+    "destination", Destination, repos.list_destinations, repos.get_destination, repos.save_destination,
+    repos.delete_destination, ["name", "kind", "credential", "environment"],
+)  # fmt: skip
+templates_app = _object_group(
+    "data template", DataTemplate, repos.list_templates, repos.get_template, repos.save_template,
+    repos.delete_template, ["name", "destination", "available_to_campaigns"],
+)  # fmt: skip
+orchestrations_app = _object_group(
+    "orchestration", Orchestration, repos.list_orchestrations, repos.get_orchestration, repos.save_orchestration,
+    repos.delete_orchestration, ["name", "source", "destination", "template", "schedule"],
+)  # fmt: skip
+
+
+def _save_credential_entry(store: Store, entry: Any) -> str:
+    from ttsync.workspace.config import CredentialEntry
+
+    assert isinstance(entry, CredentialEntry)
+    import os
+
+    credential, warnings = entry.to_credential(os.environ)
+    for warning in warnings:
+        _err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    return repos.save_credential(store, credential)
+
+
+def _credentials_app() -> typer.Typer:
+    from ttsync.workspace.config import CredentialEntry
+
+    return _object_group(
+        "credential", CredentialEntry, repos.list_credentials, repos.get_credential, _save_credential_entry,
+        repos.delete_credential, ["name", "app_id", "environment", "advertiser_ids"],
+    )  # fmt: skip
+
+
+credentials_app = _credentials_app()
+
+
+def register(app: typer.Typer) -> None:
+    """Add the workspace commands and groups to the main `ttsync` app."""
+    app.command()(init)
+    app.command()(apply)
+    app.command()(export)
+    app.add_typer(sources_app, name="sources")
+    app.add_typer(destinations_app, name="destinations")
+    app.add_typer(templates_app, name="templates")
+    app.add_typer(orchestrations_app, name="orchestrations")
+    app.add_typer(credentials_app, name="credentials")

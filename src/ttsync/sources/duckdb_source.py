@@ -1,0 +1,122 @@
+"""DuckDB-backed sources: a DuckDB database file (opened read-only), or CSV / Parquet files as tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import pyarrow as pa
+
+from ttsync.sources.base import DEFAULT_BATCH_ROWS, Source, SourceError, redact_quoted
+
+
+def _describe(exc: duckdb.Error) -> str:
+    # Parser, catalog and binder errors talk about the SQL text: show them whole, they help fix the query.
+    # Data errors (conversion, constraint, ...) quote the offending value: redact quoted literals.
+    message = str(exc).strip()
+    if isinstance(exc, duckdb.ProgrammingError):
+        return message
+    return redact_quoted(message)
+
+
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class DuckDBSource(Source):
+    """Queries run by DuckDB; results stream through `to_arrow_reader` (Arrow batches, no Python rows)."""
+
+    def __init__(self, name: str, connection: duckdb.DuckDBPyConnection) -> None:
+        self.name = name
+        self._connection = connection
+
+    @classmethod
+    def open_database(cls, name: str, path: Path) -> DuckDBSource:
+        """Open a DuckDB database file read-only (ttsync never writes to a user's warehouse)."""
+        if not path.is_file():
+            raise SourceError(
+                f"source {name!r}: DuckDB file {path} does not exist; fix `path` "
+                "(relative paths start at the workspace folder) or create it with `ttsync init --sample`"
+            )
+        try:
+            connection = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error as exc:
+            raise SourceError(f"source {name!r}: cannot open DuckDB file {path}: {_describe(exc)}") from None
+        return cls(name, connection)
+
+    @classmethod
+    def open_file(
+        cls, name: str, path: Path, file_kind: Literal["csv", "parquet"], table: str
+    ) -> DuckDBSource:
+        """Expose a CSV or Parquet file (or glob) as the view `table` in an in-memory DuckDB."""
+        if not any(ch in str(path) for ch in "*?[") and not path.exists():
+            raise SourceError(f"source {name!r}: {file_kind} file {path} does not exist; fix `path`")
+        connection = duckdb.connect(":memory:")
+        reader = "read_csv" if file_kind == "csv" else "read_parquet"
+        try:
+            connection.execute(
+                f"CREATE VIEW {_quote_identifier(table)} AS SELECT * FROM {reader}({_quote_literal(str(path))})"
+            )
+        except duckdb.Error as exc:
+            connection.close()
+            raise SourceError(
+                f"source {name!r}: cannot read {file_kind} file {path}: {_describe(exc)}"
+            ) from None
+        return cls(name, connection)
+
+    def stream(self, sql: str, *, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        """Run `sql` on a fresh cursor and yield Arrow record batches of at most `batch_rows` rows."""
+        cursor = self._connection.cursor()
+        try:
+            try:
+                relation = cursor.sql(sql)
+                if relation is None:
+                    raise SourceError(
+                        f"source {self.name!r}: the query returns no rows (use a SELECT statement)"
+                    )
+                reader = _arrow_reader(relation, batch_rows)
+            except duckdb.Error as exc:
+                raise SourceError(f"source {self.name!r}: the query failed: {_describe(exc)}") from None
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                except (duckdb.Error, pa.ArrowException) as exc:
+                    message = _describe(exc) if isinstance(exc, duckdb.Error) else redact_quoted(str(exc))
+                    raise SourceError(f"source {self.name!r}: the query failed: {message}") from None
+                if batch.num_rows:
+                    yield batch
+        finally:
+            cursor.close()
+
+    def columns(self, sql: str) -> list[str]:
+        """Column names of `sql` (DuckDB binds the query without running it)."""
+        cursor = self._connection.cursor()
+        try:
+            relation = cursor.sql(sql)
+            if relation is None:
+                raise SourceError(f"source {self.name!r}: the query returns no rows (use a SELECT statement)")
+            return list(relation.columns)
+        except duckdb.Error as exc:
+            raise SourceError(f"source {self.name!r}: the query failed: {_describe(exc)}") from None
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        """Close the DuckDB connection."""
+        self._connection.close()
+
+
+def _arrow_reader(relation: Any, batch_rows: int) -> pa.RecordBatchReader:
+    # A relation streams Arrow without the extra copy a DB-API result makes. DuckDB 2 names the method
+    # `to_arrow_reader`; 1.x called it `record_batch`.
+    method = getattr(relation, "to_arrow_reader", None) or relation.record_batch
+    reader: pa.RecordBatchReader = method(batch_rows)
+    return reader

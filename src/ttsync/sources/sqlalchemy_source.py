@@ -1,0 +1,105 @@
+"""Sources reached through a SQLAlchemy URL (PostgreSQL, SQLite, any dialect with a driver installed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+from ttsync.sources.base import DEFAULT_BATCH_ROWS, Source, SourceError, redact_quoted
+
+
+def _describe(exc: SQLAlchemyError) -> str:
+    # The driver's own message (without SQLAlchemy's appended SQL and parameters), literals redacted:
+    # drivers quote offending values in data errors.
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        message = str(exc.orig).strip()
+    else:
+        message = str(exc).split("\n[SQL:", 1)[0].strip()
+    return redact_quoted(message.split("\n(Background on this error", 1)[0])
+
+
+class SQLAlchemySource(Source):
+    """Streams with server-side cursors (`stream_results` + `yield_per`), one Arrow batch per chunk."""
+
+    def __init__(self, name: str, engine: sa.Engine) -> None:
+        self.name = name
+        self._engine = engine
+
+    @classmethod
+    def open(cls, name: str, url: str) -> SQLAlchemySource:
+        """Create the engine for `url` (the connection is made lazily by the first query)."""
+        try:
+            parsed = sa.make_url(url)
+        except ArgumentError:
+            raise SourceError(
+                f"source {name!r}: the URL is not a SQLAlchemy URL; expected dialect+driver://user@host/db, "
+                "for example postgresql+psycopg://analyst@db.internal/warehouse"
+            ) from None
+        try:
+            engine = sa.create_engine(parsed)
+        except (NoSuchModuleError, ImportError):
+            raise SourceError(
+                f"source {name!r}: no SQLAlchemy driver for {parsed.drivername!r}; install it "
+                "(for PostgreSQL: pip install 'ttsync[postgres]')"
+            ) from None
+        return cls(name, engine)
+
+    def stream(self, sql: str, *, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        """Run `sql` and yield one record batch per `batch_rows` rows fetched from a server-side cursor."""
+        try:
+            with self._engine.connect() as conn:
+                result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(
+                    sa.text(sql)
+                )
+                names = list(result.keys())
+                schema: pa.Schema | None = None
+                for chunk in result.partitions(batch_rows):
+                    batch = _to_batch(names, chunk, schema)
+                    schema = _widen(schema, batch.schema)
+                    yield batch
+        except SQLAlchemyError as exc:
+            raise SourceError(f"source {self.name!r}: the query failed: {_describe(exc)}") from None
+
+    def columns(self, sql: str) -> list[str]:
+        """Column names of `sql` (wrapped in `LIMIT 0`, so no rows are fetched)."""
+        try:
+            with self._engine.connect() as conn:
+                result = conn.execute(sa.text(f"SELECT * FROM ({sql}) AS ttsync_columns LIMIT 0"))
+                return list(result.keys())
+        except SQLAlchemyError as exc:
+            raise SourceError(f"source {self.name!r}: the query failed: {_describe(exc)}") from None
+
+    def close(self) -> None:
+        """Dispose of the engine's pool."""
+        self._engine.dispose()
+
+
+def _to_batch(names: list[str], rows: Sequence[Any], schema: pa.Schema | None) -> pa.RecordBatch:
+    # Column-wise conversion of one chunk; types follow the first chunk that shows a non-null value, so
+    # later chunks are cast to the same schema (a column that is NULL in one chunk stays typed).
+    arrays = []
+    for index, _name in enumerate(names):
+        values = [row[index] for row in rows]
+        target = schema.field(index).type if schema is not None else None
+        if target is not None and not pa.types.is_null(target):
+            try:
+                arrays.append(pa.array(values, type=target))
+                continue
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                pass  # the column changed type (e.g. int then float): keep the inferred type
+        arrays.append(pa.array(values))
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _widen(current: pa.Schema | None, seen: pa.Schema) -> pa.Schema:
+    if current is None:
+        return seen
+    fields = [
+        seen.field(i) if pa.types.is_null(current.field(i).type) else current.field(i)
+        for i in range(len(current))
+    ]
+    return pa.schema(fields)

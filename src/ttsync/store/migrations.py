@@ -1,0 +1,89 @@
+"""Numbered schema migrations, applied in order when a store is opened, recorded in `schema_version`.
+
+Rules for adding one: append a `Migration` with the next number; never edit an applied migration;
+keep `schema.py` equal to the schema after the last migration (the store tests check that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from ttsync.store import schema
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema change."""
+
+    version: int
+    description: str
+    apply: Callable[[sa.Connection], None]
+
+
+_V1_TABLES = [
+    schema.credentials,
+    schema.sources,
+    schema.destinations,
+    schema.data_templates,
+    schema.orchestrations,
+    schema.workflows,
+    schema.tasks,
+    schema.notifications,
+    schema.audience_state,
+]
+
+
+def _v1_initial(conn: sa.Connection) -> None:
+    schema.metadata.create_all(conn, tables=_V1_TABLES)
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(
+        1,
+        "control plane: credentials, sources, destinations, templates, orchestrations, workflows",
+        _v1_initial,
+    ),
+]
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+# Arbitrary constant: the key of the Postgres advisory lock that serializes concurrent migrators.
+_PG_MIGRATION_LOCK = 7_417_001
+
+
+def current_version(conn: sa.Connection) -> int:
+    """Highest applied migration number, 0 for an empty database."""
+    if not sa.inspect(conn).has_table(schema.schema_version.name):
+        return 0
+    value = conn.execute(sa.select(sa.func.max(schema.schema_version.c.version))).scalar()
+    return int(value or 0)
+
+
+def migrate(engine: sa.Engine) -> list[int]:
+    """Apply pending migrations in one transaction (all or none); return the versions applied now."""
+    applied: list[int] = []
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        schema.metadata.create_all(conn, tables=[schema.schema_version])
+        version = current_version(conn)
+        if version > LATEST_VERSION:
+            raise RuntimeError(
+                f"the store is at schema version {version}, newer than this ttsync ({LATEST_VERSION}): "
+                "upgrade ttsync"
+            )
+        for migration in MIGRATIONS:
+            if migration.version <= version:
+                continue
+            migration.apply(conn)
+            conn.execute(
+                sa.insert(schema.schema_version).values(
+                    version=migration.version, description=migration.description, applied_at=datetime.now(UTC)
+                )
+            )
+            applied.append(migration.version)
+    return applied

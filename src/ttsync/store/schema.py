@@ -1,0 +1,162 @@
+"""Control-plane tables (SQLAlchemy Core). This is the schema after all migrations in `migrations.py`.
+
+Columns holding secrets end in `_enc` and contain Fernet tokens, never plaintext.
+Timestamps are stored in UTC.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+NAME = sa.String(80)
+TS = sa.DateTime(timezone=True)
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("description", sa.String(200), nullable=False),
+    sa.Column("applied_at", TS, nullable=False),
+)
+
+credentials = sa.Table(
+    "credentials",
+    metadata,
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("app_id", sa.String(64), nullable=False),
+    sa.Column("app_secret_enc", sa.Text),
+    sa.Column("access_token_enc", sa.Text),
+    sa.Column("refresh_token_enc", sa.Text),
+    sa.Column("token_expires_at", TS),
+    sa.Column("refresh_token_expires_at", TS),
+    sa.Column("advertiser_ids", sa.JSON, nullable=False),
+    sa.Column("redirect_uri", sa.Text),
+    sa.Column("environment", sa.String(16), nullable=False),
+    sa.Column("sandbox_base_url", sa.Text),
+    sa.Column("secret_env", sa.JSON, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+sources = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+destinations = sa.Table(
+    "destinations",
+    metadata,
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("credential", NAME, sa.ForeignKey("credentials.name"), nullable=False),
+    sa.Column("environment", sa.String(16), nullable=False),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("admin_only", sa.Boolean, nullable=False, default=False),
+    sa.Column("allow_restricted_pii", sa.Boolean, nullable=False, default=False),
+    sa.Column("sandbox_base_url", sa.Text),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+data_templates = sa.Table(
+    "data_templates",
+    metadata,
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("destination", NAME, sa.ForeignKey("destinations.name"), nullable=False),
+    sa.Column("attribute_mapping", sa.JSON, nullable=False),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("audience_name_template", sa.Text),
+    sa.Column("available_to_campaigns", sa.Boolean, nullable=False, default=False),
+    sa.Column("admin_only", sa.Boolean),
+    sa.Column("allow_restricted_pii", sa.Boolean),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+orchestrations = sa.Table(
+    "orchestrations",
+    metadata,
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("source", NAME, sa.ForeignKey("sources.name"), nullable=False),
+    sa.Column("destination", NAME, sa.ForeignKey("destinations.name"), nullable=False),
+    sa.Column("template", NAME, sa.ForeignKey("data_templates.name")),
+    sa.Column("query", sa.Text, nullable=False),
+    sa.Column("key_column", sa.String(200), nullable=False),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("schedule", sa.String(100)),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+workflows = sa.Table(
+    "workflows",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("orchestration", NAME, nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("started_at", TS),
+    sa.Column("finished_at", TS),
+    sa.Column("counts", sa.JSON, nullable=False),
+    sa.Column("checkpoint", sa.JSON, nullable=False),
+    sa.Column("error", sa.JSON),
+)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("workflow_id", sa.String(40), sa.ForeignKey("workflows.id"), primary_key=True),
+    sa.Column("name", sa.String(80), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("started_at", TS),
+    sa.Column("finished_at", TS),
+    sa.Column("counts", sa.JSON, nullable=False),
+    sa.Column("checkpoint", sa.JSON, nullable=False),
+    sa.Column("error", sa.JSON),
+)
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("workflow_id", sa.String(40), index=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("resolution", sa.String(80)),
+    sa.Column("read", sa.Boolean, nullable=False, default=False),
+    sa.Column("webhook_state", sa.String(16)),
+    sa.Column("webhook_attempts", sa.Integer, nullable=False, default=0),
+)
+
+audience_state = sa.Table(
+    "audience_state",
+    metadata,
+    sa.Column("destination", NAME, primary_key=True),
+    sa.Column("orchestration", NAME, primary_key=True),
+    sa.Column("advertiser_id", sa.String(32), primary_key=True),
+    sa.Column("audience_id", sa.String(64), nullable=False),
+    sa.Column("audience_name", sa.Text, nullable=False),
+    sa.Column("last_size", sa.BigInteger),
+    sa.Column("is_valid", sa.Boolean),
+    sa.Column("checked_at", TS),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)

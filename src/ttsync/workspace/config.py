@@ -1,0 +1,192 @@
+"""The `ttsync.yaml` config file: its pydantic model, loading (with `${VAR}` interpolation) and dumping.
+
+Secrets never appear in the file: credentials name environment variables (`app_secret_env`,
+`access_token_env`, `refresh_token_env`); a literal secret is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from ttsync.workspace.errors import ConfigError
+from ttsync.workspace.models import (
+    Credential,
+    DataTemplate,
+    Destination,
+    DigitsId,
+    Environment,
+    ObjectName,
+    Orchestration,
+    Source,
+    format_validation_error,
+    validate_settings,
+)
+
+CONFIG_FILE = "ttsync.yaml"
+SECRET_FIELDS = ("app_secret", "access_token", "refresh_token")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class CredentialEntry(BaseModel):
+    """A credential as written in the file: secrets by environment-variable name only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: ObjectName
+    app_id: str = Field(min_length=1)
+    app_secret_env: str | None = None
+    access_token_env: str | None = None
+    refresh_token_env: str | None = None
+    advertiser_ids: list[DigitsId] = Field(default_factory=list)
+    redirect_uri: str | None = None
+    environment: Environment = "sandbox"
+    sandbox_base_url: str | None = None
+    description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_literal_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for field in SECRET_FIELDS:
+                if field in data:
+                    raise ValueError(
+                        f"credential {data.get('name', '?')!r}: `{field}` must not be written in the file; "
+                        f"put it in an environment variable and write `{field}_env: VARIABLE_NAME`"
+                    )
+            for field in SECRET_FIELDS:
+                env = data.get(f"{field}_env")
+                if env is not None and not (isinstance(env, str) and _ENV_NAME.match(env)):
+                    raise ValueError(
+                        f"credential {data.get('name', '?')!r}: `{field}_env` is the *name* of an environment "
+                        "variable (letters, digits, '_'), for example TIKTOK_ACCESS_TOKEN"
+                    )
+        return data
+
+    def env_refs(self) -> dict[str, str]:
+        """Secret field -> environment variable name, for the secrets this entry references."""
+        refs = {field: getattr(self, f"{field}_env") for field in SECRET_FIELDS}
+        return {field: env for field, env in refs.items() if env}
+
+    def to_credential(self, environ: Mapping[str, str]) -> tuple[Credential, list[str]]:
+        """The credential with secrets read from `environ`, and warnings for variables that are not set
+        (those secrets are left as stored)."""
+        secrets: dict[str, SecretStr | None] = {}
+        warnings = []
+        for field, env in self.env_refs().items():
+            value = environ.get(env)
+            if value:
+                secrets[field] = SecretStr(value)
+            else:
+                warnings.append(
+                    f"credential {self.name!r}: environment variable {env} is not set, so `{field}` was not "
+                    "changed; export it and run `ttsync apply` again"
+                )
+        values = self.model_dump(exclude={f"{f}_env" for f in SECRET_FIELDS})
+        return Credential.model_validate({**values, **secrets, "secret_env": self.env_refs()}), warnings
+
+    @classmethod
+    def from_credential(cls, credential: Credential) -> CredentialEntry:
+        """The file entry of a stored credential (secret values are never copied, only their variables)."""
+        values = credential.model_dump(
+            exclude={*SECRET_FIELDS, "token_expires_at", "refresh_token_expires_at", "secret_env"}
+        )
+        refs = {f"{field}_env": env for field, env in credential.secret_env.items() if field in SECRET_FIELDS}
+        return cls.model_validate({**values, **refs})
+
+
+class WorkspaceFile(BaseModel):
+    """The whole `ttsync.yaml`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    credentials: list[CredentialEntry] = Field(default_factory=list)
+    sources: list[Source] = Field(default_factory=list)
+    destinations: list[Destination] = Field(default_factory=list)
+    templates: list[DataTemplate] = Field(default_factory=list)
+    orchestrations: list[Orchestration] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_and_consistent(self) -> WorkspaceFile:
+        for section in ("credentials", "sources", "destinations", "templates", "orchestrations"):
+            names = [item.name for item in getattr(self, section)]
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise ValueError(f"{section}: names must be unique, repeated: {', '.join(duplicates)}")
+        kinds = {d.name: d.kind for d in self.destinations}
+        for template in self.templates:
+            if template.destination in kinds:
+                validate_settings(
+                    kinds[template.destination], template.settings, f"data template {template.name!r}"
+                )
+        return self
+
+
+def interpolate(value: Any, environ: Mapping[str, str]) -> Any:
+    """Replace `${VAR}` / `${VAR:-default}` in every string of a loaded YAML tree."""
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(
+                f"${{{name}}} is used in {CONFIG_FILE} but not set: export {name} or give a default "
+                f"with ${{{name}:-value}}"
+            )
+
+        return _INTERPOLATION.sub(replace, value)
+    if isinstance(value, list):
+        return [interpolate(item, environ) for item in value]
+    if isinstance(value, dict):
+        return {key: interpolate(item, environ) for key, item in value.items()}
+    return value
+
+
+def parse_config(
+    text: str, *, source: str = CONFIG_FILE, environ: Mapping[str, str] | None = None
+) -> WorkspaceFile:
+    """Parse and validate config text. Errors name the file, the object and the setting."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{source} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{source}: the file must be a mapping with credentials, sources, destinations, ..."
+        )
+    raw = interpolate(raw, os.environ if environ is None else environ)
+    try:
+        return WorkspaceFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> WorkspaceFile:
+    """Read and validate a config file."""
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist: create a workspace with `ttsync init DIR` or pass -f FILE")
+    return parse_config(path.read_text(encoding="utf-8"), source=str(path), environ=environ)
+
+
+def dump_config(config: WorkspaceFile) -> str:
+    """YAML text of a config (defaults left out, so the file stays short)."""
+    data = config.model_dump(mode="json", exclude_defaults=True)
+    data["version"] = config.version
+    ordered = {key: data[key] for key in ("version", *WorkspaceFile.model_fields) if key in data}
+    header = "# ttsync workspace configuration (exported). Secrets are referenced by environment variable.\n"
+    return header + yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True, width=110)

@@ -1,0 +1,633 @@
+"""Domain models of a workspace: credentials, sources, destinations, data templates, orchestrations.
+
+These are plain pydantic models with no I/O. The store persists them (`ttsync.store.repos`), the config
+file (`ttsync.workspace.config`) declares them, and `effective_settings` merges destination ← data
+template ← orchestration settings into the complete, validated settings a run uses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zoneinfo
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pycountry
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from ttsync.workspace.errors import ConfigError, MissingSettingError
+
+# ref §1: production base URL of the Business API v1.3.
+PRODUCTION_BASE_URL = "https://business-api.tiktok.com/open_api/v1.3/"
+SANDBOX_URL_ENV = "TTSYNC_SANDBOX_URL"
+
+Environment = Literal["sandbox", "production"]
+DestinationKind = Literal["audience", "offline_events"]
+SourceKind = Literal["duckdb", "sqlalchemy", "csv", "parquet"]
+UserIdType = Literal["EMAIL", "PHONE", "IDFA", "AAID"]
+Delivery = Literal["partner", "customer_file"]
+SyncMode = Literal["mirror", "append", "create", "replace"]
+EventSource = Literal["offline", "web", "crm"]
+PhoneFormat = Literal["e164", "digits"]
+
+# ref §2.1: Segment API names longer than 70 characters are cut to 67 characters plus "...".
+AUDIENCE_NAME_MAX = 70
+AUDIENCE_NAME_CUT = 67
+_STRICT_NAME = re.compile(r"^[A-Za-z0-9 _-]{10,70}$")
+_OBJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+_DIGITS = re.compile(r"^[0-9]{1,32}$")
+_NAME_TEMPLATE_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+def _check_object_name(value: str) -> str:
+    if not _OBJECT_NAME.match(value):
+        raise ValueError(
+            "names start with a letter or digit and use only letters, digits, '-', '_' and '.' "
+            "(at most 80 characters), for example 'tiktok-audiences'"
+        )
+    return value
+
+
+def _check_digits(value: str) -> str:
+    if not _DIGITS.match(value):
+        raise ValueError(
+            "TikTok ids are strings of digits, for example '7654321098765432109'; "
+            "quote them in YAML so they stay strings"
+        )
+    return value
+
+
+ObjectName = Annotated[str, AfterValidator(_check_object_name)]
+DigitsId = Annotated[str, AfterValidator(_check_digits)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def audience_name_warning(name: str) -> str | None:
+    """Return the warning to show when TikTok will truncate `name`, or None when it fits.
+
+    TikTok cuts Segment-API audience names longer than 70 characters to 67 plus "..." (ref §2.1).
+    """
+    if len(name) <= AUDIENCE_NAME_MAX:
+        return None
+    shown = name[:AUDIENCE_NAME_CUT] + "..."
+    return (
+        f"audience name is {len(name)} characters; TikTok keeps at most {AUDIENCE_NAME_MAX} "
+        f"and will show it as {shown!r}: shorten it to keep it recognizable"
+    )
+
+
+def check_strict_audience_name(name: str) -> str:
+    """Enforce the optional strict audience-name rule: 10-70 letters, digits, spaces, '-' and '_'."""
+    if not _STRICT_NAME.match(name):
+        raise ValueError(
+            "with strict_audience_name, an audience name has 10 to 70 characters, only letters, digits, "
+            "spaces, '-' and '_'; rename it or turn strict_audience_name off"
+        )
+    return name
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Credentials and sources
+
+
+class Credential(_Model):
+    """How ttsync acts on a TikTok account. Secrets are `SecretStr`: reprs and JSON dumps redact them.
+
+    `secret_env` remembers which environment variables a config file named for the secrets
+    (e.g. {"access_token": "TIKTOK_ACCESS_TOKEN"}), so `ttsync export` can write them back.
+    """
+
+    name: ObjectName
+    app_id: str = Field(min_length=1)
+    app_secret: SecretStr | None = None
+    access_token: SecretStr | None = None
+    refresh_token: SecretStr | None = None
+    token_expires_at: datetime | None = None
+    refresh_token_expires_at: datetime | None = None
+    advertiser_ids: list[DigitsId] = Field(default_factory=list)
+    redirect_uri: str | None = None
+    environment: Environment = "sandbox"
+    sandbox_base_url: str | None = None
+    secret_env: dict[str, str] = Field(default_factory=dict)
+    description: str = ""
+
+    def base_url(self) -> str:
+        """The API base URL this credential talks to (see `resolve_base_url`)."""
+        return resolve_base_url(self.environment, self.sandbox_base_url, None)
+
+
+def resolve_base_url(environment: Environment, *sandbox_candidates: str | None) -> str:
+    """Production is TikTok (ref §1); sandbox is the first configured emulator URL, else `$TTSYNC_SANDBOX_URL`."""
+    if environment == "production":
+        return PRODUCTION_BASE_URL
+    for candidate in (*sandbox_candidates, os.environ.get(SANDBOX_URL_ENV)):
+        if candidate:
+            return candidate if candidate.endswith("/") else candidate + "/"
+    raise ConfigError(
+        "the sandbox environment needs the emulator's URL: set `sandbox_base_url` on the credential or "
+        f"destination, or export {SANDBOX_URL_ENV} (for example http://127.0.0.1:8765/open_api/v1.3/ "
+        "after `ttsync emulator serve`)"
+    )
+
+
+class Source(_Model):
+    """A warehouse connection: a DuckDB file (default), a SQLAlchemy URL, or a CSV / Parquet file."""
+
+    name: ObjectName
+    kind: SourceKind = "duckdb"
+    path: str | None = None
+    url: str | None = None
+    url_env: str | None = None
+    table: str | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check_kind_fields(self) -> Source:
+        if self.kind == "sqlalchemy":
+            if bool(self.url) == bool(self.url_env):
+                raise ValueError(
+                    f"source {self.name!r}: a sqlalchemy source needs exactly one of `url` or `url_env` "
+                    "(use url_env when the URL holds a password)"
+                )
+            if self.url:
+                try:
+                    parsed = make_url(self.url)
+                except ArgumentError as exc:
+                    raise ValueError(
+                        f"source {self.name!r}: `url` is not a SQLAlchemy URL "
+                        "(expected dialect+driver://user@host/db)"
+                    ) from exc
+                if parsed.password:
+                    raise ValueError(
+                        f"source {self.name!r}: the URL contains a password; put the URL in an environment "
+                        "variable and reference it with `url_env` instead"
+                    )
+            if self.path:
+                raise ValueError(f"source {self.name!r}: `path` is only for duckdb, csv and parquet sources")
+        else:
+            if not self.path:
+                raise ValueError(f"source {self.name!r}: a {self.kind} source needs `path` (a file path)")
+            if self.url or self.url_env:
+                raise ValueError(f"source {self.name!r}: `url`/`url_env` are only for sqlalchemy sources")
+        if self.table is not None and self.kind not in ("csv", "parquet"):
+            raise ValueError(f"source {self.name!r}: `table` only names CSV and Parquet files in SQL")
+        return self
+
+    def resolved_url(self) -> str:
+        """The SQLAlchemy URL, read from the environment when `url_env` is used."""
+        if self.url:
+            return self.url
+        assert self.url_env is not None
+        value = os.environ.get(self.url_env)
+        if not value:
+            raise ConfigError(f"source {self.name!r}: environment variable {self.url_env} is not set")
+        return value
+
+    def resolved_path(self, root: Path) -> Path:
+        """The file path, relative paths taken from the workspace root."""
+        assert self.path is not None
+        path = Path(self.path).expanduser()
+        return path if path.is_absolute() else root / path
+
+    def table_name(self) -> str:
+        """Name a CSV / Parquet file has in SQL: `table`, else the source name."""
+        return self.table or self.name
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Destination settings
+
+
+def _advertiser_list(value: Any) -> Any:
+    # One advertiser may be given as a plain string; several as a list.
+    if isinstance(value, str | int):
+        return [str(value)]
+    return value
+
+
+def _check_region(value: str | None) -> str | None:
+    if value is None:
+        return None
+    upper = value.strip().upper()
+    if len(upper) != 2 or pycountry.countries.get(alpha_2=upper) is None:
+        raise ValueError("default_region is an ISO 3166 alpha-2 country code, for example 'US' or 'GB'")
+    return upper
+
+
+class AudienceSettings(_Model):
+    """Settings of an `audience` destination; any may be left for the data template or orchestration."""
+
+    advertiser_ids: list[DigitsId] | None = None
+    audience_name: str | None = None
+    strict_audience_name: bool | None = None
+    user_id_types: list[UserIdType] | None = None
+    delivery: Delivery | None = None
+    mode: SyncMode | None = None
+    retention_days: int | None = Field(default=None, ge=1, le=365)
+    remove_guard: float | None = Field(default=None, ge=0.0, le=1.0)
+    default_region: str | None = None
+    phone_format: PhoneFormat | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "advertiser_id" in data and "advertiser_ids" not in data:
+            data = dict(data)
+            data["advertiser_ids"] = data.pop("advertiser_id")
+        return data
+
+    @field_validator("advertiser_ids", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return _advertiser_list(value)
+
+    @field_validator("advertiser_ids")
+    @classmethod
+    def _not_empty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("give at least one advertiser id")
+        return value
+
+    @field_validator("user_id_types", mode="before")
+    @classmethod
+    def _upper_types(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            return [v.strip().upper() if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("user_id_types")
+    @classmethod
+    def _types_not_empty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("give at least one user id type: EMAIL, PHONE, IDFA or AAID")
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("each user id type may appear once")
+        return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return _check_region(value)
+
+    @field_validator("audience_name")
+    @classmethod
+    def _name_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("audience_name is blank: give a name or leave the setting out")
+        return value
+
+
+def _default_id_types() -> list[UserIdType]:
+    return ["EMAIL"]  # EMAIL matches best (seed 001)
+
+
+class ResolvedAudienceSettings(_Model):
+    """Complete settings of an audience delivery, after merging (see `effective_settings`)."""
+
+    kind: Literal["audience"] = "audience"
+    advertiser_ids: list[DigitsId] = Field(min_length=1)
+    audience_name: str
+    strict_audience_name: bool = False
+    user_id_types: list[UserIdType] = Field(default_factory=lambda: _default_id_types(), min_length=1)
+    delivery: Delivery = "partner"
+    mode: SyncMode = "mirror"
+    retention_days: int | None = Field(default=None, ge=1, le=365)
+    remove_guard: float = Field(default=0.5, ge=0.0, le=1.0)
+    default_region: str | None = None
+    phone_format: PhoneFormat = "e164"
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> ResolvedAudienceSettings:
+        if self.mode == "replace" and self.delivery != "customer_file":
+            raise ValueError(
+                "mode 'replace' uses the customer-file REPLACE action: set delivery to 'customer_file', "
+                "or use mode 'mirror' with partner delivery"
+            )
+        if self.retention_days is not None and self.delivery != "customer_file":
+            raise ValueError(
+                "retention_days applies to customer-file audiences only: set delivery to 'customer_file' "
+                "or remove retention_days"
+            )
+        if self.strict_audience_name:
+            check_strict_audience_name(self.audience_name)
+        return self
+
+    def warnings(self) -> list[str]:
+        """Non-fatal remarks to show before a run (e.g. TikTok will truncate the name)."""
+        warning = audience_name_warning(self.audience_name)
+        return [warning] if warning else []
+
+
+class OfflineEventsSettings(_Model):
+    """Settings of an `offline_events` destination; the event set may come from the template/orchestration."""
+
+    advertiser_id: DigitsId | None = None
+    event_set_id: DigitsId | None = None
+    event_source: EventSource | None = None
+    test_event_code: str | None = None
+    timezone: str | None = None
+
+    @field_validator("advertiser_id", "event_set_id", mode="before")
+    @classmethod
+    def _int_to_str(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                "timezone is an IANA zone name used for timestamps without a zone, e.g. 'UTC' or "
+                "'America/New_York'"
+            ) from exc
+        return value
+
+
+class ResolvedOfflineEventsSettings(_Model):
+    """Complete settings of an offline-events delivery, after merging (see `effective_settings`)."""
+
+    kind: Literal["offline_events"] = "offline_events"
+    advertiser_id: DigitsId
+    event_set_id: DigitsId
+    event_source: EventSource = "offline"
+    test_event_code: str | None = None
+    timezone: str = "UTC"
+
+    def warnings(self) -> list[str]:
+        """Non-fatal remarks to show before a run."""
+        if self.test_event_code:
+            return ["test_event_code is set: TikTok treats these events as test events, not for attribution"]
+        return []
+
+
+DestinationSettings = AudienceSettings | OfflineEventsSettings
+ResolvedSettings = ResolvedAudienceSettings | ResolvedOfflineEventsSettings
+
+
+def settings_model(kind: DestinationKind) -> type[AudienceSettings] | type[OfflineEventsSettings]:
+    """The partial settings model of a destination kind."""
+    return AudienceSettings if kind == "audience" else OfflineEventsSettings
+
+
+def validate_settings(kind: DestinationKind, settings: dict[str, Any], where: str) -> DestinationSettings:
+    """Validate a partial settings mapping for `kind`, turning pydantic errors into a `ConfigError`."""
+    try:
+        return settings_model(kind).model_validate(settings)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, f"{where}: settings")) from None
+
+
+def format_validation_error(exc: ValidationError, where: str) -> str:
+    """One readable line per problem, without echoing the offending input (it may be a secret or PII)."""
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(part) for part in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting: check the spelling (see docs/configuration.md)"
+        elif err["type"] == "literal_error":
+            msg = msg.replace("Input should be", "use one of")
+        lines.append(f"{where}{'.' + loc if loc else ''}: {msg}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Destinations, data templates, orchestrations
+
+
+class Destination(_Model):
+    """A TikTok target: credential + kind + settings + access flags + environment."""
+
+    name: ObjectName
+    kind: DestinationKind
+    credential: ObjectName
+    environment: Environment = "sandbox"
+    settings: DestinationSettings
+    admin_only: bool = False
+    allow_restricted_pii: bool = False
+    sandbox_base_url: str | None = None
+    description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _settings_by_kind(cls, data: Any) -> Any:
+        # Pick the settings model from `kind` explicitly: both models accept `{}`, so a plain union
+        # would guess.
+        if isinstance(data, dict):
+            kind = data.get("kind")
+            raw = data.get("settings") or {}
+            if kind in ("audience", "offline_events") and isinstance(raw, dict):
+                data = dict(data)
+                data["settings"] = settings_model(kind).model_validate(raw)
+        return data
+
+    @model_validator(mode="after")
+    def _settings_match_kind(self) -> Destination:
+        if not isinstance(self.settings, settings_model(self.kind)):
+            raise ValueError(f"destination {self.name!r}: settings do not belong to kind {self.kind!r}")
+        return self
+
+    def base_url(self, credential: Credential) -> str:
+        """API base URL: TikTok for production; the emulator URL for sandbox."""
+        return resolve_base_url(self.environment, self.sandbox_base_url, credential.sandbox_base_url)
+
+
+class DataTemplate(_Model):
+    """Per destination: attribute mapping, settings overrides, audience-name template, campaign availability."""
+
+    name: ObjectName
+    destination: ObjectName
+    attribute_mapping: dict[str, str] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    audience_name_template: str | None = None
+    available_to_campaigns: bool = False
+    admin_only: bool | None = None
+    allow_restricted_pii: bool | None = None
+    description: str = ""
+
+    @field_validator("audience_name_template")
+    @classmethod
+    def _template_fields(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        unknown = sorted(set(_NAME_TEMPLATE_FIELD.findall(value)) - {"campaign", "group"})
+        if unknown:
+            raise ValueError(
+                "audience_name_template may only use {campaign} and {group}; "
+                f"remove {', '.join('{' + u + '}' for u in unknown)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _campaign_names(self) -> DataTemplate:
+        template = self.audience_name_template or ""
+        if self.available_to_campaigns and not ("{campaign}" in template and "{group}" in template):
+            raise ValueError(
+                f"data template {self.name!r} is available to campaigns, so its audience_name_template must "
+                "use both {campaign} and {group}, for example '{campaign} - {group}'"
+            )
+        return self
+
+    def render_audience_name(self, campaign: str | None, group: str | None) -> str | None:
+        """The audience name from the template, or None when it needs variables that were not given."""
+        if self.audience_name_template is None:
+            return None
+        needs = set(_NAME_TEMPLATE_FIELD.findall(self.audience_name_template))
+        values = {"campaign": campaign, "group": group}
+        if any(values[field] is None for field in needs):
+            return None
+        return self.audience_name_template.format(**{k: v for k, v in values.items() if v is not None})
+
+
+def _check_cron(value: str | None) -> str | None:
+    if value is None:
+        return None
+    fields = value.split()
+    if len(fields) != 5:
+        raise ValueError("schedule is a 5-field cron string, for example '0 6 * * *' (06:00 every day)")
+    return " ".join(fields)
+
+
+class Orchestration(_Model):
+    """Query + source + destination + data template + settings required at orchestration + schedule."""
+
+    name: ObjectName
+    source: ObjectName
+    destination: ObjectName
+    template: ObjectName | None = None
+    query: str = Field(min_length=1)
+    key_column: str = Field(min_length=1)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    schedule: Annotated[str | None, AfterValidator(_check_cron)] = None
+    enabled: bool = True
+    description: str = ""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Merging settings
+
+
+def effective_settings(
+    destination: Destination,
+    template: DataTemplate | None,
+    orchestration: Orchestration,
+    *,
+    campaign: str | None = None,
+    group: str | None = None,
+) -> ResolvedSettings:
+    """Merge destination ← data template overrides ← orchestration settings and validate the result.
+
+    Raises `MissingSettingError` naming the setting and where to set it, or `ConfigError` for invalid values.
+    """
+    if destination.kind == "audience":
+        return effective_audience_settings(
+            destination, template, orchestration, campaign=campaign, group=group
+        )
+    return effective_offline_events_settings(destination, template, orchestration)
+
+
+def _merged(
+    destination: Destination, template: DataTemplate | None, orchestration: Orchestration
+) -> dict[str, Any]:
+    if template is not None and template.destination != destination.name:
+        raise ConfigError(
+            f"orchestration {orchestration.name!r} uses data template {template.name!r}, which belongs to "
+            f"destination {template.destination!r}, not {destination.name!r}: pick a template of that destination"
+        )
+    merged: dict[str, Any] = destination.settings.model_dump(exclude_none=True)
+    if template is not None:
+        merged |= validate_settings(
+            destination.kind, template.settings, f"data template {template.name!r}"
+        ).model_dump(exclude_none=True)
+    merged |= validate_settings(
+        destination.kind, orchestration.settings, f"orchestration {orchestration.name!r}"
+    ).model_dump(exclude_none=True)
+    return merged
+
+
+def _where_to_set(setting: str, destination: Destination, template: DataTemplate | None) -> str:
+    places = [f"destination {destination.name!r}"]
+    places.append(f"data template {template.name!r}" if template else "a data template")
+    return f"set `{setting}` on " + " or ".join(places)
+
+
+def effective_audience_settings(
+    destination: Destination,
+    template: DataTemplate | None,
+    orchestration: Orchestration,
+    *,
+    campaign: str | None = None,
+    group: str | None = None,
+) -> ResolvedAudienceSettings:
+    """`effective_settings` for an audience destination."""
+    if destination.kind != "audience":
+        raise ConfigError(f"destination {destination.name!r} is {destination.kind}, not audience")
+    merged = _merged(destination, template, orchestration)
+    # The orchestration's own name wins; next a rendered template name; then template/destination settings.
+    if "audience_name" not in orchestration.settings and template is not None:
+        rendered = template.render_audience_name(campaign, group)
+        if rendered:
+            merged["audience_name"] = rendered
+    if not merged.get("audience_name"):
+        holder = f"on its data template {template.name!r}" if template else "on its data template"
+        raise MissingSettingError(
+            "audience_name",
+            f"audience name is required at orchestration: set `audience_name` on orchestration "
+            f"{orchestration.name!r} or {holder}",
+        )
+    if not merged.get("advertiser_ids"):
+        raise MissingSettingError(
+            "advertiser_ids",
+            "advertiser_ids is not set: " + _where_to_set("advertiser_ids", destination, template),
+        )
+    try:
+        return ResolvedAudienceSettings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, f"orchestration {orchestration.name!r}")) from None
+
+
+def effective_offline_events_settings(
+    destination: Destination, template: DataTemplate | None, orchestration: Orchestration
+) -> ResolvedOfflineEventsSettings:
+    """`effective_settings` for an offline-events destination."""
+    if destination.kind != "offline_events":
+        raise ConfigError(f"destination {destination.name!r} is {destination.kind}, not offline_events")
+    merged = _merged(destination, template, orchestration)
+    if not merged.get("event_set_id"):
+        holder = f"on its data template {template.name!r}" if template else "on its data template"
+        raise MissingSettingError(
+            "event_set_id",
+            f"event set id is required at orchestration: set `event_set_id` on orchestration "
+            f"{orchestration.name!r}, {holder}, or on destination {destination.name!r}",
+        )
+    if not merged.get("advertiser_id"):
+        raise MissingSettingError(
+            "advertiser_id",
+            "advertiser_id is not set: " + _where_to_set("advertiser_id", destination, template),
+        )
+    try:
+        return ResolvedOfflineEventsSettings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, f"orchestration {orchestration.name!r}")) from None
