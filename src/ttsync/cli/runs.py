@@ -246,8 +246,56 @@ def notifications(
     _out.print(table)
 
 
+def quickstart(
+    rows: Annotated[int, typer.Option("--rows", min=100, help="Customers in the sample warehouse.")] = 20_000,
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Workspace folder to create (default: a new temporary folder)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the main job on embedded defaults: sample warehouse + emulator, sync, change, sync again."""
+    from ttsync.services.quickstart import ORCHESTRATION, run_quickstart
+
+    reporter = RichReporter(enabled=not as_json)
+    with reporter, _errors():
+        result = run_quickstart(directory=directory, rows=rows, reporter=reporter)
+    if as_json:
+        _print_json(result.to_dict())
+        if not result.ok:
+            raise typer.Exit(1)
+        return
+    table = Table("run", "workflow", "state", "people", "added", "removed", "in TikTok", "audience")
+    for i, outcome in enumerate(result.runs, 1):
+        counts = outcome.workflow.counts
+        plan, upload = counts.get("plan", {}), counts.get("upload", {})
+        members = result.emulator_members[i - 1] if i - 1 < len(result.emulator_members) else None
+        table.add_row(
+            "first sync" if i == 1 else "after warehouse change",
+            outcome.workflow.id[:12],
+            outcome.workflow.state,
+            f"{plan.get('current_people', 0):,}",
+            f"{upload.get('added_ids', 0):,}",
+            f"{upload.get('removed_ids', 0):,}",
+            f"{members:,}" if members is not None else "?",
+            str(counts.get("verify_audience", {}).get("audience_id", "")),
+        )
+    _out.print(table)
+    for outcome in result.runs:
+        if not outcome.ok:
+            _show_workflow(outcome.workflow)
+            raise typer.Exit(1)
+    ws = result.workspace
+    _out.print(f"[green]Done.[/green] The workspace is {ws}. Look next:", highlight=False)
+    _out.print(f"  ttsync workflows list -w {ws}", highlight=False)
+    _out.print(f"  ttsync workflows show {result.runs[-1].workflow.id} -w {ws}", highlight=False)
+    _out.print(f"  ttsync orchestrations show {ORCHESTRATION} -w {ws}", highlight=False)
+    _out.print(f"  {ws / 'ttsync.yaml'}  (the configuration; see docs/configuration.md)", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add these commands to the main app."""
+    app.command("quickstart")(quickstart)
     app.command("run")(run)
     app.add_typer(workflows_app, name="workflows")
     app.command("notifications")(notifications)

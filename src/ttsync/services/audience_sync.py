@@ -271,9 +271,10 @@ class AudienceRun:
         """Send the plan in checkpointed batches (removes first, then adds)."""
         audience_id = self._audience_id(ctx)
         plan = self._plan(ctx)
-        checkpoint = MappingCheckpoint.from_json(
-            ctx.checkpoint.get("mapping"), audience_id, self.options.batch_rows
-        )
+        stored = ctx.checkpoint.get("mapping") or {}
+        # A resumed upload keeps the batch size it started with: batch numbers only mean something with it.
+        batch_rows = int(stored.get("batch_rows") or self.options.batch_rows)
+        checkpoint = MappingCheckpoint.from_json(stored, audience_id, batch_rows)
         run_dir = self.run_dir(ctx.workflow_id)
         con = connect(run_dir / "upload", memory_limit=self.options.duckdb_memory_limit)
         self.reporter.stage("upload", plan.remove_ids + plan.add_ids)
@@ -296,7 +297,7 @@ class AudienceRun:
                     *, action: str, advertiser_ids: Any, id_schema: Any, batch_data_json: str
                 ) -> None:
                     await client.segment_mapping_json(
-                        action=action,
+                        action="add" if action == "add" else "delete",
                         advertiser_ids=list(advertiser_ids),
                         id_schema=list(id_schema),
                         batch_data_json=batch_data_json,

@@ -83,6 +83,7 @@ templates:
       phone: PHONE
       idfa: IDFA
       aaid: AAID
+      country: REGION                        # each phone's country, for numbers in national format
     settings: {{}}                           # overrides of the destination's settings
     audience_name_template: "{{campaign}} - {{group}}"
     available_to_campaigns: true

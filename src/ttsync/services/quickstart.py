@@ -1,0 +1,106 @@
+"""`ttsync quickstart`: the main job on embedded defaults, with nothing configured.
+
+It creates a temporary workspace with the sample warehouse, starts the emulator (the sandbox environment) on
+a free loopback port, syncs an audience from a SQL segment, changes the warehouse and syncs again (so the
+second run shows adds and removes), and returns what happened plus where to look next.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ttsync.emulator.testing import EmulatorServer
+from ttsync.sample import apply_churn
+from ttsync.services.audience_sync import Reporter, RunOptions
+from ttsync.services.runs import RunOutcome, build_run, start_run
+from ttsync.workspace.apply import apply_config
+from ttsync.workspace.config import load_config
+from ttsync.workspace.init import init_workspace
+from ttsync.workspace.layout import Workspace
+
+ORCHESTRATION = "high-value-customers"
+
+
+@dataclass
+class QuickstartResult:
+    """The two runs of the quickstart and the workspace they left behind."""
+
+    workspace: Path
+    runs: list[RunOutcome] = field(default_factory=list)
+    churn: dict[str, int] = field(default_factory=dict)
+    emulator_members: list[int] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every run succeeded."""
+        return bool(self.runs) and all(run.ok for run in self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON for `--json`."""
+        return {
+            "ok": self.ok,
+            "workspace": str(self.workspace),
+            "churn": self.churn,
+            "emulator_members_after_each_run": self.emulator_members,
+            "runs": [run.to_dict() for run in self.runs],
+        }
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def run_quickstart(
+    *, directory: Path | None = None, rows: int = 20_000, reporter: Reporter | None = None
+) -> QuickstartResult:
+    """Run the whole quickstart; the workspace stays on disk for the user to explore."""
+    reporter = reporter or Reporter()
+    root = directory or Path(tempfile.mkdtemp(prefix="ttsync-quickstart-"))
+    result = QuickstartResult(workspace=root)
+    with EmulatorServer(seed="demo") as emulator:
+        seed = emulator.seed
+        reporter.note(f"emulator (sandbox) listening on {emulator.root_url}")
+        env = {
+            "TTSYNC_APP_SECRET": seed.app_secret,
+            "TTSYNC_ACCESS_TOKEN": seed.operator_token,
+            "TTSYNC_SANDBOX_URL": emulator.base_url,
+        }
+        with _environment(env):
+            init = init_workspace(root, sample=True, rows=rows, seed_info=seed.to_dict(), force=True)
+            reporter.note(f"workspace {root} with a sample warehouse of {init.sample_counts} rows")
+            workspace = Workspace(root)
+            with workspace.open_store() as store:
+                apply_config(store, load_config(workspace.config_path))
+                for attempt in range(2):
+                    if attempt == 1:
+                        result.churn = apply_churn(workspace.sample_warehouse, fraction=0.05)
+                        reporter.note(
+                            f"changed the warehouse: {result.churn.get('left_segment', 0)} people left the "
+                            f"segment, {result.churn.get('joined_segment', 0)} joined"
+                        )
+                    run = build_run(workspace, store, ORCHESTRATION, options=RunOptions(), reporter=reporter)
+                    outcome = start_run(run)
+                    result.runs.append(outcome)
+                    if not outcome.ok:
+                        break
+                    audience_id = outcome.workflow.counts.get("verify_audience", {}).get("audience_id")
+                    if audience_id:
+                        members = emulator.admin.audience_members(str(audience_id))
+                        result.emulator_members.append(sum(len(v) for v in members.values()))
+    return result

@@ -1,0 +1,514 @@
+"""`AsyncTikTokClient`: one typed coroutine per TikTok Business API v1.3 endpoint ttsync uses."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from pathlib import Path, PurePath
+from typing import Any, Final, Literal
+
+from pydantic import SecretStr
+
+from ttsync.tiktok._core import BaseAsyncClient, CallSpec, build_request
+from ttsync.tiktok.errors import ClientValidationError
+from ttsync.tiktok.models.common import CalculateType, EmptyResult, IdSchema
+from ttsync.tiktok.models.dmp import (
+    CustomAudienceCreateRequest,
+    CustomAudienceCreateResult,
+    CustomAudienceDeleteRequest,
+    CustomAudienceGetRequest,
+    CustomAudienceGetResult,
+    CustomAudienceListRequest,
+    CustomAudienceListResult,
+    CustomAudienceShareCancelRequest,
+    CustomAudienceShareRequest,
+    CustomAudienceSummary,
+    CustomAudienceUpdateRequest,
+    FileUploadResult,
+    UpdateAction,
+)
+from ttsync.tiktok.models.events import (
+    EventSource,
+    EventTrackRequest,
+    EventTrackResult,
+    OfflineCreateRequest,
+    OfflineCreateResult,
+    OfflineGetRequest,
+    OfflineGetResult,
+    TrackEvent,
+)
+from ttsync.tiktok.models.oauth import (
+    AccessTokenRequest,
+    AccessTokenResult,
+    AdvertiserGetRequest,
+    AdvertiserListResult,
+    RefreshTokenRequest,
+    RefreshTokenResult,
+    RevokeTokenRequest,
+    RevokeTokenResult,
+)
+from ttsync.tiktok.models.segment import SegmentAudienceRequest, SegmentAudienceResult, SegmentMappingRequest
+
+_HASH_PATTERNS: Final = {
+    "SHA256": re.compile(r"[0-9a-f]{64}"),
+    "MD5": re.compile(r"[0-9a-f]{32}"),
+}
+_UPLOAD_SUFFIXES: Final = frozenset({".csv", ".txt"})  # ref §2.4: only .csv and .txt are accepted
+
+
+def build_batch_data(
+    id_schema: Sequence[IdSchema], rows: Iterable[Sequence[str | None]], audience_ids: Sequence[str]
+) -> list[list[dict[str, object]]]:
+    """Build `segment/mapping/` `batch_data`: entry *i* of each row belongs to `id_schema[i]` (ref §2.1).
+
+    A missing value (None or "") becomes the `{}` placeholder that keeps the row aligned with the schema.
+    Every value must already be a lowercase hex hash of the schema's algorithm: the client refuses to send
+    anything else, so raw identifiers can never leave the process. Errors name the position, never the value.
+    """
+    endpoint = "segment/mapping/"
+    patterns = [_HASH_PATTERNS[schema.rsplit("_", 1)[1]] for schema in id_schema]
+    targets = list(audience_ids)
+    batch: list[list[dict[str, object]]] = []
+    for row_number, row in enumerate(rows):
+        if len(row) != len(patterns):
+            raise ClientValidationError(
+                f"request not sent: rows.{row_number} has {len(row)} values for {len(patterns)} id_schema entries",
+                code=None,
+                endpoint=endpoint,
+                resolution_key="invalid_request",
+            )
+        entries: list[dict[str, object]] = []
+        for column, (value, pattern) in enumerate(zip(row, patterns, strict=True)):
+            if not value:
+                entries.append({})
+                continue
+            if pattern.fullmatch(value) is None:
+                raise ClientValidationError(
+                    f"request not sent: rows.{row_number}.{column} is not a lowercase hex hash "
+                    f"for {id_schema[column]}",
+                    code=None,
+                    endpoint=endpoint,
+                    resolution_key="invalid_request",
+                )
+            entries.append({"id": value, "audience_ids": targets})
+        if all(not entry for entry in entries):
+            raise ClientValidationError(
+                f"request not sent: rows.{row_number} has no identifier",
+                code=None,
+                endpoint=endpoint,
+                resolution_key="invalid_request",
+            )
+        batch.append(entries)
+    return batch
+
+
+class AsyncTikTokClient(BaseAsyncClient):
+    """Async TikTok Business API client.
+
+    Construct with the credential (access token; app id and secret for the OAuth endpoints), optionally a
+    `base_url` (the emulator's `.../open_api/v1.3/`) and an httpx2 `transport` (the test seam). Requests are
+    paced by a shared per-app limiter, bounded by `max_concurrency`, retried per `RetryPolicy`, and every
+    failure raises a `TikTokError` subclass. Use as `async with AsyncTikTokClient(...) as client:`.
+    """
+
+    async def __aenter__(self) -> AsyncTikTokClient:
+        return self
+
+    # -- OAuth (ref §4) ------------------------------------------------------------------------------------
+
+    async def get_access_token(self, auth_code: str | SecretStr) -> AccessTokenResult:
+        """`POST oauth2/access_token/`: exchange a single-use auth code for a long-lived token."""
+        path = "oauth2/access_token/"
+        app_id, secret = self._require_app(path)
+        body = build_request(AccessTokenRequest, path, app_id=app_id, secret=secret, auth_code=auth_code)
+        spec = CallSpec("POST", path, body=body, auth=False, idempotent=False)
+        return await self._call(spec, AccessTokenResult)
+
+    async def get_authorized_advertisers(self) -> AdvertiserListResult:
+        """`GET oauth2/advertiser/get/`: the advertisers this token reaches."""
+        path = "oauth2/advertiser/get/"
+        app_id, secret = self._require_app(path)
+        query = build_request(AdvertiserGetRequest, path, app_id=app_id, secret=secret)
+        return await self._call(CallSpec("GET", path, query=query), AdvertiserListResult)
+
+    async def revoke_token(self, access_token: str | SecretStr | None = None) -> RevokeTokenResult:
+        """`POST oauth2/revoke_token/`: revoke `access_token` (default: this client's own token)."""
+        path = "oauth2/revoke_token/"
+        app_id, secret = self._require_app(path)
+        token = access_token if access_token is not None else self._access_token
+        if token is None:
+            raise ClientValidationError(
+                "no access token to revoke", code=None, endpoint=path, resolution_key="invalid_credentials"
+            )
+        body = build_request(RevokeTokenRequest, path, app_id=app_id, secret=secret, access_token=token)
+        spec = CallSpec("POST", path, body=body, auth=False, idempotent=False)
+        return await self._call(spec, RevokeTokenResult)
+
+    async def refresh_user_token(self, refresh_token: str | SecretStr) -> RefreshTokenResult:
+        """`POST tt_user/oauth2/refresh_token/`: refresh a TikTok-account token (ref §4.4).
+
+        Marketing API tokens do not expire and have no refresh (ref §4.4); this is only for tokens that
+        were issued with a refresh token.
+        """
+        path = "tt_user/oauth2/refresh_token/"
+        app_id, secret = self._require_app(path)
+        body = build_request(
+            RefreshTokenRequest, path, client_id=app_id, client_secret=secret, refresh_token=refresh_token
+        )
+        spec = CallSpec("POST", path, body=body, auth=False, idempotent=False)
+        return await self._call(spec, RefreshTokenResult)
+
+    # -- Segment API (ref §2.1) ----------------------------------------------------------------------------
+
+    async def create_segment_audience(self, advertiser_id: str, name: str) -> SegmentAudienceResult:
+        """`POST segment/audience/` action=create: a new partner audience (names > 70 chars are cut)."""
+        path = "segment/audience/"
+        body = build_request(
+            SegmentAudienceRequest,
+            path,
+            advertiser_id=advertiser_id,
+            action="create",
+            custom_audience_name=name,
+        )
+        return await self._call(CallSpec("POST", path, body=body, idempotent=False), SegmentAudienceResult)
+
+    async def delete_segment_audience(self, advertiser_id: str, audience_id: str) -> SegmentAudienceResult:
+        """`POST segment/audience/` action=delete."""
+        path = "segment/audience/"
+        body = build_request(
+            SegmentAudienceRequest,
+            path,
+            advertiser_id=advertiser_id,
+            action="delete",
+            delete_audience_id=audience_id,
+        )
+        return await self._call(CallSpec("POST", path, body=body, idempotent=False), SegmentAudienceResult)
+
+    async def segment_mapping(
+        self,
+        *,
+        action: Literal["add", "delete"],
+        advertiser_ids: Sequence[str],
+        audience_ids: Sequence[str],
+        id_schema: Sequence[IdSchema],
+        rows: Iterable[Sequence[str | None]],
+    ) -> EmptyResult:
+        """`POST segment/mapping/`: add or delete members of `audience_ids` on every advertiser listed.
+
+        Each row is one person: hashes aligned with `id_schema`, None where the person has no value.
+        """
+        path = "segment/mapping/"
+        batch = build_batch_data(id_schema, rows, audience_ids)
+        body = build_request(
+            SegmentMappingRequest,
+            path,
+            advertiser_ids=list(advertiser_ids),
+            action=action,
+            id_schema=list(id_schema),
+            batch_data=batch,
+        )
+        return await self._call(CallSpec("POST", path, body=body), EmptyResult)
+
+    async def segment_mapping_json(
+        self,
+        *,
+        action: Literal["add", "delete"],
+        advertiser_ids: Sequence[str],
+        id_schema: Sequence[IdSchema],
+        batch_data_json: str,
+    ) -> EmptyResult:
+        """`POST segment/mapping/` with `batch_data` already serialized (the bulk path of audience sync).
+
+        `batch_data_json` must be a JSON array of rows aligned with `id_schema` (ref §2.1); it is built from
+        Arrow columns by `ttsync.audiences.wire`, which avoids one Python object per identifier. The other
+        fields are validated as in `segment_mapping`.
+        """
+        path = "segment/mapping/"
+        head = build_request(
+            SegmentMappingRequest,
+            path,
+            advertiser_ids=list(advertiser_ids),
+            action=action,
+            id_schema=list(id_schema),
+            batch_data=[[{}] * len(id_schema)],  # placeholder: validated shape, replaced below
+        )
+        fields = head.model_dump(mode="json", exclude={"batch_data"}, exclude_none=True)
+        body = json.dumps(fields)[:-1] + ', "batch_data": ' + batch_data_json + "}"
+        return await self._call(CallSpec("POST", path, content=body.encode()), EmptyResult)
+
+    async def add_segment_members(
+        self,
+        advertiser_ids: Sequence[str],
+        audience_ids: Sequence[str],
+        id_schema: Sequence[IdSchema],
+        rows: Iterable[Sequence[str | None]],
+    ) -> EmptyResult:
+        """`segment_mapping(action="add", ...)`."""
+        return await self.segment_mapping(
+            action="add",
+            advertiser_ids=advertiser_ids,
+            audience_ids=audience_ids,
+            id_schema=id_schema,
+            rows=rows,
+        )
+
+    async def remove_segment_members(
+        self,
+        advertiser_ids: Sequence[str],
+        audience_ids: Sequence[str],
+        id_schema: Sequence[IdSchema],
+        rows: Iterable[Sequence[str | None]],
+    ) -> EmptyResult:
+        """`segment_mapping(action="delete", ...)`."""
+        return await self.segment_mapping(
+            action="delete",
+            advertiser_ids=advertiser_ids,
+            audience_ids=audience_ids,
+            id_schema=id_schema,
+            rows=rows,
+        )
+
+    # -- DMP custom audiences (ref §2.2-2.4) ---------------------------------------------------------------
+
+    async def list_custom_audiences(
+        self,
+        advertiser_id: str,
+        *,
+        custom_audience_ids: Sequence[str] | None = None,
+        page: int = 1,
+        page_size: int = 100,
+    ) -> CustomAudienceListResult:
+        """`GET dmp/custom_audience/list/`: one page of the advertiser's audiences."""
+        path = "dmp/custom_audience/list/"
+        query = build_request(
+            CustomAudienceListRequest,
+            path,
+            advertiser_id=advertiser_id,
+            custom_audience_ids=list(custom_audience_ids) if custom_audience_ids is not None else None,
+            page=page,
+            page_size=page_size,
+        )
+        return await self._call(CallSpec("GET", path, query=query), CustomAudienceListResult)
+
+    async def iter_custom_audiences(
+        self, advertiser_id: str, *, page_size: int = 100
+    ) -> AsyncIterator[CustomAudienceSummary]:
+        """Every audience of the advertiser, following `page_info` across pages."""
+        page = 1
+        while True:
+            result = await self.list_custom_audiences(advertiser_id, page=page, page_size=page_size)
+            for audience in result.audiences:
+                yield audience
+            if not result.audiences or page >= result.page_info.total_page:
+                return
+            page += 1
+
+    async def get_custom_audiences(
+        self, advertiser_id: str, custom_audience_ids: Sequence[str], *, history_size: int | None = None
+    ) -> CustomAudienceGetResult:
+        """`GET dmp/custom_audience/get/`: details and history of 1-100 audiences (owned or shared)."""
+        path = "dmp/custom_audience/get/"
+        query = build_request(
+            CustomAudienceGetRequest,
+            path,
+            advertiser_id=advertiser_id,
+            custom_audience_ids=list(custom_audience_ids),
+            history_size=history_size,
+        )
+        return await self._call(CallSpec("GET", path, query=query), CustomAudienceGetResult)
+
+    async def upload_audience_file(
+        self,
+        advertiser_id: str,
+        *,
+        calculate_type: CalculateType,
+        file: bytes | Path,
+        file_name: str | None = None,
+    ) -> FileUploadResult:
+        """`POST dmp/custom_audience/file/upload/` (multipart), with the file's MD5 as `file_signature`."""
+        path = "dmp/custom_audience/file/upload/"
+        if isinstance(file, Path):
+            content = file.read_bytes()
+            name = file_name or file.name
+        else:
+            content = file
+            name = file_name or "audience.csv"
+        if PurePath(name).suffix.lower() not in _UPLOAD_SUFFIXES:
+            raise ClientValidationError(
+                "request not sent: file_name must end in .csv or .txt",
+                code=None,
+                endpoint=path,
+                resolution_key="invalid_request",
+            )
+        # ref §2.4: file_signature is the MD5 hex of the file, checked by TikTok. Not a security use.
+        signature = hashlib.md5(content, usedforsecurity=False).hexdigest()
+        form = {
+            "advertiser_id": advertiser_id,
+            "calculate_type": calculate_type,
+            "file_signature": signature,
+            "file_name": name,
+        }
+        spec = CallSpec("POST", path, form=form, files={"file": (name, content, "text/csv")})
+        return await self._call(spec, FileUploadResult)
+
+    async def create_custom_audience(
+        self,
+        advertiser_id: str,
+        *,
+        name: str,
+        calculate_type: CalculateType,
+        file_paths: Sequence[str],
+        retention_in_days: int | None = None,
+        audience_sub_type: Literal["NORMAL", "REACH_FREQUENCY"] | None = None,
+        audience_enhancement: bool | None = None,
+    ) -> CustomAudienceCreateResult:
+        """`POST dmp/custom_audience/create/`: a customer-file audience from uploaded files."""
+        path = "dmp/custom_audience/create/"
+        body = build_request(
+            CustomAudienceCreateRequest,
+            path,
+            advertiser_id=advertiser_id,
+            custom_audience_name=name,
+            calculate_type=calculate_type,
+            file_paths=list(file_paths),
+            retention_in_days=retention_in_days,
+            audience_sub_type=audience_sub_type,
+            audience_enhancement=audience_enhancement,
+        )
+        spec = CallSpec("POST", path, body=body, idempotent=False)
+        return await self._call(spec, CustomAudienceCreateResult)
+
+    async def update_custom_audience(
+        self,
+        advertiser_id: str,
+        custom_audience_id: str,
+        *,
+        action: UpdateAction,
+        file_paths: Sequence[str] | None = None,
+        name: str | None = None,
+    ) -> EmptyResult:
+        """`POST dmp/custom_audience/update/`. `action` is required: TikTok's default is REPLACE."""
+        path = "dmp/custom_audience/update/"
+        if file_paths is None and name is None:
+            raise ClientValidationError(
+                "request not sent: send file_paths or name (or both)",
+                code=None,
+                endpoint=path,
+                resolution_key="invalid_request",
+            )
+        body = build_request(
+            CustomAudienceUpdateRequest,
+            path,
+            advertiser_id=advertiser_id,
+            custom_audience_id=custom_audience_id,
+            action=action,
+            custom_audience_name=name,
+            file_paths=list(file_paths) if file_paths is not None else None,
+        )
+        return await self._call(CallSpec("POST", path, body=body), EmptyResult)
+
+    async def share_custom_audiences(
+        self, advertiser_id: str, custom_audience_ids: Sequence[str], shared_advertiser_ids: Sequence[str]
+    ) -> EmptyResult:
+        """`POST dmp/custom_audience/share/`: share 1-10 audiences with 1-10 advertisers of the same BC."""
+        path = "dmp/custom_audience/share/"
+        body = build_request(
+            CustomAudienceShareRequest,
+            path,
+            advertiser_id=advertiser_id,
+            custom_audience_ids=list(custom_audience_ids),
+            shared_advertiser_ids=list(shared_advertiser_ids),
+        )
+        return await self._call(CallSpec("POST", path, body=body), EmptyResult)
+
+    async def cancel_custom_audience_share(
+        self, advertiser_id: str, custom_audience_id: str, shared_advertiser_id: str
+    ) -> EmptyResult:
+        """`POST dmp/custom_audience/share/cancel/`."""
+        path = "dmp/custom_audience/share/cancel/"
+        body = build_request(
+            CustomAudienceShareCancelRequest,
+            path,
+            advertiser_id=advertiser_id,
+            custom_audience_id=custom_audience_id,
+            shared_advertiser_id=shared_advertiser_id,
+        )
+        return await self._call(CallSpec("POST", path, body=body), EmptyResult)
+
+    async def delete_custom_audiences(
+        self, advertiser_id: str, custom_audience_ids: Sequence[str]
+    ) -> EmptyResult:
+        """`POST dmp/custom_audience/delete/` (ttsync's workflows never call this; it exists for tooling)."""
+        path = "dmp/custom_audience/delete/"
+        body = build_request(
+            CustomAudienceDeleteRequest,
+            path,
+            advertiser_id=advertiser_id,
+            custom_audience_ids=list(custom_audience_ids),
+        )
+        return await self._call(CallSpec("POST", path, body=body, idempotent=False), EmptyResult)
+
+    # -- Offline event sets and Events API (ref §3) --------------------------------------------------------
+
+    async def create_offline_event_set(
+        self,
+        advertiser_id: str,
+        name: str,
+        *,
+        description: str | None = None,
+        auto_tracking: bool | None = None,
+    ) -> OfflineCreateResult:
+        """`POST offline/create/`: a new offline event set."""
+        path = "offline/create/"
+        body = build_request(
+            OfflineCreateRequest,
+            path,
+            advertiser_id=advertiser_id,
+            name=name,
+            description=description,
+            auto_tracking=auto_tracking,
+        )
+        return await self._call(CallSpec("POST", path, body=body, idempotent=False), OfflineCreateResult)
+
+    async def get_offline_event_sets(
+        self, advertiser_id: str, *, event_set_ids: Sequence[str] | None = None, name: str | None = None
+    ) -> OfflineGetResult:
+        """`GET offline/get/`: the advertiser's offline event sets (optionally filtered)."""
+        path = "offline/get/"
+        query = build_request(
+            OfflineGetRequest,
+            path,
+            advertiser_id=advertiser_id,
+            event_set_ids=list(event_set_ids) if event_set_ids is not None else None,
+            name=name,
+        )
+        return await self._call(CallSpec("GET", path, query=query), OfflineGetResult)
+
+    async def track_events(
+        self,
+        *,
+        event_source: EventSource,
+        event_source_id: str,
+        data: Sequence[TrackEvent | Mapping[str, Any]],
+        test_event_code: str | None = None,
+        partner_name: str | None = None,
+    ) -> EventTrackResult:
+        """`POST event/track/`: 1-1,000 events (more and TikTok rejects the whole request, ref §3.1).
+
+        Retried automatically after an ambiguous timeout only when every event has an `event_id`, because
+        TikTok de-duplicates on (source, event, event_id) within 48 hours (ref §3.3).
+        """
+        path = "event/track/"
+        body = build_request(
+            EventTrackRequest,
+            path,
+            event_source=event_source,
+            event_source_id=event_source_id,
+            data=list(data),
+            test_event_code=test_event_code,
+            partner_name=partner_name,
+        )
+        deduplicable = all(event.event_id for event in body.data)
+        return await self._call(CallSpec("POST", path, body=body, idempotent=deduplicable), EventTrackResult)

@@ -1,0 +1,230 @@
+"""The main job end to end: a SQL segment over the sample DuckDB warehouse becomes an audience in the emulator.
+
+The expected membership is computed independently of the vectorized pipeline: the query is read row by row
+and each value is hashed with the scalar identity API, so a mistake in the fast path is caught here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from ttsync.emulator.testing import EmulatorServer
+from ttsync.identity import InvalidIdentifier, hash_identifier
+from ttsync.sample import apply_churn
+from ttsync.services.audience_sync import RunOptions
+from ttsync.services.runs import build_run, continue_run, preview_run, start_run
+from ttsync.store import repos
+from ttsync.store.db import Store
+from ttsync.workspace.apply import apply_config
+from ttsync.workspace.config import load_config
+from ttsync.workspace.init import init_workspace
+from ttsync.workspace.layout import Workspace
+
+ORCH = "high-value-customers"
+KINDS = {"email": ("email", "EMAIL_SHA256"), "phone": ("phone", "PHONE_SHA256"),
+         "idfa": ("idfa", "IDFA_SHA256"), "aaid": ("aaid", "AAID_SHA256")}  # fmt: skip
+
+
+@dataclass
+class Env:
+    workspace: Workspace
+    store: Store
+    emulator: EmulatorServer
+    environ: dict[str, str]
+
+    def run(self, **options: Any) -> Any:
+        return start_run(build_run(self.workspace, self.store, ORCH, options=RunOptions(**options)))
+
+    def audience_id(self) -> str:
+        states = repos.get_audience_states(self.store, "tiktok-audiences", ORCH)
+        assert len(states) == 1
+        return states[0].audience_id
+
+    def members(self, audience_id: str | None = None) -> set[tuple[str, str]]:
+        got = self.emulator.admin.audience_members(audience_id or self.audience_id())
+        return {(schema, h) for schema, hashes in got.items() for h in hashes}
+
+    def expected(self) -> set[tuple[str, str]]:
+        """Hash the segment row by row with the scalar API (independent of the vectorized path)."""
+        query = repos.get_orchestration(self.store, ORCH).query
+        with duckdb.connect(str(self.workspace.sample_warehouse), read_only=True) as con:
+            rows = con.execute(query).fetchall()
+            names = [d[0] for d in con.description]
+        out: set[tuple[str, str]] = set()
+        for row in rows:
+            record = dict(zip(names, row, strict=True))
+            for column, (kind, schema) in KINDS.items():
+                value = record.get(column)
+                if value is None:
+                    continue
+                try:
+                    out.add((schema, hash_identifier(kind, str(value), region=record.get("country") or "US")))
+                except InvalidIdentifier:
+                    pass
+        return out
+
+
+@pytest.fixture
+def env(emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    seed = emulator.seed
+    environ = {
+        "TTSYNC_APP_SECRET": seed.app_secret,
+        "TTSYNC_ACCESS_TOKEN": seed.operator_token,
+        "TTSYNC_SANDBOX_URL": emulator.base_url,
+    }
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("TTSYNC_STORE_URL", raising=False)
+    monkeypatch.delenv("TTSYNC_SECRET_KEY", raising=False)
+    init = init_workspace(tmp_path / "ws", sample=True, rows=6_000, seed_info=seed.to_dict())
+    workspace = init.workspace
+    store = workspace.open_store()
+    apply_config(store, load_config(workspace.config_path))
+    try:
+        yield Env(workspace, store, emulator, environ)
+    finally:
+        store.close()
+
+
+def test_sync_then_resync_mirrors_the_query(env: Env) -> None:
+    first = env.run()
+    assert first.ok, first.workflow.error
+    expected = env.expected()
+    assert len(expected) > 1_000
+    assert env.members() == expected
+    assert first.workflow.counts["upload"]["added_ids"] == len(expected)
+    assert first.workflow.counts["read_back"]["tiktok_size"] == len(expected)
+
+    churn = apply_churn(env.workspace.sample_warehouse, fraction=0.05)
+    assert churn["left_segment"] > 0 and churn["joined_segment"] > 0
+    second = env.run()
+    assert second.ok, second.workflow.error
+    new_expected = env.expected()
+    assert env.members() == new_expected
+    upload = second.workflow.counts["upload"]
+    # Exactly the changed identifiers were sent.
+    assert upload["added_ids"] == len(new_expected - expected)
+    assert upload["removed_ids"] == len(expected - new_expected)
+    assert second.workflow.counts["verify_audience"]["created"] is False
+
+
+def test_plan_sends_nothing(env: Env) -> None:
+    preview = preview_run(build_run(env.workspace, env.store, ORCH))
+    assert preview["plan"]["add_ids"] == len(env.expected())
+    assert preview["plan"]["remove_ids"] == 0
+    assert "invalid_email" in preview["rejected_by_reason"] or "invalid_phone" in preview["rejected_by_reason"]
+    assert env.emulator.admin.state()["audiences"] == [] or all(
+        a.get("owner_id") not in env.emulator.seed.advertiser_ids or a.get("name") != "High value customers"
+        for a in env.emulator.admin.state()["audiences"]
+    )
+    assert repos.get_audience_states(env.store, "tiktok-audiences", ORCH) == []
+
+
+def test_deleted_audience_is_recreated_and_uploaded_in_full(env: Env) -> None:
+    assert env.run().ok
+    old = env.audience_id()
+    env.emulator.admin.delete_audience(old)
+    outcome = env.run()
+    assert outcome.ok, outcome.workflow.error
+    new = env.audience_id()
+    assert new != old
+    assert outcome.workflow.counts["verify_audience"]["recreated"] is True
+    assert env.members(new) == env.expected()
+    titles = [n.title for n in repos.list_notifications(env.store)]
+    assert any("audience recreated" in t for t in titles)
+
+
+def test_remove_guard_blocks_then_resolve_continues(env: Env) -> None:
+    assert env.run().ok
+    with duckdb.connect(str(env.workspace.sample_warehouse)) as con:
+        con.execute("UPDATE Merged_Customers SET lifetime_value = 0 WHERE hash(amperity_id) % 10 < 8")
+    blocked = env.run()
+    assert not blocked.ok
+    assert blocked.workflow.error is not None
+    assert blocked.workflow.error["resolution"] == "large_removal_blocked"
+    assert blocked.workflow.error["task"] == "plan"
+    before = env.members()
+    assert len(before) > len(env.expected())  # nothing was removed
+    notes = repos.list_notifications(env.store)
+    assert notes[0].resolution == "large_removal_blocked"
+    # The user decides the removal is intended: resolve with the guard lifted.
+    resolved = continue_run(
+        build_run(env.workspace, env.store, ORCH, options=RunOptions(allow_large_removal=True)),
+        blocked.workflow.id,
+        "resolve",
+    )
+    assert resolved.ok, resolved.workflow.error
+    assert env.members() == env.expected()
+
+
+def test_analyst_token_fails_with_missing_permissions(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TTSYNC_ACCESS_TOKEN", env.emulator.seed.analyst_token)
+    apply_config(env.store, load_config(env.workspace.config_path))
+    outcome = env.run()
+    assert not outcome.ok
+    assert outcome.workflow.error is not None
+    assert outcome.workflow.error["resolution"] == "missing_advertiser_permissions"
+    assert env.emulator.seed.analyst_token not in json.dumps(outcome.to_dict())
+
+
+def test_killed_mid_upload_then_retry_converges(env: Env) -> None:
+    """Kill a real `ttsync run` process in the middle of the upload, retry the workflow, compare."""
+    admin = env.emulator.admin
+    cli_env = os.environ | env.environ | {"TTSYNC_WORKSPACE": str(env.workspace.root)}
+    # Small batches and added latency so the upload takes several seconds and the kill lands inside it.
+    admin.set_faults(rate=0.0, codes=[50002], latency_ms=200)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ttsync", "run", ORCH, "--batch-rows", "10", "--json"],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            workflows = repos.list_workflows(env.store)
+            if workflows:
+                wf = repos.get_workflow(env.store, workflows[0].id)
+                upload = next(t for t in wf.tasks if t.name == "upload")
+                if upload.checkpoint.get("mapping", {}).get("added"):
+                    break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the upload never started")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    admin.clear_faults()
+    partial = env.members()
+    expected = env.expected()
+    assert partial < expected  # some but not all were delivered
+    wf = repos.list_workflows(env.store)[0]
+    assert wf.state == "running"  # the killed process never finished it
+    result = subprocess.run(
+        [sys.executable, "-m", "ttsync", "workflows", "retry", wf.id, "--json"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["ok"] is True
+    upload_counts = next(t for t in data["tasks"] if t["name"] == "upload")["counts"]
+    assert upload_counts["batches_skipped"] > 0  # confirmed batches were not sent again
+    assert env.members() == expected
