@@ -6,6 +6,7 @@ and each value is hashed with the scalar identity API, so a mistake in the fast 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -69,10 +70,8 @@ class Env:
                 value = record.get(column)
                 if value is None:
                     continue
-                try:
+                with contextlib.suppress(InvalidIdentifier):
                     out.add((schema, hash_identifier(kind, str(value), region=record.get("country") or "US")))
-                except InvalidIdentifier:
-                    pass
         return out
 
 
@@ -108,7 +107,8 @@ def test_sync_then_resync_mirrors_the_query(env: Env) -> None:
     assert first.workflow.counts["read_back"]["tiktok_size"] == len(expected)
 
     churn = apply_churn(env.workspace.sample_warehouse, fraction=0.05)
-    assert churn["left_segment"] > 0 and churn["joined_segment"] > 0
+    assert churn["left_segment"] > 0
+    assert churn["joined_segment"] > 0
     second = env.run()
     assert second.ok, second.workflow.error
     new_expected = env.expected()
@@ -124,7 +124,9 @@ def test_plan_sends_nothing(env: Env) -> None:
     preview = preview_run(build_run(env.workspace, env.store, ORCH))
     assert preview["plan"]["add_ids"] == len(env.expected())
     assert preview["plan"]["remove_ids"] == 0
-    assert "invalid_email" in preview["rejected_by_reason"] or "invalid_phone" in preview["rejected_by_reason"]
+    assert (
+        "invalid_email" in preview["rejected_by_reason"] or "invalid_phone" in preview["rejected_by_reason"]
+    )
     assert env.emulator.admin.state()["audiences"] == [] or all(
         a.get("owner_id") not in env.emulator.seed.advertiser_ids or a.get("name") != "High value customers"
         for a in env.emulator.admin.state()["audiences"]
