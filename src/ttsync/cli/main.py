@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from ttsync import __version__
+from ttsync.cli import credentials as credentials_cli
 from ttsync.cli import emulator as emulator_cli
 from ttsync.cli import identity as identity_cli
 from ttsync.cli import runs as runs_cli
@@ -20,6 +21,7 @@ app.add_typer(emulator_cli.app, name="emulator")
 app.add_typer(identity_cli.app, name="identity")
 workspace_cli.register(app)
 runs_cli.register(app)
+credentials_cli.register(app)
 
 
 @app.command()
