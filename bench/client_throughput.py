@@ -1,0 +1,194 @@
+"""Client throughput against the emulator: achieved mapping requests/s versus the configured ceiling.
+
+Starts `ttsync emulator serve --seed demo` as a subprocess on a free loopback port, sets the emulator's
+`segment` group limit to each QPS via the admin API, configures the client's limiter to the same QPS, sends
+N `segment/mapping/` requests concurrently through `AsyncTikTokClient`, and prints one JSON line per QPS:
+
+    {"qps": 10, "requests": 200, "achieved_rps": 9.7, "fraction_of_ceiling": 0.97, "failed": 0, ...}
+
+Requests are sent by a pool of `--concurrency` workers (default 64, also the client's max_concurrency).
+`achieved_rps` is (N - 1) / wall time: N evenly paced requests span N - 1 intervals. CPU is the client
+process's only (the emulator runs in its own process).
+
+Targets (issue 2): fraction_of_ceiling >= 0.95 and failed == 0 at 10, 50 and 200 QPS. The ceiling is
+`qps`; the client paces at qps minus its 3 % headroom, so 0.97 is the most it can show.
+Run: python bench/client_throughput.py --qps 10,50,200 --requests 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from ttsync.tiktok import AsyncTikTokClient, LimiterRegistry, RateLimits, TikTokError
+
+DEFAULT_CONCURRENCY = 64  # workers = client max_concurrency; spare ones let the pacing catch up after a stall
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def emulator_process(startup_seconds: float = 30.0) -> Iterator[dict[str, Any]]:
+    """Run `ttsync emulator serve` and yield its seed JSON; always stop the process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        seed_file = Path(tmp) / "seed.json"
+        port = _free_port()
+        cmd = [
+            sys.executable,
+            "-m",
+            "ttsync",
+            "emulator",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        cmd += ["--seed", "demo", "--seed-out", str(seed_file)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + startup_seconds
+            root = f"http://127.0.0.1:{port}"
+            while True:
+                if proc.poll() is not None:
+                    err = proc.stderr.read().decode() if proc.stderr else ""
+                    raise RuntimeError(f"emulator exited early: {err[-2000:]}")
+                if seed_file.exists():
+                    with contextlib.suppress(httpx2.TransportError):
+                        if httpx2.get(f"{root}/_emulator/seed", timeout=1.0).status_code == 200:
+                            break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("emulator did not start in time")
+                time.sleep(0.1)
+            seed = json.loads(seed_file.read_text())
+            seed["root_url"] = root
+            yield seed
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def _rows(batch: int, rows_per_request: int) -> list[list[str | None]]:
+    return [
+        [hashlib.sha256(f"user{batch}-{i}@example.com".encode()).hexdigest()] for i in range(rows_per_request)
+    ]
+
+
+async def _run_one(
+    seed: dict[str, Any],
+    qps: int,
+    requests: int,
+    rows_per_request: int,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> dict[str, Any]:
+    root = seed["root_url"]
+    advertiser_id = seed["advertiser_ids"][0]
+    async with httpx2.AsyncClient(base_url=root) as admin:
+        (await admin.post("/_emulator/reset", json={"seed": "demo"})).raise_for_status()
+        limit = {"group": "segment", "qps": qps}
+        (await admin.post("/_emulator/rate_limits", json=limit)).raise_for_status()
+        client = AsyncTikTokClient(
+            access_token=seed["operator_token"],
+            app_id=seed["app_id"],
+            base_url=seed["base_url"],
+            rate_limits=RateLimits(segment=float(qps)),
+            limiters=LimiterRegistry(),  # a fresh limiter per run: no state carried between QPS levels
+            max_concurrency=concurrency,
+        )
+        async with client:
+            audience = await client.create_segment_audience(advertiser_id, f"bench {qps} qps")
+            # Let the emulator finish "processing" the new audience (mapping is refused until then).
+            (await admin.post("/_emulator/clock/advance", json={"seconds": 3 * 3600})).raise_for_status()
+            (await admin.post("/_emulator/rate_limits", json=limit)).raise_for_status()  # reset its window
+            payloads = [_rows(b, rows_per_request) for b in range(requests)]
+            # Let the create call's slot pass so every timed request starts from an idle limiter.
+            await asyncio.sleep(2.0 / qps)
+
+            failed = 0
+            pending = iter(payloads)
+
+            async def worker() -> None:
+                # A bounded pool of workers, like a delivery pipeline: each request is prepared (hash checks,
+                # JSON) just before it is sent. Gathering N coroutines at once would prepare all N up front
+                # and stall the event loop for ~0.5 ms x N before the pacing even starts.
+                nonlocal failed
+                for rows in pending:
+                    try:
+                        await client.add_segment_members(
+                            [advertiser_id], [audience.audience_id], ["EMAIL_SHA256"], rows
+                        )
+                    except TikTokError:
+                        failed += 1
+
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            limiter = client.limiter("segment/mapping/")
+            # Evenly paced, N requests span (N - 1) intervals; achieved rate counts the intervals actually taken.
+            achieved = (requests - 1) / wall if requests > 1 else float(requests) / wall
+            return {
+                "qps": qps,
+                "requests": requests,
+                "rows_per_request": rows_per_request,
+                "concurrency": concurrency,
+                "wall_seconds": round(wall, 3),
+                "achieved_rps": round(achieved, 2),
+                "fraction_of_ceiling": round(achieved / qps, 4),
+                "failed": failed,
+                "rate_limited_answers": client.stats.rate_limited,
+                "fault_retries": client.stats.fault_retries,
+                "limiter_qps_at_end": round(limiter.current_qps, 2),
+                "client_cpu_seconds_per_request": round(cpu / requests, 6),
+            }
+
+
+def main() -> None:
+    """Parse flags, run every QPS level, print one JSON line each."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--qps", default="10,50,200", help="comma-separated QPS levels (default 10,50,200)")
+    parser.add_argument("--requests", type=int, default=200, help="mapping requests per QPS level")
+    parser.add_argument("--rows", type=int, default=100, help="rows (people) per mapping request")
+    parser.add_argument(
+        "--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="workers (= client max_concurrency)"
+    )
+    args = parser.parse_args()
+    levels = [int(q) for q in args.qps.split(",") if q.strip()]
+    if args.requests < 1 or args.concurrency < 1 or any(q < 1 for q in levels):
+        parser.error("--requests and --qps values must be positive")
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    with emulator_process() as seed:
+        for qps in levels:
+            print(
+                json.dumps(asyncio.run(_run_one(seed, qps, args.requests, args.rows, args.concurrency))),
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""The adaptive limiter's arithmetic, driven by an injected clock (no sleeping, no network).
+
+The clock is a plain counter, not a mock: the limiter takes `clock` as a constructor parameter precisely so
+its pacing can be checked exactly. Real-time behaviour against the emulator is in test_tiktok_ratelimit.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ttsync.tiktok import LimiterRegistry, RateLimits, group_for_path
+from ttsync.tiktok.limiter import AdaptiveRateLimiter
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(qps: float = 10.0, **kw: float) -> tuple[AdaptiveRateLimiter, Clock]:
+    clock = Clock()
+    config = RateLimits(default=qps, headroom=0.0, **kw)
+    return AdaptiveRateLimiter(config, "default", clock=clock), clock
+
+
+def test_paces_evenly_with_burst_one() -> None:
+    limiter, _ = make(10.0)
+    waits = [limiter.reserve() for _ in range(5)]
+    assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+
+
+def test_even_pacing_never_hits_the_window_check() -> None:
+    limiter = AdaptiveRateLimiter(RateLimits(default=10.0), "default", clock=(clock := Clock()))
+    for _ in range(100):
+        clock.now += limiter.reserve()
+        assert limiter.try_claim() == 0.0
+
+
+def test_late_callers_catch_up_only_as_far_as_the_window_allows() -> None:
+    limiter, clock = make(10.0)  # no headroom: 10 per second, window 1.02 s -> at most 11 sends in it
+    for _ in range(30):
+        limiter.reserve()
+    clock.now += 2.0  # the loop was stalled: 30 callers are all late
+    claimed = sum(1 for _ in range(30) if limiter.try_claim() == 0.0)
+    assert claimed == 11
+    clock.now += 0.5  # still inside the window of the burst: nothing more
+    assert limiter.try_claim() > 0.0
+    clock.now += 0.6
+    assert limiter.try_claim() == 0.0
+
+
+def test_slow_down_applies_to_callers_who_reserved_earlier() -> None:
+    limiter, clock = make(10.0, mild_decrease_factor=0.5, recovery_per_second=1e-9)  # no recovery here
+    start = clock.now
+    slots = [limiter.reserve() for _ in range(20)]  # reserved at 10 QPS: one every 0.1 s
+    limiter.on_rate_limited()  # 10 -> 5 QPS
+    claimed: list[float] = []
+    for offset in slots:
+        clock.now = start + offset
+        if limiter.try_claim() == 0.0:
+            claimed.append(clock.now)
+    # Whatever they reserved, in any trailing 1.02 s window at most int(5 * 1.02) + 1 = 6 were sent.
+    for t in claimed:
+        assert sum(1 for u in claimed if t - 1.02 < u <= t) <= 6
+    assert len(claimed) < len(slots)
+
+
+def test_idle_time_does_not_bank_a_burst() -> None:
+    limiter, clock = make(10.0)
+    limiter.reserve()
+    clock.now += 60.0  # a long pause must not allow a volley afterwards
+    assert limiter.reserve() == 0.0
+    assert limiter.reserve() == pytest.approx(0.1)
+
+
+def test_headroom_keeps_rate_below_configured() -> None:
+    limiter = AdaptiveRateLimiter(RateLimits(default=10.0, headroom=0.05), "default", clock=Clock())
+    assert limiter.ceiling_qps == pytest.approx(9.5)
+
+
+def test_lone_rate_limit_is_mild_repeated_ones_halve_and_pause() -> None:
+    limiter, clock = make(10.0)
+    limiter.on_rate_limited()
+    limiter.on_rate_limited()  # same second: one signal, one decrease
+    assert limiter.current_qps == pytest.approx(9.0)  # calm before: jitter, -10 %
+    assert limiter.stats.decreases == 1
+    assert limiter.stats.rate_limited == 2
+    assert limiter.reserve() == pytest.approx(1 / 9.0)  # no pause for a lone answer
+    clock.now += 1.0  # recovered 5 % of 10 QPS meanwhile: 9.5, then halved
+    limiter.on_rate_limited()
+    assert limiter.current_qps == pytest.approx(4.75)
+    assert limiter.try_claim() >= 1.0  # "retry in the next second" (ref §5.2)
+
+
+def test_recovers_additively_to_the_ceiling() -> None:
+    limiter, clock = make(10.0, recovery_per_second=0.1, mild_decrease_factor=0.5)
+    limiter.on_rate_limited()
+    assert limiter.current_qps == pytest.approx(5.0)
+    clock.now += 2.0  # +10 % of 10 QPS per second
+    assert limiter.current_qps == pytest.approx(7.0)
+    clock.now += 100.0
+    assert limiter.current_qps == pytest.approx(10.0)
+    assert limiter.stats.decreases == 1
+
+
+def test_never_below_min_qps() -> None:
+    limiter, clock = make(10.0, min_qps=1.0)
+    for _ in range(20):
+        limiter.on_rate_limited()
+        clock.now += 1.0
+    assert limiter.current_qps >= 1.0
+
+
+def test_registry_shares_per_scope_app_group() -> None:
+    registry = LimiterRegistry()
+    config = RateLimits()
+    a = registry.get("http://h/", "app1", "segment", config)
+    assert registry.get("http://h/", "app1", "segment", config) is a
+    assert registry.get("http://h/", "app2", "segment", config) is not a
+    assert registry.get("http://h/", "app1", "default", config) is not a
+    assert registry.get("http://other/", "app1", "segment", config) is not a
+    # Reconfiguring applies to the shared instance.
+    registry.get("http://h/", "app1", "segment", RateLimits(segment=50.0, headroom=0.0))
+    assert a.ceiling_qps == pytest.approx(50.0)
+
+
+def test_groups_match_contract() -> None:
+    assert group_for_path("segment/mapping/") == "segment"
+    assert group_for_path("segment/audience/") == "segment"
+    assert group_for_path("event/track/") == "events"
+    assert group_for_path("dmp/custom_audience/list/") == "default"
+    defaults = RateLimits()
+    assert (defaults.default, defaults.segment, defaults.events) == (10.0, 10_000.0, 1_000.0)
