@@ -139,3 +139,12 @@ def test_batches_are_stable_for_checkpoints(tmp_path: Path) -> None:
 def test_plan_state_round_trip(tmp_path: Path) -> None:
     _con, plan = run_plan(tmp_path, [("1", E, h(1))], None, SyncMode.MIRROR)
     assert AudiencePlan.from_state(plan.to_state()) == plan
+
+
+def test_batch_data_json_refuses_anything_but_hashes() -> None:
+    batch = pa.record_batch({E: [h(1), "someone@example.com"]})
+    with pytest.raises(ValueError, match="not lowercase hex hashes"):
+        batch_data_json(batch, ["1"])
+    upper = pa.record_batch({E: [h(10).upper()]})
+    with pytest.raises(ValueError, match=E):
+        batch_data_json(upper, ["1"])

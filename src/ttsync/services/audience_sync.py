@@ -35,6 +35,7 @@ from ttsync.audiences.deliver import MappingCheckpoint, deliver_partner
 from ttsync.audiences.plan import AudiencePlan, SyncMode, connect, next_snapshot_sql, plan_audience
 from ttsync.audiences.prepare import prepare_to_parquet
 from ttsync.audiences.snapshot import commit_snapshot, delete_snapshot, snapshot_path
+from ttsync.credentials import ensure_fresh_token
 from ttsync.errors import LargeRemovalBlockedError, ResolvableError
 from ttsync.identity import ColumnSpec
 from ttsync.sources import open_source
@@ -115,6 +116,11 @@ class AudienceRun:
         """A client for the destination's environment (the emulator for sandbox)."""
         if self.client_factory is not None:
             return self.client_factory()
+        # Tokens that carry a refresh token are refreshed shortly before they expire (and stored again);
+        # a refused refresh raises inside the task, so the workflow reports `token_expired`.
+        self.credential = ensure_fresh_token(
+            self.store, self.credential.name, base_url=self.destination.base_url(self.credential)
+        )
         token = self.credential.access_token
         return AsyncTikTokClient(
             access_token=token,

@@ -4,6 +4,7 @@ workflow (`retry`, `resolve`, `restart`). The CLI and the web call these; they s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 from ttsync.audiences.audience import MIN_USABLE_SIZE, audience_status
 from ttsync.audiences.plan import SyncMode, connect, plan_audience
 from ttsync.audiences.prepare import prepare_to_parquet
+from ttsync.notify import deliver_pending
 from ttsync.services.audience_sync import AUDIENCE_TASKS, AudienceRun, Reporter, RunOptions
 from ttsync.sources import open_source
 from ttsync.store import repos
@@ -118,8 +120,16 @@ def _execute(run: AudienceRun, workflow_id: str, specs: list[TaskSpec], start_at
     try:
         workflow = asyncio.run(run_workflow(run.store, workflow_id, specs, start_at=start_at))
     except WorkflowFailedError as failed:
+        _post_webhooks(run.store)
         return RunOutcome(failed.workflow, ok=False)
     return RunOutcome(workflow, ok=True)
+
+
+def _post_webhooks(store: Store) -> None:
+    """Post the failure's notification to $TTSYNC_WEBHOOK_URL when set; a webhook problem never hides the
+    workflow's own outcome (delivery state is recorded on the notification)."""
+    with contextlib.suppress(Exception):  # recorded per notification by deliver_pending
+        deliver_pending(store)
 
 
 def preview_run(run: AudienceRun) -> dict[str, Any]:

@@ -1,0 +1,207 @@
+"""Benchmark the main job: full audience sync of N people into the emulator, then a re-sync with churn.
+
+Runs the real path (`ttsync.services.runs`: source -> identity -> plan -> upload -> commit -> read back)
+against `ttsync emulator serve` in its own process. The ceiling is what the configured limits allow:
+`qps * batch_rows` identifiers per second during the upload. Prints one JSON line per run:
+
+    python bench/audience_sync.py --people 1000000 --qps 10 --batch-rows 10000
+    python bench/audience_sync.py --people 10000000 --qps 10 --batch-rows 10000 --churn 0.01
+
+Peak RSS is this process's (ttsync's), not the emulator's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ttsync.emulator.testing import EmulatorAdmin
+from ttsync.services.audience_sync import RunOptions
+from ttsync.services.runs import build_run, start_run
+from ttsync.store import write_key_file
+from ttsync.tiktok import RateLimits
+from ttsync.workspace.apply import apply_config
+from ttsync.workspace.config import parse_config
+from ttsync.workspace.layout import Workspace
+
+CONFIG = """
+version: 1
+credentials:
+  - name: bench
+    app_id: "{app_id}"
+    app_secret_env: TTSYNC_APP_SECRET
+    access_token_env: TTSYNC_ACCESS_TOKEN
+    advertiser_ids: ["{advertiser}"]
+    environment: sandbox
+sources:
+  - name: people
+    kind: duckdb
+    path: people.duckdb
+destinations:
+  - name: bench-audience
+    kind: audience
+    credential: bench
+    settings:
+      advertiser_ids: ["{advertiser}"]
+      user_id_types: [EMAIL]
+      remove_guard: 0.5
+orchestrations:
+  - name: everyone
+    source: people
+    destination: bench-audience
+    key_column: id
+    settings:
+      audience_name: Benchmark audience
+    query: SELECT id, email FROM people
+"""
+
+
+def make_people(path: Path, people: int) -> None:
+    """A warehouse of `people` rows with distinct, valid, mixed-case emails."""
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            f"CREATE OR REPLACE TABLE people AS SELECT i AS id, "
+            f"'User.' || i || '@Example.com ' AS email FROM range({people}) t(i)"
+        )
+
+
+def churn(path: Path, fraction: float) -> int:
+    """Replace the email of `fraction` of the people: each such person is one remove and one add."""
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            f"UPDATE people SET email = 'moved.' || id || '@example.org' "
+            f"WHERE hash(id, 'churn') % 1000000 < {int(fraction * 1_000_000)}"
+        )
+        rows = con.execute("SELECT count(*) FROM people WHERE email LIKE 'moved.%'").fetchall()
+    return int(rows[0][0])
+
+
+def start_emulator(tmp: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """`ttsync emulator serve` on a free port; returns the process and its seed-out data."""
+    seed_file = tmp / "seed.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ttsync", "emulator", "serve", "--port", "0", "--seed", "demo",
+         "--seed-out", str(seed_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not seed_file.exists() or not seed_file.read_text():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise SystemExit("the emulator did not start")
+        time.sleep(0.1)
+    time.sleep(0.2)
+    return proc, json.loads(seed_file.read_text())
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--people", type=int, default=1_000_000)
+    parser.add_argument("--qps", type=float, default=10.0, help="segment/mapping requests per second")
+    parser.add_argument("--batch-rows", type=int, default=10_000)
+    parser.add_argument(
+        "--churn", type=float, default=0.01, help="share of people changed before the re-sync"
+    )
+    parser.add_argument("--no-resync", action="store_true")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="ttsync-bench-"))
+    emulator, seed = start_emulator(tmp)
+    try:
+        root = seed["base_url"].split("/open_api/")[0]
+        # The emulator's segment limit equals the client's configured rate: the ceiling is real on both sides.
+        admin = EmulatorAdmin(root)
+        admin.set_rate_limit("segment", int(args.qps))
+        admin.close()
+        os.environ.update(
+            TTSYNC_APP_SECRET=seed["app_secret"],
+            TTSYNC_ACCESS_TOKEN=seed["operator_token"],
+            TTSYNC_SANDBOX_URL=seed["base_url"],
+        )
+        workspace = Workspace(tmp / "ws")
+        workspace.state_dir.mkdir(parents=True)
+        write_key_file(workspace.key_file)
+        make_people(workspace.root / "people.duckdb", args.people)
+        config = CONFIG.format(app_id=seed["app_id"], advertiser=seed["advertiser_ids"][0])
+        options = RunOptions(batch_rows=args.batch_rows, rate_limits=RateLimits(segment=args.qps))
+        with workspace.open_store() as store:
+            apply_config(store, parse_config(config))
+            results = [run_once(workspace, store, options, args, "full")]
+            if not args.no_resync:
+                changed = churn(workspace.root / "people.duckdb", args.churn)
+                result = run_once(workspace, store, options, args, "resync")
+                result["people_changed"] = changed
+                result["expected_ids_sent"] = 2 * changed
+                result["wall_share_of_full"] = round(result["wall_seconds"] / results[0]["wall_seconds"], 4)
+                results.append(result)
+        for result in results:
+            print(json.dumps(result))
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=30)
+
+
+def run_once(
+    workspace: Workspace, store: Any, options: RunOptions, args: argparse.Namespace, label: str
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    outcome = start_run(build_run(workspace, store, "everyone", options=options))
+    wall = time.perf_counter() - started
+    if not outcome.ok:
+        raise SystemExit(f"{label} run failed: {outcome.workflow.error}")
+    tasks = {t.name: t for t in outcome.workflow.tasks}
+    upload = tasks["upload"]
+    upload_seconds = (
+        (upload.finished_at - upload.started_at).total_seconds()
+        if upload.finished_at and upload.started_at
+        else 0.0
+    )
+    sent = int(upload.counts["added_ids"]) + int(upload.counts["removed_ids"])
+    requests = int(upload.counts["requests"])
+    ceiling = args.qps * args.batch_rows
+    # Ids/s against the ceiling: the last request's ids arrive in one burst, so rate the full batches only.
+    achieved = sent / upload_seconds if upload_seconds else 0.0
+    return {
+        "bench": "audience_sync",
+        "run": label,
+        "people": args.people,
+        "qps": args.qps,
+        "batch_rows": args.batch_rows,
+        "ids_sent": sent,
+        "requests": requests,
+        "wall_seconds": round(wall, 2),
+        "task_seconds": {
+            name: round((t.finished_at - t.started_at).total_seconds(), 2)
+            for name, t in tasks.items()
+            if t.finished_at and t.started_at
+        },
+        "upload_ids_per_second": round(achieved),
+        "ceiling_ids_per_second": round(ceiling),
+        "fraction_of_ceiling": round(achieved / ceiling, 4) if requests > 1 else None,
+        "requests_per_second": round(requests / upload_seconds, 3) if upload_seconds else None,
+        "cpu_seconds": round(time.process_time() - cpu_started, 2),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
+    }
+
+
+if __name__ == "__main__":
+    main()
