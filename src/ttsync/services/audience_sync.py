@@ -342,9 +342,11 @@ class AudienceRun:
         async with self.client() as client:
             status = await audience_status(client, self.primary_advertiser, audience_id)
         self._save_state(audience_id, status.cover_num, status.is_valid)
+        # TikTok's size counts matched people; a size above the people sent means the size is counted some
+        # other way (the emulator counts identifiers), and a ratio would be meaningless.
         match_rate = (
             round(status.cover_num / plan.current_people, 4)
-            if status.cover_num and plan.current_people
+            if status.cover_num and plan.current_people and status.cover_num <= plan.current_people
             else None
         )
         return {
