@@ -1,0 +1,414 @@
+"""Deliver offline events: stage and validate, filter against the ledger, send in batches, bisect rejects.
+
+    result = await deliver_events(client, batches, settings=settings, key_column="row_key",
+                                  run_dir=run_dir, ledger=ledger)
+    result.totals.to_dict()   # sent, duplicate_skipped, rejected by reason, ...
+
+`plan_events` does the same without sending (`ttsync run ORCH --plan`).
+
+Order of work: (1) check the event set exists (`offline/get/`), (2) validate every row and stage the
+prepared rows, (3) group rows into events in query order, (4) drop events already in the ledger, (5) send
+batches of up to 1,000 (a few in flight), recording each batch in the ledger right after TikTok confirmed
+it. Request-level failures (auth, permission, not found, rate limit budget exhausted) stop the delivery with
+the client's typed error; a 40002 about the events themselves is bisected down to the bad events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import re
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+import pyarrow as pa
+
+from ttsync.events.columns import plan_columns
+from ttsync.events.ledger import Ledger, ledger_namespace
+from ttsync.events.outcomes import EventTotals, OutcomeWriter, scrub_message, write_totals
+from ttsync.events.payload import GroupedEvent, Rejected, assemble
+from ttsync.events.reasons import Outcome, RejectReason
+from ttsync.events.stage import Stage
+from ttsync.events.validate import EventRules, RowValidator
+from ttsync.identity import MatchReport
+from ttsync.tiktok import AsyncTikTokClient, ClientValidationError, InvalidRequestError, NotFoundError
+from ttsync.workspace.models import ResolvedOfflineEventsSettings
+
+PARTNER_NAME: Final = "ttsync"
+MAX_BATCH: Final = 1_000  # ref §3.1: more than 1,000 events and TikTok rejects the whole request
+# 40002 messages name the bad event as `data.N.field` (Events API 2.0) or `Batch.N.field` (ref §3.4).
+_EVENT_INDEX: Final = re.compile(r"\b(?:data|batch)\.(\d+)\b", re.IGNORECASE)
+# A 40002 about these request-level fields is not about any one event: bisecting would not help.
+_REQUEST_FIELDS: Final = re.compile(r"\b(event_source_id|event_source|partner_name|test_event_code)\b")
+_BISECT_CODES: Final = frozenset({40000, 40002, 40062})
+
+ProgressCallback = Callable[[EventTotals], None]
+
+
+class EventSetNotFoundError(NotFoundError):
+    """The destination's event set does not exist for the advertiser (resolution `event_set_not_found`)."""
+
+
+@dataclass(frozen=True)
+class EventOptions:
+    """Data-template and orchestration choices beyond `ResolvedOfflineEventsSettings`."""
+
+    attribute_mapping: Mapping[str, str] = field(default_factory=dict)
+    derive_event_id: bool = False
+    default_region: str | None = None
+
+
+@dataclass
+class EventRunResult:
+    """What a delivery or plan did: totals, the per-row outcome file, identity's match report."""
+
+    totals: EventTotals
+    outcomes_path: Path
+    totals_path: Path
+    match_report: MatchReport
+    ignored_columns: tuple[str, ...] = ()
+
+
+@dataclass
+class _Staged:
+    stage: Stage
+    validator: RowValidator
+    ignored: tuple[str, ...]
+
+
+def _stage(
+    batches: Iterable[pa.RecordBatch],
+    *,
+    settings: ResolvedOfflineEventsSettings,
+    key_column: str | None,
+    run_dir: Path,
+    options: EventOptions,
+    now: datetime | None,
+) -> _Staged:
+    # `derive_event_id` is a data-template setting; read it from the settings once the workspace model has it.
+    derive = options.derive_event_id or bool(getattr(settings, "derive_event_id", False))
+    rules = EventRules(
+        event_set_id=settings.event_set_id,
+        event_source=settings.event_source,
+        timezone=settings.timezone,
+        derive_event_id=derive,
+        default_region=options.default_region,
+    )
+    stage = Stage(run_dir)
+    validator: RowValidator | None = None
+    ignored: tuple[str, ...] = ()
+    for batch in batches:
+        if validator is None:
+            plan = plan_columns(
+                batch.schema.names,
+                key_column=key_column,
+                attribute_mapping=options.attribute_mapping,
+                derive_event_id=derive,
+            )
+            ignored = plan.ignored
+            validator = RowValidator(plan, rules, key_column=key_column, now=now or datetime.now(UTC))
+        stage.add(validator.process(batch))
+    if validator is None:
+        raise ValueError("the query returned no batches (not even an empty one with its columns)")
+    return _Staged(stage, validator, ignored)
+
+
+def plan_events(
+    batches: Iterable[pa.RecordBatch],
+    *,
+    settings: ResolvedOfflineEventsSettings,
+    key_column: str | None,
+    run_dir: Path,
+    ledger: Ledger,
+    options: EventOptions | None = None,
+    now: datetime | None = None,
+) -> EventRunResult:
+    """Everything a delivery does except sending: counts by outcome (`planned` instead of `sent`)."""
+    options = options or EventOptions()
+    staged = _stage(
+        batches, settings=settings, key_column=key_column, run_dir=run_dir, options=options, now=now
+    )
+    namespace = ledger_namespace(settings.event_set_id, settings.test_event_code)
+    totals = EventTotals(rows=staged.stage.rows)
+    writer = OutcomeWriter(run_dir)
+    try:
+        for chunk in assemble(staged.stage.rows_by_event()):
+            ready = _filter_chunk(chunk, totals, writer, ledger, namespace)
+            writer.add_many([event.row_keys for event in ready], Outcome.PLANNED)
+            totals.planned += len(ready)
+    finally:
+        writer.close()
+        staged.stage.cleanup()
+    return EventRunResult(
+        totals, writer.path, write_totals(run_dir, totals), staged.validator.report(), staged.ignored
+    )
+
+
+async def check_event_set(client: AsyncTikTokClient, settings: ResolvedOfflineEventsSettings) -> None:
+    """Raise `EventSetNotFoundError` unless the offline event set exists for the advertiser (ref §3.5).
+
+    Only offline event sets can be looked up with `offline/get/`; web (pixel) and CRM sources are not checked.
+    """
+    if settings.event_source != "offline":
+        return
+    endpoint = "offline/get/"
+    try:
+        result = await client.get_offline_event_sets(
+            settings.advertiser_id, event_set_ids=[settings.event_set_id]
+        )
+        found = any(s.event_set_id == settings.event_set_id for s in result.event_set_list)
+    except NotFoundError as exc:
+        if exc.resolution_key == "advertiser_not_found":
+            raise
+        found = False
+    if not found:
+        raise EventSetNotFoundError(
+            f"offline event set {settings.event_set_id} does not exist for advertiser {settings.advertiser_id}: "
+            "create it in TikTok Events Manager (Assets > Events > Offline) or fix `event_set_id`",
+            code=None,
+            endpoint=endpoint,
+            resolution_key="event_set_not_found",
+        )
+
+
+async def deliver_events(
+    client: AsyncTikTokClient,
+    batches: Iterable[pa.RecordBatch],
+    *,
+    settings: ResolvedOfflineEventsSettings,
+    key_column: str | None,
+    run_dir: Path,
+    ledger: Ledger,
+    options: EventOptions | None = None,
+    progress: ProgressCallback | None = None,
+    now: datetime | None = None,
+    run_id: str | None = None,
+    batch_size: int = MAX_BATCH,
+    max_in_flight: int = 4,
+) -> EventRunResult:
+    """Send the query's events to `event/track/` once each; see the module docstring for the steps.
+
+    Raises the client's `TikTokError` subclasses for request-level failures (after the client's own retries)
+    and `EventSetNotFoundError` / `EventColumnsError` before anything is sent.
+    """
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise ValueError(f"batch_size must be between 1 and {MAX_BATCH} (ref §3.1)")
+    options = options or EventOptions()
+    with _relaxed_gc():
+        return await _deliver(
+            client,
+            batches,
+            settings=settings,
+            key_column=key_column,
+            run_dir=run_dir,
+            ledger=ledger,
+            options=options,
+            progress=progress,
+            now=now,
+            run_id=run_id,
+            batch_size=batch_size,
+            max_in_flight=max_in_flight,
+        )
+
+
+@contextlib.contextmanager
+def _relaxed_gc() -> Iterator[None]:
+    """Collect cyclic garbage rarely while a delivery runs, and restore the thresholds afterwards.
+
+    A delivery keeps hundreds of thousands of small acyclic objects alive (events waiting for their batch);
+    with the default thresholds every young-generation collection walks them again. Measured in
+    bench/events.py, that was the largest single cost (pydantic and the event loop allocate constantly).
+    Reference counting still frees everything as usual; only cycle detection runs less often.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(200_000, 50, 1_000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+async def _deliver(
+    client: AsyncTikTokClient,
+    batches: Iterable[pa.RecordBatch],
+    *,
+    settings: ResolvedOfflineEventsSettings,
+    key_column: str | None,
+    run_dir: Path,
+    ledger: Ledger,
+    options: EventOptions,
+    progress: ProgressCallback | None,
+    now: datetime | None,
+    run_id: str | None,
+    batch_size: int,
+    max_in_flight: int,
+) -> EventRunResult:
+    await check_event_set(client, settings)
+    staged = _stage(
+        batches, settings=settings, key_column=key_column, run_dir=run_dir, options=options, now=now
+    )
+    sender = EventSender(client, settings, ledger, run_id)
+    totals = sender.totals
+    totals.rows = staged.stage.rows
+    writer = OutcomeWriter(run_dir)
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def send(events: list[GroupedEvent]) -> None:
+        confirmed, rejected = await sender.send(events)
+        writer.add_many([event.row_keys for event in confirmed], Outcome.SENT)
+        for event, message in rejected:
+            writer.add(event.row_keys, Outcome.REJECTED, RejectReason.REJECTED_BY_TIKTOK.value, message)
+        if progress is not None:
+            progress(totals)
+
+    try:
+        pending: list[GroupedEvent] = []
+        for chunk in assemble(staged.stage.rows_by_event(chunk_rows=5_000)):
+            pending.extend(_filter_chunk(chunk, totals, writer, ledger, sender.namespace))
+            while len(pending) >= batch_size:
+                batch, pending = pending[:batch_size], pending[batch_size:]
+                await _launch(send(batch), in_flight, max_in_flight)
+            # Let finished requests be recorded and new ones start between chunks, so TikTok works on the
+            # batches in flight while this process builds the next ones.
+            await asyncio.sleep(0)
+        if pending:
+            await _launch(send(pending), in_flight, max_in_flight)
+        await _drain(in_flight)
+    except BaseException:
+        for task in in_flight:
+            task.cancel()
+        await asyncio.gather(*in_flight, return_exceptions=True)
+        raise
+    finally:
+        writer.close()
+        staged.stage.cleanup()
+        write_totals(run_dir, totals)
+    if progress is not None:
+        progress(totals)
+    return EventRunResult(
+        totals, writer.path, run_dir / "event_totals.json", staged.validator.report(), staged.ignored
+    )
+
+
+async def _launch(coro: Awaitable[None], in_flight: set[asyncio.Task[None]], limit: int) -> None:
+    while len(in_flight) >= limit:
+        done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            in_flight.discard(task)
+            task.result()  # re-raise a request-level failure now
+    in_flight.add(asyncio.ensure_future(coro))
+
+
+async def _drain(in_flight: set[asyncio.Task[None]]) -> None:
+    while in_flight:
+        done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            in_flight.discard(task)
+            task.result()
+
+
+def _filter_chunk(
+    chunk: tuple[list[GroupedEvent], list[Rejected]],
+    totals: EventTotals,
+    writer: OutcomeWriter,
+    ledger: Ledger,
+    namespace: str,
+) -> list[GroupedEvent]:
+    """Record rejected events; drop events already in the ledger; return the events to send."""
+    ready, rejected = chunk
+    totals.events += len(ready) + len(rejected)
+    for row_keys, reason in rejected:
+        writer.add(row_keys, Outcome.REJECTED, reason)
+        totals.rejected[reason] += 1
+    done = ledger.accepted(namespace, [(e.event, e.event_id) for e in ready])
+    if not done:
+        return ready
+    keep: list[GroupedEvent] = []
+    for event in ready:
+        if (event.event, event.event_id) in done:
+            writer.add(event.row_keys, Outcome.DUPLICATE_SKIPPED)
+            totals.duplicate_skipped += 1
+        else:
+            keep.append(event)
+    return keep
+
+
+class EventSender:
+    """Sends one batch; on a 40002 about the events, isolates the bad ones and sends the rest."""
+
+    def __init__(
+        self,
+        client: AsyncTikTokClient,
+        settings: ResolvedOfflineEventsSettings,
+        ledger: Ledger,
+        run_id: str | None,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.ledger = ledger
+        self.run_id = run_id
+        self.namespace = ledger_namespace(settings.event_set_id, settings.test_event_code)
+        self.totals = EventTotals()
+
+    async def send(
+        self, events: list[GroupedEvent]
+    ) -> tuple[list[GroupedEvent], list[tuple[GroupedEvent, str]]]:
+        """Send `events`; returns (confirmed, rejected with TikTok's scrubbed message)."""
+        try:
+            await self._post(events)
+        except InvalidRequestError as exc:
+            if not _is_about_events(exc):
+                raise
+            return await self._isolate(events, exc)
+        return events, []
+
+    async def _post(self, events: list[GroupedEvent]) -> None:
+        self.totals.requests += 1
+        await self.client.track_events(
+            event_source=self.settings.event_source,
+            event_source_id=self.settings.event_set_id,
+            data=[e.payload for e in events],
+            test_event_code=self.settings.test_event_code,
+            partner_name=PARTNER_NAME,
+        )
+        # Only now is the batch TikTok's: record it before anything else can fail.
+        self.ledger.record(self.namespace, [(e.event, e.event_id) for e in events], run_id=self.run_id)
+        self.totals.sent += len(events)
+
+    async def _isolate(
+        self, events: list[GroupedEvent], exc: InvalidRequestError
+    ) -> tuple[list[GroupedEvent], list[tuple[GroupedEvent, str]]]:
+        message = scrub_message(exc.message)
+        if len(events) == 1:
+            self._reject(1)
+            return [], [(events[0], message)]
+        index = _event_index(exc.message)
+        if index is not None and index < len(events):
+            # TikTok named the bad event: drop it and send the others (which may hold more bad ones).
+            self._reject(1)
+            confirmed, rejected = await self.send(events[:index] + events[index + 1 :])
+            return confirmed, [(events[index], message), *rejected]
+        middle = len(events) // 2
+        left_ok, left_bad = await self.send(events[:middle])
+        right_ok, right_bad = await self.send(events[middle:])
+        return left_ok + right_ok, left_bad + right_bad
+
+    def _reject(self, count: int) -> None:
+        self.totals.rejected[RejectReason.REJECTED_BY_TIKTOK.value] += count
+
+
+def _is_about_events(exc: InvalidRequestError) -> bool:
+    if isinstance(exc, ClientValidationError):
+        return _event_index(exc.message) is not None
+    if exc.code not in _BISECT_CODES:
+        return False
+    return _event_index(exc.message) is not None or _REQUEST_FIELDS.search(exc.message) is None
+
+
+def _event_index(message: str) -> int | None:
+    match = _EVENT_INDEX.search(message)
+    return int(match.group(1)) if match else None

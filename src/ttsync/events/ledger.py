@@ -1,0 +1,123 @@
+"""The ledger: offline events TikTok accepted, keyed by (event_set_id, event, event_id).
+
+Storage is one SQLite file in the workspace state folder (`<state>/ledger/events.sqlite`), chosen over
+DuckDB and Parquet parts because:
+- each confirmed batch is one small transaction that must be durable before the next batch is sent; SQLite's
+  WAL commits this in well under a millisecond, with no compaction of part files afterwards;
+- two runs of different orchestrations may write at once; SQLite serializes writers with a busy timeout,
+  where a DuckDB file is locked by one process;
+- the only read is "which of these 1,000 keys are already there?", a primary-key lookup.
+
+The file holds keys and the time they were accepted, never identifiers or values.
+
+Exactly-once reasoning (see docs/events.md, "Ledger and re-runs"): a batch is recorded only after TikTok
+confirmed it, and a later run filters every event against the ledger before sending. A crash between
+TikTok's confirmation and the ledger commit leaves at most the batches in flight unrecorded; a re-run sends
+them again, and TikTok drops the copies because it de-duplicates on (event set, event, event_id) within 48
+hours (ref §3.3). Re-running within 48 hours of a crash therefore counts every event once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Final
+
+LEDGER_FILE: Final = Path("ledger") / "events.sqlite"
+_LOOKUP_CHUNK: Final = 500  # bound the number of SQL parameters per lookup
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS accepted (
+    event_set_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    accepted_at INTEGER NOT NULL,
+    run_id TEXT,
+    PRIMARY KEY (event_set_id, event_id, event)
+) WITHOUT ROWID
+"""
+
+
+def ledger_namespace(event_set_id: str, test_event_code: str | None) -> str:
+    """The key space of an event set. Test events (sent with a test event code) are kept apart.
+
+    TikTok does not attribute test events, so recording them under the real event set would wrongly skip the
+    same events once they are sent for real.
+    """
+    return f"{event_set_id}#test" if test_event_code else event_set_id
+
+
+class Ledger:
+    """Accepted offline events of one workspace. Open with `Ledger.open(state_dir)`; close when done."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+        self._con.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a commit survives a killed process (it is in the OS page cache); only a power
+        # loss may lose the last commits, and those batches are then re-sent and de-duplicated by TikTok.
+        self._con.execute("PRAGMA synchronous=NORMAL")
+        self._con.execute(_SCHEMA)
+
+    @classmethod
+    def open(cls, state_dir: Path) -> Ledger:
+        """The ledger of the workspace whose state folder is `state_dir`."""
+        return cls(state_dir / LEDGER_FILE)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._con.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Ledger({str(self.path)!r})"
+
+    def accepted(self, namespace: str, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of the (event, event_id) keys TikTok already accepted in `namespace`."""
+        found: set[tuple[str, str]] = set()
+        wanted = set(keys)
+        ids = sorted({event_id for _, event_id in wanted})
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            chunk = ids[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._con.execute(
+                f"SELECT event, event_id FROM accepted WHERE event_set_id = ? AND event_id IN ({marks})",
+                [namespace, *chunk],
+            ).fetchall()
+            found.update(key for key in rows if key in wanted)
+        return found
+
+    def record(self, namespace: str, keys: Iterable[tuple[str, str]], *, run_id: str | None = None) -> int:
+        """Record keys TikTok confirmed, in one transaction. Call only after the confirmation. Returns count."""
+        now = int(time.time())
+        rows = [(namespace, event, event_id, now, run_id) for event, event_id in keys]
+        self._con.execute("BEGIN IMMEDIATE")
+        try:
+            self._con.executemany(
+                "INSERT OR IGNORE INTO accepted (event_set_id, event, event_id, accepted_at, run_id) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        self._con.execute("COMMIT")
+        return len(rows)
+
+    def count(self, namespace: str | None = None) -> int:
+        """Number of accepted events (in one namespace, or in all)."""
+        if namespace is None:
+            row = self._con.execute("SELECT count(*) FROM accepted").fetchone()
+        else:
+            row = self._con.execute(
+                "SELECT count(*) FROM accepted WHERE event_set_id = ?", [namespace]
+            ).fetchone()
+        return int(row[0])

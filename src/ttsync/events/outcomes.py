@@ -1,0 +1,122 @@
+"""Totals and the per-row outcome file of one events run."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ttsync.events.reasons import Outcome
+
+OUTCOMES_FILE: Final = "event_outcomes.parquet"
+TOTALS_FILE: Final = "event_totals.json"
+OUTCOME_SCHEMA: Final = pa.schema(
+    [("row_key", pa.string()), ("outcome", pa.string()), ("reason", pa.string()), ("message", pa.string())]
+)
+
+# TikTok's messages may quote a value back ("Invalid value for x: 'abc'"); keep the field path, drop values.
+_SCRUBS: Final = (
+    (re.compile(r"'[^']*'|\"[^\"]*\""), "<value>"),
+    (re.compile(r"[^\s@]+@[^\s@]+"), "<value>"),
+    (re.compile(r"\b[0-9a-fA-F]{32,}\b"), "<value>"),
+    (re.compile(r"\+?\d[\d\s().-]{6,}\d"), "<value>"),
+)
+
+
+def scrub_message(message: str, limit: int = 300) -> str:
+    """TikTok's message without anything that could be a value (emails, hashes, phone numbers, quotes)."""
+    for pattern, replacement in _SCRUBS:
+        message = pattern.sub(replacement, message)
+    return message[:limit]
+
+
+@dataclass
+class EventTotals:
+    """Counts of one run. Outcome counts are of events; `rows` counts warehouse rows."""
+
+    rows: int = 0
+    events: int = 0
+    sent: int = 0
+    planned: int = 0
+    duplicate_skipped: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    requests: int = 0
+
+    @property
+    def rejected_total(self) -> int:
+        """Events rejected for any reason."""
+        return sum(self.rejected.values())
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-friendly totals."""
+        return {
+            "rows": self.rows,
+            "events": self.events,
+            "sent": self.sent,
+            "planned": self.planned,
+            "duplicate_skipped": self.duplicate_skipped,
+            "rejected": dict(sorted(self.rejected.items())),
+            "rejected_total": self.rejected_total,
+            "requests": self.requests,
+        }
+
+
+class OutcomeWriter:
+    """Appends (row_key, outcome, reason, message) rows to `<run_dir>/event_outcomes.parquet`."""
+
+    def __init__(self, run_dir: Path, flush_rows: int = 50_000) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / OUTCOMES_FILE
+        self._writer = pq.ParquetWriter(self.path, OUTCOME_SCHEMA, compression="zstd")
+        self._cols: tuple[list[str], list[str], list[str | None], list[str | None]] = ([], [], [], [])
+        self._flush_rows = flush_rows
+
+    def add(
+        self, row_keys: list[str], outcome: Outcome, reason: str | None = None, message: str | None = None
+    ) -> None:
+        """Record the outcome of every row of one event."""
+        self.add_many([row_keys], outcome, reason, message)
+
+    def add_many(
+        self,
+        row_key_lists: list[list[str]],
+        outcome: Outcome,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Record one outcome for every row of several events."""
+        keys = [key for row_keys in row_key_lists for key in row_keys]
+        n = len(keys)
+        own_keys, outcomes, reasons, messages = self._cols
+        own_keys.extend(keys)
+        outcomes.extend([outcome.value] * n)
+        reasons.extend([reason] * n)
+        messages.extend([message] * n)
+        if len(own_keys) >= self._flush_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered rows."""
+        if not self._cols[0]:
+            return
+        table = pa.Table.from_arrays([pa.array(c, pa.string()) for c in self._cols], schema=OUTCOME_SCHEMA)
+        self._writer.write_table(table)
+        self._cols = ([], [], [], [])
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        self.flush()
+        self._writer.close()
+
+
+def write_totals(run_dir: Path, totals: EventTotals) -> Path:
+    """Write the totals as JSON next to the outcomes."""
+    path = run_dir / TOTALS_FILE
+    path.write_text(json.dumps(totals.to_dict(), indent=2) + "\n")
+    return path

@@ -1,0 +1,303 @@
+"""Validation, grouping and payload building of offline events (real Arrow batches, real DuckDB staging)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ttsync.events.columns import EventColumnsError, plan_columns
+from ttsync.events.deliver import EventOptions, plan_events
+from ttsync.events.ledger import Ledger
+from ttsync.events.payload import GroupedEvent, assemble
+from ttsync.events.stage import Stage
+from ttsync.events.validate import EventRules, RowValidator
+from ttsync.workspace.models import ResolvedOfflineEventsSettings
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+EVENT_SET = "7000000000000000001"
+ALICE_HASH = hashlib.sha256(b"alice@example.com").hexdigest()
+PHONE_HASH = hashlib.sha256(b"+12065550100").hexdigest()
+
+
+def _row(**overrides: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "row_key": "r1",
+        "email": "Alice@Example.com ",
+        "event": "CompletePayment",
+        "event_id": "o-1",
+        "timestamp": "2026-11-19T10:00:00Z",
+        "currency": "usd",
+        "value": 10.5,
+    }
+    row.update(overrides)
+    return row
+
+
+def _batch(rows: list[dict[str, Any]]) -> pa.RecordBatch:
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(c for c in row if c not in columns)
+    table = [{c: r.get(c) for c in columns} for r in rows]
+    for column in columns:
+        # A column mixing text and numbers is a text column (as a CSV source would give it).
+        if len({type(r[column]) for r in table if r[column] is not None}) > 1:
+            for r in table:
+                r[column] = None if r[column] is None else str(r[column])
+    return pa.RecordBatch.from_pylist(table)
+
+
+def _group(
+    tmp_path: Path, rows: list[dict[str, Any]], *, rules: EventRules | None = None
+) -> tuple[dict[str, GroupedEvent], dict[str, str]]:
+    """Validate and group rows; returns (events by event_id, reason by row key)."""
+    batch = _batch(rows)
+    rules = rules or EventRules(event_set_id=EVENT_SET)
+    plan = plan_columns(batch.schema.names, key_column="row_key", derive_event_id=rules.derive_event_id)
+    validator = RowValidator(plan, rules, key_column="row_key", now=NOW)
+    stage = Stage(tmp_path / "run")
+    stage.add(validator.process(batch))
+    ready: dict[str, GroupedEvent] = {}
+    reasons: dict[str, str] = {}
+    for events, rejected in assemble(stage.rows_by_event(chunk_rows=2)):
+        ready.update({e.event_id: e for e in events})
+        for keys, reason in rejected:
+            reasons.update(dict.fromkeys(keys, reason))
+    stage.cleanup()
+    return ready, reasons
+
+
+def test_valid_event_payload_has_hashes_seconds_and_numbers(tmp_path: Path) -> None:
+    ready, reasons = _group(tmp_path, [_row(phone="+1 (206) 555-0100", ip=None)])
+    assert reasons == {}
+    payload = ready["o-1"].payload
+    assert payload == {
+        "event": "CompletePayment",
+        "event_id": "o-1",
+        "event_time": int(datetime(2026, 11, 19, 10, tzinfo=UTC).timestamp()),
+        "user": {"email": [ALICE_HASH], "phone": [PHONE_HASH]},
+        "properties": {"currency": "USD", "value": 10.5},
+    }
+
+
+def test_item_rows_become_one_event_with_contents_and_summed_value(tmp_path: Path) -> None:
+    rows = [
+        _row(row_key="a", content_id="sku-1", price=2.0, quantity=3, value=6.0),
+        _row(row_key="other", event_id="o-2", content_id="sku-9", price=1.0, quantity=1, value=1.0),
+        _row(
+            row_key="b",
+            email=None,
+            phone="+12065550100",
+            content_id="sku-2",
+            price=4.0,
+            quantity=1,
+            value=4.0,
+        ),
+    ]
+    ready, reasons = _group(tmp_path, rows)
+    assert reasons == {}
+    event = ready["o-1"]
+    assert event.row_keys == ["a", "b"]
+    props = event.payload["properties"]
+    assert props["value"] == 10.0
+    assert props["contents"] == [
+        {"content_id": "sku-1", "price": 2.0, "quantity": 3},
+        {"content_id": "sku-2", "price": 4.0, "quantity": 1},
+    ]
+    assert event.payload["user"] == {"email": [ALICE_HASH], "phone": [PHONE_HASH]}
+
+
+def test_value_defaults_to_price_times_quantity(tmp_path: Path) -> None:
+    rows = [
+        {k: v for k, v in _row(row_key="a", price=2.5, quantity=2).items() if k != "value"},
+        {k: v for k, v in _row(row_key="b", price=1.0, quantity=None).items() if k != "value"},
+    ]
+    ready, _ = _group(tmp_path, rows)
+    assert ready["o-1"].payload["properties"]["value"] == 6.0
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "zone", "expected"),
+    [
+        ("2026-11-19T10:00:00+02:00", "UTC", datetime(2026, 11, 19, 8, tzinfo=UTC)),
+        ("2026-11-19 10:00:00", "America/New_York", datetime(2026, 11, 19, 15, tzinfo=UTC)),
+        ("2026-11-19", "UTC", datetime(2026, 11, 19, tzinfo=UTC)),
+        ("2026-11-19T10:00:00.123456789Z", "UTC", datetime(2026, 11, 19, 10, tzinfo=UTC)),
+    ],
+)
+def test_timestamps_with_and_without_zone(
+    tmp_path: Path, timestamp: str, zone: str, expected: datetime
+) -> None:
+    rules = EventRules(event_set_id=EVENT_SET, timezone=zone)
+    ready, reasons = _group(tmp_path, [_row(timestamp=timestamp)], rules=rules)
+    assert reasons == {}
+    assert ready["o-1"].payload["event_time"] == int(expected.timestamp())
+
+
+def test_arrow_timestamp_columns(tmp_path: Path) -> None:
+    naive = pa.array([datetime(2026, 11, 19, 10)], pa.timestamp("us"))
+    batch = _batch([_row()]).set_column(4, "timestamp", naive)
+    rules = EventRules(event_set_id=EVENT_SET, timezone="Europe/Paris")
+    plan = plan_columns(batch.schema.names, key_column="row_key")
+    prepared = RowValidator(plan, rules, key_column="row_key", now=NOW).process(batch)
+    assert prepared.rows.column("event_time").to_pylist() == [
+        int(datetime(2026, 11, 19, 9, tzinfo=UTC).timestamp())
+    ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"event": ""}, "missing_event"),
+        ({"event": "PageView"}, "unknown_event"),
+        ({"event": "completepayment"}, "unknown_event"),
+        ({"event_id": None}, "missing_event_id"),
+        ({"timestamp": None}, "missing_timestamp"),
+        ({"timestamp": "19/11/2026"}, "invalid_timestamp"),
+        ({"timestamp": "2026-13-40T10:00:00Z"}, "invalid_timestamp"),
+        ({"timestamp": (NOW - timedelta(days=29)).isoformat()}, "too_old"),
+        ({"timestamp": (NOW + timedelta(minutes=30)).isoformat()}, "in_future"),
+        ({"email": None}, "missing_email_or_phone"),
+        ({"email": "not an email"}, "invalid_email_or_phone"),
+        ({"currency": "XYZ"}, "invalid_currency"),
+        ({"value": "ten"}, "invalid_number"),
+        ({"quantity": 1.5}, "invalid_number"),
+        ({"event_channel": "fax"}, "invalid_event_channel"),
+        ({"content_type": "service"}, "invalid_content_type"),
+        ({"event_set_id": "999"}, "event_set_mismatch"),
+        ({"event_source": "web"}, "event_source_mismatch"),
+        ({"ip": "203.0.113.9"}, "web_only_field"),
+        ({"tiktok_click_id": "abc"}, "web_only_field"),
+        ({"row_key": None}, "missing_row_key"),
+    ],
+)
+def test_each_rejection_reason(tmp_path: Path, overrides: dict[str, Any], reason: str) -> None:
+    good = _row(row_key="good", event_id="o-good")
+    bad = _row(**{"row_key": "bad", **overrides})
+    ready, reasons = _group(tmp_path, [good, bad])
+    assert "o-good" in ready
+    assert set(reasons.values()) == {reason}
+    if overrides.get("row_key", "bad") is not None:
+        assert reasons == {"bad": reason}
+
+
+def test_near_future_and_28_day_old_events_are_kept(tmp_path: Path) -> None:
+    rows = [
+        _row(row_key="a", event_id="a", timestamp=(NOW + timedelta(minutes=5)).isoformat()),
+        _row(row_key="b", event_id="b", timestamp=(NOW - timedelta(days=27, hours=23)).isoformat()),
+    ]
+    ready, reasons = _group(tmp_path, rows)
+    assert reasons == {}
+    assert set(ready) == {"a", "b"}
+
+
+def test_one_bad_item_row_rejects_the_whole_event(tmp_path: Path) -> None:
+    rows = [_row(row_key="a", price=1.0), _row(row_key="b", price="oops")]
+    ready, reasons = _group(tmp_path, rows)
+    assert ready == {}
+    assert reasons == {"a": "invalid_number", "b": "invalid_number"}
+
+
+def test_duplicate_row_keys_are_rejected(tmp_path: Path) -> None:
+    rows = [_row(row_key="same", event_id="x"), _row(row_key="same", event_id="y")]
+    ready, reasons = _group(tmp_path, rows)
+    assert ready == {}
+    assert reasons == {"same": "duplicate_row_key"}
+
+
+def test_web_events_keep_web_fields_unhashed(tmp_path: Path) -> None:
+    rules = EventRules(event_set_id=EVENT_SET, event_source="web")
+    row = _row(
+        event="PageView", ip="203.0.113.9", agent="Mozilla/5.0", cookie_id="ttp1", tiktok_click_id="cl1"
+    )
+    ready, reasons = _group(tmp_path, [row], rules=rules)
+    assert reasons == {}
+    assert ready["o-1"].payload["user"] == {
+        "email": [ALICE_HASH],
+        "ip": "203.0.113.9",
+        "user_agent": "Mozilla/5.0",
+        "ttp": "ttp1",
+        "ttclid": "cl1",
+    }
+
+
+def test_derived_event_ids_are_deterministic_and_group_by_order(tmp_path: Path) -> None:
+    rules = EventRules(event_set_id=EVENT_SET, derive_event_id=True)
+    rows = [
+        _row(row_key="a", event_id=None, order_id="ord-7", content_id="s1"),
+        _row(row_key="b", event_id=None, order_id="ord-7", content_id="s2"),
+        _row(row_key="c", event_id=None),
+        _row(row_key="d", event_id="given"),
+    ]
+    first, reasons = _group(tmp_path, rows, rules=rules)
+    again, _ = _group(tmp_path, rows, rules=rules)
+    assert reasons == {}
+    assert set(first) == set(again)
+    assert "given" in first
+    by_rows = {tuple(e.row_keys): e.event_id for e in first.values()}
+    assert set(by_rows) == {("a", "b"), ("c",), ("d",)}
+    t = int(datetime(2026, 11, 19, 10, tzinfo=UTC).timestamp())
+    text = f"ttsync-event-id-v1|CompletePayment|{t}|order:ord-7|"
+    assert by_rows[("a", "b")] == hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def test_columns_missing_or_ambiguous_raise_before_sending() -> None:
+    with pytest.raises(EventColumnsError, match="event_id"):
+        plan_columns(["row_key", "email", "event", "timestamp"], key_column="row_key")
+    with pytest.raises(EventColumnsError, match="email or phone"):
+        plan_columns(["row_key", "event", "event_id", "timestamp"], key_column="row_key")
+    with pytest.raises(EventColumnsError, match="both stand for"):
+        plan_columns(
+            ["row_key", "email", "event", "event_id", "timestamp", "agent", "user_agent"],
+            key_column="row_key",
+        )
+    plan = plan_columns(
+        ["id", "mail", "event", "order_ref", "ts", "extra"],
+        key_column="id",
+        attribute_mapping={"mail": "emails", "order_ref": "event_id", "ts": "timestamp"},
+    )
+    assert plan.emails == ("mail",)
+    assert plan.column("event_id") == "order_ref"
+    assert plan.ignored == ("extra",)
+
+
+def test_plan_counts_and_per_row_outcomes(tmp_path: Path) -> None:
+    settings = ResolvedOfflineEventsSettings(advertiser_id="1", event_set_id=EVENT_SET)
+    rows = [
+        _row(row_key="a"),
+        _row(row_key="b", content_id="x"),
+        _row(row_key="c", event_id="o-2", currency="??"),
+    ]
+    with Ledger.open(tmp_path / "state") as ledger:
+        ledger.record(EVENT_SET, [("CompletePayment", "o-1")])
+        result = plan_events(
+            [_batch(rows)],
+            settings=settings,
+            key_column="row_key",
+            run_dir=tmp_path / "run",
+            ledger=ledger,
+            options=EventOptions(),
+            now=NOW,
+        )
+    assert result.totals.to_dict() | {"rejected": dict(result.totals.rejected)} == {
+        "rows": 3,
+        "events": 2,
+        "sent": 0,
+        "planned": 0,
+        "duplicate_skipped": 1,
+        "rejected": {"invalid_currency": 1},
+        "rejected_total": 1,
+        "requests": 0,
+    }
+    outcomes = pq.read_table(result.outcomes_path).to_pylist()
+    assert sorted((o["row_key"], o["outcome"], o["reason"]) for o in outcomes) == [
+        ("a", "duplicate_skipped", None),
+        ("b", "duplicate_skipped", None),
+        ("c", "rejected", "invalid_currency"),
+    ]
+    assert not (tmp_path / "run" / "stage").exists()
