@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ttsync.workflows.resolutions import CATALOG, Action, resolution_for
+from ttsync.workflows.resolutions import CATALOG, Action, render_markdown, resolution_for
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "resolutions.md"
 
@@ -26,3 +26,9 @@ def test_seed_resolutions_exist_with_resolve_action() -> None:
 def test_unknown_key_falls_back_to_invalid_request() -> None:
     assert resolution_for("no_such_key").key == "invalid_request"
     assert resolution_for(None).key == "invalid_request"
+
+
+def test_doc_is_generated_from_the_catalog() -> None:
+    assert DOC.read_text(encoding="utf-8") == render_markdown(), (
+        "regenerate: python -m ttsync.workflows.resolutions > docs/resolutions.md"
+    )

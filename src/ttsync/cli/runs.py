@@ -58,6 +58,9 @@ def _show_preview(preview: dict[str, Any], as_json: bool) -> None:
     if as_json:
         _print_json(preview)
         return
+    if "totals" in preview:
+        _show_event_preview(preview)
+        return
     p = preview["plan"]
     table = Table(
         title=f"Plan for {preview['orchestration']} → {preview['audience_name']}", show_header=False
@@ -77,6 +80,25 @@ def _show_preview(preview: dict[str, Any], as_json: bool) -> None:
     for warning in preview["warnings"]:
         _err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     _out.print("Nothing was sent. Run without --plan to sync.", highlight=False)
+
+
+def _show_event_preview(preview: dict[str, Any]) -> None:
+    totals = preview["totals"]
+    table = Table(
+        title=f"Plan for {preview['orchestration']} → event set {preview['event_set_id']}", show_header=False
+    )
+    table.add_row("warehouse rows", f"{totals['rows']:,}")
+    table.add_row("events", f"{totals['events']:,}")
+    table.add_row("[green]to send[/green]", f"{totals['planned']:,}")
+    table.add_row("already accepted by TikTok (ledger)", f"{totals['duplicate_skipped']:,}")
+    for reason, count in totals["rejected"].items():
+        table.add_row(f"rejected: {reason}", f"{count:,}")
+    _out.print(table)
+    if preview.get("match_report"):
+        _show_match_report(preview["match_report"])
+    for warning in preview["warnings"]:
+        _err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    _out.print("Nothing was sent. Run without --plan to send.", highlight=False)
 
 
 def _show_match_report(report: dict[str, Any]) -> None:

@@ -55,8 +55,8 @@ def plan_columns(
     phones: list[str] = []
     ignored: list[str] = []
     for column in columns:
-        if column == key_column and column.lower() not in mapping:
-            continue
+        if column == key_column and column.lower() not in mapping and parameter_for(column) is None:
+            continue  # a pure row key (e.g. a customer id); a key that is also a parameter (event_id) is both
         target = mapping.get(column.lower(), column)
         param: Parameter | None = parameter_for(target)
         if param is None:

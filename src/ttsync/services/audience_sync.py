@@ -16,15 +16,18 @@ resolved workflow continues in a new process exactly where the failed one stoppe
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import shutil
+import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ttsync.audiences.audience import (
     MIN_USABLE_SIZE,
+    AudienceStatus,
     audience_status,
     create_partner_audience,
     share_audience,
@@ -35,23 +38,15 @@ from ttsync.audiences.deliver import MappingCheckpoint, deliver_partner
 from ttsync.audiences.plan import AudiencePlan, SyncMode, connect, next_snapshot_sql, plan_audience
 from ttsync.audiences.prepare import prepare_to_parquet
 from ttsync.audiences.snapshot import commit_snapshot, delete_snapshot, snapshot_path
-from ttsync.credentials import ensure_fresh_token
 from ttsync.errors import LargeRemovalBlockedError, ResolvableError
 from ttsync.identity import ColumnSpec
+from ttsync.services.base import OrchestrationRun, Reporter, RunOptions
 from ttsync.sources import open_source
 from ttsync.store import repos
-from ttsync.store.db import Store
 from ttsync.store.records import AudienceStateRecord
-from ttsync.tiktok import AsyncTikTokClient, RateLimits
 from ttsync.workflows.engine import TaskContext, TaskSpec
-from ttsync.workspace.models import (
-    Credential,
-    DataTemplate,
-    Destination,
-    Orchestration,
-    ResolvedAudienceSettings,
-    Source,
-)
+from ttsync.workspace.errors import ConfigError
+from ttsync.workspace.models import ResolvedAudienceSettings
 
 # id schema each user id type is sent as (ref §2.1 id_schema values); MD5 only when the input is MD5.
 ID_SCHEMAS = {"EMAIL": "EMAIL_SHA256", "PHONE": "PHONE_SHA256", "IDFA": "IDFA_SHA256", "AAID": "AAID_SHA256"}
@@ -59,77 +54,27 @@ MD5_SCHEMAS = {"IDFA": "IDFA_MD5", "AAID": "AAID_MD5"}
 
 AUDIENCE_TASKS = ("query", "prepare", "verify_audience", "plan", "upload", "commit", "read_back")
 
-
-class Reporter:
-    """Progress and messages of a run; the CLI renders them with rich, tests and `--json` ignore them."""
-
-    def stage(self, name: str, total: int | None = None) -> None:
-        """A long step starts (total in rows or identifiers when known)."""
-
-    def advance(self, name: str, amount: int) -> None:
-        """Some of a step is done."""
-
-    def note(self, text: str) -> None:
-        """A line worth showing (a warning, an audience created)."""
+__all__ = ["AUDIENCE_TASKS", "AudienceRun", "Reporter", "RunOptions"]
 
 
-@dataclass
-class RunOptions:
-    """Knobs of one run (defaults suit production; tests and benchmarks turn them)."""
-
-    batch_rows: int = 10_000
-    in_flight: int = 8
-    read_batch_rows: int = 100_000
-    ready_timeout_seconds: float = 600.0
-    allow_large_removal: bool = False
-    rate_limits: RateLimits | None = None
-    duckdb_memory_limit: str = "512MB"
-
-
-@dataclass
-class AudienceRun:
+@dataclass(kw_only=True)
+class AudienceRun(OrchestrationRun):
     """Everything the tasks of one audience workflow need."""
 
-    store: Store
-    root: Path
-    state_dir: Path
-    orchestration: Orchestration
-    destination: Destination
-    template: DataTemplate | None
-    credential: Credential
-    source: Source
+    kind = "audience"
     settings: ResolvedAudienceSettings
-    options: RunOptions = field(default_factory=RunOptions)
-    reporter: Reporter = field(default_factory=Reporter)
-    client_factory: Callable[[], AsyncTikTokClient] | None = None
+
+    @property
+    def key_column(self) -> str:
+        """The column that identifies a person (required for audiences; checked when the run is built)."""
+        if not self.orchestration.key_column:
+            raise ConfigError(f"orchestration {self.orchestration.name!r} needs `key_column` for an audience")
+        return self.orchestration.key_column
 
     @property
     def primary_advertiser(self) -> str:
         """The advertiser that owns the audience; the others get it shared."""
         return self.settings.advertiser_ids[0]
-
-    def run_dir(self, workflow_id: str) -> Path:
-        """Folder of this run's intermediate files (hashes and plans only)."""
-        return self.state_dir / "runs" / workflow_id
-
-    def client(self) -> AsyncTikTokClient:
-        """A client for the destination's environment (the emulator for sandbox)."""
-        if self.client_factory is not None:
-            return self.client_factory()
-        # Tokens that carry a refresh token are refreshed shortly before they expire (and stored again);
-        # a refused refresh raises inside the task, so the workflow reports `token_expired`.
-        self.credential = ensure_fresh_token(
-            self.store, self.credential.name, base_url=self.destination.base_url(self.credential)
-        )
-        token = self.credential.access_token
-        return AsyncTikTokClient(
-            access_token=token,
-            app_id=self.credential.app_id,
-            app_secret=self.credential.app_secret,
-            base_url=self.destination.base_url(self.credential),
-            max_concurrency=max(self.options.in_flight, 4),
-            rate_limits=self.options.rate_limits,
-        )
 
     def id_schemas(self, specs: list[ColumnSpec]) -> list[str]:
         """The id schema of each enabled user id type, in the destination's order."""
@@ -183,7 +128,7 @@ class AudienceRun:
             output = prepare_to_parquet(
                 source.stream(self.orchestration.query, batch_rows=self.options.read_batch_rows),
                 specs=specs,
-                key_column=self.orchestration.key_column,
+                key_column=self.key_column,
                 out_dir=run_dir / "prepared",
                 progress=lambda n: self.reporter.advance("prepare", n),
             )
@@ -356,6 +301,99 @@ class AudienceRun:
             "people_sent": plan.current_people,
             "match_rate": match_rate,
         }
+
+    def preview(self) -> dict[str, Any]:
+        """What a run would do, sending nothing and changing nothing: adds, removes, rejects by reason, the
+        match-quality report and warnings. Reads the stored audience's status from TikTok when it can."""
+        work = Path(tempfile.mkdtemp(prefix="ttsync-plan-"))
+        try:
+            with open_source(self.source, self.root) as source:
+                columns = source.columns(self.orchestration.query)
+                specs = self.column_specs(columns)
+                self.reporter.stage("prepare")
+                prepared = prepare_to_parquet(
+                    source.stream(self.orchestration.query, batch_rows=self.options.read_batch_rows),
+                    specs=specs,
+                    key_column=self.key_column,
+                    out_dir=work / "prepared",
+                    progress=lambda n: self.reporter.advance("prepare", n),
+                )
+            warnings = list(self.settings.warnings())
+            states = {
+                s.advertiser_id: s
+                for s in repos.get_audience_states(self.store, self.destination.name, self.orchestration.name)
+            }
+            stored = states.get(self.primary_advertiser)
+            snapshot = None
+            audience: dict[str, Any] = {"audience_id": None, "exists": False}
+            if stored is not None and SyncMode(self.settings.mode) is not SyncMode.CREATE:
+                audience = {"audience_id": stored.audience_id, "exists": None}
+                try:
+                    status = asyncio.run(self._status(stored.audience_id))
+                except (
+                    Exception
+                ) as exc:  # the plan still shows the diff; the run itself will report the error
+                    warnings.append(
+                        f"could not check audience {stored.audience_id} in TikTok: {type(exc).__name__}"
+                    )
+                    snapshot = self.snapshot_file(stored.audience_id)
+                else:
+                    audience = {
+                        "audience_id": stored.audience_id,
+                        "exists": status.usable,
+                        "tiktok_size": status.cover_num,
+                    }
+                    if status.usable:
+                        snapshot = self.snapshot_file(stored.audience_id)
+                    else:
+                        warnings.append(
+                            f"audience {stored.audience_id} is gone from TikTok: the run will create a new one and "
+                            "upload everyone"
+                        )
+            con = connect(work / "plan", memory_limit=self.options.duckdb_memory_limit)
+            try:
+                plan = plan_audience(
+                    con,
+                    prepared_glob=str(prepared.ids_path),
+                    snapshot=snapshot,
+                    id_schemas=self.id_schemas(specs),
+                    mode=SyncMode(self.settings.mode),
+                    work_dir=work / "plan",
+                )
+                rejects = con.execute(
+                    f"SELECT reason, count(*) FROM read_parquet('{prepared.rejects_path}') GROUP BY reason "
+                    "ORDER BY 2 DESC"
+                ).fetchall()
+            finally:
+                con.close()
+            if plan.remove_share > self.settings.remove_guard:
+                warnings.append(
+                    f"the run would remove {plan.remove_share:.0%} of the audience, above the remove guard of "
+                    f"{self.settings.remove_guard:.0%}: it will stop before sending"
+                )
+            if plan.current_people < MIN_USABLE_SIZE:
+                warnings.append(
+                    f"only {plan.current_people:,} people: TikTok needs at least {MIN_USABLE_SIZE:,} before an ad "
+                    "group can use the audience"
+                )
+            return {
+                "orchestration": self.orchestration.name,
+                "destination": self.destination.name,
+                "audience_name": self.settings.audience_name,
+                "advertiser_ids": self.settings.advertiser_ids,
+                "audience": audience,
+                "rows_read": prepared.rows_read,
+                "plan": plan.to_dict(),
+                "rejected_by_reason": {reason: int(n) for reason, n in rejects},
+                "match_report": prepared.report.to_dict(),
+                "warnings": warnings,
+            }
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    async def _status(self, audience_id: str) -> AudienceStatus:
+        async with self.client() as client:
+            return await audience_status(client, self.primary_advertiser, audience_id)
 
     # -- helpers -------------------------------------------------------------------------------------------
 

@@ -92,7 +92,7 @@ orchestrations = sa.Table(
     sa.Column("destination", NAME, sa.ForeignKey("destinations.name"), nullable=False),
     sa.Column("template", NAME, sa.ForeignKey("data_templates.name")),
     sa.Column("query", sa.Text, nullable=False),
-    sa.Column("key_column", sa.String(200), nullable=False),
+    sa.Column("key_column", sa.String(200)),  # optional for offline events (positional keys)
     sa.Column("settings", sa.JSON, nullable=False),
     sa.Column("schedule", sa.String(100)),
     sa.Column("enabled", sa.Boolean, nullable=False, default=True),

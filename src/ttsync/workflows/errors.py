@@ -22,6 +22,9 @@ def classify_exception(exc: BaseException) -> dict[str, Any]:
         }
     if isinstance(exc, ResolvableError):
         return {"resolution": exc.resolution_key, "message": str(exc), "kind": type(exc).__name__}
+    key = getattr(exc, "resolution_key", None)
+    if isinstance(key, str) and key:  # other domain errors that name their resolution (e.g. event columns)
+        return {"resolution": key, "message": str(exc), "kind": type(exc).__name__}
     if isinstance(exc, ConfigError | WorkspaceError):
         return {"resolution": "configuration_error", "message": str(exc), "kind": type(exc).__name__}
     # An unexpected error: its text may carry data values, so only its type is kept.

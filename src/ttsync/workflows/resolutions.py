@@ -152,6 +152,21 @@ _CATALOG: tuple[Resolution, ...] = (
         action=Action.RESOLVE,
     ),
     Resolution(
+        key="invalid_event_columns",
+        title="Event query columns do not fit",
+        what="The offline-event query lacks a required column (email or phone, event, event_id) or returns a "
+        "column ttsync cannot send.",
+        why="Columns are matched by name to TikTok's offline-event parameters (see docs/events.md), or through "
+        "the data template's attribute_mapping.",
+        steps=(
+            "Compare the query's columns with the parameter table in docs/events.md.",
+            "Rename the columns in the query, or map them in the data template's attribute_mapping; set "
+            "`derive_event_id: true` if the warehouse has no event id.",
+            "`ttsync apply -f ttsync.yaml`, then `ttsync workflows resolve ID`.",
+        ),
+        action=Action.RESOLVE,
+    ),
+    Resolution(
         key="large_removal_blocked",
         title="Large removal blocked",
         what="This run would remove a larger share of the audience than the destination's remove guard allows.",
@@ -252,3 +267,40 @@ def resolution_for(key: str | None) -> Resolution:
     if key and key in CATALOG:
         return CATALOG[key]
     return CATALOG["invalid_request"]
+
+
+_DOC_HEAD = """# Resolutions
+
+Every failure ttsync can meet in a workflow is classified into one entry of this catalog. `ttsync workflows show ID`
+prints the entry of a failed workflow; notifications carry it too. This page is generated from the catalog
+(`src/ttsync/workflows/resolutions.py`, `python -m ttsync.workflows.resolutions > docs/resolutions.md`), and a test
+checks that it is current.
+
+Actions that continue a workflow:
+
+- `retry` — `ttsync workflows retry ID [--task T]` runs the failed task again.
+- `restart` — `ttsync workflows restart ID` starts the workflow over from its first task.
+- `resolve` — `ttsync workflows resolve ID` re-checks the (fixed) configuration, then continues from the last checkpoint.
+
+A resumed workflow never re-sends what TikTok already confirmed: audience batches are checkpointed as TikTok
+confirms them, and offline events TikTok accepted are kept in the ledger.
+"""
+
+
+def render_markdown() -> str:
+    """docs/resolutions.md: a table of every entry, then one section per entry."""
+    lines = [_DOC_HEAD, "| key | title | action | retried automatically first |", "|---|---|---|---|"]
+    for entry in CATALOG.values():
+        automatic = "yes" if entry.retried_automatically else "no"
+        lines.append(f"| `{entry.key}` | {entry.title} | `{entry.action.value}` | {automatic} |")
+    lines.append("")
+    for entry in CATALOG.values():
+        lines += [f"## {entry.title}", "", f"Key: `{entry.key}` · action: `{entry.action.value}`", ""]
+        lines += [f"**What happened.** {entry.what}", "", f"**Why.** {entry.why}", "", "**To fix it:**", ""]
+        lines += [f"{i}. {step}" for i, step in enumerate(entry.steps, 1)]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")

@@ -111,7 +111,7 @@ orchestrations:
     source: warehouse
     destination: tiktok-offline-events
     template: store-purchases
-    key_column: event_id
+    # no key_column: an order has several item rows, so rows are keyed by position in the result
     query: |
       SELECT
         'ACME Essentials' AS brand

@@ -344,6 +344,13 @@ class OfflineEventsSettings(_Model):
     event_source: EventSource | None = None
     test_event_code: str | None = None
     timezone: str | None = None
+    default_region: str | None = None
+    derive_event_id: bool | None = None
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return _check_region(value)
 
     @field_validator("advertiser_id", "event_set_id", mode="before")
     @classmethod
@@ -374,6 +381,8 @@ class ResolvedOfflineEventsSettings(_Model):
     event_source: EventSource = "offline"
     test_event_code: str | None = None
     timezone: str = "UTC"
+    default_region: str | None = None  # country of phones written without +country code
+    derive_event_id: bool = False  # derive a deterministic event_id when the query has none
 
     def warnings(self) -> list[str]:
         """Non-fatal remarks to show before a run."""
@@ -518,7 +527,7 @@ class Orchestration(_Model):
     destination: ObjectName
     template: ObjectName | None = None
     query: str = Field(min_length=1)
-    key_column: str = Field(min_length=1)
+    key_column: str | None = Field(default=None, min_length=1)  # required for audiences
     settings: dict[str, Any] = Field(default_factory=dict)
     schedule: Annotated[str | None, AfterValidator(_check_cron)] = None
     enabled: bool = True

@@ -1,0 +1,92 @@
+"""What every orchestration run shares: the loaded objects, options, progress reporting and the client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ttsync.credentials import ensure_fresh_token
+from ttsync.store.db import Store
+from ttsync.tiktok import AsyncTikTokClient, RateLimits
+from ttsync.workflows.engine import TaskSpec
+from ttsync.workspace.models import Credential, DataTemplate, Destination, Orchestration, Source
+
+
+class Reporter:
+    """Progress and messages of a run; the CLI renders them with rich, tests and `--json` ignore them."""
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        """A long step starts (total in rows or identifiers when known)."""
+
+    def advance(self, name: str, amount: int) -> None:
+        """Some of a step is done."""
+
+    def note(self, text: str) -> None:
+        """A line worth showing (a warning, an audience created)."""
+
+
+@dataclass
+class RunOptions:
+    """Knobs of one run (defaults suit production; tests and benchmarks turn them)."""
+
+    batch_rows: int = 10_000
+    in_flight: int = 8
+    read_batch_rows: int = 100_000
+    ready_timeout_seconds: float = 600.0
+    allow_large_removal: bool = False
+    rate_limits: RateLimits | None = None
+    duckdb_memory_limit: str = "512MB"
+
+
+@dataclass(kw_only=True)
+class OrchestrationRun:
+    """One orchestration with its destination, data template, credential and source, ready to run."""
+
+    kind: ClassVar[str] = ""
+    store: Store
+    root: Path
+    state_dir: Path
+    orchestration: Orchestration
+    destination: Destination
+    template: DataTemplate | None
+    credential: Credential
+    source: Source
+    options: RunOptions = field(default_factory=RunOptions)
+    reporter: Reporter = field(default_factory=Reporter)
+    client_factory: Callable[[], AsyncTikTokClient] | None = None
+
+    def run_dir(self, workflow_id: str) -> Path:
+        """Folder of this run's intermediate files (hashes, plans and outcomes only)."""
+        return self.state_dir / "runs" / workflow_id
+
+    def client(self) -> AsyncTikTokClient:
+        """A client for the destination's environment (the emulator for sandbox)."""
+        if self.client_factory is not None:
+            return self.client_factory()
+        # Tokens that carry a refresh token are refreshed shortly before they expire (and stored again);
+        # a refused refresh raises inside the task, so the workflow reports `token_expired`.
+        self.credential = ensure_fresh_token(
+            self.store, self.credential.name, base_url=self.destination.base_url(self.credential)
+        )
+        return AsyncTikTokClient(
+            access_token=self.credential.access_token,
+            app_id=self.credential.app_id,
+            app_secret=self.credential.app_secret,
+            base_url=self.destination.base_url(self.credential),
+            max_concurrency=max(self.options.in_flight, 4),
+            rate_limits=self.options.rate_limits,
+        )
+
+    def task_names(self) -> tuple[str, ...]:
+        """Names of the workflow's tasks, in order."""
+        return tuple(spec.name for spec in self.tasks())
+
+    def tasks(self) -> list[TaskSpec]:
+        """The workflow's tasks in order."""
+        raise NotImplementedError
+
+    def preview(self) -> dict[str, Any]:
+        """What a run would do, sending nothing (`ttsync run --plan`)."""
+        raise NotImplementedError
