@@ -230,3 +230,26 @@ def test_killed_mid_upload_then_retry_converges(env: Env) -> None:
     upload_counts = next(t for t in data["tasks"] if t["name"] == "upload")["counts"]
     assert upload_counts["batches_skipped"] > 0  # confirmed batches were not sent again
     assert env.members() == expected
+
+
+def test_customer_file_delivery_mirrors_the_query(env: Env) -> None:
+    destination = repos.get_destination(env.store, "tiktok-audiences")
+    settings = destination.settings.model_copy(
+        update={"delivery": "customer_file", "user_id_types": ["EMAIL"], "retention_days": 30}
+    )
+    repos.save_destination(env.store, destination.model_copy(update={"settings": settings}))
+
+    def expected_emails() -> set[tuple[str, str]]:
+        return {pair for pair in env.expected() if pair[0] == "EMAIL_SHA256"}
+
+    first = env.run()
+    assert first.ok, first.workflow.error
+    audience_id = env.audience_id()
+    assert env.members(audience_id) == expected_emails()
+    assert env.emulator.admin.audience(audience_id)["calculate_type"] == "EMAIL_SHA256"
+
+    apply_churn(env.workspace.sample_warehouse, fraction=0.05)
+    second = env.run()
+    assert second.ok, second.workflow.error
+    assert env.audience_id() == audience_id
+    assert env.members(audience_id) == expected_emails()

@@ -23,7 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from ttsync.audiences.audience import (
     MIN_USABLE_SIZE,
@@ -34,6 +34,7 @@ from ttsync.audiences.audience import (
     wait_until_ready,
 )
 from ttsync.audiences.columns import audience_column_specs
+from ttsync.audiences.customer_file import CustomerFileOptions, deliver_customer_file, single_calculate_type
 from ttsync.audiences.deliver import MappingCheckpoint, deliver_partner
 from ttsync.audiences.plan import AudiencePlan, SyncMode, connect, next_snapshot_sql, plan_audience
 from ttsync.audiences.prepare import prepare_to_parquet
@@ -171,6 +172,11 @@ class AudienceRun(OrchestrationRun):
                         "everyone again",
                     )
                     delete_snapshot(self.snapshot_file(stored.audience_id))
+            if self.customer_file:
+                # A customer-file audience is created with its first files, by the upload task.
+                self._save_state_if(audience_id)
+                ctx.shared["audience_id"] = audience_id
+                return {"audience_id": audience_id, "created": False, "recreated": recreated}
             if audience_id is None:
                 audience_id = ctx.checkpoint.get("created_audience_id")  # created by an earlier attempt
             if audience_id is None:
@@ -189,15 +195,17 @@ class AudienceRun(OrchestrationRun):
 
     async def task_plan(self, ctx: TaskContext) -> dict[str, Any]:
         """Diff against the snapshot; stop before sending when the remove guard trips."""
-        audience_id = self._audience_id(ctx)
+        audience_id = self._audience_id(ctx, required=not self.customer_file)
         run_dir = self.run_dir(ctx.workflow_id)
         id_schemas = ctx.shared.get("id_schemas") or self._task_counts(ctx, "prepare")["id_schemas"]
+        if self.customer_file:
+            single_calculate_type(id_schemas)
         con = connect(run_dir / "plan", memory_limit=self.options.duckdb_memory_limit)
         try:
             plan = plan_audience(
                 con,
                 prepared_glob=str(run_dir / "prepared" / "ids.parquet"),
-                snapshot=self.snapshot_file(audience_id),
+                snapshot=self.snapshot_file(audience_id) if audience_id else None,
                 id_schemas=id_schemas,
                 mode=SyncMode(self.settings.mode),
                 work_dir=run_dir / "plan",
@@ -220,6 +228,8 @@ class AudienceRun(OrchestrationRun):
 
     async def task_upload(self, ctx: TaskContext) -> dict[str, Any]:
         """Send the plan in checkpointed batches (removes first, then adds)."""
+        if self.customer_file:
+            return await self._upload_customer_file(ctx)
         audience_id = self._audience_id(ctx)
         plan = self._plan(ctx)
         stored = ctx.checkpoint.get("mapping") or {}
@@ -267,6 +277,40 @@ class AudienceRun(OrchestrationRun):
         finally:
             con.close()
         return counts.to_dict()
+
+    async def _upload_customer_file(self, ctx: TaskContext) -> dict[str, Any]:
+        """Customer-file delivery: hashed CSV files, upload, create or update with an explicit action."""
+        plan = self._plan(ctx)
+        run_dir = self.run_dir(ctx.workflow_id)
+        con = connect(run_dir / "upload", memory_limit=self.options.duckdb_memory_limit)
+        self.reporter.stage(
+            "upload", plan.current_ids if plan.full_upload else plan.add_ids + plan.remove_ids
+        )
+        try:
+            async with self.client() as client:
+                result = await deliver_customer_file(
+                    client,
+                    con,
+                    plan,
+                    advertiser_ids=self.settings.advertiser_ids,
+                    audience_id=self._audience_id(ctx, required=False),
+                    audience_name=self.settings.audience_name,
+                    retention_in_days=self.settings.retention_days,
+                    work_dir=run_dir / "customer_file",
+                    checkpoint=ctx.checkpoint.get("customer_file"),
+                    save_checkpoint=lambda cp: ctx.save_checkpoint(ctx.checkpoint | {"customer_file": cp}),
+                    options=CustomerFileOptions(ready_timeout_seconds=self.options.ready_timeout_seconds),
+                    progress=lambda step, n: self.reporter.advance("upload", n) if step == "upload" else None,
+                )
+        finally:
+            con.close()
+        self._save_state(result.audience_id, None, None)
+        ctx.shared["audience_id"] = result.audience_id
+        for warning in result.warnings:
+            self.reporter.note(f"warning: {warning}")
+        counts = result.to_dict()
+        counts.pop("checkpoint", None)
+        return counts
 
     async def task_commit(self, ctx: TaskContext) -> dict[str, Any]:
         """Replace the snapshot: every batch of the plan was confirmed by TikTok."""
@@ -403,14 +447,32 @@ class AudienceRun(OrchestrationRun):
             self.state_dir, f"{self.destination.name}__{self.orchestration.name}", audience_id
         )
 
-    def _audience_id(self, ctx: TaskContext) -> str:
-        if "audience_id" in ctx.shared:
-            return str(ctx.shared["audience_id"])
-        audience_id = self._task_counts(ctx, "verify_audience").get("audience_id")
+    @property
+    def customer_file(self) -> bool:
+        """Delivery through the customer-file API rather than the partner segment API."""
+        return self.settings.delivery == "customer_file"
+
+    @overload
+    def _audience_id(self, ctx: TaskContext) -> str: ...
+    @overload
+    def _audience_id(self, ctx: TaskContext, *, required: bool) -> str | None: ...
+    def _audience_id(self, ctx: TaskContext, *, required: bool = True) -> str | None:
+        audience_id = ctx.shared.get("audience_id")
+        if audience_id is None:
+            # In a resumed workflow: the upload's (customer files are created there), else the verified one.
+            audience_id = self._task_counts(ctx, "upload").get("audience_id") or self._task_counts(
+                ctx, "verify_audience"
+            ).get("audience_id")
         if not audience_id:
-            raise ResolvableError("the audience was not verified yet: restart the workflow")
+            if required:
+                raise ResolvableError("the audience was not verified yet: restart the workflow")
+            return None
         ctx.shared["audience_id"] = audience_id
         return str(audience_id)
+
+    def _save_state_if(self, audience_id: str | None) -> None:
+        if audience_id:
+            self._save_state(audience_id, None, None)
 
     def _plan(self, ctx: TaskContext) -> AudiencePlan:
         workflow = repos.get_workflow(self.store, ctx.workflow_id)

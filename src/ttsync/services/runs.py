@@ -8,8 +8,9 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
+from ttsync.audiences.customer_file import single_calculate_type
 from ttsync.notify import deliver_pending
-from ttsync.services.audience_sync import AudienceRun
+from ttsync.services.audience_sync import ID_SCHEMAS, AudienceRun
 from ttsync.services.base import OrchestrationRun, Reporter, RunOptions
 from ttsync.services.events_run import EventsRun
 from ttsync.store import repos
@@ -73,11 +74,9 @@ def build_run(
             f"orchestration {orchestration_name!r} needs `key_column`: the column that identifies a person "
             "(for example a customer id), so the audience can be diffed run after run"
         )
-    if settings.delivery != "partner":
-        raise ConfigError(
-            f"destination {destination.name!r} uses delivery {settings.delivery!r}; this version of ttsync "
-            "delivers audiences through the partner segment API only: set `delivery: partner`"
-        )
+    if settings.delivery == "customer_file":
+        # TikTok's customer-file audiences hold one identifier type: refuse a misconfiguration before reading.
+        single_calculate_type([ID_SCHEMAS[t] for t in settings.user_id_types])
     return AudienceRun(settings=settings, **common)
 
 
