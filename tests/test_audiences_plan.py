@@ -19,7 +19,7 @@ from ttsync.audiences.plan import (
     next_snapshot_sql,
     plan_audience,
 )
-from ttsync.audiences.snapshot import commit_snapshot, snapshot_size
+from ttsync.audiences.snapshot import commit_snapshot, commit_snapshot_file, snapshot_size
 from ttsync.audiences.wire import batch_data_json
 
 E, P = "EMAIL_SHA256", "PHONE_SHA256"
@@ -80,9 +80,10 @@ def test_first_delivery_adds_everyone_in_aligned_rows(tmp_path: Path) -> None:
 
 def test_mirror_diff_against_snapshot(tmp_path: Path) -> None:
     first = [("1", E, h(1)), ("2", E, h(2)), ("3", E, h(3))]
-    con, plan = run_plan(tmp_path / "a", first, None, SyncMode.MIRROR)
+    _con, plan = run_plan(tmp_path / "a", first, None, SyncMode.MIRROR)
     snap = tmp_path / "snap.parquet"
-    assert commit_snapshot(con, next_snapshot_sql(plan, None), snap) == 3
+    assert next_snapshot_sql(plan, None) is None  # mirror: the snapshot is the plan's current set
+    assert commit_snapshot_file(plan.current_ids_path, snap) == 3
 
     second = [("2", E, h(2)), ("3", E, h(3)), ("4", E, h(4)), ("4", P, h(40))]
     con2, plan2 = run_plan(tmp_path / "b", second, snap, SyncMode.MIRROR)
@@ -93,16 +94,19 @@ def test_mirror_diff_against_snapshot(tmp_path: Path) -> None:
     assert removed == [{E: h(1), P: None}]
     added = pa.Table.from_batches(list(iter_add_batches(con2, plan2, 10))).to_pylist()
     assert added == [{E: h(4), P: h(40)}]
-    assert commit_snapshot(con2, next_snapshot_sql(plan2, snap), snap) == 4
+    assert commit_snapshot_file(plan2.current_ids_path, snap) == 4
+    assert plan2.current_ids_path.exists()  # linked, not moved: a retried commit still finds it
 
 
 def test_append_never_removes_and_snapshot_keeps_old_ids(tmp_path: Path) -> None:
-    con, plan = run_plan(tmp_path / "a", [("1", E, h(1)), ("2", E, h(2))], None, SyncMode.APPEND)
+    _con, plan = run_plan(tmp_path / "a", [("1", E, h(1)), ("2", E, h(2))], None, SyncMode.APPEND)
     snap = tmp_path / "snap.parquet"
-    commit_snapshot(con, next_snapshot_sql(plan, None), snap)
+    commit_snapshot_file(plan.current_ids_path, snap)
     con2, plan2 = run_plan(tmp_path / "b", [("3", E, h(3))], snap, SyncMode.APPEND)
     assert (plan2.add_ids, plan2.remove_ids) == (1, 0)
-    commit_snapshot(con2, next_snapshot_sql(plan2, snap), snap)
+    union = next_snapshot_sql(plan2, snap)
+    assert union is not None
+    commit_snapshot(con2, union, snap)
     assert snapshot_size(snap) == 3
 
 

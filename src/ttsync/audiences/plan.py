@@ -124,56 +124,70 @@ def plan_audience(
     work_dir.mkdir(parents=True, exist_ok=True)
     full_upload = mode in (SyncMode.CREATE, SyncMode.REPLACE) or snapshot is None or not snapshot.exists()
     schema_list = ", ".join(_lit(s) for s in schemas)
-
-    # One owner row key per identifier: two customers sharing an email must not send that email twice.
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE cur AS
-            SELECT id_schema, hash, min(row_key) AS row_key
-            FROM read_parquet({_lit(prepared_glob)}, union_by_name = true)
-            WHERE id_schema IN ({schema_list}) AND hash IS NOT NULL
-            GROUP BY id_schema, hash"""
-    )
-    if full_upload:
-        con.execute("CREATE OR REPLACE TEMP TABLE snap (id_schema VARCHAR, hash VARCHAR)")
-    else:
-        assert snapshot is not None
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE snap AS SELECT DISTINCT id_schema, hash "
-            f"FROM read_parquet({_lit(str(snapshot))}) WHERE id_schema IN ({schema_list})"
-        )
-
+    owners_path = work_dir / "owners.parquet"
+    current_ids_path = work_dir / "current_ids.parquet"
+    diff_path = work_dir / "diff.parquet"
     add_rows_path = work_dir / "add_rows.parquet"
     remove_ids_path = work_dir / "remove_ids.parquet"
-    current_ids_path = work_dir / "current_ids.parquet"
-    # Kept on disk so the commit can run in another process (a resumed workflow) after the deliveries.
-    con.execute(f"COPY (SELECT id_schema, hash FROM cur) TO {_lit(str(current_ids_path))} (FORMAT parquet)")
+
+    # One owner row key per identifier: two customers sharing an email must not send that email twice.
+    # Written to Parquet rather than a table: every later step reads it once, and a resumed workflow in
+    # another process can still use it.
+    _copy(
+        con,
+        f"""SELECT id_schema, hash, min(row_key) AS row_key
+            FROM read_parquet({_lit(prepared_glob)}, union_by_name = true)
+            WHERE id_schema IN ({schema_list}) AND hash IS NOT NULL
+            GROUP BY id_schema, hash""",
+        owners_path,
+    )
+    owners = f"read_parquet({_lit(str(owners_path))})"
+    # The new set without row keys: what the snapshot becomes (hashes only) once every batch is confirmed.
+    _copy(con, f"SELECT id_schema, hash FROM {owners}", current_ids_path)
+
+    # One join gives both sides of the diff: identifiers only in the new set are adds, identifiers only in
+    # the snapshot are removes (mirror). Snapshots are distinct by construction, so no DISTINCT over them.
+    if full_upload:
+        diff_sql = f"SELECT id_schema, hash, row_key, false AS removed FROM {owners}"
+    else:
+        assert snapshot is not None
+        snap = f"(SELECT id_schema, hash FROM read_parquet({_lit(str(snapshot))}) WHERE id_schema IN ({schema_list}))"
+        if mode is SyncMode.APPEND:
+            diff_sql = f"SELECT c.id_schema, c.hash, c.row_key, false AS removed FROM {owners} c ANTI JOIN {snap} s USING (id_schema, hash)"
+        else:
+            diff_sql = f"""SELECT coalesce(c.id_schema, s.id_schema) AS id_schema, coalesce(c.hash, s.hash) AS hash,
+                                  c.row_key, c.hash IS NULL AS removed
+                           FROM {owners} c FULL OUTER JOIN {snap} s ON c.id_schema = s.id_schema AND c.hash = s.hash
+                           WHERE c.hash IS NULL OR s.hash IS NULL"""
+    _copy(con, diff_sql, diff_path)
+    diff = f"read_parquet({_lit(str(diff_path))})"
+
     pivot = ", ".join(f"max(hash) FILTER (WHERE id_schema = {_lit(s)}) AS {_ident(s)}" for s in schemas)
     # A person with two emails and one phone becomes two rows: [e1, p1] and [e2, {}], aligned to id_schema.
-    con.execute(
-        f"""COPY (
-              WITH adds AS (
-                SELECT c.row_key, c.id_schema, c.hash FROM cur c ANTI JOIN snap s USING (id_schema, hash)),
-              numbered AS (
-                SELECT *, row_number() OVER (PARTITION BY row_key, id_schema ORDER BY hash) AS slot FROM adds)
-              SELECT row_key, slot, {pivot} FROM numbered GROUP BY row_key, slot ORDER BY row_key, slot
-            ) TO {_lit(str(add_rows_path))} (FORMAT parquet)"""
-    )
-    if mode in (SyncMode.MIRROR, SyncMode.REPLACE) and not full_upload:
-        remove_sql = "SELECT s.id_schema, s.hash FROM snap s ANTI JOIN cur c USING (id_schema, hash)"
-    else:
-        remove_sql = "SELECT id_schema, hash FROM snap WHERE false"
-    con.execute(
-        f"COPY ({remove_sql} ORDER BY id_schema, hash) TO {_lit(str(remove_ids_path))} (FORMAT parquet)"
-    )
-
-    current_ids, current_people = _one(con, "SELECT count(*), count(DISTINCT row_key) FROM cur")
-    previous_ids = _one(con, "SELECT count(*) FROM snap")[0]
-    add_rows = _one(con, f"SELECT count(*) FROM read_parquet({_lit(str(add_rows_path))})")[0]
-    add_ids = _one(
+    _copy(
         con,
-        "SELECT count(*) FROM (SELECT id_schema, hash FROM cur ANTI JOIN snap USING (id_schema, hash))",
-    )[0]
-    remove_ids = _one(con, f"SELECT count(*) FROM read_parquet({_lit(str(remove_ids_path))})")[0]
+        f"""WITH numbered AS (
+              SELECT row_key, id_schema, hash,
+                     row_number() OVER (PARTITION BY row_key, id_schema ORDER BY hash) AS slot
+              FROM {diff} WHERE NOT removed)
+            SELECT row_key, slot, {pivot} FROM numbered GROUP BY row_key, slot ORDER BY row_key, slot""",
+        add_rows_path,
+    )
+    _copy(con, f"SELECT id_schema, hash FROM {diff} WHERE removed ORDER BY id_schema, hash", remove_ids_path)
+
+    current_ids, current_people = _one(con, f"SELECT count(*), count(DISTINCT row_key) FROM {owners}")
+    add_ids, remove_ids = _one(
+        con, f"SELECT count(*) FILTER (NOT removed), count(*) FILTER (removed) FROM {diff}"
+    )
+    add_rows = _one(con, f"SELECT count(*) FROM read_parquet({_lit(str(add_rows_path))})")[0]
+    previous_ids = (
+        0
+        if full_upload
+        else _one(
+            con,
+            f"SELECT count(*) FROM read_parquet({_lit(str(snapshot))}) WHERE id_schema IN ({schema_list})",
+        )[0]
+    )
     return AudiencePlan(
         mode=mode,
         id_schemas=schemas,
@@ -190,12 +204,13 @@ def plan_audience(
     )
 
 
-def next_snapshot_sql(plan: AudiencePlan, snapshot: Path | None) -> str:
-    """SQL selecting the snapshot to commit once every batch of the plan is confirmed (any connection)."""
-    current = f"SELECT id_schema, hash FROM read_parquet({_lit(str(plan.current_ids_path))})"
+def next_snapshot_sql(plan: AudiencePlan, snapshot: Path | None) -> str | None:
+    """SQL selecting the snapshot to commit once every batch of the plan is confirmed (any connection), or
+    None when the snapshot is exactly the plan's `current_ids_path` file (every mode but a non-full append)."""
     if plan.mode is SyncMode.APPEND and not plan.full_upload and snapshot is not None and snapshot.exists():
+        current = f"SELECT id_schema, hash FROM read_parquet({_lit(str(plan.current_ids_path))})"
         return f"{current} UNION SELECT id_schema, hash FROM read_parquet({_lit(str(snapshot))})"
-    return current
+    return None
 
 
 def iter_add_batches(
@@ -247,6 +262,10 @@ def _rebatch(reader: pa.RecordBatchReader, batch_rows: int) -> Iterator[pa.Recor
     if pending_rows:
         table = pa.Table.from_batches(pending).combine_chunks()
         yield table.to_batches()[0]
+
+
+def _copy(con: duckdb.DuckDBPyConnection, select_sql: str, path: Path) -> None:
+    con.execute(f"COPY ({select_sql}) TO {_lit(str(path))} (FORMAT parquet)")
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[int, ...]:

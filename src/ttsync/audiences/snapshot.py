@@ -8,6 +8,7 @@ batch of a delivery, so a crash at any point leaves the previous snapshot in pla
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -41,6 +42,25 @@ def commit_snapshot(con: duckdb.DuckDBPyConnection, select_sql: str, path: Path)
         f"COPY (SELECT DISTINCT id_schema, hash FROM ({select_sql})) TO '{_sql_path(tmp)}' "
         "(FORMAT parquet, COMPRESSION zstd)"
     )
+    _fsync(tmp)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    return snapshot_size(path)
+
+
+def commit_snapshot_file(source: Path, path: Path) -> int:
+    """Atomically make the Parquet file `source` (columns id_schema, hash; distinct) the snapshot at `path`.
+
+    A hard link when both sit on one file system (no copy of 10M hashes), a copy otherwise; `source` stays in
+    place, so a commit that is retried after a crash can run again. Returns the number of identifiers.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".parquet.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
     _fsync(tmp)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
