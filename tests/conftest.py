@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from audience_env import Env, make_env
 from ttsync.emulator.testing import EmulatorServer, RawApi
 
 
@@ -52,3 +54,13 @@ def api_with(emulator: EmulatorServer) -> Iterator[Callable[[str | None], RawApi
     yield make
     for api in made:
         api.close()
+
+
+@pytest.fixture
+def env(emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    """A sample workspace (6,000 customers) applied and pointed at the fresh emulator."""
+    made = make_env(emulator, tmp_path / "ws", monkeypatch)
+    try:
+        yield made
+    finally:
+        made.store.close()

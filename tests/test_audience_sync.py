@@ -6,95 +6,23 @@ and each value is hashed with the scalar identity API, so a mistake in the fast 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
 
-from ttsync.emulator.testing import EmulatorServer
-from ttsync.identity import InvalidIdentifier, hash_identifier
+from audience_env import ORCH, Env
 from ttsync.sample import apply_churn
 from ttsync.services.audience_sync import RunOptions
-from ttsync.services.runs import build_run, continue_run, preview_run, start_run
+from ttsync.services.runs import build_run, continue_run, preview_run
 from ttsync.store import repos
-from ttsync.store.db import Store
 from ttsync.workspace.apply import apply_config
 from ttsync.workspace.config import load_config
-from ttsync.workspace.init import init_workspace
-from ttsync.workspace.layout import Workspace
-
-ORCH = "high-value-customers"
-KINDS = {"email": ("email", "EMAIL_SHA256"), "phone": ("phone", "PHONE_SHA256"),
-         "idfa": ("idfa", "IDFA_SHA256"), "aaid": ("aaid", "AAID_SHA256")}  # fmt: skip
-
-
-@dataclass
-class Env:
-    workspace: Workspace
-    store: Store
-    emulator: EmulatorServer
-    environ: dict[str, str]
-
-    def run(self, **options: Any) -> Any:
-        return start_run(build_run(self.workspace, self.store, ORCH, options=RunOptions(**options)))
-
-    def audience_id(self) -> str:
-        states = repos.get_audience_states(self.store, "tiktok-audiences", ORCH)
-        assert len(states) == 1
-        return states[0].audience_id
-
-    def members(self, audience_id: str | None = None) -> set[tuple[str, str]]:
-        got = self.emulator.admin.audience_members(audience_id or self.audience_id())
-        return {(schema, h) for schema, hashes in got.items() for h in hashes}
-
-    def expected(self) -> set[tuple[str, str]]:
-        """Hash the segment row by row with the scalar API (independent of the vectorized path)."""
-        query = repos.get_orchestration(self.store, ORCH).query
-        with duckdb.connect(str(self.workspace.sample_warehouse), read_only=True) as con:
-            rows = con.execute(query).fetchall()
-            names = [d[0] for d in con.description]
-        out: set[tuple[str, str]] = set()
-        for row in rows:
-            record = dict(zip(names, row, strict=True))
-            for column, (kind, schema) in KINDS.items():
-                value = record.get(column)
-                if value is None:
-                    continue
-                with contextlib.suppress(InvalidIdentifier):
-                    out.add((schema, hash_identifier(kind, str(value), region=record.get("country") or "US")))
-        return out
-
-
-@pytest.fixture
-def env(emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    seed = emulator.seed
-    environ = {
-        "TTSYNC_APP_SECRET": seed.app_secret,
-        "TTSYNC_ACCESS_TOKEN": seed.operator_token,
-        "TTSYNC_SANDBOX_URL": emulator.base_url,
-    }
-    for key, value in environ.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("TTSYNC_STORE_URL", raising=False)
-    monkeypatch.delenv("TTSYNC_SECRET_KEY", raising=False)
-    init = init_workspace(tmp_path / "ws", sample=True, rows=6_000, seed_info=seed.to_dict())
-    workspace = init.workspace
-    store = workspace.open_store()
-    apply_config(store, load_config(workspace.config_path))
-    try:
-        yield Env(workspace, store, emulator, environ)
-    finally:
-        store.close()
 
 
 def test_sync_then_resync_mirrors_the_query(env: Env) -> None:

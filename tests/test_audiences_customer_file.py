@@ -25,8 +25,7 @@ from ttsync.audiences.customer_file import (
     plan_calls,
     single_calculate_type,
 )
-from ttsync.audiences.plan import AudiencePlan, SyncMode, connect, next_snapshot_sql, plan_audience
-from ttsync.audiences.snapshot import commit_snapshot
+from ttsync.audiences.plan import AudiencePlan, SyncMode, commit_plan_snapshot, connect, plan_audience
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.errors import ResolvableError
 from ttsync.tiktok import AsyncTikTokClient, PermissionDeniedError
@@ -137,7 +136,7 @@ class Destination:
 
         result = asyncio.run(go())
         self.audience_id = result.audience_id
-        commit_snapshot(con, next_snapshot_sql(plan, self.snapshot), self.snapshot)
+        commit_plan_snapshot(plan, self.snapshot, self.snapshot.parent / "commit")
         return result
 
     def sync(self, people: Iterable[int], **kwargs: Any) -> CustomerFileResult:

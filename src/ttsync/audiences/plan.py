@@ -20,6 +20,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ttsync.audiences.snapshot import commit_snapshot, commit_snapshot_file
+
 
 class SyncMode(enum.StrEnum):
     """How an audience follows its query. See docs/audiences.md."""
@@ -211,6 +213,20 @@ def next_snapshot_sql(plan: AudiencePlan, snapshot: Path | None) -> str | None:
         current = f"SELECT id_schema, hash FROM read_parquet({_lit(str(plan.current_ids_path))})"
         return f"{current} UNION SELECT id_schema, hash FROM read_parquet({_lit(str(snapshot))})"
     return None
+
+
+def commit_plan_snapshot(
+    plan: AudiencePlan, snapshot: Path, work_dir: Path, memory_limit: str = "512MB"
+) -> int:
+    """Make the snapshot what TikTok now holds, once every batch of `plan` is confirmed; returns its size."""
+    union_sql = next_snapshot_sql(plan, snapshot)
+    if union_sql is None:
+        return commit_snapshot_file(plan.current_ids_path, snapshot)
+    con = connect(work_dir, memory_limit=memory_limit)
+    try:
+        return commit_snapshot(con, union_sql, snapshot)
+    finally:
+        con.close()
 
 
 def iter_add_batches(

@@ -36,9 +36,9 @@ from ttsync.audiences.audience import (
 from ttsync.audiences.columns import audience_column_specs
 from ttsync.audiences.customer_file import CustomerFileOptions, deliver_customer_file, single_calculate_type
 from ttsync.audiences.deliver import MappingCheckpoint, deliver_partner
-from ttsync.audiences.plan import AudiencePlan, SyncMode, connect, next_snapshot_sql, plan_audience
+from ttsync.audiences.plan import AudiencePlan, SyncMode, commit_plan_snapshot, connect, plan_audience
 from ttsync.audiences.prepare import prepare_to_parquet
-from ttsync.audiences.snapshot import commit_snapshot, commit_snapshot_file, delete_snapshot, snapshot_path
+from ttsync.audiences.snapshot import delete_snapshot, snapshot_path
 from ttsync.errors import LargeRemovalBlockedError, ResolvableError
 from ttsync.identity import ColumnSpec
 from ttsync.services.base import OrchestrationRun, Reporter, RunOptions
@@ -317,17 +317,12 @@ class AudienceRun(OrchestrationRun):
         audience_id = self._audience_id(ctx)
         plan = self._plan(ctx)
         path = self.snapshot_file(audience_id)
-        union_sql = next_snapshot_sql(plan, path)
-        if union_sql is None:
-            size = commit_snapshot_file(plan.current_ids_path, path)
-        else:
-            con = connect(
-                self.run_dir(ctx.workflow_id) / "commit", memory_limit=self.options.duckdb_memory_limit
-            )
-            try:
-                size = commit_snapshot(con, union_sql, path)
-            finally:
-                con.close()
+        size = commit_plan_snapshot(
+            plan,
+            path,
+            self.run_dir(ctx.workflow_id) / "commit",
+            memory_limit=self.options.duckdb_memory_limit,
+        )
         return {"snapshot_ids": size}
 
     async def task_read_back(self, ctx: TaskContext) -> dict[str, Any]:

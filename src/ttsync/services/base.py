@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from ttsync.credentials import ensure_fresh_token
 from ttsync.store.db import Store
-from ttsync.tiktok import AsyncTikTokClient, RateLimits
+from ttsync.tiktok import AsyncTikTokClient, RateLimits, RetryPolicy
 from ttsync.workflows.engine import TaskSpec
 from ttsync.workspace.models import Credential, DataTemplate, Destination, Orchestration, Source
 
@@ -37,6 +37,7 @@ class RunOptions:
     ready_timeout_seconds: float = 600.0
     allow_large_removal: bool = False
     rate_limits: RateLimits | None = None
+    retry: RetryPolicy | None = None
     duckdb_memory_limit: str = "512MB"
 
 
@@ -77,6 +78,7 @@ class OrchestrationRun:
             base_url=self.destination.base_url(self.credential),
             max_concurrency=max(self.options.in_flight, 4),
             rate_limits=self.options.rate_limits,
+            retry=self.options.retry,
         )
 
     def task_names(self) -> tuple[str, ...]:

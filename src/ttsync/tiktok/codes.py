@@ -38,6 +38,7 @@ class ResolutionKey(StrEnum):
     TIKTOK_UNAVAILABLE = "tiktok_unavailable"
     INVALID_REQUEST = "invalid_request"
     AUDIENCE_NOT_EDITABLE = "audience_not_editable"
+    AUDIENCE_LIMIT_REACHED = "audience_limit_reached"
 
 
 RESOLUTION_KEYS: Final[tuple[str, ...]] = tuple(key.value for key in ResolutionKey)
@@ -141,12 +142,24 @@ _UNKNOWN_5XXXX: Final = _rule(_R, _K.TIKTOK_UNAVAILABLE, "Internal TikTok servic
 _UNKNOWN: Final = _rule(_I, _K.INVALID_REQUEST, "Request rejected")
 
 
+# ref §5.1: 40001 is reused for a deleted advertiser; the seeds' "Advertiser not found" also covers an ad account
+# that is not approved. Those are not permission problems the user fixes with a role.
+_ADVERTISER_GONE_MARKERS: Final = ("deleted", "not approved", "does not exist", "not exist")
+# ref §2.5 / §9: the 400-audience cap; the code is unconfirmed, the emulator answers 40002 naming the limit.
+_AUDIENCE_CAP_MARKERS: Final = ("limit of 400", "reached the limit", "audience limit")
+
+
 def classify(code: int, message: str = "") -> CodeRule:
-    """Return the rule for a non-zero TikTok `code` (the `message` refines 40002)."""
-    if code == 40002 and _NOT_EDITABLE_MARKER in message.lower():
+    """Return the rule for a non-zero TikTok `code` (the `message` refines 40001 and 40002)."""
+    lowered = message.lower()
+    if code == 40002 and _NOT_EDITABLE_MARKER in lowered:
         return _rule(
             _I, _K.AUDIENCE_NOT_EDITABLE, "Audience is not editable (under 1,000 people or updating)"
         )
+    if code == 40002 and any(marker in lowered for marker in _AUDIENCE_CAP_MARKERS):
+        return _rule(_I, _K.AUDIENCE_LIMIT_REACHED, "The advertiser has reached the custom audience limit")
+    if code == 40001 and "advertiser" in lowered and any(m in lowered for m in _ADVERTISER_GONE_MARKERS):
+        return _rule(_P, _K.ADVERTISER_NOT_FOUND, "The advertiser was deleted or is not approved")
     rule = CODE_RULES.get(code)
     if rule is not None:
         return rule

@@ -214,6 +214,19 @@ _CATALOG: tuple[Resolution, ...] = (
         retried_automatically=True,
     ),
     Resolution(
+        key="object_not_found",
+        title="TikTok object not found",
+        what="TikTok answered that an object ttsync referred to (an audience, an event set, an upload) does not "
+        "exist.",
+        why="It was deleted in TikTok Ads Manager, or an id in the configuration is wrong.",
+        steps=(
+            "Check the ids in `ttsync destinations show NAME` against TikTok Ads Manager.",
+            "Fix the configuration and `ttsync apply -f ttsync.yaml`; an audience ttsync created is recreated "
+            "by `ttsync workflows restart ID`.",
+        ),
+        action=Action.RESOLVE,
+    ),
+    Resolution(
         key="invalid_rows",
         title="Invalid rows",
         what="Some rows were rejected (bad identifiers, events outside the time window, fields TikTok refused).",
