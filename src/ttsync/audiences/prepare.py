@@ -44,9 +44,9 @@ def prepare_to_parquet(
     """Run the identity rules over every batch; write `ids.parquet` and `rejects.parquet` in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     ids_path, rejects_path = out_dir / "ids.parquet", out_dir / "rejects.parquet"
-    preparer = Preparer(list(specs), key_column=key_column)
     rows = ids_written = rejects_written = 0
     with (
+        Preparer(list(specs), key_column=key_column) as preparer,  # owns a thread pool and DuckDB connections
         pq.ParquetWriter(ids_path, IDS_SCHEMA, compression="zstd") as ids_out,
         pq.ParquetWriter(rejects_path, REJECTS_SCHEMA, compression="zstd") as rejects_out,
     ):

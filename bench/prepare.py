@@ -1,0 +1,190 @@
+"""Benchmark of ttsync.identity.Preparer: rows/s and peak RSS for emails, mobile ids and phones.
+
+Generates deterministic data in batches (generation is not timed), prepares it, and prints one JSON
+line per kind. Each kind runs in its own subprocess so that its peak RSS is its own.
+
+    python bench/prepare.py --rows 10000000 [--batch-rows 500000] [--kinds email,maid,phone]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from ttsync.identity import ColumnSpec, Preparer
+from ttsync.identity.spec import Kind
+
+US_AREA_CODES = [
+    201,
+    202,
+    206,
+    212,
+    213,
+    305,
+    310,
+    312,
+    404,
+    415,
+    469,
+    512,
+    602,
+    617,
+    646,
+    702,
+    713,
+    718,
+    805,
+    917,
+]
+FOREIGN = [  # (format, digits to randomise) written the way warehouses hold them
+    "+44 20 7946 {4}",
+    "+44 7700 900{3}",
+    "011 44 20 7946 {4}",
+    "+49 30 1234{4}",
+    "+33 1 42 68 {2} {2}",
+    "+91 98{3} {5}",
+    "+61 4 12{2} {4}",
+    "+81 90-1234-{4}",
+    "+55 11 9{4}-{4}",
+    "+52 55 {4} {4}",
+]
+
+
+def _digits(rng: random.Random, n: int) -> str:
+    return "".join(str(rng.randrange(10)) for _ in range(n))
+
+
+def _phone(rng: random.Random) -> str:
+    roll = rng.random()
+    if roll < 0.80:
+        a, b, c = rng.choice(US_AREA_CODES), rng.randrange(200, 1000), _digits(rng, 4)
+        form = rng.randrange(5)
+        return [f"({a}) {b}-{c}", f"{a}-{b}-{c}", f"+1 {a} {b} {c}", f"1{a}{b}{c}", f"{a}.{b}.{c}"][form]
+    if roll < 0.95:
+        fmt = rng.choice(FOREIGN)
+        for width in (2, 3, 4, 5):
+            while f"{{{width}}}" in fmt:
+                fmt = fmt.replace(f"{{{width}}}", _digits(rng, width), 1)
+        return fmt
+    if roll < 0.996:  # invalid but well-formed: wrong lengths, unassigned ranges
+        return rng.choice(
+            [_digits(rng, 3), f"555-{_digits(rng, 4)}", f"(000) {_digits(rng, 3)}-0000", _digits(rng, 12)]
+        )
+    # Shapes only the scalar reference decides (about 0.4%): extensions, unknown country codes,
+    # letters, other scripts; each value distinct.
+    return rng.choice(
+        [
+            f"213 373 {_digits(rng, 4)} ext {_digits(rng, 2)}",
+            f"+999 {_digits(rng, 3)} {_digits(rng, 4)}",
+            f"1-800-FLOWERS-{_digits(rng, 2)}",
+            f"２１３ ３７３ {_digits(rng, 4)}",
+        ]
+    )
+
+
+def _email(rng: random.Random, i: int) -> str:
+    roll = rng.random()
+    if roll < 0.97:
+        name = f"{rng.choice(['Ann', 'bob', 'CHEN', 'd.k', 'eve_x'])}{i % 5_000_000}"
+        return f" {name}@{rng.choice(['gmail.com', 'Example.org', 'mail.co.uk', 'yahoo.com'])} "
+    if roll < 0.99:
+        return f"user{i}.example.com"  # no @
+    if roll < 0.9995:
+        return rng.choice(
+            [f"a..b{i}@x.com", f"o'neil{i}@x.com", f"x{i}@localhost", f"x{i}@mail.test", f"a b{i}@x.com"]
+        )
+    # Only the scalar reference decides these (about 0.05%): IDNA domains, non-ASCII.
+    return rng.choice([f"u{i}@xn--bcher-kva.example", f"jörg{i}@bücher.example"])
+
+
+def _maid(rng: random.Random) -> str:
+    roll = rng.random()
+    if roll < 0.97:
+        text = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        return text.upper() if rng.random() < 0.5 else text
+    if roll < 0.985:
+        return "00000000-0000-0000-0000-000000000000"
+    return _digits(rng, 20)
+
+
+def batches(kind: str, rows: int, batch_rows: int, seed: int = 7) -> Iterator[pa.RecordBatch]:
+    """Deterministic batches of `kind` values with a row_key column."""
+    rng = random.Random(seed)
+    start = 0
+    while start < rows:
+        n = min(batch_rows, rows - start)
+        keys = [str(i) for i in range(start, start + n)]
+        if kind == "email":
+            values = [_email(rng, i) for i in range(start, start + n)]
+        elif kind == "maid":
+            values = [_maid(rng) for _ in range(n)]
+        else:
+            values = [_phone(rng) for _ in range(n)]
+        yield pa.record_batch({"row_key": keys, "value": values})
+        start += n
+
+
+def run_kind(kind: str, rows: int, batch_rows: int) -> dict[str, object]:
+    """Prepare `rows` rows of one kind; time only Preparer.process."""
+    spec_kind: Kind = {"email": "email", "maid": "aaid", "phone": "phone"}[kind]  # type: ignore[assignment]
+    preparer = Preparer([ColumnSpec("value", spec_kind, region="US" if kind == "phone" else None)])
+    seconds = 0.0
+    produced = 0
+    for batch in batches(kind, rows, batch_rows):
+        t0 = time.perf_counter()
+        out = preparer.process(batch)
+        seconds += time.perf_counter() - t0
+        produced += out.ids.num_rows
+    report = preparer.report()
+    preparer.close()
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "kind": kind,
+        "rows": rows,
+        "batch_rows": batch_rows,
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(rows / seconds) if seconds else None,
+        "ids": produced,
+        "rejected": {k: v for t in report.types for k, v in t.rejected.items()},
+        "duplicates": sum(t.duplicates for t in report.types),
+        "peak_rss_mib": round(peak_kib / 1024, 1),
+        "workers": preparer.workers,
+    }
+
+
+def main() -> None:
+    """Parse arguments; run each kind in a subprocess and print its JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--batch-rows", type=int, default=500_000)
+    parser.add_argument("--kinds", default="email,maid,phone")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_kind(args.one, args.rows, args.batch_rows)), flush=True)
+        return
+    for kind in args.kinds.split(","):
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            kind,
+            "--rows",
+            str(args.rows),
+            "--batch-rows",
+            str(args.batch_rows),
+        ]
+        subprocess.run(cmd, check=True, timeout=1800)
+
+
+if __name__ == "__main__":
+    main()

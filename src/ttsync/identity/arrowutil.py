@@ -1,0 +1,90 @@
+"""Small Arrow helpers shared by the vectorized paths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_ARANGE: list[pa.Int64Array] = [pa.array([], pa.int64())]
+
+
+def arange(n: int) -> pa.Int64Array:
+    """0, 1, ..., n-1 as an int64 array (pyarrow has no arange); a zero-copy slice of a cached one."""
+    cached = _ARANGE[0]
+    if len(cached) < n:
+        size = max(n, 2 * len(cached), 1024)
+        cached = pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), size)), 1)
+        _ARANGE[0] = cached
+    return cached.slice(0, n)
+
+
+def fill_false(mask: pa.BooleanArray) -> pa.BooleanArray:
+    """Nulls in a mask count as False."""
+    return pc.fill_null(mask, False)
+
+
+@dataclass
+class Outcome:
+    """Results of a vectorized step, not aligned with the input: positions and values.
+
+    ok: (position, normalized value); bad: (position, reason); fallback: positions the fast path
+    could not decide, to be sent to the scalar reference.
+    """
+
+    ok_idx: list[pa.Array] = field(default_factory=list)
+    ok_val: list[pa.Array] = field(default_factory=list)
+    bad_idx: list[pa.Array] = field(default_factory=list)
+    bad_reason: list[pa.Array] = field(default_factory=list)
+    fallback: list[pa.Array] = field(default_factory=list)
+
+    def ok(self, idx: pa.Array, values: pa.Array) -> None:
+        """Record normalized values at positions `idx`."""
+        if len(idx):
+            self.ok_idx.append(idx)
+            self.ok_val.append(values)
+
+    def bad(self, idx: pa.Array, reason: str) -> None:
+        """Record rejections with one reason at positions `idx`."""
+        if len(idx):
+            self.bad_idx.append(idx)
+            self.bad_reason.append(pa.repeat(pa.scalar(reason), len(idx)))
+
+    def bad_each(self, idx: pa.Array, reasons: pa.Array) -> None:
+        """Record rejections with a reason per position."""
+        if len(idx):
+            self.bad_idx.append(idx)
+            self.bad_reason.append(reasons)
+
+    def defer(self, idx: pa.Array) -> None:
+        """Send positions `idx` to the scalar fallback."""
+        if len(idx):
+            self.fallback.append(idx)
+
+    def extend(self, other: Outcome) -> None:
+        """Add another outcome's pieces (positions must already refer to the same input)."""
+        self.ok_idx += other.ok_idx
+        self.ok_val += other.ok_val
+        self.bad_idx += other.bad_idx
+        self.bad_reason += other.bad_reason
+        self.fallback += other.fallback
+
+    def fallback_positions(self) -> pa.Int64Array:
+        """All deferred positions as one array."""
+        return concat(self.fallback, pa.int64())
+
+    def ok_arrays(self) -> tuple[pa.Int64Array, pa.StringArray]:
+        """(positions, values) of everything normalized."""
+        return concat(self.ok_idx, pa.int64()), concat(self.ok_val, pa.string())
+
+    def bad_arrays(self) -> tuple[pa.Int64Array, pa.StringArray]:
+        """(positions, reasons) of everything rejected."""
+        return concat(self.bad_idx, pa.int64()), concat(self.bad_reason, pa.string())
+
+
+def concat(pieces: list[pa.Array], type_: pa.DataType) -> pa.Array:
+    """Concatenate arrays (cast to `type_`); an empty list gives an empty array."""
+    if not pieces:
+        return pa.array([], type_)
+    return pa.concat_arrays([p.cast(type_) if p.type != type_ else p for p in pieces])

@@ -1,0 +1,467 @@
+"""Vectorized preparation: Arrow record batches in, (row key, id schema, hash) and rejects out.
+
+Per batch and column: split multi-value cells, drop nulls, reject blanks, run the kind's vectorized
+normalization (ttsync.identity.kinds / phone_fast), send what it cannot decide to the scalar
+reference, then hash with DuckDB's sha256()/md5(). Batches are split across worker threads (Arrow
+kernels and DuckDB release the GIL). Nothing but the report's fixed-size counters outlives a batch.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ttsync.identity import kinds
+from ttsync.identity.arrowutil import Outcome, arange, concat, fill_false
+from ttsync.identity.duplicates import DuplicateCounter
+from ttsync.identity.phone_fast import parse_phones
+from ttsync.identity.reasons import InvalidIdentifier, Reason
+from ttsync.identity.report import AutoDecision, MatchReport, TypeStats
+from ttsync.identity.scalar import (
+    MD5_HEX_RE,
+    SHA256_HEX_RE,
+    check_prehashed,
+    md5_hex,
+    normalize,
+    normalize_region,
+    sha256_hex,
+)
+from ttsync.identity.spec import MAID_KINDS, ColumnSpec
+
+IDS_SCHEMA = pa.schema([("row_key", pa.string()), ("id_schema", pa.string()), ("hash", pa.string())])
+REJECTS_SCHEMA = pa.schema([("row_key", pa.string()), ("column", pa.string()), ("reason", pa.string())])
+AUTO_THRESHOLD = 0.9  # share of sampled values that must look hashed for `auto` to pick a hash state
+MIN_ROWS_PER_WORKER = 50_000
+
+
+@dataclass
+class PreparedBatch:
+    """What one input batch became: identifiers and rejections (row keys and reason codes only)."""
+
+    ids: pa.RecordBatch  # row_key: string, id_schema: string, hash: string
+    rejects: pa.RecordBatch  # row_key: string, column: string, reason: string
+
+
+@dataclass
+class _ColumnResult:
+    spec: ColumnSpec
+    id_schema: str
+    ok_rows: pa.Array  # row positions in the slice
+    hashes: pa.Array
+    bad_rows: pa.Array
+    bad_reasons: pa.Array
+    present: int
+    keys: pa.Array
+
+
+class _Hasher:
+    """Per-thread DuckDB connections for sha256()/md5()."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _con(self) -> duckdb.DuckDBPyConnection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = duckdb.connect(config={"threads": 1})
+            self._local.con = con
+        return con
+
+    def digest(self, values: pa.Array, algorithm: str | None) -> tuple[pa.Array, pa.Array]:
+        """(sha256 or md5 hex of each string, or the strings themselves if algorithm is None;
+        DuckDB's 64-bit hash() of each digest, the duplicate-counting key), in input order."""
+        if len(values) == 0:
+            return pa.array([], pa.string()), pa.array([], pa.uint64())
+        rel = self._con().from_arrow(pa.table({"v": values}))
+        digest = f"{algorithm}(v)" if algorithm in ("sha256", "md5") else "v"
+        table = rel.project(f"{digest} AS h").project("h, hash(h) AS x").to_arrow_table()
+        return table.column("h").combine_chunks(), table.column("x").combine_chunks()
+
+
+class Preparer:
+    """Prepares a stream of record batches by column specs; keeps the match report.
+
+    specs: the identifier columns. key_column: the column holding each row's key (cast to string).
+    workers: threads per batch (default: min(2, CPUs)).
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[ColumnSpec],
+        key_column: str = "row_key",
+        *,
+        workers: int | None = None,
+        auto_sample: int = 1000,
+    ) -> None:
+        if not specs:
+            raise ValueError("at least one column spec is needed")
+        self.specs = list(specs)
+        self.key_column = key_column
+        self.workers = max(1, workers if workers is not None else min(2, os.cpu_count() or 1))
+        self.auto_sample = auto_sample
+        self._hasher = _Hasher()
+        self._pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
+        self._states: dict[str, str] = {s.column: s.hash_state for s in self.specs if s.hash_state != "auto"}
+        self._auto: dict[str, AutoDecision] = {}
+        self._types: dict[str, TypeStats] = {}
+        self._duplicates = DuplicateCounter()
+        self._people = 0
+        self._matchable = 0
+
+    # ---- public API -------------------------------------------------------------------------
+
+    def process(self, batch: pa.RecordBatch) -> PreparedBatch:
+        """Prepare one batch."""
+        if self.key_column not in batch.schema.names:
+            raise ValueError(f"the batch has no key column {self.key_column!r}")
+        for spec in self.specs:
+            for name in (spec.column, spec.region_column):
+                if name is not None and name not in batch.schema.names:
+                    raise ValueError(f"the batch has no column {name!r}")
+        keys = pc.cast(batch.column(self.key_column), pa.string())
+        missing = pc.is_null(keys)
+        rejects: list[pa.RecordBatch] = []
+        if pc.any(missing).as_py():
+            n_missing = pc.sum(missing).as_py()
+            rejects.append(
+                pa.record_batch(
+                    [
+                        pa.nulls(n_missing, pa.string()),
+                        pa.repeat(pa.scalar(self.key_column), n_missing),
+                        pa.repeat(pa.scalar(Reason.MISSING_KEY.value), n_missing),
+                    ],
+                    schema=REJECTS_SCHEMA,
+                )
+            )
+            batch = batch.filter(pc.invert(missing))
+            keys = pc.filter(keys, pc.invert(missing))
+        self._decide_auto(batch)
+        slices = self._slices(batch)
+        if self._pool is not None and len(slices) > 1:
+            results = list(self._pool.map(self._process_slice, slices))
+        else:
+            results = [self._process_slice(s) for s in slices]
+        ids: list[pa.RecordBatch] = []
+        offset = 0
+        matchable_rows: list[pa.Array] = []
+        for piece, columns in zip(slices, results, strict=True):
+            piece_keys = keys.slice(offset, piece.num_rows)
+            for res in columns:
+                self._account(res)
+                if len(res.ok_rows):
+                    ids.append(
+                        pa.record_batch(
+                            [
+                                pc.take(piece_keys, res.ok_rows),
+                                pa.repeat(pa.scalar(res.id_schema), len(res.ok_rows)),
+                                res.hashes,
+                            ],
+                            schema=IDS_SCHEMA,
+                        )
+                    )
+                    matchable_rows.append(pc.add(res.ok_rows, offset))
+                if len(res.bad_rows):
+                    rejects.append(
+                        pa.record_batch(
+                            [
+                                pc.take(piece_keys, res.bad_rows),
+                                pa.repeat(pa.scalar(res.spec.column), len(res.bad_rows)),
+                                res.bad_reasons,
+                            ],
+                            schema=REJECTS_SCHEMA,
+                        )
+                    )
+            offset += piece.num_rows
+        self._people += batch.num_rows
+        if matchable_rows:
+            self._matchable += pc.count_distinct(concat(matchable_rows, pa.int64())).as_py()
+        return PreparedBatch(ids=_combine(ids, IDS_SCHEMA), rejects=_combine(rejects, REJECTS_SCHEMA))
+
+    def process_stream(self, batches: Iterable[pa.RecordBatch]) -> Iterator[PreparedBatch]:
+        """Prepare batches one at a time (memory stays bounded by the batch size)."""
+        for batch in batches:
+            yield self.process(batch)
+
+    def report(self) -> MatchReport:
+        """The match report so far."""
+        duplicates = self._duplicates.counts()
+        types = [
+            stats.model_copy(update={"duplicates": duplicates.get(schema, 0)})
+            for schema, stats in self._types.items()
+        ]
+        share = self._matchable / self._people if self._people else 0.0
+        return MatchReport(
+            people=self._people,
+            people_matchable=self._matchable,
+            share_matchable=share,
+            types=types,
+            auto=list(self._auto.values()),
+        )
+
+    def close(self) -> None:
+        """Stop the worker threads and release the duplicate counter (report() still works)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+        self._duplicates.close()
+
+    def __enter__(self) -> Preparer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- internals --------------------------------------------------------------------------
+
+    def _slices(self, batch: pa.RecordBatch) -> list[pa.RecordBatch]:
+        n = batch.num_rows
+        parts = min(self.workers, max(1, n // MIN_ROWS_PER_WORKER))
+        size = -(-n // parts) if n else 0
+        return [batch.slice(i * size, size) for i in range(parts)] if n else [batch]
+
+    def _account(self, res: _ColumnResult) -> None:
+        stats = self._types.get(res.id_schema)
+        if stats is None:
+            stats = TypeStats(id_schema=res.id_schema, columns=[])
+            self._types[res.id_schema] = stats
+        if res.spec.column not in stats.columns:
+            stats.columns.append(res.spec.column)
+        stats.present += res.present
+        stats.valid += len(res.ok_rows)
+        if len(res.bad_reasons):
+            counts = pc.value_counts(res.bad_reasons)
+            for item in counts.to_pylist():
+                reason = str(item["values"])
+                stats.rejected[reason] = stats.rejected.get(reason, 0) + int(item["counts"])
+                if res.spec.column in self._auto and reason in (
+                    Reason.NOT_SHA256_HEX,
+                    Reason.NOT_MD5_HEX,
+                    Reason.LOOKS_HASHED,
+                ):
+                    self._auto[res.spec.column].not_fitting += int(item["counts"])
+        self._duplicates.add(res.id_schema, res.keys)
+
+    def _decide_auto(self, batch: pa.RecordBatch) -> None:
+        """Decide each `auto` column once, on the first batch where it has non-empty values."""
+        for spec in self.specs:
+            if spec.hash_state != "auto" or spec.column in self._states:
+                continue
+            values, _ = _flatten(batch.column(spec.column), spec.delimiter)
+            values = pc.drop_null(values)
+            values = pc.filter(values, pc.not_equal(pc.utf8_trim_whitespace(values), ""))
+            if len(values) == 0:
+                continue
+            sample = pc.utf8_lower(pc.utf8_trim_whitespace(values.slice(0, self.auto_sample)))
+            sha = pc.sum(fill_false(pc.match_substring_regex(sample, kinds.SHA256_HEX_RE))).as_py() or 0
+            md5 = pc.sum(fill_false(pc.match_substring_regex(sample, kinds.MD5_HEX_RE))).as_py() or 0
+            state = "raw"
+            if sha >= AUTO_THRESHOLD * len(sample):
+                state = "sha256"
+            elif md5 >= AUTO_THRESHOLD * len(sample) and spec.kind in MAID_KINDS:
+                state = "md5"
+            self._states[spec.column] = state
+            self._auto[spec.column] = AutoDecision(column=spec.column, decided=state, sampled=len(sample))
+
+    def _process_slice(self, batch: pa.RecordBatch) -> list[_ColumnResult]:
+        results = []
+        for spec in self.specs:
+            state = self._states.get(spec.column)
+            if state is None:  # an `auto` column with nothing in it so far
+                state = "raw"
+            results.append(self._process_column(batch, spec, state))
+        return results
+
+    def _process_column(self, batch: pa.RecordBatch, spec: ColumnSpec, state: str) -> _ColumnResult:
+        values, rows = _flatten(batch.column(spec.column), spec.delimiter)
+        keep = pc.is_valid(values)
+        values, rows = pc.filter(values, keep), pc.filter(rows, keep)
+        region_values = None
+        if spec.region_column is not None:
+            region_values = pc.take(pc.cast(batch.column(spec.region_column), pa.string()), rows)
+        present = len(values)
+        out = Outcome()
+        idx = arange(present)
+        # Printable ASCII (no tabs or control characters) is decided by the vectorized rules;
+        # everything else goes to the scalar reference.
+        ascii_ok = pc.or_(fill_false(pc.ascii_is_printable(values)), pc.equal(values, ""))
+        out.defer(pc.filter(idx, pc.invert(ascii_ok)))
+        sel = ascii_ok
+        blank = pc.and_(ascii_ok, pc.equal(kinds.trim(values), ""))
+        out.bad(pc.filter(idx, blank), Reason.EMPTY)
+        sel = pc.and_(sel, pc.invert(blank))
+        guard_raw = spec.hash_state == "auto" and state == "raw"
+        if guard_raw:
+            hashed = pc.and_(sel, kinds.looks_hashed(values))
+            out.bad(pc.filter(idx, hashed), Reason.LOOKS_HASHED)
+            sel = pc.and_(sel, pc.invert(hashed))
+        sub_idx = pc.filter(idx, sel)
+        sub = pc.filter(values, sel)
+        if state in ("sha256", "md5"):
+            part = kinds.prehashed(sub, state)
+        elif spec.kind == "email":
+            part = kinds.emails(sub)
+        elif spec.kind == "phone":
+            part = parse_phones(
+                sub, spec.region, pc.filter(region_values, sel) if region_values is not None else None
+            )
+        elif spec.kind in MAID_KINDS:
+            part = kinds.maids(sub)
+        else:
+            part = kinds.external_ids(sub)
+        out.extend(_remap(part, sub_idx))
+        self._fallback(out, values, region_values, spec, state, guard_raw)
+        ok_idx, ok_val = out.ok_arrays()
+        bad_idx, bad_reason = out.bad_arrays()
+        if state in ("sha256", "md5"):
+            algorithm = None  # pre-hashed: checked and lowercased, never hashed again
+        else:
+            if spec.kind == "phone" and spec.phone_format == "digits":
+                ok_val = pc.utf8_slice_codeunits(ok_val, 1)
+            algorithm = spec.maid_hash if spec.kind in MAID_KINDS else "sha256"
+        hashes, keys = self._hasher.digest(ok_val, algorithm)
+        return _ColumnResult(
+            spec=spec,
+            id_schema=spec.schema_for(state),
+            ok_rows=pc.take(rows, ok_idx),
+            hashes=hashes,
+            bad_rows=pc.take(rows, bad_idx),
+            bad_reasons=bad_reason,
+            present=present,
+            keys=keys,
+        )
+
+    @staticmethod
+    def _fallback(
+        out: Outcome,
+        values: pa.Array,
+        region_values: pa.Array | None,
+        spec: ColumnSpec,
+        state: str,
+        guard_raw: bool,
+    ) -> None:
+        """Decide deferred positions with the scalar reference, one value at a time."""
+        positions = out.fallback_positions()
+        out.fallback = []
+        if len(positions) == 0:
+            return
+        texts = pc.take(values, positions).to_pylist()
+        regions = pc.take(region_values, positions).to_pylist() if region_values is not None else None
+        ok_idx, ok_val, bad_idx, bad_reason = [], [], [], []
+        # Identical values (the same junk repeated, "n/a" and friends) are decided once.
+        seen: dict[tuple[str, str | None], tuple[bool, str]] = {}
+        for i, (pos, text) in enumerate(zip(positions.to_pylist(), texts, strict=True)):
+            region = normalize_region(regions[i] if regions is not None else None) or normalize_region(
+                spec.region
+            )
+            key = (str(text), region)
+            decided = seen.get(key)
+            if decided is None:
+                try:
+                    decided = (True, _scalar_one(spec, state, guard_raw, str(text), region))
+                except InvalidIdentifier as exc:
+                    decided = (False, exc.reason.value)
+                    traceback.clear_frames(exc.__traceback__)
+                seen[key] = decided
+            if decided[0]:
+                ok_idx.append(pos)
+                ok_val.append(decided[1])
+            else:
+                bad_idx.append(pos)
+                bad_reason.append(decided[1])
+        out.ok(pa.array(ok_idx, pa.int64()), pa.array(ok_val, pa.string()))
+        out.bad_each(pa.array(bad_idx, pa.int64()), pa.array(bad_reason, pa.string()))
+
+
+def _scalar_one(spec: ColumnSpec, state: str, guard_raw: bool, text: str, region: str | None) -> str:
+    """The scalar rule for one value of a column (the reference the fast paths must match)."""
+    if state in ("sha256", "md5"):
+        return check_prehashed(spec.kind, text, state)
+    if not text.strip():
+        raise InvalidIdentifier(spec.kind, Reason.EMPTY)
+    if guard_raw:
+        folded = text.strip().lower()
+        if SHA256_HEX_RE.fullmatch(folded) or MD5_HEX_RE.fullmatch(folded):
+            raise InvalidIdentifier(spec.kind, Reason.LOOKS_HASHED)
+    return normalize(spec.kind, text, region=region)
+
+
+def prepare_value(
+    spec: ColumnSpec, value: str, *, hash_state: str | None = None, region: str | None = None
+) -> str:
+    """The hash one value of `spec`'s column becomes (scalar path; raises InvalidIdentifier)."""
+    state = hash_state or (spec.hash_state if spec.hash_state != "auto" else "raw")
+    normalized = _scalar_one(
+        spec, state, spec.hash_state == "auto" and state == "raw", value, region or spec.region
+    )
+    if state in ("sha256", "md5"):
+        return normalized
+    if spec.kind == "phone" and spec.phone_format == "digits":
+        normalized = normalized[1:]
+    if spec.kind in MAID_KINDS and spec.maid_hash == "md5":
+        return md5_hex(normalized)
+    return sha256_hex(normalized)
+
+
+def _remap(part: Outcome, positions: pa.Array) -> Outcome:
+    """Re-index an outcome computed on a subset back to the subset's positions."""
+    out = Outcome()
+    for i, v in zip(part.ok_idx, part.ok_val, strict=True):
+        out.ok(pc.take(positions, i), v)
+    for i, r in zip(part.bad_idx, part.bad_reason, strict=True):
+        out.bad_each(pc.take(positions, i), r)
+    for i in part.fallback:
+        out.defer(pc.take(positions, i))
+    return out
+
+
+def _flatten(column: pa.Array | pa.ChunkedArray, delimiter: str | None) -> tuple[pa.Array, pa.Array]:
+    """(values as strings, row position of each value): lists and delimited cells are split."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        rows = pc.list_parent_indices(column).cast(pa.int64())
+        values = pc.list_flatten(column)
+        values = _as_string(values)
+    else:
+        values = _as_string(column)
+        rows = arange(len(values))
+    if delimiter is not None:
+        # A wholly blank cell stays one (empty) value; blank parts inside a cell are ignored.
+        blank = fill_false(pc.equal(pc.utf8_trim_whitespace(values), ""))
+        split = pc.split_pattern(pc.if_else(blank, pa.scalar(None, pa.string()), values), delimiter)
+        parts = pc.list_flatten(split)
+        part_rows = pc.take(rows, pc.list_parent_indices(split))
+        nonblank = pc.not_equal(pc.utf8_trim_whitespace(parts), "")
+        blank_idx = pc.filter(arange(len(values)), blank)
+        values = pa.concat_arrays([pc.filter(parts, nonblank), pc.take(values, blank_idx)])
+        rows = pa.concat_arrays([pc.filter(part_rows, nonblank), pc.take(rows, blank_idx)])
+    return values, rows
+
+
+def _as_string(values: pa.Array) -> pa.Array:
+    if pa.types.is_string(values.type):
+        return values
+    if (
+        pa.types.is_large_string(values.type)
+        or pa.types.is_string_view(values.type)
+        or pa.types.is_integer(values.type)
+    ):
+        return values.cast(pa.string())
+    raise TypeError(f"identifier columns must hold strings or integers, not {values.type}")
+
+
+def _combine(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.RecordBatch:
+    if not batches:
+        return pa.RecordBatch.from_pylist([], schema=schema)
+    if len(batches) == 1:
+        return batches[0]
+    return pa.Table.from_batches(batches, schema=schema).combine_chunks().to_batches()[0]

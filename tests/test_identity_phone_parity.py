@@ -1,0 +1,170 @@
+"""Parity: the vectorized phone path must agree with libphonenumber on every row.
+
+The corpus is generated deterministically from libphonenumber's own example numbers for every
+region, written in mixed formats (national, international, E.164, `00`/IDD prefixes, punctuation)
+plus mutations (digits dropped, added, changed) and invalid examples, and parsed with several
+default regions. The reference is phonenumbers.parse + is_valid_number + format_number(E164).
+"""
+
+from __future__ import annotations
+
+import random
+from functools import cache
+
+import phonenumbers
+import pyarrow as pa
+import pytest
+
+from ttsync.identity.phone_fast import parse_phones
+from ttsync.identity.reasons import InvalidIdentifier
+from ttsync.identity.scalar import normalize_phone
+
+PNF = phonenumbers.PhoneNumberFormat
+TYPES = [
+    phonenumbers.PhoneNumberType.FIXED_LINE,
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.TOLL_FREE,
+    phonenumbers.PhoneNumberType.VOIP,
+]
+
+
+def _mutations(text: str, rng: random.Random) -> list[str]:
+    digits = [i for i, c in enumerate(text) if c.isdigit()]
+    out = []
+    if digits:
+        i = rng.choice(digits)
+        out.append(text[:i] + text[i + 1 :])  # one digit dropped
+        out.append(text[:i] + str(rng.randrange(10)) + text[i:])  # one digit added
+        out.append(text[:i] + str(rng.randrange(10)) + text[i + 1 :])  # one digit changed
+    return out
+
+
+@cache
+def corpus(seed: int = 20240603) -> list[tuple[str, str]]:
+    """(value, default region) pairs: every region's examples in mixed formats and mutations."""
+    rng = random.Random(seed)
+    rows: list[tuple[str, str]] = []
+    regions = sorted(phonenumbers.SUPPORTED_REGIONS)
+    for region in regions:
+        numbers = []
+        for t in TYPES:
+            ex = phonenumbers.example_number_for_type(region, t)
+            if ex is not None:
+                numbers.append(ex)
+        invalid = phonenumbers.invalid_example_number(region)
+        if invalid is not None:
+            numbers.append(invalid)
+        for num in numbers:
+            national = phonenumbers.format_number(num, PNF.NATIONAL)
+            intl = phonenumbers.format_number(num, PNF.INTERNATIONAL)
+            e164 = phonenumbers.format_number(num, PNF.E164)
+            nsn = phonenumbers.national_significant_number(num)
+            texts = [
+                national,
+                intl,
+                e164,
+                "00" + e164[1:],
+                "011 " + intl[1:],
+                e164[1:],
+                nsn,
+                national.replace(" ", "-"),
+                national.replace(" ", "."),
+                intl.replace(" ", ""),
+                f"({e164[:4]}) {e164[4:]}",
+                " " + national + " ",
+                "0" + nsn,
+            ]
+            for text in list(texts):
+                texts += _mutations(text, rng)
+            others = [rng.choice(regions) for _ in range(2)]
+            for text in texts:
+                for default in (region, "US", "GB", *others):
+                    rows.append((text, default))
+    # Shapes the fast path must defer, and junk.
+    rows += [
+        ("+1 213 373 4253 ext. 12", "US"),
+        ("1-800-FLOWERS", "US"),
+        ("tel:+1-213-373-4253", "US"),
+        ("++44 20 7946 0018", "GB"),
+        ("+0 123 456", "US"),
+        ("+999 1234567", "US"),
+        ("12", "US"),
+        ("1", "DE"),
+        ("0", "FR"),
+        ("+", "US"),
+        ("---", "US"),
+        ("+44 20 7946 0018", "XX"),
+        ("020 7946 0018", "XX"),
+        ("２１３ ３７３ ４２５３", "US"),
+        ("9" * 30, "US"),
+        ("n/a", "US"),
+        ("n/a", "XX"),
+        ("+ABC", "US"),
+        ("()", "DE"),
+        ("5", "XX"),
+        ("55", "XX"),
+        ("5-5", "XX"),
+        ("555", "XX"),
+        ("555", "US"),
+        ("+55", "US"),
+        ("+1 55", "XX"),
+        ("0049 30 1234567", "DE"),
+        ("00 0 30 1234567", "DE"),
+        ("0", "XX"),
+    ]
+    return rows
+
+
+def _reference(value: str, region: str) -> tuple[str | None, str | None]:
+    try:
+        return normalize_phone(value, region), None
+    except InvalidIdentifier as exc:
+        return None, exc.reason.value
+
+
+def test_phone_fast_path_matches_libphonenumber_on_corpus() -> None:
+    rows = corpus()
+    regions_covered = {r for _, r in rows}
+    assert len(regions_covered) >= 30
+    # Rows are grouped by default region, as a real column with one region would be, and also run
+    # once through the per-row region column path.
+    values = pa.array([v for v, _ in rows])
+    region_values = pa.array([r for _, r in rows])
+    out = parse_phones(values, None, region_values)
+    ok_idx, ok_val = out.ok_arrays()
+    bad_idx, bad_reason = out.bad_arrays()
+    fallback = out.fallback_positions().to_pylist()
+    fast: dict[int, tuple[str | None, str | None]] = {}
+    for i, v in zip(ok_idx.to_pylist(), ok_val.to_pylist(), strict=True):
+        fast[i] = (v, None)
+    for i, r in zip(bad_idx.to_pylist(), bad_reason.to_pylist(), strict=True):
+        assert i not in fast, "a row was decided twice"
+        fast[i] = (None, r)
+    assert not set(fallback) & set(fast), "a deferred row was also decided"
+    assert len(fast) + len(fallback) == len(rows), "every row is decided or deferred exactly once"
+    mismatches = []
+    for i, got in fast.items():
+        expected = _reference(*rows[i])
+        if got != expected:
+            mismatches.append((rows[i], got, expected))
+    assert mismatches[:20] == []
+    valid = sum(1 for got in fast.values() if got[0] is not None)
+    invalid = len(fast) - valid
+    assert valid > 1000
+    assert invalid > 1000
+    # The fast path must decide the common shapes itself, not hand everything to the fallback.
+    assert len(fallback) / len(rows) < 0.05, f"fallback share {len(fallback) / len(rows):.3f}"
+
+
+@pytest.mark.parametrize("region", ["US", "GB", "DE", "FR", "IN", "BR", "JP", "AR", "IT", "MX", "RU", "AU"])
+def test_phone_fast_path_single_region_matches(region: str) -> None:
+    rows = [(v, r) for v, r in corpus() if r == region]
+    values = pa.array([v for v, _ in rows])
+    out = parse_phones(values, region)
+    ok_idx, ok_val = out.ok_arrays()
+    bad_idx, bad_reason = out.bad_arrays()
+    for i, v in zip(ok_idx.to_pylist(), ok_val.to_pylist(), strict=True):
+        assert (v, None) == _reference(*rows[i]), rows[i]
+    for i, r in zip(bad_idx.to_pylist(), bad_reason.to_pylist(), strict=True):
+        assert (None, r) == _reference(*rows[i]), rows[i]
+    assert len(ok_idx) + len(bad_idx) + len(out.fallback_positions()) == len(rows)
