@@ -129,8 +129,9 @@ def test_literal_secrets_are_refused() -> None:
         parse_config("sources: [{name: pg, kind: sqlalchemy, url: 'postgresql://u:pw@h/db'}]")
 
 
-def test_docs_example_loads_and_resolves() -> None:
-    block = re.search(r"```yaml\n(.*?)```", DOCS.read_text(), re.S)
+@pytest.mark.parametrize("doc", [DOCS, DOCS.parents[1] / "README.md"], ids=["configuration.md", "README.md"])
+def test_docs_example_loads_and_resolves(doc: Path) -> None:
+    block = re.search(r"```yaml\n(.*?)```", doc.read_text(), re.S)
     assert block is not None
     env = {"TTSYNC_APP_ID": "42", "TTSYNC_ADVERTISER_ID": "7000000000000000001", "TTSYNC_EVENT_SET_ID": "88"}
     config = parse_config(block.group(1), environ=env)

@@ -303,10 +303,19 @@ def quickstart(
             str(counts.get("verify_audience", {}).get("audience_id", "")),
         )
     _out.print(table)
-    for outcome in result.runs:
+    for outcome in [*result.runs, *([result.events] if result.events else [])]:
         if not outcome.ok:
             _show_workflow(outcome.workflow)
             raise typer.Exit(1)
+    if result.events is not None:
+        deliver = result.events.workflow.counts.get("deliver", {})
+        rejected = deliver.get("rejected", {})
+        _out.print(
+            f"Offline events: {deliver.get('sent', 0):,} CompletePayment events sent once each "
+            f"({result.events_received:,} received by the emulator); "
+            f"{deliver.get('rejected_total', 0):,} rejected" + (f" {rejected}" if rejected else ""),
+            highlight=False,
+        )
     ws = result.workspace
     _out.print(f"[green]Done.[/green] The workspace is {ws}. Look next:", highlight=False)
     _out.print(f"  ttsync workflows list -w {ws}", highlight=False)

@@ -25,6 +25,7 @@ from ttsync.workspace.init import init_workspace
 from ttsync.workspace.layout import Workspace
 
 ORCHESTRATION = "high-value-customers"
+EVENTS_ORCHESTRATION = "store-purchases-last-7-days"
 
 
 @dataclass
@@ -33,13 +34,17 @@ class QuickstartResult:
 
     workspace: Path
     runs: list[RunOutcome] = field(default_factory=list)
+    events: RunOutcome | None = None
+    events_received: int = 0
     churn: dict[str, int] = field(default_factory=dict)
     emulator_members: list[int] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """Every run succeeded."""
-        return bool(self.runs) and all(run.ok for run in self.runs)
+        return (
+            bool(self.runs) and all(run.ok for run in self.runs) and (self.events is None or self.events.ok)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON for `--json`."""
@@ -49,6 +54,8 @@ class QuickstartResult:
             "churn": self.churn,
             "emulator_members_after_each_run": self.emulator_members,
             "runs": [run.to_dict() for run in self.runs],
+            "events": self.events.to_dict() if self.events else None,
+            "emulator_events_received": self.events_received,
         }
 
 
@@ -103,4 +110,9 @@ def run_quickstart(
                     if audience_id:
                         members = emulator.admin.audience_members(str(audience_id))
                         result.emulator_members.append(sum(len(v) for v in members.values()))
+                if result.runs and result.runs[-1].ok:
+                    # Offline events: the last 7 days of store purchases, sent once each.
+                    events_run = build_run(workspace, store, EVENTS_ORCHESTRATION, reporter=reporter)
+                    result.events = start_run(events_run)
+                    result.events_received = len(emulator.admin.events(seed.event_set_id))
     return result
