@@ -142,3 +142,12 @@ def test_docs_example_loads_and_resolves(doc: Path) -> None:
         template = templates[orch.template] if orch.template else None
         resolved = effective_settings(by_name[orch.destination], template, orch)
         assert resolved.warnings() == []
+
+
+@pytest.mark.parametrize("doc", [DOCS, DOCS.parents[1] / "README.md"], ids=["configuration.md", "README.md"])
+def test_docs_example_is_what_init_writes(doc: Path) -> None:
+    from ttsync.workspace.init import _FALLBACK_SEED, render_config
+
+    block = re.search(r"```yaml\n(.*?)```", doc.read_text(), re.S)
+    assert block is not None
+    assert block.group(1) == render_config(dict(_FALLBACK_SEED)), "copy render_config() output into the doc"

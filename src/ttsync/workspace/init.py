@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ttsync.events.examples import COMPLETE_PAYMENT_QUERY, SEED_EVENT_SET_ID
 from ttsync.store import SECRET_KEY_ENV, STORE_URL_ENV, write_key_file
 from ttsync.workspace.errors import WorkspaceError
 from ttsync.workspace.layout import Workspace
@@ -112,28 +113,11 @@ orchestrations:
     destination: tiktok-offline-events
     template: store-purchases
     # no key_column: an order has several item rows, so rows are keyed by position in the result
+    # The example query of the offline-events guide ttsync follows (docs/events.md), repaired only where its
+    # text was damaged. Its phone expression assumes US numbers; for international customers select
+    # `mc.phone AS phone, mc.country AS country` and ttsync normalizes each phone in its own country.
     query: |
-      SELECT
-        'ACME Essentials' AS brand
-        ,uit.product_category AS content_category
-        ,uit.product_id AS content_id
-        ,uit.product_name AS content_name
-        ,'product' AS content_type
-        ,uit.currency AS currency
-        ,'CompletePayment' AS event
-        ,CAST(uit.order_id AS VARCHAR) AS event_id
-        ,mc.email AS email
-        ,mc.phone AS phone
-        ,mc.country AS country
-        ,uit.item_price AS price
-        ,uit.item_quantity AS quantity
-        ,uit.store_id AS shop_id
-        ,uit.order_datetime AS timestamp
-        ,CAST(uit.item_revenue / uit.item_quantity AS DOUBLE) AS value
-      FROM Unified_Itemized_Transactions uit
-      LEFT JOIN Merged_Customers mc ON uit.amperity_id = mc.amperity_id
-      WHERE uit.order_datetime > (CURRENT_DATE - interval '7' day)
-"""
+{events_query}"""
 
 
 def render_config(seed_info: Mapping[str, Any] | None = None) -> str:
@@ -145,7 +129,17 @@ def render_config(seed_info: Mapping[str, Any] | None = None) -> str:
         advertiser_list=", ".join(f'"{a}"' for a in advertisers),
         advertiser_id=advertisers[0],
         event_set_id=info.get("event_set_id", _FALLBACK_SEED["event_set_id"]),
+        events_query=_indent(
+            COMPLETE_PAYMENT_QUERY.replace(
+                f"'{SEED_EVENT_SET_ID}'", f"'{info.get('event_set_id', _FALLBACK_SEED['event_set_id'])}'"
+            ),
+            "      ",
+        ),
     )
+
+
+def _indent(text: str, prefix: str) -> str:
+    return "".join(prefix + line if line.strip() else line for line in text.splitlines(keepends=True))
 
 
 def _demo_seed_info() -> dict[str, Any]:
