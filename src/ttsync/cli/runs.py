@@ -287,22 +287,23 @@ def quickstart(
         if not result.ok:
             raise typer.Exit(1)
         return
-    table = Table("run", "workflow", "state", "people", "added", "removed", "in TikTok", "audience")
+    table = Table("sync", "state", "people", "ids added", "ids removed", "ids in TikTok", title="Audience")
     for i, outcome in enumerate(result.runs, 1):
         counts = outcome.workflow.counts
         plan, upload = counts.get("plan", {}), counts.get("upload", {})
         members = result.emulator_members[i - 1] if i - 1 < len(result.emulator_members) else None
         table.add_row(
-            "first sync" if i == 1 else "after warehouse change",
-            outcome.workflow.id[:12],
+            "first" if i == 1 else "after change",
             outcome.workflow.state,
             f"{plan.get('current_people', 0):,}",
             f"{upload.get('added_ids', 0):,}",
             f"{upload.get('removed_ids', 0):,}",
             f"{members:,}" if members is not None else "?",
-            str(counts.get("verify_audience", {}).get("audience_id", "")),
         )
     _out.print(table)
+    if result.runs:
+        audience = result.runs[0].workflow.counts.get("verify_audience", {}).get("audience_id", "")
+        _out.print(f"Audience {audience} 'High value customers' on the sandbox advertiser.", highlight=False)
     for outcome in [*result.runs, *([result.events] if result.events else [])]:
         if not outcome.ok:
             _show_workflow(outcome.workflow)

@@ -1,0 +1,43 @@
+"""The README's first command: `ttsync quickstart` as a real process, on embedded defaults."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+
+def test_quickstart_syncs_changes_and_sends_events(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTSYNC_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "ttsync", "quickstart", "--rows", "8000", "--dir", str(tmp_path / "qs"), "--json"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(result.stdout)
+    assert data["ok"] is True
+    first, second = data["runs"]
+    assert first["counts"]["plan"]["full_upload"] is True
+    assert second["counts"]["upload"]["added_ids"] > 0
+    assert second["counts"]["upload"]["removed_ids"] > 0
+    # What the emulator holds after each run is what the run says TikTok holds.
+    assert data["emulator_members_after_each_run"] == [
+        run["counts"]["commit"]["snapshot_ids"] for run in data["runs"]
+    ]
+    assert data["events"]["counts"]["deliver"]["sent"] == data["emulator_events_received"] > 0
+    # No raw identifier from the warehouse appears in anything the command printed.
+    with duckdb.connect(str(tmp_path / "qs" / "warehouse.duckdb"), read_only=True) as con:
+        raw = [
+            r[0].strip()
+            for r in con.execute("SELECT email FROM Merged_Customers WHERE email <> ''").fetchall()
+        ]
+        raw += [
+            r[0] for r in con.execute("SELECT phone FROM Merged_Customers WHERE length(phone) > 6").fetchall()
+        ]
+    printed = result.stdout + result.stderr
+    assert len(raw) > 1_000
+    assert not [value for value in raw if value and value in printed]
