@@ -11,6 +11,7 @@ from ttsync.services.runs import RunOutcome, build_run, continue_run
 from ttsync.store import repos
 from ttsync.tiktok import RetryPolicy
 from ttsync.workflows.resolutions import resolution_for
+from ttsync.workspace.errors import ConfigError
 
 FAST_RETRY = RetryPolicy(max_attempts=2, max_total_seconds=5, wait_initial=0.01, wait_max=0.05, wait_jitter=0)
 
@@ -49,6 +50,9 @@ def test_advertiser_not_found_then_fixed_id_resolves(env: Env) -> None:
 def test_revoked_token_then_new_token_resolves(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     env.emulator.admin.revoke_token(env.emulator.seed.operator_token)
     workflow_id = failed_with(env, env.run(), "invalid_credentials", "verify_audience")
+    # Resolving before fixing is refused with what is still wrong, and runs nothing.
+    with pytest.raises(ConfigError, match="invalid_credentials"):
+        resolve(env, workflow_id)
     fresh = env.emulator.admin.create_token("ops2", env.emulator.seed.advertiser_ids, "Operator")
     env.reapply(monkeypatch, TTSYNC_ACCESS_TOKEN=fresh["access_token"])
     resolved = resolve(env, workflow_id)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ttsync.audiences.customer_file import single_calculate_type
+from ttsync.credentials import Doctor
 from ttsync.notify import deliver_pending
 from ttsync.services.audience_sync import ID_SCHEMAS, AudienceRun
 from ttsync.services.base import OrchestrationRun, Reporter, RunOptions
@@ -96,13 +97,24 @@ def continue_run(run: OrchestrationRun, workflow_id: str, action: str, task: str
         reset_for_restart(run.store, workflow)
         return _execute(run, workflow_id, run.tasks(), start_at=None)
     if action == "resolve":
-        # The configuration was reloaded by `build_run` (and validated there); check the query again too.
+        # The configuration was reloaded and validated by `build_run`; now re-check it against TikTok (token,
+        # advertisers, write permission, event set) before continuing, so an unfixed cause is named at once.
+        recheck_destination(run)
         start = task or _failed_task(workflow)
     elif action == "retry":
         start = task or _failed_task(workflow)
     else:
         raise ValueError(f"unknown action {action!r}: use retry, resolve or restart")
     return _execute(run, workflow_id, run.tasks(), start_at=start)
+
+
+def recheck_destination(run: OrchestrationRun) -> None:
+    """The destination's "test connection"; raises `ConfigError` listing what is still wrong."""
+    report = Doctor(run.store).destination(run.destination.name)
+    if report.ok:
+        return
+    lines = [f"{check.subject}: {check.detail} [{check.resolution}]" for check in report.problems]
+    raise ConfigError("the configuration is not fixed yet:\n  " + "\n  ".join(lines))
 
 
 def _failed_task(workflow: WorkflowRecord) -> str | None:
