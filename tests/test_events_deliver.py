@@ -20,7 +20,7 @@ from ttsync.emulator.testing import EmulatorServer
 from ttsync.events.deliver import EventSender, EventSetNotFoundError, deliver_events
 from ttsync.events.ledger import Ledger
 from ttsync.events.outcomes import EventTotals
-from ttsync.events.payload import GroupedEvent
+from ttsync.events.payload import GroupedEvent, ReadyEvents
 from ttsync.tiktok import AsyncTikTokClient, AuthenticationError, LimiterRegistry, RetryPolicy
 from ttsync.workspace.models import ResolvedOfflineEventsSettings
 
@@ -165,7 +165,7 @@ def _events(n: int, bad: set[int]) -> list[GroupedEvent]:
             "event_time": 1_700_000_000 + i,
             "user": {"email": [email]},
         }
-        events.append(GroupedEvent("Purchase", f"e{i}", [f"row{i}"], payload))
+        events.append(GroupedEvent.from_payload([f"row{i}"], payload))
     return events
 
 
@@ -174,7 +174,7 @@ def _isolate(emu: EmulatorServer, tmp_path: Path, events: list[GroupedEvent], tr
         async with _client(emu, transport) as client:
             with Ledger.open(tmp_path / "state") as ledger:
                 sender = EventSender(client, _settings(emu), ledger, run_id="t")
-                confirmed, rejected = await sender.send(events)
+                confirmed, rejected = await sender.send(ReadyEvents.of(events))
                 return confirmed, rejected, sender.totals, ledger.count()
 
     return asyncio.run(go())

@@ -301,3 +301,15 @@ def test_plan_counts_and_per_row_outcomes(tmp_path: Path) -> None:
         ("c", "rejected", "invalid_currency"),
     ]
     assert not (tmp_path / "run" / "stage").exists()
+
+
+def test_several_emails_in_one_cell_and_across_rows_are_sent_once_each_sorted(tmp_path: Path) -> None:
+    bob = hashlib.sha256(b"bob@example.com").hexdigest()
+    rows = [
+        _row(row_key="a", email="bob@example.com,alice@example.com"),
+        _row(row_key="b", email="Alice@Example.com"),
+    ]
+    ready, reasons = _group(tmp_path, rows)
+    assert reasons == {}
+    assert ready["o-1"].payload["user"] == {"email": sorted([ALICE_HASH, bob])}
+    assert ready["o-1"].row_keys == ["a", "b"]

@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ttsync.events.columns import plan_columns
 from ttsync.events.ledger import Ledger, ledger_namespace
 from ttsync.events.outcomes import EventTotals, OutcomeWriter, scrub_message, write_totals
-from ttsync.events.payload import GroupedEvent, Rejected, assemble
+from ttsync.events.payload import GroupedEvent, ReadyEvents, RejectedEvents, split_events
 from ttsync.events.reasons import Outcome, RejectReason
 from ttsync.events.stage import Stage
 from ttsync.events.validate import EventRules, RowValidator
@@ -136,9 +137,9 @@ def plan_events(
     totals = EventTotals(rows=staged.stage.rows)
     writer = OutcomeWriter(run_dir)
     try:
-        for chunk in assemble(staged.stage.rows_by_event()):
-            ready = _filter_chunk(chunk, totals, writer, ledger, namespace)
-            writer.add_many([event.row_keys for event in ready], Outcome.PLANNED)
+        for batch in staged.stage.rows_by_event():
+            ready = _filter_chunk(split_events(batch), totals, writer, ledger, namespace)
+            writer.add_arrow(ready.row_keys(), Outcome.PLANNED)
             totals.planned += len(ready)
     finally:
         writer.close()
@@ -257,21 +258,24 @@ async def _deliver(
     writer = OutcomeWriter(run_dir)
     in_flight: set[asyncio.Task[None]] = set()
 
-    async def send(events: list[GroupedEvent]) -> None:
+    async def send(events: ReadyEvents) -> None:
         confirmed, rejected = await sender.send(events)
-        writer.add_many([event.row_keys for event in confirmed], Outcome.SENT)
+        writer.add_arrow(confirmed.row_keys(), Outcome.SENT)
         for event, message in rejected:
             writer.add(event.row_keys, Outcome.REJECTED, RejectReason.REJECTED_BY_TIKTOK.value, message)
         if progress is not None:
             progress(totals)
 
     try:
-        pending: list[GroupedEvent] = []
-        for chunk in assemble(staged.stage.rows_by_event(chunk_rows=5_000)):
-            pending.extend(_filter_chunk(chunk, totals, writer, ledger, sender.namespace))
-            while len(pending) >= batch_size:
-                batch, pending = pending[:batch_size], pending[batch_size:]
-                await _launch(send(batch), in_flight, max_in_flight)
+        pending = ReadyEvents.empty()
+        for chunk in staged.stage.rows_by_event(chunk_rows=5_000):
+            fresh = _filter_chunk(split_events(chunk), totals, writer, ledger, sender.namespace)
+            pending = ReadyEvents.concat([pending, fresh])
+            start = 0
+            while len(pending) - start >= batch_size:
+                await _launch(send(pending.slice(start, start + batch_size)), in_flight, max_in_flight)
+                start += batch_size
+            pending = pending.slice(start)
             # Let finished requests be recorded and new ones start between chunks, so TikTok works on the
             # batches in flight while this process builds the next ones.
             await asyncio.sleep(0)
@@ -312,29 +316,26 @@ async def _drain(in_flight: set[asyncio.Task[None]]) -> None:
 
 
 def _filter_chunk(
-    chunk: tuple[list[GroupedEvent], list[Rejected]],
+    chunk: tuple[ReadyEvents, RejectedEvents],
     totals: EventTotals,
     writer: OutcomeWriter,
     ledger: Ledger,
     namespace: str,
-) -> list[GroupedEvent]:
+) -> ReadyEvents:
     """Record rejected events; drop events already in the ledger; return the events to send."""
     ready, rejected = chunk
-    totals.events += len(ready) + len(rejected)
-    for row_keys, reason in rejected:
-        writer.add(row_keys, Outcome.REJECTED, reason)
-        totals.rejected[reason] += 1
-    done = ledger.accepted(namespace, [(e.event, e.event_id) for e in ready])
+    totals.events += len(ready) + sum(rejected.counts.values())
+    totals.rejected.update(rejected.counts)
+    writer.add_arrow(rejected.row_keys, Outcome.REJECTED, reasons=rejected.reasons)
+    keys = ready.keys()
+    done = ledger.accepted(namespace, keys)
     if not done:
         return ready
-    keep: list[GroupedEvent] = []
-    for event in ready:
-        if (event.event, event.event_id) in done:
-            writer.add(event.row_keys, Outcome.DUPLICATE_SKIPPED)
-            totals.duplicate_skipped += 1
-        else:
-            keep.append(event)
-    return keep
+    seen = pa.array([key in done for key in keys], pa.bool_())
+    skipped = ready.filter(seen)
+    writer.add_arrow(skipped.row_keys(), Outcome.DUPLICATE_SKIPPED)
+    totals.duplicate_skipped += len(skipped)
+    return ready.filter(pc.invert(seen))
 
 
 class EventSender:
@@ -354,9 +355,7 @@ class EventSender:
         self.namespace = ledger_namespace(settings.event_set_id, settings.test_event_code)
         self.totals = EventTotals()
 
-    async def send(
-        self, events: list[GroupedEvent]
-    ) -> tuple[list[GroupedEvent], list[tuple[GroupedEvent, str]]]:
+    async def send(self, events: ReadyEvents) -> tuple[ReadyEvents, list[tuple[GroupedEvent, str]]]:
         """Send `events`; returns (confirmed, rejected with TikTok's scrubbed message)."""
         try:
             await self._post(events)
@@ -366,36 +365,37 @@ class EventSender:
             return await self._isolate(events, exc)
         return events, []
 
-    async def _post(self, events: list[GroupedEvent]) -> None:
+    async def _post(self, events: ReadyEvents) -> None:
         self.totals.requests += 1
-        await self.client.track_events(
+        await self.client.track_events_json(
             event_source=self.settings.event_source,
             event_source_id=self.settings.event_set_id,
-            data=[e.payload for e in events],
+            data_json=events.data_json(),
             test_event_code=self.settings.test_event_code,
             partner_name=PARTNER_NAME,
+            deduplicable=True,  # every event has an event_id (validation rejects those without)
         )
         # Only now is the batch TikTok's: record it before anything else can fail.
-        self.ledger.record(self.namespace, [(e.event, e.event_id) for e in events], run_id=self.run_id)
+        self.ledger.record(self.namespace, events.keys(), run_id=self.run_id)
         self.totals.sent += len(events)
 
     async def _isolate(
-        self, events: list[GroupedEvent], exc: InvalidRequestError
-    ) -> tuple[list[GroupedEvent], list[tuple[GroupedEvent, str]]]:
+        self, events: ReadyEvents, exc: InvalidRequestError
+    ) -> tuple[ReadyEvents, list[tuple[GroupedEvent, str]]]:
         message = scrub_message(exc.message)
         if len(events) == 1:
             self._reject(1)
-            return [], [(events[0], message)]
+            return ReadyEvents.empty(), [(events.event(0), message)]
         index = _event_index(exc.message)
         if index is not None and index < len(events):
             # TikTok named the bad event: drop it and send the others (which may hold more bad ones).
             self._reject(1)
-            confirmed, rejected = await self.send(events[:index] + events[index + 1 :])
-            return confirmed, [(events[index], message), *rejected]
+            confirmed, rejected = await self.send(events.without(index))
+            return confirmed, [(events.event(index), message), *rejected]
         middle = len(events) // 2
-        left_ok, left_bad = await self.send(events[:middle])
-        right_ok, right_bad = await self.send(events[middle:])
-        return left_ok + right_ok, left_bad + right_bad
+        left_ok, left_bad = await self.send(events.slice(0, middle))
+        right_ok, right_bad = await self.send(events.slice(middle))
+        return ReadyEvents.concat([left_ok, right_ok]), left_bad + right_bad
 
     def _reject(self, count: int) -> None:
         self.totals.rejected[RejectReason.REJECTED_BY_TIKTOK.value] += count

@@ -1,240 +1,165 @@
-"""Build Events API 2.0 `data[]` items (ref §3.1) from staged rows, one event per run of adjacent rows.
+"""Events ready to send, kept as Arrow columns; each event's JSON text comes from DuckDB (`eventsql.py`).
 
-The rows arrive ordered by (event, event_id, query order) from `Stage.rows_by_event`, so the rows of one
-event are consecutive; a row without event or event_id is an event (a rejection) of its own.
-
-Grouping rules (docs/events.md, "Item rows and event-level values"):
-- every row with the same (event, event_id) is one event; each row with item fields is one `contents` entry;
-- event-level fields take the first non-empty value in query order;
-- emails and phones are the distinct hashes of all the event's rows, sent as lists (ref §3.1: "a string or
-  an array of strings"); ip, user agent, ttclid and ttp are sent as given (never hashed, ref §6.1);
-- `value` is the sum of the rows' `value`; without any, the sum of price x quantity (quantity 1 if missing);
-- if any row of the event is invalid, the whole event is rejected with the first failing row's reason
-  (every row of it is reported with that reason).
-
-Destination paths come from the parameter table (`parameters.py`); empty fields are left out, not sent as null.
+`split_events` turns one batch of the grouping query into the events to send (`ReadyEvents`) and the rejected
+ones (`RejectedEvents`), without a Python object per event. `ReadyEvents` is what a request is built from:
+`data_json()` joins the events' JSON texts into the `data` array of `event/track/` (ref §3.1). Individual
+`GroupedEvent` objects are made only where one event matters on its own (a row TikTok rejected, tests).
 """
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterable, Iterator
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from ttsync.events.parameters import BY_NAME
-from ttsync.events.reasons import RejectReason
-
-# Event-level columns -> (object, key) in the payload, from the parameter table.
-_EVENT_LEVEL: Final = tuple(
-    (name, *BY_NAME[name].destination.split(".", 1))
-    for name in (
-        "currency",
-        "event_channel",
-        "content_type",
-        "order_id",
-        "shop_id",
-        "ip",
-        "agent",
-        "tiktok_click_id",
-        "cookie_id",
-    )
-)
-_USER_LEVEL: Final = tuple((name, key) for name, where, key in _EVENT_LEVEL if where == "user")
-_PROPERTY_LEVEL: Final = tuple((name, key) for name, where, key in _EVENT_LEVEL if where == "properties")
-_ITEMS: Final = tuple(
-    (name, BY_NAME[name].tiktok_name)
-    for name in ("content_id", "content_name", "content_category", "brand", "price", "quantity")
+READY_SCHEMA: Final = pa.schema(
+    [
+        ("event", pa.string()),
+        ("event_id", pa.string()),
+        ("row_keys", pa.list_(pa.string())),
+        ("json", pa.string()),
+    ]
 )
 
 
 @dataclass(frozen=True, slots=True)
 class GroupedEvent:
-    """One event ready to send, with the warehouse rows it came from."""
+    """One event ready to send, with the warehouse rows it came from and its `data[]` item as JSON text."""
 
     event: str
     event_id: str
     row_keys: list[str]
-    payload: dict[str, Any]
+    json_text: str
 
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The `data[]` item, parsed."""
+        parsed: dict[str, Any] = json.loads(self.json_text)
+        return parsed
 
-class _Open:
-    """The event being assembled (its rows may span two Arrow batches).
-
-    A plain slotted class with lazily created containers: one is made per event, so its cost counts.
-    """
-
-    __slots__ = (
-        "contents",
-        "emails",
-        "event",
-        "event_id",
-        "event_time",
-        "has_contact",
-        "items_value",
-        "phones",
-        "properties",
-        "reason",
-        "row_keys",
-        "solo",
-        "user",
-        "value",
-    )
-
-    def __init__(self, event: str | None, event_id: str | None) -> None:
-        self.event = event
-        self.event_id = event_id
-        self.solo = not event or not event_id  # no event or event_id: a row that cannot share an event
-        self.reason: str | None = None
-        self.has_contact = False
-        self.event_time: int | None = None
-        self.row_keys: list[str] = []
-        self.emails: list[str] = []
-        self.phones: list[str] = []
-        self.user: dict[str, Any] = {}
-        self.properties: dict[str, Any] = {}
-        self.contents: list[dict[str, Any]] = []
-        self.value: float | None = None
-        self.items_value: float | None = None
+    @classmethod
+    def from_payload(cls, row_keys: list[str], payload: dict[str, Any]) -> GroupedEvent:
+        """An event from a ready-made `data[]` item (which must hold `event` and `event_id`)."""
+        return cls(
+            payload["event"], payload["event_id"], row_keys, json.dumps(payload, separators=(",", ":"))
+        )
 
 
 Rejected = tuple[list[str], str]
 
 
-def _values(batch: pa.RecordBatch, names: tuple[tuple[str, str], ...]) -> list[tuple[list[Any], str]]:
-    # Columns that are null in the whole batch are skipped (e.g. web-only fields of offline events).
-    return [
-        (batch.column(name).to_pylist(), key)
-        for name, key in names
-        if batch.column(name).null_count < batch.num_rows
-    ]
+class ReadyEvents:
+    """A run of events to send: Arrow columns `READY_SCHEMA`, sliced and joined without per-event objects."""
 
+    __slots__ = ("table",)
 
-class EventAssembler:
-    """Turns staged rows whose events are adjacent (`Stage.rows_by_event`) into events and rejections."""
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
 
-    def __init__(self) -> None:
-        self._open: _Open | None = None
+    @classmethod
+    def empty(cls) -> ReadyEvents:
+        """No events."""
+        return cls(READY_SCHEMA.empty_table())
 
-    def feed(self, batch: pa.RecordBatch) -> tuple[list[GroupedEvent], list[Rejected]]:
-        """Consume one batch; returns the events completed so far (the last one may stay open)."""
-        # This loop allocates a few small objects per row and none of them form reference cycles, so the
-        # cyclic garbage collector only costs time here (measured: it more than doubles the loop's time).
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            return self._feed(batch)
-        finally:
-            if paused:
-                gc.enable()
-
-    def _feed(self, batch: pa.RecordBatch) -> tuple[list[GroupedEvent], list[Rejected]]:
-        ready: list[GroupedEvent] = []
-        rejected: list[Rejected] = []
-        names, ids, keys = (batch.column(n).to_pylist() for n in ("event", "event_id", "row_key"))
-        reasons, contact, times = (
-            batch.column(n).to_pylist() for n in ("reason", "has_contact", "event_time")
-        )
-        emails, phones = batch.column("emails").to_pylist(), batch.column("phones").to_pylist()
-        values, prices, quantities = (batch.column(n).to_pylist() for n in ("value", "price", "quantity"))
-        user_cols = _values(batch, _USER_LEVEL)
-        prop_cols = _values(batch, _PROPERTY_LEVEL)
-        item_cols = _values(batch, _ITEMS)
-        current = self._open
-        for i in range(batch.num_rows):
-            name, event_id = names[i], ids[i]
-            if current is None or current.solo or name != current.event or event_id != current.event_id:
-                if current is not None:
-                    self._close(current, ready, rejected)
-                current = _Open(name, event_id)
-            current.row_keys.append(keys[i])
-            current.has_contact = current.has_contact or bool(contact[i])
-            if current.reason is not None:
-                continue  # already rejected: only its row keys matter
-            if reasons[i] is not None:
-                current.reason = reasons[i]
-                continue
-            if current.event_time is None:
-                current.event_time = times[i]
-            if emails[i]:
-                current.emails.extend(emails[i].split(","))
-            if phones[i]:
-                current.phones.extend(phones[i].split(","))
-            for column, key in user_cols:
-                if column[i] is not None and key not in current.user:
-                    current.user[key] = column[i]
-            for column, key in prop_cols:
-                if column[i] is not None and key not in current.properties:
-                    current.properties[key] = column[i]
-            if item_cols:
-                item = {key: column[i] for column, key in item_cols if column[i] is not None}
-                if item:
-                    current.contents.append(item)
-            if values[i] is not None:
-                current.value = (current.value or 0.0) + values[i]
-            if prices[i] is not None:
-                quantity = quantities[i] if quantities[i] is not None else 1
-                current.items_value = (current.items_value or 0.0) + prices[i] * quantity
-        self._open = current
-        return ready, rejected
-
-    def finish(self) -> tuple[list[GroupedEvent], list[Rejected]]:
-        """Close the last open event."""
-        ready: list[GroupedEvent] = []
-        rejected: list[Rejected] = []
-        if self._open is not None:
-            self._close(self._open, ready, rejected)
-            self._open = None
-        return ready, rejected
-
-    @staticmethod
-    def _close(event: _Open, ready: list[GroupedEvent], rejected: list[Rejected]) -> None:
-        if event.reason is not None:
-            rejected.append((event.row_keys, event.reason))
-            return
-        if not event.emails and not event.phones:
-            reason = (
-                RejectReason.INVALID_EMAIL_OR_PHONE
-                if event.has_contact
-                else RejectReason.MISSING_EMAIL_OR_PHONE
+    @classmethod
+    def of(cls, events: Sequence[GroupedEvent]) -> ReadyEvents:
+        """Events from `GroupedEvent` objects (tests, and the few events handled one by one)."""
+        return cls(
+            pa.table(
+                [
+                    pa.array([e.event for e in events], pa.string()),
+                    pa.array([e.event_id for e in events], pa.string()),
+                    pa.array([e.row_keys for e in events], pa.list_(pa.string())),
+                    pa.array([e.json_text for e in events], pa.string()),
+                ],
+                schema=READY_SCHEMA,
             )
-            rejected.append((event.row_keys, reason.value))
-            return
-        # Rows without event or event_id always carry a reason, so both are set here.
-        assert event.event is not None
-        assert event.event_id is not None
-        user = event.user
-        # Several rows may repeat the same person: send each hash once, in a stable order.
-        if event.phones:
-            user = {"phone": _distinct(event.phones), **user}
-        if event.emails:
-            user = {"email": _distinct(event.emails), **user}
-        properties = event.properties
-        value = event.value if event.value is not None else event.items_value
-        if value is not None:
-            properties["value"] = value
-        if event.contents:
-            properties["contents"] = event.contents
-        payload: dict[str, Any] = {
-            "event": event.event,
-            "event_id": event.event_id,
-            "event_time": event.event_time,
-            "user": user,
-        }
-        if properties:
-            payload["properties"] = properties
-        ready.append(GroupedEvent(event.event, event.event_id, event.row_keys, payload))
+        )
+
+    @classmethod
+    def concat(cls, parts: Iterable[ReadyEvents]) -> ReadyEvents:
+        """Several runs as one."""
+        tables = [p.table for p in parts if p.table.num_rows]
+        return cls(pa.concat_tables(tables)) if tables else cls.empty()
+
+    def __len__(self) -> int:
+        return int(self.table.num_rows)
+
+    def __repr__(self) -> str:
+        return f"ReadyEvents({len(self)} events)"
+
+    def slice(self, start: int, stop: int | None = None) -> ReadyEvents:
+        """Events `start` to `stop` (exclusive)."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        return ReadyEvents(self.table.slice(start, max(0, stop - start)))
+
+    def without(self, index: int) -> ReadyEvents:
+        """Every event but the one at `index`."""
+        return ReadyEvents.concat([self.slice(0, index), self.slice(index + 1)])
+
+    def filter(self, keep: pa.Array) -> ReadyEvents:
+        """The events where the boolean mask `keep` is true."""
+        return ReadyEvents(self.table.filter(keep))
+
+    def keys(self) -> list[tuple[str, str]]:
+        """(event, event_id) of each event: the ledger's key."""
+        events = self.table.column("event").to_pylist()
+        ids = self.table.column("event_id").to_pylist()
+        return list(zip(events, ids, strict=True))
+
+    def row_keys(self) -> pa.Array:
+        """The row keys of every event, flattened."""
+        return pc.list_flatten(self.table.column("row_keys")).combine_chunks()
+
+    def data_json(self) -> str:
+        """The `data` array of `event/track/`: the events' JSON texts joined."""
+        return "[" + ",".join(self.table.column("json").to_pylist()) + "]"
+
+    def event(self, index: int) -> GroupedEvent:
+        """One event as an object."""
+        row = self.table.slice(index, 1).to_pylist()[0]
+        return GroupedEvent(row["event"], row["event_id"], row["row_keys"], row["json"])
+
+    def events(self) -> list[GroupedEvent]:
+        """Every event as an object (tests, plans of small queries)."""
+        return [self.event(i) for i in range(len(self))]
 
 
-def _distinct(hashes: list[str]) -> list[str]:
-    return hashes if len(hashes) == 1 else sorted(set(hashes))
+@dataclass(frozen=True)
+class RejectedEvents:
+    """Events rejected before sending: their row keys (flattened) and each row's reason, as Arrow arrays."""
+
+    row_keys: pa.Array
+    reasons: pa.Array
+    counts: dict[str, int]  # events per reason
+
+
+def split_events(batch: pa.RecordBatch) -> tuple[ReadyEvents, RejectedEvents]:
+    """One batch of the grouping query (`eventsql.EVENT_COLUMNS`) -> (events to send, rejected events)."""
+    bad = pc.is_valid(batch.column("reason"))
+    good = pc.invert(bad)
+    ready = pa.Table.from_batches([batch.select(["event", "event_id", "row_keys", "json"])]).filter(good)
+    rejected = batch.filter(bad)
+    lists = rejected.column("row_keys")
+    reasons = rejected.column("reason")
+    counts = {str(r["values"]): int(r["counts"]) for r in pc.value_counts(reasons).to_pylist()}
+    per_row = pc.take(reasons, pc.list_parent_indices(lists)) if len(lists) else pa.array([], pa.string())
+    return (
+        ReadyEvents(ready.cast(READY_SCHEMA)),
+        RejectedEvents(pc.list_flatten(lists), per_row, counts),
+    )
 
 
 def assemble(batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[list[GroupedEvent], list[Rejected]]]:
-    """Events and rejections, chunk by chunk, from event-ordered staged rows."""
-    assembler = EventAssembler()
+    """Events (as objects) and rejections per event, batch by batch: for tests and small inputs."""
     for batch in batches:
-        yield assembler.feed(batch)
-    yield assembler.finish()
+        ready, _ = split_events(batch)
+        bad = batch.filter(pc.is_valid(batch.column("reason")))
+        rejected = list(
+            zip(bad.column("row_keys").to_pylist(), bad.column("reason").to_pylist(), strict=True)
+        )
+        yield ready.events(), rejected

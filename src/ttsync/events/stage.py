@@ -1,10 +1,9 @@
-"""Staging: prepared rows go to Parquet parts in the run folder; DuckDB orders them event by event.
+"""Staging: prepared rows go to Parquet parts in the run folder; DuckDB groups them into events.
 
 Rows of one event (same `event` and `event_id`) may be anywhere in the query result, so grouping needs the
-whole result; DuckDB sorts it out of core over the parts with a memory limit, instead of holding every row
-in Python, and hands the rows back with the rows of each event adjacent (`payload.EventAssembler` then
-builds one event per run of rows). The parts hold hashes (never raw emails or phones) and are deleted when
-the run ends.
+whole result; DuckDB groups it out of core over the parts with a memory limit, instead of holding every row
+in Python, and hands back one row per event with the event's JSON text (`eventsql.events_sql`). The parts
+hold hashes (never raw emails or phones) and are deleted when the run ends.
 """
 
 from __future__ import annotations
@@ -16,11 +15,14 @@ from typing import Final
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ttsync.events.eventsql import OPTIONAL_COLUMNS, events_sql
 from ttsync.events.validate import PreparedRows
 
-IDS_SCHEMA: Final = pa.schema([("row_key", pa.string()), ("id_schema", pa.string()), ("hash", pa.string())])
+# Identity's id_schema of the hashes the payload sends, by the staged column that holds them.
+ID_SCHEMAS: Final = {"emails": "EMAIL_SHA256", "phones": "PHONE_SHA256"}
 
 
 class Stage:
@@ -33,6 +35,7 @@ class Stage:
         self.dir.mkdir(parents=True)
         self._parts = 0
         self._rows = 0
+        self._present: set[str] = set()  # optional columns with a value in some staged row
         self.memory_limit = memory_limit
         self.threads = threads
 
@@ -42,18 +45,26 @@ class Stage:
         return self._rows
 
     def add(self, prepared: PreparedRows) -> None:
-        """Write one prepared batch (rows and identifier hashes) as a part."""
-        if prepared.rows.num_rows == 0:
+        """Write one prepared batch as a part: its rows, each with its email and phone hashes."""
+        rows = prepared.rows
+        if rows.num_rows == 0:
             return
-        name = f"{self._parts:06d}.parquet"
-        pq.write_table(pa.Table.from_batches([prepared.rows]), self.dir / f"rows-{name}", compression="zstd")
-        ids = prepared.ids.select(["row_key", "id_schema", "hash"]).cast(IDS_SCHEMA)
-        pq.write_table(pa.Table.from_batches([ids], schema=IDS_SCHEMA), self.dir / f"ids-{name}")
+        self._present.update(
+            name for name in OPTIONAL_COLUMNS if rows.column(name).null_count < rows.num_rows
+        )
+        seq = rows.column("seq")
+        columns = [_hashes_per_row(prepared.ids, seq, schema) for schema in ID_SCHEMAS.values()]
+        table = (
+            pa.Table.from_batches([rows])
+            .append_column(pa.field("emails", pa.string()), columns[0])
+            .append_column(pa.field("phones", pa.string()), columns[1])
+        )
+        pq.write_table(table, self.dir / f"rows-{self._parts:06d}.parquet", compression="zstd")
         self._parts += 1
-        self._rows += prepared.rows.num_rows
+        self._rows += rows.num_rows
 
     def rows_by_event(self, chunk_rows: int = 20_000) -> Iterator[pa.RecordBatch]:
-        """Staged rows, the rows of each event adjacent (see `events_sql` for the order and columns)."""
+        """One row per event (columns `eventsql.EVENT_COLUMNS`), `chunk_rows` events per batch."""
         if self._parts == 0:
             return
         con = duckdb.connect(config={"memory_limit": self.memory_limit, "threads": self.threads})
@@ -61,9 +72,9 @@ class Stage:
             spill = self.dir / "duckdb_tmp"
             spill.mkdir(exist_ok=True)
             con.execute(f"SET temp_directory = '{_q(spill)}'")
-            rows_glob = _q(self.dir / "rows-*.parquet")
-            ids_glob = _q(self.dir / "ids-*.parquet")
-            reader = con.sql(events_sql(rows_glob, ids_glob)).to_arrow_reader(chunk_rows)
+            reader = con.sql(events_sql(_q(self.dir / "rows-*.parquet"), self._present)).to_arrow_reader(
+                chunk_rows
+            )
             yield from reader
         finally:
             con.close()
@@ -73,32 +84,30 @@ class Stage:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def events_sql(rows_glob: str, ids_glob: str) -> str:
-    """The ordering query: every staged row with its identifier hashes, the rows of each event adjacent.
+def _hashes_per_row(ids: pa.RecordBatch, seq: pa.Array, id_schema: str) -> pa.Array:
+    """For each row, its hashes of one identifier type joined with commas; null without any.
 
-    Rows come ordered by (event, event_id, seq): an event's rows are consecutive and in query order. The
-    output is flat (no list or struct columns: exporting nested values to Arrow is several times slower than
-    flat ones); `emails` / `phones` hold the row's hashes joined with commas. A row key used twice gets
-    the reason `duplicate_row_key` (its outcomes could not be told apart).
+    Identity returns (row_key, id_schema, hash) rows keyed by the row's `seq` (see `PreparedRows`), with any
+    number of hashes per row (a cell may hold several emails); the grouping query wants them on the row.
     """
-    return f"""
-WITH keyed AS (
-    SELECT * REPLACE (
-        CASE WHEN reason IS NULL AND count(*) OVER (PARTITION BY row_key) > 1
-             THEN 'duplicate_row_key' ELSE reason END AS reason)
-    FROM read_parquet('{rows_glob}')
-),
-idagg AS (
-    SELECT row_key,
-           string_agg(hash, ',') FILTER (WHERE id_schema = 'EMAIL_SHA256') AS emails,
-           string_agg(hash, ',') FILTER (WHERE id_schema = 'PHONE_SHA256') AS phones
-    FROM read_parquet('{ids_glob}')
-    GROUP BY row_key
-)
-SELECT k.*, i.emails, i.phones
-FROM keyed k LEFT JOIN idagg i USING (row_key)
-ORDER BY k.event, k.event_id, k.seq
-"""
+    n = len(seq)
+    of_type = ids.filter(pc.equal(ids.column("id_schema"), id_schema))
+    if of_type.num_rows == 0:
+        return pa.nulls(n, pa.string())
+    first = seq[0].as_py() if n else 0
+    positions = pc.subtract(pc.cast(of_type.column("row_key"), pa.int64()), first)
+    hashes = of_type.column("hash").cast(pa.string())
+    if pc.count_distinct(positions).as_py() < len(positions):
+        # Some row has several hashes of this type (the rare case): join them per row.
+        grouped = (
+            pa.table({"position": positions, "hash": hashes})
+            .group_by("position", use_threads=False)
+            .aggregate([("hash", "list")])
+        )
+        positions = grouped.column("position").combine_chunks()
+        hashes = pc.binary_join(grouped.column("hash_list"), ",").combine_chunks()
+    at = pc.index_in(pc.subtract(seq, first), value_set=positions)  # seq runs without gaps in a batch
+    return pc.take(hashes, at)
 
 
 def _q(path: Path) -> str:

@@ -81,7 +81,10 @@ class EventRules:
 
 @dataclass(frozen=True)
 class PreparedRows:
-    """One validated batch: `rows` follows `PREPARED_SCHEMA`; `ids` is identity's (row_key, id_schema, hash)."""
+    """One validated batch: `rows` follows `PREPARED_SCHEMA`; `ids` is identity's (row_key, id_schema, hash).
+
+    The `row_key` of `ids` is the row's `seq` (as text), not its warehouse row key.
+    """
 
     rows: pa.RecordBatch
     ids: pa.RecordBatch
@@ -227,8 +230,12 @@ class RowValidator:
             ],
             schema=PREPARED_SCHEMA,
         )
+        # Identity keys its hashes by the row's sequence number (null where the row key is missing, so
+        # identity rejects those rows as before): the stage puts hashes back on rows by position, which is
+        # much cheaper than matching row-key strings.
+        position_keys = pc.if_else(pc.is_null(keys), pa.scalar(None, pa.int64()), seq)
         identity_input = pa.RecordBatch.from_arrays(
-            [keys, *[batch.column(c) for c in (*self.plan.emails, *self.plan.phones)]],
+            [position_keys, *[batch.column(c) for c in (*self.plan.emails, *self.plan.phones)]],
             names=["row_key", *self.plan.emails, *self.plan.phones],
         )
         ids = self._preparer.process(identity_input).ids

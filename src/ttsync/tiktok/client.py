@@ -512,3 +512,44 @@ class AsyncTikTokClient(BaseAsyncClient):
         )
         deduplicable = all(event.event_id for event in body.data)
         return await self._call(CallSpec("POST", path, body=body, idempotent=deduplicable), EventTrackResult)
+
+    async def track_events_json(
+        self,
+        *,
+        event_source: EventSource,
+        event_source_id: str,
+        data_json: str,
+        test_event_code: str | None = None,
+        partner_name: str | None = None,
+        deduplicable: bool = False,
+    ) -> EventTrackResult:
+        """`POST event/track/` with `data` already serialized (the bulk path of offline events).
+
+        `data_json` must be a JSON array of 1-1,000 events shaped like `TrackEvent` (ref §3.1); it is built by
+        `ttsync.events` in DuckDB, which avoids Python objects per event. Only the other fields are validated
+        here. Pass `deduplicable=True` only when every event carries an `event_id`: TikTok then drops copies
+        (ref §3.3), so an ambiguous timeout may be retried.
+        """
+        path = "event/track/"
+        head = build_request(
+            EventTrackRequest,
+            path,
+            event_source=event_source,
+            event_source_id=event_source_id,
+            data=[TrackEvent(event="placeholder", event_time=0)],  # validated shape, replaced below
+            test_event_code=test_event_code,
+            partner_name=partner_name,
+        )
+        stripped = data_json.strip()
+        if not (stripped.startswith("[{") and stripped.endswith("}]")):
+            raise ClientValidationError(
+                "request not sent: data must be a JSON array of 1 to 1,000 event objects",
+                code=None,
+                endpoint=path,
+                resolution_key="invalid_request",
+            )
+        fields = head.model_dump(mode="json", exclude={"data"}, exclude_none=True)
+        body = json.dumps(fields)[:-1] + ', "data": ' + stripped + "}"
+        return await self._call(
+            CallSpec("POST", path, content=body.encode(), idempotent=deduplicable), EventTrackResult
+        )

@@ -36,6 +36,7 @@ EVENT_NAMES: Final = frozenset(
 MAX_EVENTS: Final = 1_000  # ref §3.1
 HASHED_USER_FIELDS: Final = ("email", "phone", "external_id")  # SHA-256 lowercase hex (ref §6.1)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_SHA256_LINES = re.compile(r"[0-9a-f]{64}(?:\n[0-9a-f]{64})*")  # hashes joined with newlines
 BAD_SOURCE_ID: Final = "Invalid value for event_source_id: not a valid string."  # observed wording (ref §3.5)
 
 
@@ -72,6 +73,109 @@ def _check_properties(props: object, prefix: str) -> None:
         raise param_error(f"{prefix}.contents", "Not a valid list")
 
 
+def _event_key(source_id: str, name: str, event_id: object) -> bytes | None:
+    if not event_id:
+        return None
+    return hashlib.blake2b(f"{source_id}\x00{name}\x00{event_id}".encode(), digest_size=16).digest()
+
+
+def _checked_keys(data: list[object], source_id: str, check_names: bool) -> list[bytes | None]:
+    """Check every event in order; raise the error for the first problem. Returns the dedupe keys."""
+    keys: list[bytes | None] = []
+    for i, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise param_error(f"data.{i}", "Not a valid object")
+        name = item.get("event")
+        if not isinstance(name, str):
+            raise param_error(f"data.{i}.event", MISSING if name is None else NOT_STRING)
+        if check_names and name not in EVENT_NAMES:
+            raise param_error(
+                f"data.{i}.event", f"Invalid event name {name!r}: not a supported standard event"
+            )
+        event_time = item.get("event_time")
+        if event_time is None:
+            raise param_error(f"data.{i}.event_time", MISSING)
+        if isinstance(event_time, bool) or not isinstance(event_time, int):
+            raise param_error(f"data.{i}.event_time", NOT_INT)
+        event_id = item.get("event_id")
+        if event_id is not None and not isinstance(event_id, str):
+            raise param_error(f"data.{i}.event_id", NOT_STRING)
+        user = item.get("user")
+        if user is not None:
+            _check_user(user, f"data.{i}.user")
+        props = item.get("properties")
+        if props is not None:
+            _check_properties(props, f"data.{i}.properties")
+        keys.append(_event_key(source_id, name, event_id))
+    return keys
+
+
+def _fast_keys(data: list[object], source_id: str, check_names: bool) -> list[bytes | None] | None:
+    """The dedupe keys if every event passes, else None (then `_checked_keys` names the first problem).
+
+    Accepts exactly what `_checked_keys` accepts or less (exact `type(...) is` checks, all hashes matched at
+    once), so a batch it passes is a batch the full checks pass; it only skips building error paths and
+    checking hashes one by one (most of the handler's time for a valid batch of 1,000).
+    """
+    hashes: list[str] = []
+    keys: list[bytes | None] = []
+    blake2b = hashlib.blake2b
+    names = EVENT_NAMES
+    prefix = f"{source_id}\x00"
+    for item in data:
+        if type(item) is not dict:
+            return None
+        name = item.get("event")
+        if type(name) is not str or (check_names and name not in names):
+            return None
+        if type(item.get("event_time")) is not int:
+            return None
+        event_id = item.get("event_id")
+        if event_id is not None and type(event_id) is not str:
+            return None
+        user = item.get("user")
+        if user is not None:
+            if type(user) is not dict:
+                return None
+            for key in HASHED_USER_FIELDS:
+                value = user.get(key)
+                if value is None:
+                    continue
+                if type(value) is list:
+                    for one in value:
+                        if type(one) is not str:
+                            return None
+                        if one:
+                            hashes.append(one)
+                elif type(value) is str:
+                    if value:
+                        hashes.append(value)
+                else:
+                    return None
+        props = item.get("properties")
+        if props is not None:
+            if type(props) is not dict:
+                return None
+            value = props.get("value")
+            if value is not None and type(value) is not float and type(value) is not int:
+                return None
+            currency = props.get("currency")
+            if currency is not None and type(currency) is not str:
+                return None
+            contents = props.get("contents")
+            if contents is not None and type(contents) is not list:
+                return None
+        keys.append(
+            blake2b(f"{prefix}{name}\x00{event_id}".encode(), digest_size=16).digest() if event_id else None
+        )
+    if hashes:
+        joined = "\n".join(hashes)
+        # The length check makes each hash exactly one line (a hash holding a newline would add a line).
+        if len(joined) != 65 * len(hashes) - 1 or _SHA256_LINES.fullmatch(joined) is None:
+            return None
+    return keys
+
+
 @endpoint("event/track/", "POST")
 def event_track(ctx: Ctx) -> JsonDict:
     """Receive 1–1,000 events for one event source."""
@@ -98,36 +202,10 @@ def event_track(ctx: Ctx) -> JsonDict:
         raise param_error("data", f"Length must be between 1 and {MAX_EVENTS}")
 
     check_names = source != "crm"  # CRM events may use custom names (ref §3.1)
-    keys: list[bytes | None] = []
-    for i, item in enumerate(data):
-        if not isinstance(item, dict):
-            raise param_error(f"data.{i}", "Not a valid object")
-        name = item.get("event")
-        if not isinstance(name, str):
-            raise param_error(f"data.{i}.event", MISSING if name is None else NOT_STRING)
-        if check_names and name not in EVENT_NAMES:
-            raise param_error(
-                f"data.{i}.event", f"Invalid event name {name!r}: not a supported standard event"
-            )
-        event_time = item.get("event_time")
-        if event_time is None:
-            raise param_error(f"data.{i}.event_time", MISSING)
-        if isinstance(event_time, bool) or not isinstance(event_time, int):
-            raise param_error(f"data.{i}.event_time", NOT_INT)
-        event_id = item.get("event_id")
-        if event_id is not None and not isinstance(event_id, str):
-            raise param_error(f"data.{i}.event_id", NOT_STRING)
-        user = item.get("user")
-        if user is not None:
-            _check_user(user, f"data.{i}.user")
-        props = item.get("properties")
-        if props is not None:
-            _check_properties(props, f"data.{i}.properties")
-        keys.append(
-            hashlib.blake2b(f"{source_id}\x00{name}\x00{event_id}".encode(), digest_size=16).digest()
-            if event_id
-            else None
-        )
+    keys = _fast_keys(data, source_id, check_names)
+    if keys is None:
+        # Something in the batch is off: the exact checks below find the first problem and name it.
+        keys = _checked_keys(data, source_id, check_names)
 
     stats = state.event_stats
     stats.received += len(data)
