@@ -16,8 +16,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 
 import duckdb
 
+from emulator_process import emulator_process
 from ttsync.emulator.testing import EmulatorAdmin
 from ttsync.services.audience_sync import RunOptions
 from ttsync.services.runs import build_run, start_run
@@ -86,25 +85,6 @@ def churn(path: Path, fraction: float) -> int:
     return int(rows[0][0])
 
 
-def start_emulator(tmp: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """`ttsync emulator serve` on a free port; returns the process and its seed-out data."""
-    seed_file = tmp / "seed.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ttsync", "emulator", "serve", "--port", "0", "--seed", "demo",
-         "--seed-out", str(seed_file)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not seed_file.exists() or not seed_file.read_text():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise SystemExit("the emulator did not start")
-        time.sleep(0.1)
-    time.sleep(0.2)
-    return proc, json.loads(seed_file.read_text())
-
-
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -124,9 +104,8 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="ttsync-bench-"))
-    emulator, seed = start_emulator(tmp)
-    try:
-        root = seed["base_url"].split("/open_api/")[0]
+    with emulator_process() as (seed, _process):
+        root = seed["root_url"]
         # The emulator's segment limit equals the client's configured rate: the ceiling is real on both sides.
         admin = EmulatorAdmin(root)
         admin.set_rate_limit("segment", int(args.qps))
@@ -154,9 +133,6 @@ def main() -> None:
                 results.append(result)
         for result in results:
             print(json.dumps(result))
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=30)
 
 
 def run_once(

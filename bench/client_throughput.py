@@ -19,77 +19,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hashlib
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx2
 
+from emulator_process import emulator_process
 from ttsync.tiktok import AsyncTikTokClient, LimiterRegistry, RateLimits, TikTokError
 
 DEFAULT_CONCURRENCY = 64  # workers = client max_concurrency; spare ones let the pacing catch up after a stall
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def emulator_process(startup_seconds: float = 30.0) -> Iterator[dict[str, Any]]:
-    """Run `ttsync emulator serve` and yield its seed JSON; always stop the process."""
-    with tempfile.TemporaryDirectory() as tmp:
-        seed_file = Path(tmp) / "seed.json"
-        port = _free_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "ttsync",
-            "emulator",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
-        cmd += ["--seed", "demo", "--seed-out", str(seed_file)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + startup_seconds
-            root = f"http://127.0.0.1:{port}"
-            while True:
-                if proc.poll() is not None:
-                    err = proc.stderr.read().decode() if proc.stderr else ""
-                    raise RuntimeError(f"emulator exited early: {err[-2000:]}")
-                if seed_file.exists():
-                    with contextlib.suppress(httpx2.TransportError):
-                        if httpx2.get(f"{root}/_emulator/seed", timeout=1.0).status_code == 200:
-                            break
-                if time.monotonic() > deadline:
-                    raise RuntimeError("emulator did not start in time")
-                time.sleep(0.1)
-            seed = json.loads(seed_file.read_text())
-            seed["root_url"] = root
-            yield seed
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 def _rows(batch: int, rows_per_request: int) -> list[list[str | None]]:
@@ -182,7 +123,7 @@ def main() -> None:
     if args.requests < 1 or args.concurrency < 1 or any(q < 1 for q in levels):
         parser.error("--requests and --qps values must be positive")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    with emulator_process() as seed:
+    with emulator_process() as (seed, _process):
         for qps in levels:
             print(
                 json.dumps(asyncio.run(_run_one(seed, qps, args.requests, args.rows, args.concurrency))),

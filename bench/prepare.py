@@ -1,7 +1,9 @@
 """Benchmark of ttsync.identity.Preparer: rows/s and peak RSS for emails, mobile ids and phones.
 
 Generates deterministic data in batches (generation is not timed), prepares it, and prints one JSON
-line per kind. Each kind runs in its own subprocess so that its peak RSS is its own.
+line per kind. Each kind runs in its own subprocess so that its peak RSS is its own. Besides wall
+rows/s it reports the CPU time of those calls (all threads) and the 1-minute load average, since
+this machine's 2 cores are shared: cpu_ns_per_row is the cost, rows_per_s what the cores gave us.
 
     python bench/prepare.py --rows 10000000 [--batch-rows 500000] [--kinds email,maid,phone]
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import subprocess
@@ -20,7 +23,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from ttsync.identity import ColumnSpec, Preparer
+from ttsync.identity import ColumnSpec, Preparer, digest
 from ttsync.identity.spec import Kind
 
 US_AREA_CODES = [
@@ -138,10 +141,14 @@ def run_kind(kind: str, rows: int, batch_rows: int) -> dict[str, object]:
     spec_kind: Kind = {"email": "email", "maid": "aaid", "phone": "phone"}[kind]  # type: ignore[assignment]
     preparer = Preparer([ColumnSpec("value", spec_kind, region="US" if kind == "phone" else None)])
     seconds = 0.0
+    cpu_seconds = 0.0
     produced = 0
+    load_before = os.getloadavg()[0]
     for batch in batches(kind, rows, batch_rows):
         t0 = time.perf_counter()
+        c0 = time.process_time()
         out = preparer.process(batch)
+        cpu_seconds += time.process_time() - c0
         seconds += time.perf_counter() - t0
         produced += out.ids.num_rows
     report = preparer.report()
@@ -153,11 +160,15 @@ def run_kind(kind: str, rows: int, batch_rows: int) -> dict[str, object]:
         "batch_rows": batch_rows,
         "seconds": round(seconds, 3),
         "rows_per_s": round(rows / seconds) if seconds else None,
+        "cpu_ns_per_row": round(cpu_seconds * 1e9 / rows) if rows else None,
+        "cores_used": round(cpu_seconds / seconds, 2) if seconds else None,
         "ids": produced,
         "rejected": {k: v for t in report.types for k, v in t.rejected.items()},
         "duplicates": sum(t.duplicates for t in report.types),
         "peak_rss_mib": round(peak_kib / 1024, 1),
         "workers": preparer.workers,
+        "sha256_kernel": digest.kernel_available(),
+        "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
 
