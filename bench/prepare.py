@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from ttsync.identity import ColumnSpec, Preparer, digest
+from ttsync.identity import ColumnSpec, Preparer, kernels
 from ttsync.identity.spec import Kind
 
 US_AREA_CODES = [
@@ -167,7 +167,7 @@ def run_kind(kind: str, rows: int, batch_rows: int) -> dict[str, object]:
         "duplicates": sum(t.duplicates for t in report.types),
         "peak_rss_mib": round(peak_kib / 1024, 1),
         "workers": preparer.workers,
-        "sha256_kernel": digest.kernel_available(),
+        "compiled_kernels": kernels.kernel_available(),
         "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 

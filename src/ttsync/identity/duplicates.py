@@ -1,9 +1,12 @@
 """Exact duplicate counting per identifier type, in bounded memory.
 
-Each valid identifier contributes one 64-bit key (DuckDB's hash() of its hex digest: never of the
-raw value) to a DuckDB table. DuckDB keeps it in memory up to `memory_limit` and spills the rest to
+Each valid identifier contributes one 64-bit key (derived from its digest: the first 8 bytes of its
+SHA-256, or DuckDB's hash() of its hex digest; never of the raw value) to a DuckDB table. DuckDB keeps it in memory up to `memory_limit` and spills the rest to
 a private temporary directory (keys only, deleted on close), so memory does not grow with the number
 of rows. Counts are exact up to 64-bit key collisions (probability about 3e-6 at 10 million keys).
+add() may be called from several threads at once: each thread appends through its own cursor
+(DuckDB appends to one table from several connections without conflicts), so the preparer's
+workers record their keys themselves instead of queueing them on the main thread.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import tempfile
+import threading
 import weakref
 
 import duckdb
@@ -36,20 +40,34 @@ class DuplicateCounter:
         self._con.execute("CREATE TABLE keys (s UTINYINT, x UBIGINT)")
         self._schemas: dict[str, int] = {}
         self._final: dict[str, int] | None = None
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cursor is None:
+            with self._lock:
+                cursor = self._con.cursor()
+                self._cursors.append(cursor)
+            self._local.cursor = cursor
+        return cursor
 
     def add(self, id_schema: str, keys: pa.Array) -> None:
         """Record the keys of one batch's valid identifiers of `id_schema`."""
         if len(keys) == 0:
             return
-        if self._final is not None:
-            raise RuntimeError("the duplicate counter is closed")
-        sid = self._schemas.setdefault(id_schema, len(self._schemas))
-        name = f"batch_{next(self._names)}"
-        self._con.register(name, pa.table({"s": pa.repeat(pa.scalar(sid, pa.uint8()), len(keys)), "x": keys}))
+        with self._lock:
+            if self._final is not None:
+                raise RuntimeError("the duplicate counter is closed")
+            sid = self._schemas.setdefault(id_schema, len(self._schemas))
+            name = f"batch_{next(self._names)}"
+        cursor = self._cursor()
+        cursor.register(name, pa.table({"x": keys}))
         try:
-            self._con.execute(f"INSERT INTO keys SELECT s, x FROM {name}")
+            cursor.execute(f"INSERT INTO keys SELECT {sid}::UTINYINT, x FROM {name}")
         finally:
-            self._con.unregister(name)
+            cursor.unregister(name)
 
     def counts(self) -> dict[str, int]:
         """Duplicates per id_schema so far (after close(): the counts at close)."""
@@ -64,5 +82,9 @@ class DuplicateCounter:
         if self._final is not None:
             return
         self._final = self.counts()
+        with self._lock:
+            for cursor in self._cursors:
+                cursor.close()
+            self._cursors.clear()
         self._con.close()
         self._cleanup()

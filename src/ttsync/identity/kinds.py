@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 
+from ttsync.identity import kernels
 from ttsync.identity.arrowutil import Outcome, arange, fill_false
 from ttsync.identity.reasons import Reason
 
@@ -50,14 +51,17 @@ def emails(values: pa.Array) -> Outcome:
     out = Outcome()
     idx = arange(len(values))
     email = trim_lower(values)
-    fast = pc.and_(
-        fill_false(pc.match_substring_regex(email, EMAIL_FAST_RE)),
-        pc.less_equal(pc.utf8_length(email), EMAIL_FAST_MAX_LENGTH),
-    )
-    special = pc.ends_with(email, EMAIL_SPECIAL_USE_SUFFIXES[0])
-    for suffix in EMAIL_SPECIAL_USE_SUFFIXES[1:]:
-        special = pc.or_(special, pc.ends_with(email, suffix))
-    fast = pc.and_(fast, pc.invert(special))
+    # The same check compiled (regex, length, special-use TLDs), when the kernel is built.
+    fast = kernels.email_fast(email, EMAIL_FAST_MAX_LENGTH, [s[1:] for s in EMAIL_SPECIAL_USE_SUFFIXES])
+    if fast is None:
+        fast = pc.and_(
+            fill_false(pc.match_substring_regex(email, EMAIL_FAST_RE)),
+            pc.less_equal(pc.binary_length(email), EMAIL_FAST_MAX_LENGTH),  # ASCII: bytes = characters
+        )
+        special = pc.ends_with(email, EMAIL_SPECIAL_USE_SUFFIXES[0])
+        for suffix in EMAIL_SPECIAL_USE_SUFFIXES[1:]:
+            special = pc.or_(special, pc.ends_with(email, suffix))
+        fast = pc.and_(fast, pc.invert(special))
     out.ok(pc.filter(idx, fast), pc.filter(email, fast))
     rest_idx, rest = pc.filter(idx, pc.invert(fast)), pc.filter(email, pc.invert(fast))
     invalid = pc.or_(

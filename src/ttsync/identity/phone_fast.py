@@ -6,6 +6,10 @@ code, strip the national prefix, check lengths, then validate against the region
 Every branch uses libphonenumber's own metadata (see phone_rules). Inputs of any other shape, and
 the few branches that need capture-group rewriting or parse()'s retry logic, are deferred to the
 scalar reference, so the fast path never guesses.
+
+Everything past the shape check is ASCII, so lengths are byte lengths (pc.binary_length, ~40x
+cheaper than utf8_length). The shape check and digit extraction are one compiled pass
+(kernels.phone_scan) when the kernels are built, else RE2 and literal replacements.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from functools import cache
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ttsync.identity import kernels
 from ttsync.identity import phone_rules as pr
 from ttsync.identity.arrowutil import Outcome, arange, fill_false
 from ttsync.identity.reasons import Reason
@@ -63,7 +68,7 @@ def _matches_desc(values: pa.Array, lengths: pa.Array, desc: pr.Desc | None) -> 
 
 def _length_result(values: pa.Array, rules: pr.Rules) -> pa.Array:
     """_test_number_length(number, metadata) for each value, from the precomputed table."""
-    lengths = pc.min_element_wise(pc.utf8_length(values), pa.scalar(pr.MAX_DIGITS, pa.int32()))
+    lengths = pc.min_element_wise(pc.binary_length(values), pa.scalar(pr.MAX_DIGITS, pa.int32()))
     return pc.take(pa.array(rules.length_result, pa.int8()), lengths)
 
 
@@ -77,7 +82,7 @@ def _type_known(values: pa.Array, rules: pr.Rules) -> pa.BooleanArray:
     n = len(values)
     if rules.general is None or n == 0:
         return pa.repeat(pa.scalar(False), n)
-    lengths = pc.utf8_length(values)
+    lengths = pc.binary_length(values)
     candidates = _matches_desc(values, lengths, rules.general)
     known = pa.repeat(pa.scalar(False), n)
     for desc in rules.types:
@@ -153,7 +158,7 @@ def _finish(out: Outcome, idx: pa.Array, national: pa.Array, country_code: int, 
     """The end of parse() after the country code is known, then is_valid_number and E.164."""
     if len(idx) == 0:
         return
-    too_short = pc.less(pc.utf8_length(national), pr.MIN_NSN_LENGTH)
+    too_short = pc.less(pc.binary_length(national), pr.MIN_NSN_LENGTH)
     if pc.any(too_short).as_py():
         out.bad(pc.filter(idx, too_short), Reason.INVALID_PHONE)
         keep = pc.invert(too_short)
@@ -168,7 +173,7 @@ def _finish(out: Outcome, idx: pa.Array, national: pa.Array, country_code: int, 
         _length_result(stripped, rules), value_set=pa.array(sorted(pr.KEEP_PREFIX_RESULTS), pa.int8())
     )
     national = pc.if_else(keep_prefix, national, stripped)
-    length = pc.utf8_length(national)
+    length = pc.binary_length(national)
     bad_length = pc.or_(pc.less(length, pr.MIN_NSN_LENGTH), pc.greater(length, pr.MAX_NSN_LENGTH))
     valid = pc.and_(pc.invert(bad_length), _valid(national, country_code))
     out.bad(pc.filter(idx, pc.invert(valid)), Reason.INVALID_PHONE)
@@ -180,7 +185,7 @@ def _international(out: Outcome, idx: pa.Array, digits: pa.Array, from_plus: boo
     """Numbers after `+` or an international prefix: extract the country code, then finish."""
     if len(idx) == 0:
         return
-    short = pc.less_equal(pc.utf8_length(digits), pr.MIN_NSN_LENGTH)
+    short = pc.less_equal(pc.binary_length(digits), pr.MIN_NSN_LENGTH)
     if pc.any(short).as_py():
         out.bad(pc.filter(idx, short), Reason.INVALID_PHONE)  # TOO_SHORT_AFTER_IDD
         keep = pc.invert(short)
@@ -208,7 +213,7 @@ def _international(out: Outcome, idx: pa.Array, digits: pa.Array, from_plus: boo
 def _national(out: Outcome, idx: pa.Array, digits: pa.Array, region: str | None) -> tuple[pa.Array, pa.Array]:
     """Numbers without `+` read in `region`; returns (positions, digits) that had an IDD prefix."""
     rules = pr.region_rules(region) if region else None
-    count = pc.utf8_length(digits)
+    count = pc.binary_length(digits)
     if rules is None:
         # With fewer than 3 digits parse() may fail on viability before it looks at the region.
         tiny = pc.less(count, 3)
@@ -261,12 +266,20 @@ def _national(out: Outcome, idx: pa.Array, digits: pa.Array, region: str | None)
     return idd_idx, idd_digits
 
 
+# Everything SHAPE_RE lets through besides the digits.
+SHAPE_PUNCTUATION = " ()./-+"
+
+
 def digits_only(values: pa.Array) -> pa.Array:
-    """The decimal digits of each value (values already made of ASCII digits are left as they are)."""
+    """The decimal digits of values that match SHAPE_RE (all-digit values are left as they are).
+    Arrow only: parse_phones uses the compiled kernels.phone_scan instead when it is built."""
     punctuated = pc.invert(fill_false(pc.ascii_is_decimal(values)))
     if not pc.any(punctuated).as_py():
         return values
-    stripped = pc.replace_substring_regex(pc.filter(values, punctuated), r"\D+", "")  # RE2: \d is ASCII
+    stripped = pc.filter(values, punctuated)
+    # One literal replacement per punctuation character is ~1.5x cheaper than RE2's \D+ replace.
+    for char in SHAPE_PUNCTUATION:
+        stripped = pc.replace_substring(stripped, char, "")
     return pc.replace_with_mask(values, punctuated, stripped)
 
 
@@ -280,8 +293,13 @@ def parse_phones(values: pa.Array, region: str | None, region_values: pa.Array |
     if n == 0:
         return out
     idx = arange(n)
-    shape = fill_false(pc.match_substring_regex(values, SHAPE_RE))
-    shape = pc.and_(shape, pc.less_equal(pc.utf8_length(values), MAX_INPUT_LENGTH))
+    # Digits, shape and `+` in one compiled pass when built; else RE2 and Arrow (same results).
+    scanned = kernels.phone_scan(values)
+    if scanned is not None:
+        all_digits, shape, has_plus = scanned
+    else:
+        shape = fill_false(pc.match_substring_regex(values, SHAPE_RE))
+    shape = pc.and_(shape, pc.less_equal(pc.binary_length(values), MAX_INPUT_LENGTH))
     odd = pc.invert(shape)
     if pc.any(odd).as_py():
         # ASCII without a digit cannot start a number: parse() says NOT_A_NUMBER. (Other
@@ -292,21 +310,25 @@ def parse_phones(values: pa.Array, region: str | None, region_values: pa.Array |
         )
         out.bad(pc.filter(odd_idx, no_digit), Reason.INVALID_PHONE)
         out.defer(pc.filter(odd_idx, pc.invert(no_digit)))
-    idx, values = pc.filter(idx, shape), pc.filter(values, shape)
+    idx = pc.filter(idx, shape)
     rows_region: pa.Array | None = None
     if region_values is not None:
         rows_region = pc.filter(region_values, shape)
-    digits = digits_only(values)
-    count = pc.utf8_length(digits)
+    if scanned is not None:
+        digits, plus = pc.filter(all_digits, shape), pc.filter(has_plus, shape)
+    else:
+        values = pc.filter(values, shape)
+        digits = digits_only(values)
+        plus = pc.match_substring(values, "+")
+    count = pc.binary_length(digits)
     # No digit at all: parse() finds nothing that can start a number (NOT_A_NUMBER), any region.
     out.bad(pc.filter(idx, pc.equal(count, 0)), Reason.INVALID_PHONE)
     fast = pc.and_(pc.greater(count, 0), pc.less_equal(count, MAX_FAST_DIGITS))
     out.defer(pc.filter(idx, pc.greater(count, MAX_FAST_DIGITS)))
-    idx, values, digits = pc.filter(idx, fast), pc.filter(values, fast), pc.filter(digits, fast)
+    idx, digits, plus = pc.filter(idx, fast), pc.filter(digits, fast), pc.filter(plus, fast)
     if rows_region is not None:
         rows_region = pc.filter(rows_region, fast)
-    plus = pc.match_substring(values, "+")
-    short_plus = pc.and_(plus, pc.less(pc.utf8_length(digits), MIN_FAST_DIGITS))
+    short_plus = pc.and_(plus, pc.less(pc.binary_length(digits), MIN_FAST_DIGITS))
     if pc.any(short_plus).as_py():
         out.defer(pc.filter(idx, short_plus))  # parse()'s retry logic for short `+` numbers: scalar
         keep = pc.invert(short_plus)

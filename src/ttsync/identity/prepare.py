@@ -3,7 +3,10 @@
 Per batch and column: split multi-value cells, drop nulls, reject blanks, run the kind's vectorized
 normalization (ttsync.identity.kinds / phone_fast), send what it cannot decide to the scalar
 reference, then hash with DuckDB's sha256()/md5(). Batches are split across worker threads (Arrow
-kernels and DuckDB release the GIL). Nothing but the report's fixed-size counters outlives a batch.
+kernels and DuckDB release the GIL). Each worker does everything per-row for its slice — hashing,
+taking row keys, counting rejects, recording duplicate keys, counting matchable rows — so the main
+thread only concatenates and adds up counters. Nothing but the report's fixed-size counters (and
+the duplicate counter's spillable key table) outlives a batch.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pyarrow.compute as pc
 from ttsync.identity import kinds
 from ttsync.identity.arrowutil import Outcome, arange, concat, fill_false
 from ttsync.identity.duplicates import DuplicateCounter
+from ttsync.identity.kernels import sha256_hex as kernel_sha256_hex
 from ttsync.identity.phone_fast import parse_phones
 from ttsync.identity.reasons import InvalidIdentifier, Reason
 from ttsync.identity.report import AutoDecision, MatchReport, TypeStats
@@ -52,18 +56,32 @@ class PreparedBatch:
 
 @dataclass
 class _ColumnResult:
+    """One column of one slice, fully prepared by a worker thread."""
+
     spec: ColumnSpec
     id_schema: str
-    ok_rows: pa.Array  # row positions in the slice
+    ok_keys: pa.Array  # row key of each valid identifier
     hashes: pa.Array
-    bad_rows: pa.Array
+    bad_keys: pa.Array  # row key of each rejected value
     bad_reasons: pa.Array
     present: int
-    keys: pa.Array
+    valid: int
+    rejected: dict[str, int]  # reason code -> count
+
+
+@dataclass
+class _SliceResult:
+    columns: list[_ColumnResult]
+    matchable: int  # rows of the slice with at least one valid identifier
 
 
 class _Hasher:
-    """Per-thread DuckDB connections for sha256()/md5()."""
+    """SHA-256 with the compiled kernel when built (kernels.py); otherwise, and for MD5 and
+    pre-hashed values, per-thread DuckDB connections for sha256()/md5()/hash().
+
+    The duplicate key of a value is the first 8 bytes of its SHA-256 with the kernel and DuckDB's
+    hash() of the digest without it: either way a 64-bit key per digest, the same for the same
+    digest within one process, which is all the duplicate counter needs."""
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -80,6 +98,10 @@ class _Hasher:
         DuckDB's 64-bit hash() of each digest, the duplicate-counting key), in input order."""
         if len(values) == 0:
             return pa.array([], pa.string()), pa.array([], pa.uint64())
+        if algorithm == "sha256":
+            fast = kernel_sha256_hex(values)
+            if fast is not None:
+                return fast
         rel = self._con().from_arrow(pa.table({"v": values}))
         digest = f"{algorithm}(v)" if algorithm in ("sha256", "md5") else "v"
         table = rel.project(f"{digest} AS h").project("h, hash(h) AS x").to_arrow_table()
@@ -145,45 +167,48 @@ class Preparer:
             keys = pc.filter(keys, pc.invert(missing))
         self._decide_auto(batch)
         slices = self._slices(batch)
-        if self._pool is not None and len(slices) > 1:
-            results = list(self._pool.map(self._process_slice, slices))
+        offsets = [0]
+        for piece in slices[:-1]:
+            offsets.append(offsets[-1] + piece.num_rows)
+        work = [
+            (piece, keys.slice(offset, piece.num_rows)) for piece, offset in zip(slices, offsets, strict=True)
+        ]
+        if self._pool is not None and len(work) > 1:
+            results = list(self._pool.map(self._process_slice, work))
         else:
-            results = [self._process_slice(s) for s in slices]
-        ids: list[pa.RecordBatch] = []
-        offset = 0
-        matchable_rows: list[pa.Array] = []
-        for piece, columns in zip(slices, results, strict=True):
-            piece_keys = keys.slice(offset, piece.num_rows)
-            for res in columns:
+            results = [self._process_slice(w) for w in work]
+        id_keys: list[pa.Array] = []
+        id_schemas: list[pa.Array] = []
+        id_hashes: list[pa.Array] = []
+        reject_keys: list[pa.Array] = [r.column(0) for r in rejects]
+        reject_columns: list[pa.Array] = [r.column(1) for r in rejects]
+        reject_reasons: list[pa.Array] = [r.column(2) for r in rejects]
+        for result in results:
+            self._matchable += result.matchable
+            for res in result.columns:
                 self._account(res)
-                if len(res.ok_rows):
-                    ids.append(
-                        pa.record_batch(
-                            [
-                                pc.take(piece_keys, res.ok_rows),
-                                pa.repeat(pa.scalar(res.id_schema), len(res.ok_rows)),
-                                res.hashes,
-                            ],
-                            schema=IDS_SCHEMA,
-                        )
-                    )
-                    matchable_rows.append(pc.add(res.ok_rows, offset))
-                if len(res.bad_rows):
-                    rejects.append(
-                        pa.record_batch(
-                            [
-                                pc.take(piece_keys, res.bad_rows),
-                                pa.repeat(pa.scalar(res.spec.column), len(res.bad_rows)),
-                                res.bad_reasons,
-                            ],
-                            schema=REJECTS_SCHEMA,
-                        )
-                    )
-            offset += piece.num_rows
+                if len(res.ok_keys):
+                    id_keys.append(res.ok_keys)
+                    id_schemas.append(pa.repeat(pa.scalar(res.id_schema), len(res.ok_keys)))
+                    id_hashes.append(res.hashes)
+                if len(res.bad_keys):
+                    reject_keys.append(res.bad_keys)
+                    reject_columns.append(pa.repeat(pa.scalar(res.spec.column), len(res.bad_keys)))
+                    reject_reasons.append(res.bad_reasons)
         self._people += batch.num_rows
-        if matchable_rows:
-            self._matchable += pc.count_distinct(concat(matchable_rows, pa.int64())).as_py()
-        return PreparedBatch(ids=_combine(ids, IDS_SCHEMA), rejects=_combine(rejects, REJECTS_SCHEMA))
+        ids = pa.record_batch(
+            [concat(id_keys, pa.string()), concat(id_schemas, pa.string()), concat(id_hashes, pa.string())],
+            schema=IDS_SCHEMA,
+        )
+        rejected = pa.record_batch(
+            [
+                concat(reject_keys, pa.string()),
+                concat(reject_columns, pa.string()),
+                concat(reject_reasons, pa.string()),
+            ],
+            schema=REJECTS_SCHEMA,
+        )
+        return PreparedBatch(ids=ids, rejects=rejected)
 
     def process_stream(self, batches: Iterable[pa.RecordBatch]) -> Iterator[PreparedBatch]:
         """Prepare batches one at a time (memory stays bounded by the batch size)."""
@@ -227,6 +252,7 @@ class Preparer:
         return [batch.slice(i * size, size) for i in range(parts)] if n else [batch]
 
     def _account(self, res: _ColumnResult) -> None:
+        """Add one column result's counters to the report (main thread; no per-row work)."""
         stats = self._types.get(res.id_schema)
         if stats is None:
             stats = TypeStats(id_schema=res.id_schema, columns=[])
@@ -234,19 +260,15 @@ class Preparer:
         if res.spec.column not in stats.columns:
             stats.columns.append(res.spec.column)
         stats.present += res.present
-        stats.valid += len(res.ok_rows)
-        if len(res.bad_reasons):
-            counts = pc.value_counts(res.bad_reasons)
-            for item in counts.to_pylist():
-                reason = str(item["values"])
-                stats.rejected[reason] = stats.rejected.get(reason, 0) + int(item["counts"])
-                if res.spec.column in self._auto and reason in (
-                    Reason.NOT_SHA256_HEX,
-                    Reason.NOT_MD5_HEX,
-                    Reason.LOOKS_HASHED,
-                ):
-                    self._auto[res.spec.column].not_fitting += int(item["counts"])
-        self._duplicates.add(res.id_schema, res.keys)
+        stats.valid += res.valid
+        for reason, count in res.rejected.items():
+            stats.rejected[reason] = stats.rejected.get(reason, 0) + count
+            if res.spec.column in self._auto and reason in (
+                Reason.NOT_SHA256_HEX,
+                Reason.NOT_MD5_HEX,
+                Reason.LOOKS_HASHED,
+            ):
+                self._auto[res.spec.column].not_fitting += count
 
     def _decide_auto(self, batch: pa.RecordBatch) -> None:
         """Decide each `auto` column once, on the first batch where it has non-empty values."""
@@ -269,19 +291,39 @@ class Preparer:
             self._states[spec.column] = state
             self._auto[spec.column] = AutoDecision(column=spec.column, decided=state, sampled=len(sample))
 
-    def _process_slice(self, batch: pa.RecordBatch) -> list[_ColumnResult]:
-        results = []
+    def _process_slice(self, work: tuple[pa.RecordBatch, pa.Array]) -> _SliceResult:
+        """Prepare every column of one slice (runs in a worker thread)."""
+        batch, keys = work
+        columns = []
+        ok_rows: list[pa.Array] = []
+        one_value_per_row = len(self.specs) == 1
         for spec in self.specs:
             state = self._states.get(spec.column)
             if state is None:  # an `auto` column with nothing in it so far
                 state = "raw"
-            results.append(self._process_column(batch, spec, state))
-        return results
+            res, rows, flattened = self._process_column(batch, keys, spec, state)
+            columns.append(res)
+            ok_rows.append(rows)
+            one_value_per_row = one_value_per_row and not flattened
+        if one_value_per_row:
+            # One column, one value per row: valid identifiers are on distinct rows.
+            matchable = len(ok_rows[0])
+        else:
+            matchable = pc.count_distinct(concat(ok_rows, pa.int64())).as_py()
+        return _SliceResult(columns=columns, matchable=matchable)
 
-    def _process_column(self, batch: pa.RecordBatch, spec: ColumnSpec, state: str) -> _ColumnResult:
-        values, rows = _flatten(batch.column(spec.column), spec.delimiter)
-        keep = pc.is_valid(values)
-        values, rows = pc.filter(values, keep), pc.filter(rows, keep)
+    def _process_column(
+        self, batch: pa.RecordBatch, keys: pa.Array, spec: ColumnSpec, state: str
+    ) -> tuple[_ColumnResult, pa.Array, bool]:
+        """(the prepared column, slice row of each valid identifier, whether cells were split)."""
+        column = batch.column(spec.column)
+        flattened = (
+            spec.delimiter is not None or pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
+        )
+        values, rows = _flatten(column, spec.delimiter)
+        if values.null_count:
+            keep = pc.is_valid(values)
+            values, rows = pc.filter(values, keep), pc.filter(rows, keep)
         region_values = None
         if spec.region_column is not None:
             region_values = pc.take(pc.cast(batch.column(spec.region_column), pa.string()), rows)
@@ -290,10 +332,12 @@ class Preparer:
         idx = arange(present)
         # Printable ASCII (no tabs or control characters) is decided by the vectorized rules;
         # everything else goes to the scalar reference.
-        ascii_ok = pc.or_(fill_false(pc.ascii_is_printable(values)), pc.equal(values, ""))
+        empty = pc.equal(values, "")
+        ascii_ok = pc.or_(fill_false(pc.ascii_is_printable(values)), empty)
         out.defer(pc.filter(idx, pc.invert(ascii_ok)))
         sel = ascii_ok
-        blank = pc.and_(ascii_ok, pc.equal(kinds.trim(values), ""))
+        # Printable ASCII is blank for str.strip() when it is only spaces (tabs are not printable).
+        blank = pc.or_(empty, pc.and_(ascii_ok, fill_false(pc.ascii_is_space(values))))
         out.bad(pc.filter(idx, blank), Reason.EMPTY)
         sel = pc.and_(sel, pc.invert(blank))
         guard_raw = spec.hash_state == "auto" and state == "raw"
@@ -325,17 +369,26 @@ class Preparer:
             if spec.kind == "phone" and spec.phone_format == "digits":
                 ok_val = pc.utf8_slice_codeunits(ok_val, 1)
             algorithm = spec.maid_hash if spec.kind in MAID_KINDS else "sha256"
-        hashes, keys = self._hasher.digest(ok_val, algorithm)
-        return _ColumnResult(
+        hashes, dup_keys = self._hasher.digest(ok_val, algorithm)
+        id_schema = spec.schema_for(state)
+        self._duplicates.add(id_schema, dup_keys)
+        ok_rows = pc.take(rows, ok_idx)
+        rejected: dict[str, int] = {}
+        if len(bad_reason):
+            for item in pc.value_counts(bad_reason).to_pylist():
+                rejected[str(item["values"])] = int(item["counts"])
+        result = _ColumnResult(
             spec=spec,
-            id_schema=spec.schema_for(state),
-            ok_rows=pc.take(rows, ok_idx),
+            id_schema=id_schema,
+            ok_keys=pc.take(keys, ok_rows),
             hashes=hashes,
-            bad_rows=pc.take(rows, bad_idx),
+            bad_keys=pc.take(keys, pc.take(rows, bad_idx)),
             bad_reasons=bad_reason,
             present=present,
-            keys=keys,
+            valid=len(ok_idx),
+            rejected=rejected,
         )
+        return result, ok_rows, flattened
 
     @staticmethod
     def _fallback(
@@ -457,11 +510,3 @@ def _as_string(values: pa.Array) -> pa.Array:
     ):
         return values.cast(pa.string())
     raise TypeError(f"identifier columns must hold strings or integers, not {values.type}")
-
-
-def _combine(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.RecordBatch:
-    if not batches:
-        return pa.RecordBatch.from_pylist([], schema=schema)
-    if len(batches) == 1:
-        return batches[0]
-    return pa.Table.from_batches(batches, schema=schema).combine_chunks().to_batches()[0]

@@ -1,0 +1,76 @@
+"""Whole-array kernels (SHA-256 hex, digit extraction, the email fast check): compiled when built.
+
+The compiled module (_kernels.c: OpenSSL's SHA-256, byte loops for the rest; GIL released) is optional
+at build time. Each function here returns None when it cannot take the array (module not built,
+nulls, another string type, too many rows) and the caller then uses DuckDB or Arrow kernels with
+identical results, so output never depends on whether the module was built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+try:
+    from ttsync.identity import _kernels
+except ImportError:  # not built (no compiler or OpenSSL headers at install time)
+    _kernels = None  # type: ignore[assignment]
+
+# The kernels write int32 offsets: 64 hex characters per value must fit.
+MAX_KERNEL_ROWS = (2**31 - 1) // 64 - 1
+
+
+def kernel_available() -> bool:
+    """Whether the compiled kernels were built and imported."""
+    return _kernels is not None
+
+
+def _buffers(values: pa.Array) -> tuple[pa.Buffer, pa.Buffer | bytes] | None:
+    """(offsets, data) of a null-free string array the kernels can take, else None."""
+    if _kernels is None or values.type != pa.string() or values.null_count or len(values) > MAX_KERNEL_ROWS:
+        return None
+    _, offsets, data = values.buffers()
+    return offsets, data if data is not None else b""
+
+
+def sha256_hex(values: pa.Array) -> tuple[pa.StringArray, pa.UInt64Array] | None:
+    """(lowercase hex SHA-256 of each string's UTF-8 bytes, 64-bit duplicate key of each: the first
+    8 digest bytes), or None: then use DuckDB."""
+    buffers = _buffers(values)
+    if buffers is None or _kernels is None:
+        return None
+    n = len(values)
+    hex_digests, hex_offsets, keys = _kernels.sha256_hex(*buffers, values.offset, n)
+    hashes = pa.StringArray.from_buffers(n, pa.py_buffer(hex_offsets), pa.py_buffer(hex_digests))
+    dup_keys = pa.Array.from_buffers(pa.uint64(), n, [None, pa.py_buffer(keys)])
+    return hashes, dup_keys
+
+
+def phone_scan(values: pa.Array) -> tuple[pa.StringArray, pa.BooleanArray, pa.BooleanArray] | None:
+    """(the ASCII digits 0-9 of each string, whether it matches phone_fast.SHAPE_RE, whether it
+    contains a `+`), or None: then use RE2 and Arrow."""
+    buffers = _buffers(values)
+    if buffers is None or _kernels is None:
+        return None
+    n = len(values)
+    digits, offsets, flags = _kernels.phone_scan(*buffers, values.offset, n)
+    as_bytes = pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(flags)])
+    shape = pc.not_equal(pc.bit_wise_and(as_bytes, pa.scalar(1, pa.uint8())), pa.scalar(0, pa.uint8()))
+    plus = pc.not_equal(pc.bit_wise_and(as_bytes, pa.scalar(2, pa.uint8())), pa.scalar(0, pa.uint8()))
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(digits)), shape, plus
+
+
+def email_fast(values: pa.Array, max_length: int, refused_tlds: Sequence[str]) -> pa.BooleanArray | None:
+    """Whether each string matches kinds.EMAIL_FAST_RE, has at most `max_length` bytes and a TLD not
+    in `refused_tlds` (lowercase letters only), or None: then use RE2 and ends_with."""
+    buffers = _buffers(values)
+    if buffers is None or _kernels is None:
+        return None
+    if not all(t.isascii() and t.isalpha() and t.islower() for t in refused_tlds):
+        return None  # the kernel compares single-label TLDs only
+    refused = ("." + ".".join(refused_tlds) + ".").encode("ascii")
+    flags = _kernels.email_fast(*buffers, values.offset, len(values), max_length, refused)
+    as_bytes = pa.Array.from_buffers(pa.uint8(), len(values), [None, pa.py_buffer(flags)])
+    return pc.cast(as_bytes, pa.bool_())
