@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -53,7 +54,7 @@ def token_view(t: Token) -> dict[str, Any]:
     }
 
 
-def members_hex(aud_members: dict[str, set[bytes]]) -> dict[str, list[str]]:
+def members_hex(aud_members: Mapping[str, Iterable[bytes]]) -> dict[str, list[str]]:
     """Member hashes per schema as sorted lowercase hex."""
     return {schema: sorted(h.hex() for h in hashes) for schema, hashes in aud_members.items()}
 

@@ -98,7 +98,10 @@ class Audience:
     deleted: bool = False
     # A customer-file audience that ended below 1,000 people lands at size 0 and is not editable (ref §2.5).
     landed_at_zero: bool = False
-    members: dict[str, set[bytes]] = field(default_factory=dict)
+    # id schema -> member hashes. A dict with bytes keys and None values rather than a set: CPython never
+    # tracks such a dict for garbage collection, whereas every full collection walks a set entry by entry
+    # (0.65 s per collection at 10M members, which halved mapping throughput at that size; measured).
+    members: dict[str, dict[bytes, None]] = field(default_factory=dict)
 
     def member_count(self) -> int:
         """Distinct identifiers across schemas (the emulator treats every identifier as a matched person)."""
@@ -210,8 +213,7 @@ class State:
     # -- members -------------------------------------------------------------------------------------
     def add_members(self, audience: Audience, schema: str, hashes: list[bytes]) -> None:
         """Add member hashes of one schema to an audience."""
-        target = audience.members.setdefault(schema, set())
-        target.update(hashes)
+        audience.members.setdefault(schema, {}).update(dict.fromkeys(hashes))
         if self.journal is not None:
             self.journal.members_added(audience.audience_id, schema, hashes)
 
@@ -219,7 +221,8 @@ class State:
         """Remove member hashes of one schema from an audience."""
         target = audience.members.get(schema)
         if target:
-            target.difference_update(hashes)
+            for digest in hashes:
+                target.pop(digest, None)
         if self.journal is not None:
             self.journal.members_removed(audience.audience_id, schema, hashes)
 

@@ -62,7 +62,7 @@ class Persistence:
         for audience_id, schema, digest in self._db.execute("SELECT audience_id, schema, hash FROM members"):
             aud = state.audiences.get(audience_id)
             if aud is not None:
-                aud.members.setdefault(schema, set()).add(bytes(digest))
+                aud.members.setdefault(schema, {})[bytes(digest)] = None
         for file_path, schema, data in self._db.execute("SELECT file_path, schema, data FROM upload_members"):
             upload = state.uploads.get(file_path)
             if upload is not None:

@@ -285,10 +285,10 @@ def audience_update(ctx: Ctx) -> JsonDict:
         current = aud.members
         if action == "APPEND":
             after = sum(
-                len(current.get(s, set()) | incoming.get(s, set())) for s in set(current) | set(incoming)
+                len(current.get(s, {}).keys() | incoming.get(s, set())) for s in set(current) | set(incoming)
             )
         elif action == "REMOVE":
-            after = sum(len(current[s] - incoming.get(s, set())) for s in current)
+            after = sum(len(current[s].keys() - incoming.get(s, set())) for s in current)
         else:
             after = sum(len(v) for v in incoming.values())
         if after < MIN_EDITABLE:
@@ -300,10 +300,10 @@ def audience_update(ctx: Ctx) -> JsonDict:
                 state.add_members(aud, schema, list(hashes))
         elif action == "APPEND":
             for schema, hashes in incoming.items():
-                state.add_members(aud, schema, list(hashes - current.get(schema, set())))
+                state.add_members(aud, schema, list(hashes - current.get(schema, {}).keys()))
         else:
             for schema, hashes in incoming.items():
-                state.remove_members(aud, schema, list(hashes & current.get(schema, set())))
+                state.remove_members(aud, schema, list(hashes & current.get(schema, {}).keys()))
         aud.ready_at = ctx.now + state.config.processing_delay
         record_history(aud, "update", ctx.now, action)
     if name is not None:
