@@ -132,36 +132,43 @@ def plan_audience(
     add_rows_path = work_dir / "add_rows.parquet"
     remove_ids_path = work_dir / "remove_ids.parquet"
 
-    # One owner row key per identifier: two customers sharing an email must not send that email twice.
-    # Written to Parquet rather than a table: every later step reads it once, and a resumed workflow in
-    # another process can still use it.
-    _copy(
-        con,
-        f"""SELECT id_schema, hash, min(row_key) AS row_key
-            FROM read_parquet({_lit(prepared_glob)}, union_by_name = true)
-            WHERE id_schema IN ({schema_list}) AND hash IS NOT NULL
-            GROUP BY id_schema, hash""",
-        owners_path,
+    prepared = (
+        f"(SELECT row_key, id_schema, hash FROM read_parquet({_lit(prepared_glob)}, union_by_name = true) "
+        f"WHERE id_schema IN ({schema_list}) AND hash IS NOT NULL)"
     )
-    owners = f"read_parquet({_lit(str(owners_path))})"
-    # The new set without row keys: what the snapshot becomes (hashes only) once every batch is confirmed.
-    _copy(con, f"SELECT id_schema, hash FROM {owners}", current_ids_path)
-
-    # One join gives both sides of the diff: identifiers only in the new set are adds, identifiers only in
-    # the snapshot are removes (mirror). Snapshots are distinct by construction, so no DISTINCT over them.
+    # Intermediate results go to Parquet rather than tables: each is read once or twice, and a resumed
+    # workflow in another process can still use them.
     if full_upload:
-        diff_sql = f"SELECT id_schema, hash, row_key, false AS removed FROM {owners}"
+        # Everyone is added. One owner row key per identifier: two customers sharing an email must not send
+        # that email twice. The new set (hashes only) is what the snapshot becomes once TikTok confirmed it.
+        owned = f"SELECT id_schema, hash, min(row_key) AS row_key FROM {prepared} GROUP BY id_schema, hash"
+        _copy(con, owned, owners_path)
+        owners = f"read_parquet({_lit(str(owners_path))})"
+        _copy(con, f"SELECT id_schema, hash FROM {owners}", current_ids_path)
+        _copy(con, f"SELECT id_schema, hash, false AS removed FROM {owners}", diff_path)
     else:
         assert snapshot is not None
+        # A re-sync mostly re-confirms what TikTok has: diff plain hashes first (one join gives both sides:
+        # only-new are adds, only-in-snapshot are removes; snapshots are distinct by construction), and find
+        # owner row keys for the few adds only.
+        _copy(con, f"SELECT DISTINCT id_schema, hash FROM {prepared}", current_ids_path)
+        current = f"read_parquet({_lit(str(current_ids_path))})"
         snap = f"(SELECT id_schema, hash FROM read_parquet({_lit(str(snapshot))}) WHERE id_schema IN ({schema_list}))"
         if mode is SyncMode.APPEND:
-            diff_sql = f"SELECT c.id_schema, c.hash, c.row_key, false AS removed FROM {owners} c ANTI JOIN {snap} s USING (id_schema, hash)"
+            diff_sql = f"SELECT c.id_schema, c.hash, false AS removed FROM {current} c ANTI JOIN {snap} s USING (id_schema, hash)"
         else:
             diff_sql = f"""SELECT coalesce(c.id_schema, s.id_schema) AS id_schema, coalesce(c.hash, s.hash) AS hash,
-                                  c.row_key, c.hash IS NULL AS removed
-                           FROM {owners} c FULL OUTER JOIN {snap} s ON c.id_schema = s.id_schema AND c.hash = s.hash
+                                  c.hash IS NULL AS removed
+                           FROM {current} c FULL OUTER JOIN {snap} s ON c.id_schema = s.id_schema AND c.hash = s.hash
                            WHERE c.hash IS NULL OR s.hash IS NULL"""
-    _copy(con, diff_sql, diff_path)
+        _copy(con, diff_sql, diff_path)
+        adds = f"(SELECT id_schema, hash FROM read_parquet({_lit(str(diff_path))}) WHERE NOT removed)"
+        owned = (
+            f"SELECT p.id_schema, p.hash, min(p.row_key) AS row_key FROM {prepared} p "
+            f"SEMI JOIN {adds} a USING (id_schema, hash) GROUP BY p.id_schema, p.hash"
+        )
+        _copy(con, owned, owners_path)
+        owners = f"read_parquet({_lit(str(owners_path))})"
     diff = f"read_parquet({_lit(str(diff_path))})"
 
     pivot = ", ".join(f"max(hash) FILTER (WHERE id_schema = {_lit(s)}) AS {_ident(s)}" for s in schemas)
@@ -171,13 +178,14 @@ def plan_audience(
         f"""WITH numbered AS (
               SELECT row_key, id_schema, hash,
                      row_number() OVER (PARTITION BY row_key, id_schema ORDER BY hash) AS slot
-              FROM {diff} WHERE NOT removed)
+              FROM {owners})
             SELECT row_key, slot, {pivot} FROM numbered GROUP BY row_key, slot""",
         add_rows_path,
     )
     _copy(con, f"SELECT id_schema, hash FROM {diff} WHERE removed", remove_ids_path)
 
-    current_ids, current_people = _one(con, f"SELECT count(*), count(DISTINCT row_key) FROM {owners}")
+    current_ids = _one(con, f"SELECT count(*) FROM read_parquet({_lit(str(current_ids_path))})")[0]
+    current_people = _one(con, f"SELECT count(DISTINCT row_key) FROM {prepared}")[0]
     add_ids, remove_ids = _one(
         con, f"SELECT count(*) FILTER (NOT removed), count(*) FILTER (removed) FROM {diff}"
     )
