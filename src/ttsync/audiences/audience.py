@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ttsync.errors import AudienceLimitReachedError, AudienceNotReadyError
-from ttsync.tiktok import AsyncTikTokClient, InvalidRequestError, NotFoundError
+from ttsync.tiktok import AsyncTikTokClient, NotFoundError
 from ttsync.tiktok.models.dmp import AudienceDetails
 
 AUDIENCE_CAP = 400  # custom audiences per advertiser (ref §2.5)
@@ -77,14 +77,9 @@ async def create_partner_audience(client: AsyncTikTokClient, advertiser_id: str,
             f"advertiser {advertiser_id} already has {AUDIENCE_CAP} custom audiences; delete unused ones in "
             "TikTok Ads Manager before ttsync can create another"
         )
-    try:
-        created = await client.create_segment_audience(advertiser_id, name)
-    except InvalidRequestError as exc:
-        if "limit" in exc.message.lower():
-            raise AudienceLimitReachedError(
-                f"TikTok refused a new audience on advertiser {advertiser_id}: {exc.message}"
-            ) from exc
-        raise
+    # If the cap is reached between the check and the create, the client's error already carries the
+    # `audience_limit_reached` resolution (see `ttsync.tiktok.codes.classify`).
+    created = await client.create_segment_audience(advertiser_id, name)
     if not created.audience_id:
         raise AudienceNotReadyError("TikTok created the audience but returned no audience id")
     return created.audience_id

@@ -492,20 +492,14 @@ async def _create(
             f"advertiser {owner} already has {AUDIENCE_CAP} custom audiences; delete unused ones in TikTok "
             "Ads Manager before ttsync can create another"
         )
-    try:
-        created = await client.create_custom_audience(
-            owner,
-            name=name,
-            calculate_type=calculate_type,
-            file_paths=list(paths),
-            retention_in_days=retention_in_days,
-        )
-    except InvalidRequestError as exc:
-        if "limit" in exc.message.lower():
-            raise AudienceLimitReachedError(
-                f"TikTok refused a new audience on advertiser {owner}: {exc.message}"
-            ) from exc
-        raise
+    # A cap reached after the check above comes back tagged `audience_limit_reached` by the client.
+    created = await client.create_custom_audience(
+        owner,
+        name=name,
+        calculate_type=calculate_type,
+        file_paths=list(paths),
+        retention_in_days=retention_in_days,
+    )
     return created.custom_audience_id
 
 

@@ -37,7 +37,7 @@ from ttsync.audiences.columns import audience_column_specs
 from ttsync.audiences.customer_file import CustomerFileOptions, deliver_customer_file, single_calculate_type
 from ttsync.audiences.deliver import MappingCheckpoint, deliver_partner
 from ttsync.audiences.plan import AudiencePlan, SyncMode, commit_plan_snapshot, connect, plan_audience
-from ttsync.audiences.prepare import prepare_to_parquet
+from ttsync.audiences.prepare import PreparedOutput, prepare_to_parquet
 from ttsync.audiences.snapshot import delete_snapshot, snapshot_path
 from ttsync.errors import LargeRemovalBlockedError, ResolvableError
 from ttsync.identity import ColumnSpec
@@ -123,16 +123,7 @@ class AudienceRun(OrchestrationRun):
     async def task_prepare(self, ctx: TaskContext) -> dict[str, Any]:
         """Stream the query through the identity rules into Parquet files of hashes."""
         run_dir = self.run_dir(ctx.workflow_id)
-        with open_source(self.source, self.root) as source:
-            specs = self.column_specs(ctx.shared.get("columns") or source.columns(self.orchestration.query))
-            self.reporter.stage("prepare")
-            output = prepare_to_parquet(
-                source.stream(self.orchestration.query, batch_rows=self.options.read_batch_rows),
-                specs=specs,
-                key_column=self.key_column,
-                out_dir=run_dir / "prepared",
-                progress=lambda n: self.reporter.advance("prepare", n),
-            )
+        specs, output = self._prepare(run_dir / "prepared", ctx.shared.get("columns"))
         report = output.report.to_dict()
         (run_dir / "match_report.json").write_text(
             json.dumps(report, indent=2, default=str), encoding="utf-8"
@@ -352,17 +343,7 @@ class AudienceRun(OrchestrationRun):
         match-quality report and warnings. Reads the stored audience's status from TikTok when it can."""
         work = Path(tempfile.mkdtemp(prefix="ttsync-plan-"))
         try:
-            with open_source(self.source, self.root) as source:
-                columns = source.columns(self.orchestration.query)
-                specs = self.column_specs(columns)
-                self.reporter.stage("prepare")
-                prepared = prepare_to_parquet(
-                    source.stream(self.orchestration.query, batch_rows=self.options.read_batch_rows),
-                    specs=specs,
-                    key_column=self.key_column,
-                    out_dir=work / "prepared",
-                    progress=lambda n: self.reporter.advance("prepare", n),
-                )
+            specs, prepared = self._prepare(work / "prepared")
             warnings = list(self.settings.warnings())
             states = {
                 s.advertiser_id: s
@@ -441,6 +422,22 @@ class AudienceRun(OrchestrationRun):
             return await audience_status(client, self.primary_advertiser, audience_id)
 
     # -- helpers -------------------------------------------------------------------------------------------
+
+    def _prepare(
+        self, out_dir: Path, columns: list[str] | None = None
+    ) -> tuple[list[ColumnSpec], PreparedOutput]:
+        """Stream the query through the identity rules into `out_dir` (hashes, rejects, match report)."""
+        with open_source(self.source, self.root) as source:
+            specs = self.column_specs(columns or source.columns(self.orchestration.query))
+            self.reporter.stage("prepare")
+            output = prepare_to_parquet(
+                source.stream(self.orchestration.query, batch_rows=self.options.read_batch_rows),
+                specs=specs,
+                key_column=self.key_column,
+                out_dir=out_dir,
+                progress=lambda n: self.reporter.advance("prepare", n),
+            )
+        return specs, output
 
     def snapshot_file(self, audience_id: str) -> Path:
         """The snapshot of this orchestration's audience on this destination."""
