@@ -26,6 +26,7 @@ from ttsync.audiences.customer_file import (
     single_calculate_type,
 )
 from ttsync.audiences.plan import AudiencePlan, SyncMode, commit_plan_snapshot, connect, plan_audience
+from ttsync.audiences.prepare import ids_batch
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.errors import ResolvableError
 from ttsync.tiktok import AsyncTikTokClient, PermissionDeniedError
@@ -84,7 +85,7 @@ class Destination:
                 "hash": [h(n) for n in ids],
             }
         )
-        pq.write_table(table, run / "prepared" / "ids.parquet")
+        pq.write_table(pa.Table.from_batches([ids_batch(table)]), run / "prepared" / "ids.parquet")
         con = connect(run / "plan")
         plan = plan_audience(
             con,

@@ -19,6 +19,7 @@ from ttsync.audiences.plan import (
     next_snapshot_sql,
     plan_audience,
 )
+from ttsync.audiences.prepare import ids_batch
 from ttsync.audiences.snapshot import commit_snapshot, commit_snapshot_file, snapshot_size
 from ttsync.audiences.wire import batch_data_json
 
@@ -30,7 +31,9 @@ def h(n: int) -> str:
 
 
 def write_ids(path: Path, rows: list[tuple[str, str, str]]) -> None:
+    """A prepared file as the prepare stage writes it (without its footer: counts come from DuckDB)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)  # a committed snapshot may be a hard link to the previous file
     table = pa.table(
         {
             "row_key": [r[0] for r in rows],
@@ -38,7 +41,7 @@ def write_ids(path: Path, rows: list[tuple[str, str, str]]) -> None:
             "hash": [r[2] for r in rows],
         }
     )
-    pq.write_table(table, path)
+    pq.write_table(pa.Table.from_batches([ids_batch(table)]), path)
 
 
 def run_plan(

@@ -33,6 +33,7 @@ import duckdb
 
 from ttsync.audiences.audience import AUDIENCE_CAP, MIN_USABLE_SIZE, audience_count, share_audience
 from ttsync.audiences.customer_file_parts import DEFAULT_PART_ROWS, PartFile, write_parts
+from ttsync.audiences.digests import HEX_SQL
 from ttsync.audiences.plan import AudiencePlan, SyncMode
 from ttsync.errors import AudienceLimitReachedError, ResolvableError
 from ttsync.tiktok import AsyncTikTokClient, InvalidRequestError, NotFoundError
@@ -383,7 +384,9 @@ def _phase_sql(plan: AudiencePlan, phase: Phase) -> str:
     """SQL selecting the hashes (column `hash`) of one phase from the plan's Parquet outputs."""
     schema = _lit(plan.id_schemas[0])
     if phase == "full":
-        return f"SELECT hash FROM read_parquet({_lit(str(plan.current_ids_path))}) WHERE id_schema = {schema}"
+        current = f"read_parquet({_lit(str(plan.current_ids_path))})"
+        # The prepared file lists an identifier once per person who has it: send each once.
+        return f"SELECT {HEX_SQL} AS hash FROM (SELECT DISTINCT k1, k2, k3, k4 FROM {current} WHERE id_schema = {schema})"
     if phase == "remove":
         return f"SELECT hash FROM read_parquet({_lit(str(plan.remove_ids_path))}) WHERE id_schema = {schema}"
     column = '"' + plan.id_schemas[0].replace('"', '""') + '"'

@@ -3,15 +3,16 @@
 Everything here is DuckDB over Parquet (no Python loop over rows), with a memory limit and a spill folder, so
 planning 10M people stays within a bounded footprint.
 
-Inputs are the prepared identifiers written by the prepare stage (Parquet files with `row_key`, `id_schema`,
-`hash`) and the snapshot of the audience (Parquet with `id_schema`, `hash`). Outputs are two Parquet files in
-the run folder: the rows to add (one row per person and identifier slot, aligned to the id schema) and the
-identifiers to remove.
+Inputs are the prepared identifiers written by the prepare stage (Parquet files with `row_key`, `id_schema`
+and the digest words `k1..k4`) and the snapshot of the audience (the same columns, see snapshot.py). Outputs
+are two Parquet files in the run folder, with hex digests as TikTok takes them: the rows to add (one row per
+person and identifier slot, aligned to the id schema) and the identifiers to remove.
 """
 
 from __future__ import annotations
 
 import enum
+import glob
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,13 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from ttsync.audiences.snapshot import commit_snapshot, commit_snapshot_file
+from ttsync.audiences.digests import HEX_SQL, KEY_COLUMNS
+from ttsync.audiences.prepare import read_footer
+from ttsync.audiences.snapshot import commit_snapshot, commit_snapshot_file, distinct_ids, snapshot_sql
+
+WORDS = ", ".join(KEY_COLUMNS)
 
 
 class SyncMode(enum.StrEnum):
@@ -40,7 +46,7 @@ class AudiencePlan:
     id_schemas: tuple[str, ...]
     add_rows_path: Path
     remove_ids_path: Path
-    current_ids_path: Path  # the new set (id_schema, hash): what the snapshot becomes in mirror mode
+    current_ids_path: Path  # the new set (id_schema, k1..k4): what the snapshot becomes in mirror mode
     current_ids: int  # distinct identifiers in the new set
     current_people: int  # distinct row keys with at least one identifier of the id schemas
     previous_ids: int  # identifiers in the snapshot (0 for a full upload)
@@ -118,7 +124,8 @@ def plan_audience(
     """Compute adds and removes for one audience and write them to Parquet files in `work_dir`.
 
     `snapshot` is None (or a missing file) for a first delivery or when the audience must be re-uploaded in
-    full; `mode` CREATE and REPLACE always upload in full.
+    full; `mode` CREATE and REPLACE always upload in full. Identifiers are compared by their digest words
+    (see digests.py); hex is rebuilt only for the rows that are sent.
     """
     schemas = tuple(id_schemas)
     if not schemas:
@@ -127,99 +134,139 @@ def plan_audience(
     full_upload = mode in (SyncMode.CREATE, SyncMode.REPLACE) or snapshot is None or not snapshot.exists()
     schema_list = ", ".join(_lit(s) for s in schemas)
     owners_path = work_dir / "owners.parquet"
-    current_ids_path = work_dir / "current_ids.parquet"
     diff_path = work_dir / "diff.parquet"
     add_rows_path = work_dir / "add_rows.parquet"
     remove_ids_path = work_dir / "remove_ids.parquet"
+    prepared_files = sorted(glob.glob(prepared_glob))
+    source = f"read_parquet({_lit(prepared_glob)}, union_by_name = true)"
+    prepared = f"(SELECT * FROM {source} WHERE id_schema IN ({schema_list}) AND k1 IS NOT NULL)"
 
-    prepared = (
-        f"(SELECT row_key, id_schema, hash FROM read_parquet({_lit(prepared_glob)}, union_by_name = true) "
-        f"WHERE id_schema IN ({schema_list}) AND hash IS NOT NULL)"
-    )
     # Intermediate results go to Parquet rather than tables: each is read once or twice, and a resumed
     # workflow in another process can still use them.
     if full_upload:
         # Everyone is added. One owner row key per identifier: two customers sharing an email must not send
-        # that email twice. The new set (hashes only) is what the snapshot becomes once TikTok confirmed it.
-        owned = f"SELECT id_schema, hash, min(row_key) AS row_key FROM {prepared} GROUP BY id_schema, hash"
-        _copy(con, owned, owners_path)
-        owners = f"read_parquet({_lit(str(owners_path))})"
-        _copy(con, f"SELECT id_schema, hash FROM {owners}", current_ids_path)
-        _copy(con, f"SELECT id_schema, hash, false AS removed FROM {owners}", diff_path)
+        # that email twice.
+        _copy(
+            con,
+            f"SELECT id_schema, {WORDS}, min(row_key) AS row_key FROM {prepared} GROUP BY ALL",
+            owners_path,
+        )
+        _copy(con, "SELECT NULL::VARCHAR AS id_schema, NULL::VARCHAR AS hash WHERE false", remove_ids_path)
+        previous_ids = 0
     else:
         assert snapshot is not None
-        # A re-sync mostly re-confirms what TikTok has: diff plain hashes first (one join gives both sides:
-        # only-new are adds, only-in-snapshot are removes; snapshots are distinct by construction), and find
-        # owner row keys for the few adds only.
-        _copy(con, f"SELECT DISTINCT id_schema, hash FROM {prepared}", current_ids_path)
-        current = f"read_parquet({_lit(str(current_ids_path))})"
-        snap = f"(SELECT id_schema, hash FROM read_parquet({_lit(str(snapshot))}) WHERE id_schema IN ({schema_list}))"
-        if mode is SyncMode.APPEND:
-            diff_sql = f"SELECT c.id_schema, c.hash, false AS removed FROM {current} c ANTI JOIN {snap} s USING (id_schema, hash)"
-        else:
-            diff_sql = f"""SELECT coalesce(c.id_schema, s.id_schema) AS id_schema, coalesce(c.hash, s.hash) AS hash,
-                                  c.hash IS NULL AS removed
-                           FROM {current} c FULL OUTER JOIN {snap} s ON c.id_schema = s.id_schema AND c.hash = s.hash
-                           WHERE c.hash IS NULL OR s.hash IS NULL"""
-        _copy(con, diff_sql, diff_path)
-        adds = f"(SELECT id_schema, hash FROM read_parquet({_lit(str(diff_path))}) WHERE NOT removed)"
-        owned = (
-            f"SELECT p.id_schema, p.hash, min(p.row_key) AS row_key FROM {prepared} p "
-            f"SEMI JOIN {adds} a USING (id_schema, hash) GROUP BY p.id_schema, p.hash"
-        )
-        _copy(con, owned, owners_path)
-        owners = f"read_parquet({_lit(str(owners_path))})"
-    diff = f"read_parquet({_lit(str(diff_path))})"
-
-    pivot = ", ".join(f"max(hash) FILTER (WHERE id_schema = {_lit(s)}) AS {_ident(s)}" for s in schemas)
-    # A person with two emails and one phone becomes two rows: [e1, p1] and [e2, {}], aligned to id_schema.
-    _copy(
-        con,
-        f"""WITH numbered AS (
-              SELECT row_key, id_schema, hash,
-                     row_number() OVER (PARTITION BY row_key, id_schema ORDER BY hash) AS slot
-              FROM {owners})
-            SELECT row_key, slot, {pivot} FROM numbered GROUP BY row_key, slot""",
-        add_rows_path,
-    )
-    _copy(con, f"SELECT id_schema, hash FROM {diff} WHERE removed", remove_ids_path)
-
-    current_ids = _one(con, f"SELECT count(*) FROM read_parquet({_lit(str(current_ids_path))})")[0]
-    current_people = _one(con, f"SELECT count(DISTINCT row_key) FROM {prepared}")[0]
-    add_ids, remove_ids = _one(
-        con, f"SELECT count(*) FILTER (NOT removed), count(*) FILTER (removed) FROM {diff}"
-    )
-    add_rows = _one(con, f"SELECT count(*) FROM read_parquet({_lit(str(add_rows_path))})")[0]
-    previous_ids = (
-        0
-        if full_upload
-        else _one(
+        snap = snapshot_sql(snapshot)
+        # A re-sync mostly re-confirms what TikTok has. Diff the digests of each id schema on their own (a
+        # join on integer words; only-new are adds, only-in-snapshot are removes), then read row keys for the
+        # few added identifiers only.
+        parts = []
+        for schema in schemas:
+            cur = f"(SELECT {WORDS} FROM {source} WHERE id_schema = {_lit(schema)} AND k1 IS NOT NULL)"
+            old = f"(SELECT {WORDS} FROM {snap} WHERE id_schema = {_lit(schema)})"
+            if mode is SyncMode.APPEND:
+                parts.append(
+                    f"SELECT {_lit(schema)} AS id_schema, {WORDS}, false AS removed "
+                    f"FROM {cur} c ANTI JOIN {old} s ON {_same('c', 's')}"
+                )
+            else:
+                either = ", ".join(f"coalesce(c.{k}, s.{k}) AS {k}" for k in KEY_COLUMNS)
+                parts.append(
+                    f"SELECT {_lit(schema)} AS id_schema, {either}, c.k1 IS NULL AS removed "
+                    f"FROM {cur} c FULL OUTER JOIN {old} s ON {_same('c', 's')} WHERE c.k1 IS NULL OR s.k1 IS NULL"
+                )
+        # DISTINCT: an identifier two people share appears twice in the prepared file (and its snapshot).
+        _copy(con, f"SELECT DISTINCT * FROM ({' UNION ALL '.join(parts)})", diff_path)
+        diff = f"read_parquet({_lit(str(diff_path))})"
+        _copy(
             con,
-            f"SELECT count(*) FROM read_parquet({_lit(str(snapshot))}) WHERE id_schema IN ({schema_list})",
-        )[0]
-    )
+            f"SELECT p.id_schema, {', '.join('p.' + k for k in KEY_COLUMNS)}, min(p.row_key) AS row_key "
+            f"FROM {prepared} p SEMI JOIN (SELECT * FROM {diff} WHERE NOT removed) a "
+            f"ON p.id_schema = a.id_schema AND {_same('p', 'a')} GROUP BY ALL",
+            owners_path,
+        )
+        _copy(con, f"SELECT id_schema, {HEX_SQL} AS hash FROM {diff} WHERE removed", remove_ids_path)
+        previous_ids = distinct_ids(snapshot, schemas)
+    owners = f"read_parquet({_lit(str(owners_path))})"
+
+    if len(schemas) == 1:
+        # One identifier per row: every owner is its own add row.
+        _copy(
+            con, f"SELECT row_key, 1 AS slot, {HEX_SQL} AS {_ident(schemas[0])} FROM {owners}", add_rows_path
+        )
+    else:
+        pivot = ", ".join(f"max(hash) FILTER (WHERE id_schema = {_lit(s)}) AS {_ident(s)}" for s in schemas)
+        # A person with two emails and one phone becomes two rows: [e1, p1] and [e2, {}], aligned to id_schema.
+        _copy(
+            con,
+            f"""WITH numbered AS (
+                  SELECT row_key, id_schema, hash,
+                         row_number() OVER (PARTITION BY row_key, id_schema ORDER BY hash) AS slot
+                  FROM (SELECT row_key, id_schema, {HEX_SQL} AS hash FROM {owners}))
+                SELECT row_key, slot, {pivot} FROM numbered GROUP BY row_key, slot""",
+            add_rows_path,
+        )
+
+    add_ids = _rows(owners_path)
+    remove_ids = _rows(remove_ids_path)
+    footer = read_footer(Path(prepared_files[0])) if len(prepared_files) == 1 else None
+    if full_upload:
+        current_ids = add_ids
+    elif mode is SyncMode.MIRROR:
+        current_ids = previous_ids + add_ids - remove_ids  # exactly: the snapshot minus removes plus adds
+    elif footer is not None and footer.distinct_ids is not None:
+        current_ids = sum(n for schema, n in footer.distinct_ids.items() if schema in schemas)
+    else:
+        current_ids = _one(con, f"SELECT count(*) FROM (SELECT DISTINCT id_schema, k1, k2 FROM {prepared})")[
+            0
+        ]
+    if footer is not None and footer.people is not None and set(footer.distinct_ids or {}) <= set(schemas):
+        current_people = footer.people
+    else:
+        current_people = _one(con, f"SELECT count(DISTINCT row_key) FROM {prepared}")[0]
     return AudiencePlan(
         mode=mode,
         id_schemas=schemas,
         add_rows_path=add_rows_path,
         remove_ids_path=remove_ids_path,
-        current_ids_path=current_ids_path,
+        current_ids_path=Path(prepared_files[0])
+        if len(prepared_files) == 1
+        else _merged(con, prepared, work_dir),
         current_ids=current_ids,
         current_people=current_people,
         previous_ids=previous_ids,
         add_ids=add_ids,
-        add_rows=add_rows,
+        add_rows=_rows(add_rows_path),
         remove_ids=remove_ids,
         full_upload=full_upload,
     )
+
+
+def _merged(con: duckdb.DuckDBPyConnection, prepared: str, work_dir: Path) -> Path:
+    """The prepared identifiers of several files in one file (the snapshot to be is a single file)."""
+    path = work_dir / "current_ids.parquet"
+    _copy(con, f"SELECT id_schema, {WORDS} FROM {prepared}", path)
+    return path
+
+
+def _same(a: str, b: str) -> str:
+    """Join condition: the digests of aliases `a` and `b` are equal (all four words; an MD5 has null k3, k4)."""
+    return " AND ".join(
+        f"{a}.{k} = {b}.{k}" if k in ("k1", "k2") else f"{a}.{k} IS NOT DISTINCT FROM {b}.{k}"
+        for k in KEY_COLUMNS
+    )
+
+
+def _rows(path: Path) -> int:
+    """Rows in a Parquet file (from its footer)."""
+    return int(pq.ParquetFile(path).metadata.num_rows)
 
 
 def next_snapshot_sql(plan: AudiencePlan, snapshot: Path | None) -> str | None:
     """SQL selecting the snapshot to commit once every batch of the plan is confirmed (any connection), or
     None when the snapshot is exactly the plan's `current_ids_path` file (every mode but a non-full append)."""
     if plan.mode is SyncMode.APPEND and not plan.full_upload and snapshot is not None and snapshot.exists():
-        current = f"SELECT id_schema, hash FROM read_parquet({_lit(str(plan.current_ids_path))})"
-        return f"{current} UNION SELECT id_schema, hash FROM read_parquet({_lit(str(snapshot))})"
+        current = f"SELECT id_schema, {WORDS} FROM read_parquet({_lit(str(plan.current_ids_path))})"
+        return f"{current} UNION SELECT * FROM {snapshot_sql(snapshot)}"
     return None
 
 

@@ -1,11 +1,15 @@
 """Prepare stage: stream warehouse batches through the identity rules into Parquet files of hashes.
 
 Memory stays bounded: one batch at a time goes in, and prepared identifiers and rejections are appended to
-Parquet writers. Only hashes, row keys and reason codes are written; raw values never leave this function.
+Parquet writers. Only digests, row keys and reason codes are written; raw values never leave this function.
+Digests are stored as four 64-bit integers (see digests.py). The file's footer records the distinct
+identifiers per id schema and the people with at least one identifier (from the match report), so planning
+does not count 10M rows again.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +18,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ttsync.audiences.digests import DIGEST_FIELDS, KEY_COLUMNS, digest_keys
 from ttsync.identity import ColumnSpec, MatchReport, Preparer
 from ttsync.workspace.errors import ConfigError
 
-IDS_SCHEMA = pa.schema([("row_key", pa.string()), ("id_schema", pa.string()), ("hash", pa.string())])
+IDS_SCHEMA = pa.schema([("row_key", pa.string()), ("id_schema", pa.string()), *DIGEST_FIELDS])
+# Footer keys (Parquet key-value metadata) of a prepared file; a snapshot linked to it keeps them.
+DISTINCT_IDS_KEY = "ttsync.distinct_ids"  # JSON {id_schema: distinct identifiers}
+PEOPLE_KEY = "ttsync.people"  # rows with at least one identifier
 REJECTS_SCHEMA = pa.schema([("row_key", pa.string()), ("column", pa.string()), ("reason", pa.string())])
 
 
@@ -44,10 +52,18 @@ def prepare_to_parquet(
     """Run the identity rules over every batch; write `ids.parquet` and `rejects.parquet` in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     ids_path, rejects_path = out_dir / "ids.parquet", out_dir / "rejects.parquet"
+    # A new file, never rewritten in place: a committed snapshot may be a hard link to an earlier one.
+    ids_path.unlink(missing_ok=True)
     rows = ids_written = rejects_written = 0
     with (
         Preparer(list(specs), key_column=key_column) as preparer,  # owns a thread pool and DuckDB connections
-        pq.ParquetWriter(ids_path, IDS_SCHEMA, compression="zstd") as ids_out,
+        pq.ParquetWriter(
+            ids_path,
+            IDS_SCHEMA,
+            # Digest words are random: compressing them only costs time.
+            compression={"row_key": "zstd", "id_schema": "zstd"} | dict.fromkeys(KEY_COLUMNS, "none"),
+            use_dictionary=["id_schema"],
+        ) as ids_out,
         pq.ParquetWriter(rejects_path, REJECTS_SCHEMA, compression="zstd") as rejects_out,
     ):
         for raw_batch in batches:
@@ -57,7 +73,7 @@ def prepare_to_parquet(
                 rejects_written += missing_keys.num_rows
             prepared = preparer.process(batch)
             if prepared.ids.num_rows:
-                ids_out.write_batch(prepared.ids.select(IDS_SCHEMA.names).cast(IDS_SCHEMA))
+                ids_out.write_batch(ids_batch(prepared.ids))
                 ids_written += prepared.ids.num_rows
             if prepared.rejects.num_rows:
                 rejects_out.write_batch(prepared.rejects.select(REJECTS_SCHEMA.names).cast(REJECTS_SCHEMA))
@@ -65,14 +81,34 @@ def prepare_to_parquet(
             rows += raw_batch.num_rows
             if progress is not None:
                 progress(raw_batch.num_rows)
+        report = preparer.report()
+        ids_out.add_key_value_metadata(footer_metadata(report))
     return PreparedOutput(
         ids_path=ids_path,
         rejects_path=rejects_path,
         rows_read=rows,
         ids_written=ids_written,
         rejects_written=rejects_written,
-        report=preparer.report(),
+        report=report,
     )
+
+
+def ids_batch(ids: pa.RecordBatch | pa.Table) -> pa.RecordBatch:
+    """Prepared identifiers (`row_key`, `id_schema`, hex `hash`) in the stored layout (digests as k1..k4)."""
+    keys = digest_keys(
+        ids.column("hash").combine_chunks() if isinstance(ids, pa.Table) else ids.column("hash")
+    )
+    columns = [pc.cast(ids.column("row_key"), pa.string()), pc.cast(ids.column("id_schema"), pa.string())]
+    return pa.RecordBatch.from_arrays(
+        [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns] + keys,
+        schema=IDS_SCHEMA,
+    )
+
+
+def footer_metadata(report: MatchReport) -> dict[str, str]:
+    """Distinct identifiers per id schema and matchable people, for the prepared file's footer."""
+    distinct = {t.id_schema: t.valid - t.duplicates for t in report.types}
+    return {DISTINCT_IDS_KEY: json.dumps(distinct, sort_keys=True), PEOPLE_KEY: str(report.people_matchable)}
 
 
 def _with_string_key(
@@ -103,3 +139,22 @@ def _with_string_key(
     if not pa.types.is_string(column.type):
         batch = batch.set_column(index, key_column, pc.cast(column, pa.string()))
     return batch, missing
+
+
+@dataclass(frozen=True)
+class Footer:
+    """What a prepared file's footer says about its contents (None when the file has no such footer)."""
+
+    distinct_ids: dict[str, int] | None
+    people: int | None
+
+
+def read_footer(path: Path) -> Footer:
+    """The counts `prepare_to_parquet` wrote into the footer of `path` (only the footer is read)."""
+    metadata = pq.read_metadata(path).metadata or {}
+    distinct = metadata.get(DISTINCT_IDS_KEY.encode())
+    people = metadata.get(PEOPLE_KEY.encode())
+    return Footer(
+        distinct_ids={str(k): int(v) for k, v in json.loads(distinct).items()} if distinct else None,
+        people=int(people) if people else None,
+    )

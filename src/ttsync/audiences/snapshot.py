@@ -1,7 +1,10 @@
 """Snapshots: the set of hashed identifiers last confirmed delivered to one audience.
 
-A snapshot is one Parquet file with two columns, `id_schema` and `hash` (hashes only: no raw PII ever lands
-here). It is replaced atomically (write a temporary file, fsync, rename) and only after TikTok confirmed every
+A snapshot is one Parquet file with the columns `id_schema` and `k1..k4` (digests as integers, see digests.py;
+no raw PII ever lands here). After a mirror or full delivery it is the run's prepared file itself, hard-linked
+(so it also holds row keys, and an identifier shared by two people appears twice); its footer counts its
+distinct identifiers. Snapshots written before digests were stored as integers (`id_schema`, hex `hash`) are
+still read. It is replaced atomically (write a temporary file, fsync, rename) and only after TikTok confirmed every
 batch of a delivery, so a crash at any point leaves the previous snapshot in place and a re-run converges.
 """
 
@@ -12,8 +15,11 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
-SNAPSHOT_COLUMNS = ("id_schema", "hash")
+from ttsync.audiences.prepare import read_footer
+
+SNAPSHOT_COLUMNS = ("id_schema", "k1", "k2", "k3", "k4")
 
 
 def snapshot_path(state_dir: Path, destination: str, audience_id: str) -> Path:
@@ -22,24 +28,52 @@ def snapshot_path(state_dir: Path, destination: str, audience_id: str) -> Path:
     return state_dir / "snapshots" / safe_destination / f"{audience_id}.parquet"
 
 
-def snapshot_size(path: Path) -> int:
-    """Number of identifiers in a snapshot (0 when there is none yet)."""
+def snapshot_sql(path: Path) -> str:
+    """SQL selecting (id_schema, k1, k2, k3, k4) from the snapshot file at `path`."""
+    source = f"read_parquet('{_sql_path(path)}')"
+    if "k1" in pq.read_schema(path).names:
+        return f"(SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM {source})"
+    # The older layout kept hex digests: derive the integer words (64 hex characters, or 32 for MD5).
+    words = ", ".join(
+        f"CASE WHEN length(hash) >= {16 * (i + 1)} THEN ('0x' || hash[{16 * i + 1}:{16 * (i + 1)}])::UBIGINT END "
+        f"AS k{i + 1}"
+        for i in range(4)
+    )
+    return f"(SELECT id_schema, {words} FROM {source})"
+
+
+def distinct_ids(path: Path, id_schemas: tuple[str, ...] | None = None) -> int:
+    """Distinct identifiers (of `id_schemas`, default all) in a snapshot or prepared file; 0 if it is missing.
+
+    Read from the footer when the file has one; counted by DuckDB otherwise.
+    """
     if not path.exists():
         return 0
+    counted = read_footer(path).distinct_ids
+    if counted is not None:
+        return sum(n for schema, n in counted.items() if id_schemas is None or schema in id_schemas)
+    where = f"WHERE id_schema IN ({', '.join(_lit(s) for s in id_schemas)})" if id_schemas else ""
     with duckdb.connect() as con:
-        rows = con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchall()
+        rows = con.execute(
+            f"SELECT count(*) FROM (SELECT DISTINCT {', '.join(SNAPSHOT_COLUMNS)} FROM {snapshot_sql(path)} {where})"
+        ).fetchall()
     return int(rows[0][0])
 
 
+def snapshot_size(path: Path) -> int:
+    """Number of distinct identifiers in a snapshot (0 when there is none yet)."""
+    return distinct_ids(path)
+
+
 def commit_snapshot(con: duckdb.DuckDBPyConnection, select_sql: str, path: Path) -> int:
-    """Atomically replace the snapshot at `path` with the rows of `select_sql` (columns id_schema, hash).
+    """Atomically replace the snapshot at `path` with the rows of `select_sql` (columns id_schema, k1..k4).
 
     Returns the number of identifiers written.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".parquet.tmp")
     con.execute(
-        f"COPY (SELECT DISTINCT id_schema, hash FROM ({select_sql})) TO '{_sql_path(tmp)}' "
+        f"COPY (SELECT DISTINCT {', '.join(SNAPSHOT_COLUMNS)} FROM ({select_sql})) TO '{_sql_path(tmp)}' "
         "(FORMAT parquet, COMPRESSION zstd)"
     )
     _fsync(tmp)
@@ -49,7 +83,7 @@ def commit_snapshot(con: duckdb.DuckDBPyConnection, select_sql: str, path: Path)
 
 
 def commit_snapshot_file(source: Path, path: Path) -> int:
-    """Atomically make the Parquet file `source` (columns id_schema, hash; distinct) the snapshot at `path`.
+    """Atomically make the Parquet file `source` (a prepared file: id_schema, k1..k4) the snapshot at `path`.
 
     A hard link when both sit on one file system (no copy of 10M hashes), a copy otherwise; `source` stays in
     place, so a commit that is retried after a crash can run again. Returns the number of identifiers.
@@ -70,6 +104,10 @@ def commit_snapshot_file(source: Path, path: Path) -> int:
 def delete_snapshot(path: Path) -> None:
     """Forget a snapshot (used when the audience it described no longer exists in TikTok)."""
     path.unlink(missing_ok=True)
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _sql_path(path: Path) -> str:

@@ -1,0 +1,83 @@
+"""Digests stored as integer words: exact round trips to hex, old hex snapshots still read, footer counts."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ttsync.audiences.digests import HEX_SQL, digest_keys
+from ttsync.audiences.plan import SyncMode, connect, plan_audience
+from ttsync.audiences.prepare import prepare_to_parquet, read_footer
+from ttsync.audiences.snapshot import distinct_ids, snapshot_sql
+from ttsync.identity import ColumnSpec
+
+
+def rebuilt_hex(keys: list[pa.Array]) -> list[str]:
+    with duckdb.connect() as con:
+        con.register("words", pa.table({f"k{i + 1}": k for i, k in enumerate(keys)}))
+        return [row[0] for row in con.execute(f"SELECT {HEX_SQL} FROM words").fetchall()]
+
+
+def test_sha256_and_md5_digests_round_trip_exactly() -> None:
+    digests = [hashlib.sha256(f"user{i}@example.com".encode()).hexdigest() for i in range(50)]
+    digests += [hashlib.md5(f"device-{i}".encode()).hexdigest() for i in range(50)]  # noqa: S324 - TikTok's MD5 ids
+    digests += ["0" * 64, "f" * 64, "0" * 31 + "1", "ff" * 16]
+    keys = digest_keys(pa.array(digests))
+    assert rebuilt_hex(keys) == digests
+    assert keys[2].null_count == 52  # every MD5 digest: two words only
+    # Uppercase input is the same digest; TikTok gets it lowercase.
+    assert rebuilt_hex(digest_keys(pa.array([digests[0].upper()]))) == [digests[0]]
+
+
+def test_null_hashes_give_null_words_and_bad_values_are_refused() -> None:
+    keys = digest_keys(pa.array([None, "a" * 64], pa.string()))
+    assert keys[0].to_pylist() == [None, int("a" * 16, 16)]
+    with pytest.raises(ValueError, match="neither an MD5 nor a SHA-256"):
+        digest_keys(pa.array(["abc"]))
+    with pytest.raises(ValueError, match="not a hex digest"):
+        digest_keys(pa.array(["z" * 64]))
+
+
+def test_a_snapshot_in_the_older_hex_layout_is_read(tmp_path: Path) -> None:
+    old = tmp_path / "old.parquet"
+    digests = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(3)]
+    pq.write_table(pa.table({"id_schema": ["EMAIL_SHA256"] * 3, "hash": digests}), old)
+    with duckdb.connect() as con:
+        rows = con.execute(f"SELECT {HEX_SQL} FROM {snapshot_sql(old)} ORDER BY 1").fetchall()
+    assert [r[0] for r in rows] == sorted(digests)
+    assert distinct_ids(old) == 3
+
+
+def test_prepared_footer_counts_feed_the_plan(tmp_path: Path) -> None:
+    # Two people share one email: 3 people, 2 distinct identifiers.
+    batch = pa.record_batch(
+        {
+            "id": pa.array(["1", "2", "3", "4"]),
+            "email": ["a@example.com", "A@Example.com ", "b@example.com", None],
+        }
+    )
+    out = prepare_to_parquet([batch], specs=[ColumnSpec("email", "email")], key_column="id", out_dir=tmp_path)
+    footer = read_footer(out.ids_path)
+    assert footer.distinct_ids == {"EMAIL_SHA256": 2}
+    assert footer.people == 3
+    con = connect(tmp_path / "plan")
+    plan = plan_audience(
+        con,
+        prepared_glob=str(out.ids_path),
+        snapshot=None,
+        id_schemas=["EMAIL_SHA256"],
+        mode=SyncMode.MIRROR,
+        work_dir=tmp_path / "plan",
+    )
+    assert (plan.current_ids, plan.current_people, plan.add_ids, plan.add_rows) == (2, 3, 2, 2)
+    sent = con.execute(f"SELECT * FROM read_parquet('{plan.add_rows_path}') ORDER BY row_key").fetchall()
+    assert sent == [
+        ("1", 1, hashlib.sha256(b"a@example.com").hexdigest()),  # the shared email goes once, owned by row 1
+        ("3", 1, hashlib.sha256(b"b@example.com").hexdigest()),
+    ]
+    con.close()
