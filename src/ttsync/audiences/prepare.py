@@ -10,9 +10,12 @@ does not count 10M rows again.
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,6 +24,8 @@ import pyarrow.parquet as pq
 from ttsync.audiences.digests import DIGEST_FIELDS, KEY_COLUMNS, digest_keys
 from ttsync.identity import ColumnSpec, MatchReport, Preparer
 from ttsync.workspace.errors import ConfigError
+
+_T = TypeVar("_T")
 
 IDS_SCHEMA = pa.schema([("row_key", pa.string()), ("id_schema", pa.string()), *DIGEST_FIELDS])
 # Footer keys (Parquet key-value metadata) of a prepared file; a snapshot linked to it keeps them.
@@ -56,7 +61,6 @@ def prepare_to_parquet(
     ids_path.unlink(missing_ok=True)
     rows = ids_written = rejects_written = 0
     with (
-        Preparer(list(specs), key_column=key_column) as preparer,  # owns a thread pool and DuckDB connections
         pq.ParquetWriter(
             ids_path,
             IDS_SCHEMA,
@@ -65,23 +69,27 @@ def prepare_to_parquet(
             use_dictionary=["id_schema"],
         ) as ids_out,
         pq.ParquetWriter(rejects_path, REJECTS_SCHEMA, compression="zstd") as rejects_out,
+        _Background() as background,
     ):
-        for raw_batch in batches:
-            batch, missing_keys = _with_string_key(raw_batch, key_column, first_row=rows)
-            if missing_keys.num_rows:
-                rejects_out.write_batch(missing_keys)
-                rejects_written += missing_keys.num_rows
-            prepared = preparer.process(batch)
-            if prepared.ids.num_rows:
-                ids_out.write_batch(ids_batch(prepared.ids))
-                ids_written += prepared.ids.num_rows
-            if prepared.rejects.num_rows:
-                rejects_out.write_batch(prepared.rejects.select(REJECTS_SCHEMA.names).cast(REJECTS_SCHEMA))
-                rejects_written += prepared.rejects.num_rows
-            rows += raw_batch.num_rows
-            if progress is not None:
-                progress(raw_batch.num_rows)
-        report = preparer.report()
+        with Preparer(list(specs), key_column=key_column) as preparer:  # owns threads and DuckDB connections
+            for raw_batch in batches:
+                batch, missing_keys = _with_string_key(raw_batch, key_column, first_row=rows)
+                if missing_keys.num_rows:
+                    background.submit(rejects_out.write_batch, missing_keys)
+                    rejects_written += missing_keys.num_rows
+                prepared = preparer.process(batch)
+                if prepared.ids.num_rows:
+                    background.submit(lambda ids: ids_out.write_batch(ids_batch(ids)), prepared.ids)
+                    ids_written += prepared.ids.num_rows
+                if prepared.rejects.num_rows:
+                    rejects = prepared.rejects.select(REJECTS_SCHEMA.names).cast(REJECTS_SCHEMA)
+                    background.submit(rejects_out.write_batch, rejects)
+                    rejects_written += prepared.rejects.num_rows
+                rows += raw_batch.num_rows
+                if progress is not None:
+                    progress(raw_batch.num_rows)
+        background.drain()
+        report = preparer.report()  # after close: the duplicate counts are final and counted once
         ids_out.add_key_value_metadata(footer_metadata(report))
     return PreparedOutput(
         ids_path=ids_path,
@@ -139,6 +147,40 @@ def _with_string_key(
     if not pa.types.is_string(column.type):
         batch = batch.set_column(index, key_column, pc.cast(column, pa.string()))
     return batch, missing
+
+
+class _Background:
+    """One thread that converts and writes prepared batches, in order, while the next batch is prepared (the
+    preparer's workers leave about a third of two cores idle). At most `depth` batches wait, so memory stays
+    bounded; the first failure is raised in the caller's thread."""
+
+    def __init__(self, depth: int = 2) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="ttsync-prepare-write")
+        self._pending: deque[Future[None]] = deque()
+        self._depth = depth
+
+    def submit(self, fn: Callable[[_T], None], item: _T) -> None:
+        """Run `fn(item)` after everything submitted before it."""
+        while len(self._pending) >= self._depth:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(fn, item))
+
+    def drain(self) -> None:
+        """Wait for everything submitted (raises the first failure)."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def __enter__(self) -> _Background:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                self.drain()
+        finally:
+            for future in self._pending:
+                future.cancel()
+            self._pool.shutdown(wait=True)
 
 
 @dataclass(frozen=True)
