@@ -10,11 +10,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ttsync.audiences.digests import HEX_SQL, digest_keys
 from ttsync.audiences.plan import SyncMode, connect, plan_audience
 from ttsync.audiences.prepare import prepare_to_parquet, read_footer
 from ttsync.audiences.snapshot import distinct_ids, snapshot_sql
 from ttsync.identity import ColumnSpec
+from ttsync.identity.digests import HEX_SQL, digest_keys, duplicate_keys
+from ttsync.identity.kernels import sha256_hex as kernel_sha256_hex
 
 
 def rebuilt_hex(keys: list[pa.Array]) -> list[str]:
@@ -81,3 +82,24 @@ def test_prepared_footer_counts_feed_the_plan(tmp_path: Path) -> None:
         ("3", 1, hashlib.sha256(b"b@example.com").hexdigest()),
     ]
     con.close()
+
+
+def test_duplicate_keys_match_the_compiled_kernel() -> None:
+    values = pa.array([f"person{i}@example.com" for i in range(100)])
+    fast = kernel_sha256_hex(values)
+    if fast is None:
+        pytest.skip("the compiled kernels are not built here")
+    hashes, keys = fast
+    assert duplicate_keys(hashes).to_pylist() == keys.to_pylist()
+
+
+def test_one_email_raw_in_one_column_and_prehashed_in_another_counts_once(tmp_path: Path) -> None:
+    digest = hashlib.sha256(b"a@example.com").hexdigest()
+    batch = pa.record_batch(
+        {"id": ["1", "2"], "email": ["a@example.com", None], "email_hash": [None, digest]}
+    )
+    specs = [ColumnSpec("email", "email"), ColumnSpec("email_hash", "email", hash_state="sha256")]
+    out = prepare_to_parquet([batch], specs=specs, key_column="id", out_dir=tmp_path)
+    stats = {t.id_schema: t for t in out.report.types}
+    assert (stats["EMAIL_SHA256"].valid, stats["EMAIL_SHA256"].duplicates) == (2, 1)
+    assert read_footer(out.ids_path).distinct_ids == {"EMAIL_SHA256": 1}

@@ -33,9 +33,9 @@ import duckdb
 
 from ttsync.audiences.audience import AUDIENCE_CAP, MIN_USABLE_SIZE, audience_count, share_audience
 from ttsync.audiences.customer_file_parts import DEFAULT_PART_ROWS, PartFile, write_parts
-from ttsync.audiences.digests import HEX_SQL
 from ttsync.audiences.plan import AudiencePlan, SyncMode
 from ttsync.errors import AudienceLimitReachedError, ResolvableError
+from ttsync.identity.digests import HEX_SQL
 from ttsync.tiktok import AsyncTikTokClient, InvalidRequestError, NotFoundError
 from ttsync.tiktok.models.common import CalculateType
 from ttsync.tiktok.models.dmp import AudienceDetails, UpdateAction

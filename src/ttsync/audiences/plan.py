@@ -22,9 +22,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ttsync.audiences.digests import HEX_SQL, KEY_COLUMNS
 from ttsync.audiences.prepare import read_footer
 from ttsync.audiences.snapshot import commit_snapshot, commit_snapshot_file, distinct_ids, snapshot_sql
+from ttsync.identity.digests import HEX_SQL, KEY_COLUMNS
 
 WORDS = ", ".join(KEY_COLUMNS)
 

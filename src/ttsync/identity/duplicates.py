@@ -1,7 +1,7 @@
 """Exact duplicate counting per identifier type, in bounded memory.
 
-Each valid identifier contributes one 64-bit key (derived from its digest: the first 8 bytes of its
-SHA-256, or DuckDB's hash() of its hex digest; never of the raw value) to a DuckDB table. DuckDB keeps it in memory up to `memory_limit` and spills the rest to
+Each valid identifier contributes one 64-bit key (the first 8 bytes of its digest, never anything of the
+raw value) to a DuckDB table. DuckDB keeps it in memory up to `memory_limit` and spills the rest to
 a private temporary directory (keys only, deleted on close), so memory does not grow with the number
 of rows. Counts are exact up to 64-bit key collisions (probability about 3e-6 at 10 million keys).
 add() may be called from several threads at once: each thread appends through its own cursor

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from ttsync.identity import kinds
 from ttsync.identity.arrowutil import Outcome, arange, concat, fill_false
+from ttsync.identity.digests import duplicate_keys
 from ttsync.identity.duplicates import DuplicateCounter
 from ttsync.identity.kernels import sha256_hex as kernel_sha256_hex
 from ttsync.identity.phone_fast import parse_phones
@@ -79,9 +80,9 @@ class _Hasher:
     """SHA-256 with the compiled kernel when built (kernels.py); otherwise, and for MD5 and
     pre-hashed values, per-thread DuckDB connections for sha256()/md5()/hash().
 
-    The duplicate key of a value is the first 8 bytes of its SHA-256 with the kernel and DuckDB's
-    hash() of the digest without it: either way a 64-bit key per digest, the same for the same
-    digest within one process, which is all the duplicate counter needs."""
+    The duplicate key of a value is the first 8 bytes of its digest, however the digest was made (the
+    kernel, DuckDB, or a pre-hashed column), so one identifier arriving raw in one column and
+    pre-hashed in another counts once."""
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -95,7 +96,7 @@ class _Hasher:
 
     def digest(self, values: pa.Array, algorithm: str | None) -> tuple[pa.Array, pa.Array]:
         """(sha256 or md5 hex of each string, or the strings themselves if algorithm is None;
-        DuckDB's 64-bit hash() of each digest, the duplicate-counting key), in input order."""
+        the duplicate-counting key of each digest), in input order."""
         if len(values) == 0:
             return pa.array([], pa.string()), pa.array([], pa.uint64())
         if algorithm == "sha256":
@@ -104,8 +105,8 @@ class _Hasher:
                 return fast
         rel = self._con().from_arrow(pa.table({"v": values}))
         digest = f"{algorithm}(v)" if algorithm in ("sha256", "md5") else "v"
-        table = rel.project(f"{digest} AS h").project("h, hash(h) AS x").to_arrow_table()
-        return table.column("h").combine_chunks(), table.column("x").combine_chunks()
+        hashes = rel.project(f"{digest} AS h").to_arrow_table().column("h").combine_chunks()
+        return hashes, duplicate_keys(hashes)
 
 
 class Preparer:

@@ -71,3 +71,13 @@ def _decode(hashes: pa.Array, width: int) -> np.ndarray:
     except binascii.Error:
         raise ValueError("a hashed identifier is not a hex digest") from None
     return np.frombuffer(raw, dtype=">u8").reshape(len(hashes), width // 16).astype(np.uint64)
+
+
+def duplicate_keys(hashes: pa.Array) -> pa.Array:
+    """The first 8 bytes of each hex digest read as a little-endian uint64: the key the compiled SHA-256
+    kernel gives the duplicate counter, so every path counts the same digest as the same identifier."""
+    first = digest_keys(hashes)[0]
+    words = pc.fill_null(first, 0).to_numpy().byteswap()
+    return pa.array(
+        words, mask=pc.is_null(first).to_numpy(zero_copy_only=False) if first.null_count else None
+    )
