@@ -103,6 +103,7 @@ async def _run_one(
                 "rate_limited_answers": client.stats.rate_limited,
                 "fault_retries": client.stats.fault_retries,
                 "limiter_qps_at_end": round(limiter.current_qps, 2),
+                "limiter_refusals": limiter.stats.refused,
                 "client_cpu_seconds_per_request": round(cpu / requests, 6),
             }
 

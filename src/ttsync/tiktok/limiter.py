@@ -95,6 +95,7 @@ class LimiterStats:
     """Counters for tests, benchmarks and progress displays."""
 
     acquired: int = 0
+    refused: int = 0  # claims the trailing-window check turned back (each costs one paced slot)
     rate_limited: int = 0
     decreases: int = 0
     waited_seconds: float = 0.0
@@ -178,6 +179,7 @@ class AdaptiveRateLimiter:
             if now >= self._not_before and len(sent) < cap:
                 sent.append(now)
                 return 0.0
+            self.stats.refused += 1
             free_at = sent[len(sent) - cap] + WINDOW if len(sent) >= cap else now
             start = max(self._tat, free_at, self._not_before)
             self._tat = start + 1.0 / self._rate
