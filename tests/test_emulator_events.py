@@ -51,6 +51,18 @@ def test_dedupe_within_48_hours_then_accepted_again(emulator: EmulatorServer, ra
     assert len(emulator.admin.events(es)) == 3
 
 
+def test_expired_dedupe_keys_are_forgotten(emulator: EmulatorServer, raw_api: RawApi) -> None:
+    es = emulator.seed.event_set_id
+    track(raw_api, es, [event("old-1"), event("old-2")])
+    assert emulator.admin.state()["events"]["dedupe_keys"] == 2
+    emulator.admin.advance_clock(48 * 3600 + 1)
+    track(raw_api, es, [event("new-1")])
+    # The two old keys left with their window; the new one stays for 48 hours.
+    assert emulator.admin.state()["events"]["dedupe_keys"] == 1
+    track(raw_api, es, [event("old-1")])
+    assert [e["event_id"] for e in emulator.admin.events(es)] == ["old-1", "old-2", "new-1", "old-1"]
+
+
 def test_test_event_code_events_are_kept_apart(emulator: EmulatorServer, raw_api: RawApi) -> None:
     es = emulator.seed.event_set_id
     assert track(raw_api, es, [event("t-1")], test_event_code="TEST123")["code"] == 0

@@ -111,6 +111,14 @@ def test_state_file_survives_a_restart(tmp_path: Path) -> None:
             assert len(again.admin.events(seed.event_set_id)) == 1
         with RawApi(again, seed.analyst_token) as analyst:
             assert analyst.get("dmp/custom_audience/list/", advertiser_id=adv)["code"] == 40105
+        # Keys older than the 48-hour window are forgotten, in the state file too.
+        again.admin.advance_clock(49 * 3600)
+        with RawApi(again, seed.operator_token) as api:
+            later = {"event": "Purchase", "event_time": 1_700_000_000, "event_id": "later-1"}
+            assert api.post("event/track/", track | {"data": [later]})["code"] == 0
+        assert again.admin.state()["events"]["dedupe_keys"] == 1
+    with EmulatorServer(state_file=state_file) as third:
+        assert third.admin.state()["events"]["dedupe_keys"] == 1
 
 
 def test_cli_state_file_keeps_audiences(tmp_path: Path) -> None:

@@ -139,7 +139,7 @@ def admin_routes(emu: Emulator) -> list[Route]:
                     }
                     for e in s.event_sets.values()
                 ],
-                "events": vars(s.event_stats),
+                "events": vars(s.event_stats) | {"dedupe_keys": len(s.dedupe)},
                 "rate_limits": s.rate_limits,
                 "faults": {
                     **emu.faults.config.as_dict(),

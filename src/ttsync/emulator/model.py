@@ -167,6 +167,7 @@ class Journal(Protocol):
     def upload_stored(self, upload: Upload) -> None: ...
     def events_stored(self, batch: EventBatch) -> None: ...
     def dedupe_keys(self, keys: list[tuple[bytes, float]]) -> None: ...
+    def dedupe_pruned(self, seen_before: float) -> None: ...
 
 
 @dataclass
@@ -199,10 +200,25 @@ class State:
         self.test_event_batches: dict[str, list[EventBatch]] = {}
         self.event_stats = EventStats()
         self.dedupe: dict[bytes, float] = {}  # blake2b(source, event, event_id) -> first seen
+        self.dedupe_pruned_at = float("-inf")
         # (app_id or "*", group) -> {"qps":..., "qpm":..., "qpd":...}; None values mean "no limit".
         self.rate_limits: dict[str, dict[str, int | None]] = {}
         self.seed_info: dict[str, Any] = {}
         self.journal: Journal | None = None
+
+    def prune_dedupe(self, now: float) -> int:
+        """Forget dedupe keys older than the window, at most once per 1/48 of it (an hour at 48 hours), so a
+        long-running emulator's memory follows the last window of events rather than every event ever."""
+        window = self.config.dedupe_window
+        if now - self.dedupe_pruned_at < window / 48:
+            return 0
+        self.dedupe_pruned_at = now
+        cutoff = now - window
+        before = len(self.dedupe)
+        self.dedupe = {key: t for key, t in self.dedupe.items() if t > cutoff}
+        if self.journal is not None and len(self.dedupe) < before:
+            self.journal.dedupe_pruned(cutoff)
+        return before - len(self.dedupe)
 
     # -- change notification -------------------------------------------------------------------------
     def touch(self) -> None:

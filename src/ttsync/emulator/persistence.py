@@ -122,6 +122,9 @@ class Persistence:
     def dedupe_keys(self, keys: list[tuple[bytes, float]]) -> None:
         self._enqueue(("dedupe", keys))
 
+    def dedupe_pruned(self, seen_before: float) -> None:
+        self._enqueue(("dedupe_prune", seen_before))
+
     # -- flushing ------------------------------------------------------------------------------------
     def _enqueue(self, op: Op) -> None:
         with self._lock:
@@ -205,6 +208,8 @@ class Persistence:
                     )
                 elif kind == "dedupe":
                     db.executemany("INSERT OR REPLACE INTO dedupe VALUES (?, ?)", op[1])
+                elif kind == "dedupe_prune":
+                    db.execute("DELETE FROM dedupe WHERE t <= ?", (op[1],))
             if meta is not None:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('state', ?)", (meta,))
             db.execute("COMMIT")

@@ -216,6 +216,7 @@ def event_track(ctx: Ctx) -> JsonDict:
         stats.test += len(data)
         target = state.test_event_batches
     else:
+        state.prune_dedupe(now)
         dedupe = state.dedupe
         window = state.config.dedupe_window
         kept: list[int] = []
