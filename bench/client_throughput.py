@@ -26,8 +26,10 @@ import time
 from typing import Any
 
 import httpx2
+import pyarrow as pa
 
 from emulator_process import emulator_process
+from ttsync.audiences.wire import batch_data_json
 from ttsync.tiktok import AsyncTikTokClient, LimiterRegistry, RateLimits, TikTokError
 
 DEFAULT_CONCURRENCY = 64  # workers = client max_concurrency; spare ones let the pacing catch up after a stall
@@ -45,6 +47,7 @@ async def _run_one(
     requests: int,
     rows_per_request: int,
     concurrency: int = DEFAULT_CONCURRENCY,
+    body: str = "typed",
 ) -> dict[str, Any]:
     root = seed["root_url"]
     advertiser_id = seed["advertiser_ids"][0]
@@ -79,9 +82,19 @@ async def _run_one(
                 nonlocal failed
                 for rows in pending:
                     try:
-                        await client.add_segment_members(
-                            [advertiser_id], [audience.audience_id], ["EMAIL_SHA256"], rows
-                        )
+                        if body == "json":
+                            # The bulk path audience sync uses: Arrow column -> JSON text, no model per row.
+                            column = pa.record_batch({"EMAIL_SHA256": [r[0] for r in rows]})
+                            await client.segment_mapping_json(
+                                action="add",
+                                advertiser_ids=[advertiser_id],
+                                id_schema=["EMAIL_SHA256"],
+                                batch_data_json=batch_data_json(column, [audience.audience_id]),
+                            )
+                        else:
+                            await client.add_segment_members(
+                                [advertiser_id], [audience.audience_id], ["EMAIL_SHA256"], rows
+                            )
                     except TikTokError:
                         failed += 1
 
@@ -93,6 +106,7 @@ async def _run_one(
             achieved = (requests - 1) / wall if requests > 1 else float(requests) / wall
             return {
                 "qps": qps,
+                "body": body,
                 "requests": requests,
                 "rows_per_request": rows_per_request,
                 "concurrency": concurrency,
@@ -117,6 +131,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="mapping requests per QPS level")
     parser.add_argument("--rows", type=int, default=100, help="rows (people) per mapping request")
     parser.add_argument(
+        "--body",
+        choices=("typed", "json"),
+        default="typed",
+        help="typed: add_segment_members (a model per row); json: segment_mapping_json, the bulk path of "
+        "audience sync (default typed)",
+    )
+    parser.add_argument(
         "--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="workers (= client max_concurrency)"
     )
     args = parser.parse_args()
@@ -127,7 +148,9 @@ def main() -> None:
     with emulator_process() as (seed, _process):
         for qps in levels:
             print(
-                json.dumps(asyncio.run(_run_one(seed, qps, args.requests, args.rows, args.concurrency))),
+                json.dumps(
+                    asyncio.run(_run_one(seed, qps, args.requests, args.rows, args.concurrency, args.body))
+                ),
                 flush=True,
             )
 
