@@ -100,6 +100,20 @@ def test_mirror_diff_against_snapshot(tmp_path: Path) -> None:
     assert plan2.current_ids_path.exists()  # linked, not moved: a retried commit still finds it
 
 
+def test_md5_identifiers_diff_and_come_back_as_32_hex_characters(tmp_path: Path) -> None:
+    m = "IDFA_MD5"
+    md5 = lambda n: f"{n:032x}"  # noqa: E731
+    _con, plan = run_plan(tmp_path / "a", [("1", m, md5(1)), ("2", m, md5(2))], None, SyncMode.MIRROR, (m,))
+    snap = tmp_path / "snap.parquet"
+    commit_snapshot_file(plan.current_ids_path, snap)
+    # Shared, duplicated and changed identifiers: only the changes go out.
+    rows = [("2", m, md5(2)), ("3", m, md5(2)), ("4", m, md5(4)), ("5", m, md5(4))]
+    con2, plan2 = run_plan(tmp_path / "b", rows, snap, SyncMode.MIRROR, (m,))
+    assert (plan2.previous_ids, plan2.add_ids, plan2.remove_ids, plan2.current_ids) == (2, 1, 1, 2)
+    assert pa.Table.from_batches(list(iter_add_batches(con2, plan2, 10))).to_pylist() == [{m: md5(4)}]
+    assert pa.Table.from_batches(list(iter_remove_batches(con2, plan2, 10))).to_pylist() == [{m: md5(1)}]
+
+
 def test_append_never_removes_and_snapshot_keeps_old_ids(tmp_path: Path) -> None:
     _con, plan = run_plan(tmp_path / "a", [("1", E, h(1)), ("2", E, h(2))], None, SyncMode.APPEND)
     snap = tmp_path / "snap.parquet"
