@@ -132,14 +132,10 @@ def plan_audience(
         raise ValueError("at least one id schema is required")
     work_dir.mkdir(parents=True, exist_ok=True)
     full_upload = mode in (SyncMode.CREATE, SyncMode.REPLACE) or snapshot is None or not snapshot.exists()
-    schema_list = ", ".join(_lit(s) for s in schemas)
-    owners_path = work_dir / "owners.parquet"
-    diff_path = work_dir / "diff.parquet"
-    add_rows_path = work_dir / "add_rows.parquet"
-    remove_ids_path = work_dir / "remove_ids.parquet"
+    files = _Files.in_folder(work_dir)
     prepared_files = sorted(glob.glob(prepared_glob))
     source = f"read_parquet({_lit(prepared_glob)}, union_by_name = true)"
-    prepared = f"(SELECT * FROM {source} WHERE id_schema IN ({schema_list}) AND k1 IS NOT NULL)"
+    prepared = f"(SELECT * FROM {source} WHERE id_schema IN ({', '.join(_lit(s) for s in schemas)}) AND k1 IS NOT NULL)"
 
     # Intermediate results go to Parquet rather than tables: each is read once or twice, and a resumed
     # workflow in another process can still use them.
@@ -149,65 +145,17 @@ def plan_audience(
         _copy(
             con,
             f"SELECT id_schema, {WORDS}, min(row_key) AS row_key FROM {prepared} GROUP BY ALL",
-            owners_path,
+            files.owners,
         )
-        _copy(con, "SELECT NULL::VARCHAR AS id_schema, NULL::VARCHAR AS hash WHERE false", remove_ids_path)
+        _copy(con, "SELECT NULL::VARCHAR AS id_schema, NULL::VARCHAR AS hash WHERE false", files.remove_ids)
         previous_ids = 0
     else:
         assert snapshot is not None
-        snap = snapshot_sql(snapshot)
-        # A re-sync mostly re-confirms what TikTok has. Diff the digests of each id schema on their own (a
-        # join on integer words; only-new are adds, only-in-snapshot are removes), then read row keys for the
-        # few added identifiers only.
-        parts = []
-        for schema in schemas:
-            cur = f"(SELECT {WORDS} FROM {source} WHERE id_schema = {_lit(schema)} AND k1 IS NOT NULL)"
-            old = f"(SELECT {WORDS} FROM {snap} WHERE id_schema = {_lit(schema)})"
-            if mode is SyncMode.APPEND:
-                parts.append(
-                    f"SELECT {_lit(schema)} AS id_schema, {WORDS}, false AS removed "
-                    f"FROM {cur} c ANTI JOIN {old} s ON {_same('c', 's')}"
-                )
-            else:
-                either = ", ".join(f"coalesce(c.{k}, s.{k}) AS {k}" for k in KEY_COLUMNS)
-                parts.append(
-                    f"SELECT {_lit(schema)} AS id_schema, {either}, c.k1 IS NULL AS removed "
-                    f"FROM {cur} c FULL OUTER JOIN {old} s ON {_same('c', 's')} WHERE c.k1 IS NULL OR s.k1 IS NULL"
-                )
-        # DISTINCT: an identifier two people share appears twice in the prepared file (and its snapshot).
-        _copy(con, f"SELECT DISTINCT * FROM ({' UNION ALL '.join(parts)})", diff_path)
-        diff = f"read_parquet({_lit(str(diff_path))})"
-        _copy(
-            con,
-            f"SELECT p.id_schema, {', '.join('p.' + k for k in KEY_COLUMNS)}, min(p.row_key) AS row_key "
-            f"FROM {prepared} p SEMI JOIN (SELECT * FROM {diff} WHERE NOT removed) a "
-            f"ON p.id_schema = a.id_schema AND {_same('p', 'a')} GROUP BY ALL",
-            owners_path,
-        )
-        _copy(con, f"SELECT id_schema, {HEX_SQL} AS hash FROM {diff} WHERE removed", remove_ids_path)
+        _diff_against_snapshot(con, source, prepared, snapshot_sql(snapshot), schemas, mode, files)
         previous_ids = distinct_ids(snapshot, schemas)
-    owners = f"read_parquet({_lit(str(owners_path))})"
+    _write_add_rows(con, f"read_parquet({_lit(str(files.owners))})", schemas, files.add_rows)
 
-    if len(schemas) == 1:
-        # One identifier per row: every owner is its own add row.
-        _copy(
-            con, f"SELECT row_key, 1 AS slot, {HEX_SQL} AS {_ident(schemas[0])} FROM {owners}", add_rows_path
-        )
-    else:
-        pivot = ", ".join(f"max(hash) FILTER (WHERE id_schema = {_lit(s)}) AS {_ident(s)}" for s in schemas)
-        # A person with two emails and one phone becomes two rows: [e1, p1] and [e2, {}], aligned to id_schema.
-        _copy(
-            con,
-            f"""WITH numbered AS (
-                  SELECT row_key, id_schema, hash,
-                         row_number() OVER (PARTITION BY row_key, id_schema ORDER BY hash) AS slot
-                  FROM (SELECT row_key, id_schema, {HEX_SQL} AS hash FROM {owners}))
-                SELECT row_key, slot, {pivot} FROM numbered GROUP BY row_key, slot""",
-            add_rows_path,
-        )
-
-    add_ids = _rows(owners_path)
-    remove_ids = _rows(remove_ids_path)
+    add_ids, remove_ids = _rows(files.owners), _rows(files.remove_ids)
     footer = read_footer(Path(prepared_files[0])) if len(prepared_files) == 1 else None
     if full_upload:
         current_ids = add_ids
@@ -216,9 +164,10 @@ def plan_audience(
     elif footer is not None and footer.distinct_ids is not None:
         current_ids = sum(n for schema, n in footer.distinct_ids.items() if schema in schemas)
     else:
-        current_ids = _one(con, f"SELECT count(*) FROM (SELECT DISTINCT id_schema, k1, k2 FROM {prepared})")[
+        current_ids = _one(con, f"SELECT count(*) FROM (SELECT DISTINCT id_schema, {WORDS} FROM {prepared})")[
             0
         ]
+    # The footer's people count is for every identifier the prepare stage kept: usable when all are ours.
     if footer is not None and footer.people is not None and set(footer.distinct_ids or {}) <= set(schemas):
         current_people = footer.people
     else:
@@ -226,8 +175,8 @@ def plan_audience(
     return AudiencePlan(
         mode=mode,
         id_schemas=schemas,
-        add_rows_path=add_rows_path,
-        remove_ids_path=remove_ids_path,
+        add_rows_path=files.add_rows,
+        remove_ids_path=files.remove_ids,
         current_ids_path=Path(prepared_files[0])
         if len(prepared_files) == 1
         else _merged(con, prepared, work_dir),
@@ -235,9 +184,87 @@ def plan_audience(
         current_people=current_people,
         previous_ids=previous_ids,
         add_ids=add_ids,
-        add_rows=_rows(add_rows_path),
+        add_rows=_rows(files.add_rows),
         remove_ids=remove_ids,
         full_upload=full_upload,
+    )
+
+
+@dataclass(frozen=True)
+class _Files:
+    """The plan's Parquet files in its work folder."""
+
+    owners: Path  # identifiers to add, each with its owner row key
+    diff: Path  # changed identifiers (digest words, removed or not)
+    add_rows: Path
+    remove_ids: Path
+
+    @classmethod
+    def in_folder(cls, work_dir: Path) -> _Files:
+        return cls(*(work_dir / f"{name}.parquet" for name in ("owners", "diff", "add_rows", "remove_ids")))
+
+
+def _diff_against_snapshot(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    prepared: str,
+    snap: str,
+    schemas: tuple[str, ...],
+    mode: SyncMode,
+    files: _Files,
+) -> None:
+    """Write the owners of the added identifiers and the removed identifiers (hex) of a re-sync.
+
+    A re-sync mostly re-confirms what TikTok has. The digests of each id schema are diffed on their own (a join
+    on integer words; only-new are adds, only-in-snapshot are removes), then row keys are read for the few
+    added identifiers only.
+    """
+    parts = []
+    for schema in schemas:
+        cur = f"(SELECT {WORDS} FROM {source} WHERE id_schema = {_lit(schema)} AND k1 IS NOT NULL)"
+        old = f"(SELECT {WORDS} FROM {snap} WHERE id_schema = {_lit(schema)})"
+        if mode is SyncMode.APPEND:
+            parts.append(
+                f"SELECT {_lit(schema)} AS id_schema, {WORDS}, false AS removed "
+                f"FROM {cur} c ANTI JOIN {old} s ON {_same('c', 's')}"
+            )
+        else:
+            either = ", ".join(f"coalesce(c.{k}, s.{k}) AS {k}" for k in KEY_COLUMNS)
+            parts.append(
+                f"SELECT {_lit(schema)} AS id_schema, {either}, c.k1 IS NULL AS removed "
+                f"FROM {cur} c FULL OUTER JOIN {old} s ON {_same('c', 's')} WHERE c.k1 IS NULL OR s.k1 IS NULL"
+            )
+    # DISTINCT: an identifier two people share appears twice in the prepared file (and its snapshot).
+    _copy(con, f"SELECT DISTINCT * FROM ({' UNION ALL '.join(parts)})", files.diff)
+    diff = f"read_parquet({_lit(str(files.diff))})"
+    _copy(
+        con,
+        f"SELECT p.id_schema, {', '.join('p.' + k for k in KEY_COLUMNS)}, min(p.row_key) AS row_key "
+        f"FROM {prepared} p SEMI JOIN (SELECT * FROM {diff} WHERE NOT removed) a "
+        f"ON p.id_schema = a.id_schema AND {_same('p', 'a')} GROUP BY ALL",
+        files.owners,
+    )
+    _copy(con, f"SELECT id_schema, {HEX_SQL} AS hash FROM {diff} WHERE removed", files.remove_ids)
+
+
+def _write_add_rows(
+    con: duckdb.DuckDBPyConnection, owners: str, schemas: tuple[str, ...], path: Path
+) -> None:
+    """The rows to add, one column per id schema with hex digests (null: the person has none of that type)."""
+    if len(schemas) == 1:
+        # One identifier per row: every owner is its own add row.
+        _copy(con, f"SELECT row_key, 1 AS slot, {HEX_SQL} AS {_ident(schemas[0])} FROM {owners}", path)
+        return
+    pivot = ", ".join(f"max(hash) FILTER (WHERE id_schema = {_lit(s)}) AS {_ident(s)}" for s in schemas)
+    # A person with two emails and one phone becomes two rows: [e1, p1] and [e2, {}], aligned to id_schema.
+    _copy(
+        con,
+        f"""WITH numbered AS (
+              SELECT row_key, id_schema, hash,
+                     row_number() OVER (PARTITION BY row_key, id_schema ORDER BY hash) AS slot
+              FROM (SELECT row_key, id_schema, {HEX_SQL} AS hash FROM {owners}))
+            SELECT row_key, slot, {pivot} FROM numbered GROUP BY row_key, slot""",
+        path,
     )
 
 
