@@ -17,6 +17,7 @@ import duckdb
 import pytest
 
 from audience_env import ORCH, Env
+from ttsync.identity.digests import HEX_SQL
 from ttsync.sample import apply_churn
 from ttsync.services.audience_sync import RunOptions
 from ttsync.services.runs import build_run, continue_run, preview_run
@@ -46,6 +47,13 @@ def test_sync_then_resync_mirrors_the_query(env: Env) -> None:
     assert upload["added_ids"] == len(new_expected - expected)
     assert upload["removed_ids"] == len(expected - new_expected)
     assert second.workflow.counts["verify_audience"]["created"] is False
+    # The snapshot is what TikTok now holds, as hashes only (no row keys).
+    (snapshot,) = (env.workspace.state_dir / "snapshots").rglob("*.parquet")
+    with duckdb.connect() as con:
+        columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM '{snapshot}'").fetchall()]
+        held = con.execute(f"SELECT DISTINCT id_schema, {HEX_SQL} FROM '{snapshot}'").fetchall()
+    assert columns == ["id_schema", "k1", "k2", "k3", "k4"]
+    assert set(held) == new_expected
 
 
 def test_plan_sends_nothing(env: Env) -> None:

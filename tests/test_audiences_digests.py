@@ -63,9 +63,11 @@ def test_prepared_footer_counts_feed_the_plan(tmp_path: Path) -> None:
         }
     )
     out = prepare_to_parquet([batch], specs=[ColumnSpec("email", "email")], key_column="id", out_dir=tmp_path)
-    footer = read_footer(out.ids_path)
-    assert footer.distinct_ids == {"EMAIL_SHA256": 2}
-    assert footer.people == 3
+    for path in (out.ids_path, out.digests_path):
+        footer = read_footer(path)
+        assert footer.distinct_ids == {"EMAIL_SHA256": 2}
+        assert footer.people == 3
+    assert pq.read_schema(out.digests_path).names == ["id_schema", "k1", "k2", "k3", "k4"]
     con = connect(tmp_path / "plan")
     plan = plan_audience(
         con,
@@ -74,8 +76,10 @@ def test_prepared_footer_counts_feed_the_plan(tmp_path: Path) -> None:
         id_schemas=["EMAIL_SHA256"],
         mode=SyncMode.MIRROR,
         work_dir=tmp_path / "plan",
+        digests_path=out.digests_path,
     )
     assert (plan.current_ids, plan.current_people, plan.add_ids, plan.add_rows) == (2, 3, 2, 2)
+    assert plan.current_ids_path == out.digests_path  # the snapshot to be, linked rather than rewritten
     sent = con.execute(f"SELECT * FROM read_parquet('{plan.add_rows_path}') ORDER BY row_key").fetchall()
     assert sent == [
         ("1", 1, hashlib.sha256(b"a@example.com").hexdigest()),  # the shared email goes once, owned by row 1

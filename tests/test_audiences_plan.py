@@ -102,7 +102,10 @@ def test_mirror_diff_against_snapshot(tmp_path: Path) -> None:
 
 def test_md5_identifiers_diff_and_come_back_as_32_hex_characters(tmp_path: Path) -> None:
     m = "IDFA_MD5"
-    md5 = lambda n: f"{n:032x}"  # noqa: E731
+
+    def md5(n: int) -> str:
+        return f"{n:032x}"
+
     _con, plan = run_plan(tmp_path / "a", [("1", m, md5(1)), ("2", m, md5(2))], None, SyncMode.MIRROR, (m,))
     snap = tmp_path / "snap.parquet"
     commit_snapshot_file(plan.current_ids_path, snap)

@@ -46,7 +46,7 @@ class AudiencePlan:
     id_schemas: tuple[str, ...]
     add_rows_path: Path
     remove_ids_path: Path
-    current_ids_path: Path  # the new set (id_schema, k1..k4): what the snapshot becomes in mirror mode
+    current_ids_path: Path  # the new set (id_schema, k1..k4; no row keys): the snapshot to be in mirror mode
     current_ids: int  # distinct identifiers in the new set
     current_people: int  # distinct row keys with at least one identifier of the id schemas
     previous_ids: int  # identifiers in the snapshot (0 for a full upload)
@@ -120,11 +120,13 @@ def plan_audience(
     id_schemas: Sequence[str],
     mode: SyncMode,
     work_dir: Path,
+    digests_path: Path | None = None,
 ) -> AudiencePlan:
     """Compute adds and removes for one audience and write them to Parquet files in `work_dir`.
 
     `snapshot` is None (or a missing file) for a first delivery or when the audience must be re-uploaded in
-    full; `mode` CREATE and REPLACE always upload in full. Identifiers are compared by their digest words
+    full; `mode` CREATE and REPLACE always upload in full. `digests_path` is the prepare stage's digests-only
+    file of the same identifiers: it becomes the plan's new set as it is (else the plan writes one). Identifiers are compared by their digest words
     (see digests.py); hex is rebuilt only for the rows that are sent.
     """
     schemas = tuple(id_schemas)
@@ -177,9 +179,7 @@ def plan_audience(
         id_schemas=schemas,
         add_rows_path=files.add_rows,
         remove_ids_path=files.remove_ids,
-        current_ids_path=Path(prepared_files[0])
-        if len(prepared_files) == 1
-        else _merged(con, prepared, work_dir),
+        current_ids_path=digests_path if digests_path is not None else _digests(con, prepared, work_dir),
         current_ids=current_ids,
         current_people=current_people,
         previous_ids=previous_ids,
@@ -268,8 +268,8 @@ def _write_add_rows(
     )
 
 
-def _merged(con: duckdb.DuckDBPyConnection, prepared: str, work_dir: Path) -> Path:
-    """The prepared identifiers of several files in one file (the snapshot to be is a single file)."""
+def _digests(con: duckdb.DuckDBPyConnection, prepared: str, work_dir: Path) -> Path:
+    """The prepared identifiers without row keys, in one file (the snapshot to be: hashes only)."""
     path = work_dir / "current_ids.parquet"
     _copy(con, f"SELECT id_schema, {WORDS} FROM {prepared}", path)
     return path

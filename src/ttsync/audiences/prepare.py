@@ -28,7 +28,9 @@ from ttsync.workspace.errors import ConfigError
 _T = TypeVar("_T")
 
 IDS_SCHEMA = pa.schema([("row_key", pa.string()), ("id_schema", pa.string()), *DIGEST_FIELDS])
-# Footer keys (Parquet key-value metadata) of a prepared file; a snapshot linked to it keeps them.
+# The same identifiers without row keys: the audience's new set, which becomes its snapshot (hashes only).
+DIGESTS_SCHEMA = pa.schema([("id_schema", pa.string()), *DIGEST_FIELDS])
+# Footer keys (Parquet key-value metadata) of both files; a snapshot linked to the digests file keeps them.
 DISTINCT_IDS_KEY = "ttsync.distinct_ids"  # JSON {id_schema: distinct identifiers}
 PEOPLE_KEY = "ttsync.people"  # rows with at least one identifier
 REJECTS_SCHEMA = pa.schema([("row_key", pa.string()), ("column", pa.string()), ("reason", pa.string())])
@@ -39,6 +41,7 @@ class PreparedOutput:
     """Where the prepared identifiers and rejections were written, and the match-quality report."""
 
     ids_path: Path
+    digests_path: Path
     rejects_path: Path
     rows_read: int
     ids_written: int
@@ -54,23 +57,27 @@ def prepare_to_parquet(
     out_dir: Path,
     progress: Callable[[int], None] | None = None,
 ) -> PreparedOutput:
-    """Run the identity rules over every batch; write `ids.parquet` and `rejects.parquet` in `out_dir`."""
+    """Run the identity rules over every batch; write `ids.parquet` (row keys and digests), `digests.parquet`
+    (digests only) and `rejects.parquet` in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    ids_path, rejects_path = out_dir / "ids.parquet", out_dir / "rejects.parquet"
-    # A new file, never rewritten in place: a committed snapshot may be a hard link to an earlier one.
+    ids_path, digests_path = out_dir / "ids.parquet", out_dir / "digests.parquet"
+    rejects_path = out_dir / "rejects.parquet"
+    # New files, never rewritten in place: a committed snapshot may be a hard link to an earlier one.
     ids_path.unlink(missing_ok=True)
+    digests_path.unlink(missing_ok=True)
     rows = ids_written = rejects_written = 0
     with (
-        pq.ParquetWriter(
-            ids_path,
-            IDS_SCHEMA,
-            # Digest words are random: compressing them only costs time.
-            compression={"row_key": "zstd", "id_schema": "zstd"} | dict.fromkeys(KEY_COLUMNS, "none"),
-            use_dictionary=["id_schema"],
-        ) as ids_out,
+        _digest_writer(ids_path, IDS_SCHEMA) as ids_out,
+        _digest_writer(digests_path, DIGESTS_SCHEMA) as digests_out,
         pq.ParquetWriter(rejects_path, REJECTS_SCHEMA, compression="zstd") as rejects_out,
         _Background() as background,
     ):
+
+        def write_ids(ids: pa.RecordBatch) -> None:
+            stored = ids_batch(ids)
+            ids_out.write_batch(stored)
+            digests_out.write_batch(stored.select(DIGESTS_SCHEMA.names))
+
         with Preparer(list(specs), key_column=key_column) as preparer:  # owns threads and DuckDB connections
             for raw_batch in batches:
                 batch, missing_keys = _with_string_key(raw_batch, key_column, first_row=rows)
@@ -79,7 +86,7 @@ def prepare_to_parquet(
                     rejects_written += missing_keys.num_rows
                 prepared = preparer.process(batch)
                 if prepared.ids.num_rows:
-                    background.submit(lambda ids: ids_out.write_batch(ids_batch(ids)), prepared.ids)
+                    background.submit(write_ids, prepared.ids)
                     ids_written += prepared.ids.num_rows
                 if prepared.rejects.num_rows:
                     rejects = prepared.rejects.select(REJECTS_SCHEMA.names).cast(REJECTS_SCHEMA)
@@ -91,13 +98,26 @@ def prepare_to_parquet(
         background.drain()
         report = preparer.report()  # after close: the duplicate counts are final and counted once
         ids_out.add_key_value_metadata(footer_metadata(report))
+        digests_out.add_key_value_metadata(footer_metadata(report))
     return PreparedOutput(
         ids_path=ids_path,
+        digests_path=digests_path,
         rejects_path=rejects_path,
         rows_read=rows,
         ids_written=ids_written,
         rejects_written=rejects_written,
         report=report,
+    )
+
+
+def _digest_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    # Digest words are random: compressing them only costs time.
+    compression = {"row_key": "zstd", "id_schema": "zstd"} | dict.fromkeys(KEY_COLUMNS, "none")
+    return pq.ParquetWriter(
+        path,
+        schema,
+        compression={k: v for k, v in compression.items() if k in schema.names},
+        use_dictionary=["id_schema"],
     )
 
 

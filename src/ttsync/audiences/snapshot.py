@@ -1,11 +1,12 @@
 """Snapshots: the set of hashed identifiers last confirmed delivered to one audience.
 
-A snapshot is one Parquet file with the columns `id_schema` and `k1..k4` (digests as integers, see digests.py;
-no raw PII ever lands here). After a mirror or full delivery it is the run's prepared file itself, hard-linked
-(so it also holds row keys, and an identifier shared by two people appears twice); its footer counts its
-distinct identifiers. Snapshots written before digests were stored as integers (`id_schema`, hex `hash`) are
-still read. It is replaced atomically (write a temporary file, fsync, rename) and only after TikTok confirmed every
-batch of a delivery, so a crash at any point leaves the previous snapshot in place and a re-run converges.
+A snapshot is one Parquet file with the columns `id_schema` and `k1..k4` (digests as integers, see
+digests.py; hashes only: no row keys and no raw PII ever land here). After a mirror or full delivery it is the
+run's prepared digests file itself, hard-linked (an identifier shared by two people appears twice in it); its
+footer counts its distinct identifiers. Snapshots written before digests were stored as integers (`id_schema`,
+hex `hash`) are still read. A snapshot is replaced atomically (write a temporary file, fsync, rename) and only
+after TikTok confirmed every batch of a delivery, so a crash at any point leaves the previous snapshot in place
+and a re-run converges.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def commit_snapshot(con: duckdb.DuckDBPyConnection, select_sql: str, path: Path)
 
 
 def commit_snapshot_file(source: Path, path: Path) -> int:
-    """Atomically make the Parquet file `source` (a prepared file: id_schema, k1..k4) the snapshot at `path`.
+    """Atomically make the Parquet file `source` (id_schema, k1..k4: a prepared digests file) the snapshot.
 
     A hard link when both sit on one file system (no copy of 10M hashes), a copy otherwise; `source` stays in
     place, so a commit that is retried after a crash can run again. Returns the number of identifiers.

@@ -196,6 +196,7 @@ class AudienceRun(OrchestrationRun):
             plan = plan_audience(
                 con,
                 prepared_glob=str(run_dir / "prepared" / "ids.parquet"),
+                digests_path=run_dir / "prepared" / "digests.parquet",
                 snapshot=self.snapshot_file(audience_id) if audience_id else None,
                 id_schemas=id_schemas,
                 mode=SyncMode(self.settings.mode),
@@ -381,6 +382,7 @@ class AudienceRun(OrchestrationRun):
                 plan = plan_audience(
                     con,
                     prepared_glob=str(prepared.ids_path),
+                    digests_path=prepared.digests_path,
                     snapshot=snapshot,
                     id_schemas=self.id_schemas(specs),
                     mode=SyncMode(self.settings.mode),
