@@ -20,7 +20,7 @@ from ttsync.audiences.plan import (
     plan_audience,
 )
 from ttsync.audiences.prepare import ids_batch
-from ttsync.audiences.snapshot import commit_snapshot, commit_snapshot_file, snapshot_size
+from ttsync.audiences.snapshot import commit_snapshot, commit_snapshot_file, distinct_ids
 from ttsync.audiences.wire import batch_data_json
 
 E, P = "EMAIL_SHA256", "PHONE_SHA256"
@@ -126,7 +126,7 @@ def test_append_never_removes_and_snapshot_keeps_old_ids(tmp_path: Path) -> None
     union = next_snapshot_sql(plan2, snap)
     assert union is not None
     commit_snapshot(con2, union, snap)
-    assert snapshot_size(snap) == 3
+    assert distinct_ids(snap) == 3
 
 
 def test_shared_identifier_is_sent_once(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from ttsync.audiences.customer_file_parts import DEFAULT_PART_ROWS, PartFile, wr
 from ttsync.audiences.plan import AudiencePlan, SyncMode
 from ttsync.errors import AudienceLimitReachedError, ResolvableError
 from ttsync.identity.digests import HEX_SQL
+from ttsync.sqltext import sql_literal
 from ttsync.tiktok import AsyncTikTokClient, InvalidRequestError, NotFoundError
 from ttsync.tiktok.models.common import CalculateType
 from ttsync.tiktok.models.dmp import AudienceDetails, UpdateAction
@@ -382,15 +383,17 @@ class _State:
 
 def _phase_sql(plan: AudiencePlan, phase: Phase) -> str:
     """SQL selecting the hashes (column `hash`) of one phase from the plan's Parquet outputs."""
-    schema = _lit(plan.id_schemas[0])
+    schema = sql_literal(plan.id_schemas[0])
     if phase == "full":
-        current = f"read_parquet({_lit(str(plan.current_ids_path))})"
+        current = f"read_parquet({sql_literal(plan.current_ids_path)})"
         # The prepared file lists an identifier once per person who has it: send each once.
         return f"SELECT {HEX_SQL} AS hash FROM (SELECT DISTINCT k1, k2, k3, k4 FROM {current} WHERE id_schema = {schema})"
     if phase == "remove":
-        return f"SELECT hash FROM read_parquet({_lit(str(plan.remove_ids_path))}) WHERE id_schema = {schema}"
+        return (
+            f"SELECT hash FROM read_parquet({sql_literal(plan.remove_ids_path)}) WHERE id_schema = {schema}"
+        )
     column = '"' + plan.id_schemas[0].replace('"', '""') + '"'
-    return f"SELECT {column} AS hash FROM read_parquet({_lit(str(plan.add_rows_path))})"
+    return f"SELECT {column} AS hash FROM read_parquet({sql_literal(plan.add_rows_path)})"
 
 
 def _part_counts(
@@ -608,7 +611,3 @@ async def _share(
         state.shared = True
         save_checkpoint(state.to_json())
     return others
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"

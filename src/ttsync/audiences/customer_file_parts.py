@@ -14,6 +14,8 @@ from typing import Any
 
 import duckdb
 
+from ttsync.sqltext import sql_identifier, sql_literal
+
 # 64 hex characters and a newline per SHA-256 line (33 bytes per MD5 line): 500,000 lines make a file of
 # about 32.5 MB, well under TikTok's 50 MB per file (ref §2.5), and 500 such files (the most one audience
 # takes) hold 250M identifiers.
@@ -59,19 +61,19 @@ def write_parts(
         f"""COPY (
               SELECT hash, (row_number() OVER (ORDER BY hash) - 1) // {int(part_rows)} AS part
               FROM ({source_sql}) WHERE hash IS NOT NULL ORDER BY hash
-            ) TO {_lit(str(numbered))} (FORMAT parquet)"""
+            ) TO {sql_literal(numbered)} (FORMAT parquet)"""
     )
     counts = con.execute(
-        f"SELECT part, count(*) FROM read_parquet({_lit(str(numbered))}) GROUP BY part ORDER BY part"
+        f"SELECT part, count(*) FROM read_parquet({sql_literal(numbered)}) GROUP BY part ORDER BY part"
     ).fetchall()
     parts: list[PartFile] = []
     for part, rows in counts:
         path = out_dir / f"{prefix}-{int(part):05d}.csv"
         con.execute(
             f"""COPY (
-                  SELECT hash AS {_ident(header)} FROM read_parquet({_lit(str(numbered))})
+                  SELECT hash AS {sql_identifier(header)} FROM read_parquet({sql_literal(numbered)})
                   WHERE part = {int(part)} ORDER BY hash
-                ) TO {_lit(str(path))} (FORMAT csv, HEADER true, QUOTE '', ESCAPE '')"""
+                ) TO {sql_literal(path)} (FORMAT csv, HEADER true, QUOTE '', ESCAPE '')"""
         )
         parts.append(PartFile(name=path.name, rows=int(rows), md5=file_md5(path)))
     numbered.unlink()
@@ -85,11 +87,3 @@ def file_md5(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _ident(value: str) -> str:
-    return '"' + value.replace('"', '""') + '"'

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from ttsync.audiences.prepare import read_footer
 from ttsync.audiences.snapshot import commit_snapshot, commit_snapshot_file, distinct_ids, snapshot_sql
 from ttsync.identity.digests import HEX_SQL, KEY_COLUMNS
+from ttsync.sqltext import sql_identifier, sql_literal
 
 WORDS = ", ".join(KEY_COLUMNS)
 
@@ -107,7 +108,7 @@ def connect(work_dir: Path, memory_limit: str = "512MB", threads: int = 2) -> du
     spill = work_dir / "duckdb_tmp"
     spill.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(config={"memory_limit": memory_limit, "threads": threads})
-    con.execute(f"SET temp_directory = '{_q(spill)}'")
+    con.execute(f"SET temp_directory = {sql_literal(spill)}")
     con.execute("SET preserve_insertion_order = false")
     return con
 
@@ -126,8 +127,8 @@ def plan_audience(
 
     `snapshot` is None (or a missing file) for a first delivery or when the audience must be re-uploaded in
     full; `mode` CREATE and REPLACE always upload in full. `digests_path` is the prepare stage's digests-only
-    file of the same identifiers: it becomes the plan's new set as it is (else the plan writes one). Identifiers are compared by their digest words
-    (see digests.py); hex is rebuilt only for the rows that are sent.
+    file of the same identifiers: it becomes the plan's new set as it is (else the plan writes one).
+    Identifiers are compared by their digest words (see digests.py); hex is rebuilt only for the rows sent.
     """
     schemas = tuple(id_schemas)
     if not schemas:
@@ -136,8 +137,8 @@ def plan_audience(
     full_upload = mode in (SyncMode.CREATE, SyncMode.REPLACE) or snapshot is None or not snapshot.exists()
     files = _Files.in_folder(work_dir)
     prepared_files = sorted(glob.glob(prepared_glob))
-    source = f"read_parquet({_lit(prepared_glob)}, union_by_name = true)"
-    prepared = f"(SELECT * FROM {source} WHERE id_schema IN ({', '.join(_lit(s) for s in schemas)}) AND k1 IS NOT NULL)"
+    source = f"read_parquet({sql_literal(prepared_glob)}, union_by_name = true)"
+    prepared = f"(SELECT * FROM {source} WHERE id_schema IN ({', '.join(sql_literal(s) for s in schemas)}) AND k1 IS NOT NULL)"
 
     # Intermediate results go to Parquet rather than tables: each is read once or twice, and a resumed
     # workflow in another process can still use them.
@@ -155,7 +156,7 @@ def plan_audience(
         assert snapshot is not None
         _diff_against_snapshot(con, source, prepared, snapshot_sql(snapshot), schemas, mode, files)
         previous_ids = distinct_ids(snapshot, schemas)
-    _write_add_rows(con, f"read_parquet({_lit(str(files.owners))})", schemas, files.add_rows)
+    _write_add_rows(con, f"read_parquet({sql_literal(files.owners)})", schemas, files.add_rows)
 
     add_ids, remove_ids = _rows(files.owners), _rows(files.remove_ids)
     footer = read_footer(Path(prepared_files[0])) if len(prepared_files) == 1 else None
@@ -166,9 +167,8 @@ def plan_audience(
     elif footer is not None and footer.distinct_ids is not None:
         current_ids = sum(n for schema, n in footer.distinct_ids.items() if schema in schemas)
     else:
-        current_ids = _one(con, f"SELECT count(*) FROM (SELECT DISTINCT id_schema, {WORDS} FROM {prepared})")[
-            0
-        ]
+        counted = f"SELECT count(*) FROM (SELECT DISTINCT id_schema, {WORDS} FROM {prepared})"
+        current_ids = _one(con, counted)[0]
     # The footer's people count is for every identifier the prepare stage kept: usable when all are ours.
     if footer is not None and footer.people is not None and set(footer.distinct_ids or {}) <= set(schemas):
         current_people = footer.people
@@ -221,22 +221,22 @@ def _diff_against_snapshot(
     """
     parts = []
     for schema in schemas:
-        cur = f"(SELECT {WORDS} FROM {source} WHERE id_schema = {_lit(schema)} AND k1 IS NOT NULL)"
-        old = f"(SELECT {WORDS} FROM {snap} WHERE id_schema = {_lit(schema)})"
+        cur = f"(SELECT {WORDS} FROM {source} WHERE id_schema = {sql_literal(schema)} AND k1 IS NOT NULL)"
+        old = f"(SELECT {WORDS} FROM {snap} WHERE id_schema = {sql_literal(schema)})"
         if mode is SyncMode.APPEND:
             parts.append(
-                f"SELECT {_lit(schema)} AS id_schema, {WORDS}, false AS removed "
+                f"SELECT {sql_literal(schema)} AS id_schema, {WORDS}, false AS removed "
                 f"FROM {cur} c ANTI JOIN {old} s ON {_same('c', 's')}"
             )
         else:
             either = ", ".join(f"coalesce(c.{k}, s.{k}) AS {k}" for k in KEY_COLUMNS)
             parts.append(
-                f"SELECT {_lit(schema)} AS id_schema, {either}, c.k1 IS NULL AS removed "
+                f"SELECT {sql_literal(schema)} AS id_schema, {either}, c.k1 IS NULL AS removed "
                 f"FROM {cur} c FULL OUTER JOIN {old} s ON {_same('c', 's')} WHERE c.k1 IS NULL OR s.k1 IS NULL"
             )
     # DISTINCT: an identifier two people share appears twice in the prepared file (and its snapshot).
     _copy(con, f"SELECT DISTINCT * FROM ({' UNION ALL '.join(parts)})", files.diff)
-    diff = f"read_parquet({_lit(str(files.diff))})"
+    diff = f"read_parquet({sql_literal(files.diff)})"
     _copy(
         con,
         f"SELECT p.id_schema, {', '.join('p.' + k for k in KEY_COLUMNS)}, min(p.row_key) AS row_key "
@@ -253,9 +253,13 @@ def _write_add_rows(
     """The rows to add, one column per id schema with hex digests (null: the person has none of that type)."""
     if len(schemas) == 1:
         # One identifier per row: every owner is its own add row.
-        _copy(con, f"SELECT row_key, 1 AS slot, {HEX_SQL} AS {_ident(schemas[0])} FROM {owners}", path)
+        _copy(
+            con, f"SELECT row_key, 1 AS slot, {HEX_SQL} AS {sql_identifier(schemas[0])} FROM {owners}", path
+        )
         return
-    pivot = ", ".join(f"max(hash) FILTER (WHERE id_schema = {_lit(s)}) AS {_ident(s)}" for s in schemas)
+    pivot = ", ".join(
+        f"max(hash) FILTER (WHERE id_schema = {sql_literal(s)}) AS {sql_identifier(s)}" for s in schemas
+    )
     # A person with two emails and one phone becomes two rows: [e1, p1] and [e2, {}], aligned to id_schema.
     _copy(
         con,
@@ -292,7 +296,7 @@ def next_snapshot_sql(plan: AudiencePlan, snapshot: Path | None) -> str | None:
     """SQL selecting the snapshot to commit once every batch of the plan is confirmed (any connection), or
     None when the snapshot is exactly the plan's `current_ids_path` file (every mode but a non-full append)."""
     if plan.mode is SyncMode.APPEND and not plan.full_upload and snapshot is not None and snapshot.exists():
-        current = f"SELECT id_schema, {WORDS} FROM read_parquet({_lit(str(plan.current_ids_path))})"
+        current = f"SELECT id_schema, {WORDS} FROM read_parquet({sql_literal(plan.current_ids_path)})"
         return f"{current} UNION SELECT * FROM {snapshot_sql(snapshot)}"
     return None
 
@@ -315,10 +319,10 @@ def iter_add_batches(
     con: duckdb.DuckDBPyConnection, plan: AudiencePlan, batch_rows: int
 ) -> Iterator[pa.RecordBatch]:
     """Add rows in a fixed order, `batch_rows` rows at a time; one column per id schema (null = no value)."""
-    cols = ", ".join(_ident(s) for s in plan.id_schemas)
+    cols = ", ".join(sql_identifier(s) for s in plan.id_schemas)
     reader = (
         _file_order_cursor(con)
-        .sql(f"SELECT {cols} FROM read_parquet({_lit(str(plan.add_rows_path))})")
+        .sql(f"SELECT {cols} FROM read_parquet({sql_literal(plan.add_rows_path)})")
         .to_arrow_reader(batch_rows)
     )
     yield from _rebatch(reader, batch_rows)
@@ -328,10 +332,13 @@ def iter_remove_batches(
     con: duckdb.DuckDBPyConnection, plan: AudiencePlan, batch_rows: int
 ) -> Iterator[pa.RecordBatch]:
     """Identifiers to remove, one per row, laid out like add rows (a value only in its schema's column)."""
-    cols = ", ".join(f"CASE WHEN id_schema = {_lit(s)} THEN hash END AS {_ident(s)}" for s in plan.id_schemas)
+    cols = ", ".join(
+        f"CASE WHEN id_schema = {sql_literal(s)} THEN hash END AS {sql_identifier(s)}"
+        for s in plan.id_schemas
+    )
     reader = (
         _file_order_cursor(con)
-        .sql(f"SELECT {cols} FROM read_parquet({_lit(str(plan.remove_ids_path))})")
+        .sql(f"SELECT {cols} FROM read_parquet({sql_literal(plan.remove_ids_path)})")
         .to_arrow_reader(batch_rows)
     )
     yield from _rebatch(reader, batch_rows)
@@ -370,21 +377,9 @@ def _rebatch(reader: pa.RecordBatchReader, batch_rows: int) -> Iterator[pa.Recor
 
 
 def _copy(con: duckdb.DuckDBPyConnection, select_sql: str, path: Path) -> None:
-    con.execute(f"COPY ({select_sql}) TO {_lit(str(path))} (FORMAT parquet)")
+    con.execute(f"COPY ({select_sql}) TO {sql_literal(path)} (FORMAT parquet)")
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[int, ...]:
     rows = con.execute(sql).fetchall()  # fetchall finishes the result; DuckDB 2 refuses work on an open one
     return tuple(int(v) for v in rows[0])
-
-
-def _q(path: Path) -> str:
-    return str(path).replace("'", "''")
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _ident(value: str) -> str:
-    return '"' + value.replace('"', '""') + '"'

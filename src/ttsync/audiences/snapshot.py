@@ -19,6 +19,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from ttsync.audiences.prepare import read_footer
+from ttsync.sqltext import sql_literal
 
 SNAPSHOT_COLUMNS = ("id_schema", "k1", "k2", "k3", "k4")
 
@@ -31,7 +32,7 @@ def snapshot_path(state_dir: Path, destination: str, audience_id: str) -> Path:
 
 def snapshot_sql(path: Path) -> str:
     """SQL selecting (id_schema, k1, k2, k3, k4) from the snapshot file at `path`."""
-    source = f"read_parquet('{_sql_path(path)}')"
+    source = f"read_parquet({sql_literal(path)})"
     if "k1" in pq.read_schema(path).names:
         return f"(SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM {source})"
     # The older layout kept hex digests: derive the integer words (64 hex characters, or 32 for MD5).
@@ -53,17 +54,12 @@ def distinct_ids(path: Path, id_schemas: tuple[str, ...] | None = None) -> int:
     counted = read_footer(path).distinct_ids
     if counted is not None:
         return sum(n for schema, n in counted.items() if id_schemas is None or schema in id_schemas)
-    where = f"WHERE id_schema IN ({', '.join(_lit(s) for s in id_schemas)})" if id_schemas else ""
+    where = f"WHERE id_schema IN ({', '.join(sql_literal(s) for s in id_schemas)})" if id_schemas else ""
     with duckdb.connect() as con:
         rows = con.execute(
             f"SELECT count(*) FROM (SELECT DISTINCT {', '.join(SNAPSHOT_COLUMNS)} FROM {snapshot_sql(path)} {where})"
         ).fetchall()
     return int(rows[0][0])
-
-
-def snapshot_size(path: Path) -> int:
-    """Number of distinct identifiers in a snapshot (0 when there is none yet)."""
-    return distinct_ids(path)
 
 
 def commit_snapshot(con: duckdb.DuckDBPyConnection, select_sql: str, path: Path) -> int:
@@ -74,13 +70,13 @@ def commit_snapshot(con: duckdb.DuckDBPyConnection, select_sql: str, path: Path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".parquet.tmp")
     con.execute(
-        f"COPY (SELECT DISTINCT {', '.join(SNAPSHOT_COLUMNS)} FROM ({select_sql})) TO '{_sql_path(tmp)}' "
+        f"COPY (SELECT DISTINCT {', '.join(SNAPSHOT_COLUMNS)} FROM ({select_sql})) TO {sql_literal(tmp)} "
         "(FORMAT parquet, COMPRESSION zstd)"
     )
     _fsync(tmp)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
-    return snapshot_size(path)
+    return distinct_ids(path)
 
 
 def commit_snapshot_file(source: Path, path: Path) -> int:
@@ -99,21 +95,12 @@ def commit_snapshot_file(source: Path, path: Path) -> int:
     _fsync(tmp)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
-    return snapshot_size(path)
+    return distinct_ids(path)
 
 
 def delete_snapshot(path: Path) -> None:
     """Forget a snapshot (used when the audience it described no longer exists in TikTok)."""
     path.unlink(missing_ok=True)
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _sql_path(path: Path) -> str:
-    # Paths are ours (workspace state folder), but quote defensively for DuckDB string literals.
-    return str(path).replace("'", "''")
 
 
 def _fsync(path: Path) -> None:

@@ -10,6 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from ttsync.sources.base import DEFAULT_BATCH_ROWS, Source, SourceError, redact_quoted
+from ttsync.sqltext import sql_identifier, sql_literal
 
 
 def _describe(exc: duckdb.Error) -> str:
@@ -19,14 +20,6 @@ def _describe(exc: duckdb.Error) -> str:
     if isinstance(exc, duckdb.ProgrammingError):
         return message
     return redact_quoted(message)
-
-
-def _quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _quote_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 class DuckDBSource(Source):
@@ -61,7 +54,7 @@ class DuckDBSource(Source):
         reader = "read_csv" if file_kind == "csv" else "read_parquet"
         try:
             connection.execute(
-                f"CREATE VIEW {_quote_identifier(table)} AS SELECT * FROM {reader}({_quote_literal(str(path))})"
+                f"CREATE VIEW {sql_identifier(table)} AS SELECT * FROM {reader}({sql_literal(path)})"
             )
         except duckdb.Error as exc:
             connection.close()
