@@ -38,6 +38,13 @@ def serve(
     state: Annotated[
         Path | None, typer.Option("--state", help="SQLite file keeping the emulator's state across restarts.")
     ] = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variant",
+            help="Behaviour variant(s) where TikTok's sources disagree: NAME[,NAME...]; `--variant help` lists them.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the emulated TikTok Business API v1.3 until interrupted (Ctrl-C)."""
     # Imported here so `ttsync --help` stays fast.
@@ -45,12 +52,22 @@ def serve(
     from ttsync.emulator.persistence import Persistence
     from ttsync.emulator.seed import SEEDS, build_state
     from ttsync.emulator.server import bind_socket, make_server
+    from ttsync.emulator.variants import UnknownVariantError, describe_variants, parse_variants
 
+    if variant and any(v.strip() == "help" for v in variant):
+        typer.echo(describe_variants())
+        raise typer.Exit(0)
+    try:
+        variants = parse_variants(variant or [])
+    except UnknownVariantError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--variant") from None
     if seed not in SEEDS:
         raise typer.BadParameter(f"choose one of {', '.join(SEEDS)}", param_hint="--seed")
     persistence = Persistence(state) if state is not None else None
     loaded = persistence.load() if persistence is not None else None
-    emulator = Emulator(loaded if loaded is not None else build_state(seed), persistence=persistence)
+    emulator = Emulator(
+        loaded if loaded is not None else build_state(seed), persistence=persistence, variants=variants
+    )
     sock = bind_socket(host, port)
     real_port = sock.getsockname()[1]
     root = f"http://{host}:{real_port}"
@@ -58,6 +75,8 @@ def serve(
     if seed_out is not None:
         _write_atomic(seed_out, json.dumps(info, indent=2) + "\n")
     typer.echo(f"ttsync emulator listening on {info['base_url']} (admin API: {root}/_emulator/)", err=False)
+    if variants:
+        typer.echo(f"variants: {', '.join(variants)}")
     server = make_server(emulator)
     try:
         # Everything allocated so far (the app, the seed) lives as long as the process: moving it out of the

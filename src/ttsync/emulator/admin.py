@@ -24,6 +24,7 @@ from ttsync.emulator.model import (
 )
 from ttsync.emulator.ops import create_audience, delete_audience, live_audience_count
 from ttsync.emulator.ratelimit import GROUPS
+from ttsync.emulator.variants import VARIANTS, parse_variants
 from ttsync.emulator.views import audience_details
 
 if TYPE_CHECKING:
@@ -87,9 +88,29 @@ def admin_routes(emu: Emulator) -> list[Route]:
         return adv
 
     async def reset(request: Request) -> Response:
-        seed = (await body(request)).get("seed", "demo")
-        emu.reset(seed)
+        b = await body(request)
+        emu.reset(b.get("seed", "demo"), b.get("variants"))
         return JSONResponse(emu.seed_info(str(request.base_url)))
+
+    async def get_variants(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "variants": state().config.variants,
+                "available": {
+                    v.name: {"behaviour": v.behaviour, "known": v.known} for v in VARIANTS.values()
+                },
+            }
+        )
+
+    async def set_variants(request: Request) -> Response:
+        b = await body(request)
+        state().config.variants = parse_variants(b.get("variants") or [])
+        if "partner_names" in b:
+            state().config.partner_names = [str(n) for n in b["partner_names"] or []]
+        state().touch()
+        return JSONResponse(
+            {"variants": state().config.variants, "partner_names": state().config.partner_names}
+        )
 
     async def seed(request: Request) -> Response:
         return JSONResponse(emu.seed_info(str(request.base_url)))
@@ -374,6 +395,8 @@ def admin_routes(emu: Emulator) -> list[Route]:
         ("/faults", clear_faults, ["DELETE"]),
         ("/clock/advance", advance_clock, ["POST"]),
         ("/config", set_config, ["POST"]),
+        ("/variants", get_variants, ["GET"]),
+        ("/variants", set_variants, ["POST"]),
         ("/audiences/{audience_id}", get_audience, ["GET"]),
         ("/audiences/{audience_id}/members", get_members, ["GET"]),
         ("/audiences/{audience_id}/expire", expire_audience, ["POST"]),

@@ -91,6 +91,15 @@ class ApiApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"][len(API_PREFIX) :]
         methods = REGISTRY.get(path)
+        if (
+            methods is None
+            and not path.endswith("/")
+            and self.state_ref.state.config.has("no-trailing-slash")
+        ):
+            # Variant: TikTok documents a 404 without the slash (ref §1), but Segment calls
+            # `dmp/custom_audience/get` without it and parses JSON (ref §9): serve it as the slashed path.
+            path += "/"
+            methods = REGISTRY.get(path)
         method = scope["method"]
         ep = methods.get(method) if methods else None
         if ep is None:

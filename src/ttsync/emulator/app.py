@@ -18,6 +18,7 @@ from ttsync.emulator.persistence import Persistence
 from ttsync.emulator.portal import portal_routes
 from ttsync.emulator.ratelimit import RateLimiter
 from ttsync.emulator.seed import build_state
+from ttsync.emulator.variants import parse_variants
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -30,9 +31,19 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 class Emulator:
     """The emulator application. Call it as an ASGI app; ``reset`` swaps in a freshly seeded state."""
 
-    def __init__(self, state: State | None = None, *, persistence: Persistence | None = None) -> None:
+    def __init__(
+        self,
+        state: State | None = None,
+        *,
+        persistence: Persistence | None = None,
+        variants: list[str] | None = None,
+    ) -> None:
         self.persistence = persistence
         self.state_ref = StateRef(state if state is not None else build_state("demo"))
+        # Variants chosen when the server started (`serve --variant`); a reset without its own list keeps them.
+        self.variants = parse_variants(variants or [])
+        if variants is not None:
+            self.state_ref.state.config.variants = list(self.variants)
         self.faults = FaultInjector()
         self.limiter = RateLimiter()
         self.api = ApiApp(self.state_ref, self.faults, self.limiter)
@@ -48,9 +59,14 @@ class Emulator:
         """The current state."""
         return self.state_ref.state
 
-    def reset(self, seed: str = "demo") -> State:
-        """Replace the whole state with a fresh seed; clears faults and rate-limit counters."""
+    def reset(self, seed: str = "demo", variants: list[str] | None = None) -> State:
+        """Replace the whole state with a fresh seed; clears faults and rate-limit counters.
+
+        ``variants`` selects behaviour variants for the new state; None keeps the server's own (``--variant``).
+        """
+        chosen = parse_variants(variants) if variants is not None else list(self.variants)
         state = build_state(seed)
+        state.config.variants = chosen
         self.state_ref.state = state
         self.faults.clear()
         self.limiter.reset()

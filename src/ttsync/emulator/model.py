@@ -103,6 +103,10 @@ class Audience:
     # (0.65 s per collection at 10M members, which halved mapping throughput at that size; measured).
     members: dict[str, dict[bytes, None]] = field(default_factory=dict)
 
+    def members_any(self) -> bool:
+        """True when the audience holds at least one identifier."""
+        return any(self.members.values())
+
     def member_count(self) -> int:
         """Distinct identifiers across schemas (the emulator treats every identifier as a matched person)."""
         return sum(len(s) for s in self.members.values())
@@ -155,6 +159,14 @@ class Config:
     max_stored_events: int = 2_000_000  # beyond this, events are counted and deduplicated but not kept
     dedupe_window: float = 48 * 3600.0  # ref §3.3
     auth_code_ttl: float = 3600.0  # ref §4.2
+    # Named behaviour variants in effect (see ttsync.emulator.variants); empty = the best-sourced behaviour.
+    variants: list[str] = field(default_factory=list)
+    # partner_name values event/track/ accepts under the `partner-name-registered` variant.
+    partner_names: list[str] = field(default_factory=list)
+
+    def has(self, variant: str) -> bool:
+        """True when the named variant is selected."""
+        return variant in self.variants
 
 
 class Journal(Protocol):

@@ -73,9 +73,15 @@ class EmulatorAdmin:
             raise RuntimeError(f"emulator admin {method} {path}: HTTP {response.status_code} {response.text}")
         return response.json()
 
-    def reset(self, seed: str = "demo") -> SeedInfo:
-        """Replace the whole state with a fresh seed ("demo" or "empty"); clears faults and limit counters."""
-        data = self._call("POST", "reset", {"seed": seed})
+    def reset(self, seed: str = "demo", variants: list[str] | None = None) -> SeedInfo:
+        """Replace the whole state with a fresh seed ("demo" or "empty"); clears faults and limit counters.
+
+        ``variants`` selects behaviour variants (see ``ttsync.emulator.variants``); None keeps the server's own.
+        """
+        body: dict[str, Any] = {"seed": seed}
+        if variants is not None:
+            body["variants"] = variants
+        data = self._call("POST", "reset", body)
         return SeedInfo.from_dict(data) if seed == "demo" else SeedInfo.from_dict(_empty_seed(data))
 
     def seed_info(self) -> dict[str, Any]:
@@ -129,6 +135,17 @@ class EmulatorAdmin:
     def configure(self, **settings: Any) -> dict[str, Any]:
         """Set ``processing_delay``, ``mapping_limit``, ``audience_cap``, ``max_stored_events``, ``dedupe_window``."""
         return dict(self._call("POST", "config", settings))
+
+    def set_variants(self, variants: list[str], *, partner_names: list[str] | None = None) -> list[str]:
+        """Select behaviour variants (and, for ``partner-name-registered``, the registered partner names)."""
+        body: dict[str, Any] = {"variants": variants}
+        if partner_names is not None:
+            body["partner_names"] = partner_names
+        return list(self._call("POST", "variants", body)["variants"])
+
+    def variants(self) -> list[str]:
+        """The variants in effect."""
+        return list(self._call("GET", "variants")["variants"])
 
     def set_processing_delay(self, seconds: float) -> None:
         """Seconds a new or updated audience stays ``is_valid=false`` and refuses mappings."""
@@ -277,10 +294,13 @@ class EmulatorServer:
         port: int = 0,
         state_file: str | Path | None = None,
         host: str = "127.0.0.1",
+        variants: list[str] | None = None,
     ) -> None:
         persistence = Persistence(state_file) if state_file is not None else None
         state = persistence.load() if persistence is not None else None
-        self.emulator = Emulator(state if state is not None else build_state(seed), persistence=persistence)
+        self.emulator = Emulator(
+            state if state is not None else build_state(seed), persistence=persistence, variants=variants
+        )
         self._server = BackgroundServer(self.emulator, host, port)
         self.port: int = self._server.port
         self.root_url = f"http://{host}:{self.port}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ttsync.emulator.clock import format_time
-from ttsync.emulator.model import Audience
+from ttsync.emulator.model import PARTNER, Audience
 
 EXPIRING_WINDOW = 60 * 86_400.0  # is_expiring: within 60 days of expiry (ref §2.2)
 
@@ -27,11 +27,22 @@ def cover_num(aud: Audience, now: float) -> int:
     return aud.member_count()
 
 
-def audience_details(aud: Audience, viewer_id: str, now: float) -> dict[str, Any]:
-    """``audience_details`` / list item for the advertiser ``viewer_id``."""
+def audience_details(
+    aud: Audience, viewer_id: str, now: float, *, null_zero_error: bool = False
+) -> dict[str, Any]:
+    """``audience_details`` / list item for the advertiser ``viewer_id``.
+
+    ``null_zero_error`` (variant ``file-zero-null-error``): a customer-file audience that landed at size 0
+    reads ``error_msg: null``, as in Segment's fixture (ref §9), instead of an explanation.
+    """
     is_creator = aud.owner_id == viewer_id
     shared = bool(aud.shared_with) if is_creator else True
     valid = is_ready(aud, now) and not is_expired(aud, now) and not aud.landed_at_zero
+    if aud.audience_type == PARTNER and not aud.members_any():
+        # An empty partner audience reads is_valid false, cover_num 0: a captured get/ response a day after
+        # creation in Segment's tiktok-audiences tests (ref §9). TikTok validates once members arrive.
+        valid = False
+    zero_error: str | None = None if null_zero_error else "Audience size is below 1,000; it cannot be edited."
     return {
         "audience_id": aud.audience_id,
         "name": aud.name,
@@ -49,7 +60,7 @@ def audience_details(aud: Audience, viewer_id: str, now: float) -> dict[str, Any
         "owner_id": aud.owner_id,
         "shared": shared,
         "msg": "",
-        "error_msg": "Audience size is below 1,000; it cannot be edited." if aud.landed_at_zero else "",
+        "error_msg": zero_error if aud.landed_at_zero else "",
         "rule": "",
         "lookalike_spec": None,
         "audience_enhancement": False,

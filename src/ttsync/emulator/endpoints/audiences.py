@@ -88,6 +88,8 @@ def segment_mapping(ctx: Ctx) -> JsonDict:
     if not rows:
         raise param_error("batch_data", "Length must be at least 1")
     limit = state.config.mapping_limit
+    if state.config.has("mapping-limit-1000"):
+        limit = min(limit, 1_000)  # variant: Tealium's 1,000 (ref §2.1); TikTok documents no maximum
     if len(rows) > limit:
         # Emulator choice: TikTok documents no limit (ref §2.1, §9); 40011 is its "too many IDs" code.
         raise ApiError(
@@ -100,8 +102,11 @@ def segment_mapping(ctx: Ctx) -> JsonDict:
     # Per schema column: audience id -> hashes; validated fully before anything is applied.
     columns: list[dict[str, list[bytes]]] = [{} for _ in schema]
     fromhex = bytes.fromhex
+    # Variant `short-rows`: RudderStack sends rows shorter than id_schema in production (recordTransform.ts,
+    # ref §9), apparently accepted; missing trailing entries then mean "no value".
+    short_ok = state.config.has("short-rows")
     for r, row in enumerate(rows):
-        if type(row) is not list or len(row) != width:
+        if type(row) is not list or (len(row) != width and not (short_ok and 0 < len(row) < width)):
             raise param_error(
                 f"batch_data.{r}", f"Each row must be a list of {width} items, one per id_schema entry"
             )

@@ -46,6 +46,13 @@ CALCULATE_TYPES: Final[dict[str, str]] = {
     "FIRST_MD5": "MAID_MD5",
     "MULTIPLE_TYPES": "",
 }
+# dmp/custom_audience/create/ takes fewer values than file upload: no MAID_* (official SDK
+# yml_files/dmp_custom_audience_create.yml vs dmp_custom_audience_file_upload.yml, ref §9). MAID_* files are
+# created as FIRST_*, their equal in TikTok's enum (MAID_SHA256 = FIRST_SHA256 = 6, MAID_MD5 = FIRST_MD5 = 7).
+CREATE_CALCULATE_TYPES: Final = tuple(t for t in CALCULATE_TYPES if not t.startswith("MAID_"))
+_SAME_TYPE: Final[dict[str, str]] = {"MAID_SHA256": "FIRST_SHA256", "MAID_MD5": "FIRST_MD5"}
+# file_paths items are 16-character strings (minLength = maxLength = 16 in the SDK's create spec, ref §9).
+FILE_PATH_LENGTH: Final = 16
 # Column headers allowed in a MULTIPLE_TYPES file.
 HEADER_SCHEMAS: Final[dict[str, str]] = {k: v for k, v in CALCULATE_TYPES.items() if v} | {
     "EMAIL": "EMAIL_SHA256",
@@ -97,8 +104,9 @@ def audience_list(ctx: Ctx) -> JsonDict:
     visible.sort(key=lambda a: (a.created_at, a.audience_id), reverse=True)
     total = len(visible)
     chunk = visible[(page - 1) * page_size : page * page_size]
+    null_error = ctx.state.config.has("file-zero-null-error")
     return {
-        "list": [audience_details(a, adv_id, ctx.now) for a in chunk],
+        "list": [audience_details(a, adv_id, ctx.now, null_zero_error=null_error) for a in chunk],
         "page_info": {
             "page": page,
             "page_size": page_size,
@@ -117,11 +125,25 @@ def audience_get(ctx: Ctx) -> JsonDict:
     history_size = opt_int(p, "history_size", 1, 100, 100) or 100
     out = []
     for audience_id in ids:
+        if ctx.state.config.has("get-missing-40002"):
+            # Variant: the code for an unknown or deleted id is undocumented (40007 or 40002, ref §9).
+            found = ctx.state.audiences.get(audience_id)
+            if (
+                found is None
+                or found.deleted
+                or (found.owner_id != adv.advertiser_id and adv.advertiser_id not in found.shared_with)
+            ):
+                raise param_error("custom_audience_ids", f"Invalid custom audience id {audience_id}")
         aud = _visible(ctx, adv.advertiser_id, audience_id)
         history = [{**h, "opt_time": _fmt(h["opt_time"])} for h in aud.history[-history_size:][::-1]]
         out.append(
             {
-                "audience_details": audience_details(aud, adv.advertiser_id, ctx.now),
+                "audience_details": audience_details(
+                    aud,
+                    adv.advertiser_id,
+                    ctx.now,
+                    null_zero_error=ctx.state.config.has("file-zero-null-error"),
+                ),
                 "audience_history": history,
             }
         )
@@ -197,7 +219,11 @@ def file_upload(ctx: Ctx) -> JsonDict:
             FILE_SIGNATURE_MISMATCH, "File signature mismatch: file_signature must be the MD5 of the file."
         )
     members, rows = _parse_file(content, calculate_type)
-    file_path = f"dmp/{adv.advertiser_id}/{signature.lower()}-{ctx.state.ids.numeric()}{name[-4:]}"
+    # An opaque 16-character token (ref §9: file_paths items are 16 characters in the SDK's create spec).
+    file_path = ""
+    while not file_path or file_path in ctx.state.uploads:
+        seed = f"{adv.advertiser_id}:{signature.lower()}:{ctx.state.ids.numeric()}".encode()
+        file_path = hashlib.blake2b(seed, digest_size=FILE_PATH_LENGTH // 2).hexdigest()
     up = Upload(file_path, adv.advertiser_id, calculate_type, ctx.now, rows, members)
     ctx.state.uploads[file_path] = up
     if ctx.state.journal is not None:
@@ -209,10 +235,14 @@ def file_upload(ctx: Ctx) -> JsonDict:
 def _uploads(ctx: Ctx, advertiser_id: str, calculate_type: str, paths: list[str]) -> list[Upload]:
     out = []
     for i, path in enumerate(paths):
+        if len(path) != FILE_PATH_LENGTH:
+            raise param_error(f"file_paths.{i}", f"Length must be {FILE_PATH_LENGTH}")
         up = ctx.state.uploads.get(path)
         if up is None or up.advertiser_id != advertiser_id:  # only the uploader may use a path (ref §2.4)
-            raise param_error(f"file_paths.{i}", f"Invalid file path {path}")
-        if up.calculate_type != calculate_type:
+            raise param_error(f"file_paths.{i}", "Invalid file path: upload the file first")
+        if _SAME_TYPE.get(up.calculate_type, up.calculate_type) != _SAME_TYPE.get(
+            calculate_type, calculate_type
+        ):
             raise param_error(f"file_paths.{i}", "The calculate_type of the file does not match")
         out.append(up)
     return out
@@ -237,7 +267,7 @@ def audience_create(ctx: Ctx) -> JsonDict:
     name = req_str(p, "custom_audience_name")
     if len(name) > 128:
         raise param_error("custom_audience_name", "Length must be between 1 and 128")
-    calculate_type = one_of(req_str(p, "calculate_type"), tuple(CALCULATE_TYPES), "calculate_type")
+    calculate_type = one_of(req_str(p, "calculate_type"), CREATE_CALCULATE_TYPES, "calculate_type")
     paths = str_list(p, "file_paths", 1, 500)
     sub_type = one_of(
         opt_str(p, "audience_sub_type") or "NORMAL", ("NORMAL", "REACH_FREQUENCY"), "audience_sub_type"

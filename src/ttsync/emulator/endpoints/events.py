@@ -18,7 +18,10 @@ from ttsync.emulator.model import EventBatch
 from ttsync.emulator.validate import MISSING, NOT_INT, NOT_STRING, one_of, opt_str, req_str
 
 EVENT_SOURCES: Final = ("web", "app", "offline", "crm")
-# The union of every standard-name list in ref §3.2 (TikTok renamed events in 2024-2025; both are accepted).
+# Standard names for offline events: the union of the web/offline/CRM lists in ref §3.2 (TikTok renamed events
+# in 2024-2025; both names are accepted). Offline events may use only these; web, app and CRM events may also
+# use custom names (Go client bububa/tiktok-business model/event/track.go, ref §3.1, §9). App-only standard
+# names (AchieveLevel, LaunchAPP, ...) are not offline names.
 EVENT_NAMES: Final = frozenset(
     {
         # current web / offline / CRM list
@@ -27,12 +30,19 @@ EVENT_NAMES: Final = frozenset(
         "Search", "StartTrial", "SubmitApplication", "Subscribe", "ViewContent",
         # older names still in use
         "ClickButton", "CompletePayment", "PlaceAnOrder", "SubmitForm", "PageView",
-        # app events
-        "AchieveLevel", "Checkout", "CompleteTutorial", "CreateGroup", "CreateRole", "GenerateLead",
-        "InAppADClick", "InAppADImpr", "InstallApp", "JoinGroup", "LaunchAPP", "LoanApplication",
-        "LoanApproval", "LoanDisbursal", "Login", "Rate", "Registration", "SpendCredits", "UnlockAchievement",
     }
 )  # fmt: skip
+STANDARD_ONLY_SOURCES: Final = frozenset({"offline"})
+# Documented Events 2.0 `properties` keys (ref §3.1); the `strict-properties` variant rejects any other key,
+# e.g. `event_channel`, which only the legacy offline payload has.
+PROPERTY_KEYS: Final = frozenset(
+    {
+        "currency", "value", "contents", "content_type", "content_ids", "num_items", "order_id", "shop_id",
+        "description", "query", "search_string",
+    }
+)  # fmt: skip
+INVALID_PARTNER_NAME: Final = 40063  # SDK tiktok_code.py (ref §3.4)
+_EVENT_PATH = re.compile(r"^data\.(\d+)(?:\.([^:]*))?: (.*)$", re.DOTALL)
 MAX_EVENTS: Final = 1_000  # ref §3.1
 HASHED_USER_FIELDS: Final = ("email", "phone", "external_id")  # SHA-256 lowercase hex (ref §6.1)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -192,7 +202,15 @@ def event_track(ctx: Ctx) -> JsonDict:
         raise ApiError(PARAM_ERROR, BAD_SOURCE_ID)
     advertiser_access(ctx, event_set.advertiser_id, write=True)
     test_code = opt_str(p, "test_event_code")
-    opt_str(p, "partner_name")
+    partner = opt_str(p, "partner_name")
+    if (
+        partner is not None
+        and state.config.has("partner-name-registered")
+        and (partner not in state.config.partner_names)
+    ):
+        # Variant: 40063 INVALID_PARTNER_NAME exists (SDK tiktok_code.py); whether TikTok checks partner names
+        # against a registry is unknown (ref §9).
+        raise ApiError(INVALID_PARTNER_NAME, f"Invalid partner name: {partner}")
     data = p.get("data")
     if data is None:
         raise param_error("data", MISSING)
@@ -201,11 +219,16 @@ def event_track(ctx: Ctx) -> JsonDict:
     if not 1 <= len(data) <= MAX_EVENTS:
         raise param_error("data", f"Length must be between 1 and {MAX_EVENTS}")
 
-    check_names = source != "crm"  # CRM events may use custom names (ref §3.1)
-    keys = _fast_keys(data, source_id, check_names)
-    if keys is None:
-        # Something in the batch is off: the exact checks below find the first problem and name it.
-        keys = _checked_keys(data, source_id, check_names)
+    check_names = source in STANDARD_ONLY_SOURCES  # only offline events are limited to standard names
+    try:
+        if state.config.has("strict-properties"):
+            _check_property_keys(data)
+        keys = _fast_keys(data, source_id, check_names)
+        if keys is None:
+            # Something in the batch is off: the exact checks below find the first problem and name it.
+            keys = _checked_keys(data, source_id, check_names)
+    except ApiError as exc:
+        raise _reworded(exc, state.config.variants) from None
 
     stats = state.event_stats
     stats.received += len(data)
@@ -245,3 +268,31 @@ def event_track(ctx: Ctx) -> JsonDict:
         if state.journal is not None:
             state.journal.events_stored(batch)
     return {}
+
+
+def _check_property_keys(data: list[object]) -> None:
+    """Variant `strict-properties`: 40002 for a `properties` key Events 2.0 does not document (ref §3.1, §9)."""
+    for i, item in enumerate(data):
+        props = item.get("properties") if isinstance(item, dict) else None
+        if isinstance(props, dict):
+            for key in props:
+                if key not in PROPERTY_KEYS:
+                    raise param_error(f"data.{i}.properties.{key}", "Unknown field.")
+
+
+def _reworded(exc: ApiError, variants: list[str]) -> ApiError:
+    """A bad event's message in the selected format (ref §3.4, §9).
+
+    Default `data.N.field: problem`; variant `error-field-only` names only the field, as observed on real
+    TikTok ("Invalid value for event_source_id: not a valid string.", stape-io/tiktok-tag issue 33); variant
+    `error-batch-index` uses `Batch.N.field`, as /pixel/batch/ answers do (RudderStack test fixtures).
+    """
+    match = _EVENT_PATH.match(exc.message)
+    if match is None:
+        return exc
+    index, field, problem = match.groups()
+    if "error-field-only" in variants:
+        return ApiError(exc.code, f"Invalid value for {field or 'event'}: {problem}")
+    if "error-batch-index" in variants:
+        return ApiError(exc.code, f"Batch.{index}{'.' + field if field else ''}: {problem}")
+    return exc

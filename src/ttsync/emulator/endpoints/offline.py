@@ -30,7 +30,8 @@ def offline_create(ctx: Ctx) -> JsonDict:
         event_set_id=ctx.state.ids.numeric(),
         advertiser_id=adv.advertiser_id,
         name=req_str(p, "name"),
-        description=opt_str(p, "description") or "",
+        # Required (official SDK yml_files/offline_create.yml, OfflineCreateBody.md; ref §9).
+        description=req_str(p, "description"),
         auto_tracking=opt_bool(p, "auto_tracking", False),
         created_at=ctx.now,
         updated_at=ctx.now,
