@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ttsync.errors import AudienceLimitReachedError, AudienceNotReadyError
-from ttsync.tiktok import AsyncTikTokClient, NotFoundError
-from ttsync.tiktok.models.dmp import AudienceDetails
+from ttsync.tiktok import AsyncTikTokClient, InvalidRequestError, NotFoundError, RetryableError
+from ttsync.tiktok.models.dmp import AudienceDetails, CustomAudienceSummary
 
 AUDIENCE_CAP = 400  # custom audiences per advertiser (ref §2.5)
+# What a not-yet-valid audience reports after delivery: a state, not a failure. TikTok validates a partner
+# audience only after members arrive, and matching can take up to ~10 hours (ref §9, Amperity).
+PROCESSING_STATE = "processing (TikTok can take up to ~10 h to match members)"
+TASK_NOT_READY = 40201  # "task not ready": a brand-new audience that does not accept mappings yet (ref §5.1)
 MIN_USABLE_SIZE = 1_000  # people an audience needs before an ad group can use it (ref §2.5)
 
 
@@ -38,19 +43,42 @@ class AudienceStatus:
 
 
 async def audience_status(client: AsyncTikTokClient, advertiser_id: str, audience_id: str) -> AudienceStatus:
-    """Read one audience with `dmp/custom_audience/get/` (ref §2.2); a deleted one reads as not existing."""
+    """Read one audience with `dmp/custom_audience/get/` (ref §2.2); a deleted one reads as not existing.
+
+    "Deleted" is decided by listing the advertiser's audiences, never by one error code: TikTok's code for an
+    unknown or deleted id on `get/` is undocumented (40007 or 40002, ref §9), and a 40002 may just as well be
+    about the request. An audience the list still shows is read from the list instead.
+    """
     try:
         result = await client.get_custom_audiences(advertiser_id, [audience_id], history_size=1)
-    except NotFoundError:
-        return AudienceStatus(audience_id, exists=False, is_valid=False, expired=False, cover_num=None)
+    except (NotFoundError, InvalidRequestError) as exc:
+        if exc.resolution_key in ("advertiser_not_found", "missing_advertiser_permissions"):
+            raise
+        listed = await find_listed_audience(client, advertiser_id, audience_id)
+        if listed is None:
+            return AudienceStatus(audience_id, exists=False, is_valid=False, expired=False, cover_num=None)
+        return _status(listed)
     for item in result.audiences:
         details = item.audience_details
         if details.audience_id == audience_id:
             return _status(details)
+    listed = await find_listed_audience(client, advertiser_id, audience_id)
+    if listed is not None:
+        return _status(listed)
     return AudienceStatus(audience_id, exists=False, is_valid=False, expired=False, cover_num=None)
 
 
-def _status(details: AudienceDetails) -> AudienceStatus:
+async def find_listed_audience(
+    client: AsyncTikTokClient, advertiser_id: str, audience_id: str
+) -> CustomAudienceSummary | None:
+    """The audience as `dmp/custom_audience/list/` shows it (owned or shared), or None when it is not listed."""
+    async for audience in client.iter_custom_audiences(advertiser_id):
+        if audience.audience_id == audience_id:
+            return audience
+    return None
+
+
+def _status(details: AudienceDetails | CustomAudienceSummary) -> AudienceStatus:
     # TikTok reports no explicit "expired" flag: an expired audience is invalid and inside (past) its
     # expiry window, whereas a processing one is invalid but far from expiry (ref §2.2 is_valid/is_expiring).
     expired = not details.is_valid and bool(details.is_expiring)
@@ -114,5 +142,29 @@ async def wait_until_ready(
                 f"audience {audience_id} was still processing after {timeout_seconds:.0f} s; TikTok usually "
                 "needs a few minutes for a new audience"
             )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, poll_seconds)
+
+
+T = TypeVar("T")
+
+
+async def deliver_until_ready(
+    deliver: Callable[[], Awaitable[T]], *, timeout_seconds: float, poll_seconds: float = 5.0
+) -> T:
+    """Run a checkpointed delivery; while a new audience answers "not ready" (40201), run it again.
+
+    Mappings are sent right after create rather than after polling `is_valid`, which stays false for an
+    empty partner audience (ref §9). TikTok may still refuse the first mappings for a minute or two (SEG's
+    history, ref §7); each new attempt resumes from the delivery's checkpoint, until `timeout_seconds`.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    delay = min(poll_seconds, 0.25)
+    while True:
+        try:
+            return await deliver()
+        except RetryableError as exc:
+            if exc.code != TASK_NOT_READY or time.monotonic() >= deadline:
+                raise
         await asyncio.sleep(delay)
         delay = min(delay * 2, poll_seconds)

@@ -26,12 +26,19 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal, cast
 
 import duckdb
 
-from ttsync.audiences.audience import AUDIENCE_CAP, MIN_USABLE_SIZE, audience_count, share_audience
+from ttsync.audiences.audience import (
+    AUDIENCE_CAP,
+    MIN_USABLE_SIZE,
+    audience_count,
+    find_listed_audience,
+    share_audience,
+)
 from ttsync.audiences.customer_file_parts import DEFAULT_PART_ROWS, PartFile, write_parts
 from ttsync.audiences.plan import AudiencePlan, SyncMode
 from ttsync.errors import AudienceLimitReachedError, ResolvableError
@@ -220,7 +227,10 @@ async def deliver_customer_file(
                 )
         else:
             assert target is not None, "an update call always follows a create or a stored audience"
-            await _update(client, owner, target, call.action, paths, plan, opts)
+            # What TikTok should hold before this delivery's updates (for telling "landed at 0" from
+            # "processing" when TikTok gives no reason): the snapshot, or unknown when this delivery created it.
+            held = None if state.creating else plan.previous_ids
+            await _update(client, owner, target, call.action, paths, plan, opts, held=held)
         # Re-applying a confirmed step would not corrupt the audience: REMOVE drops only hashes that match,
         # APPEND adds only hashes that are new, REPLACE with the same files gives the same set (ref §2.4
         # step 3), and adds and removes of one plan never overlap. Skipping it still matters: each update
@@ -517,9 +527,11 @@ async def _update(
     paths: Sequence[str],
     plan: AudiencePlan,
     opts: CustomerFileOptions,
+    *,
+    held: int | None = None,
 ) -> None:
     """One update with an explicit action, once the audience has finished processing."""
-    await _wait_editable(client, owner, audience_id, opts)
+    await _wait_editable(client, owner, audience_id, opts, held=held)
     try:
         await client.update_custom_audience(owner, audience_id, action=action, file_paths=list(paths))
     except InvalidRequestError as exc:
@@ -528,6 +540,8 @@ async def _update(
         # TikTok gives one message for "still processing" and "too small" (ref §2.5); the audience's state
         # tells them apart.
         details = await _details(client, owner, audience_id)
+        if details is not None and _landed_at_zero(details, held=held):
+            raise _too_small(audience_id, details) from exc
         if details is not None and _processing(details):
             raise _in_progress(audience_id) from exc
         raise ResolvableError(
@@ -541,7 +555,12 @@ async def _update(
 
 
 async def _wait_editable(
-    client: AsyncTikTokClient, owner: str, audience_id: str, opts: CustomerFileOptions
+    client: AsyncTikTokClient,
+    owner: str,
+    audience_id: str,
+    opts: CustomerFileOptions,
+    *,
+    held: int | None = None,
 ) -> None:
     """Poll until the audience is valid; a processing one past the timeout gives `replace_in_progress`."""
     deadline = time.monotonic() + opts.ready_timeout_seconds
@@ -556,6 +575,8 @@ async def _wait_editable(
             )
         if details.is_valid:
             return
+        if _landed_at_zero(details, held=held):
+            raise _too_small(audience_id, details)
         if not _processing(details):
             raise ResolvableError(
                 f"customer-file audience {audience_id} cannot be edited: {details.error_msg} TikTok keeps "
@@ -567,6 +588,46 @@ async def _wait_editable(
             raise _in_progress(audience_id)
         await asyncio.sleep(delay)
         delay = min(delay * 2, opts.poll_seconds)
+
+
+# TikTok builds a customer-file audience within 24-48 hours (ref §2.5, HELP): still at size 0 after that, it
+# did not reach 1,000 matched people.
+BUILD_WINDOW_SECONDS: Final = 48 * 3600
+
+
+def _landed_at_zero(details: AudienceDetails, *, held: int | None, now: datetime | None = None) -> bool:
+    """True when an invalid audience at size 0 *without* an error message has landed at 0 for good.
+
+    TikTok's `error_msg` for this may be null (Segment's fixture, ref §9), which alone reads like "still
+    processing" forever. So it is concluded from size and time: TikTok holds fewer than 1,000 identifiers by
+    ttsync's own snapshot (`held`), or the audience is still at 0 after TikTok's 24-48 hour build window.
+    """
+    if details.is_valid or (details.error_msg or "").strip() or details.cover_num not in (0, None):
+        return False
+    if held is not None and held < MIN_USABLE_SIZE:
+        return True
+    created = _parse_time(details.create_time)
+    if created is None:
+        return False
+    return ((now or datetime.now(UTC)) - created).total_seconds() >= BUILD_WINDOW_SECONDS
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    """TikTok's `YYYY-MM-DD HH:MM:SS` (UTC, ref §2.1), or None."""
+    try:
+        return datetime.strptime(text or "", "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _too_small(audience_id: str, details: AudienceDetails) -> ResolvableError:
+    return ResolvableError(
+        f"customer-file audience {audience_id} is at size 0 and TikTok gives no reason: it was left with fewer "
+        f"than {MIN_USABLE_SIZE:,} matched people (a small segment, or identifiers TikTok could not match), and "
+        "TikTok does not update such an audience. Widen the segment (check the match report with `ttsync run "
+        "ORCHESTRATION --plan`), then use mode 'create' for a new audience or switch to partner delivery",
+        resolution_key="audience_too_small",
+    )
 
 
 def _processing(details: AudienceDetails) -> bool:
@@ -586,7 +647,12 @@ def _in_progress(audience_id: str) -> ResolvableError:
 async def _details(client: AsyncTikTokClient, owner: str, audience_id: str) -> AudienceDetails | None:
     try:
         result = await client.get_custom_audiences(owner, [audience_id], history_size=1)
-    except NotFoundError:
+    except (NotFoundError, InvalidRequestError) as exc:
+        # The code for a deleted id is undocumented (40007 or 40002, ref §9): the list decides.
+        if exc.resolution_key in ("advertiser_not_found", "missing_advertiser_permissions"):
+            raise
+        if await find_listed_audience(client, owner, audience_id) is not None:
+            raise
         return None
     for item in result.audiences:
         if item.audience_details.audience_id == audience_id:

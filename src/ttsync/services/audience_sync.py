@@ -27,11 +27,12 @@ from typing import Any, overload
 
 from ttsync.audiences.audience import (
     MIN_USABLE_SIZE,
+    PROCESSING_STATE,
     AudienceStatus,
     audience_status,
     create_partner_audience,
+    deliver_until_ready,
     share_audience,
-    wait_until_ready,
 )
 from ttsync.audiences.columns import audience_column_specs
 from ttsync.audiences.customer_file import CustomerFileOptions, deliver_customer_file, single_calculate_type
@@ -233,18 +234,10 @@ class AudienceRun(OrchestrationRun):
         self.reporter.stage("upload", plan.remove_ids + plan.add_ids)
         try:
             async with self.client() as client:
-                status = await wait_until_ready(
-                    client,
-                    self.primary_advertiser,
-                    audience_id,
-                    timeout_seconds=self.options.ready_timeout_seconds,
-                )
-                if not status.usable:
-                    raise ResolvableError(
-                        f"audience {audience_id} disappeared from TikTok during the run; restart the workflow "
-                        "to recreate it",
-                        resolution_key="audience_not_editable",
-                    )
+                # No wait for `is_valid` first: TikTok validates a partner audience only after members arrive
+                # (an empty one reads is_valid false a day after creation, ref §9), so mappings go right after
+                # create. A brand-new audience may still answer "not ready" for a minute or two (ref §7):
+                # `deliver_until_ready` resumes from the checkpoint until `ready_timeout_seconds`.
 
                 async def send(
                     *, action: str, advertiser_ids: Any, id_schema: Any, batch_data_json: str
@@ -256,15 +249,18 @@ class AudienceRun(OrchestrationRun):
                         batch_data_json=batch_data_json,
                     )
 
-                counts = await deliver_partner(
-                    con,
-                    plan,
-                    send=send,
-                    advertiser_ids=[self.primary_advertiser],
-                    checkpoint=checkpoint,
-                    save_checkpoint=lambda cp: ctx.save_checkpoint({"mapping": cp.to_json()}),
-                    progress=lambda _phase, n: self.reporter.advance("upload", n),
-                    in_flight=self.options.in_flight,
+                counts = await deliver_until_ready(
+                    lambda: deliver_partner(
+                        con,
+                        plan,
+                        send=send,
+                        advertiser_ids=[self.primary_advertiser],
+                        checkpoint=checkpoint,
+                        save_checkpoint=lambda cp: ctx.save_checkpoint({"mapping": cp.to_json()}),
+                        progress=lambda _phase, n: self.reporter.advance("upload", n),
+                        in_flight=self.options.in_flight,
+                    ),
+                    timeout_seconds=self.options.ready_timeout_seconds,
                 )
         finally:
             con.close()
@@ -324,6 +320,11 @@ class AudienceRun(OrchestrationRun):
         async with self.client() as client:
             status = await audience_status(client, self.primary_advertiser, audience_id)
         self._save_state(audience_id, status.cover_num, status.is_valid)
+        # Not valid yet is a state, not a failure: TikTok matches a partner audience's members over time
+        # (up to ~10 hours, ref §9), and the next run or `ttsync status` reads it again.
+        state = "ready" if status.is_valid else PROCESSING_STATE
+        if not status.is_valid:
+            self.reporter.note(f"audience {audience_id}: {PROCESSING_STATE}")
         # TikTok's size counts matched people; a size above the people sent means the size is counted some
         # other way (the emulator counts identifiers), and a ratio would be meaningless.
         match_rate = (
@@ -335,6 +336,7 @@ class AudienceRun(OrchestrationRun):
             "audience_id": audience_id,
             "tiktok_size": status.cover_num,
             "is_valid": status.is_valid,
+            "state": state,
             "people_sent": plan.current_people,
             "match_rate": match_rate,
         }

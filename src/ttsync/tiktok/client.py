@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from ttsync.tiktok._core import BaseAsyncClient, CallSpec, build_request
 from ttsync.tiktok.errors import ClientValidationError
-from ttsync.tiktok.models.common import CalculateType, EmptyResult, IdSchema
+from ttsync.tiktok.models.common import CalculateType, CreateCalculateType, EmptyResult, IdSchema
 from ttsync.tiktok.models.dmp import (
     CustomAudienceCreateRequest,
     CustomAudienceCreateResult,
@@ -56,6 +56,11 @@ _HASH_PATTERNS: Final = {
     "MD5": re.compile(r"[0-9a-f]{32}"),
 }
 _UPLOAD_SUFFIXES: Final = frozenset({".csv", ".txt"})  # ref §2.4: only .csv and .txt are accepted
+# Upload-only calculate_type values and their equals on create (same enum numbers 6 and 7, ref §2.4, §9).
+_CREATE_TYPES: Final[dict[str, CreateCalculateType]] = {
+    "MAID_SHA256": "FIRST_SHA256",
+    "MAID_MD5": "FIRST_MD5",
+}
 
 
 def build_batch_data(
@@ -358,20 +363,24 @@ class AsyncTikTokClient(BaseAsyncClient):
         advertiser_id: str,
         *,
         name: str,
-        calculate_type: CalculateType,
+        calculate_type: CreateCalculateType | CalculateType,
         file_paths: Sequence[str],
         retention_in_days: int | None = None,
         audience_sub_type: Literal["NORMAL", "REACH_FREQUENCY"] | None = None,
         audience_enhancement: bool | None = None,
     ) -> CustomAudienceCreateResult:
-        """`POST dmp/custom_audience/create/`: a customer-file audience from uploaded files."""
+        """`POST dmp/custom_audience/create/`: a customer-file audience from uploaded files.
+
+        `calculate_type` is that of the files; MAID_* (upload only) is sent as its create-time equal FIRST_*
+        (same enum value; create's enum has no MAID_*, ref §9).
+        """
         path = "dmp/custom_audience/create/"
         body = build_request(
             CustomAudienceCreateRequest,
             path,
             advertiser_id=advertiser_id,
             custom_audience_name=name,
-            calculate_type=calculate_type,
+            calculate_type=_CREATE_TYPES.get(calculate_type, calculate_type),
             file_paths=list(file_paths),
             retention_in_days=retention_in_days,
             audience_sub_type=audience_sub_type,
@@ -460,7 +469,12 @@ class AsyncTikTokClient(BaseAsyncClient):
         description: str | None = None,
         auto_tracking: bool | None = None,
     ) -> OfflineCreateResult:
-        """`POST offline/create/`: a new offline event set."""
+        """`POST offline/create/`: a new offline event set.
+
+        `description` is required by TikTok (official SDK offline_create.yml, ref §9); without one, the
+        client sends "<name> (created by ttsync)".
+        """
+        description = description or f"{name} (created by ttsync)"
         path = "offline/create/"
         body = build_request(
             OfflineCreateRequest,

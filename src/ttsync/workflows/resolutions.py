@@ -131,6 +131,26 @@ _CATALOG: tuple[Resolution, ...] = (
         action=Action.RETRY_TASK,
     ),
     Resolution(
+        key="audience_too_small",
+        title="Audience too small or no matches",
+        what=(
+            "TikTok shows the customer-file audience at size 0 and gives no reason (its error message is "
+            "empty): fewer than 1,000 of the people sent were matched."
+        ),
+        why=(
+            "TikTok keeps a customer-file audience that ends with fewer than 1,000 matched people at size 0 and "
+            "refuses every later update. Either the segment is small, or its identifiers did not match TikTok "
+            "users (for example phones without a country code)."
+        ),
+        steps=(
+            "Check the segment's size and match report with `ttsync run ORCHESTRATION --plan`.",
+            "Widen the segment to at least 1,000 people, or fix the identifier columns the match report flags.",
+            "Then set the destination's mode to `create` for a new audience, or switch it to `delivery: partner`, "
+            "which has no minimum, and run `ttsync workflows restart ID`.",
+        ),
+        action=Action.RESTART_WORKFLOW,
+    ),
+    Resolution(
         key="audience_not_ready",
         title="Audience not ready yet",
         what="The new audience is still being processed by TikTok and does not accept members yet.",

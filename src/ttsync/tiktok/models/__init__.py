@@ -1,6 +1,13 @@
 """Typed request and response models for every endpoint the client calls."""
 
-from ttsync.tiktok.models.common import ApiResult, CalculateType, EmptyResult, IdSchema, PageInfo
+from ttsync.tiktok.models.common import (
+    ApiResult,
+    CalculateType,
+    CreateCalculateType,
+    EmptyResult,
+    IdSchema,
+    PageInfo,
+)
 from ttsync.tiktok.models.dmp import (
     AudienceDetails,
     AudienceHistoryEntry,
@@ -39,6 +46,7 @@ __all__ = [
     "AudienceHistoryEntry",
     "AuthorizedAdvertiser",
     "CalculateType",
+    "CreateCalculateType",
     "CustomAudienceCreateResult",
     "CustomAudienceDetail",
     "CustomAudienceGetResult",

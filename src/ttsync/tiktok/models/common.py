@@ -25,7 +25,21 @@ CalculateType = Literal[
     "FIRST_MD5",
     "MULTIPLE_TYPES",
 ]
-"""ref §2.4: customer-file `calculate_type` values (the file flow uses GAID_*, not AAID_*)."""
+"""ref §2.4: `dmp/custom_audience/file/upload/` `calculate_type` values (the file flow uses GAID_*, not AAID_*)."""
+
+CreateCalculateType = Literal[
+    "EMAIL_SHA256",
+    "PHONE_SHA256",
+    "IDFA_SHA256",
+    "IDFA_MD5",
+    "GAID_SHA256",
+    "GAID_MD5",
+    "FIRST_SHA256",
+    "FIRST_MD5",
+    "MULTIPLE_TYPES",
+]
+"""`dmp/custom_audience/create/` `calculate_type` values: upload's without MAID_* (official SDK
+yml_files/dmp_custom_audience_create.yml, ref §9). A MAID_* file is created as FIRST_*, the same enum value."""
 
 
 class RequestModel(BaseModel):

@@ -6,7 +6,14 @@ from typing import Literal
 
 from pydantic import Field
 
-from ttsync.tiktok.models.common import ApiResult, CalculateType, Id, PageInfo, RequestModel, ResponseModel
+from ttsync.tiktok.models.common import (
+    ApiResult,
+    CreateCalculateType,
+    Id,
+    PageInfo,
+    RequestModel,
+    ResponseModel,
+)
 
 UpdateAction = Literal["APPEND", "REMOVE", "REPLACE"]
 """ref §2.4 step 3: the official enum is REMOVE (not DELETE); REPLACE is TikTok's default, never relied on."""
@@ -112,7 +119,7 @@ class CustomAudienceCreateRequest(RequestModel):
 
     advertiser_id: Id
     custom_audience_name: str = Field(min_length=1, max_length=128)
-    calculate_type: CalculateType
+    calculate_type: CreateCalculateType
     file_paths: list[str] = Field(min_length=1, max_length=500)
     audience_sub_type: Literal["NORMAL", "REACH_FREQUENCY"] | None = None
     retention_in_days: int | None = Field(default=None, ge=1, le=365)

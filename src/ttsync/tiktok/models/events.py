@@ -18,7 +18,7 @@ class OfflineCreateRequest(RequestModel):
 
     advertiser_id: Id
     name: str = Field(min_length=1)
-    description: str | None = None
+    description: str = Field(min_length=1)  # required (official SDK offline_create.yml, ref §9)
     auto_tracking: bool | None = None
 
 
