@@ -190,8 +190,43 @@ def test_tiktok_naming_the_bad_event_drops_it_and_sends_the_rest(
     assert all("data." in message and "@" not in message for _, message in rejected)
     assert recorded == 38
     assert totals.rejected == {"rejected_by_tiktok": 2}
-    assert totals.requests == 3
+    # The batch; the rest without e3 (fails on e17); the rest without e17 (goes, so e17 is proven bad); e3
+    # alone (an index is a hint, not proof: the rest held another bad event, so e3 is checked by itself).
+    assert totals.requests == 4
     assert len(emulator.admin.events(emulator.seed.event_set_id)) == 38
+
+
+def test_one_bad_event_named_by_index_costs_two_requests(emulator: EmulatorServer, tmp_path: Path) -> None:
+    confirmed, rejected, totals, _ = _isolate(emulator, tmp_path, _events(40, {9}))
+    assert [e.event_id for e, _ in rejected] == ["e9"]
+    assert len(confirmed) == 39
+    assert totals.requests == 2
+
+
+class _WrongIndexTransport(httpx2.AsyncBaseTransport):
+    """Real HTTP to the emulator, with the event index in error messages moved one up (a 1-based `Batch.N`,
+    say): the client must not reject a good event on the strength of an index alone."""
+
+    def __init__(self) -> None:
+        self._inner = httpx2.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self._inner.handle_async_request(request)
+        await response.aread()
+        body = response.json()
+        message = str(body.get("message", ""))
+        shifted = re.sub(r"data\.(\d+)", lambda m: f"data.{int(m.group(1)) + 1}", message)
+        return httpx2.Response(response.status_code, json={**body, "message": shifted})
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def test_a_wrong_index_rejects_only_the_bad_event(emulator: EmulatorServer, tmp_path: Path) -> None:
+    confirmed, rejected, _, recorded = _isolate(emulator, tmp_path, _events(20, {4}), _WrongIndexTransport())
+    assert [e.event_id for e, _ in rejected] == ["e4"]
+    assert len(confirmed) == recorded == 19
+    assert len(emulator.admin.events(emulator.seed.event_set_id)) == 19
 
 
 class _NoIndexTransport(httpx2.AsyncBaseTransport):

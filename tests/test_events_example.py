@@ -71,7 +71,8 @@ def test_seed_example_query_plans_then_delivers(emulator: EmulatorServer, tmp_pa
     assert with_items, "orders with several lines become one event with several contents"
     event = with_items[0]
     assert event["properties"]["currency"] == "USD"
-    assert event["properties"]["event_channel"] == "website"
+    # Documented only for the legacy offline payload (ref §3.1): validated, never sent to event/track/.
+    assert all("event_channel" not in e["properties"] for e in received)
     assert {"content_id", "content_name", "content_category", "brand", "price", "quantity"} <= set(
         event["properties"]["contents"][0]
     )

@@ -39,7 +39,6 @@ from ttsync.identity import MatchReport
 from ttsync.tiktok import AsyncTikTokClient, ClientValidationError, InvalidRequestError, NotFoundError
 from ttsync.workspace.models import ResolvedOfflineEventsSettings
 
-PARTNER_NAME: Final = "ttsync"
 MAX_BATCH: Final = 1_000  # ref §3.1: more than 1,000 events and TikTok rejects the whole request
 # 40002 messages name the bad event as `data.N.field` (Events API 2.0) or `Batch.N.field` (ref §3.4).
 _EVENT_INDEX: Final = re.compile(r"\b(?:data|batch)\.(\d+)\b", re.IGNORECASE)
@@ -372,7 +371,8 @@ class EventSender:
             event_source_id=self.settings.event_set_id,
             data_json=events.data_json(),
             test_event_code=self.settings.test_event_code,
-            partner_name=PARTNER_NAME,
+            # Only a partner name the user registered with TikTok (40063 otherwise, ref §9); None omits it.
+            partner_name=self.settings.partner_name,
             deduplicable=True,  # every event has an event_id (validation rejects those without)
         )
         # Only now is the batch TikTok's: record it before anything else can fail.
@@ -388,10 +388,17 @@ class EventSender:
             return ReadyEvents.empty(), [(events.event(0), message)]
         index = _event_index(exc.message)
         if index is not None and index < len(events):
-            # TikTok named the bad event: drop it and send the others (which may hold more bad ones).
-            self._reject(1)
+            # TikTok named an event (`data.N` or `Batch.N`): a hint, checked rather than trusted, since the
+            # format of these messages varies and some name no event at all (ref §3.4, §9). Send the others
+            # first (they may hold more bad ones): if they all go, the named event alone failed the batch;
+            # if not, the named event is sent alone to decide it.
             confirmed, rejected = await self.send(events.without(index))
-            return confirmed, [(events.event(index), message), *rejected]
+            if not rejected:
+                self._reject(1)
+                return confirmed, [(events.event(index), message)]
+            alone_ok, alone_bad = await self.send(events.slice(index, index + 1))
+            return ReadyEvents.concat([confirmed, alone_ok]), [*alone_bad, *rejected]
+        # No usable index (e.g. "Invalid value for event_id: ..." names only the field): bisect.
         middle = len(events) // 2
         left_ok, left_bad = await self.send(events.slice(0, middle))
         right_ok, right_bad = await self.send(events.slice(middle))

@@ -28,11 +28,12 @@ from ttsync.events.parameters import BY_NAME
 from ttsync.events.reasons import RejectReason
 
 # Event-level columns -> (object, key) in the payload, from the parameter table, in payload order.
+# `event_channel` is validated but not sent: TikTok documents `properties.event_channel` only in the legacy
+# offline payload (`offline/track/`), and Events 2.0 may ignore or reject it (ref §3.1, §9).
 EVENT_LEVEL: Final = tuple(
     (name, *BY_NAME[name].destination.split(".", 1))
     for name in (
         "currency",
-        "event_channel",
         "content_type",
         "order_id",
         "shop_id",

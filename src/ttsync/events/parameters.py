@@ -175,9 +175,11 @@ OFFLINE_EVENT_NAMES: Final = frozenset(
 
 
 def allowed_event_names(event_source: str) -> frozenset[str] | None:
-    """Event names an event source accepts; None means any non-empty name (CRM events are custom, ref §3.2)."""
+    """Event names an event source accepts; None means any non-empty name.
+
+    Offline events may use only standard names; web and app events may also use custom names, and CRM events
+    use custom names (Go client bububa/tiktok-business model/event/track.go, ref §3.1, §9).
+    """
     if event_source == "offline":
         return OFFLINE_EVENT_NAMES
-    if event_source == "web":
-        return CURRENT_EVENT_NAMES | OLDER_EVENT_NAMES
     return None

@@ -12,7 +12,7 @@ from typing import Any, Final, Literal
 from pydantic import SecretStr
 
 from ttsync.tiktok._core import BaseAsyncClient, CallSpec, build_request
-from ttsync.tiktok.errors import ClientValidationError
+from ttsync.tiktok.errors import ClientValidationError, InvalidRequestError
 from ttsync.tiktok.models.common import CalculateType, CreateCalculateType, EmptyResult, IdSchema
 from ttsync.tiktok.models.dmp import (
     CustomAudienceCreateRequest,
@@ -107,6 +107,29 @@ def build_batch_data(
             )
         batch.append(entries)
     return batch
+
+
+# Rows per segment/mapping/ request a server accepted after refusing more, per (server, app): see
+# `AsyncTikTokClient._send_mapping`.
+_MAPPING_ROW_LIMITS: dict[tuple[str, str], int] = {}
+_SIZE_CODES: Final = frozenset({40011, 40061})  # too many IDs / invalid batch size (ref §5.1)
+_AT_MOST: Final = re.compile(r"at most ([\d,]+)")
+
+
+def _shrunk(rows: int, message: str) -> int | None:
+    """The next request size after a size refusal of `rows` rows: TikTok's stated maximum, else half."""
+    match = _AT_MOST.search(message)
+    stated = int(match.group(1).replace(",", "")) if match else 0
+    size = stated if 0 < stated < rows else rows // 2
+    return size if size >= 1 else None
+
+
+def _dumps(rows: Any) -> str:
+    return json.dumps(rows, separators=(",", ":"))
+
+
+def _mapping_body(fields: dict[str, Any], rows_json: str) -> bytes:
+    return (json.dumps(fields)[:-1] + ', "batch_data": ' + rows_json + "}").encode()
 
 
 class AsyncTikTokClient(BaseAsyncClient):
@@ -214,7 +237,8 @@ class AsyncTikTokClient(BaseAsyncClient):
             id_schema=list(id_schema),
             batch_data=batch,
         )
-        return await self._call(CallSpec("POST", path, body=body), EmptyResult)
+        fields = body.model_dump(mode="json", exclude={"batch_data"}, exclude_none=True)
+        return await self._send_mapping(fields, None, body.model_dump(mode="json")["batch_data"])
 
     async def segment_mapping_json(
         self,
@@ -240,8 +264,57 @@ class AsyncTikTokClient(BaseAsyncClient):
             batch_data=[[{}] * len(id_schema)],  # placeholder: validated shape, replaced below
         )
         fields = head.model_dump(mode="json", exclude={"batch_data"}, exclude_none=True)
-        body = json.dumps(fields)[:-1] + ', "batch_data": ' + batch_data_json + "}"
-        return await self._call(CallSpec("POST", path, content=body.encode()), EmptyResult)
+        return await self._send_mapping(fields, batch_data_json, None)
+
+    def mapping_row_limit(self) -> int | None:
+        """Rows per `segment/mapping/` request this server accepted after refusing a larger one (None: no
+        refusal seen). Remembered per API server and app for the life of the process."""
+        return _MAPPING_ROW_LIMITS.get((self._limiter_scope, self.app_id or ""))
+
+    async def _send_mapping(
+        self, fields: dict[str, Any], rows_json: str | None, rows: list[Any] | None
+    ) -> EmptyResult:
+        """Send one mapping, split into requests of at most the remembered row limit.
+
+        TikTok documents no maximum rows per request (ref §2.1, §9). When it refuses a request as too large
+        (40011 "too many IDs", or 40061 "invalid batch size"), the rows are split, in requests of the size
+        its message names or else half, and the size it accepts is remembered for this server and app, so
+        later batches go at that size from the start instead of failing. Re-sending rows is harmless: adding
+        a member twice or removing an absent one changes nothing.
+        """
+        path = "segment/mapping/"
+        key = (self._limiter_scope, self.app_id or "")
+        limit = _MAPPING_ROW_LIMITS.get(key)
+        if limit is None:
+            body = _mapping_body(fields, rows_json if rows_json is not None else _dumps(rows))
+            try:
+                return await self._call(CallSpec("POST", path, content=body), EmptyResult)
+            except InvalidRequestError as exc:
+                if exc.code not in _SIZE_CODES:
+                    raise
+                rows = rows if rows is not None else json.loads(rows_json or "[]")
+                limit = _shrunk(len(rows), exc.message)
+                if limit is None:
+                    raise
+                _MAPPING_ROW_LIMITS[key] = limit
+        if rows is None:
+            rows = json.loads(rows_json or "[]")
+        result = EmptyResult()
+        start = 0
+        while start < len(rows):
+            chunk = rows[start : start + limit]
+            try:
+                result = await self._call(
+                    CallSpec("POST", path, content=_mapping_body(fields, _dumps(chunk))), EmptyResult
+                )
+            except InvalidRequestError as exc:
+                smaller = _shrunk(len(chunk), exc.message) if exc.code in _SIZE_CODES else None
+                if smaller is None:
+                    raise
+                limit = _MAPPING_ROW_LIMITS[key] = smaller
+                continue
+            start += len(chunk)
+        return result
 
     async def add_segment_members(
         self,

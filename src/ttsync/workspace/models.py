@@ -346,6 +346,7 @@ class OfflineEventsSettings(_Model):
     timezone: str | None = None
     default_region: str | None = None
     derive_event_id: bool | None = None
+    partner_name: str | None = None
 
     @field_validator("default_region")
     @classmethod
@@ -383,6 +384,9 @@ class ResolvedOfflineEventsSettings(_Model):
     timezone: str = "UTC"
     default_region: str | None = None  # country of phones written without +country code
     derive_event_id: bool = False  # derive a deterministic event_id when the query has none
+    # Sent as event/track/ `partner_name` only when set: TikTok answers 40063 "invalid partner name" for
+    # names it does not know, and public clients do not send one (ref §3.1, §9). Use a name TikTok registered.
+    partner_name: str | None = None
 
     def warnings(self) -> list[str]:
         """Non-fatal remarks to show before a run."""
