@@ -7,7 +7,7 @@ import hashlib
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import pytest
 from ttsync.audiences.customer_file import (
     CustomerFileOptions,
     CustomerFileResult,
+    _landed_at_zero,
     calculate_type_for,
     deliver_customer_file,
     delivery_steps,
@@ -30,6 +31,7 @@ from ttsync.audiences.prepare import ids_batch
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.errors import ResolvableError
 from ttsync.tiktok import AsyncTikTokClient, PermissionDeniedError
+from ttsync.tiktok.models.dmp import AudienceDetails
 from ttsync.workspace.errors import ConfigError
 
 EMAIL = "EMAIL_SHA256"
@@ -338,7 +340,17 @@ def test_update_below_1000_is_audience_not_editable(emulator: EmulatorServer, tm
     assert dest.members() == hashes(range(1500))  # nothing changed
 
 
-def test_landed_at_zero_audience_is_not_editable(emulator: EmulatorServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("variant", "resolution"),
+    [(None, "audience_not_editable"), ("file-zero-null-error", "audience_too_small")],
+)
+def test_landed_at_zero_audience_is_not_editable(
+    emulator: EmulatorServer, tmp_path: Path, variant: str | None, resolution: str
+) -> None:
+    # With TikTok's error_msg null (the variant), the size-0 audience must not read as "still processing"
+    # forever: ttsync concludes "too small or no matches" from its own snapshot size at once.
+    if variant:
+        emulator.admin.set_variants([variant])
     dest = Destination(emulator, tmp_path, SyncMode.APPEND)
     dest.sync(range(500))  # created below 1,000: TikTok keeps it at size 0
     con, plan = dest.plan(range(2000))
@@ -347,8 +359,22 @@ def test_landed_at_zero_audience_is_not_editable(emulator: EmulatorServer, tmp_p
             dest.deliver(con, plan)
     finally:
         con.close()
-    assert info.value.resolution_key == "audience_not_editable"
+    assert info.value.resolution_key == resolution
     assert "mode 'create'" in str(info.value)
+    assert dest.members() == hashes(range(500))
+
+
+def test_size_zero_without_error_message_is_concluded_after_the_build_window() -> None:
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    details = AudienceDetails(
+        audience_id="1", is_valid=False, cover_num=0, error_msg=None, create_time="2026-01-01 00:00:00"
+    )
+    assert not _landed_at_zero(details, held=None, now=created + timedelta(hours=47))
+    assert _landed_at_zero(details, held=None, now=created + timedelta(hours=49))
+    assert _landed_at_zero(details, held=900, now=created)  # ttsync itself sent fewer than 1,000
+    assert not _landed_at_zero(details, held=5_000, now=created)  # big enough: still processing
+    ready = details.model_copy(update={"is_valid": True, "cover_num": 5_000})
+    assert not _landed_at_zero(ready, held=900, now=created + timedelta(days=9))
 
 
 # -- processing, crashes and resume ---------------------------------------------------------------------
