@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ttsync.emulator.testing import EmulatorServer
+from ttsync.emulator.variants import VARIANTS
 from ttsync.services.runs import build_run, preview_run, start_run
 from ttsync.store import repos
 from ttsync.workspace.apply import apply_config
@@ -35,8 +36,24 @@ def workspace(emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.Monk
     return init.workspace.root
 
 
-def test_events_are_sent_once_across_runs(emulator: EmulatorServer, workspace: Path) -> None:
+# Each variant of the emulator's event endpoints alone (where TikTok's sources disagree), then every variant
+# at once (two sets: the two 40002 formats exclude each other): the same events arrive once each under all.
+_EVENT_VARIANTS = ("partner-name-registered", "error-field-only", "error-batch-index", "strict-properties")
+_VARIANT_SETS = [
+    [],
+    *([v] for v in _EVENT_VARIANTS),
+    [v for v in VARIANTS if v != "error-batch-index"],
+    [v for v in VARIANTS if v != "error-field-only"],
+]
+
+
+@pytest.mark.parametrize("variants", _VARIANT_SETS, ids=lambda v: "+".join(v) if len(v) < 3 else "all")
+def test_events_are_sent_once_across_runs(
+    emulator: EmulatorServer, workspace: Path, variants: list[str]
+) -> None:
     from ttsync.workspace.layout import Workspace
+
+    emulator.admin.set_variants(variants, partner_names=["Acme"])
 
     ws = Workspace(workspace)
     with ws.open_store() as store:
