@@ -279,3 +279,23 @@ def test_rejected_rows_are_in_the_outcome_file(emulator: EmulatorServer, tmp_pat
 def _no_leftover_stage(tmp_path: Path) -> Iterator[None]:
     yield
     assert not list(tmp_path.glob("*/stage"))
+
+
+@pytest.mark.parametrize(
+    ("variant", "max_requests"),
+    [
+        (None, 2),  # `data.N`: the batch, then the rest
+        ("error-batch-index", 2),  # `Batch.N`: the same
+        ("error-field-only", 1 + 2 * 6),  # no index: bisection, two requests per level over 40 events
+    ],
+)
+def test_one_bad_event_is_found_under_every_message_format(
+    emulator: EmulatorServer, tmp_path: Path, variant: str | None, max_requests: int
+) -> None:
+    if variant:
+        emulator.admin.set_variants([variant])
+    confirmed, rejected, totals, recorded = _isolate(emulator, tmp_path, _events(40, {23}))
+    assert [e.event_id for e, _ in rejected] == ["e23"]
+    assert len(confirmed) == recorded == 39
+    assert totals.requests <= max_requests
+    assert len(emulator.admin.events(emulator.seed.event_set_id)) == 39

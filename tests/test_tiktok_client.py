@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from typing import Any
 
 import pytest
@@ -18,6 +19,8 @@ from ttsync.tiktok import (
     RateLimits,
     TikTokClient,
 )
+from ttsync.tiktok._core import build_request
+from ttsync.tiktok.models.dmp import CustomAudienceCreateRequest
 
 # The emulator runs in this process: the default 10-QPS group would make this module slow for no benefit.
 FAST = RateLimits(default=1_000.0)
@@ -301,4 +304,68 @@ def test_track_refuses_more_than_1000_events_locally(emulator: EmulatorServer) -
     with client_for(emulator) as client, pytest.raises(ClientValidationError, match="data"):
         client.track_events(
             event_source="offline", event_source_id=emulator.seed.event_set_id, data=[event] * 1_001
+        )
+
+
+def test_mapping_shrinks_after_a_size_refusal_and_remembers_it(emulator: EmulatorServer) -> None:
+    """TikTok documents no maximum rows per segment/mapping/ (ref §2.1); under the emulator's 1,000-row
+    variant the client splits a refused request and later clients of the same app send 1,000 from the start."""
+    emulator.admin.set_variants(["mapping-limit-1000"])
+    adv = emulator.seed.advertiser_ids[0]
+    seed = emulator.seed
+    registry = LimiterRegistry()
+
+    def make() -> AsyncTikTokClient:
+        return AsyncTikTokClient(
+            access_token=seed.operator_token,
+            app_id=seed.app_id,
+            base_url=emulator.base_url,
+            limiters=registry,
+            rate_limits=FAST,
+        )
+
+    async def go() -> tuple[str, list[tuple[int, int]]]:
+        seen: list[tuple[int, int]] = []
+        async with make() as first:
+            audience_id = (await first.create_segment_audience(adv, "Big")).audience_id
+            rows = [[sha(f"{n}@x.com")] for n in range(2_500)]
+            await first.add_segment_members([adv], [audience_id], ["EMAIL_SHA256"], rows)
+            seen.append((first.stats.failures, first.stats.calls))
+            assert first.mapping_row_limit() == 1_000
+        async with make() as second:
+            body = json.dumps(
+                [[{"id": sha(f"{n}@y.com"), "audience_ids": [audience_id]}] for n in range(2_500)]
+            )
+            await second.segment_mapping_json(
+                action="add", advertiser_ids=[adv], id_schema=["EMAIL_SHA256"], batch_data_json=body
+            )
+            seen.append((second.stats.failures, second.stats.calls))
+        return audience_id, seen
+
+    audience_id, seen = asyncio.run(go())
+    # The first client: create, the refused 2,500, then 3 requests of at most 1,000.
+    assert seen[0] == (1, 5)
+    assert seen[1] == (0, 3)  # the second one knew the size: no refusal
+    assert len(emulator.admin.audience_members(audience_id)["EMAIL_SHA256"]) == 5_000
+
+
+def test_create_sends_maid_files_as_first_and_refuses_maid_in_the_request(emulator: EmulatorServer) -> None:
+    """`dmp/custom_audience/create/` has no MAID_* (official SDK create spec, ref §9); FIRST_* is its equal."""
+    adv = emulator.seed.advertiser_ids[0]
+    with client_for(emulator) as client:
+        content = "\n".join(sha(str(n)) for n in range(10)).encode()
+        path = client.upload_audience_file(adv, calculate_type="MAID_SHA256", file=content).file_path
+        assert len(path) == 16
+        created = client.create_custom_audience(
+            adv, name="Devices", calculate_type="MAID_SHA256", file_paths=[path]
+        )
+        assert emulator.admin.audience(created.custom_audience_id)["calculate_type"] == "FIRST_SHA256"
+    with pytest.raises(ClientValidationError):
+        build_request(
+            CustomAudienceCreateRequest,
+            "dmp/custom_audience/create/",
+            advertiser_id=adv,
+            custom_audience_name="x",
+            calculate_type="MAID_SHA256",
+            file_paths=[path],
         )

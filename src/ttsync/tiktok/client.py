@@ -109,9 +109,6 @@ def build_batch_data(
     return batch
 
 
-# Rows per segment/mapping/ request a server accepted after refusing more, per (server, app): see
-# `AsyncTikTokClient._send_mapping`.
-_MAPPING_ROW_LIMITS: dict[tuple[str, str], int] = {}
 _SIZE_CODES: Final = frozenset({40011, 40061})  # too many IDs / invalid batch size (ref §5.1)
 _AT_MOST: Final = re.compile(r"at most ([\d,]+)")
 
@@ -268,8 +265,9 @@ class AsyncTikTokClient(BaseAsyncClient):
 
     def mapping_row_limit(self) -> int | None:
         """Rows per `segment/mapping/` request this server accepted after refusing a larger one (None: no
-        refusal seen). Remembered per API server and app for the life of the process."""
-        return _MAPPING_ROW_LIMITS.get((self._limiter_scope, self.app_id or ""))
+        refusal seen). Remembered per API server and app in the client's limiter registry (by default one per
+        process), so every client of the app sends that size from then on."""
+        return self._registry.mapping_row_limits.get((self._limiter_scope, self.app_id or ""))
 
     async def _send_mapping(
         self, fields: dict[str, Any], rows_json: str | None, rows: list[Any] | None
@@ -284,7 +282,8 @@ class AsyncTikTokClient(BaseAsyncClient):
         """
         path = "segment/mapping/"
         key = (self._limiter_scope, self.app_id or "")
-        limit = _MAPPING_ROW_LIMITS.get(key)
+        limits = self._registry.mapping_row_limits
+        limit = limits.get(key)
         if limit is None:
             body = _mapping_body(fields, rows_json if rows_json is not None else _dumps(rows))
             try:
@@ -296,7 +295,7 @@ class AsyncTikTokClient(BaseAsyncClient):
                 limit = _shrunk(len(rows), exc.message)
                 if limit is None:
                     raise
-                _MAPPING_ROW_LIMITS[key] = limit
+                limits[key] = limit
         if rows is None:
             rows = json.loads(rows_json or "[]")
         result = EmptyResult()
@@ -311,7 +310,7 @@ class AsyncTikTokClient(BaseAsyncClient):
                 smaller = _shrunk(len(chunk), exc.message) if exc.code in _SIZE_CODES else None
                 if smaller is None:
                     raise
-                limit = _MAPPING_ROW_LIMITS[key] = smaller
+                limit = limits[key] = smaller
                 continue
             start += len(chunk)
         return result

@@ -230,6 +230,9 @@ class LimiterRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._limiters: dict[tuple[str, str, Group], AdaptiveRateLimiter] = {}
+        # (scope, app_id) -> rows per segment/mapping/ request the server accepted after refusing more
+        # (TikTok documents no maximum, ref §2.1): learned once, then every client of the app sends that size.
+        self.mapping_row_limits: dict[tuple[str, str], int] = {}
 
     def get(self, scope: str, app_id: str, group: Group, config: RateLimits) -> AdaptiveRateLimiter:
         """The limiter for this app and group; created on first use, reconfigured if `config` changed.
