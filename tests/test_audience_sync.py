@@ -237,3 +237,14 @@ def test_every_emulator_variant_converges_to_the_same_audience(
         assert env.members() == env.expected()
     finally:
         env.store.close()
+
+
+def test_first_sync_sends_right_after_create_without_waiting_for_is_valid(env: Env) -> None:
+    """An empty partner audience reads is_valid false until members arrive (ref §9): the first sync must not
+    wait for it. A new audience that is still being created answers 40201 "not ready"; the upload resumes."""
+    env.emulator.admin.set_processing_delay(1.5)
+    outcome = env.run(ready_timeout_seconds=60)
+    assert outcome.ok, outcome.workflow.error
+    assert env.members() == env.expected()
+    assert outcome.workflow.counts["read_back"]["state"] == "ready"
+    assert outcome.workflow.counts["read_back"]["is_valid"] is True
