@@ -369,3 +369,15 @@ def test_create_sends_maid_files_as_first_and_refuses_maid_in_the_request(emulat
             calculate_type="MAID_SHA256",
             file_paths=[path],
         )
+
+
+def test_every_endpoint_path_keeps_the_trailing_slash() -> None:
+    """TikTok documents a 404 without it (ref §1); some clients omit it (ref §9): ttsync always sends it."""
+    import inspect
+    import re
+
+    from ttsync.tiktok import client as client_module
+
+    paths = re.findall(r'path = "([^"]+)"', inspect.getsource(client_module))
+    assert len(paths) > 15
+    assert [p for p in paths if not p.endswith("/")] == []

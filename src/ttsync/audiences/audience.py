@@ -122,30 +122,6 @@ async def share_audience(
         await client.share_custom_audiences(owner_id, [audience_id], others[start : start + 10])
 
 
-async def wait_until_ready(
-    client: AsyncTikTokClient,
-    advertiser_id: str,
-    audience_id: str,
-    *,
-    timeout_seconds: float,
-    poll_seconds: float = 2.0,
-) -> AudienceStatus:
-    """Poll until TikTok reports the audience valid (a new partner audience processes for a while first)."""
-    deadline = time.monotonic() + timeout_seconds
-    delay = min(poll_seconds, 0.25)
-    while True:
-        status = await audience_status(client, advertiser_id, audience_id)
-        if status.is_valid or not status.exists or status.expired:
-            return status
-        if time.monotonic() >= deadline:
-            raise AudienceNotReadyError(
-                f"audience {audience_id} was still processing after {timeout_seconds:.0f} s; TikTok usually "
-                "needs a few minutes for a new audience"
-            )
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, poll_seconds)
-
-
 T = TypeVar("T")
 
 
