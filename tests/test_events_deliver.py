@@ -21,7 +21,13 @@ from ttsync.events.deliver import EventSender, EventSetNotFoundError, deliver_ev
 from ttsync.events.ledger import Ledger
 from ttsync.events.outcomes import EventTotals
 from ttsync.events.payload import GroupedEvent, ReadyEvents
-from ttsync.tiktok import AsyncTikTokClient, AuthenticationError, LimiterRegistry, RetryPolicy
+from ttsync.tiktok import (
+    AsyncTikTokClient,
+    AuthenticationError,
+    InvalidRequestError,
+    LimiterRegistry,
+    RetryPolicy,
+)
 from ttsync.workspace.models import ResolvedOfflineEventsSettings
 
 RECENT = datetime.now(UTC) - timedelta(days=1)
@@ -299,3 +305,24 @@ def test_one_bad_event_is_found_under_every_message_format(
     assert len(confirmed) == recorded == 39
     assert totals.requests <= max_requests
     assert len(emulator.admin.events(emulator.seed.event_set_id)) == 39
+
+
+def test_partner_name_is_sent_only_when_configured(emulator: EmulatorServer, tmp_path: Path) -> None:
+    """TikTok may refuse unknown partner names with 40063 (ref §9): by default none is sent."""
+    emulator.admin.set_variants(["partner-name-registered"], partner_names=["Acme"])
+    plain = _deliver(emulator, [_rows(3)], tmp_path, "run1")
+    assert plain.totals.sent == 3
+    named = _deliver(
+        emulator, [_rows(3, start=3)], tmp_path, "run2", settings=_settings(emulator, partner_name="Acme")
+    )
+    assert named.totals.sent == 3
+    with pytest.raises(InvalidRequestError) as info:
+        _deliver(
+            emulator,
+            [_rows(3, start=6)],
+            tmp_path,
+            "run3",
+            settings=_settings(emulator, partner_name="Other"),
+        )
+    assert info.value.code == 40063
+    assert len(emulator.admin.events(emulator.seed.event_set_id)) == 6
