@@ -37,6 +37,13 @@ FUTURE_SKEW: Final = timedelta(minutes=10)
 # Several emails or phones may share one cell, separated by commas (neither contains a comma).
 IDENTIFIER_DELIMITER: Final = ","
 DERIVED_EVENT_ID_PREFIX: Final = "ttsync-event-id-v1"
+# TikTok documents no limit; ids longer than this are data errors (a whole description pasted as an id) and
+# would bloat the ledger that keeps every accepted id.
+MAX_EVENT_ID_LENGTH: Final = 256
+# Bounds that keep every number exact and finite on the wire: amounts up to a quadrillion (any summed event
+# value stays finite), quantities up to the largest integer a JSON reader holds exactly.
+MAX_AMOUNT: Final = 1e15
+MAX_QUANTITY: Final = 2**53 - 1
 
 _CURRENCIES: Final = pa.array(sorted(c.alpha_3 for c in pycountry.currencies))
 # ISO 8601 date or date-time; group "zone" is set when the string carries Z or an offset.
@@ -137,7 +144,10 @@ class RowValidator:
         strings: dict[str, pa.Array] = {}
         for name in STRING_PARAMS:
             column = self.plan.column(name)
-            strings[name] = _as_string(batch.column(column)) if column else pa.nulls(n, pa.string())
+            # A blank value is "not given": never sent as "" (TikTok would read an empty currency or id).
+            strings[name] = (
+                _null_if_blank(_as_string(batch.column(column))) if column else pa.nulls(n, pa.string())
+            )
 
         # event
         event = pc.utf8_trim_whitespace(strings["event"])
@@ -178,13 +188,18 @@ class RowValidator:
             column = self.plan.column(name)
             raw = batch.column(column) if column else pa.nulls(n, pa.float64())
             as_float, bad = _as_float(raw)
+            bound = MAX_QUANTITY if name == "quantity" else MAX_AMOUNT
+            # Infinity (1e400 as text, or a DOUBLE column's inf) and huge values are out of range, not sent.
+            out_of_range = pc.fill_null(pc.greater(pc.abs(as_float), bound), False)
             if name == "quantity":
                 whole = pc.equal(pc.floor(as_float), as_float)
                 bad = pc.or_(bad, pc.and_(pc.is_valid(as_float), pc.invert(pc.fill_null(whole, False))))
-                numbers[name] = pc.cast(pc.if_else(bad, None, as_float), pa.int64())
+                bad = pc.and_(bad, pc.invert(out_of_range))
+                numbers[name] = pc.cast(pc.if_else(pc.or_(bad, out_of_range), None, as_float), pa.int64())
             else:
-                numbers[name] = as_float
+                numbers[name] = pc.if_else(out_of_range, None, as_float)
             flag(RejectReason.INVALID_NUMBER, bad)
+            flag(RejectReason.NUMBER_OUT_OF_RANGE, out_of_range)
 
         # event set / source in the row must match the destination
         for name, expected, reason in (
@@ -210,6 +225,7 @@ class RowValidator:
             )
         strings["event_id"] = event_id
         flag(RejectReason.MISSING_EVENT_ID, _blank(event_id))
+        flag(RejectReason.EVENT_ID_TOO_LONG, pc.greater(pc.utf8_length(event_id), MAX_EVENT_ID_LENGTH))
 
         reason = pa.nulls(n, pa.string())
         for code in reversed(list(RejectReason)):  # earliest in the enum wins
@@ -259,6 +275,10 @@ def _as_string(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.cast(array, pa.string())
 
 
+def _null_if_blank(array: pa.Array) -> pa.Array:
+    return pc.if_else(_blank(array), pa.scalar(None, pa.string()), array)
+
+
 def _blank(array: pa.Array) -> pa.Array:
     return pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(array)), 0), True)
 
@@ -274,7 +294,8 @@ def _as_float(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
         array = array.combine_chunks()
     if pa.types.is_integer(array.type) or pa.types.is_floating(array.type) or pa.types.is_decimal(array.type):
         values = pc.cast(array, pa.float64())
-        bad = pc.invert(pc.fill_null(pc.is_finite(values), True))
+        # NaN is not a number; an infinity is a number out of range (the caller's bounds reject it).
+        bad = pc.fill_null(pc.is_nan(values), False)
         return pc.if_else(bad, None, values), bad
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), pa.float64()), pa.array([False] * len(array))
