@@ -41,6 +41,7 @@ from ttsync.audiences.prepare import PreparedOutput, prepare_to_parquet
 from ttsync.audiences.snapshot import delete_snapshot, snapshot_path
 from ttsync.errors import LargeRemovalBlockedError, ResolvableError
 from ttsync.identity import ColumnSpec
+from ttsync.identity.coltypes import Role, check_schema
 from ttsync.services.base import OrchestrationRun, Reporter, RunOptions
 from ttsync.sources import open_source
 from ttsync.store import repos
@@ -114,7 +115,18 @@ class AudienceRun(OrchestrationRun):
         """Check the query and the identifier columns before reading any row."""
         with open_source(self.source, self.root) as source:
             columns = source.columns(self.orchestration.query)
+            schema = source.schema(self.orchestration.query)
+        if self.key_column not in columns:
+            raise ConfigError(
+                f"the query returns no key column {self.key_column!r}: add it to the SELECT or fix `key_column` "
+                f"on orchestration {self.orchestration.name!r}; the query returns: {', '.join(columns)}"
+            )
         specs = self.column_specs(columns)
+        if schema is not None:  # types known without reading rows: refuse unreadable columns now
+            roles: dict[str, Role] = {self.key_column: "key"}
+            roles |= {s.region_column: "region" for s in specs if s.region_column}
+            roles |= {s.column: "identifier" for s in specs}
+            check_schema(schema, roles)
         ctx.shared["columns"] = columns
         for warning in self.settings.warnings():
             self.reporter.note(f"warning: {warning}")

@@ -22,6 +22,7 @@ from typing import Any
 
 from ttsync.events import EventOptions, EventTotals, Ledger, check_event_set, deliver_events, plan_events
 from ttsync.events.columns import plan_columns
+from ttsync.events.validate import check_event_schema
 from ttsync.services.base import OrchestrationRun
 from ttsync.sources import open_source
 from ttsync.workflows.engine import TaskContext, TaskSpec
@@ -57,13 +58,16 @@ class EventsRun(OrchestrationRun):
         """Check the query and that its columns make events, before reading any row."""
         with open_source(self.source, self.root) as source:
             columns = source.columns(self.orchestration.query)
+            schema = source.schema(self.orchestration.query)
         options = self.event_options()
-        plan_columns(
+        plan = plan_columns(
             columns,
             key_column=self.orchestration.key_column,
             attribute_mapping=options.attribute_mapping,
             derive_event_id=options.derive_event_id,
         )
+        if schema is not None:  # types known without reading rows: refuse unreadable columns now
+            check_event_schema(plan, schema, self.orchestration.key_column)
         for warning in self.settings.warnings():
             self.reporter.note(f"warning: {warning}")
         return {"columns": len(columns)}
