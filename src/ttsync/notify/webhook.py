@@ -49,7 +49,13 @@ def build_payload(notification: NotificationRecord) -> dict[str, Any]:
     """The Slack-compatible message: `text` (fallback and non-Slack receivers) and `blocks`."""
     resolution = resolution_for(notification.resolution) if notification.resolution else None
     workflow = notification.workflow_id
-    command = f"ttsync workflows {resolution.action.value} {workflow}" if resolution and workflow else None
+    # Only a failed workflow is continued; a warning's resolution explains, it has nothing to continue.
+    failed = notification.severity == "error"
+    command = (
+        f"ttsync workflows {resolution.action.value} {workflow}"
+        if resolution and workflow and failed
+        else None
+    )
     lines = [f"[ttsync] {notification.title}", notification.message]
     if command:
         lines.append(f"Continue with: {command}")

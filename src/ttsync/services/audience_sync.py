@@ -129,7 +129,7 @@ class AudienceRun(OrchestrationRun):
             check_schema(schema, roles)
         ctx.shared["columns"] = columns
         for warning in self.settings.warnings():
-            self.reporter.note(f"warning: {warning}")
+            self._warn(ctx, warning)
         return {"columns": len(columns), "identifier_columns": [s.column for s in specs]}
 
     async def task_prepare(self, ctx: TaskContext) -> dict[str, Any]:
@@ -142,6 +142,9 @@ class AudienceRun(OrchestrationRun):
         )
         ctx.shared["match_report"] = report
         ctx.shared["id_schemas"] = self.id_schemas(specs)
+        reject_warning = self.reject_rate_warning(output.report.to_dict())
+        if reject_warning:
+            self._warn(ctx, reject_warning, serious=True, resolution="invalid_rows")
         return {
             "rows_read": output.rows_read,
             "identifiers": output.ids_written,
@@ -224,9 +227,11 @@ class AudienceRun(OrchestrationRun):
             )
         ctx.save_checkpoint({"plan": plan.to_state()})
         if plan.current_people < MIN_USABLE_SIZE:
-            self.reporter.note(
-                f"warning: the audience has {plan.current_people:,} people; TikTok needs at least "
-                f"{MIN_USABLE_SIZE:,} before an ad group can use it"
+            self._warn(
+                ctx,
+                f"the audience has {plan.current_people:,} people; TikTok needs at least "
+                f"{MIN_USABLE_SIZE:,} before an ad group can use it",
+                serious=True,
             )
         return plan.to_dict()
 
@@ -311,7 +316,7 @@ class AudienceRun(OrchestrationRun):
         self._save_state(result.audience_id, None, None)
         ctx.shared["audience_id"] = result.audience_id
         for warning in result.warnings:
-            self.reporter.note(f"warning: {warning}")
+            self._warn(ctx, warning, serious=True)
         counts = result.to_dict()
         counts.pop("checkpoint", None)
         return counts
@@ -411,6 +416,9 @@ class AudienceRun(OrchestrationRun):
                     f"the run would remove {plan.remove_share:.0%} of the audience, above the remove guard of "
                     f"{self.settings.remove_guard:.0%}: it will stop before sending"
                 )
+            reject_warning = self.reject_rate_warning(prepared.report.to_dict())
+            if reject_warning:
+                warnings.append(reject_warning)
             if plan.current_people < MIN_USABLE_SIZE:
                 warnings.append(
                     f"only {plan.current_people:,} people: TikTok needs at least {MIN_USABLE_SIZE:,} before an ad "
@@ -509,6 +517,27 @@ class AudienceRun(OrchestrationRun):
                 checked_at=datetime.now(UTC) if size is not None or valid is not None else None,
             ),
         )
+
+    def reject_rate_warning(self, report: dict[str, Any]) -> str | None:
+        """A warning when more identifier values were rejected than `max_reject_rate` allows, else None."""
+        types = report.get("types") or []
+        present = sum(int(t.get("present", 0)) for t in types)
+        rejected = sum(sum(t.get("rejected", {}).values()) for t in types)
+        limit = self.settings.max_reject_rate
+        if not present or rejected / present <= limit:
+            return None
+        return (
+            f"{rejected:,} of {present:,} identifier values ({rejected / present:.1%}) were rejected, more than "
+            f"max_reject_rate {limit:.0%}: see the rejects by reason with `ttsync run "
+            f"{self.orchestration.name} --plan`"
+        )
+
+    def _warn(
+        self, ctx: TaskContext, message: str, *, serious: bool = False, resolution: str | None = None
+    ) -> None:
+        """A warning: shown now on a terminal, and stored with the task for every other output."""
+        self.reporter.note(f"warning: {message}")
+        ctx.warn(message, serious=serious, resolution=resolution)
 
     def _notify(self, ctx: TaskContext, severity: str, message: str) -> None:
         self.reporter.note(message)
