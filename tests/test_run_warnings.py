@@ -105,8 +105,10 @@ def test_small_audience_and_rejected_identifiers_warn(env: Env) -> None:
     update_orchestration(
         env,
         ORCH,
+        # Half of the people have only an invalid email: they cannot be sent.
         query="SELECT amperity_id, CASE WHEN customer_number % 2 = 0 THEN 'not an email' ELSE email END AS email, "
-        "phone, country, idfa, aaid FROM Merged_Customers WHERE lifetime_value >= 500 LIMIT 300",
+        "CASE WHEN customer_number % 2 = 0 THEN NULL ELSE phone END AS phone, country, NULL AS idfa, "
+        "NULL AS aaid FROM Merged_Customers WHERE lifetime_value >= 500 LIMIT 300",
     )
     done = cli(env, "run", ORCH, "--json")
     assert done.returncode == 0, done.stderr
@@ -114,7 +116,8 @@ def test_small_audience_and_rejected_identifiers_warn(env: Env) -> None:
     assert data["state"] == "succeeded_with_warnings"
     messages = {w["task"]: w["message"] for w in data["warnings"]}
     assert "TikTok needs at least 1,000" in messages["plan"]
-    assert "max_reject_rate 5%" in messages["prepare"]
+    assert "have no usable identifier, more than max_reject_rate 5%" in messages["prepare"]
+    assert "invalid_email" in messages["prepare"]
     notification = repos.list_notifications(env.store)[0]
     assert notification.severity == "warning"
     assert "1,000" in notification.message

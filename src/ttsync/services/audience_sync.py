@@ -519,17 +519,24 @@ class AudienceRun(OrchestrationRun):
         )
 
     def reject_rate_warning(self, report: dict[str, Any]) -> str | None:
-        """A warning when more identifier values were rejected than `max_reject_rate` allows, else None."""
-        types = report.get("types") or []
-        present = sum(int(t.get("present", 0)) for t in types)
-        rejected = sum(sum(t.get("rejected", {}).values()) for t in types)
+        """A warning when a larger share of the rows than `max_reject_rate` has no usable identifier (every value
+        rejected or missing), else None. Single bad values of a person with another valid one do not count:
+        that person is still sent."""
+        people = int(report.get("people") or 0)
+        unusable = people - int(report.get("people_matchable") or 0)
         limit = self.settings.max_reject_rate
-        if not present or rejected / present <= limit:
+        if not people or unusable / people <= limit:
             return None
+        rejected: dict[str, int] = {}
+        for stats in report.get("types") or []:
+            for reason, count in (stats.get("rejected") or {}).items():
+                rejected[reason] = rejected.get(reason, 0) + int(count)
+        reasons = ", ".join(
+            f"{reason} {count:,}" for reason, count in sorted(rejected.items(), key=lambda x: -x[1])
+        )
         return (
-            f"{rejected:,} of {present:,} identifier values ({rejected / present:.1%}) were rejected, more than "
-            f"max_reject_rate {limit:.0%}: see the rejects by reason with `ttsync run "
-            f"{self.orchestration.name} --plan`"
+            f"{unusable:,} of {people:,} rows ({unusable / people:.1%}) have no usable identifier, more than "
+            f"max_reject_rate {limit:.0%}" + (f" (rejected values: {reasons})" if reasons else "")
         )
 
     def _warn(
