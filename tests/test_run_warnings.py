@@ -121,3 +121,23 @@ def test_small_audience_and_rejected_identifiers_warn(env: Env) -> None:
     notification = repos.list_notifications(env.store)[0]
     assert notification.severity == "warning"
     assert "1,000" in notification.message
+
+
+def test_a_removal_close_to_the_remove_guard_warns(env: Env) -> None:
+    assert env.run().ok
+    # Keep about 55% of the people: the run removes about 45% of the audience, under the guard of 50%.
+    update_orchestration(
+        env,
+        ORCH,
+        query="SELECT amperity_id, email, phone, country, idfa, aaid FROM Merged_Customers "
+        "WHERE lifetime_value >= 500 AND customer_number % 20 < 11",
+    )
+    done = cli(env, "run", ORCH)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = " ".join(done.stdout.split())
+    assert "close to the remove guard of 50%" in text
+    workflow = repos.list_workflows(env.store, orchestration=ORCH, limit=1)[0]
+    shown = json.loads(cli(env, "workflows", "show", workflow.id, "--json").stdout)
+    [near] = [w for w in shown["warnings"] if "remove guard" in w["message"]]
+    assert near["task"] == "plan"
+    assert near["serious"] is False  # a note: the state follows the other (serious) warnings only

@@ -226,6 +226,9 @@ class AudienceRun(OrchestrationRun):
                 f"({plan.remove_share:.0%}), above the remove guard of {guard:.0%}"
             )
         ctx.save_checkpoint({"plan": plan.to_state()})
+        near = self.remove_guard_warning(plan.remove_share)
+        if near:
+            self._warn(ctx, near)
         if plan.current_people < MIN_USABLE_SIZE:
             self._warn(
                 ctx,
@@ -416,6 +419,8 @@ class AudienceRun(OrchestrationRun):
                     f"the run would remove {plan.remove_share:.0%} of the audience, above the remove guard of "
                     f"{self.settings.remove_guard:.0%}: it will stop before sending"
                 )
+            elif near := self.remove_guard_warning(plan.remove_share):
+                warnings.append(near)
             reject_warning = self.reject_rate_warning(prepared.report.to_dict())
             if reject_warning:
                 warnings.append(reject_warning)
@@ -518,6 +523,16 @@ class AudienceRun(OrchestrationRun):
             ),
         )
 
+    def remove_guard_warning(self, remove_share: float) -> str | None:
+        """A warning when a run removes more than 80% of what the remove guard allows (but not more)."""
+        guard = self.settings.remove_guard
+        if guard <= 0 or remove_share <= 0.8 * guard or remove_share > guard:
+            return None
+        return (
+            f"this run removes {remove_share:.0%} of the audience, close to the remove guard of {guard:.0%}: "
+            "a run that removes more stops before sending"
+        )
+
     def reject_rate_warning(self, report: dict[str, Any]) -> str | None:
         """A warning when a larger share of the rows than `max_reject_rate` has no usable identifier (every value
         rejected or missing), else None. Single bad values of a person with another valid one do not count:
@@ -548,6 +563,7 @@ class AudienceRun(OrchestrationRun):
 
     def _notify(self, ctx: TaskContext, severity: str, message: str) -> None:
         self.reporter.note(message)
+        ctx.warn(message)  # also in the run's output and record (the notification below is its own)
         repos.add_notification(
             self.store,
             workflow_id=ctx.workflow_id,
