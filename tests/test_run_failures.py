@@ -132,3 +132,30 @@ def test_events_workflow_query_failure(env: Env) -> None:
     assert error["resolution"] == "source_not_found", error
     assert error["task"] == "query"
     assert "Orders_Nope" in error["database_message"]
+
+
+@pytest.mark.postgres
+def test_postgres_login_refused_missing_table_and_syntax(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pg import missing_reason, postgres_server
+
+    if missing_reason():
+        pytest.skip(missing_reason() or "")
+    with postgres_server() as url:
+        # A user the server does not know: the login is refused (the same resolution as a wrong password).
+        user = url.split("//", 1)[1].split("@", 1)[0]
+        monkeypatch.setenv("TTSYNC_TEST_WAREHOUSE_URL", url.replace(f"//{user}@", "//nobody_here@"))
+        set_source(env, kind="sqlalchemy", url_env="TTSYNC_TEST_WAREHOUSE_URL")
+        error = start_run(build_run(env.workspace, env.store, ORCH)).workflow.error or {}
+        assert error["resolution"] == "source_unreachable", error
+        assert "role" in error["database_message"]
+
+        monkeypatch.setenv("TTSYNC_TEST_WAREHOUSE_URL", url)
+        set_query(env, "SELECT amperity_id, email FROM merged_customers")
+        error = start_run(build_run(env.workspace, env.store, ORCH)).workflow.error or {}
+        assert error["resolution"] == "source_not_found", error
+        assert "relation" in error["database_message"]
+
+        set_query(env, "SELECT amperity_id email FROM")
+        error = start_run(build_run(env.workspace, env.store, ORCH)).workflow.error or {}
+        assert error["resolution"] == "source_query_failed", error
+        assert "syntax error" in error["database_message"]
