@@ -10,12 +10,16 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from stamina.instrumentation import set_on_retry_hooks
 
 from audience_env import ORCH, Env
 from ttsync.cli.main import setup_logging
+from ttsync.notify import deliver_webhook
+from ttsync.store import Store, repos
+from ttsync.store.db import sqlite_url
 from ttsync.tiktok import AsyncTikTokClient, LimiterRegistry, RetryPolicy, TikTokError
 
 
@@ -99,3 +103,16 @@ def test_cli_outage_is_readable(env: Env) -> None:
     assert "TikTok unavailable" in out
     assert "HTTP -" not in out
     assert "no answer" in out
+
+
+def test_webhook_retries_are_named(
+    restore_logging: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    setup_logging(verbose=False)
+    with Store.open(sqlite_url(tmp_path / "ttsync.db")) as store:
+        note = repos.add_notification(store, workflow_id="w", severity="error", title="t", message="m")
+        url = _dead_url().replace("/open_api/v1.3/", "/hook-secret-part")
+        assert not deliver_webhook(store, note, url, attempts=2, timeout=1.0)
+    err = capsys.readouterr().err
+    assert "webhook at 127.0.0.1 failed (ConnectError); attempt 1 of 2 failed" in err
+    assert "hook-secret-part" not in err  # the URL is a secret: only its host is named

@@ -21,6 +21,7 @@ import stamina
 
 from ttsync.store import Store, repos
 from ttsync.store.records import NotificationRecord
+from ttsync.tiktok.retrylog import retrying
 from ttsync.workflows.resolutions import resolution_for
 
 WEBHOOK_URL_ENV: Final = "TTSYNC_WEBHOOK_URL"
@@ -97,7 +98,10 @@ def deliver_webhook(
     repos.update_notification(store, notification.id, webhook_state="sending")
     host = _host(url)
     try:
-        with httpx2.Client(timeout=timeout, transport=transport, follow_redirects=False) as http:
+        with (
+            httpx2.Client(timeout=timeout, transport=transport, follow_redirects=False) as http,
+            retrying(f"webhook at {host}", attempts),  # names the retries in the readable retry lines
+        ):
             for attempt in stamina.retry_context(
                 on=(httpx2.TransportError, WebhookError),
                 attempts=attempts,
