@@ -220,3 +220,10 @@ def test_key_file_must_be_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert load_key(None).decrypt(load_key(None).encrypt("y")) == "y"
     with pytest.raises(FileExistsError):
         write_key_file(key_file)
+
+
+def test_workflow_state_holds_succeeded_with_warnings(store: Store) -> None:
+    # 23 characters: the state column must be wide enough on PostgreSQL too (migration 2).
+    wf = repos.create_workflow(store, "orch", "audience", ["query"])
+    repos.update_workflow(store, wf.id, state="succeeded_with_warnings")
+    assert repos.get_workflow(store, wf.id).state == "succeeded_with_warnings"

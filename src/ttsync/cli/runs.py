@@ -15,6 +15,7 @@ from ttsync.services.audience_sync import RunOptions
 from ttsync.services.runs import RunOutcome, build_run, continue_run, preview_run, start_run
 from ttsync.store import repos
 from ttsync.store.records import WorkflowRecord
+from ttsync.workflows.engine import workflow_warnings
 from ttsync.workflows.resolutions import resolution_for
 from ttsync.workspace.layout import Workspace
 
@@ -134,6 +135,8 @@ def _show_outcome(outcome: RunOutcome, as_json: bool) -> None:
 
 def _show_workflow(workflow: WorkflowRecord) -> None:
     color = {"succeeded": "green", "failed": "red"}.get(workflow.state, "yellow")
+    # Warnings print in every mode (terminal, piped, redirected): they are part of the outcome, not progress.
+    warnings = workflow_warnings(workflow)
     _out.print(
         f"workflow [bold]{workflow.id}[/bold] for {workflow.orchestration}: [{color}]{workflow.state}[/{color}]"
     )
@@ -152,6 +155,16 @@ def _show_workflow(workflow: WorkflowRecord) -> None:
         tcolor = {"succeeded": "green", "failed": "red"}.get(task.state, "dim")
         table.add_row(task.name, f"[{tcolor}]{task.state}[/{tcolor}]", str(task.attempts), seconds, counts)
     _out.print(table)
+    for warning in warnings:
+        _out.print(
+            f"[yellow]warning:[/yellow] {warning['message']} (task {warning['task']})", highlight=False
+        )
+    if warnings and workflow.state == "succeeded_with_warnings":
+        serious = next((w for w in warnings if w.get("serious") and w.get("resolution")), None)
+        if serious is not None:
+            resolution = resolution_for(serious["resolution"])
+            for i, step in enumerate(resolution.steps, 1):
+                _out.print(f"  {i}. {step.replace('ID', workflow.id)}", highlight=False)
     if workflow.state == "failed":
         error = workflow.error or {}
         resolution = resolution_for(error.get("resolution"))
@@ -183,6 +196,8 @@ def workflows_list(
     table = Table("id", "orchestration", "state", "created", "resolution")
     for w in items:
         resolution = (w.error or {}).get("resolution", "") if w.state == "failed" else ""
+        if w.state == "succeeded_with_warnings":
+            resolution = "see warnings"
         table.add_row(w.id, w.orchestration, w.state, f"{w.created_at:%Y-%m-%d %H:%M:%S}", resolution)
     _out.print(table)
 

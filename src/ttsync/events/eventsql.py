@@ -142,6 +142,7 @@ def events_sql(rows_glob: str, present: Collection[str] = OPTIONAL_COLUMNS) -> s
     no_contact = RejectReason.MISSING_EMAIL_OR_PHONE.value
     bad_contact = RejectReason.INVALID_EMAIL_OR_PHONE.value
     duplicate = RejectReason.DUPLICATE_ROW_KEY.value
+    out_of_range = RejectReason.NUMBER_OUT_OF_RANGE.value  # a summed value beyond the largest double
     return f"""
 WITH keyed AS (
     SELECT * REPLACE (
@@ -162,6 +163,7 @@ events AS (
 judged AS (
     SELECT *,
         CASE WHEN reason IS NOT NULL THEN reason
+             WHEN NOT isfinite(value) THEN '{out_of_range}'
              WHEN emails IS NULL AND phones IS NULL
              THEN CASE WHEN has_contact THEN '{bad_contact}' ELSE '{no_contact}' END
         END AS verdict,

@@ -26,6 +26,7 @@ class RejectReason(enum.StrEnum):
     MISSING_EVENT = "missing_event"
     UNKNOWN_EVENT = "unknown_event"
     MISSING_EVENT_ID = "missing_event_id"
+    EVENT_ID_TOO_LONG = "event_id_too_long"
     MISSING_TIMESTAMP = "missing_timestamp"
     INVALID_TIMESTAMP = "invalid_timestamp"
     TOO_OLD = "too_old"
@@ -34,6 +35,7 @@ class RejectReason(enum.StrEnum):
     INVALID_EMAIL_OR_PHONE = "invalid_email_or_phone"
     INVALID_CURRENCY = "invalid_currency"
     INVALID_NUMBER = "invalid_number"
+    NUMBER_OUT_OF_RANGE = "number_out_of_range"
     INVALID_EVENT_CHANNEL = "invalid_event_channel"
     INVALID_CONTENT_TYPE = "invalid_content_type"
     EVENT_SET_MISMATCH = "event_set_mismatch"
@@ -49,6 +51,7 @@ REASON_DESCRIPTIONS: Final = MappingProxyType(
         RejectReason.MISSING_EVENT: "`event` is empty.",
         RejectReason.UNKNOWN_EVENT: "`event` is not a standard TikTok event name for this event source.",
         RejectReason.MISSING_EVENT_ID: "`event_id` is empty and the data template does not ask to derive it.",
+        RejectReason.EVENT_ID_TOO_LONG: "`event_id` is longer than 256 characters.",
         RejectReason.MISSING_TIMESTAMP: "`timestamp` is empty.",
         RejectReason.INVALID_TIMESTAMP: "`timestamp` is not an ISO 8601 date-time.",
         RejectReason.TOO_OLD: "The event happened more than 28 days ago.",
@@ -57,6 +60,8 @@ REASON_DESCRIPTIONS: Final = MappingProxyType(
         RejectReason.INVALID_EMAIL_OR_PHONE: "The event has emails or phones, but none is valid.",
         RejectReason.INVALID_CURRENCY: "`currency` is not an ISO 4217 code.",
         RejectReason.INVALID_NUMBER: "`value` or `price` is not a number, or `quantity` is not a whole number.",
+        RejectReason.NUMBER_OUT_OF_RANGE: "`value` or `price` is beyond ±10^15 or not finite, `quantity` is beyond "
+        "±(2^53 - 1), or the event's summed value is not finite.",
         RejectReason.INVALID_EVENT_CHANNEL: "`event_channel` is not one of the allowed channels.",
         RejectReason.INVALID_CONTENT_TYPE: "`content_type` is not `product` or `product_group`.",
         RejectReason.EVENT_SET_MISMATCH: "The row's `event_set_id` is not the destination's event set.",

@@ -29,6 +29,9 @@ from ttsync.events.parameters import (
 )
 from ttsync.events.reasons import RejectReason
 from ttsync.identity import ColumnSpec, MatchReport, Preparer
+from ttsync.identity.arrowutil import arange
+from ttsync.identity.coltypes import Role, as_text, check_schema
+from ttsync.identity.prepare import identifier_texts
 
 # ref §3.3: offline events must have happened within the last 28 days.
 MAX_EVENT_AGE: Final = timedelta(days=28)
@@ -37,6 +40,13 @@ FUTURE_SKEW: Final = timedelta(minutes=10)
 # Several emails or phones may share one cell, separated by commas (neither contains a comma).
 IDENTIFIER_DELIMITER: Final = ","
 DERIVED_EVENT_ID_PREFIX: Final = "ttsync-event-id-v1"
+# TikTok documents no limit; ids longer than this are data errors (a whole description pasted as an id) and
+# would bloat the ledger that keeps every accepted id.
+MAX_EVENT_ID_LENGTH: Final = 256
+# Bounds that keep every number exact and finite on the wire: amounts up to a quadrillion (any summed event
+# value stays finite), quantities up to the largest integer a JSON reader holds exactly.
+MAX_AMOUNT: Final = 1e15
+MAX_QUANTITY: Final = 2**53 - 1
 
 _CURRENCIES: Final = pa.array(sorted(c.alpha_3 for c in pycountry.currencies))
 # ISO 8601 date or date-time; group "zone" is set when the string carries Z or an offset.
@@ -126,7 +136,9 @@ class RowValidator:
             # No key column: a row's key is its position in the query result ("#0", "#1", ...).
             keys = pc.binary_join_element_wise("#", pc.cast(seq, pa.string()), "")
         else:
-            keys = _as_string(batch.column(self.key_column)) if n else pa.array([], pa.string())
+            keys = (
+                _as_string(batch.column(self.key_column), self.key_column) if n else pa.array([], pa.string())
+            )
         reasons: dict[RejectReason, pa.Array] = {}
 
         def flag(reason: RejectReason, mask: pa.Array) -> None:
@@ -137,7 +149,12 @@ class RowValidator:
         strings: dict[str, pa.Array] = {}
         for name in STRING_PARAMS:
             column = self.plan.column(name)
-            strings[name] = _as_string(batch.column(column)) if column else pa.nulls(n, pa.string())
+            # A blank value is "not given": never sent as "" (TikTok would read an empty currency or id).
+            strings[name] = (
+                _null_if_blank(_as_string(batch.column(column), column))
+                if column
+                else pa.nulls(n, pa.string())
+            )
 
         # event
         event = pc.utf8_trim_whitespace(strings["event"])
@@ -159,7 +176,9 @@ class RowValidator:
         # identifiers: present at all? (identity decides which are valid)
         has_contact = pa.array([False] * n, pa.bool_())
         for column in (*self.plan.emails, *self.plan.phones):
-            has_contact = pc.or_(has_contact, pc.invert(_blank(_as_string(batch.column(column)))))
+            values, rows = identifier_texts(batch.column(column), column, IDENTIFIER_DELIMITER)
+            given = pc.unique(pc.filter(rows, pc.invert(_blank(values))))
+            has_contact = pc.or_(has_contact, pc.is_in(arange(n), value_set=given))
 
         # currency, enums
         currency = pc.utf8_upper(pc.utf8_trim_whitespace(strings["currency"]))
@@ -177,14 +196,19 @@ class RowValidator:
         for name in ("price", "value", "quantity"):
             column = self.plan.column(name)
             raw = batch.column(column) if column else pa.nulls(n, pa.float64())
-            as_float, bad = _as_float(raw)
+            as_float, bad = _as_float(raw, column or name)
+            bound = MAX_QUANTITY if name == "quantity" else MAX_AMOUNT
+            # Infinity (1e400 as text, or a DOUBLE column's inf) and huge values are out of range, not sent.
+            out_of_range = pc.fill_null(pc.greater(pc.abs(as_float), bound), False)
             if name == "quantity":
                 whole = pc.equal(pc.floor(as_float), as_float)
                 bad = pc.or_(bad, pc.and_(pc.is_valid(as_float), pc.invert(pc.fill_null(whole, False))))
-                numbers[name] = pc.cast(pc.if_else(bad, None, as_float), pa.int64())
+                bad = pc.and_(bad, pc.invert(out_of_range))
+                numbers[name] = pc.cast(pc.if_else(pc.or_(bad, out_of_range), None, as_float), pa.int64())
             else:
-                numbers[name] = as_float
+                numbers[name] = pc.if_else(out_of_range, None, as_float)
             flag(RejectReason.INVALID_NUMBER, bad)
+            flag(RejectReason.NUMBER_OUT_OF_RANGE, out_of_range)
 
         # event set / source in the row must match the destination
         for name, expected, reason in (
@@ -193,7 +217,7 @@ class RowValidator:
         ):
             column = self.plan.column(name)
             if column:
-                given = pc.utf8_trim_whitespace(_as_string(batch.column(column)))
+                given = pc.utf8_trim_whitespace(_as_string(batch.column(column), column))
                 flag(reason, pc.and_(pc.invert(_blank(given)), pc.not_equal(given, expected)))
 
         # web-only fields (ref §3.1: ttclid and ttp are web only; ip and user_agent web and app)
@@ -210,6 +234,7 @@ class RowValidator:
             )
         strings["event_id"] = event_id
         flag(RejectReason.MISSING_EVENT_ID, _blank(event_id))
+        flag(RejectReason.EVENT_ID_TOO_LONG, pc.greater(pc.utf8_length(event_id), MAX_EVENT_ID_LENGTH))
 
         reason = pa.nulls(n, pa.string())
         for code in reversed(list(RejectReason)):  # earliest in the enum wins
@@ -242,21 +267,33 @@ class RowValidator:
         return PreparedRows(rows=rows, ids=ids)
 
 
-def _as_string(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+def check_event_schema(plan: ColumnPlan, schema: pa.Schema, key_column: str | None) -> None:
+    """Refuse, before anything is sent, query columns whose type cannot be read (`ColumnTypeError` naming each
+    column and type): emails and phones follow the identifier rules, other fields must be single values.
+    Timestamps of other types are rejected row by row (`invalid_timestamp`)."""
+    roles: dict[str, Role] = dict.fromkeys(plan.by_param.values(), "text")
+    roles.pop(plan.column("timestamp") or "", None)
+    if key_column is not None:
+        roles[key_column] = "text"
+    roles |= dict.fromkeys((*plan.emails, *plan.phones), "identifier")
+    check_schema(schema, roles)
+
+
+def _as_string(array: pa.Array | pa.ChunkedArray, column: str) -> pa.Array:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     if pa.types.is_string(array.type):
         return array
-    if pa.types.is_large_string(array.type) or pa.types.is_dictionary(array.type):
-        return pc.cast(array, pa.string())
-    if pa.types.is_floating(array.type):
-        # 123.0 -> "123": ids read from CSV or computed as doubles should not gain a ".0".
-        whole = pc.equal(pc.floor(array), array)
-        as_int = pc.cast(pc.if_else(whole, array, None), pa.int64(), safe=False)
-        return pc.if_else(
-            pc.fill_null(whole, False), pc.cast(as_int, pa.string()), pc.cast(array, pa.string())
-        )
-    return pc.cast(array, pa.string())
+    if not pa.types.is_floating(array.type):
+        return as_text(column, array, "text")  # refuses lists, structs, maps and blobs, naming the column
+    # 123.0 -> "123": ids read from CSV or computed as doubles should not gain a ".0".
+    whole = pc.equal(pc.floor(array), array)
+    as_int = pc.cast(pc.if_else(whole, array, None), pa.int64(), safe=False)
+    return pc.if_else(pc.fill_null(whole, False), pc.cast(as_int, pa.string()), pc.cast(array, pa.string()))
+
+
+def _null_if_blank(array: pa.Array) -> pa.Array:
+    return pc.if_else(_blank(array), pa.scalar(None, pa.string()), array)
 
 
 def _blank(array: pa.Array) -> pa.Array:
@@ -268,17 +305,18 @@ def _not_in(array: pa.Array, allowed: pa.Array) -> pa.Array:
     return pc.and_(pc.invert(_blank(array)), pc.invert(pc.is_in(array, value_set=allowed)))
 
 
-def _as_float(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+def _as_float(array: pa.Array | pa.ChunkedArray, column: str) -> tuple[pa.Array, pa.Array]:
     """Cast to float64; returns (values with bad ones null, mask of given-but-not-a-number)."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     if pa.types.is_integer(array.type) or pa.types.is_floating(array.type) or pa.types.is_decimal(array.type):
         values = pc.cast(array, pa.float64())
-        bad = pc.invert(pc.fill_null(pc.is_finite(values), True))
+        # NaN is not a number; an infinity is a number out of range (the caller's bounds reject it).
+        bad = pc.fill_null(pc.is_nan(values), False)
         return pc.if_else(bad, None, values), bad
     if pa.types.is_null(array.type):
         return pa.nulls(len(array), pa.float64()), pa.array([False] * len(array))
-    text = pc.utf8_trim_whitespace(_as_string(array))
+    text = pc.utf8_trim_whitespace(_as_string(array, column))
     numeric = pc.match_substring_regex(text, r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
     given = pc.invert(_blank(text))
     bad = pc.and_(given, pc.invert(pc.fill_null(numeric, False)))

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from ttsync.identity import kinds
 from ttsync.identity.arrowutil import Outcome, arange, concat, fill_false
+from ttsync.identity.coltypes import as_text, check_column_type
 from ttsync.identity.digests import duplicate_keys
 from ttsync.identity.duplicates import DuplicateCounter
 from ttsync.identity.kernels import sha256_hex as kernel_sha256_hex
@@ -149,7 +150,7 @@ class Preparer:
             for name in (spec.column, spec.region_column):
                 if name is not None and name not in batch.schema.names:
                     raise ValueError(f"the batch has no column {name!r}")
-        keys = pc.cast(batch.column(self.key_column), pa.string())
+        keys = as_text(self.key_column, batch.column(self.key_column), "key")
         missing = pc.is_null(keys)
         rejects: list[pa.RecordBatch] = []
         if pc.any(missing).as_py():
@@ -276,7 +277,7 @@ class Preparer:
         for spec in self.specs:
             if spec.hash_state != "auto" or spec.column in self._states:
                 continue
-            values, _ = _flatten(batch.column(spec.column), spec.delimiter)
+            values, _ = _flatten(batch.column(spec.column), spec.delimiter, spec.column)
             values = pc.drop_null(values)
             values = pc.filter(values, pc.not_equal(pc.utf8_trim_whitespace(values), ""))
             if len(values) == 0:
@@ -318,16 +319,15 @@ class Preparer:
     ) -> tuple[_ColumnResult, pa.Array, bool]:
         """(the prepared column, slice row of each valid identifier, whether cells were split)."""
         column = batch.column(spec.column)
-        flattened = (
-            spec.delimiter is not None or pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
-        )
-        values, rows = _flatten(column, spec.delimiter)
+        flattened = spec.delimiter is not None or _is_list(column.type)
+        values, rows = _flatten(column, spec.delimiter, spec.column)
         if values.null_count:
             keep = pc.is_valid(values)
             values, rows = pc.filter(values, keep), pc.filter(rows, keep)
         region_values = None
         if spec.region_column is not None:
-            region_values = pc.take(pc.cast(batch.column(spec.region_column), pa.string()), rows)
+            region = as_text(spec.region_column, batch.column(spec.region_column), "region")
+            region_values = pc.take(region, rows)
         present = len(values)
         out = Outcome()
         idx = arange(present)
@@ -475,18 +475,35 @@ def _remap(part: Outcome, positions: pa.Array) -> Outcome:
     return out
 
 
-def _flatten(column: pa.Array | pa.ChunkedArray, delimiter: str | None) -> tuple[pa.Array, pa.Array]:
-    """(values as strings, row position of each value): lists and delimited cells are split."""
+def identifier_texts(
+    column: pa.Array | pa.ChunkedArray, name: str, delimiter: str | None = None
+) -> tuple[pa.Array, pa.Array]:
+    """(each identifier value as text, its row position) of an identifier column: list cells and delimited
+    cells give several values; types follow `ttsync.identity.coltypes` (`ColumnTypeError` otherwise)."""
+    return _flatten(column, delimiter, name)
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return bool(pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t))
+
+
+def _flatten(
+    column: pa.Array | pa.ChunkedArray, delimiter: str | None, name: str = "identifier"
+) -> tuple[pa.Array, pa.Array]:
+    """(values as strings, row position of each value): lists and delimited cells are split. Column types
+    follow `ttsync.identity.coltypes` (a type that cannot hold identifiers raises `ColumnTypeError`)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     if pa.types.is_dictionary(column.type):
         column = column.dictionary_decode()
-    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+    if _is_list(column.type):
+        check_column_type(
+            name, column.type, "identifier"
+        )  # nested lists and lists of doubles, before casting
         rows = pc.list_parent_indices(column).cast(pa.int64())
-        values = pc.list_flatten(column)
-        values = _as_string(values)
+        values = as_text(name, pc.list_flatten(column), "identifier")
     else:
-        values = _as_string(column)
+        values = as_text(name, column, "identifier")
         rows = arange(len(values))
     if delimiter is not None:
         # A wholly blank cell stays one (empty) value; blank parts inside a cell are ignored.
@@ -499,15 +516,3 @@ def _flatten(column: pa.Array | pa.ChunkedArray, delimiter: str | None) -> tuple
         values = pa.concat_arrays([pc.filter(parts, nonblank), pc.take(values, blank_idx)])
         rows = pa.concat_arrays([pc.filter(part_rows, nonblank), pc.take(rows, blank_idx)])
     return values, rows
-
-
-def _as_string(values: pa.Array) -> pa.Array:
-    if pa.types.is_string(values.type):
-        return values
-    if (
-        pa.types.is_large_string(values.type)
-        or pa.types.is_string_view(values.type)
-        or pa.types.is_integer(values.type)
-    ):
-        return values.cast(pa.string())
-    raise TypeError(f"identifier columns must hold strings or integers, not {values.type}")

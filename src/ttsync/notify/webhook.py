@@ -21,6 +21,7 @@ import stamina
 
 from ttsync.store import Store, repos
 from ttsync.store.records import NotificationRecord
+from ttsync.tiktok.retrylog import retrying
 from ttsync.workflows.resolutions import resolution_for
 
 WEBHOOK_URL_ENV: Final = "TTSYNC_WEBHOOK_URL"
@@ -49,7 +50,13 @@ def build_payload(notification: NotificationRecord) -> dict[str, Any]:
     """The Slack-compatible message: `text` (fallback and non-Slack receivers) and `blocks`."""
     resolution = resolution_for(notification.resolution) if notification.resolution else None
     workflow = notification.workflow_id
-    command = f"ttsync workflows {resolution.action.value} {workflow}" if resolution and workflow else None
+    # Only a failed workflow is continued; a warning's resolution explains, it has nothing to continue.
+    failed = notification.severity == "error"
+    command = (
+        f"ttsync workflows {resolution.action.value} {workflow}"
+        if resolution and workflow and failed
+        else None
+    )
     lines = [f"[ttsync] {notification.title}", notification.message]
     if command:
         lines.append(f"Continue with: {command}")
@@ -91,7 +98,10 @@ def deliver_webhook(
     repos.update_notification(store, notification.id, webhook_state="sending")
     host = _host(url)
     try:
-        with httpx2.Client(timeout=timeout, transport=transport, follow_redirects=False) as http:
+        with (
+            httpx2.Client(timeout=timeout, transport=transport, follow_redirects=False) as http,
+            retrying(f"webhook at {host}", attempts),  # names the retries in the readable retry lines
+        ):
             for attempt in stamina.retry_context(
                 on=(httpx2.TransportError, WebhookError),
                 attempts=attempts,

@@ -42,6 +42,7 @@ from ttsync.audiences.prepare import PreparedOutput, prepare_to_parquet
 from ttsync.audiences.snapshot import delete_snapshot, snapshot_path
 from ttsync.errors import LargeRemovalBlockedError, ResolvableError
 from ttsync.identity import ColumnSpec
+from ttsync.identity.coltypes import Role, check_schema
 from ttsync.services.base import OrchestrationRun, Reporter, RunOptions
 from ttsync.sources import open_source
 from ttsync.store import repos
@@ -115,10 +116,21 @@ class AudienceRun(OrchestrationRun):
         """Check the query and the identifier columns before reading any row."""
         with open_source(self.source, self.root) as source:
             columns = source.columns(self.orchestration.query)
+            schema = source.schema(self.orchestration.query)
+        if self.key_column not in columns:
+            raise ConfigError(
+                f"the query returns no key column {self.key_column!r}: add it to the SELECT or fix `key_column` "
+                f"on orchestration {self.orchestration.name!r}; the query returns: {', '.join(columns)}"
+            )
         specs = self.column_specs(columns)
+        if schema is not None:  # types known without reading rows: refuse unreadable columns now
+            roles: dict[str, Role] = {self.key_column: "key"}
+            roles |= {s.region_column: "region" for s in specs if s.region_column}
+            roles |= {s.column: "identifier" for s in specs}
+            check_schema(schema, roles)
         ctx.shared["columns"] = columns
         for warning in self.settings.warnings():
-            self.reporter.note(f"warning: {warning}")
+            self._warn(ctx, warning)
         return {"columns": len(columns), "identifier_columns": [s.column for s in specs]}
 
     async def task_prepare(self, ctx: TaskContext) -> dict[str, Any]:
@@ -131,6 +143,9 @@ class AudienceRun(OrchestrationRun):
         )
         ctx.shared["match_report"] = report
         ctx.shared["id_schemas"] = self.id_schemas(specs)
+        reject_warning = self.reject_rate_warning(output.report.to_dict())
+        if reject_warning:
+            self._warn(ctx, reject_warning, serious=True, resolution="invalid_rows")
         return {
             "rows_read": output.rows_read,
             "identifiers": output.ids_written,
@@ -212,10 +227,15 @@ class AudienceRun(OrchestrationRun):
                 f"({plan.remove_share:.0%}), above the remove guard of {guard:.0%}"
             )
         ctx.save_checkpoint({"plan": plan.to_state()})
+        near = self.remove_guard_warning(plan.remove_share)
+        if near:
+            self._warn(ctx, near)
         if plan.current_people < MIN_USABLE_SIZE:
-            self.reporter.note(
-                f"warning: the audience has {plan.current_people:,} people; TikTok needs at least "
-                f"{MIN_USABLE_SIZE:,} before an ad group can use it"
+            self._warn(
+                ctx,
+                f"the audience has {plan.current_people:,} people; TikTok needs at least "
+                f"{MIN_USABLE_SIZE:,} before an ad group can use it",
+                serious=True,
             )
         return plan.to_dict()
 
@@ -295,7 +315,7 @@ class AudienceRun(OrchestrationRun):
         self._save_state(result.audience_id, None, None)
         ctx.shared["audience_id"] = result.audience_id
         for warning in result.warnings:
-            self.reporter.note(f"warning: {warning}")
+            self._warn(ctx, warning, serious=True)
         counts = result.to_dict()
         counts.pop("checkpoint", None)
         return counts
@@ -401,6 +421,11 @@ class AudienceRun(OrchestrationRun):
                     f"the run would remove {plan.remove_share:.0%} of the audience, above the remove guard of "
                     f"{self.settings.remove_guard:.0%}: it will stop before sending"
                 )
+            elif near := self.remove_guard_warning(plan.remove_share):
+                warnings.append(near)
+            reject_warning = self.reject_rate_warning(prepared.report.to_dict())
+            if reject_warning:
+                warnings.append(reject_warning)
             if plan.current_people < MIN_USABLE_SIZE:
                 warnings.append(
                     f"only {plan.current_people:,} people: TikTok needs at least {MIN_USABLE_SIZE:,} before an ad "
@@ -500,8 +525,47 @@ class AudienceRun(OrchestrationRun):
             ),
         )
 
+    def remove_guard_warning(self, remove_share: float) -> str | None:
+        """A warning when a run removes more than 80% of what the remove guard allows (but not more)."""
+        guard = self.settings.remove_guard
+        if guard <= 0 or remove_share <= 0.8 * guard or remove_share > guard:
+            return None
+        return (
+            f"this run removes {remove_share:.0%} of the audience, close to the remove guard of {guard:.0%}: "
+            "a run that removes more stops before sending"
+        )
+
+    def reject_rate_warning(self, report: dict[str, Any]) -> str | None:
+        """A warning when a larger share of the rows than `max_reject_rate` has no usable identifier (every value
+        rejected or missing), else None. Single bad values of a person with another valid one do not count:
+        that person is still sent."""
+        people = int(report.get("people") or 0)
+        unusable = people - int(report.get("people_matchable") or 0)
+        limit = self.settings.max_reject_rate
+        if not people or unusable / people <= limit:
+            return None
+        rejected: dict[str, int] = {}
+        for stats in report.get("types") or []:
+            for reason, count in (stats.get("rejected") or {}).items():
+                rejected[reason] = rejected.get(reason, 0) + int(count)
+        reasons = ", ".join(
+            f"{reason} {count:,}" for reason, count in sorted(rejected.items(), key=lambda x: -x[1])
+        )
+        return (
+            f"{unusable:,} of {people:,} rows ({unusable / people:.1%}) have no usable identifier, more than "
+            f"max_reject_rate {limit:.0%}" + (f" (rejected values: {reasons})" if reasons else "")
+        )
+
+    def _warn(
+        self, ctx: TaskContext, message: str, *, serious: bool = False, resolution: str | None = None
+    ) -> None:
+        """A warning: shown now on a terminal, and stored with the task for every other output."""
+        self.reporter.note(f"warning: {message}")
+        ctx.warn(message, serious=serious, resolution=resolution)
+
     def _notify(self, ctx: TaskContext, severity: str, message: str) -> None:
         self.reporter.note(message)
+        ctx.warn(message)  # also in the run's output and record (the notification below is its own)
         repos.add_notification(
             self.store,
             workflow_id=ctx.workflow_id,

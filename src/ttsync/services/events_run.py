@@ -22,6 +22,7 @@ from typing import Any
 
 from ttsync.events import EventOptions, EventTotals, Ledger, check_event_set, deliver_events, plan_events
 from ttsync.events.columns import plan_columns
+from ttsync.events.validate import check_event_schema
 from ttsync.services.base import OrchestrationRun
 from ttsync.sources import open_source
 from ttsync.workflows.engine import TaskContext, TaskSpec
@@ -57,15 +58,18 @@ class EventsRun(OrchestrationRun):
         """Check the query and that its columns make events, before reading any row."""
         with open_source(self.source, self.root) as source:
             columns = source.columns(self.orchestration.query)
+            schema = source.schema(self.orchestration.query)
         options = self.event_options()
-        plan_columns(
+        plan = plan_columns(
             columns,
             key_column=self.orchestration.key_column,
             attribute_mapping=options.attribute_mapping,
             derive_event_id=options.derive_event_id,
         )
+        if schema is not None:  # types known without reading rows: refuse unreadable columns now
+            check_event_schema(plan, schema, self.orchestration.key_column)
         for warning in self.settings.warnings():
-            self.reporter.note(f"warning: {warning}")
+            self._warn(ctx, warning)
         return {"columns": len(columns)}
 
     async def task_verify_event_set(self, ctx: TaskContext) -> dict[str, Any]:
@@ -100,12 +104,31 @@ class EventsRun(OrchestrationRun):
                     max_in_flight=self.options.in_flight,
                 )
         totals = result.totals.to_dict()
-        rejected = result.totals.rejected_total
-        if rejected:
-            self.reporter.note(
-                f"{rejected:,} events were rejected (see `ttsync workflows show {ctx.workflow_id}`); the rest were sent"
-            )
+        warning = self.reject_warning(result.totals)
+        if warning is not None:
+            message, serious = warning
+            self._warn(ctx, message, serious=serious, resolution="invalid_rows" if serious else None)
         return totals | {"outcomes_file": str(result.outcomes_path)}
+
+    def reject_warning(self, totals: EventTotals) -> tuple[str, bool] | None:
+        """(warning, serious) when events were rejected: serious above `max_reject_rate`; None when none were."""
+        rejected = totals.rejected_total
+        if not rejected:
+            return None
+        share = rejected / totals.events if totals.events else 1.0
+        limit = self.settings.max_reject_rate
+        reasons = ", ".join(f"{reason} {count:,}" for reason, count in totals.rejected.most_common())
+        message = f"{rejected:,} of {totals.events:,} events ({share:.1%}) were rejected ({reasons}); the rest were sent"
+        if share > limit:
+            message += f"; more than max_reject_rate {limit:.0%}"
+        return message, share > limit
+
+    def _warn(
+        self, ctx: TaskContext, message: str, *, serious: bool = False, resolution: str | None = None
+    ) -> None:
+        """A warning: shown now on a terminal, and stored with the task for every other output."""
+        self.reporter.note(f"warning: {message}")
+        ctx.warn(message, serious=serious, resolution=resolution)
 
     def preview(self) -> dict[str, Any]:
         """Counts by outcome without sending (no network call: the event set is not checked)."""
@@ -126,7 +149,10 @@ class EventsRun(OrchestrationRun):
                 "event_set_id": self.settings.event_set_id,
                 "totals": result.totals.to_dict(),
                 "match_report": result.match_report.to_dict(),
-                "warnings": list(self.settings.warnings()),
+                "warnings": [
+                    *self.settings.warnings(),
+                    *([w[0]] if (w := self.reject_warning(result.totals)) else []),
+                ],
             }
         finally:
             shutil.rmtree(work, ignore_errors=True)

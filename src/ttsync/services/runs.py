@@ -17,7 +17,14 @@ from ttsync.services.events_run import EventsRun
 from ttsync.store import repos
 from ttsync.store.db import Store
 from ttsync.store.records import WorkflowRecord
-from ttsync.workflows.engine import TaskSpec, WorkflowFailedError, reset_for_restart, run_workflow
+from ttsync.workflows.engine import (
+    SUCCEEDED_STATES,
+    TaskSpec,
+    WorkflowFailedError,
+    reset_for_restart,
+    run_workflow,
+    workflow_warnings,
+)
 from ttsync.workflows.resolutions import resolution_for
 from ttsync.workspace.errors import ConfigError
 from ttsync.workspace.layout import Workspace
@@ -35,6 +42,7 @@ class RunOutcome:
         """JSON for `--json`: the workflow with its tasks, plus the resolution when it failed."""
         data: dict[str, Any] = self.workflow.model_dump(mode="json")
         data["ok"] = self.ok
+        data["warnings"] = workflow_warnings(self.workflow)
         if not self.ok:
             error = self.workflow.error or {}
             data["resolution"] = resolution_for(error.get("resolution")).to_dict()
@@ -91,7 +99,7 @@ def continue_run(run: OrchestrationRun, workflow_id: str, action: str, task: str
     """`retry` (the failed task, or `task`), `resolve` (re-check configuration, then continue from the
     failed task), or `restart` (from the first task, checkpoints cleared)."""
     workflow = repos.get_workflow(run.store, workflow_id)
-    if workflow.state == "succeeded" and action != "restart":
+    if workflow.state in SUCCEEDED_STATES and action != "restart":
         return RunOutcome(workflow, ok=True)
     if action == "restart":
         reset_for_restart(run.store, workflow)
@@ -132,11 +140,12 @@ def _execute(
     except WorkflowFailedError as failed:
         _post_webhooks(run.store)
         return RunOutcome(failed.workflow, ok=False)
+    _post_webhooks(run.store)  # a `succeeded_with_warnings` workflow raised a warning notification
     return RunOutcome(workflow, ok=True)
 
 
 def _post_webhooks(store: Store) -> None:
-    """Post the failure's notification to $TTSYNC_WEBHOOK_URL when set; a webhook problem never hides the
+    """Post the run's notifications to $TTSYNC_WEBHOOK_URL when set; a webhook problem never hides the
     workflow's own outcome (delivery state is recorded on the notification)."""
     with contextlib.suppress(Exception):  # recorded per notification by deliver_pending
         deliver_pending(store)

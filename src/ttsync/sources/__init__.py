@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ttsync.sources.base import DEFAULT_BATCH_ROWS, Source, SourceError
+from ttsync.sources.base import DEFAULT_BATCH_ROWS, SOURCE_CONFIGURATION, Source, SourceError
 from ttsync.sources.duckdb_source import DuckDBSource
 from ttsync.sources.sqlalchemy_source import SQLAlchemySource
 from ttsync.workspace import models
@@ -26,7 +26,7 @@ def open_source(source: models.Source, root: Path | None = None) -> Source:
         try:
             url = source.resolved_url()
         except ConfigError as exc:
-            raise SourceError(str(exc)) from None
+            raise SourceError(str(exc), resolution_key=SOURCE_CONFIGURATION) from None
         return SQLAlchemySource.open(source.name, url)
     path = source.resolved_path(base)
     if source.kind == "duckdb":

@@ -9,7 +9,16 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
-from ttsync.sources.base import DEFAULT_BATCH_ROWS, Source, SourceError, redact_quoted
+from ttsync.sources.base import (
+    DEFAULT_BATCH_ROWS,
+    SOURCE_NOT_FOUND,
+    SOURCE_QUERY_FAILED,
+    SOURCE_UNREACHABLE,
+    Source,
+    SourceError,
+    classify_database_message,
+    redact_quoted,
+)
 from ttsync.sqltext import sql_identifier, sql_literal
 
 
@@ -20,6 +29,18 @@ def _describe(exc: duckdb.Error) -> str:
     if isinstance(exc, duckdb.ProgrammingError):
         return message
     return redact_quoted(message)
+
+
+def _query_failed(name: str, exc: duckdb.Error | pa.ArrowException) -> SourceError:
+    """The `SourceError` of a failed query: the database's message and the resolution it calls for."""
+    message = _describe(exc) if isinstance(exc, duckdb.Error) else redact_quoted(str(exc))
+    if isinstance(exc, duckdb.CatalogException | duckdb.IOException):
+        key = classify_database_message(message)  # a missing table or file (not an unknown function)
+    else:
+        key = SOURCE_QUERY_FAILED
+    return SourceError(
+        f"source {name!r}: the query failed: {message}", resolution_key=key, database_message=message
+    )
 
 
 class DuckDBSource(Source):
@@ -35,12 +56,18 @@ class DuckDBSource(Source):
         if not path.is_file():
             raise SourceError(
                 f"source {name!r}: DuckDB file {path} does not exist; fix `path` "
-                "(relative paths start at the workspace folder) or create it with `ttsync init --sample`"
+                "(relative paths start at the workspace folder) or create it with `ttsync init --sample`",
+                resolution_key=SOURCE_NOT_FOUND,
             )
         try:
             connection = duckdb.connect(str(path), read_only=True)
         except duckdb.Error as exc:
-            raise SourceError(f"source {name!r}: cannot open DuckDB file {path}: {_describe(exc)}") from None
+            message = _describe(exc)
+            raise SourceError(
+                f"source {name!r}: cannot open DuckDB file {path}: {message}",
+                resolution_key=SOURCE_UNREACHABLE,
+                database_message=message,
+            ) from None
         return cls(name, connection)
 
     @classmethod
@@ -49,7 +76,10 @@ class DuckDBSource(Source):
     ) -> DuckDBSource:
         """Expose a CSV or Parquet file (or glob) as the view `table` in an in-memory DuckDB."""
         if not any(ch in str(path) for ch in "*?[") and not path.exists():
-            raise SourceError(f"source {name!r}: {file_kind} file {path} does not exist; fix `path`")
+            raise SourceError(
+                f"source {name!r}: {file_kind} file {path} does not exist; fix `path`",
+                resolution_key=SOURCE_NOT_FOUND,
+            )
         connection = duckdb.connect(":memory:")
         reader = "read_csv" if file_kind == "csv" else "read_parquet"
         try:
@@ -58,8 +88,11 @@ class DuckDBSource(Source):
             )
         except duckdb.Error as exc:
             connection.close()
+            message = _describe(exc)
             raise SourceError(
-                f"source {name!r}: cannot read {file_kind} file {path}: {_describe(exc)}"
+                f"source {name!r}: cannot read {file_kind} file {path}: {message}",
+                resolution_key=classify_database_message(message),
+                database_message=message,
             ) from None
         return cls(name, connection)
 
@@ -75,15 +108,14 @@ class DuckDBSource(Source):
                     )
                 reader = _arrow_reader(relation, batch_rows)
             except duckdb.Error as exc:
-                raise SourceError(f"source {self.name!r}: the query failed: {_describe(exc)}") from None
+                raise _query_failed(self.name, exc) from None
             while True:
                 try:
                     batch = reader.read_next_batch()
                 except StopIteration:
                     return
                 except (duckdb.Error, pa.ArrowException) as exc:
-                    message = _describe(exc) if isinstance(exc, duckdb.Error) else redact_quoted(str(exc))
-                    raise SourceError(f"source {self.name!r}: the query failed: {message}") from None
+                    raise _query_failed(self.name, exc) from None
                 if batch.num_rows:
                     yield batch
         finally:
@@ -98,7 +130,21 @@ class DuckDBSource(Source):
                 raise SourceError(f"source {self.name!r}: the query returns no rows (use a SELECT statement)")
             return list(relation.columns)
         except duckdb.Error as exc:
-            raise SourceError(f"source {self.name!r}: the query failed: {_describe(exc)}") from None
+            raise _query_failed(self.name, exc) from None
+        finally:
+            cursor.close()
+
+    def schema(self, sql: str) -> pa.Schema | None:
+        """Arrow types of `sql`'s columns: DuckDB runs it with `LIMIT 0`, so no row is read."""
+        cursor = self._connection.cursor()
+        try:
+            relation = cursor.sql(sql)
+            if relation is None:
+                raise SourceError(f"source {self.name!r}: the query returns no rows (use a SELECT statement)")
+            schema: pa.Schema = relation.limit(0).to_arrow_table().schema
+            return schema
+        except duckdb.Error as exc:
+            raise _query_failed(self.name, exc) from None
         finally:
             cursor.close()
 

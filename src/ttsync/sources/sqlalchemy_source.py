@@ -9,7 +9,14 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-from ttsync.sources.base import DEFAULT_BATCH_ROWS, Source, SourceError, redact_quoted
+from ttsync.sources.base import (
+    DEFAULT_BATCH_ROWS,
+    SOURCE_CONFIGURATION,
+    Source,
+    SourceError,
+    classify_database_message,
+    redact_quoted,
+)
 
 
 def _describe(exc: SQLAlchemyError) -> str:
@@ -20,6 +27,16 @@ def _describe(exc: SQLAlchemyError) -> str:
     else:
         message = str(exc).split("\n[SQL:", 1)[0].strip()
     return redact_quoted(message.split("\n(Background on this error", 1)[0])
+
+
+def _failed(name: str, exc: SQLAlchemyError, *, connecting: bool) -> SourceError:
+    """The `SourceError` of a failed connection or query, with the database's message and resolution."""
+    message = _describe(exc)
+    key = classify_database_message(
+        f"{type(getattr(exc, 'orig', None)).__name__} {message}", connecting=connecting
+    )
+    what = "cannot connect" if connecting else "the query failed"
+    return SourceError(f"source {name!r}: {what}: {message}", resolution_key=key, database_message=message)
 
 
 class SQLAlchemySource(Source):
@@ -37,21 +54,30 @@ class SQLAlchemySource(Source):
         except ArgumentError:
             raise SourceError(
                 f"source {name!r}: the URL is not a SQLAlchemy URL; expected dialect+driver://user@host/db, "
-                "for example postgresql+psycopg://analyst@db.internal/warehouse"
+                "for example postgresql+psycopg://analyst@db.internal/warehouse",
+                resolution_key=SOURCE_CONFIGURATION,
             ) from None
         try:
             engine = sa.create_engine(parsed)
         except (NoSuchModuleError, ImportError):
             raise SourceError(
                 f"source {name!r}: no SQLAlchemy driver for {parsed.drivername!r}; install it "
-                "(for PostgreSQL: pip install 'ttsync[postgres]')"
+                "(for PostgreSQL: pip install 'ttsync[postgres]')",
+                resolution_key=SOURCE_CONFIGURATION,
             ) from None
         return cls(name, engine)
 
+    def _connect(self) -> sa.Connection:
+        """A connection; a failure here is the server's (refused, unknown host, login), not the query's."""
+        try:
+            return self._engine.connect()
+        except SQLAlchemyError as exc:
+            raise _failed(self.name, exc, connecting=True) from None
+
     def stream(self, sql: str, *, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """Run `sql` and yield one record batch per `batch_rows` rows fetched from a server-side cursor."""
-        try:
-            with self._engine.connect() as conn:
+        with self._connect() as conn:
+            try:
                 result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(
                     sa.text(sql)
                 )
@@ -61,17 +87,17 @@ class SQLAlchemySource(Source):
                     batch = _to_batch(names, chunk, schema)
                     schema = _widen(schema, batch.schema)
                     yield batch
-        except SQLAlchemyError as exc:
-            raise SourceError(f"source {self.name!r}: the query failed: {_describe(exc)}") from None
+            except SQLAlchemyError as exc:
+                raise _failed(self.name, exc, connecting=False) from None
 
     def columns(self, sql: str) -> list[str]:
         """Column names of `sql` (wrapped in `LIMIT 0`, so no rows are fetched)."""
-        try:
-            with self._engine.connect() as conn:
+        with self._connect() as conn:
+            try:
                 result = conn.execute(sa.text(f"SELECT * FROM ({sql}) AS ttsync_columns LIMIT 0"))
                 return list(result.keys())
-        except SQLAlchemyError as exc:
-            raise SourceError(f"source {self.name!r}: the query failed: {_describe(exc)}") from None
+            except SQLAlchemyError as exc:
+                raise _failed(self.name, exc, connecting=False) from None
 
     def close(self) -> None:
         """Dispose of the engine's pool."""

@@ -41,12 +41,19 @@ def _v1_initial(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=_V1_TABLES)
 
 
+def _v2_wider_workflow_state(conn: sa.Connection) -> None:
+    # `succeeded_with_warnings` is 23 characters. SQLite does not enforce VARCHAR lengths.
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("ALTER TABLE workflows ALTER COLUMN state TYPE VARCHAR(32)"))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1,
         "control plane: credentials, sources, destinations, templates, orchestrations, workflows",
         _v1_initial,
     ),
+    Migration(2, "workflow state: room for succeeded_with_warnings", _v2_wider_workflow_state),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

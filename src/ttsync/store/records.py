@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-WorkflowState = Literal["pending", "running", "waiting", "blocked", "succeeded", "failed", "cancelled"]
+WorkflowState = Literal[
+    "pending", "running", "waiting", "blocked", "succeeded", "succeeded_with_warnings", "failed", "cancelled"
+]
 TaskState = Literal["pending", "running", "waiting", "succeeded", "failed", "skipped"]
 Severity = Literal["info", "warning", "error"]
 Change = Literal["created", "updated", "unchanged"]

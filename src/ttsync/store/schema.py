@@ -107,7 +107,7 @@ workflows = sa.Table(
     sa.Column("id", sa.String(40), primary_key=True),
     sa.Column("orchestration", NAME, nullable=False, index=True),
     sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),  # succeeded_with_warnings needs more than 16
     sa.Column("created_at", TS, nullable=False),
     sa.Column("started_at", TS),
     sa.Column("finished_at", TS),

@@ -36,6 +36,7 @@ from ttsync.tiktok.limiter import (
 )
 from ttsync.tiktok.models.common import ApiResult
 from ttsync.tiktok.retry import RetryPolicy
+from ttsync.tiktok.retrylog import retrying
 
 PRODUCTION_BASE_URL: Final = "https://business-api.tiktok.com/open_api/v1.3/"
 SANDBOX_BASE_URL: Final = "https://sandbox-ads.tiktok.com/open_api/v1.3/"  # ref §1
@@ -231,17 +232,18 @@ class BaseAsyncClient:
 
     async def _with_fault_retries(self, spec: CallSpec) -> tuple[dict[str, Any], str | None, bool]:
         policy = self.retry_policy
-        async for attempt in stamina.retry_context(
-            on=self._should_retry,
-            attempts=policy.max_attempts,
-            timeout=policy.max_total_seconds,
-            wait_initial=policy.wait_initial,
-            wait_max=policy.wait_max,
-            wait_jitter=policy.wait_jitter,
-            wait_exp_base=policy.wait_exp_base,
-        ):
-            with attempt:
-                return await self._with_rate_limit_retries(spec)
+        with retrying(f"TikTok {spec.path}", policy.max_attempts):  # names the call in retry messages
+            async for attempt in stamina.retry_context(
+                on=self._should_retry,
+                attempts=policy.max_attempts,
+                timeout=policy.max_total_seconds,
+                wait_initial=policy.wait_initial,
+                wait_max=policy.wait_max,
+                wait_jitter=policy.wait_jitter,
+                wait_exp_base=policy.wait_exp_base,
+            ):
+                with attempt:
+                    return await self._with_rate_limit_retries(spec)
         raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
 
     async def _with_rate_limit_retries(self, spec: CallSpec) -> tuple[dict[str, Any], str | None, bool]:

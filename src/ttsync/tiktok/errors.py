@@ -50,7 +50,12 @@ class TikTokError(Exception):
         return isinstance(self, RetryableError)
 
     def __str__(self) -> str:
-        code = f"code {self.code}" if self.code is not None else f"HTTP {self.http_status or '-'}"
+        if self.code is not None:
+            code = f"code {self.code}"
+        elif self.http_status is not None:
+            code = f"HTTP {self.http_status}"
+        else:
+            code = "no answer"  # a timeout or a refused or dropped connection
         tries = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"
         rid = f", request_id {self.request_id}" if self.request_id else ""
         return f"{self.endpoint}: {code}: {self.message} [{self.resolution_key}; {tries}{rid}]"

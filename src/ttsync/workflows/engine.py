@@ -5,6 +5,11 @@ got TikTok to confirm), saves new checkpoints as it goes, and returns its counts
 error is classified into the resolution catalog, the task and workflow are marked failed with that
 resolution, and one notification is raised. `retry`/`resolve` run the workflow again from the failed task,
 with every task's checkpoint intact; `restart` runs it from the first task with checkpoints cleared.
+
+A task may record warnings (`TaskContext.warn`); they are stored with the task's counts, so they reach every
+output (plain, piped, `--json`, `workflows show`). A *serious* warning (more rejected rows than
+`max_reject_rate`, an audience too small to use) makes the workflow end `succeeded_with_warnings` and raises
+one warning notification listing the run's warnings.
 """
 
 from __future__ import annotations
@@ -17,11 +22,15 @@ from typing import Any
 
 from ttsync.store import repos
 from ttsync.store.db import Store
-from ttsync.store.records import WorkflowRecord
+from ttsync.store.records import WorkflowRecord, WorkflowState
 from ttsync.workflows.errors import classify_exception
 from ttsync.workflows.resolutions import resolution_for
 
 TaskFunction = Callable[["TaskContext"], Awaitable[dict[str, Any] | None]]
+
+# Workflow states that mean "done, every task succeeded" (`ttsync` exits 0 for both).
+SUCCEEDED_STATES = frozenset({"succeeded", "succeeded_with_warnings"})
+WARNINGS_KEY = "warnings"  # task counts key holding the task's warnings
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,12 @@ class TaskContext:
     task_name: str
     checkpoint: dict[str, Any]
     shared: dict[str, Any] = field(default_factory=dict)  # in-memory values passed between tasks of one run
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+    def warn(self, message: str, *, serious: bool = False, resolution: str | None = None) -> None:
+        """Record a warning of this task (stored with its counts). `serious`: the workflow ends
+        `succeeded_with_warnings` and notifies; `resolution` names the catalog entry that explains it."""
+        self.warnings.append({"message": message, "serious": serious, "resolution": resolution})
 
     def save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Persist this task's checkpoint now (call after TikTok confirmed something)."""
@@ -136,11 +151,38 @@ async def run_workflow(
             if on_failure is not None:
                 on_failure(failed)
             raise WorkflowFailedError(failed) from exc
+        if ctx.warnings:
+            counts = counts | {WARNINGS_KEY: ctx.warnings}
         totals[spec.name] = counts
         repos.update_task(store, workflow_id, spec.name, state="succeeded", finished_at=_now(), counts=counts)
         repos.update_workflow(store, workflow_id, counts=totals)
-    repos.update_workflow(store, workflow_id, state="succeeded", finished_at=_now(), counts=totals)
+    done = repos.get_workflow(store, workflow_id)
+    warnings = workflow_warnings(done)
+    serious = [w for w in warnings if w.get("serious")]
+    state: WorkflowState = "succeeded_with_warnings" if serious else "succeeded"
+    repos.update_workflow(store, workflow_id, state=state, finished_at=_now(), counts=totals)
+    if serious:
+        explained_by = next((str(w["resolution"]) for w in serious if w.get("resolution")), None)
+        repos.add_notification(
+            store,
+            workflow_id=workflow_id,
+            severity="warning",
+            title=f"{workflow.orchestration}: succeeded with warnings",
+            message=" ".join(f"{w['message']}." for w in warnings)
+            + f" See `ttsync workflows show {workflow_id}`.",
+            resolution=explained_by,
+        )
     return repos.get_workflow(store, workflow_id)
+
+
+def workflow_warnings(workflow: WorkflowRecord) -> list[dict[str, Any]]:
+    """Every warning the workflow's tasks recorded, in task order: `{task, message, serious, resolution}`."""
+    found: list[dict[str, Any]] = []
+    for task in workflow.tasks:
+        for warning in task.counts.get(WARNINGS_KEY) or []:
+            if isinstance(warning, dict):
+                found.append({"task": task.name} | warning)
+    return found
 
 
 def reset_for_restart(store: Store, workflow: WorkflowRecord) -> None:

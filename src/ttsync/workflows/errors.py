@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ttsync.errors import ResolvableError
+from ttsync.sources.base import SourceError
 from ttsync.tiktok.errors import TikTokError
 from ttsync.workspace.errors import ConfigError, WorkspaceError
 
@@ -20,6 +21,8 @@ def classify_exception(exc: BaseException) -> dict[str, Any]:
             "request_id": exc.request_id,
             "endpoint": exc.endpoint,
         }
+    if isinstance(exc, SourceError):
+        return source_failure(exc)
     if isinstance(exc, ResolvableError):
         return {"resolution": exc.resolution_key, "message": str(exc), "kind": type(exc).__name__}
     key = getattr(exc, "resolution_key", None)
@@ -33,3 +36,19 @@ def classify_exception(exc: BaseException) -> dict[str, Any]:
         "message": f"unexpected {type(exc).__name__} inside ttsync (a bug: please report it with the workflow id)",
         "kind": type(exc).__name__,
     }
+
+
+def source_failure(exc: SourceError) -> dict[str, Any]:
+    """The stored error of a source failure: the resolution, ttsync's message and the database's own message.
+
+    The one place where a database's text enters a workflow (and from there `workflows show`, notifications
+    and webhooks): any redaction of database texts belongs here.
+    """
+    error: dict[str, Any] = {
+        "resolution": exc.resolution_key,
+        "message": str(exc),
+        "kind": type(exc).__name__,
+    }
+    if exc.database_message:
+        error["database_message"] = exc.database_message
+    return error

@@ -269,6 +269,48 @@ _CATALOG: tuple[Resolution, ...] = (
         action=Action.RESOLVE,
     ),
     Resolution(
+        key="source_query_failed",
+        title="Source query failed",
+        what="The warehouse refused the orchestration's query; the database's message is shown with the "
+        "workflow.",
+        why="A syntax error, a column or function the warehouse does not know, or a value the query cannot "
+        "convert (the message names it; quoted values are hidden).",
+        steps=(
+            "Read the database's message in `ttsync workflows show ID`.",
+            "Try the query without sending anything: `ttsync run ORCHESTRATION --plan` shows the same message.",
+            "Fix `query` of the orchestration in ttsync.yaml and run `ttsync apply -f ttsync.yaml`.",
+            "Run `ttsync workflows restart ID`.",
+        ),
+        action=Action.RESTART_WORKFLOW,
+    ),
+    Resolution(
+        key="source_not_found",
+        title="Source table or file not found",
+        what="The source's file, or a table or file the query reads, does not exist.",
+        why="The source's `path` is wrong (relative paths start at the workspace folder), the file was "
+        "moved, or the query names a table the warehouse does not have.",
+        steps=(
+            "Check the source: `ttsync sources show NAME` and the file or table the message names.",
+            "Fix `path` of the source or the table in the query, then `ttsync apply -f ttsync.yaml`.",
+            "Run `ttsync workflows resolve ID`.",
+        ),
+        action=Action.RESOLVE,
+    ),
+    Resolution(
+        key="source_unreachable",
+        title="Source unreachable",
+        what="ttsync could not connect to the warehouse, or the warehouse refused its login.",
+        why="The database server is down or unreachable from here, the host or port is wrong, the password "
+        "or user in the URL's environment variable is wrong, or another process holds the DuckDB file.",
+        steps=(
+            "Read the database's message in `ttsync workflows show ID`.",
+            "Check the source's URL and its environment variables (`ttsync sources show NAME`), and that the "
+            "server accepts connections from this machine.",
+            "Run `ttsync workflows retry ID`.",
+        ),
+        action=Action.RETRY_TASK,
+    ),
+    Resolution(
         key="internal_error",
         title="Unexpected error",
         what="ttsync failed in a way it does not recognise; the error type is stored with the workflow.",

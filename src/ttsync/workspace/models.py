@@ -230,6 +230,9 @@ def _check_region(value: str | None) -> str | None:
     return upper
 
 
+DEFAULT_MAX_REJECT_RATE = 0.05  # share of rejected rows above which a run ends `succeeded_with_warnings`
+
+
 class AudienceSettings(_Model):
     """Settings of an `audience` destination; any may be left for the data template or orchestration."""
 
@@ -241,6 +244,7 @@ class AudienceSettings(_Model):
     mode: SyncMode | None = None
     retention_days: int | None = Field(default=None, ge=1, le=365)
     remove_guard: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_reject_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     default_region: str | None = None
     phone_format: PhoneFormat | None = None
 
@@ -311,6 +315,8 @@ class ResolvedAudienceSettings(_Model):
     mode: SyncMode = "mirror"
     retention_days: int | None = Field(default=None, ge=1, le=365)
     remove_guard: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Above this share of rejected identifier values the run ends `succeeded_with_warnings` and notifies.
+    max_reject_rate: float = Field(default=DEFAULT_MAX_REJECT_RATE, ge=0.0, le=1.0)
     default_region: str | None = None
     phone_format: PhoneFormat = "e164"
 
@@ -347,6 +353,7 @@ class OfflineEventsSettings(_Model):
     default_region: str | None = None
     derive_event_id: bool | None = None
     partner_name: str | None = None
+    max_reject_rate: float | None = Field(default=None, ge=0.0, le=1.0)
 
     @field_validator("default_region")
     @classmethod
@@ -387,6 +394,8 @@ class ResolvedOfflineEventsSettings(_Model):
     # Sent as event/track/ `partner_name` only when set: TikTok answers 40063 "invalid partner name" for
     # names it does not know, and public clients do not send one (ref §3.1, §9). Use a name TikTok registered.
     partner_name: str | None = None
+    # Above this share of rejected events the run ends `succeeded_with_warnings` and notifies.
+    max_reject_rate: float = Field(default=DEFAULT_MAX_REJECT_RATE, ge=0.0, le=1.0)
 
     def warnings(self) -> list[str]:
         """Non-fatal remarks to show before a run."""
