@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import abc
-import re
 from collections.abc import Iterator
 from types import TracebackType
 
 import pyarrow as pa
 
+from ttsync.redact import redact_quoted, redact_text
+
 DEFAULT_BATCH_ROWS = 65_536
 
-_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+__all__ = ["DEFAULT_BATCH_ROWS", "Source", "SourceError", "redact_quoted", "redact_text"]
 
 
 class SourceError(Exception):
-    """A source cannot be opened or a query failed. Messages never contain row values."""
-
-
-def redact_quoted(message: str) -> str:
-    """Replace quoted literals in a driver message: data errors quote the offending *value*."""
-    return _QUOTED.sub("'<redacted>'", message)
+    """A source cannot be opened, a query is refused, or a query failed. Messages never contain row values:
+    driver messages are redacted (`ttsync.redact`) before they are put in one."""
 
 
 class Source(abc.ABC):

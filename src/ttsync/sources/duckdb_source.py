@@ -9,17 +9,17 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
-from ttsync.sources.base import DEFAULT_BATCH_ROWS, Source, SourceError, redact_quoted
+from ttsync.redact import redact_error
+from ttsync.sources.base import DEFAULT_BATCH_ROWS, Source, SourceError
+from ttsync.sources.guard import check_read_only_query, lock_down
 from ttsync.sqltext import sql_identifier, sql_literal
 
 
-def _describe(exc: duckdb.Error) -> str:
-    # Parser, catalog and binder errors talk about the SQL text: show them whole, they help fix the query.
-    # Data errors (conversion, constraint, ...) quote the offending value: redact quoted literals.
-    message = str(exc).strip()
-    if isinstance(exc, duckdb.ProgrammingError):
-        return message
-    return redact_quoted(message)
+def _describe(exc: duckdb.Error | pa.ArrowException) -> str:
+    # Parser, catalog and binder errors talk about the SQL text: their quotes help fix the query. Data errors
+    # (conversion, JSON, strptime, ...) quote or print the offending value: `redact_error` removes
+    # identifier-looking text from every message, and quoted literals from data errors.
+    return redact_error(exc).strip()
 
 
 class DuckDBSource(Source):
@@ -39,6 +39,7 @@ class DuckDBSource(Source):
             )
         try:
             connection = duckdb.connect(str(path), read_only=True)
+            lock_down(connection)  # the database file is open; nothing else may be read or written
         except duckdb.Error as exc:
             raise SourceError(f"source {name!r}: cannot open DuckDB file {path}: {_describe(exc)}") from None
         return cls(name, connection)
@@ -53,6 +54,7 @@ class DuckDBSource(Source):
         connection = duckdb.connect(":memory:")
         reader = "read_csv" if file_kind == "csv" else "read_parquet"
         try:
+            lock_down(connection, [path])  # this file (or the glob's folder) only
             connection.execute(
                 f"CREATE VIEW {sql_identifier(table)} AS SELECT * FROM {reader}({sql_literal(path)})"
             )
@@ -65,6 +67,7 @@ class DuckDBSource(Source):
 
     def stream(self, sql: str, *, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """Run `sql` on a fresh cursor and yield Arrow record batches of at most `batch_rows` rows."""
+        check_read_only_query(self.name, sql)
         cursor = self._connection.cursor()
         try:
             try:
@@ -82,8 +85,7 @@ class DuckDBSource(Source):
                 except StopIteration:
                     return
                 except (duckdb.Error, pa.ArrowException) as exc:
-                    message = _describe(exc) if isinstance(exc, duckdb.Error) else redact_quoted(str(exc))
-                    raise SourceError(f"source {self.name!r}: the query failed: {message}") from None
+                    raise SourceError(f"source {self.name!r}: the query failed: {_describe(exc)}") from None
                 if batch.num_rows:
                     yield batch
         finally:
@@ -91,6 +93,7 @@ class DuckDBSource(Source):
 
     def columns(self, sql: str) -> list[str]:
         """Column names of `sql` (DuckDB binds the query without running it)."""
+        check_read_only_query(self.name, sql)
         cursor = self._connection.cursor()
         try:
             relation = cursor.sql(sql)
