@@ -25,6 +25,7 @@ class RejectReason(enum.StrEnum):
 
     MISSING_EVENT = "missing_event"
     UNKNOWN_EVENT = "unknown_event"
+    PERSONAL_EVENT_ID = "personal_event_id"
     MISSING_EVENT_ID = "missing_event_id"
     MISSING_TIMESTAMP = "missing_timestamp"
     INVALID_TIMESTAMP = "invalid_timestamp"
@@ -48,6 +49,10 @@ REASON_DESCRIPTIONS: Final = MappingProxyType(
     {
         RejectReason.MISSING_EVENT: "`event` is empty.",
         RejectReason.UNKNOWN_EVENT: "`event` is not a standard TikTok event name for this event source.",
+        RejectReason.PERSONAL_EVENT_ID: (
+            "`event_id` looks like an email, phone or mobile advertising id and no workspace key is at hand "
+            "to hash it (library use without a key; `ttsync run` always hashes it)."
+        ),
         RejectReason.MISSING_EVENT_ID: "`event_id` is empty and the data template does not ask to derive it.",
         RejectReason.MISSING_TIMESTAMP: "`timestamp` is empty.",
         RejectReason.INVALID_TIMESTAMP: "`timestamp` is not an ISO 8601 date-time.",
