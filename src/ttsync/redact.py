@@ -104,6 +104,9 @@ class RedactPIIFilter(logging.Filter):
                 else a
                 for a in record.args
             )
+        caused_by = getattr(record, "caused_by", None)  # stamina's retry records carry the exception's repr
+        if isinstance(caused_by, str):
+            record.caused_by = redact_text(caused_by)
         if record.exc_info and record.exc_info[1] is not None:
             # A traceback's last line is the exception's text: log it redacted, without the traceback.
             record.msg = (
