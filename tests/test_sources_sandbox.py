@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
+import sqlalchemy as sa
 
+from pg import missing_reason, postgres_server
 from ttsync.sources import SOURCE_DIRS_ENV, SourceError, open_source
 from ttsync.workspace.models import Source
 
@@ -143,3 +146,35 @@ def test_database_errors_are_redacted(ws: Path) -> None:
         with pytest.raises(SourceError, match="Parser Error") as parse:
             src.read_all("SELEC 1")
         assert "SELEC" in str(parse.value)  # SQL errors keep the SQL text that helps fix them
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.mark.postgres
+def test_sqlalchemy_postgres_runs_read_only_transactions(pg_url: str) -> None:
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE people (id int, email text)"))
+        conn.execute(sa.text("CREATE SEQUENCE people_seq"))
+        conn.execute(sa.text("INSERT INTO people VALUES (1, 'ann@example.com')"))
+    with open_source(Source(name="pg", kind="sqlalchemy", url=pg_url)) as src:
+        assert src.read_all("SELECT id FROM people").column("id").to_pylist() == [1]
+        for query in ("DELETE FROM people", "SELECT 1; DELETE FROM people", "COPY people TO '/tmp/x.csv'"):
+            with pytest.raises(SourceError, match="read-only SELECT"):
+                src.read_all(query)
+        # A writing function inside a SELECT passes the statement check; the read-only transaction stops it.
+        with pytest.raises(SourceError, match="read-only transaction"):
+            src.read_all("SELECT id FROM people, LATERAL (SELECT setval('people_seq', 1)) s")
+        with pytest.raises(SourceError, match="query failed") as failed:
+            src.read_all("SELECT CAST(email AS int) FROM people")
+        assert "ann@example.com" not in str(failed.value)
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM people")).scalar() == 1
+    engine.dispose()
