@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -191,3 +192,26 @@ def test_vectorized_hash_matches_the_scalar_reference(rows: int) -> None:
     assert hasher.hash_array(values).to_pylist() == [hasher.hash_one(v) for v in values.to_pylist()]
     with duckdb.connect() as con:  # the DuckDB path does not leave the key in a connection's settings
         assert con.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_kernel_and_duckdb_paths_agree_and_integer_keys_are_checked_by_value() -> None:
+    from ttsync.identity import kernels
+
+    hasher = KeyHasher(KEY)
+    values = pa.array([f"user{i}@example.com" for i in range(2000)] + ["é@x", "+1 415 555 0100"])
+    reference = [hasher.hash_one(v) for v in values.to_pylist()]
+    fast = kernels.hmac_sha256_hex(values, KEY, PREFIX, 32)
+    if kernels.kernel_available():
+        assert fast is not None
+        assert fast.to_pylist() == reference
+        assert kernels.hmac_sha256_hex(values.slice(5, 7), KEY, PREFIX, 32).to_pylist() == reference[5:12]
+    # The DuckDB path (used when the kernel is not built, or for arrays with nulls) gives the same.
+    with_null = pa.array([*values.to_pylist(), None])
+    assert hasher.hash_array(with_null).to_pylist() == [*reference, None]
+    numbers = pa.array([42, 1_234_567, 100_000_123, 4_155_550_100, 441_234_567_890, 10**15, None], pa.int64())
+    protected = hasher.protect(pc.cast(numbers, pa.string()), numbers).to_pylist()
+    as_text = hasher.protect(pc.cast(numbers, pa.string())).to_pylist()
+    assert protected == as_text
+    assert protected[:3] == ["42", "1234567", "100000123"]
+    assert protected[3] == hasher.hash_one("4155550100")
+    assert protected[5:] == [str(10**15), None]

@@ -178,9 +178,10 @@ def _with_string_key(
         )
         batch = batch.filter(pc.is_valid(column))
         column = batch.column(index)
+    original = column
     if not pa.types.is_string(column.type):
         column = pc.cast(column, pa.string())
-    keys = key_hasher.protect(column)
+    keys = key_hasher.protect(column, original)
     existing = batch.schema.get_field_index(ROW_KEY_FIELD)
     if existing >= 0:
         return batch.set_column(existing, ROW_KEY_FIELD, keys), missing

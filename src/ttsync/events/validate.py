@@ -141,7 +141,7 @@ class RowValidator:
             keys = pc.binary_join_element_wise("#", pc.cast(seq, pa.string()), "")
         else:
             keys = _as_string(batch.column(self.key_column)) if n else pa.array([], pa.string())
-            keys = self._row_keys.protect(keys)
+            keys = self._row_keys.protect(keys, batch.column(self.key_column) if n else None)
         reasons: dict[RejectReason, pa.Array] = {}
 
         def flag(reason: RejectReason, mask: pa.Array) -> None:

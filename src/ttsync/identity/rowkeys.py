@@ -13,9 +13,10 @@ joins and diffs inside a run, the ledger across runs and TikTok's de-duplication
 The HMAC key is derived from the workspace's secret key (`SecretBox.derive_key`), never stored anywhere else.
 Rules and examples: docs/identity.md, "Row keys".
 
-The check and the hashing are vectorized: Arrow regular expressions find the values to replace, and DuckDB
-computes HMAC-SHA256 for those only (the standard construction over `sha256()`), with the key passed as a
-bound parameter so it never appears in SQL text.
+The check and the hashing are vectorized: Arrow regular expressions find the values to replace (integer keys
+are checked by value), and HMAC-SHA256 is computed for those only: by the compiled kernel when it is built
+(kernels.py, OpenSSL with the key's pad blocks hashed once), else by DuckDB (the standard construction over
+`sha256()`, the key passed as a bound parameter so that it never appears in SQL text).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from typing import Final
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from ttsync.identity.kernels import hmac_sha256_hex
 
 PREFIX: Final = "hk:"
 HEX_CHARS: Final = 32  # 128 bits: collisions are negligible for billions of keys
@@ -97,9 +100,12 @@ class KeyHasher:
         return PREFIX + digest[:HEX_CHARS]
 
     def hash_array(self, values: pa.Array) -> pa.Array:
-        """The stored form of every value (nulls stay null), computed by DuckDB."""
+        """The stored form of every value (nulls stay null): the compiled kernel, else DuckDB."""
         if len(values) == 0:
             return pa.array([], pa.string())
+        fast = hmac_sha256_hex(values, self._key, PREFIX, HEX_CHARS) if len(self._key) <= _BLOCK else None
+        if fast is not None:
+            return fast
         con = self._con()
         con.register("ttsync_key_values", pa.table({"v": values}))
         try:
@@ -112,14 +118,21 @@ class KeyHasher:
             con.unregister("ttsync_key_values")
         return table.column("h").combine_chunks().cast(pa.string())
 
-    def protect(self, values: pa.Array) -> pa.Array:
+    def protect(self, values: pa.Array, original: pa.Array | None = None) -> pa.Array:
         """`values` (strings) with every identifier-looking value replaced by its keyed hash; the others as
-        they are. Only the replaced values are hashed."""
+        they are. Only the replaced values are hashed. `original`: the integer column `values` was cast
+        from, if any (checked by value: only numbers of 10 to 15 digits can be phone numbers)."""
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
-        mask = looks_like_identifier(values)
+        if original is not None and pa.types.is_integer(original.type):
+            number = pc.cast(original, pa.float64())  # any integer width; 10**15 is exact in a double
+            mask = pc.fill_null(pc.and_(pc.greater_equal(number, 10**9), pc.less(number, 10**15)), False)
+        else:
+            mask = looks_like_identifier(values)
         if not pc.any(mask).as_py():
             return values
+        if values.null_count == 0 and pc.all(mask).as_py():
+            return self.hash_array(values)  # a whole column of emails (or MAIDs): no gather and scatter
         positions = pc.indices_nonzero(mask)
         hashed = self.hash_array(pc.take(values, positions))
         return pc.replace_with_mask(values, mask, hashed)
