@@ -178,3 +178,12 @@ def test_sqlalchemy_postgres_runs_read_only_transactions(pg_url: str) -> None:
     with engine.begin() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM people")).scalar() == 1
     engine.dispose()
+
+
+def test_large_queries_spill_into_a_private_folder_removed_on_close(ws: Path) -> None:
+    with open_source(Source(name="wh", path="wh.duckdb"), root=ws) as src:
+        spill = Path(src.read_all("SELECT current_setting('temp_directory') AS d").column("d")[0].as_py())
+        assert spill.is_dir()
+        assert spill.stat().st_mode & 0o077 == 0  # not next to the warehouse nor in the current folder
+        assert not spill.is_relative_to(ws)
+    assert not spill.exists()

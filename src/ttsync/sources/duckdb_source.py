@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -25,9 +27,12 @@ def _describe(exc: duckdb.Error | pa.ArrowException) -> str:
 class DuckDBSource(Source):
     """Queries run by DuckDB; results stream through `to_arrow_reader` (Arrow batches, no Python rows)."""
 
-    def __init__(self, name: str, connection: duckdb.DuckDBPyConnection) -> None:
+    def __init__(
+        self, name: str, connection: duckdb.DuckDBPyConnection, spill_dir: Path | None = None
+    ) -> None:
         self.name = name
         self._connection = connection
+        self._spill_dir = spill_dir
 
     @classmethod
     def open_database(cls, name: str, path: Path) -> DuckDBSource:
@@ -37,12 +42,14 @@ class DuckDBSource(Source):
                 f"source {name!r}: DuckDB file {path} does not exist; fix `path` "
                 "(relative paths start at the workspace folder) or create it with `ttsync init --sample`"
             )
+        spill = _private_spill_dir()
         try:
             connection = duckdb.connect(str(path), read_only=True)
-            lock_down(connection)  # the database file is open; nothing else may be read or written
+            lock_down(connection, spill_dir=spill)  # the file is open; nothing else may be read or written
         except duckdb.Error as exc:
+            shutil.rmtree(spill, ignore_errors=True)
             raise SourceError(f"source {name!r}: cannot open DuckDB file {path}: {_describe(exc)}") from None
-        return cls(name, connection)
+        return cls(name, connection, spill)
 
     @classmethod
     def open_file(
@@ -53,17 +60,19 @@ class DuckDBSource(Source):
             raise SourceError(f"source {name!r}: {file_kind} file {path} does not exist; fix `path`")
         connection = duckdb.connect(":memory:")
         reader = "read_csv" if file_kind == "csv" else "read_parquet"
+        spill = _private_spill_dir()
         try:
-            lock_down(connection, [path])  # this file (or the glob's folder) only
+            lock_down(connection, [path], spill_dir=spill)  # this file (or the glob's folder) only
             connection.execute(
                 f"CREATE VIEW {sql_identifier(table)} AS SELECT * FROM {reader}({sql_literal(path)})"
             )
         except duckdb.Error as exc:
             connection.close()
+            shutil.rmtree(spill, ignore_errors=True)
             raise SourceError(
                 f"source {name!r}: cannot read {file_kind} file {path}: {_describe(exc)}"
             ) from None
-        return cls(name, connection)
+        return cls(name, connection, spill)
 
     def stream(self, sql: str, *, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """Run `sql` on a fresh cursor and yield Arrow record batches of at most `batch_rows` rows."""
@@ -108,6 +117,14 @@ class DuckDBSource(Source):
     def close(self) -> None:
         """Close the DuckDB connection."""
         self._connection.close()
+        if self._spill_dir is not None:
+            shutil.rmtree(self._spill_dir, ignore_errors=True)
+
+
+def _private_spill_dir() -> Path:
+    # A large query spills raw rows to disk: into a folder only this user can read (mkdtemp makes it 0700),
+    # removed when the source is closed, rather than DuckDB's default next to the database or in the cwd.
+    return Path(tempfile.mkdtemp(prefix="ttsync-source-"))
 
 
 def _arrow_reader(relation: Any, batch_rows: int) -> pa.RecordBatchReader:

@@ -101,17 +101,22 @@ def _glob_base(pattern: str) -> Path:
     return Path(pattern.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0])
 
 
-def lock_down(connection: duckdb.DuckDBPyConnection, allowed: Sequence[Path] = ()) -> None:
+def lock_down(
+    connection: duckdb.DuckDBPyConnection, allowed: Sequence[Path] = (), *, spill_dir: Path | None = None
+) -> None:
     """Confine an open DuckDB connection to its own files and lock its settings.
 
     `allowed`: the files the connection may read (a glob allows its folder). Then every other file system
     operation is disabled (`enable_external_access = false`: no COPY TO, ATTACH, read_csv of other files, no
     extension loading) and the configuration locked, so that no query can turn it back on. A DuckDB database
-    file opened before this call stays readable."""
+    file opened before this call stays readable. `spill_dir`: where DuckDB may spill a large query (its
+    own temporary files are not external access)."""
     files = [str(p) for p in allowed if not any(ch in str(p) for ch in _GLOB_CHARS)]
     folders = [
         str(_glob_base(str(p)).resolve()) + os.sep for p in allowed if any(ch in str(p) for ch in _GLOB_CHARS)
     ]
+    if spill_dir is not None:
+        connection.execute(f"SET temp_directory = {sql_literal(spill_dir)}")
     for key, values in (("allowed_paths", files), ("allowed_directories", folders)):
         if values:
             connection.execute(f"SET {key} = [{', '.join(sql_literal(v) for v in values)}]")
