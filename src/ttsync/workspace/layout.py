@@ -11,6 +11,7 @@ The state folder is private: mode 0700, every file in it 0600 and every folder 0
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from dataclasses import dataclass
@@ -47,7 +48,9 @@ def secure_state(state_dir: Path) -> None:
             if stat.S_ISLNK(info.st_mode) or not stat.S_IMODE(info.st_mode) & PRIVATE_UMASK:
                 continue
             private = 0o700 if stat.S_ISDIR(info.st_mode) else 0o600
-            os.chmod(path, stat.S_IMODE(info.st_mode) & private)
+            # Removed meanwhile, or not ours to change: opening the workspace goes on regardless.
+            with contextlib.suppress(OSError):
+                os.chmod(path, stat.S_IMODE(info.st_mode) & private)
 
 
 @dataclass(frozen=True)
