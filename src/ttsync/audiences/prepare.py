@@ -89,9 +89,8 @@ def prepare_to_parquet(
             ids_out.write_batch(stored)
             digests_out.write_batch(stored.select(DIGESTS_SCHEMA.names))
 
-        with Preparer(
-            list(specs), key_column=ROW_KEY_FIELD
-        ) as preparer:  # owns threads and DuckDB connections
+        # The preparer owns threads and DuckDB connections.
+        with Preparer(list(specs), key_column=ROW_KEY_FIELD) as preparer:
             for raw_batch in batches:
                 batch, missing_keys = _with_string_key(raw_batch, key_column, key_hasher, first_row=rows)
                 if missing_keys.num_rows:
