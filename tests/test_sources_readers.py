@@ -41,7 +41,7 @@ def test_duckdb_streams_batches_and_refuses_writes(duck: Path) -> None:
 def test_errors_are_clear_and_hold_no_row_values(duck: Path, tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="does not exist"):
         open_source(Source(name="wh", path="missing.duckdb"), root=tmp_path)
-    with open_source(Source(name="wh", path=str(duck))) as src:
+    with open_source(Source(name="wh", path=str(duck)), root=duck.parent) as src:
         with pytest.raises(SourceError, match="Parser Error") as parse:
             list(src.stream("SELEC 1"))
         assert "SELEC" in str(parse.value)

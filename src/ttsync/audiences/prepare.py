@@ -2,6 +2,8 @@
 
 Memory stays bounded: one batch at a time goes in, and prepared identifiers and rejections are appended to
 Parquet writers. Only digests, row keys and reason codes are written; raw values never leave this function.
+Row keys that look like identifiers (an e-mail used as `key_column`) are keyed-hashed first
+(`ttsync.identity.rowkeys`), so the files hold no personal data in their row keys either.
 Digests are stored as four 64-bit integers (see digests.py). The file's footer records the distinct
 identifiers per id schema and the people with at least one identifier (from the match report), so planning
 does not count 10M rows again.
@@ -23,6 +25,7 @@ import pyarrow.parquet as pq
 
 from ttsync.identity import ColumnSpec, MatchReport, Preparer
 from ttsync.identity.digests import DIGEST_FIELDS, KEY_COLUMNS, digest_keys
+from ttsync.identity.rowkeys import KeyHasher
 from ttsync.workspace.errors import ConfigError
 
 _T = TypeVar("_T")
@@ -34,6 +37,9 @@ DIGESTS_SCHEMA = pa.schema([("id_schema", pa.string()), *DIGEST_FIELDS])
 DISTINCT_IDS_KEY = "ttsync.distinct_ids"  # JSON {id_schema: distinct identifiers}
 PEOPLE_KEY = "ttsync.people"  # rows with at least one identifier
 REJECTS_SCHEMA = pa.schema([("row_key", pa.string()), ("column", pa.string()), ("reason", pa.string())])
+# The row key as stored (a string; keyed-hashed when it looks like an identifier) travels in a column of its
+# own: the key column may also be an identifier column, whose raw values the identity rules still need.
+ROW_KEY_FIELD = "__ttsync_row_key"
 
 
 @dataclass(frozen=True)
@@ -56,9 +62,14 @@ def prepare_to_parquet(
     key_column: str,
     out_dir: Path,
     progress: Callable[[int], None] | None = None,
+    key_hasher: KeyHasher | None = None,
 ) -> PreparedOutput:
     """Run the identity rules over every batch; write `ids.parquet` (row keys and digests), `digests.parquet`
-    (digests only) and `rejects.parquet` in `out_dir`."""
+    (digests only) and `rejects.parquet` in `out_dir`.
+
+    `key_hasher` replaces identifier-looking row keys (the workspace's key in a run; default: a random key,
+    which keeps row keys consistent within this call only)."""
+    key_hasher = key_hasher or KeyHasher.ephemeral()
     out_dir.mkdir(parents=True, exist_ok=True)
     ids_path, digests_path = out_dir / "ids.parquet", out_dir / "digests.parquet"
     rejects_path = out_dir / "rejects.parquet"
@@ -78,9 +89,10 @@ def prepare_to_parquet(
             ids_out.write_batch(stored)
             digests_out.write_batch(stored.select(DIGESTS_SCHEMA.names))
 
-        with Preparer(list(specs), key_column=key_column) as preparer:  # owns threads and DuckDB connections
+        # The preparer owns threads and DuckDB connections.
+        with Preparer(list(specs), key_column=ROW_KEY_FIELD) as preparer:
             for raw_batch in batches:
-                batch, missing_keys = _with_string_key(raw_batch, key_column, first_row=rows)
+                batch, missing_keys = _with_string_key(raw_batch, key_column, key_hasher, first_row=rows)
                 if missing_keys.num_rows:
                     background.submit(rejects_out.write_batch, missing_keys)
                     rejects_written += missing_keys.num_rows
@@ -140,9 +152,10 @@ def footer_metadata(report: MatchReport) -> dict[str, str]:
 
 
 def _with_string_key(
-    batch: pa.RecordBatch, key_column: str, *, first_row: int
+    batch: pa.RecordBatch, key_column: str, key_hasher: KeyHasher, *, first_row: int
 ) -> tuple[pa.RecordBatch, pa.RecordBatch]:
-    """The batch with a string key column, minus rows without a key (returned as rejections by position)."""
+    """The batch with its row keys as strings in `ROW_KEY_FIELD` (identifier-looking keys replaced by their
+    keyed hash), minus rows without a key (returned as rejections by position)."""
     index = batch.schema.get_field_index(key_column)
     if index < 0:
         raise ConfigError(
@@ -164,9 +177,14 @@ def _with_string_key(
         )
         batch = batch.filter(pc.is_valid(column))
         column = batch.column(index)
+    original = column
     if not pa.types.is_string(column.type):
-        batch = batch.set_column(index, key_column, pc.cast(column, pa.string()))
-    return batch, missing
+        column = pc.cast(column, pa.string())
+    keys = key_hasher.protect(column, original)
+    existing = batch.schema.get_field_index(ROW_KEY_FIELD)
+    if existing >= 0:
+        return batch.set_column(existing, ROW_KEY_FIELD, keys), missing
+    return batch.append_column(ROW_KEY_FIELD, keys), missing
 
 
 class _Background:

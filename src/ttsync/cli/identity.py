@@ -15,6 +15,7 @@ from rich.console import Console
 
 from ttsync.identity import ColumnSpec, Preparer
 from ttsync.identity.spec import KINDS, HashState
+from ttsync.redact import redact_text
 
 app = typer.Typer(
     help="Normalize, validate and hash identifiers (locally; nothing is sent).", no_args_is_help=True
@@ -104,7 +105,11 @@ def check(
         for batch in read_batches(file, needed, key):
             preparer.process(batch)
     except (KeyError, ValueError, pa.ArrowInvalid) as exc:
-        typer.echo(f"Cannot read {file.name}: {exc}. Check the column names and the file format.", err=True)
+        # Identifiers are removed; quotes are kept: Arrow quotes the column names the user has to fix.
+        typer.echo(
+            f"Cannot read {file.name}: {redact_text(str(exc))}. Check the column names and the file format.",
+            err=True,
+        )
         raise typer.Exit(2) from None
     finally:
         preparer.close()

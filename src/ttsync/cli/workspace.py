@@ -9,12 +9,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
+import duckdb
+import pyarrow as pa
 import typer
 import yaml
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
+from ttsync.redact import redact_error
 from ttsync.sources import SourceError
 from ttsync.store import SecretKeyError, Store, StoreError, repos
 from ttsync.workspace.errors import ConfigError, WorkspaceError
@@ -39,10 +45,25 @@ def _fail(message: str) -> typer.Exit:
 
 @contextmanager
 def _errors() -> Iterator[None]:
+    # Every message is redacted (`ttsync.redact`): a database, DuckDB or Arrow error quotes the value it
+    # failed on. Unexpected errors are reported in one redacted line too: a traceback would print the same
+    # raw text.
     try:
         yield
+    except (typer.Exit, typer.Abort, click.ClickException):
+        raise
     except (WorkspaceError, SourceError, StoreError, SecretKeyError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(redact_error(exc)) from None
+    except (duckdb.Error, pa.ArrowException, SQLAlchemyError) as exc:
+        raise _fail(f"{type(exc).__name__}: {redact_error(exc)}") from None
+    except Exception as exc:
+        _err.print(
+            f"[red]error:[/red] unexpected {type(exc).__name__} inside ttsync (a bug: please report it): "
+            f"{escape(redact_error(exc))}",
+            markup=True,
+            highlight=False,
+        )
+        raise typer.Exit(code=1) from None
 
 
 @contextmanager

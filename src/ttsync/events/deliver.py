@@ -36,6 +36,7 @@ from ttsync.events.reasons import Outcome, RejectReason
 from ttsync.events.stage import Stage
 from ttsync.events.validate import EventRules, RowValidator
 from ttsync.identity import MatchReport
+from ttsync.identity.rowkeys import KeyHasher
 from ttsync.tiktok import AsyncTikTokClient, ClientValidationError, InvalidRequestError, NotFoundError
 from ttsync.workspace.models import ResolvedOfflineEventsSettings
 
@@ -60,6 +61,8 @@ class EventOptions:
     attribute_mapping: Mapping[str, str] = field(default_factory=dict)
     derive_event_id: bool = False
     default_region: str | None = None
+    # Keyed hashing of identifier-looking row keys and event ids (the workspace key; see identity/rowkeys.py).
+    key_hasher: KeyHasher | None = None
 
 
 @dataclass
@@ -110,7 +113,13 @@ def _stage(
                 derive_event_id=derive,
             )
             ignored = plan.ignored
-            validator = RowValidator(plan, rules, key_column=key_column, now=now or datetime.now(UTC))
+            validator = RowValidator(
+                plan,
+                rules,
+                key_column=key_column,
+                now=now or datetime.now(UTC),
+                key_hasher=options.key_hasher,
+            )
         stage.add(validator.process(batch))
     if validator is None:
         raise ValueError("the query returned no batches (not even an empty one with its columns)")

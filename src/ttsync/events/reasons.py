@@ -25,6 +25,7 @@ class RejectReason(enum.StrEnum):
 
     MISSING_EVENT = "missing_event"
     UNKNOWN_EVENT = "unknown_event"
+    PERSONAL_EVENT_ID = "personal_event_id"
     MISSING_EVENT_ID = "missing_event_id"
     EVENT_ID_TOO_LONG = "event_id_too_long"
     MISSING_TIMESTAMP = "missing_timestamp"
@@ -50,6 +51,10 @@ REASON_DESCRIPTIONS: Final = MappingProxyType(
     {
         RejectReason.MISSING_EVENT: "`event` is empty.",
         RejectReason.UNKNOWN_EVENT: "`event` is not a standard TikTok event name for this event source.",
+        RejectReason.PERSONAL_EVENT_ID: (
+            "`event_id` looks like an email, phone or mobile advertising id and no workspace key is at hand "
+            "to hash it (library use without a key; `ttsync run` always hashes it)."
+        ),
         RejectReason.MISSING_EVENT_ID: "`event_id` is empty and the data template does not ask to derive it.",
         RejectReason.EVENT_ID_TOO_LONG: "`event_id` is longer than 256 characters.",
         RejectReason.MISSING_TIMESTAMP: "`timestamp` is empty.",

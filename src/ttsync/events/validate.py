@@ -32,6 +32,7 @@ from ttsync.identity import ColumnSpec, MatchReport, Preparer
 from ttsync.identity.arrowutil import arange
 from ttsync.identity.coltypes import Role, as_text, check_schema
 from ttsync.identity.prepare import identifier_texts
+from ttsync.identity.rowkeys import KeyHasher, looks_like_identifier
 
 # ref §3.3: offline events must have happened within the last 28 days.
 MAX_EVENT_AGE: Final = timedelta(days=28)
@@ -103,10 +104,23 @@ class PreparedRows:
 class RowValidator:
     """Validates batches of one query result; keeps a running sequence number across batches."""
 
-    def __init__(self, plan: ColumnPlan, rules: EventRules, *, key_column: str | None, now: datetime) -> None:
+    def __init__(
+        self,
+        plan: ColumnPlan,
+        rules: EventRules,
+        *,
+        key_column: str | None,
+        now: datetime,
+        key_hasher: KeyHasher | None = None,
+    ) -> None:
         self.plan = plan
         self.rules = rules
         self.key_column = key_column
+        # Identifier-looking row keys and event ids are keyed-hashed (ttsync.identity.rowkeys). Event ids must
+        # hash the same in every run (ledger, TikTok's de-duplication): without the workspace's key they are
+        # rejected instead. Row keys only need to be consistent within the run.
+        self._event_ids = key_hasher
+        self._row_keys = key_hasher or KeyHasher.ephemeral()
         self._seq = 0
         self._zone = zoneinfo.ZoneInfo(rules.timezone)
         now_s = int(now.timestamp())
@@ -139,6 +153,7 @@ class RowValidator:
             keys = (
                 _as_string(batch.column(self.key_column), self.key_column) if n else pa.array([], pa.string())
             )
+            keys = self._row_keys.protect(keys, batch.column(self.key_column) if n else None)
         reasons: dict[RejectReason, pa.Array] = {}
 
         def flag(reason: RejectReason, mask: pa.Array) -> None:
@@ -226,8 +241,13 @@ class RowValidator:
                 if param.web_only:
                     flag(RejectReason.WEB_ONLY_FIELD, pc.invert(_blank(strings[param.name])))
 
-        # event_id: given, derived, or missing
+        # event_id: given (keyed-hashed when it looks personal), derived, or missing
         event_id = pc.utf8_trim_whitespace(strings["event_id"])
+        if self._event_ids is not None:
+            event_id = self._event_ids.protect(event_id)
+        else:
+            flag(RejectReason.PERSONAL_EVENT_ID, looks_like_identifier(event_id))
+            event_id = pc.if_else(looks_like_identifier(event_id), pa.scalar(None, pa.string()), event_id)
         if self.rules.derive_event_id:
             event_id = _derive_event_ids(
                 event_id, event, event_time, strings["order_id"], strings["shop_id"], keys

@@ -293,11 +293,99 @@ done:
     return result;
 }
 
+/* hmac_sha256_hex(offsets, data, start, n, key, prefix, hex_chars) -> (out, out_offsets)
+ *
+ * HMAC-SHA256 (RFC 2104) of each string under `key`, written as `prefix` + the first `hex_chars` hex
+ * characters of the MAC: the data and int32 offsets of a string array. The key's inner and outer pad
+ * blocks are hashed once (SHA-256 midstates), so each value costs its own blocks plus one more.
+ * Used for row keys and event ids that look like identifiers (ttsync.identity.rowkeys).
+ */
+static PyObject *hmac_sha256_hex(PyObject *self, PyObject *args) {
+    Py_buffer offsets, data, key, prefix;
+    Py_ssize_t start, n, hex_chars;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*nny*y*n", &offsets, &data, &start, &n, &key, &prefix, &hex_chars)) {
+        return NULL;
+    }
+    PyObject *result = NULL, *out = NULL, *out_offsets = NULL;
+    const Py_ssize_t width = prefix.len + hex_chars;
+    if (start < 0 || n < 0 || hex_chars < 0 || hex_chars > 64 || key.len > 64 || width <= 0 ||
+        n > (INT32_MAX / width) - 1 || (start + n + 1) > offsets.len / (Py_ssize_t)sizeof(int32_t)) {
+        PyErr_SetString(PyExc_ValueError, "bad arguments: offsets, key (at most 64 bytes) or width");
+        goto done;
+    }
+    out = PyBytes_FromStringAndSize(NULL, width * n);
+    out_offsets = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizeof(int32_t) * (n + 1));
+    if (out == NULL || out_offsets == NULL) {
+        goto done;
+    }
+    unsigned char ipad[64], opad[64];
+    memset(ipad, 0, 64);
+    memcpy(ipad, key.buf, (size_t)key.len);
+    memcpy(opad, ipad, 64);
+    for (int k = 0; k < 64; k++) {
+        ipad[k] ^= 0x36;
+        opad[k] ^= 0x5c;
+    }
+    const int32_t *offs = (const int32_t *)offsets.buf + start;
+    const unsigned char *bytes = (const unsigned char *)data.buf;
+    const Py_ssize_t data_len = data.len;
+    const char *pre = (const char *)prefix.buf;
+    const Py_ssize_t pre_len = prefix.len;
+    char *w = PyBytes_AS_STRING(out);
+    int32_t *w_offs = (int32_t *)PyBytes_AS_STRING(out_offsets);
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    SHA256_CTX inner0, outer0, ctx;
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256_Init(&inner0);
+    SHA256_Update(&inner0, ipad, 64);
+    SHA256_Init(&outer0);
+    SHA256_Update(&outer0, opad, 64);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const int32_t lo = offs[i], hi = offs[i + 1];
+        if (lo < 0 || hi < lo || (Py_ssize_t)hi > data_len) {
+            bad = 1;
+            break;
+        }
+        ctx = inner0;
+        SHA256_Update(&ctx, bytes + lo, (size_t)(hi - lo));
+        SHA256_Final(md, &ctx);
+        ctx = outer0;
+        SHA256_Update(&ctx, md, SHA256_DIGEST_LENGTH);
+        SHA256_Final(md, &ctx);
+        char *v = w + width * i;
+        memcpy(v, pre, (size_t)pre_len);
+        for (Py_ssize_t k = 0; k < hex_chars; k++) {
+            const unsigned char b = md[k / 2];
+            v[pre_len + k] = HEX_DIGITS[(k % 2) ? (b & 15) : (b >> 4)];
+        }
+        w_offs[i] = (int32_t)(width * i);
+    }
+    w_offs[n] = (int32_t)(width * n);
+    Py_END_ALLOW_THREADS
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "invalid string offsets");
+        goto done;
+    }
+    result = PyTuple_Pack(2, out, out_offsets);
+done:
+    Py_XDECREF(out);
+    Py_XDECREF(out_offsets);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&key);
+    PyBuffer_Release(&prefix);
+    return result;
+}
+
 static PyMethodDef METHODS[] = {
     {"email_fast", email_fast, METH_VARARGS,
      "email_fast(offsets, data, start, n, max_length, refused_tlds) -> one byte per value."},
     {"sha256_hex", sha256_hex, METH_VARARGS,
      "sha256_hex(offsets, data, start, n) -> (hex, hex_offsets, keys) for an Arrow string array."},
+    {"hmac_sha256_hex", hmac_sha256_hex, METH_VARARGS,
+     "hmac_sha256_hex(offsets, data, start, n, key, prefix, hex_chars) -> (out, out_offsets)."},
     {"phone_scan", phone_scan, METH_VARARGS,
      "phone_scan(offsets, data, start, n) -> (digits, digit_offsets, flags) for an Arrow string array."},
     {NULL, NULL, 0, NULL},

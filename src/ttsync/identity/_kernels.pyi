@@ -5,3 +5,6 @@ def phone_scan(offsets: Buffer, data: Buffer, start: int, n: int, /) -> tuple[by
 def email_fast(
     offsets: Buffer, data: Buffer, start: int, n: int, max_length: int, refused_tlds: Buffer, /
 ) -> bytes: ...
+def hmac_sha256_hex(
+    offsets: Buffer, data: Buffer, start: int, n: int, key: Buffer, prefix: Buffer, hex_chars: int, /
+) -> tuple[bytes, bytes]: ...

@@ -48,6 +48,17 @@ def sha256_hex(values: pa.Array) -> tuple[pa.StringArray, pa.UInt64Array] | None
     return hashes, dup_keys
 
 
+def hmac_sha256_hex(values: pa.Array, key: bytes, prefix: str, hex_chars: int) -> pa.StringArray | None:
+    """`prefix` + the first `hex_chars` hex characters of HMAC-SHA256(key, value) for each string (key at
+    most 64 bytes), or None: then use DuckDB."""
+    buffers = _buffers(values)
+    if buffers is None or _kernels is None or len(key) > 64:
+        return None
+    n = len(values)
+    out, out_offsets = _kernels.hmac_sha256_hex(*buffers, values.offset, n, key, prefix.encode(), hex_chars)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(out_offsets), pa.py_buffer(out))
+
+
 def phone_scan(values: pa.Array) -> tuple[pa.StringArray, pa.BooleanArray, pa.BooleanArray] | None:
     """(the ASCII digits 0-9 of each string, whether it matches phone_fast.SHAPE_RE, whether it
     contains a `+`), or None: then use RE2 and Arrow."""

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx2
 import stamina
 
+from ttsync.redact import install_log_redaction, redact_text
 from ttsync.store import Store, repos
 from ttsync.store.records import NotificationRecord
 from ttsync.tiktok.retrylog import retrying
@@ -30,6 +31,7 @@ DEFAULT_TIMEOUT: Final = 10.0
 _HEADER_MAX: Final = 150  # Slack's limit for a header block's text
 
 log = logging.getLogger(__name__)
+install_log_redaction(__name__)
 
 
 class WebhookError(Exception):
@@ -50,6 +52,12 @@ def build_payload(notification: NotificationRecord) -> dict[str, Any]:
     """The Slack-compatible message: `text` (fallback and non-Slack receivers) and `blocks`."""
     resolution = resolution_for(notification.resolution) if notification.resolution else None
     workflow = notification.workflow_id
+    # Stored messages are redacted when a workflow fails; redact again in case a notification was written by
+    # another path (e-mail addresses only: ids of advertisers and audiences must stay readable).
+    title, message = (
+        redact_text(notification.title, digits=False),
+        redact_text(notification.message, digits=False),
+    )
     # Only a failed workflow is continued; a warning's resolution explains, it has nothing to continue.
     failed = notification.severity == "error"
     command = (
@@ -57,7 +65,7 @@ def build_payload(notification: NotificationRecord) -> dict[str, Any]:
         if resolution and workflow and failed
         else None
     )
-    lines = [f"[ttsync] {notification.title}", notification.message]
+    lines = [f"[ttsync] {title}", message]
     if command:
         lines.append(f"Continue with: {command}")
     fields = [{"type": "mrkdwn", "text": f"*Severity*\n{notification.severity}"}]
@@ -66,8 +74,8 @@ def build_payload(notification: NotificationRecord) -> dict[str, Any]:
     if resolution:
         fields.append({"type": "mrkdwn", "text": f"*Resolution*\n{resolution.title}"})
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": notification.title[:_HEADER_MAX]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": notification.message}},
+        {"type": "header", "text": {"type": "plain_text", "text": title[:_HEADER_MAX]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": message}},
         {"type": "section", "fields": fields},
     ]
     if command:

@@ -465,6 +465,7 @@ class AudienceRun(OrchestrationRun):
                 key_column=self.key_column,
                 out_dir=out_dir,
                 progress=lambda n: self.reporter.advance("prepare", n),
+                key_hasher=self.key_hasher(),
             )
         return specs, output
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ttsync.credentials import ensure_fresh_token
+from ttsync.identity.rowkeys import KeyHasher
 from ttsync.store.db import Store
 from ttsync.tiktok import AsyncTikTokClient, RateLimits, RetryPolicy
 from ttsync.workflows.engine import TaskSpec
@@ -61,6 +62,11 @@ class OrchestrationRun:
     def run_dir(self, workflow_id: str) -> Path:
         """Folder of this run's intermediate files (hashes, plans and outcomes only)."""
         return self.state_dir / "runs" / workflow_id
+
+    def key_hasher(self) -> KeyHasher:
+        """Keyed hashing of identifier-looking row keys and event ids, with the workspace's key (stable across
+        runs: the ledger and TikTok's de-duplication see the same event id every time)."""
+        return KeyHasher(self.store.box.derive_key(KeyHasher.PURPOSE))
 
     def client(self) -> AsyncTikTokClient:
         """A client for the destination's environment (the emulator for sandbox)."""

@@ -44,6 +44,7 @@ class EventsRun(OrchestrationRun):
             attribute_mapping=dict(self.template.attribute_mapping) if self.template else {},
             derive_event_id=self.settings.derive_event_id,
             default_region=self.settings.default_region,
+            key_hasher=self.key_hasher(),
         )
 
     def tasks(self) -> list[TaskSpec]:

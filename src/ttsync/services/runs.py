@@ -11,6 +11,7 @@ from typing import Any
 from ttsync.audiences.customer_file import single_calculate_type
 from ttsync.credentials import Doctor
 from ttsync.notify import deliver_pending
+from ttsync.redact import install_log_redaction
 from ttsync.services.audience_sync import ID_SCHEMAS, AudienceRun
 from ttsync.services.base import OrchestrationRun, Reporter, RunOptions
 from ttsync.services.events_run import EventsRun
@@ -29,6 +30,9 @@ from ttsync.workflows.resolutions import resolution_for
 from ttsync.workspace.errors import ConfigError
 from ttsync.workspace.layout import Workspace
 from ttsync.workspace.models import ResolvedOfflineEventsSettings, effective_settings
+
+# Runs log through ttsync's loggers and stamina's retry messages: neither may carry a value a source quoted.
+install_log_redaction()
 
 
 @dataclass

@@ -8,19 +8,34 @@ with open_source(source_config, root=workspace.root) as src:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from ttsync.sources.base import DEFAULT_BATCH_ROWS, SOURCE_CONFIGURATION, Source, SourceError
 from ttsync.sources.duckdb_source import DuckDBSource
+from ttsync.sources.guard import SOURCE_DIRS_ENV, allowed_roots, check_source_path
 from ttsync.sources.sqlalchemy_source import SQLAlchemySource
 from ttsync.workspace import models
 from ttsync.workspace.errors import ConfigError
 
-__all__ = ["DEFAULT_BATCH_ROWS", "DuckDBSource", "SQLAlchemySource", "Source", "SourceError", "open_source"]
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "SOURCE_DIRS_ENV",
+    "DuckDBSource",
+    "SQLAlchemySource",
+    "Source",
+    "SourceError",
+    "open_source",
+]
 
 
-def open_source(source: models.Source, root: Path | None = None) -> Source:
-    """Open `source`; relative file paths are taken from `root` (the workspace folder, default: cwd)."""
+def open_source(
+    source: models.Source, root: Path | None = None, *, allowed_dirs: Sequence[Path] | None = None
+) -> Source:
+    """Open `source`; relative file paths are taken from `root` (the workspace folder, default: cwd).
+
+    A file path must resolve inside `root`, a folder of `$TTSYNC_SOURCE_DIRS` or of `allowed_dirs`
+    (see `ttsync.sources.guard`); queries must be one read-only SELECT."""
     base = root if root is not None else Path.cwd()
     if source.kind == "sqlalchemy":
         try:
@@ -28,7 +43,7 @@ def open_source(source: models.Source, root: Path | None = None) -> Source:
         except ConfigError as exc:
             raise SourceError(str(exc), resolution_key=SOURCE_CONFIGURATION) from None
         return SQLAlchemySource.open(source.name, url)
-    path = source.resolved_path(base)
+    path = check_source_path(source.name, source.resolved_path(base), allowed_roots(base, allowed_dirs))
     if source.kind == "duckdb":
         return DuckDBSource.open_database(source.name, path)
     return DuckDBSource.open_file(source.name, path, source.kind, source.table_name())

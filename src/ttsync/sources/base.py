@@ -9,9 +9,22 @@ from types import TracebackType
 
 import pyarrow as pa
 
+from ttsync.redact import redact_quoted, redact_text
+
 DEFAULT_BATCH_ROWS = 65_536
 
-_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "SOURCE_CONFIGURATION",
+    "SOURCE_NOT_FOUND",
+    "SOURCE_QUERY_FAILED",
+    "SOURCE_UNREACHABLE",
+    "Source",
+    "SourceError",
+    "classify_database_message",
+    "redact_quoted",
+    "redact_text",
+]
 
 
 # Resolution keys of source failures (entries of `ttsync.workflows.resolutions`).
@@ -60,11 +73,6 @@ def classify_database_message(message: str, *, connecting: bool = False) -> str:
     if _UNREACHABLE.search(message) or connecting:
         return SOURCE_UNREACHABLE
     return SOURCE_QUERY_FAILED
-
-
-def redact_quoted(message: str) -> str:
-    """Replace quoted literals in a driver message: data errors quote the offending *value*."""
-    return _QUOTED.sub("'<redacted>'", message)
 
 
 class Source(abc.ABC):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -9,6 +11,7 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
+from ttsync.redact import redact_error
 from ttsync.sources.base import (
     DEFAULT_BATCH_ROWS,
     SOURCE_NOT_FOUND,
@@ -17,23 +20,21 @@ from ttsync.sources.base import (
     Source,
     SourceError,
     classify_database_message,
-    redact_quoted,
 )
+from ttsync.sources.guard import check_read_only_query, lock_down
 from ttsync.sqltext import sql_identifier, sql_literal
 
 
-def _describe(exc: duckdb.Error) -> str:
-    # Parser, catalog and binder errors talk about the SQL text: show them whole, they help fix the query.
-    # Data errors (conversion, constraint, ...) quote the offending value: redact quoted literals.
-    message = str(exc).strip()
-    if isinstance(exc, duckdb.ProgrammingError):
-        return message
-    return redact_quoted(message)
+def _describe(exc: duckdb.Error | pa.ArrowException) -> str:
+    # Parser, catalog and binder errors talk about the SQL text: their quotes help fix the query. Data errors
+    # (conversion, JSON, strptime, ...) quote or print the offending value: `redact_error` removes
+    # identifier-looking text from every message, and quoted literals from data errors.
+    return redact_error(exc).strip()
 
 
 def _query_failed(name: str, exc: duckdb.Error | pa.ArrowException) -> SourceError:
     """The `SourceError` of a failed query: the database's message and the resolution it calls for."""
-    message = _describe(exc) if isinstance(exc, duckdb.Error) else redact_quoted(str(exc))
+    message = _describe(exc)
     if isinstance(exc, duckdb.CatalogException | duckdb.IOException):
         key = classify_database_message(message)  # a missing table or file (not an unknown function)
     else:
@@ -46,9 +47,12 @@ def _query_failed(name: str, exc: duckdb.Error | pa.ArrowException) -> SourceErr
 class DuckDBSource(Source):
     """Queries run by DuckDB; results stream through `to_arrow_reader` (Arrow batches, no Python rows)."""
 
-    def __init__(self, name: str, connection: duckdb.DuckDBPyConnection) -> None:
+    def __init__(
+        self, name: str, connection: duckdb.DuckDBPyConnection, spill_dir: Path | None = None
+    ) -> None:
         self.name = name
         self._connection = connection
+        self._spill_dir = spill_dir
 
     @classmethod
     def open_database(cls, name: str, path: Path) -> DuckDBSource:
@@ -59,16 +63,19 @@ class DuckDBSource(Source):
                 "(relative paths start at the workspace folder) or create it with `ttsync init --sample`",
                 resolution_key=SOURCE_NOT_FOUND,
             )
+        spill = _private_spill_dir()
         try:
             connection = duckdb.connect(str(path), read_only=True)
+            lock_down(connection, spill_dir=spill)  # the file is open; nothing else may be read or written
         except duckdb.Error as exc:
+            shutil.rmtree(spill, ignore_errors=True)
             message = _describe(exc)
             raise SourceError(
                 f"source {name!r}: cannot open DuckDB file {path}: {message}",
                 resolution_key=SOURCE_UNREACHABLE,
                 database_message=message,
             ) from None
-        return cls(name, connection)
+        return cls(name, connection, spill)
 
     @classmethod
     def open_file(
@@ -82,22 +89,26 @@ class DuckDBSource(Source):
             )
         connection = duckdb.connect(":memory:")
         reader = "read_csv" if file_kind == "csv" else "read_parquet"
+        spill = _private_spill_dir()
         try:
+            lock_down(connection, [path], spill_dir=spill)  # this file (or the glob's folder) only
             connection.execute(
                 f"CREATE VIEW {sql_identifier(table)} AS SELECT * FROM {reader}({sql_literal(path)})"
             )
         except duckdb.Error as exc:
             connection.close()
             message = _describe(exc)
+            shutil.rmtree(spill, ignore_errors=True)
             raise SourceError(
                 f"source {name!r}: cannot read {file_kind} file {path}: {message}",
                 resolution_key=classify_database_message(message),
                 database_message=message,
             ) from None
-        return cls(name, connection)
+        return cls(name, connection, spill)
 
     def stream(self, sql: str, *, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """Run `sql` on a fresh cursor and yield Arrow record batches of at most `batch_rows` rows."""
+        check_read_only_query(self.name, sql)
         cursor = self._connection.cursor()
         try:
             try:
@@ -123,6 +134,7 @@ class DuckDBSource(Source):
 
     def columns(self, sql: str) -> list[str]:
         """Column names of `sql` (DuckDB binds the query without running it)."""
+        check_read_only_query(self.name, sql)
         cursor = self._connection.cursor()
         try:
             relation = cursor.sql(sql)
@@ -151,6 +163,14 @@ class DuckDBSource(Source):
     def close(self) -> None:
         """Close the DuckDB connection."""
         self._connection.close()
+        if self._spill_dir is not None:
+            shutil.rmtree(self._spill_dir, ignore_errors=True)
+
+
+def _private_spill_dir() -> Path:
+    # A large query spills raw rows to disk: into a folder only this user can read (mkdtemp makes it 0700),
+    # removed when the source is closed, rather than DuckDB's default next to the database or in the cwd.
+    return Path(tempfile.mkdtemp(prefix="ttsync-source-"))
 
 
 def _arrow_reader(relation: Any, batch_rows: int) -> pa.RecordBatchReader:

@@ -6,6 +6,9 @@ Secrets read back from the store are `SealedSecret`s: they decrypt only when `ge
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 import stat
 from pathlib import Path
@@ -24,11 +27,12 @@ class SecretKeyError(Exception):
 class SecretBox:
     """Encrypts and decrypts secret strings with one Fernet key. Its repr never shows the key."""
 
-    __slots__ = ("_fernet",)
+    __slots__ = ("_fernet", "_key")
 
     def __init__(self, key: bytes | str) -> None:
         try:
             self._fernet = Fernet(key)
+            self._key = base64.urlsafe_b64decode(key)
         except (ValueError, TypeError) as exc:
             raise SecretKeyError(
                 "the secret key is not a Fernet key (32 url-safe base64 bytes); "
@@ -37,6 +41,11 @@ class SecretBox:
 
     def __repr__(self) -> str:
         return "SecretBox(key=<redacted>)"
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A 32-byte key for one `purpose` (e.g. keyed hashes of row keys), derived from the workspace key with
+        HMAC-SHA256: stable for the workspace, independent of the encryption key's other uses."""
+        return hmac.new(self._key, f"ttsync:{purpose}".encode(), hashlib.sha256).digest()
 
     def encrypt(self, plaintext: str) -> str:
         """Encrypt `plaintext` to a Fernet token (ASCII)."""

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from pydantic import BaseModel, SecretStr
 
+from ttsync.redact import redact_text
 from ttsync.store import schema
 from ttsync.store.db import Store
 from ttsync.store.records import (
@@ -572,15 +573,16 @@ def add_notification(
     message: str,
     resolution: str | None = None,
 ) -> NotificationRecord:
-    """Raise a notification (never put PII or secrets in title/message)."""
+    """Raise a notification (never put PII or secrets in title/message; e-mail addresses are removed anyway,
+    since notifications are posted to webhooks)."""
     with store.engine.begin() as conn:
         result = conn.execute(
             sa.insert(schema.notifications).values(
                 workflow_id=workflow_id,
                 created_at=_now(),
                 severity=severity,
-                title=title,
-                message=message,
+                title=redact_text(title, digits=False),
+                message=redact_text(message, digits=False),
                 resolution=resolution,
                 read=False,
                 webhook_attempts=0,

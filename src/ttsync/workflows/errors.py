@@ -1,10 +1,14 @@
-"""Classify any exception raised by a task into a resolution key and a PII-free message."""
+"""Classify any exception raised by a task into a resolution key and a PII-free message.
+
+Every message is passed through `ttsync.redact.redact_error` before it is stored: it is shown by `workflows
+show`, copied into the notification and posted to webhooks."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ttsync.errors import ResolvableError
+from ttsync.redact import redact_error, redact_text
 from ttsync.sources.base import SourceError
 from ttsync.tiktok.errors import TikTokError
 from ttsync.workspace.errors import ConfigError, WorkspaceError
@@ -15,7 +19,7 @@ def classify_exception(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, TikTokError):
         return {
             "resolution": str(exc.resolution_key),
-            "message": str(exc),
+            "message": redact_error(exc),
             "kind": type(exc).__name__,
             "code": exc.code,
             "request_id": exc.request_id,
@@ -24,12 +28,12 @@ def classify_exception(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, SourceError):
         return source_failure(exc)
     if isinstance(exc, ResolvableError):
-        return {"resolution": exc.resolution_key, "message": str(exc), "kind": type(exc).__name__}
+        return {"resolution": exc.resolution_key, "message": redact_error(exc), "kind": type(exc).__name__}
     key = getattr(exc, "resolution_key", None)
     if isinstance(key, str) and key:  # other domain errors that name their resolution (e.g. event columns)
-        return {"resolution": key, "message": str(exc), "kind": type(exc).__name__}
+        return {"resolution": key, "message": redact_error(exc), "kind": type(exc).__name__}
     if isinstance(exc, ConfigError | WorkspaceError):
-        return {"resolution": "configuration_error", "message": str(exc), "kind": type(exc).__name__}
+        return {"resolution": "configuration_error", "message": redact_error(exc), "kind": type(exc).__name__}
     # An unexpected error: its text may carry data values, so only its type is kept.
     return {
         "resolution": "internal_error",
@@ -46,9 +50,10 @@ def source_failure(exc: SourceError) -> dict[str, Any]:
     """
     error: dict[str, Any] = {
         "resolution": exc.resolution_key,
-        "message": str(exc),
+        "message": redact_error(exc),
         "kind": type(exc).__name__,
     }
     if exc.database_message:
-        error["database_message"] = exc.database_message
+        # Sources redact driver messages when they build the error; redact again in case another path did not.
+        error["database_message"] = redact_text(exc.database_message, quoted=True)
     return error

@@ -11,7 +11,7 @@ from typing import Any
 from ttsync.events.examples import COMPLETE_PAYMENT_QUERY, SEED_EVENT_SET_ID
 from ttsync.store import SECRET_KEY_ENV, STORE_URL_ENV, write_key_file
 from ttsync.workspace.errors import WorkspaceError
-from ttsync.workspace.layout import Workspace
+from ttsync.workspace.layout import Workspace, secure_state
 
 # Placeholders used when the emulator's demo seed is not available; `${VAR:-default}` lets the same
 # file serve the emulator (defaults) and a real account (exported variables).
@@ -186,7 +186,7 @@ def init_workspace(
             "files into it (an existing key file and store are kept)"
         )
     result = InitResult(workspace)
-    workspace.state_dir.mkdir(parents=True, exist_ok=True)
+    secure_state(workspace.state_dir)
     workspace.config_path.write_text(render_config(seed_info), encoding="utf-8")
     result.created.append(str(workspace.config_path))
     if not os.environ.get(SECRET_KEY_ENV) and not workspace.key_file.exists():

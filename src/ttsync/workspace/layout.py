@@ -5,11 +5,15 @@ DIR/state/ttsync.db      the control-plane store (unless $TTSYNC_STORE_URL point
 DIR/state/secret.key     the Fernet key, mode 0600 (unless $TTSYNC_SECRET_KEY is set)
 DIR/state/...            snapshots and ledgers (data plane)
 DIR/warehouse.duckdb     the sample warehouse (`ttsync init --sample`)
+
+The state folder is private: mode 0700, every file in it 0600 and every folder 0700 (`secure_state`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +24,33 @@ from ttsync.workspace.config import CONFIG_FILE
 WORKSPACE_ENV = "TTSYNC_WORKSPACE"
 STATE_DIR = "state"
 SAMPLE_WAREHOUSE = "warehouse.duckdb"
+# Group and others get nothing on anything ttsync creates once a workspace is open (see `secure_state`).
+PRIVATE_UMASK = 0o077
+
+
+def secure_state(state_dir: Path) -> None:
+    """Make the state folder private to its owner, now and for every file ttsync writes in it later.
+
+    The store (SQLite with its -wal and -shm files), the ledger, run folders, Parquet files written by Arrow
+    and DuckDB, snapshots and logs are created by several libraries, each with the process umask: so the
+    process umask gains 077 (it is only ever tightened, never loosened), which makes every new file 0600 and
+    every new folder 0700. Files and folders an earlier version left open are tightened once, here.
+    """
+    current = os.umask(PRIVATE_UMASK)
+    os.umask(current | PRIVATE_UMASK)
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for folder, dirs, files in os.walk(state_dir):
+        for path in (folder, *(os.path.join(folder, name) for name in (*dirs, *files))):
+            try:
+                info = os.lstat(path)
+            except FileNotFoundError:  # removed meanwhile (a finished run's temporary files)
+                continue
+            if stat.S_ISLNK(info.st_mode) or not stat.S_IMODE(info.st_mode) & PRIVATE_UMASK:
+                continue
+            private = 0o700 if stat.S_ISDIR(info.st_mode) else 0o600
+            # Removed meanwhile, or not ours to change: opening the workspace goes on regardless.
+            with contextlib.suppress(OSError):
+                os.chmod(path, stat.S_IMODE(info.st_mode) & private)
 
 
 @dataclass(frozen=True)
@@ -56,5 +87,6 @@ class Workspace:
 
     def open_store(self, *, with_key: bool = True) -> Store:
         """Open the store (`$TTSYNC_STORE_URL` or state/ttsync.db); with the secret key unless `with_key=False`."""
+        secure_state(self.state_dir)
         box = load_key(self.key_file) if with_key else None
         return Store.open_default(self.state_dir, box)
