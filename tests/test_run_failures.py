@@ -73,7 +73,8 @@ def test_syntax_error_in_a_real_run_is_explained_everywhere(env: Env) -> None:
     [
         ("SELECT amperity_id, emial AS email FROM Merged_Customers", "source_query_failed", "emial"),
         ("SELECT amperity_id, email FROM No_Such_Table", "source_not_found", "No_Such_Table"),
-        ("SELECT * FROM read_csv('does-not-exist.csv')", "source_not_found", "No files found"),
+        # The sandbox: a source reads only its own file, so another file is refused (not merely "missing").
+            ("SELECT * FROM read_csv('does-not-exist.csv')", "source_query_failed", "file system operations are disabled"),
         ("SELECT amperity_id, CAST(email AS INTEGER) AS email, phone, country, idfa, aaid FROM Merged_Customers",
          "source_query_failed",
          "Conversion Error"),

@@ -52,7 +52,8 @@ def hmac_sha256_hex(values: pa.Array, key: bytes, prefix: str, hex_chars: int) -
     """`prefix` + the first `hex_chars` hex characters of HMAC-SHA256(key, value) for each string (key at
     most 64 bytes), or None: then use DuckDB."""
     buffers = _buffers(values)
-    if buffers is None or _kernels is None or len(key) > 64:
+    # A module built from an older _kernels.c (an editable install not rebuilt) lacks the HMAC kernel.
+    if buffers is None or _kernels is None or len(key) > 64 or not hasattr(_kernels, "hmac_sha256_hex"):
         return None
     n = len(values)
     out, out_offsets = _kernels.hmac_sha256_hex(*buffers, values.offset, n, key, prefix.encode(), hex_chars)

@@ -39,8 +39,15 @@ def _query_failed(name: str, exc: duckdb.Error | pa.ArrowException) -> SourceErr
         key = classify_database_message(message)  # a missing table or file (not an unknown function)
     else:
         key = SOURCE_QUERY_FAILED
+    hint = ""
+    if isinstance(exc, duckdb.PermissionException):
+        # The sandbox (`guard.lock_down`) refused a file the query tried to read or write.
+        hint = (
+            "; a source query may read only the source's own file: add the file as a source of its own "
+            "(`ttsync sources add`) or load it into the warehouse"
+        )
     return SourceError(
-        f"source {name!r}: the query failed: {message}", resolution_key=key, database_message=message
+        f"source {name!r}: the query failed: {message}{hint}", resolution_key=key, database_message=message
     )
 
 

@@ -52,7 +52,8 @@ def check_read_only_query(name: str, sql: str, *, unparsable_ok: bool = False) -
     except duckdb.Error as exc:
         if unparsable_ok:
             return
-        raise SourceError(f"source {name!r}: the query failed: {redact_error(exc).strip()}") from None
+        message = redact_error(exc).strip()
+        raise SourceError(f"source {name!r}: the query failed: {message}", database_message=message) from None
     if not types:
         raise SourceError(
             f"source {name!r}: the query is empty; write one SELECT in the orchestration's `query`"

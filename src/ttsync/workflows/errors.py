@@ -55,5 +55,5 @@ def source_failure(exc: SourceError) -> dict[str, Any]:
     }
     if exc.database_message:
         # Sources redact driver messages when they build the error; redact again in case another path did not.
-        error["database_message"] = redact_text(exc.database_message, quoted=True)
+        error["database_message"] = redact_text(exc.database_message)
     return error
