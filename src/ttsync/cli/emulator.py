@@ -25,6 +25,17 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = "127.0.0.1",
@@ -38,6 +49,14 @@ def serve(
     state: Annotated[
         Path | None, typer.Option("--state", help="SQLite file keeping the emulator's state across restarts.")
     ] = None,
+    deterministic_ids: Annotated[
+        bool,
+        typer.Option(
+            "--deterministic-ids",
+            help="Ids made after seeding (audiences, uploads, tokens) repeat from run to run; by default "
+            "they are unique across restarts.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the emulated TikTok Business API v1.3 until interrupted (Ctrl-C)."""
     # Imported here so `ttsync --help` stays fast.
@@ -50,7 +69,20 @@ def serve(
         raise typer.BadParameter(f"choose one of {', '.join(SEEDS)}", param_hint="--seed")
     persistence = Persistence(state) if state is not None else None
     loaded = persistence.load() if persistence is not None else None
-    emulator = Emulator(loaded if loaded is not None else build_state(seed), persistence=persistence)
+    emulator = Emulator(
+        loaded if loaded is not None else build_state(seed, deterministic_ids=deterministic_ids),
+        persistence=persistence,
+        deterministic_ids=deterministic_ids,
+    )
+    if not _is_loopback(host):
+        typer.secho(
+            f"WARNING: --host {host} exposes the emulator beyond this machine. Anyone who can reach the port "
+            "can use the demo tokens; the admin API still needs the admin token and a loopback Host header. "
+            "Use the default --host 127.0.0.1 unless you need this.",
+            err=True,
+            fg=typer.colors.RED,
+            bold=True,
+        )
     sock = bind_socket(host, port)
     real_port = sock.getsockname()[1]
     root = f"http://{host}:{real_port}"
@@ -58,6 +90,8 @@ def serve(
     if seed_out is not None:
         _write_atomic(seed_out, json.dumps(info, indent=2) + "\n")
     typer.echo(f"ttsync emulator listening on {info['base_url']} (admin API: {root}/_emulator/)", err=False)
+    # The admin token guards reset and the token dump; it is printed for the person who started the emulator.
+    typer.echo(f"admin token (Authorization: Bearer ...): {emulator.admin_token}", err=False)
     server = make_server(emulator)
     try:
         # Everything allocated so far (the app, the seed) lives as long as the process: moving it out of the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from starlette.applications import Starlette
@@ -30,9 +31,21 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 class Emulator:
     """The emulator application. Call it as an ASGI app; ``reset`` swaps in a freshly seeded state."""
 
-    def __init__(self, state: State | None = None, *, persistence: Persistence | None = None) -> None:
+    def __init__(
+        self,
+        state: State | None = None,
+        *,
+        persistence: Persistence | None = None,
+        admin_token: str | None = None,
+        deterministic_ids: bool = False,
+    ) -> None:
         self.persistence = persistence
-        self.state_ref = StateRef(state if state is not None else build_state("demo"))
+        # Per process, never persisted: whoever reads the seed-out file (or the start line) may use the admin API.
+        self.admin_token = admin_token or secrets.token_urlsafe(24)
+        self.deterministic_ids = deterministic_ids
+        self.state_ref = StateRef(
+            state if state is not None else build_state("demo", deterministic_ids=deterministic_ids)
+        )
         self.faults = FaultInjector()
         self.limiter = RateLimiter()
         self.api = ApiApp(self.state_ref, self.faults, self.limiter)
@@ -48,9 +61,11 @@ class Emulator:
         """The current state."""
         return self.state_ref.state
 
-    def reset(self, seed: str = "demo") -> State:
+    def reset(self, seed: str = "demo", *, deterministic_ids: bool | None = None) -> State:
         """Replace the whole state with a fresh seed; clears faults and rate-limit counters."""
-        state = build_state(seed)
+        if deterministic_ids is not None:
+            self.deterministic_ids = deterministic_ids
+        state = build_state(seed, deterministic_ids=self.deterministic_ids)
         self.state_ref.state = state
         self.faults.clear()
         self.limiter.reset()
@@ -60,7 +75,11 @@ class Emulator:
 
     def seed_info(self, root_url: str) -> dict[str, Any]:
         """The seed-out document (exact keys of ``--seed-out``) for a server reachable at ``root_url``."""
-        return {"base_url": root_url.rstrip("/") + API_PREFIX, **self.state.seed_info}
+        return {
+            "base_url": root_url.rstrip("/") + API_PREFIX,
+            **self.state.seed_info,
+            "admin_token": self.admin_token,
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):
