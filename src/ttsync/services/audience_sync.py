@@ -240,10 +240,11 @@ class AudienceRun(OrchestrationRun):
                     timeout_seconds=self.options.ready_timeout_seconds,
                 )
                 if not status.usable:
+                    # Retrying the upload cannot help: only verify_audience recreates an audience.
                     raise ResolvableError(
                         f"audience {audience_id} disappeared from TikTok during the run; restart the workflow "
                         "to recreate it",
-                        resolution_key="audience_not_editable",
+                        resolution_key="audience_disappeared",
                     )
 
                 async def send(
@@ -324,6 +325,17 @@ class AudienceRun(OrchestrationRun):
         async with self.client() as client:
             status = await audience_status(client, self.primary_advertiser, audience_id)
         self._save_state(audience_id, status.cover_num, status.is_valid)
+        ids_sent = self._ids_ever_sent(ctx, plan)
+        warnings: list[str] = []
+        if status.cover_num is not None and ids_sent is not None and status.cover_num > ids_sent:
+            # Nothing this workspace sent can make the audience bigger than the snapshot (which holds every id
+            # it ever sent and kept there): someone else writes to it, or the id now names another audience.
+            warnings.append(
+                f"audience {audience_id} holds {status.cover_num:,} in TikTok, more than the {ids_sent:,} "
+                "identifiers this workspace ever sent to it: it is shared with another sender or the id was "
+                "reused (e.g. a sandbox restarted without --state); check it in TikTok Ads Manager"
+            )
+            self._notify(ctx, "warning", warnings[-1], title="audience larger than sent")
         # TikTok's size counts matched people; a size above the people sent means the size is counted some
         # other way (the emulator counts identifiers), and a ratio would be meaningless.
         match_rate = (
@@ -336,8 +348,17 @@ class AudienceRun(OrchestrationRun):
             "tiktok_size": status.cover_num,
             "is_valid": status.is_valid,
             "people_sent": plan.current_people,
+            "ids_sent": ids_sent,
             "match_rate": match_rate,
+            "warnings": warnings,
         }
+
+    def _ids_ever_sent(self, ctx: TaskContext, plan: AudiencePlan) -> int | None:
+        """Identifiers in the committed snapshot: in every mode, all this workspace sent and did not remove."""
+        committed = self._task_counts(ctx, "commit").get("snapshot_ids")
+        if isinstance(committed, int):
+            return committed
+        return plan.current_ids if SyncMode(self.settings.mode) is SyncMode.MIRROR else None
 
     def preview(self) -> dict[str, Any]:
         """What a run would do, sending nothing and changing nothing: adds, removes, rejects by reason, the
@@ -498,12 +519,14 @@ class AudienceRun(OrchestrationRun):
             ),
         )
 
-    def _notify(self, ctx: TaskContext, severity: str, message: str) -> None:
+    def _notify(
+        self, ctx: TaskContext, severity: str, message: str, *, title: str = "audience recreated"
+    ) -> None:
         self.reporter.note(message)
         repos.add_notification(
             self.store,
             workflow_id=ctx.workflow_id,
             severity="warning" if severity == "warning" else "info",
-            title=f"{self.orchestration.name}: audience recreated",
+            title=f"{self.orchestration.name}: {title}",
             message=message,
         )
