@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 
+import duckdb
+
 from audience_env import ORCH, Env
 from ttsync.emulator.testing import RawApi
 from ttsync.services.runs import build_run, continue_run
@@ -45,13 +47,12 @@ def test_audience_gone_mid_run_resolves_by_restart(env: Env) -> None:
     admin = env.emulator.admin
     # The upload fails for another reason first (a refused request), so the workflow stops after verifying.
     admin.set_faults(rate=1.0, codes=[40000], paths=["segment/mapping/"])
-    import duckdb
-
     with duckdb.connect(str(env.workspace.sample_warehouse)) as con:
         con.execute("UPDATE Merged_Customers SET lifetime_value = 0 WHERE hash(amperity_id) % 10 = 0")
     failed = env.run()
     assert not failed.ok
-    assert failed.workflow.error is not None and failed.workflow.error["task"] == "upload"
+    assert failed.workflow.error is not None
+    assert failed.workflow.error["task"] == "upload"
     admin.clear_faults()
     # Then the audience vanishes from TikTok (deleted, or the sandbox restarted without --state).
     admin.delete_audience(env.audience_id())
