@@ -21,6 +21,13 @@ from ttsync.workspace.layout import Workspace
 _out = Console()
 _err = Console(stderr=True)
 
+WorkflowIdArgument = Annotated[
+    str,
+    typer.Argument(
+        help="Workflow id, or a unique prefix of it (at least 4 characters; see `ttsync workflows list`)."
+    ),
+]
+
 workflows_app = typer.Typer(
     help="Runs of orchestrations: list, show, retry, restart, resolve.", no_args_is_help=True
 )
@@ -180,22 +187,37 @@ def workflows_list(
     if as_json:
         _print_json([w.model_dump(mode="json") for w in items])
         return
-    table = Table("id", "orchestration", "state", "created", "resolution")
-    for w in items:
-        resolution = (w.error or {}).get("resolution", "") if w.state == "failed" else ""
-        table.add_row(w.id, w.orchestration, w.state, f"{w.created_at:%Y-%m-%d %H:%M:%S}", resolution)
-    _out.print(table)
+    rows = [
+        [
+            w.id,
+            w.orchestration,
+            w.state,
+            f"{w.created_at:%Y-%m-%d %H:%M:%S}",
+            (w.error or {}).get("resolution", "") if w.state == "failed" else "",
+        ]
+        for w in items
+    ]
+    # Plain aligned columns, never truncated (a table shrinks to the terminal and would cut the ids, which
+    # people copy into `workflows show/retry`); the lines may wrap on a narrow terminal instead.
+    typer.echo(_columns(["id", "orchestration", "state", "created", "resolution"], rows))
+
+
+def _columns(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in [header, *rows]]  # fmt: skip
+    return "\n".join(lines)
 
 
 @workflows_app.command("show")
 def workflows_show(
-    workflow_id: Annotated[str, typer.Argument(help="Workflow id (see `ttsync workflows list`).")],
+    workflow_id: WorkflowIdArgument,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """One workflow with its tasks, timings, counts and, when it failed, the resolution."""
     with _store(workspace) as store, _errors():
-        workflow = repos.get_workflow(store, workflow_id)
+        workflow = repos.get_workflow(store, repos.resolve_workflow_id(store, workflow_id))
     if as_json:
         _print_json(RunOutcome(workflow, ok=workflow.state != "failed").to_dict())
     else:
@@ -206,15 +228,15 @@ def _continue(workflow_id: str, action: str, task: str | None, workspace: Path |
     ws = Workspace.discover(workspace)
     reporter = RichReporter(enabled=not as_json and _err.is_terminal)
     with _store(workspace) as store, reporter, _errors():
-        workflow = repos.get_workflow(store, workflow_id)
+        workflow = repos.get_workflow(store, repos.resolve_workflow_id(store, workflow_id))
         audience_run = build_run(ws, store, workflow.orchestration, reporter=reporter)
-        outcome = continue_run(audience_run, workflow_id, action, task)
+        outcome = continue_run(audience_run, workflow.id, action, task)
     _show_outcome(outcome, as_json)
 
 
 @workflows_app.command("retry")
 def workflows_retry(
-    workflow_id: Annotated[str, typer.Argument()],
+    workflow_id: WorkflowIdArgument,
     task: Annotated[
         str | None, typer.Option("--task", help="Task to run again (default: the failed one).")
     ] = None,
@@ -227,7 +249,7 @@ def workflows_retry(
 
 @workflows_app.command("restart")
 def workflows_restart(
-    workflow_id: Annotated[str, typer.Argument()],
+    workflow_id: WorkflowIdArgument,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -237,7 +259,7 @@ def workflows_restart(
 
 @workflows_app.command("resolve")
 def workflows_resolve(
-    workflow_id: Annotated[str, typer.Argument()],
+    workflow_id: WorkflowIdArgument,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
