@@ -37,7 +37,7 @@ TimeoutOption = Annotated[
 ]
 PasteOption = Annotated[
     bool,
-    typer.Option("--paste", help="Do not listen: paste the address the browser landed on (or the code)."),
+    typer.Option("--paste", help="Do not listen: paste the whole address the browser landed on."),
 ]
 NoBrowserOption = Annotated[bool, typer.Option("--no-browser", help="Print the URL; do not open a browser.")]
 
@@ -65,11 +65,15 @@ def _authorize(
             if not no_browser and not paste:
                 webbrowser.open(flow.url)
             if paste:
-                _err.print("Paste the address the browser landed on (or just the auth code), then Enter:")
+                _err.print(
+                    "Paste the whole address the browser landed on (with auth_code=... and state=...), then Enter:"
+                )
                 result = flow.complete(parse_callback(sys.stdin.readline()))
             else:
                 _err.print(f"Waiting up to {timeout:.0f}s for TikTok to redirect to {flow.redirect_uri} ...")
-                result = flow.run_loopback(timeout)
+                result = flow.run_loopback(
+                    timeout, on_ignored=lambda note: _err.print(f"[yellow]warning:[/yellow] {escape(note)}")
+                )
         except CredentialFlowError as exc:
             raise _flow_failed(exc, as_json) from None
     _show_authorized(result, as_json)
