@@ -202,7 +202,7 @@ def test_paste_without_state_is_refused(workspace: Workspace, emulator: Emulator
         proc = _start(workspace, "authorize", CREDENTIAL, "--paste", "--json")
         _read_url(proc)
         code = emulator.admin.create_auth_code("demo-operator", emulator.seed.advertiser_ids)
-        out, err = proc.communicate(pasted.format(code=code) + "\n", timeout=30)
+        out, _err = proc.communicate(pasted.format(code=code) + "\n", timeout=30)
         assert proc.returncode == 1, out
         assert "state" in json.loads(out)["error"]
         with workspace.open_store() as store:
