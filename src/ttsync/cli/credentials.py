@@ -204,7 +204,10 @@ def doctor(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> No
 @webhook_app.command("deliver")
 def webhook_deliver(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Also resend failed ones.")] = False,
-    attempts: Annotated[int, typer.Option("--attempts", min=1, max=10)] = 4,
+    attempts: Annotated[
+        int,
+        typer.Option("--attempts", min=1, max=10, help="Tries per notification before it counts as failed."),
+    ] = 4,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -57,6 +57,9 @@ def serve(
             "they are unique across restarts.",
         ),
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the start line as JSON (base_url, admin_url, admin_token).")
+    ] = False,
 ) -> None:
     """Serve the emulated TikTok Business API v1.3 until interrupted (Ctrl-C)."""
     # Imported here so `ttsync --help` stays fast.
@@ -89,9 +92,17 @@ def serve(
     info = emulator.seed_info(root)
     if seed_out is not None:
         _write_atomic(seed_out, json.dumps(info, indent=2) + "\n")
-    typer.echo(f"ttsync emulator listening on {info['base_url']} (admin API: {root}/_emulator/)", err=False)
     # The admin token guards reset and the token dump; it is printed for the person who started the emulator.
-    typer.echo(f"admin token (Authorization: Bearer ...): {emulator.admin_token}", err=False)
+    if as_json:
+        start = {
+            "base_url": info["base_url"],
+            "admin_url": f"{root}/_emulator/",
+            "admin_token": emulator.admin_token,
+        }
+        typer.echo(json.dumps(start))
+    else:
+        typer.echo(f"ttsync emulator listening on {info['base_url']} (admin API: {root}/_emulator/)")
+        typer.echo(f"admin token (Authorization: Bearer ...): {emulator.admin_token}")
     server = make_server(emulator)
     try:
         # Everything allocated so far (the app, the seed) lives as long as the process: moving it out of the

@@ -177,7 +177,7 @@ def _show_workflow(workflow: WorkflowRecord) -> None:
 @workflows_app.command("list")
 def workflows_list(
     orchestration: Annotated[str | None, typer.Option("--orchestration", "-o", help="Only this one.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many workflows.")] = 20,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -294,7 +294,9 @@ def quickstart(
     rows: Annotated[int, typer.Option("--rows", min=100, help="Customers in the sample warehouse.")] = 20_000,
     directory: Annotated[
         Path | None,
-        typer.Option("--dir", help="Workspace folder to create (default: a new temporary folder)."),
+        typer.Option(
+            "--dir", "--workspace", "-w", help="Workspace folder to create (default: a new temporary folder)."
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
