@@ -58,7 +58,19 @@ def run(
     if plan:
         _show_preview(preview, as_json)
         return
+    _prune_after_run(ws, workspace)
     _show_outcome(outcome, as_json)
+
+
+def _prune_after_run(ws: Workspace, workspace: Path | None) -> None:
+    """Apply the workspace's retention setting to old run folders; a failure here never fails the run."""
+    from ttsync.services.retention import prune_runs
+
+    try:
+        with _store(workspace) as store:
+            prune_runs(ws.state_dir, store)
+    except Exception as exc:  # noqa: BLE001 (housekeeping: report and go on)
+        _err.print(f"[yellow]warning:[/yellow] could not prune old run folders: {exc}", highlight=False)
 
 
 def _show_preview(preview: dict[str, Any], as_json: bool) -> None:
@@ -349,8 +361,58 @@ def quickstart(
     _out.print(f"  {ws / 'ttsync.yaml'}  (the configuration; see docs/configuration.md)", highlight=False)
 
 
+runs_app = typer.Typer(
+    help="Run folders (state/runs/): prune the ones of finished workflows.", no_args_is_help=True
+)
+
+
+@runs_app.command("prune")
+def runs_prune(
+    older_than: Annotated[
+        int | None,
+        typer.Option(
+            "--older-than",
+            min=0,
+            metavar="DAYS",
+            help="Prune folders of workflows finished more than DAYS ago (default: the workspace's "
+            "retention.run_folders_days, 30 unless set; not applied when only --keep is given).",
+        ),
+    ] = None,
+    keep: Annotated[
+        int | None,
+        typer.Option("--keep", min=0, metavar="N", help="Always keep the N newest finished runs' folders."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be pruned; delete nothing.")
+    ] = False,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete run folders of finished workflows. Never a retryable workflow's folder, never a snapshot."""
+    from ttsync.services.retention import prune_runs
+
+    ws = Workspace.discover(workspace)
+    with _store(workspace) as store, _errors():
+        result = prune_runs(ws.state_dir, store, older_than_days=older_than, keep=keep, dry_run=dry_run)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    totals = result.to_dict()
+    for folder in result.folders:
+        if folder.action != "kept":
+            typer.echo(
+                f"{folder.action}  {folder.workflow_id}  {folder.bytes / 1e6:.1f} MB  ({folder.reason})"
+            )
+    verb = "would free" if dry_run else "freed"
+    typer.echo(
+        f"{totals['pruned']} run folder(s) {'to prune' if dry_run else 'pruned'}, {totals['kept']} kept; "
+        f"{verb} {totals['bytes_freed'] / 1e6:.1f} MB"
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add these commands to the main app."""
+    app.add_typer(runs_app, name="runs")
     app.command("quickstart")(quickstart)
     app.command("run")(run)
     app.add_typer(workflows_app, name="workflows")

@@ -142,6 +142,9 @@ def apply(
         config = load_config(path)
     with _store(workspace) as store, _errors():
         result = apply_config(store, config)
+        from ttsync.services.retention import save_retention
+
+        save_retention(ws.state_dir, config.retention)
     if as_json:
         _print_json(result.to_dict())
         return
@@ -167,8 +170,12 @@ def export(
     from ttsync.workspace.apply import export_config
     from ttsync.workspace.config import dump_config
 
+    from ttsync.services.retention import load_retention
+    from ttsync.workspace.layout import Workspace
+
     with _store(workspace) as store, _errors():
         config = export_config(store)
+        config.retention = load_retention(Workspace.discover(workspace).state_dir)
         text = (
             json.dumps(
                 {"version": config.version, **config.model_dump(mode="json", exclude_defaults=True)}, indent=2

@@ -102,12 +102,23 @@ class CredentialEntry(BaseModel):
         return cls.model_validate({**values, **refs})
 
 
+class Retention(BaseModel):
+    """How long ttsync keeps what runs leave in the state folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Run folders (state/runs/ID) of finished workflows older than this are pruned after each `ttsync run`
+    # and by `ttsync runs prune`; folders of workflows that can still be retried are always kept.
+    run_folders_days: int = Field(default=30, ge=0)
+
+
 class WorkspaceFile(BaseModel):
     """The whole `ttsync.yaml`."""
 
     model_config = ConfigDict(extra="forbid")
 
     version: Literal[1] = 1
+    retention: Retention = Field(default_factory=Retention)
     credentials: list[CredentialEntry] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
     destinations: list[Destination] = Field(default_factory=list)
