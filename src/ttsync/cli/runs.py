@@ -69,7 +69,7 @@ def _prune_after_run(ws: Workspace, workspace: Path | None) -> None:
     try:
         with _store(workspace) as store:
             prune_runs(ws.state_dir, store)
-    except Exception as exc:  # noqa: BLE001 (housekeeping: report and go on)
+    except Exception as exc:
         _err.print(f"[yellow]warning:[/yellow] could not prune old run folders: {exc}", highlight=False)
 
 

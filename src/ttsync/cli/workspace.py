@@ -167,10 +167,9 @@ def export(
     ] = False,
 ) -> None:
     """Write the store's objects as a config file (secrets only as environment-variable names)."""
+    from ttsync.services.retention import load_retention
     from ttsync.workspace.apply import export_config
     from ttsync.workspace.config import dump_config
-
-    from ttsync.services.retention import load_retention
     from ttsync.workspace.layout import Workspace
 
     with _store(workspace) as store, _errors():
