@@ -90,8 +90,7 @@ def _show_preview(preview: dict[str, Any], as_json: bool) -> None:
     table.add_row("identifiers in TikTok (snapshot)", f"{p['previous_ids']:,}")
     table.add_row("[green]to add[/green]", f"{p['add_ids']:,}")
     table.add_row("[red]to remove[/red]", f"{p['remove_ids']:,} ({p['remove_share']:.1%})")
-    audience = preview["audience"]
-    table.add_row("audience", str(audience.get("audience_id") or "new (created on first run)"))
+    table.add_row("audience", _audience_text(preview["audience"]))
     for reason, count in preview["rejected_by_reason"].items():
         table.add_row(f"rejected: {reason}", f"{count:,}")
     _out.print(table)
@@ -99,6 +98,17 @@ def _show_preview(preview: dict[str, Any], as_json: bool) -> None:
     for warning in preview["warnings"]:
         _err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     _out.print("Nothing was sent. Run without --plan to sync.", highlight=False)
+
+
+def _audience_text(audience: dict[str, Any]) -> str:
+    """The plan's audience line: only say "new" or "exists" when TikTok answered."""
+    audience_id = audience.get("audience_id")
+    if audience.get("exists") is None:
+        why = audience.get("check_error") or "no answer"
+        return f"{audience_id or 'unknown'} (could not check TikTok: {why})"
+    if audience_id and audience.get("exists") is False:
+        return f"{audience_id} is gone from TikTok: a new one is created on the next run"
+    return str(audience_id or "new (created on first run)")
 
 
 def _show_event_preview(preview: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ import asyncio
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, overload
@@ -28,6 +28,7 @@ from typing import Any, overload
 from ttsync.audiences.audience import (
     MIN_USABLE_SIZE,
     AudienceStatus,
+    audience_count,
     audience_status,
     create_partner_audience,
     share_audience,
@@ -39,12 +40,14 @@ from ttsync.audiences.deliver import MappingCheckpoint, deliver_partner
 from ttsync.audiences.plan import AudiencePlan, SyncMode, commit_plan_snapshot, connect, plan_audience
 from ttsync.audiences.prepare import PreparedOutput, prepare_to_parquet
 from ttsync.audiences.snapshot import delete_snapshot, snapshot_path
+from ttsync.credentials.clients import CHECK_RETRY
 from ttsync.errors import LargeRemovalBlockedError, ResolvableError
 from ttsync.identity import ColumnSpec
 from ttsync.services.base import OrchestrationRun, Reporter, RunOptions
 from ttsync.sources import open_source
 from ttsync.store import repos
 from ttsync.store.records import AudienceStateRecord
+from ttsync.tiktok import AsyncTikTokClient
 from ttsync.workflows.engine import TaskContext, TaskSpec
 from ttsync.workspace.errors import ConfigError
 from ttsync.workspace.models import ResolvedAudienceSettings
@@ -374,6 +377,16 @@ class AudienceRun(OrchestrationRun):
             stored = states.get(self.primary_advertiser)
             snapshot = None
             audience: dict[str, Any] = {"audience_id": None, "exists": False}
+            if stored is None or SyncMode(self.settings.mode) is SyncMode.CREATE:
+                # "New" is only true if TikTok answered: check the advertiser is reachable at all.
+                try:
+                    asyncio.run(self._audience_count())
+                except Exception as exc:
+                    audience = {"audience_id": None, "exists": None, "check_error": type(exc).__name__}
+                    warnings.append(
+                        f"could not check TikTok ({type(exc).__name__}): the run creates the audience if TikTok "
+                        "has none for this orchestration"
+                    )
             if stored is not None and SyncMode(self.settings.mode) is not SyncMode.CREATE:
                 audience = {"audience_id": stored.audience_id, "exists": None}
                 try:
@@ -381,6 +394,7 @@ class AudienceRun(OrchestrationRun):
                 except (
                     Exception
                 ) as exc:  # the plan still shows the diff; the run itself will report the error
+                    audience["check_error"] = type(exc).__name__
                     warnings.append(
                         f"could not check audience {stored.audience_id} in TikTok: {type(exc).__name__}"
                     )
@@ -440,8 +454,21 @@ class AudienceRun(OrchestrationRun):
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
+    def _check_client(self) -> AsyncTikTokClient:
+        # A plan only looks: a couple of quick retries, not a run's minute of backoff when TikTok is down.
+        saved = self.options
+        self.options = replace(saved, retry=CHECK_RETRY)
+        try:
+            return self.client()
+        finally:
+            self.options = saved
+
+    async def _audience_count(self) -> int:
+        async with self._check_client() as client:
+            return await audience_count(client, self.primary_advertiser)
+
     async def _status(self, audience_id: str) -> AudienceStatus:
-        async with self.client() as client:
+        async with self._check_client() as client:
             return await audience_status(client, self.primary_advertiser, audience_id)
 
     # -- helpers -------------------------------------------------------------------------------------------
