@@ -33,7 +33,9 @@ def _plan(env: Env, *extra: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("first_run_done", [False, True], ids=["no-audience-yet", "stored-audience"])
-def test_plan_with_tiktok_unreachable(env: Env, monkeypatch: pytest.MonkeyPatch, first_run_done: bool) -> None:
+def test_plan_with_tiktok_unreachable(
+    env: Env, monkeypatch: pytest.MonkeyPatch, first_run_done: bool
+) -> None:
     if first_run_done:
         assert env.run().ok
     env.reapply(monkeypatch, TTSYNC_SANDBOX_URL=_dead_url())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -363,12 +364,15 @@ def quickstart(
             f"{deliver.get('rejected_total', 0):,} rejected" + (f" {rejected}" if rejected else ""),
             highlight=False,
         )
-    ws = result.workspace
+    ws = shlex.quote(str(result.workspace))
     _out.print(f"[green]Done.[/green] The workspace is {ws}. Look next:", highlight=False)
-    _out.print(f"  ttsync workflows list -w {ws}", highlight=False)
-    _out.print(f"  ttsync workflows show {result.runs[-1].workflow.id} -w {ws}", highlight=False)
-    _out.print(f"  ttsync orchestrations show {ORCHESTRATION} -w {ws}", highlight=False)
-    _out.print(f"  {ws / 'ttsync.yaml'}  (the configuration; see docs/configuration.md)", highlight=False)
+    # Plain lines, never wrapped by the console, so each command can be copied and run as printed.
+    typer.echo(f"  ttsync workflows list -w {ws}")
+    typer.echo(f"  ttsync workflows show {result.runs[-1].workflow.id} -w {ws}")
+    typer.echo(f"  ttsync orchestrations show {ORCHESTRATION} -w {ws}")
+    typer.echo(
+        f"  cat {shlex.quote(str(result.workspace / 'ttsync.yaml'))}  # the configuration (docs/configuration.md)"
+    )
 
 
 runs_app = typer.Typer(
