@@ -81,7 +81,10 @@ class AudienceRun(OrchestrationRun):
         return self.settings.advertiser_ids[0]
 
     def id_schemas(self, specs: list[ColumnSpec]) -> list[str]:
-        """The id schema of each enabled user id type, in the destination's order."""
+        """The id schema of each user id type the destination allows, in its order.
+
+        Also the types this query has no column for: their identifiers in the snapshot are then removed
+        (mirror), so dropping a column from a query converges like dropping rows."""
         md5_kinds = {spec.kind.upper() for spec in specs if spec.hash_state == "md5"}
         return [
             MD5_SCHEMAS[t] if t in md5_kinds and t in MD5_SCHEMAS else ID_SCHEMAS[t]
