@@ -16,10 +16,12 @@ from ttsync.cli.workspace import (
     JsonOption,
     WorkspaceOption,
     _errors,
+    _fail,
     _print_json,
     _store,
     credentials_app,
     destinations_app,
+    error_document,
 )
 from ttsync.credentials import AuthorizeFlow, AuthorizeResult, CheckReport, CredentialFlowError, Doctor
 from ttsync.credentials import revoke as revoke_token
@@ -45,7 +47,7 @@ NoBrowserOption = Annotated[bool, typer.Option("--no-browser", help="Print the U
 def _flow_failed(exc: CredentialFlowError, as_json: bool) -> typer.Exit:
     resolution = resolution_for(exc.resolution_key)
     if as_json:
-        _print_json({"ok": False, "error": str(exc), "resolution": resolution.key})
+        _print_json(error_document(str(exc), resolution=resolution.key, exit_code=1))
     else:
         _err.print(f"[red]error:[/red] {escape(str(exc))}")
         _err.print(f"({resolution.title}: {escape(resolution.why)})")
@@ -215,8 +217,7 @@ def webhook_deliver(
     from ttsync.notify import WEBHOOK_URL_ENV, deliver_pending, webhook_url_from_env
 
     if webhook_url_from_env() is None:
-        _err.print(f"[red]error:[/red] {WEBHOOK_URL_ENV} is not set: export the webhook URL first")
-        raise typer.Exit(code=2)
+        raise _fail(f"{WEBHOOK_URL_ENV} is not set: export the webhook URL first")
     with _store(workspace) as store, _errors():
         counts = deliver_pending(store, attempts=attempts, include_failed=retry_failed)
     if as_json:

@@ -104,8 +104,9 @@ def check(
         for batch in read_batches(file, needed, key):
             preparer.process(batch)
     except (KeyError, ValueError, pa.ArrowInvalid) as exc:
-        typer.echo(f"Cannot read {file.name}: {exc}. Check the column names and the file format.", err=True)
-        raise typer.Exit(2) from None
+        from ttsync.cli.workspace import _fail
+
+        raise _fail(f"Cannot read {file.name}: {exc}. Check the column names and the file format.") from None
     finally:
         preparer.close()
     report = preparer.report()
