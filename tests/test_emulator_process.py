@@ -143,3 +143,27 @@ def test_cli_state_file_keeps_audiences(tmp_path: Path) -> None:
             assert http.get(f"/_emulator/audiences/{aud}").json()["name"] == "Across restarts"
     finally:
         _stop(proc)
+
+
+def test_serve_json_start_line_and_private_seed_file(tmp_path: Path) -> None:
+    proc, seed = _serve(tmp_path, "--json")
+    try:
+        assert (tmp_path / "seed.json").stat().st_mode & 0o777 == 0o600
+    finally:
+        out = _stop(proc)
+    start = json.loads(out.strip())
+    assert start == {
+        "base_url": seed["base_url"],
+        "admin_url": str(seed["base_url"]).replace("/open_api/v1.3/", "/_emulator/"),
+        "admin_token": seed["admin_token"],
+    }
+
+
+def test_only_loopback_hosts_skip_the_exposure_warning() -> None:
+    from ttsync.cli.emulator import _is_loopback
+
+    assert _is_loopback("127.0.0.1")
+    assert _is_loopback("localhost")
+    assert _is_loopback("::1")
+    assert not _is_loopback("0.0.0.0")
+    assert not _is_loopback("192.168.1.5")
