@@ -132,6 +132,7 @@ def apply(
     as_json: JsonOption = False,
 ) -> None:
     """Create or update the objects of a config file in the store (idempotent)."""
+    from ttsync.services.retention import save_retention
     from ttsync.workspace.apply import apply_config
     from ttsync.workspace.config import load_config
     from ttsync.workspace.layout import Workspace
@@ -142,8 +143,6 @@ def apply(
         config = load_config(path)
     with _store(workspace) as store, _errors():
         result = apply_config(store, config)
-        from ttsync.services.retention import save_retention
-
         save_retention(ws.state_dir, config.retention)
     if as_json:
         _print_json(result.to_dict())
