@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 
 import duckdb
 
@@ -40,6 +43,15 @@ def test_read_back_warns_when_tiktok_holds_more_than_was_sent(env: Env) -> None:
     assert read_back["tiktok_size"] > read_back["ids_sent"]
     titles = [n.title for n in repos.list_notifications(env.store)]
     assert any("larger than sent" in t for t in titles)
+    # `workflows show` prints it too (plain output shows no lists in the counts column).
+    cli_env = {k: v for k, v in os.environ.items() if not k.startswith("TTSYNC_")} | {"COLUMNS": "300"}
+    shown = subprocess.run(
+        [sys.executable, "-m", "ttsync", "workflows", "show", second.workflow.id[:8], "-w", str(env.workspace.root)],
+        env=cli_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "warning (read_back)" in shown.stdout
+    assert audience_id in shown.stdout
 
 
 def test_audience_gone_mid_run_resolves_by_restart(env: Env) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ttsync.cli.progress import RichReporter
@@ -182,6 +183,9 @@ def _show_workflow(workflow: WorkflowRecord) -> None:
         tcolor = {"succeeded": "green", "failed": "red"}.get(task.state, "dim")
         table.add_row(task.name, f"[{tcolor}]{task.state}[/{tcolor}]", str(task.attempts), seconds, counts)
     _out.print(table)
+    for task in workflow.tasks:
+        for warning in task.counts.get("warnings") or []:
+            _out.print(f"[yellow]warning[/yellow] ({task.name}): {escape(str(warning))}", highlight=False)
     if workflow.state == "failed":
         error = workflow.error or {}
         resolution = resolution_for(error.get("resolution"))
