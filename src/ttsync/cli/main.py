@@ -17,7 +17,7 @@ from ttsync.cli import emulator as emulator_cli
 from ttsync.cli import identity as identity_cli
 from ttsync.cli import runs as runs_cli
 from ttsync.cli import workspace as workspace_cli
-from ttsync.cli.workspace import EXIT_INTERRUPTED, EXIT_USAGE, error_document, set_json_mode
+from ttsync.cli.workspace import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, error_document, set_json_mode
 
 
 def _flag_type(self: TyperOption, ctx: typer.Context) -> str | None:
@@ -89,4 +89,14 @@ def run(argv: list[str] | None = None) -> None:
         else:
             typer.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:
+        if not as_json:
+            raise
+        # A bug or an unclassified failure: keep stdout parseable. The type only (its text may quote data);
+        # the full traceback is one run without --json away.
+        message = (
+            f"unexpected {type(exc).__name__}: run the command again without --json to see the traceback"
+        )
+        typer.echo(json.dumps(error_document(message, resolution="internal_error", exit_code=EXIT_FAILED)))
+        sys.exit(EXIT_FAILED)
     sys.exit(code if isinstance(code, int) else 0)
