@@ -21,7 +21,7 @@ from ttsync.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
 # Commands that do not read an existing workspace, so take no --workspace (the README lists them).
-NO_WORKSPACE = {"init", "emulator serve", "identity check"}
+NO_WORKSPACE = {"init", "emulator serve", "identity check", "version"}
 
 
 def _commands() -> Iterator[tuple[str, Any]]:

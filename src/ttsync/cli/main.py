@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -46,9 +45,6 @@ credentials_cli.register(app)
 @app.command()
 def version(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
-    workspace: Annotated[
-        Path | None, typer.Option("--workspace", "-w", help="Accepted for uniformity; not used.")
-    ] = None,
 ) -> None:
     """Print the ttsync version."""
     if as_json:
