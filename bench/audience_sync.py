@@ -107,7 +107,7 @@ def main() -> None:
     with emulator_process() as (seed, _process):
         root = seed["root_url"]
         # The emulator's segment limit equals the client's configured rate: the ceiling is real on both sides.
-        admin = EmulatorAdmin(root)
+        admin = EmulatorAdmin(root, seed["admin_token"])
         admin.set_rate_limit("segment", int(args.qps))
         admin.close()
         os.environ.update(

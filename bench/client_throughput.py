@@ -51,7 +51,8 @@ async def _run_one(
 ) -> dict[str, Any]:
     root = seed["root_url"]
     advertiser_id = seed["advertiser_ids"][0]
-    async with httpx2.AsyncClient(base_url=root) as admin:
+    auth = {"Authorization": f"Bearer {seed['admin_token']}"}
+    async with httpx2.AsyncClient(base_url=root, headers=auth) as admin:
         (await admin.post("/_emulator/reset", json={"seed": "demo"})).raise_for_status()
         limit = {"group": "segment", "qps": qps}
         (await admin.post("/_emulator/rate_limits", json=limit)).raise_for_status()

@@ -55,8 +55,9 @@ def emulator_process(startup_seconds: float = 30.0) -> Iterator[tuple[dict[str, 
                     err = proc.stderr.read().decode() if proc.stderr else ""
                     raise RuntimeError(f"emulator exited early: {err[-2000:]}")
                 if seed_file.exists():
-                    with contextlib.suppress(httpx2.TransportError):
-                        if httpx2.get(f"{root}/_emulator/seed", timeout=1.0).status_code == 200:
+                    with contextlib.suppress(httpx2.TransportError, ValueError, KeyError):
+                        auth = {"Authorization": f"Bearer {json.loads(seed_file.read_text())['admin_token']}"}
+                        if httpx2.get(f"{root}/_emulator/seed", headers=auth, timeout=1.0).status_code == 200:
                             break
                 if time.monotonic() > deadline:
                     raise RuntimeError("emulator did not start in time")

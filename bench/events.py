@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=4)
     args = parser.parse_args()
     with emulator_process() as (seed, emulator), tempfile.TemporaryDirectory() as tmp:
-        admin = EmulatorAdmin(seed["root_url"])
+        admin = EmulatorAdmin(seed["root_url"], seed["admin_token"])
         try:
             admin.set_rate_limit("events", qps=100_000, qpm=10_000_000, qpd=1_000_000_000)
         finally:

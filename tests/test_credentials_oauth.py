@@ -171,11 +171,42 @@ def test_tampered_state_is_refused_and_nothing_stored(workspace: Workspace) -> N
     forged = payload + "." + ("A" if mac[0] != "A" else "B") + mac[1:]
     landed = _follow(location.replace(state, forged))
     assert landed.status_code == 400
-    _out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 1
-    assert "bad signature" in err
     with workspace.open_store() as store:
         assert repos.get_credential(store, CREDENTIAL).access_token is None
+    # A forged answer does not end the flow (anyone local could send one): the real redirect still works.
+    assert _follow(location).status_code == 200
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "bad signature" in err
+
+
+def test_loopback_ignores_errors_and_codes_without_the_signed_state(workspace: Workspace) -> None:
+    proc = _start(workspace, "authorize", CREDENTIAL, "--no-browser", "--timeout", "60", "--json")
+    url, _ = _read_url(proc)
+    location = _consent(url)
+    receiver = location.split("?", 1)[0]
+    # Another local process tries to end the waiting flow: an error or a code, without a valid state.
+    for query in ("error=access_denied", "error=access_denied&state=forged.state", "auth_code=x&state=a.b"):
+        refused = _follow(f"{receiver}?{query}")
+        assert refused.status_code == 400
+        assert "still waiting" in refused.text
+    assert proc.poll() is None  # still waiting
+    assert _follow(location).status_code == 200
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["ok"] is True
+
+
+def test_paste_without_state_is_refused(workspace: Workspace, emulator: EmulatorServer) -> None:
+    for pasted in ("{code}", "http://127.0.0.1:1/callback?auth_code={code}&code={code}"):
+        proc = _start(workspace, "authorize", CREDENTIAL, "--paste", "--json")
+        _read_url(proc)
+        code = emulator.admin.create_auth_code("demo-operator", emulator.seed.advertiser_ids)
+        out, _err = proc.communicate(pasted.format(code=code) + "\n", timeout=30)
+        assert proc.returncode == 1, out
+        assert "state" in json.loads(out)["error"]
+        with workspace.open_store() as store:
+            assert repos.get_credential(store, CREDENTIAL).access_token is None
 
 
 def test_paste_redirect_address(workspace: Workspace, emulator: EmulatorServer) -> None:

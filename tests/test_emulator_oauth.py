@@ -129,7 +129,8 @@ def test_expiring_tokens_refresh_through_tt_user_endpoint(emulator: EmulatorServ
 
 
 def test_admin_state_redacts_secrets(emulator: EmulatorServer) -> None:
-    text = httpx2.get(emulator.root_url + "/_emulator/state").text
+    auth = {"Authorization": f"Bearer {emulator.seed.admin_token}"}
+    text = httpx2.get(emulator.root_url + "/_emulator/state", headers=auth).text
     seed = emulator.seed
     for secret in (seed.app_secret, seed.operator_token, seed.analyst_token):
         assert secret not in text

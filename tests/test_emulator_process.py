@@ -75,8 +75,9 @@ def test_serve_writes_seed_out_and_answers_with_the_envelope(tmp_path: Path) -> 
         assert body["code"] == 0
     finally:
         out = _stop(proc)
-    assert out.count("\n") == 1
+    assert out.count("\n") == 2
     assert f"listening on {base_url}" in out
+    assert f"admin token (Authorization: Bearer ...): {seed['admin_token']}" in out
 
 
 def test_state_file_survives_a_restart(tmp_path: Path) -> None:
@@ -101,7 +102,8 @@ def test_state_file_survives_a_restart(tmp_path: Path) -> None:
         emu.admin.revoke_token(seed.analyst_token)
         emu.admin.advance_clock(100)
     with EmulatorServer(state_file=state_file) as again:
-        assert again.seed.to_dict() | {"base_url": ""} == seed.to_dict() | {"base_url": ""}
+        per_process = {"base_url": "", "admin_token": ""}  # the admin token is per process
+        assert again.seed.to_dict() | per_process == seed.to_dict() | per_process
         assert again.admin.audience_members(aud) == {"EMAIL_SHA256": {email}}
         assert [e["event_id"] for e in again.admin.events(seed.event_set_id)] == ["kept-1"]
         assert again.admin.state()["clock_offset"] >= 100
@@ -134,7 +136,34 @@ def test_cli_state_file_keeps_audiences(tmp_path: Path) -> None:
         _stop(proc)
     proc, seed = _serve(tmp_path, "--state", str(state_file))
     try:
-        with httpx2.Client(base_url=str(seed["base_url"]).replace("/open_api/v1.3/", "")) as http:
+        with httpx2.Client(
+            base_url=str(seed["base_url"]).replace("/open_api/v1.3/", ""),
+            headers={"Authorization": f"Bearer {seed['admin_token']}"},
+        ) as http:
             assert http.get(f"/_emulator/audiences/{aud}").json()["name"] == "Across restarts"
     finally:
         _stop(proc)
+
+
+def test_serve_json_start_line_and_private_seed_file(tmp_path: Path) -> None:
+    proc, seed = _serve(tmp_path, "--json")
+    try:
+        assert (tmp_path / "seed.json").stat().st_mode & 0o777 == 0o600
+    finally:
+        out = _stop(proc)
+    start = json.loads(out.strip())
+    assert start == {
+        "base_url": seed["base_url"],
+        "admin_url": str(seed["base_url"]).replace("/open_api/v1.3/", "/_emulator/"),
+        "admin_token": seed["admin_token"],
+    }
+
+
+def test_only_loopback_hosts_skip_the_exposure_warning() -> None:
+    from ttsync.cli.emulator import _is_loopback
+
+    assert _is_loopback("127.0.0.1")
+    assert _is_loopback("localhost")
+    assert _is_loopback("::1")
+    assert not _is_loopback("0.0.0.0")
+    assert not _is_loopback("192.168.1.5")

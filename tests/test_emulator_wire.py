@@ -41,8 +41,9 @@ def test_unknown_path_or_missing_slash_is_plain_404(emulator: EmulatorServer, pa
 
 
 def test_admin_api_is_not_under_open_api(emulator: EmulatorServer) -> None:
-    assert httpx2.get(emulator.base_url + "_emulator/state").status_code == 404
-    assert httpx2.get(emulator.root_url + "/_emulator/state").status_code == 200
+    auth = {"Authorization": f"Bearer {emulator.seed.admin_token}"}
+    assert httpx2.get(emulator.base_url + "_emulator/state", headers=auth).status_code == 404
+    assert httpx2.get(emulator.root_url + "/_emulator/state", headers=auth).status_code == 200
 
 
 def test_missing_token_is_40104_with_observed_message(emulator: EmulatorServer, api_with: ApiFactory) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,24 @@ def test_quickstart_syncs_changes_and_sends_events(tmp_path: Path) -> None:
     printed = result.stdout + result.stderr
     assert len(raw) > 1_000
     assert not [value for value in raw if value and value in printed]
+
+
+def test_quickstart_look_next_commands_run_as_printed(tmp_path: Path) -> None:
+    """Each "Look next" line is a command that works when pasted, on a narrow terminal and a path with a space."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTSYNC_")} | {"COLUMNS": "50"}
+    folder = tmp_path / "my quickstart"
+    done = subprocess.run(
+        [sys.executable, "-m", "ttsync", "quickstart", "--rows", "1500", "--dir", str(folder)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = done.stdout.split("Look next:", 1)[1]
+    commands = [line.strip() for line in after.splitlines() if line.strip()]
+    assert len(commands) >= 4
+    for command in commands:
+        words = shlex.split(command, comments=True)
+        if words[0] == "ttsync":
+            words = [sys.executable, "-m", "ttsync", *words[1:]]
+        ran = subprocess.run(words, env=env, capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 0, (command, ran.stderr)
+        assert ran.stdout.strip(), command

@@ -68,7 +68,7 @@ def test_not_editable_variant_of_40002() -> None:
 def test_every_resolution_key_is_reachable() -> None:
     from ttsync.tiktok.codes import CODE_RULES
 
-    # Two keys come only from message refinements of 40002 (see `classify`).
-    refined = {"audience_not_editable", "audience_limit_reached"}
+    # Three keys come only from message refinements of 40002 (see `classify`).
+    refined = {"audience_not_editable", "audience_limit_reached", "audience_disappeared"}
     used = {rule.resolution_key.value for rule in CODE_RULES.values()} | refined
     assert used == set(RESOLUTION_KEYS)

@@ -106,7 +106,8 @@ def test_invalid_field_is_invalid_request_naming_the_field(emulator: EmulatorSer
         client.add_segment_members([adv], ["424242"], ["EMAIL_SHA256"], [[sha("a@example.com")]])
     assert err.value.code == 40002
     assert "batch_data.0.0.audience_ids.0" in err.value.message
-    assert err.value.resolution_key == "invalid_request"
+    # ttsync only maps into audiences it created: one TikTok does not know has vanished (restart to recreate).
+    assert err.value.resolution_key == "audience_disappeared"
     assert err.value.attempts == 1
 
 

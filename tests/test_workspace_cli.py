@@ -67,6 +67,14 @@ def test_object_groups_add_and_remove(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     assert _ttsync("init", str(ws), cwd=tmp_path).returncode == 0
     (tmp_path / "src.yaml").write_text("name: events\nkind: parquet\npath: events.parquet\n")
+    # A file source whose file does not exist is refused, saying how to fix it.
+    refused = _ttsync("sources", "add", "-f", str(tmp_path / "src.yaml"), cwd=ws)
+    assert refused.returncode == 2
+    assert "'events.parquet' does not exist" in refused.stderr
+    assert "fix `path`" in refused.stderr
+    listed = _ttsync("sources", "list", "--json", cwd=ws)
+    assert "events" not in {s["name"] for s in json.loads(listed.stdout)}
+    (ws / "events.parquet").write_bytes(b"PAR1")
     added = _ttsync("sources", "add", "-f", str(tmp_path / "src.yaml"), cwd=ws)
     assert added.returncode == 0, added.stderr
     assert "created" in added.stdout
@@ -84,3 +92,45 @@ def test_object_groups_add_and_remove(tmp_path: Path) -> None:
     assert refused.returncode == 2
     assert "app_secret_env" in refused.stderr
     assert "hunter2" not in refused.stderr
+
+
+def _key_orders(data: dict[str, object]) -> dict[str, list[list[str]]]:
+    orders: dict[str, list[list[str]]] = {}
+    for section, items in data.items():
+        if isinstance(items, list):
+            orders[section] = [list(item) for item in items if isinstance(item, dict)]
+            orders[section + ".settings"] = [
+                list(item["settings"]) for item in items if isinstance(item, dict) and item.get("settings")
+            ]
+    return orders
+
+
+def _subsequence(keys: list[str], reference: list[str]) -> bool:
+    """`keys` appear in the same relative order as in `reference` (keys missing from it ignored)."""
+    known = [k for k in keys if k in reference]
+    return known == sorted(known, key=reference.index)
+
+
+def test_export_writes_block_queries_in_init_key_order(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    assert _ttsync("init", str(ws), cwd=tmp_path).returncode == 0
+    secrets = {"TTSYNC_ACCESS_TOKEN": "tok", "TTSYNC_APP_SECRET": "app"}
+    assert _ttsync("apply", cwd=ws, env=secrets).returncode == 0
+    exported = _ttsync("export", cwd=ws)
+    assert exported.returncode == 0, exported.stderr
+    text = exported.stdout
+    # Queries are block scalars, as written by hand: no quoted strings with \n escapes.
+    assert "query: |" in text
+    assert "\\n" not in text
+    assert "  WHERE lifetime_value >= 500\n" in text
+    # Same key order as init's file, object by object, settings included.
+    init_orders = _key_orders(yaml.safe_load((ws / "ttsync.yaml").read_text()))
+    export_orders = _key_orders(yaml.safe_load(text))
+    for section, objects in export_orders.items():
+        for keys, reference in zip(objects, init_orders[section], strict=False):
+            assert _subsequence(keys, reference), (section, keys, reference)
+    # Exporting into ttsync.yaml and applying it changes nothing; exporting again gives the same text.
+    (ws / "ttsync.yaml").write_text(text)
+    again = _ttsync("apply", "--json", cwd=ws, env=secrets)
+    assert {o["change"] for o in json.loads(again.stdout)["objects"]} == {"unchanged"}, again.stdout
+    assert _ttsync("export", cwd=ws).stdout == text

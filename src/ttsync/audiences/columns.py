@@ -11,6 +11,10 @@ user id types, optionally with the column's hash state after a colon:
 
 Without a mapping, columns named like the user id types (`email`, `phone`, `idfa`, `aaid`) are used with hash
 state `auto`, and a `country` column, when present, gives each phone its region.
+
+The destination's `user_id_types` lists the types that may be sent; an orchestration sends those its query has
+columns for (a template's mapping is shared by orchestrations whose queries return different columns), and
+is refused only when none of them has a column.
 """
 
 from __future__ import annotations
@@ -47,11 +51,13 @@ def audience_column_specs(
     for source, target in pairs:
         field, _, state = target.strip().upper().partition(":")
         state = state.lower() or ("auto" if not mapping else "raw")
-        if source not in columns:
+        if field != REGION_FIELD and field not in USER_ID_KINDS:
             raise ConfigError(
-                f"attribute_mapping names column {source!r}, which the query does not return; "
-                f"the query returns: {', '.join(columns)}"
+                f"attribute_mapping maps {source!r} to {target!r}; audience fields are EMAIL, PHONE, IDFA, AAID "
+                "(optionally with :raw, :sha256, :md5 or :auto) and REGION"
             )
+        if source not in columns:
+            continue  # this query does not return it: that type is simply not sent by this orchestration
         if field == REGION_FIELD:
             region_column = source
             continue
@@ -68,14 +74,15 @@ def audience_column_specs(
             continue
         specs.append(ColumnSpec(column=source, kind=USER_ID_KINDS[field], hash_state=state))  # type: ignore[arg-type]
 
-    mapped = {spec.kind for spec in specs}
-    for user_id_type in user_id_types:
-        if USER_ID_KINDS[user_id_type] not in mapped:
-            raise ConfigError(
-                f"user id type {user_id_type} is enabled but no column feeds it: add "
-                f"`<column>: {user_id_type}` to the data template's attribute_mapping, or name a query column "
-                f"{user_id_type.lower()!r}"
-            )
+    if not specs:
+        mapped = [f"{source} -> {target}" for source, target in mapping.items()]
+        raise ConfigError(
+            f"no query column feeds any user id type the destination allows ({', '.join(user_id_types)}); "
+            f"the query returns: {', '.join(columns)}"
+            + (f"; the data template maps {', '.join(mapped)}" if mapped else "")
+            + ". Return one of those columns (e.g. `email`), or map a column in the data template's "
+            "attribute_mapping"
+        )
     return [
         ColumnSpec(
             column=spec.column,

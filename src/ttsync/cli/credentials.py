@@ -16,10 +16,12 @@ from ttsync.cli.workspace import (
     JsonOption,
     WorkspaceOption,
     _errors,
+    _fail,
     _print_json,
     _store,
     credentials_app,
     destinations_app,
+    error_document,
 )
 from ttsync.credentials import AuthorizeFlow, AuthorizeResult, CheckReport, CredentialFlowError, Doctor
 from ttsync.credentials import revoke as revoke_token
@@ -37,7 +39,7 @@ TimeoutOption = Annotated[
 ]
 PasteOption = Annotated[
     bool,
-    typer.Option("--paste", help="Do not listen: paste the address the browser landed on (or the code)."),
+    typer.Option("--paste", help="Do not listen: paste the whole address the browser landed on."),
 ]
 NoBrowserOption = Annotated[bool, typer.Option("--no-browser", help="Print the URL; do not open a browser.")]
 
@@ -45,7 +47,7 @@ NoBrowserOption = Annotated[bool, typer.Option("--no-browser", help="Print the U
 def _flow_failed(exc: CredentialFlowError, as_json: bool) -> typer.Exit:
     resolution = resolution_for(exc.resolution_key)
     if as_json:
-        _print_json({"ok": False, "error": str(exc), "resolution": resolution.key})
+        _print_json(error_document(str(exc), resolution=resolution.key, exit_code=1))
     else:
         _err.print(f"[red]error:[/red] {escape(str(exc))}")
         _err.print(f"({resolution.title}: {escape(resolution.why)})")
@@ -65,11 +67,15 @@ def _authorize(
             if not no_browser and not paste:
                 webbrowser.open(flow.url)
             if paste:
-                _err.print("Paste the address the browser landed on (or just the auth code), then Enter:")
+                _err.print(
+                    "Paste the whole address the browser landed on (with auth_code=... and state=...), then Enter:"
+                )
                 result = flow.complete(parse_callback(sys.stdin.readline()))
             else:
                 _err.print(f"Waiting up to {timeout:.0f}s for TikTok to redirect to {flow.redirect_uri} ...")
-                result = flow.run_loopback(timeout)
+                result = flow.run_loopback(
+                    timeout, on_ignored=lambda note: _err.print(f"[yellow]warning:[/yellow] {escape(note)}")
+                )
         except CredentialFlowError as exc:
             raise _flow_failed(exc, as_json) from None
     _show_authorized(result, as_json)
@@ -200,7 +206,10 @@ def doctor(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> No
 @webhook_app.command("deliver")
 def webhook_deliver(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Also resend failed ones.")] = False,
-    attempts: Annotated[int, typer.Option("--attempts", min=1, max=10)] = 4,
+    attempts: Annotated[
+        int,
+        typer.Option("--attempts", min=1, max=10, help="Tries per notification before it counts as failed."),
+    ] = 4,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -208,8 +217,7 @@ def webhook_deliver(
     from ttsync.notify import WEBHOOK_URL_ENV, deliver_pending, webhook_url_from_env
 
     if webhook_url_from_env() is None:
-        _err.print(f"[red]error:[/red] {WEBHOOK_URL_ENV} is not set: export the webhook URL first")
-        raise typer.Exit(code=2)
+        raise _fail(f"{WEBHOOK_URL_ENV} is not set: export the webhook URL first")
     with _store(workspace) as store, _errors():
         counts = deliver_pending(store, attempts=attempts, include_failed=retry_failed)
     if as_json:

@@ -25,6 +25,17 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = "127.0.0.1",
@@ -45,6 +56,17 @@ def serve(
             help="Behaviour variant(s) where TikTok's sources disagree: NAME[,NAME...]; `--variant help` lists them.",
         ),
     ] = None,
+    deterministic_ids: Annotated[
+        bool,
+        typer.Option(
+            "--deterministic-ids",
+            help="Ids made after seeding (audiences, uploads, tokens) repeat from run to run; by default "
+            "they are unique across restarts.",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the start line as JSON (base_url, admin_url, admin_token).")
+    ] = False,
 ) -> None:
     """Serve the emulated TikTok Business API v1.3 until interrupted (Ctrl-C)."""
     # Imported here so `ttsync --help` stays fast.
@@ -66,16 +88,39 @@ def serve(
     persistence = Persistence(state) if state is not None else None
     loaded = persistence.load() if persistence is not None else None
     emulator = Emulator(
-        loaded if loaded is not None else build_state(seed), persistence=persistence, variants=variants
+        loaded if loaded is not None else build_state(seed, deterministic_ids=deterministic_ids),
+        persistence=persistence,
+        variants=variants,
+        deterministic_ids=deterministic_ids,
     )
+    if not _is_loopback(host):
+        typer.secho(
+            f"WARNING: --host {host} exposes the emulator beyond this machine. Anyone who can reach the port "
+            "can use the demo tokens; the admin API still needs the admin token and a loopback Host header. "
+            "Use the default --host 127.0.0.1 unless you need this.",
+            err=True,
+            fg=typer.colors.RED,
+            bold=True,
+        )
     sock = bind_socket(host, port)
     real_port = sock.getsockname()[1]
     root = f"http://{host}:{real_port}"
     info = emulator.seed_info(root)
     if seed_out is not None:
         _write_atomic(seed_out, json.dumps(info, indent=2) + "\n")
-    typer.echo(f"ttsync emulator listening on {info['base_url']} (admin API: {root}/_emulator/)", err=False)
-    if variants:
+    # The admin token guards reset and the token dump; it is printed for the person who started the emulator.
+    if as_json:
+        start = {
+            "base_url": info["base_url"],
+            "admin_url": f"{root}/_emulator/",
+            "admin_token": emulator.admin_token,
+            "variants": variants,
+        }
+        typer.echo(json.dumps(start))
+    else:
+        typer.echo(f"ttsync emulator listening on {info['base_url']} (admin API: {root}/_emulator/)")
+        typer.echo(f"admin token (Authorization: Bearer ...): {emulator.admin_token}")
+    if variants and not as_json:
         typer.echo(f"variants: {', '.join(variants)}")
     server = make_server(emulator)
     try:

@@ -105,12 +105,12 @@ def check(
         for batch in read_batches(file, needed, key):
             preparer.process(batch)
     except (KeyError, ValueError, pa.ArrowInvalid) as exc:
+        from ttsync.cli.workspace import _fail
+
         # Identifiers are removed; quotes are kept: Arrow quotes the column names the user has to fix.
-        typer.echo(
-            f"Cannot read {file.name}: {redact_text(str(exc))}. Check the column names and the file format.",
-            err=True,
-        )
-        raise typer.Exit(2) from None
+        raise _fail(
+            f"Cannot read {file.name}: {redact_text(str(exc))}. Check the column names and the file format."
+        ) from None
     finally:
         preparer.close()
     report = preparer.report()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,13 @@ from ttsync.workspace.layout import Workspace
 
 _out = Console()
 _err = Console(stderr=True)
+
+WorkflowIdArgument = Annotated[
+    str,
+    typer.Argument(
+        help="Workflow id, or a unique prefix of it (at least 4 characters; see `ttsync workflows list`)."
+    ),
+]
 
 workflows_app = typer.Typer(
     help="Runs of orchestrations: list, show, retry, restart, resolve.", no_args_is_help=True
@@ -52,7 +60,19 @@ def run(
     if plan:
         _show_preview(preview, as_json)
         return
+    _prune_after_run(ws, workspace)
     _show_outcome(outcome, as_json)
+
+
+def _prune_after_run(ws: Workspace, workspace: Path | None) -> None:
+    """Apply the workspace's retention setting to old run folders; a failure here never fails the run."""
+    from ttsync.services.retention import prune_runs
+
+    try:
+        with _store(workspace) as store:
+            prune_runs(ws.state_dir, store)
+    except Exception as exc:
+        _err.print(f"[yellow]warning:[/yellow] could not prune old run folders: {exc}", highlight=False)
 
 
 def _show_preview(preview: dict[str, Any], as_json: bool) -> None:
@@ -72,8 +92,7 @@ def _show_preview(preview: dict[str, Any], as_json: bool) -> None:
     table.add_row("identifiers in TikTok (snapshot)", f"{p['previous_ids']:,}")
     table.add_row("[green]to add[/green]", f"{p['add_ids']:,}")
     table.add_row("[red]to remove[/red]", f"{p['remove_ids']:,} ({p['remove_share']:.1%})")
-    audience = preview["audience"]
-    table.add_row("audience", str(audience.get("audience_id") or "new (created on first run)"))
+    table.add_row("audience", _audience_text(preview["audience"]))
     for reason, count in preview["rejected_by_reason"].items():
         table.add_row(f"rejected: {reason}", f"{count:,}")
     _out.print(table)
@@ -81,6 +100,17 @@ def _show_preview(preview: dict[str, Any], as_json: bool) -> None:
     for warning in preview["warnings"]:
         _err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     _out.print("Nothing was sent. Run without --plan to sync.", highlight=False)
+
+
+def _audience_text(audience: dict[str, Any]) -> str:
+    """The plan's audience line: only say "new" or "exists" when TikTok answered."""
+    audience_id = audience.get("audience_id")
+    if audience.get("exists") is None:
+        why = audience.get("check_error") or "no answer"
+        return f"{audience_id or 'unknown'} (could not check TikTok: {why})"
+    if audience_id and audience.get("exists") is False:
+        return f"{audience_id} is gone from TikTok: a new one is created on the next run"
+    return str(audience_id or "new (created on first run)")
 
 
 def _show_event_preview(preview: dict[str, Any]) -> None:
@@ -183,7 +213,7 @@ def _show_workflow(workflow: WorkflowRecord) -> None:
 @workflows_app.command("list")
 def workflows_list(
     orchestration: Annotated[str | None, typer.Option("--orchestration", "-o", help="Only this one.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many workflows.")] = 20,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -193,24 +223,39 @@ def workflows_list(
     if as_json:
         _print_json([w.model_dump(mode="json") for w in items])
         return
-    table = Table("id", "orchestration", "state", "created", "resolution")
-    for w in items:
-        resolution = (w.error or {}).get("resolution", "") if w.state == "failed" else ""
-        if w.state == "succeeded_with_warnings":
-            resolution = "see warnings"
-        table.add_row(w.id, w.orchestration, w.state, f"{w.created_at:%Y-%m-%d %H:%M:%S}", resolution)
-    _out.print(table)
+    rows = [
+        [
+            w.id,
+            w.orchestration,
+            w.state,
+            f"{w.created_at:%Y-%m-%d %H:%M:%S}",
+            (w.error or {}).get("resolution", "")
+            if w.state == "failed"
+            else ("see warnings" if w.state == "succeeded_with_warnings" else ""),
+        ]
+        for w in items
+    ]
+    # Plain aligned columns, never truncated (a table shrinks to the terminal and would cut the ids, which
+    # people copy into `workflows show/retry`); the lines may wrap on a narrow terminal instead.
+    typer.echo(_columns(["id", "orchestration", "state", "created", "resolution"], rows))
+
+
+def _columns(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in [header, *rows]]  # fmt: skip
+    return "\n".join(lines)
 
 
 @workflows_app.command("show")
 def workflows_show(
-    workflow_id: Annotated[str, typer.Argument(help="Workflow id (see `ttsync workflows list`).")],
+    workflow_id: WorkflowIdArgument,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """One workflow with its tasks, timings, counts and, when it failed, the resolution."""
     with _store(workspace) as store, _errors():
-        workflow = repos.get_workflow(store, workflow_id)
+        workflow = repos.get_workflow(store, repos.resolve_workflow_id(store, workflow_id))
     if as_json:
         _print_json(RunOutcome(workflow, ok=workflow.state != "failed").to_dict())
     else:
@@ -221,15 +266,15 @@ def _continue(workflow_id: str, action: str, task: str | None, workspace: Path |
     ws = Workspace.discover(workspace)
     reporter = RichReporter(enabled=not as_json and _err.is_terminal)
     with _store(workspace) as store, reporter, _errors():
-        workflow = repos.get_workflow(store, workflow_id)
+        workflow = repos.get_workflow(store, repos.resolve_workflow_id(store, workflow_id))
         audience_run = build_run(ws, store, workflow.orchestration, reporter=reporter)
-        outcome = continue_run(audience_run, workflow_id, action, task)
+        outcome = continue_run(audience_run, workflow.id, action, task)
     _show_outcome(outcome, as_json)
 
 
 @workflows_app.command("retry")
 def workflows_retry(
-    workflow_id: Annotated[str, typer.Argument()],
+    workflow_id: WorkflowIdArgument,
     task: Annotated[
         str | None, typer.Option("--task", help="Task to run again (default: the failed one).")
     ] = None,
@@ -242,7 +287,7 @@ def workflows_retry(
 
 @workflows_app.command("restart")
 def workflows_restart(
-    workflow_id: Annotated[str, typer.Argument()],
+    workflow_id: WorkflowIdArgument,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -252,7 +297,7 @@ def workflows_restart(
 
 @workflows_app.command("resolve")
 def workflows_resolve(
-    workflow_id: Annotated[str, typer.Argument()],
+    workflow_id: WorkflowIdArgument,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -287,7 +332,9 @@ def quickstart(
     rows: Annotated[int, typer.Option("--rows", min=100, help="Customers in the sample warehouse.")] = 20_000,
     directory: Annotated[
         Path | None,
-        typer.Option("--dir", help="Workspace folder to create (default: a new temporary folder)."),
+        typer.Option(
+            "--dir", "--workspace", "-w", help="Workspace folder to create (default: a new temporary folder)."
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -332,16 +379,69 @@ def quickstart(
             f"{deliver.get('rejected_total', 0):,} rejected" + (f" {rejected}" if rejected else ""),
             highlight=False,
         )
-    ws = result.workspace
+    ws = shlex.quote(str(result.workspace))
     _out.print(f"[green]Done.[/green] The workspace is {ws}. Look next:", highlight=False)
-    _out.print(f"  ttsync workflows list -w {ws}", highlight=False)
-    _out.print(f"  ttsync workflows show {result.runs[-1].workflow.id} -w {ws}", highlight=False)
-    _out.print(f"  ttsync orchestrations show {ORCHESTRATION} -w {ws}", highlight=False)
-    _out.print(f"  {ws / 'ttsync.yaml'}  (the configuration; see docs/configuration.md)", highlight=False)
+    # Plain lines, never wrapped by the console, so each command can be copied and run as printed.
+    typer.echo(f"  ttsync workflows list -w {ws}")
+    typer.echo(f"  ttsync workflows show {result.runs[-1].workflow.id} -w {ws}")
+    typer.echo(f"  ttsync orchestrations show {ORCHESTRATION} -w {ws}")
+    typer.echo(
+        f"  cat {shlex.quote(str(result.workspace / 'ttsync.yaml'))}  # the configuration (docs/configuration.md)"
+    )
+
+
+runs_app = typer.Typer(
+    help="Run folders (state/runs/): prune the ones of finished workflows.", no_args_is_help=True
+)
+
+
+@runs_app.command("prune")
+def runs_prune(
+    older_than: Annotated[
+        int | None,
+        typer.Option(
+            "--older-than",
+            min=0,
+            metavar="DAYS",
+            help="Prune folders of workflows finished more than DAYS ago (default: the workspace's "
+            "retention.run_folders_days, 30 unless set; not applied when only --keep is given).",
+        ),
+    ] = None,
+    keep: Annotated[
+        int | None,
+        typer.Option("--keep", min=0, metavar="N", help="Always keep the N newest finished runs' folders."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be pruned; delete nothing.")
+    ] = False,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete run folders of finished workflows. Never a retryable workflow's folder, never a snapshot."""
+    from ttsync.services.retention import prune_runs
+
+    ws = Workspace.discover(workspace)
+    with _store(workspace) as store, _errors():
+        result = prune_runs(ws.state_dir, store, older_than_days=older_than, keep=keep, dry_run=dry_run)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    totals = result.to_dict()
+    for folder in result.folders:
+        if folder.action != "kept":
+            typer.echo(
+                f"{folder.action}  {folder.workflow_id}  {folder.bytes / 1e6:.1f} MB  ({folder.reason})"
+            )
+    verb = "would free" if dry_run else "freed"
+    typer.echo(
+        f"{totals['pruned']} run folder(s) {'to prune' if dry_run else 'pruned'}, {totals['kept']} kept; "
+        f"{verb} {totals['bytes_freed'] / 1e6:.1f} MB"
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add these commands to the main app."""
+    app.add_typer(runs_app, name="runs")
     app.command("quickstart")(quickstart)
     app.command("run")(run)
     app.add_typer(workflows_app, name="workflows")

@@ -33,14 +33,47 @@ WorkspaceOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+ObjectNameArgument = Annotated[str, typer.Argument(help="Name of the object (see this group's `list`).")]
 
 _out = Console()
 _err = Console(stderr=True)
 
+# Exit codes (listed in the README): 0 done; 1 the command ran and what it checked or ran failed (a failed
+# workflow, a check with problems, a refused authorization, an undelivered webhook); 2 a usage or
+# configuration error (bad option, unknown object, invalid file or setting); 130 interrupted (Ctrl-C).
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
-def _fail(message: str) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
-    return typer.Exit(code=2)
+
+class _Mode:
+    """Whether this process was asked for JSON (`--json` anywhere on the command line)."""
+
+    json = False
+
+
+def set_json_mode(enabled: bool) -> None:
+    """Make errors print as JSON on stdout (set by the entry point from the command line)."""
+    _Mode.json = enabled
+
+
+def json_mode() -> bool:
+    """True when errors are printed as JSON."""
+    return _Mode.json
+
+
+def error_document(message: str, *, resolution: str | None, exit_code: int) -> dict[str, Any]:
+    """The JSON form of an error in `--json` mode (always these keys)."""
+    return {"ok": False, "error": message, "resolution": resolution, "exit_code": exit_code}
+
+
+def _fail(message: str, *, resolution: str | None = None, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print an error (JSON on stdout in --json mode, else red on stderr); return the Exit to raise."""
+    if json_mode():
+        _print_json(error_document(message, resolution=resolution, exit_code=code))
+    else:
+        _err.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False)
+    return typer.Exit(code=code)
 
 
 @contextmanager
@@ -52,6 +85,8 @@ def _errors() -> Iterator[None]:
         yield
     except (typer.Exit, typer.Abort, click.ClickException):
         raise
+    except ConfigError as exc:
+        raise _fail(redact_error(exc), resolution="configuration_error") from None
     except (WorkspaceError, SourceError, StoreError, SecretKeyError, ValueError) as exc:
         raise _fail(redact_error(exc)) from None
     except (duckdb.Error, pa.ArrowException, SQLAlchemyError) as exc:
@@ -117,6 +152,7 @@ def apply(
     as_json: JsonOption = False,
 ) -> None:
     """Create or update the objects of a config file in the store (idempotent)."""
+    from ttsync.services.retention import save_retention
     from ttsync.workspace.apply import apply_config
     from ttsync.workspace.config import load_config
     from ttsync.workspace.layout import Workspace
@@ -127,6 +163,7 @@ def apply(
         config = load_config(path)
     with _store(workspace) as store, _errors():
         result = apply_config(store, config)
+        save_retention(ws.state_dir, config.retention)
     if as_json:
         _print_json(result.to_dict())
         return
@@ -144,13 +181,27 @@ def export(
         Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
     ] = None,
     workspace: WorkspaceOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Write the configuration as JSON instead of YAML.")
+    ] = False,
 ) -> None:
     """Write the store's objects as a config file (secrets only as environment-variable names)."""
+    from ttsync.services.retention import load_retention
     from ttsync.workspace.apply import export_config
     from ttsync.workspace.config import dump_config
+    from ttsync.workspace.layout import Workspace
 
     with _store(workspace) as store, _errors():
-        text = dump_config(export_config(store))
+        config = export_config(store)
+        config.retention = load_retention(Workspace.discover(workspace).state_dir)
+        text = (
+            json.dumps(
+                {"version": config.version, **config.model_dump(mode="json", exclude_defaults=True)}, indent=2
+            )
+            + "\n"
+            if as_json
+            else dump_config(config)
+        )
     if output is None:
         sys.stdout.write(text)
     else:
@@ -182,8 +233,11 @@ def _object_group(
     saver: Callable[[Store, Any], str],
     remover: Callable[[Store, str], bool],
     columns: list[str],
+    group_name: str,
+    check: Callable[[Any, Path], None] | None = None,
 ) -> typer.Typer:
     group = typer.Typer(help=f"List, show, add and remove {kind}s.", no_args_is_help=True)
+    a_kind = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
     @group.command("list")
     def list_cmd(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
@@ -200,7 +254,9 @@ def _object_group(
     list_cmd.__doc__ = f"List {kind}s."
 
     @group.command("show")
-    def show_cmd(name: str, workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
+    def show_cmd(
+        name: ObjectNameArgument, workspace: WorkspaceOption = None, as_json: JsonOption = False
+    ) -> None:
         with _store(workspace) as store, _errors():
             item = getter(store, name)
         data = item.model_dump(mode="json")
@@ -215,46 +271,83 @@ def _object_group(
     def add_cmd(
         file: Annotated[Path, typer.Option("--file", "-f", help="YAML file holding one object.")],
         workspace: WorkspaceOption = None,
+        as_json: JsonOption = False,
     ) -> None:
+        from ttsync.workspace.layout import Workspace
+
         with _errors():
             data = _load_object_file(file)
             try:
                 item = model.model_validate(data)
             except ValidationError as exc:
                 raise ConfigError(format_validation_error(exc, str(file))) from None
+            if check is not None:
+                check(item, Workspace.discover(workspace).root)
         with _store(workspace) as store, _errors():
             change = saver(store, item)
-        _out.print(f"{kind} {data.get('name')!r}: {change}", highlight=False)
+        if as_json:
+            _print_json({"kind": kind, "name": data.get("name"), "change": change})
+        else:
+            _out.print(f"{kind} {data.get('name')!r}: {change}", highlight=False)
 
-    add_cmd.__doc__ = f"Create or update a {kind} from a YAML file (same fields as in ttsync.yaml)."
+    add_cmd.__doc__ = f"Create or update {a_kind} from a YAML file (same fields as in ttsync.yaml)."
 
     @group.command("remove")
-    def remove_cmd(name: str, workspace: WorkspaceOption = None) -> None:
+    def remove_cmd(
+        name: ObjectNameArgument, workspace: WorkspaceOption = None, as_json: JsonOption = False
+    ) -> None:
         with _store(workspace) as store, _errors():
             removed = remover(store, name)
         if not removed:
-            raise _fail(f"{kind} {name!r} does not exist")
-        _out.print(f"removed {kind} {name!r}", highlight=False)
+            raise _fail(f"{kind} {name!r} does not exist: see `ttsync {group_name} list`")
+        if as_json:
+            _print_json({"kind": kind, "name": name, "removed": True})
+        else:
+            _out.print(f"removed {kind} {name!r}", highlight=False)
 
-    remove_cmd.__doc__ = f"Remove a {kind} (refused while other objects use it)."
+    remove_cmd.__doc__ = f"Remove {a_kind} (refused while other objects use it)."
     return group
+
+
+def _check_source_files(item: Any, root: Path) -> None:
+    """A file source must name files that exist: refused now rather than at the first run."""
+    assert isinstance(item, Source)
+    if item.kind not in ("duckdb", "csv", "parquet") or not item.path:
+        return
+    path = Path(item.path).expanduser()
+    full = path if path.is_absolute() else root / path
+    if any(ch in item.path for ch in "*?["):  # a glob of CSV/Parquet files: at least one must match
+        if not list(full.parent.glob(full.name)):
+            raise ConfigError(
+                f"source {item.name!r}: no file matches {item.path!r} (relative to the workspace {root}): fix "
+                "`path` or create the files, then add the source again"
+            )
+        return
+    if not full.exists():
+        hint = (
+            "`ttsync init --sample` creates warehouse.duckdb" if item.kind == "duckdb" else "check the name"
+        )
+        raise ConfigError(
+            f"source {item.name!r}: {item.path!r} does not exist (relative paths are relative to the workspace "
+            f"{root}): fix `path` ({hint}), then add the source again"
+        )
 
 
 sources_app = _object_group(
     "source", Source, repos.list_sources, repos.get_source, repos.save_source, repos.delete_source,
-    ["name", "kind", "path", "url_env"],
+    ["name", "kind", "path", "url_env"], "sources", _check_source_files,
 )  # fmt: skip
 destinations_app = _object_group(
     "destination", Destination, repos.list_destinations, repos.get_destination, repos.save_destination,
-    repos.delete_destination, ["name", "kind", "credential", "environment"],
+    repos.delete_destination, ["name", "kind", "credential", "environment"], "destinations",
 )  # fmt: skip
 templates_app = _object_group(
     "data template", DataTemplate, repos.list_templates, repos.get_template, repos.save_template,
-    repos.delete_template, ["name", "destination", "available_to_campaigns"],
+    repos.delete_template, ["name", "destination", "available_to_campaigns"], "templates",
 )  # fmt: skip
 orchestrations_app = _object_group(
     "orchestration", Orchestration, repos.list_orchestrations, repos.get_orchestration, repos.save_orchestration,
-    repos.delete_orchestration, ["name", "source", "destination", "template", "schedule"],
+    repos.delete_orchestration, ["name", "source", "destination", "template", "schedule"], "orchestrations",
 )  # fmt: skip
 
 
@@ -275,7 +368,7 @@ def _credentials_app() -> typer.Typer:
 
     return _object_group(
         "credential", CredentialEntry, repos.list_credentials, repos.get_credential, _save_credential_entry,
-        repos.delete_credential, ["name", "app_id", "environment", "advertiser_ids"],
+        repos.delete_credential, ["name", "app_id", "environment", "advertiser_ids"], "credentials",
     )  # fmt: skip
 
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -89,34 +90,54 @@ class AuthorizeFlow:
         )
         return f"{portal_auth_url(self.credential)}?{query}"
 
+    def check_state(self, callback: Callback) -> None:
+        """Refuse a callback without this flow's signed, unexpired state (does not use the state up).
+
+        Anything on this machine can open the loopback address or hand a pasted URL over; only TikTok's
+        redirect carries the state this flow signed, so only it may finish (or fail) the flow."""
+        if not callback.state:
+            raise CredentialFlowError(
+                "the address carries no `state`, so ttsync cannot tell it answers this request: paste the "
+                "whole address the browser landed on after you confirmed (it contains auth_code=... and "
+                "state=...); nothing was stored",
+                resolution_key="invalid_credentials",
+            )
+        self.signer.verify(callback.state, credential=self.credential.name, consume=False)
+
     def complete(self, callback: Callback) -> AuthorizeResult:
-        """Verify the callback's state (when it has one), exchange its code, store the token."""
+        """Verify the callback's signed state (required), exchange its code, store the token."""
+        self.check_state(callback)
+        if callback.error:
+            raise CredentialFlowError(
+                f"TikTok reported an authorization error ({callback.error}): nothing was stored",
+                resolution_key="invalid_credentials",
+            )
         if not callback.auth_code:
             raise CredentialFlowError(
                 "no auth_code found: paste the whole address the browser landed on after you confirmed "
                 "(it contains auth_code=...)",
                 resolution_key="invalid_credentials",
             )
-        if callback.state is not None:
-            self.signer.verify(callback.state, credential=self.credential.name)
+        assert callback.state is not None  # checked above
+        self.signer.verify(callback.state, credential=self.credential.name)  # now used up: no replay
         return exchange_code(self.store, self.credential.name, callback.auth_code)
 
-    def run_loopback(self, timeout: float) -> AuthorizeResult:
-        """Serve the redirect URI on 127.0.0.1 and finish the flow when TikTok redirects back."""
+    def run_loopback(
+        self, timeout: float, on_ignored: Callable[[str], None] | None = None
+    ) -> AuthorizeResult:
+        """Serve the redirect URI on 127.0.0.1 and finish the flow when TikTok redirects back.
+
+        Requests without this flow's signed state are answered with an error page and ignored (reported
+        through `on_ignored`): the flow keeps waiting for the real redirect."""
         results: list[AuthorizeResult] = []
 
         def handle(callback: Callback) -> str:
-            if callback.state is None:
-                raise CredentialFlowError(
-                    "the redirect carries no `state`, so ttsync cannot tell it answers this request: nothing "
-                    "was stored; start again", resolution_key="invalid_credentials"
-                )  # fmt: skip
             result = self.complete(callback)
             results.append(result)
             return f"ttsync stored the token for credential {result.credential!r}."
 
-        with LoopbackReceiver(self.redirect_uri, handle) as receiver:
-            receiver.wait(timeout)
+        with LoopbackReceiver(self.redirect_uri, handle, check=self.check_state, on_ignored=on_ignored) as rx:
+            rx.wait(timeout)
         return results[0]
 
 

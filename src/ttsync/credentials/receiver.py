@@ -80,19 +80,31 @@ _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tts
 <body><h1>{title}</h1><p>{body}</p></body></html>"""
 
 Handle = Callable[[Callback], str]
+Check = Callable[[Callback], None]
 
 
 class LoopbackReceiver:
     """A one-shot HTTP server on 127.0.0.1 for the OAuth redirect.
 
-    `handle` gets the callback and returns the success message shown in the browser; a
-    `CredentialFlowError` it raises is shown as the failure. The first callback with a code or an error
-    finishes the flow; `wait()` then returns the handler's message or raises its error.
+    `check` vets each callback first: a `CredentialFlowError` it raises (no or bad signed state) answers that
+    request with an error page and the receiver keeps waiting, so no other local process can end the flow.
+    `handle` then gets the callback and returns the success message shown in the browser; a
+    `CredentialFlowError` it raises is shown as the failure. The first vetted callback with a code or an
+    error finishes the flow; `wait()` then returns the handler's message or raises its error.
     """
 
-    def __init__(self, redirect_uri: str, handle: Handle) -> None:
+    def __init__(
+        self,
+        redirect_uri: str,
+        handle: Handle,
+        *,
+        check: Check,
+        on_ignored: Callable[[str], None] | None = None,
+    ) -> None:
         self.address = ReceiverAddress.from_redirect_uri(redirect_uri)
         self._handle = handle
+        self._check = check
+        self._on_ignored = on_ignored
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._message: str | None = None
@@ -141,11 +153,12 @@ class LoopbackReceiver:
             if self._done.is_set():
                 return 409, "Already finished", "This authorization was already handled. Close this window."
             try:
-                if callback.error:
-                    raise CredentialFlowError(
-                        f"TikTok reported an authorization error ({callback.error}): nothing was stored",
-                        resolution_key="invalid_credentials",
-                    )
+                self._check(callback)
+            except CredentialFlowError as exc:
+                if self._on_ignored is not None:
+                    self._on_ignored(f"ignored a request to the OAuth receiver: {exc}")
+                return 400, "Not this authorization", f"{exc} ttsync is still waiting for TikTok's redirect."
+            try:
                 self._message = self._handle(callback)
                 status, title, body = 200, "ttsync is authorized", self._message
             except CredentialFlowError as exc:

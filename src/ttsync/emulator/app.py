@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from starlette.applications import Starlette
@@ -37,9 +38,16 @@ class Emulator:
         *,
         persistence: Persistence | None = None,
         variants: list[str] | None = None,
+        admin_token: str | None = None,
+        deterministic_ids: bool = False,
     ) -> None:
         self.persistence = persistence
-        self.state_ref = StateRef(state if state is not None else build_state("demo"))
+        # Per process, never persisted: whoever reads the seed-out file (or the start line) may use the admin API.
+        self.admin_token = admin_token or secrets.token_urlsafe(24)
+        self.deterministic_ids = deterministic_ids
+        self.state_ref = StateRef(
+            state if state is not None else build_state("demo", deterministic_ids=deterministic_ids)
+        )
         # Variants chosen when the server started (`serve --variant`); a reset without its own list keeps them.
         self.variants = parse_variants(variants or [])
         if variants is not None:
@@ -59,13 +67,18 @@ class Emulator:
         """The current state."""
         return self.state_ref.state
 
-    def reset(self, seed: str = "demo", variants: list[str] | None = None) -> State:
+    def reset(
+        self, seed: str = "demo", variants: list[str] | None = None, *, deterministic_ids: bool | None = None
+    ) -> State:
         """Replace the whole state with a fresh seed; clears faults and rate-limit counters.
 
         ``variants`` selects behaviour variants for the new state; None keeps the server's own (``--variant``).
+        ``deterministic_ids`` makes ids created after seeding repeat from run to run; None keeps the current choice.
         """
+        if deterministic_ids is not None:
+            self.deterministic_ids = deterministic_ids
         chosen = parse_variants(variants) if variants is not None else list(self.variants)
-        state = build_state(seed)
+        state = build_state(seed, deterministic_ids=self.deterministic_ids)
         state.config.variants = chosen
         self.state_ref.state = state
         self.faults.clear()
@@ -76,7 +89,11 @@ class Emulator:
 
     def seed_info(self, root_url: str) -> dict[str, Any]:
         """The seed-out document (exact keys of ``--seed-out``) for a server reachable at ``root_url``."""
-        return {"base_url": root_url.rstrip("/") + API_PREFIX, **self.state.seed_info}
+        return {
+            "base_url": root_url.rstrip("/") + API_PREFIX,
+            **self.state.seed_info,
+            "admin_token": self.admin_token,
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):

@@ -1,7 +1,9 @@
 """Identifiers that look like TikTok's: 19-digit decimal strings, hex tokens, request ids.
 
-IDs are derived from (seed name, counter) with SHA-256, so the demo seed always produces the same IDs and a
-restarted emulator (which persists the counter) continues the same sequence.
+IDs are derived from (seed, counter) with SHA-256, so the demo seed always produces the same IDs for its own
+objects, and a restarted emulator with ``--state`` (which persists seed and counter) continues the same
+sequence. Without a state file, ids made after seeding use a random salt in the seed (see
+``seed.build_state``), so a restart never repeats them unless deterministic ids were asked for.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,12 +34,26 @@ CREATE TABLE IF NOT EXISTS dedupe (key BLOB PRIMARY KEY, t REAL NOT NULL) WITHOU
 Op = tuple[Any, ...]
 
 
+def _private_file(path: Path) -> None:
+    """Create ``path`` readable by its owner only (it holds the app secret and every token), or tighten it.
+
+    SQLite creates its ``-wal`` and ``-shm`` files with the database file's permissions."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.chmod(side, 0o600)
+
+
 class Persistence:
     """Journal implementation backed by SQLite."""
 
     def __init__(self, path: str | Path, debounce: float = 0.5) -> None:
         self.path = Path(path)
         self.debounce = debounce
+        _private_file(self.path)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")

@@ -7,6 +7,7 @@ quickstarts can show them. The seed info has exactly the keys of the ``--seed-ou
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from ttsync.emulator.clock import Clock
@@ -16,13 +17,21 @@ from ttsync.emulator.model import Advertiser, App, BusinessCenter, EventSet, Sta
 SEEDS = ("demo", "empty")
 
 
-def build_state(seed: str = "demo", clock: Clock | None = None) -> State:
-    """A fresh State for a named seed."""
+def build_state(seed: str = "demo", clock: Clock | None = None, *, deterministic_ids: bool = False) -> State:
+    """A fresh State for a named seed.
+
+    The seed's own objects (app, advertisers, users, tokens, event set) are the same on every run. Ids made
+    afterwards (audiences, uploads, new tokens) continue from a random salt unless ``deterministic_ids``:
+    an emulator restarted without ``--state`` must not hand out an audience id it gave before, or a workspace
+    that stored the old id would write into whichever new audience got it.
+    """
     if seed not in SEEDS:
         raise ValueError(f"unknown seed {seed!r}; choose one of {', '.join(SEEDS)}")
     state = State(id_seed=seed, clock=clock or Clock())
     if seed == "demo":
         _demo(state)
+    if not deterministic_ids:
+        state.ids.seed = f"{seed}:{secrets.token_hex(8)}"
     return state
 
 

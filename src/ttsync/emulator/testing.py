@@ -3,7 +3,7 @@
 with EmulatorServer(seed="demo") as emu:
     emu.base_url   # what the TikTok client takes as base URL
     emu.seed       # SeedInfo (same keys as --seed-out)
-    emu.admin      # EmulatorAdmin over /_emulator/
+    emu.admin      # EmulatorAdmin over /_emulator/ (sends the emulator's admin token)
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ SEED_KEYS = (
     "operator_token",
     "analyst_token",
     "event_set_id",
+    "admin_token",
 )
 
 
@@ -46,6 +47,7 @@ class SeedInfo:
     operator_token: str = field(repr=False)
     analyst_token: str = field(repr=False)
     event_set_id: str
+    admin_token: str = field(repr=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SeedInfo:
@@ -60,8 +62,12 @@ class SeedInfo:
 class EmulatorAdmin:
     """Synchronous client of the admin API under ``/_emulator/``."""
 
-    def __init__(self, root_url: str, *, timeout: float = 30.0) -> None:
-        self._http = httpx2.Client(base_url=root_url.rstrip("/") + "/_emulator/", timeout=timeout)
+    def __init__(self, root_url: str, admin_token: str, *, timeout: float = 30.0) -> None:
+        self._http = httpx2.Client(
+            base_url=root_url.rstrip("/") + "/_emulator/",
+            headers={"Authorization": f"Bearer {admin_token}"},
+            timeout=timeout,
+        )
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -73,14 +79,19 @@ class EmulatorAdmin:
             raise RuntimeError(f"emulator admin {method} {path}: HTTP {response.status_code} {response.text}")
         return response.json()
 
-    def reset(self, seed: str = "demo", variants: list[str] | None = None) -> SeedInfo:
+    def reset(
+        self, seed: str = "demo", variants: list[str] | None = None, *, deterministic_ids: bool | None = None
+    ) -> SeedInfo:
         """Replace the whole state with a fresh seed ("demo" or "empty"); clears faults and limit counters.
 
         ``variants`` selects behaviour variants (see ``ttsync.emulator.variants``); None keeps the server's own.
+        ``deterministic_ids`` makes ids created after seeding repeat from run to run (default: unique).
         """
         body: dict[str, Any] = {"seed": seed}
         if variants is not None:
             body["variants"] = variants
+        if deterministic_ids is not None:
+            body["deterministic_ids"] = deterministic_ids
         data = self._call("POST", "reset", body)
         return SeedInfo.from_dict(data) if seed == "demo" else SeedInfo.from_dict(_empty_seed(data))
 
@@ -295,11 +306,15 @@ class EmulatorServer:
         state_file: str | Path | None = None,
         host: str = "127.0.0.1",
         variants: list[str] | None = None,
+        deterministic_ids: bool = False,
     ) -> None:
         persistence = Persistence(state_file) if state_file is not None else None
         state = persistence.load() if persistence is not None else None
         self.emulator = Emulator(
-            state if state is not None else build_state(seed), persistence=persistence, variants=variants
+            state if state is not None else build_state(seed, deterministic_ids=deterministic_ids),
+            persistence=persistence,
+            variants=variants,
+            deterministic_ids=deterministic_ids,
         )
         self._server = BackgroundServer(self.emulator, host, port)
         self.port: int = self._server.port
@@ -311,7 +326,7 @@ class EmulatorServer:
     def admin(self) -> EmulatorAdmin:
         """The admin client (created on first use)."""
         if self._admin is None:
-            self._admin = EmulatorAdmin(self.root_url)
+            self._admin = EmulatorAdmin(self.root_url, self.emulator.admin_token)
         return self._admin
 
     @property

@@ -20,7 +20,7 @@ import asyncio
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, overload
@@ -29,6 +29,7 @@ from ttsync.audiences.audience import (
     MIN_USABLE_SIZE,
     PROCESSING_STATE,
     AudienceStatus,
+    audience_count,
     audience_status,
     create_partner_audience,
     deliver_until_ready,
@@ -40,6 +41,7 @@ from ttsync.audiences.deliver import MappingCheckpoint, deliver_partner
 from ttsync.audiences.plan import AudiencePlan, SyncMode, commit_plan_snapshot, connect, plan_audience
 from ttsync.audiences.prepare import PreparedOutput, prepare_to_parquet
 from ttsync.audiences.snapshot import delete_snapshot, snapshot_path
+from ttsync.credentials.clients import CHECK_RETRY
 from ttsync.errors import LargeRemovalBlockedError, ResolvableError
 from ttsync.identity import ColumnSpec
 from ttsync.identity.coltypes import Role, check_schema
@@ -47,6 +49,7 @@ from ttsync.services.base import OrchestrationRun, Reporter, RunOptions
 from ttsync.sources import open_source
 from ttsync.store import repos
 from ttsync.store.records import AudienceStateRecord
+from ttsync.tiktok import AsyncTikTokClient
 from ttsync.workflows.engine import TaskContext, TaskSpec
 from ttsync.workspace.errors import ConfigError
 from ttsync.workspace.models import ResolvedAudienceSettings
@@ -80,7 +83,10 @@ class AudienceRun(OrchestrationRun):
         return self.settings.advertiser_ids[0]
 
     def id_schemas(self, specs: list[ColumnSpec]) -> list[str]:
-        """The id schema of each enabled user id type, in the destination's order."""
+        """The id schema of each user id type the destination allows, in its order.
+
+        Also the types this query has no column for: their identifiers in the snapshot are then removed
+        (mirror), so dropping a column from a query converges like dropping rows."""
         md5_kinds = {spec.kind.upper() for spec in specs if spec.hash_state == "md5"}
         return [
             MD5_SCHEMAS[t] if t in md5_kinds and t in MD5_SCHEMAS else ID_SCHEMAS[t]
@@ -345,6 +351,17 @@ class AudienceRun(OrchestrationRun):
         state = "ready" if status.is_valid else PROCESSING_STATE
         if not status.is_valid:
             self.reporter.note(f"audience {audience_id}: {PROCESSING_STATE}")
+        ids_sent = self._ids_ever_sent(ctx, plan)
+        if status.cover_num is not None and ids_sent is not None and status.cover_num > ids_sent:
+            # Nothing this workspace sent can make the audience bigger than the snapshot (which holds every id
+            # it ever sent and kept there): someone else writes to it, or the id now names another audience.
+            self._warn(
+                ctx,
+                f"audience {audience_id} holds {status.cover_num:,} in TikTok, more than the {ids_sent:,} "
+                "identifiers this workspace ever sent to it: it is shared with another sender or the id was "
+                "reused (e.g. a sandbox restarted without --state); check it in TikTok Ads Manager",
+                serious=True,
+            )
         # TikTok's size counts matched people; a size above the people sent means the size is counted some
         # other way (the emulator counts identifiers), and a ratio would be meaningless.
         match_rate = (
@@ -358,8 +375,16 @@ class AudienceRun(OrchestrationRun):
             "is_valid": status.is_valid,
             "state": state,
             "people_sent": plan.current_people,
+            "ids_sent": ids_sent,
             "match_rate": match_rate,
         }
+
+    def _ids_ever_sent(self, ctx: TaskContext, plan: AudiencePlan) -> int | None:
+        """Identifiers in the committed snapshot: in every mode, all this workspace sent and did not remove."""
+        committed = self._task_counts(ctx, "commit").get("snapshot_ids")
+        if isinstance(committed, int):
+            return committed
+        return plan.current_ids if SyncMode(self.settings.mode) is SyncMode.MIRROR else None
 
     def preview(self) -> dict[str, Any]:
         """What a run would do, sending nothing and changing nothing: adds, removes, rejects by reason, the
@@ -375,6 +400,16 @@ class AudienceRun(OrchestrationRun):
             stored = states.get(self.primary_advertiser)
             snapshot = None
             audience: dict[str, Any] = {"audience_id": None, "exists": False}
+            if stored is None or SyncMode(self.settings.mode) is SyncMode.CREATE:
+                # "New" is only true if TikTok answered: check the advertiser is reachable at all.
+                try:
+                    asyncio.run(self._audience_count())
+                except Exception as exc:
+                    audience = {"audience_id": None, "exists": None, "check_error": type(exc).__name__}
+                    warnings.append(
+                        f"could not check TikTok ({type(exc).__name__}): the run creates the audience if TikTok "
+                        "has none for this orchestration"
+                    )
             if stored is not None and SyncMode(self.settings.mode) is not SyncMode.CREATE:
                 audience = {"audience_id": stored.audience_id, "exists": None}
                 try:
@@ -382,6 +417,7 @@ class AudienceRun(OrchestrationRun):
                 except (
                     Exception
                 ) as exc:  # the plan still shows the diff; the run itself will report the error
+                    audience["check_error"] = type(exc).__name__
                     warnings.append(
                         f"could not check audience {stored.audience_id} in TikTok: {type(exc).__name__}"
                     )
@@ -446,8 +482,21 @@ class AudienceRun(OrchestrationRun):
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
+    def _check_client(self) -> AsyncTikTokClient:
+        # A plan only looks: a couple of quick retries, not a run's minute of backoff when TikTok is down.
+        saved = self.options
+        self.options = replace(saved, retry=CHECK_RETRY)
+        try:
+            return self.client()
+        finally:
+            self.options = saved
+
+    async def _audience_count(self) -> int:
+        async with self._check_client() as client:
+            return await audience_count(client, self.primary_advertiser)
+
     async def _status(self, audience_id: str) -> AudienceStatus:
-        async with self.client() as client:
+        async with self._check_client() as client:
             return await audience_status(client, self.primary_advertiser, audience_id)
 
     # -- helpers -------------------------------------------------------------------------------------------
@@ -564,13 +613,15 @@ class AudienceRun(OrchestrationRun):
         self.reporter.note(f"warning: {message}")
         ctx.warn(message, serious=serious, resolution=resolution)
 
-    def _notify(self, ctx: TaskContext, severity: str, message: str) -> None:
+    def _notify(
+        self, ctx: TaskContext, severity: str, message: str, *, title: str = "audience recreated"
+    ) -> None:
         self.reporter.note(message)
         ctx.warn(message)  # also in the run's output and record (the notification below is its own)
         repos.add_notification(
             self.store,
             workflow_id=ctx.workflow_id,
             severity="warning" if severity == "warning" else "info",
-            title=f"{self.orchestration.name}: audience recreated",
+            title=f"{self.orchestration.name}: {title}",
             message=message,
         )

@@ -28,7 +28,7 @@ from ttsync.store.records import (
     WorkflowRecord,
     WorkflowState,
 )
-from ttsync.workspace.errors import ConfigError, NotFoundError
+from ttsync.workspace.errors import AmbiguousIdError, ConfigError, NotFoundError
 from ttsync.workspace.models import Credential, DataTemplate, Destination, Orchestration, Source
 
 M = TypeVar("M", bound=BaseModel)
@@ -478,6 +478,33 @@ def get_workflow(store: Store, workflow_id: str) -> WorkflowRecord:
         ).mappings()
         tasks = [TaskRecord.model_validate(_utc_row(t)) for t in task_rows]
     return WorkflowRecord.model_validate(_utc_row(row) | {"tasks": tasks})
+
+
+MIN_ID_PREFIX = 4  # as git: shorter prefixes are refused rather than guessed
+
+
+def resolve_workflow_id(store: Store, text: str) -> str:
+    """The full id of the workflow whose id is `text` or starts with it (at least 4 characters, like git).
+
+    Raises NotFoundError when none matches, AmbiguousIdError (listing the matches) when several do."""
+    text = text.strip()
+    ids = schema.workflows.c.id
+    with store.engine.connect() as conn:
+        if conn.execute(sa.select(ids).where(ids == text)).first() is not None:
+            return text
+        if len(text) < MIN_ID_PREFIX:
+            raise NotFoundError("workflow", text)
+        # substr rather than LIKE: the prefix is matched literally, `%` and `_` included.
+        matches = list(
+            conn.execute(
+                sa.select(ids).where(sa.func.substr(ids, 1, len(text)) == text).order_by(ids).limit(50)
+            ).scalars()
+        )
+    if not matches:
+        raise NotFoundError("workflow", text)
+    if len(matches) > 1:
+        raise AmbiguousIdError("workflow", text, matches)
+    return str(matches[0])
 
 
 def list_workflows(

@@ -39,6 +39,7 @@ class ResolutionKey(StrEnum):
     INVALID_REQUEST = "invalid_request"
     AUDIENCE_NOT_EDITABLE = "audience_not_editable"
     AUDIENCE_LIMIT_REACHED = "audience_limit_reached"
+    AUDIENCE_DISAPPEARED = "audience_disappeared"
 
 
 RESOLUTION_KEYS: Final[tuple[str, ...]] = tuple(key.value for key in ResolutionKey)
@@ -149,9 +150,17 @@ _ADVERTISER_GONE_MARKERS: Final = ("deleted", "not approved", "does not exist", 
 _AUDIENCE_CAP_MARKERS: Final = ("limit of 400", "reached the limit", "audience limit")
 
 
+# A mapping naming an audience that was deleted, expired or never existed (the emulator answers 40002 so; an
+# emulator restarted without --state forgets every audience). Retrying cannot help; restarting recreates it.
+_AUDIENCE_GONE_MARKERS: Final = ("the audience does not exist", "has expired")
+
+
 def classify(code: int, message: str = "") -> CodeRule:
     """Return the rule for a non-zero TikTok `code` (the `message` refines 40001 and 40002)."""
     lowered = message.lower()
+    if code == 40002 and "audience" in lowered and any(m in lowered for m in _AUDIENCE_GONE_MARKERS):
+        # Still an invalid request for the client (same exception class, no retry); only the fix differs.
+        return _rule(_I, _K.AUDIENCE_DISAPPEARED, "The audience no longer exists or has expired")
     if code == 40002 and _NOT_EDITABLE_MARKER in lowered:
         return _rule(
             _I, _K.AUDIENCE_NOT_EDITABLE, "Audience is not editable (under 1,000 people or updating)"

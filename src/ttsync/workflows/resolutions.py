@@ -151,6 +151,21 @@ _CATALOG: tuple[Resolution, ...] = (
         action=Action.RESTART_WORKFLOW,
     ),
     Resolution(
+        key="audience_disappeared",
+        title="Audience gone during the run",
+        what="The audience this workflow verified no longer exists in TikTok (or has expired), so its changes "
+        "cannot be sent.",
+        why=(
+            "It was deleted in TikTok Ads Manager or expired while the workflow ran, or the sandbox emulator "
+            "was restarted without `--state` and forgot it. Retrying the upload cannot bring it back."
+        ),
+        steps=(
+            "Run `ttsync workflows restart ID`: the workflow verifies the audience again, creates a new one "
+            "and uploads everyone to it.",
+        ),
+        action=Action.RESTART_WORKFLOW,
+    ),
+    Resolution(
         key="audience_not_ready",
         title="Audience not ready yet",
         what="The new audience is still being processed by TikTok and does not accept members yet.",

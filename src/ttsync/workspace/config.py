@@ -102,12 +102,23 @@ class CredentialEntry(BaseModel):
         return cls.model_validate({**values, **refs})
 
 
+class Retention(BaseModel):
+    """How long ttsync keeps what runs leave in the state folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Run folders (state/runs/ID) of finished workflows older than this are pruned after each `ttsync run`
+    # and by `ttsync runs prune`; folders of workflows that can still be retried are always kept.
+    run_folders_days: int = Field(default=30, ge=0)
+
+
 class WorkspaceFile(BaseModel):
     """The whole `ttsync.yaml`."""
 
     model_config = ConfigDict(extra="forbid")
 
     version: Literal[1] = 1
+    retention: Retention = Field(default_factory=Retention)
     credentials: list[CredentialEntry] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
     destinations: list[Destination] = Field(default_factory=list)
@@ -183,10 +194,61 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Work
     return parse_config(path.read_text(encoding="utf-8"), source=str(path), environ=environ)
 
 
+# The key order of each object in the file `ttsync init` writes (a test checks they agree), so that
+# `ttsync export` > ttsync.yaml gives a small, readable git diff. Keys not listed follow in model order.
+EXPORT_KEY_ORDER: dict[str, tuple[str, ...]] = {
+    "credentials": ("name", "app_id", "app_secret_env", "access_token_env", "refresh_token_env",
+                    "advertiser_ids", "redirect_uri", "environment", "sandbox_base_url"),
+    "sources": ("name", "kind", "path", "url_env"),
+    "destinations": ("name", "kind", "credential", "environment", "admin_only", "allow_restricted_pii",
+                     "settings"),
+    "templates": ("name", "destination", "description", "attribute_mapping", "settings",
+                  "audience_name_template", "available_to_campaigns"),
+    "orchestrations": ("name", "source", "destination", "template", "key_column", "settings", "schedule",
+                       "query"),
+    "settings": ("advertiser_ids", "advertiser_id", "user_id_types", "delivery", "mode", "remove_guard",
+                 "default_region", "event_source", "timezone", "audience_name", "retention_days",
+                 "strict_audience_name", "test_event_code", "event_set_id"),
+}  # fmt: skip
+
+
+def _ordered(data: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+    first = [key for key in order if key in data]
+    return {key: data[key] for key in [*first, *(k for k in data if k not in first)]}
+
+
+class _ConfigDumper(yaml.SafeDumper):
+    """Multi-line strings (queries) as `|` block scalars, and list items indented, as `ttsync init` writes."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # PyYAML falls back to a quoted style by itself when a block cannot hold the text exactly.
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ConfigDumper.add_representer(str, _represent_str)
+
+
 def dump_config(config: WorkspaceFile) -> str:
-    """YAML text of a config (defaults left out, so the file stays short)."""
+    """YAML text of a config (defaults left out, so the file stays short), keys in `ttsync init`'s order and
+    queries as block scalars."""
     data = config.model_dump(mode="json", exclude_defaults=True)
     data["version"] = config.version
-    ordered = {key: data[key] for key in ("version", *WorkspaceFile.model_fields) if key in data}
+    ordered: dict[str, Any] = {}
+    for key in ("version", *WorkspaceFile.model_fields):
+        if key not in data:
+            continue
+        value = data[key]
+        if isinstance(value, list) and key in EXPORT_KEY_ORDER:
+            value = [_ordered(item, EXPORT_KEY_ORDER[key]) for item in value]
+            for item in value:
+                if isinstance(item.get("settings"), dict):
+                    item["settings"] = _ordered(item["settings"], EXPORT_KEY_ORDER["settings"])
+        ordered[key] = value
     header = "# ttsync workspace configuration (exported). Secrets are referenced by environment variable.\n"
-    return header + yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True, width=110)
+    body = yaml.dump(ordered, Dumper=_ConfigDumper, sort_keys=False, allow_unicode=True, width=110)
+    return header + body

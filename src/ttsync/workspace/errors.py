@@ -37,9 +37,24 @@ class NotFoundError(WorkspaceError):
 
     def __init__(self, kind: str, name: str) -> None:
         group = self._CLI_GROUPS.get(kind, kind + "s")
-        super().__init__(
-            f"{kind} {name!r} does not exist: see `ttsync {group} list`, "
-            "or add it to ttsync.yaml and run `ttsync apply`"
-        )
+        if kind in self._CLI_GROUPS:
+            hint = f"see `ttsync {group} list`, or add it to ttsync.yaml and run `ttsync apply`"
+        else:
+            # Workflows, runs and notifications are made by ttsync, never declared in ttsync.yaml.
+            hint = f"see `ttsync {group} list`"
+        super().__init__(f"{kind} {name!r} does not exist: {hint}")
         self.kind = kind
         self.name = name
+
+
+class AmbiguousIdError(WorkspaceError):
+    """A short id prefix matches several objects."""
+
+    def __init__(self, kind: str, prefix: str, matches: list[str]) -> None:
+        shown = ", ".join(matches[:10]) + (f" and {len(matches) - 10} more" if len(matches) > 10 else "")
+        super().__init__(
+            f"{kind} id {prefix!r} is ambiguous: it starts {len(matches)} ids ({shown}); type more characters"
+        )
+        self.kind = kind
+        self.prefix = prefix
+        self.matches = matches

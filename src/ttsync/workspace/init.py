@@ -28,6 +28,9 @@ CONFIG_TEMPLATE = """\
 # `${{VAR}}` and `${{VAR:-default}}` are replaced from the environment when the file is loaded.
 version: 1
 
+retention:
+  run_folders_days: 30                       # prune run folders of finished workflows after this many days
+
 credentials:
   - name: sandbox
     # The emulator's demo app (`ttsync emulator serve`); for TikTok, your app id from the developer portal.

@@ -1,0 +1,74 @@
+"""`ttsync workflows ...` as a real subprocess: whole ids when piped, unique prefixes, clear unknown-id errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ttsync.store import repos
+from ttsync.workspace.layout import Workspace
+
+FIRST = "abcd1234" + "0" * 24
+SECOND = "abcd5678" + "1" * 24
+OTHER = "ef01" + "2" * 28
+
+
+def _ttsync(*args: str, cwd: Path, columns: int = 60) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTSYNC_")} | {"COLUMNS": str(columns)}
+    return subprocess.run(
+        [sys.executable, "-m", "ttsync", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("wf") / "ws"
+    done = _ttsync("init", str(root), cwd=root.parent)
+    assert done.returncode == 0, done.stderr
+    with Workspace(root).open_store() as store:
+        for wid in (FIRST, SECOND, OTHER):
+            repos.create_workflow(store, "high-value-customers", "audience", ["query"], workflow_id=wid)
+    return root
+
+
+def test_list_prints_whole_ids_when_piped_and_narrow(workspace: Path) -> None:
+    done = _ttsync("workflows", "list", cwd=workspace, columns=40)
+    assert done.returncode == 0, done.stderr
+    for wid in (FIRST, SECOND, OTHER):
+        assert wid in done.stdout
+    assert "…" not in done.stdout
+
+
+def test_show_accepts_a_unique_prefix(workspace: Path) -> None:
+    done = _ttsync("workflows", "show", "abcd12", "--json", cwd=workspace)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["id"] == FIRST
+    full = _ttsync("workflows", "show", OTHER, "--json", cwd=workspace)
+    assert json.loads(full.stdout)["id"] == OTHER
+
+
+def test_ambiguous_prefix_lists_the_matches(workspace: Path) -> None:
+    done = _ttsync("workflows", "show", "abcd", cwd=workspace, columns=200)
+    assert done.returncode == 2
+    assert "ambiguous" in done.stderr
+    assert FIRST in done.stderr
+    assert SECOND in done.stderr
+    retry = _ttsync("workflows", "retry", "abcd", cwd=workspace, columns=200)
+    assert retry.returncode == 2
+    assert "ambiguous" in retry.stderr
+
+
+def test_unknown_id_does_not_point_at_the_config_file(workspace: Path) -> None:
+    for command in ("show", "retry", "restart", "resolve"):
+        done = _ttsync("workflows", command, "0badc0de", cwd=workspace, columns=200)
+        assert done.returncode == 2, command
+        assert "does not exist" in done.stderr
+        assert "ttsync workflows list" in done.stderr
+        assert "ttsync.yaml" not in done.stderr
+    short = _ttsync("workflows", "show", "ab", cwd=workspace, columns=200)
+    assert short.returncode == 2  # too short to be a prefix: not guessed
