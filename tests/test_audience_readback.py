@@ -38,11 +38,13 @@ def test_read_back_warns_when_tiktok_holds_more_than_was_sent(env: Env) -> None:
     read_back = second.workflow.counts["read_back"]
     warnings = read_back["warnings"]
     assert len(warnings) == 1
-    assert audience_id in warnings[0]
-    assert "more" in warnings[0]
+    assert audience_id in warnings[0]["message"]
+    assert "more" in warnings[0]["message"]
+    assert warnings[0]["serious"] is True
     assert read_back["tiktok_size"] > read_back["ids_sent"]
-    titles = [n.title for n in repos.list_notifications(env.store)]
-    assert any("larger than sent" in t for t in titles)
+    assert second.workflow.state == "succeeded_with_warnings"
+    notes = repos.list_notifications(env.store)
+    assert any("succeeded with warnings" in n.title and audience_id in n.message for n in notes)
     # `workflows show` prints it too (plain output shows no lists in the counts column).
     cli_env = {k: v for k, v in os.environ.items() if not k.startswith("TTSYNC_")} | {"COLUMNS": "300"}
     shown = subprocess.run(
@@ -50,7 +52,7 @@ def test_read_back_warns_when_tiktok_holds_more_than_was_sent(env: Env) -> None:
         env=cli_env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
-    assert "warning (read_back)" in shown.stdout
+    assert "(task read_back)" in shown.stdout
     assert audience_id in shown.stdout
 
 

@@ -259,7 +259,8 @@ def test_server_variants_survive_reset() -> None:
         assert server.admin.variants() == ["short-rows"]
         server.admin.reset("demo")
         assert server.admin.variants() == ["short-rows"]
-        with httpx2.Client() as http:
+        token = {"Authorization": f"Bearer {server.seed.admin_token}"}
+        with httpx2.Client(headers=token) as http:
             assert (
                 http.get(server.root_url + "/_emulator/variants").json()["available"].keys()
                 == VARIANTS.keys()

@@ -156,6 +156,7 @@ def test_serve_json_start_line_and_private_seed_file(tmp_path: Path) -> None:
         "base_url": seed["base_url"],
         "admin_url": str(seed["base_url"]).replace("/open_api/v1.3/", "/_emulator/"),
         "admin_token": seed["admin_token"],
+        "variants": [],
     }
 
 
