@@ -1,10 +1,14 @@
-"""Errors any layer may raise that map to an entry of the resolution catalog (`ttsync.workflows.resolutions`).
+"""The one base of every error a user can meet: `ResolvableError` and its resolution key.
 
-Kept at the bottom of the package so that audiences, events and services can raise them without importing
-the workflow engine.
+Each user-facing error (workspace and configuration mistakes, source failures, TikTok refusals, credential
+flows, bad event columns) derives from `ResolvableError`, so that the workflow engine classifies a failure by
+`isinstance` alone and finds its entry in the resolution catalog (`ttsync.workflows.resolutions`). Kept at the
+bottom of the package so that every layer can raise them without importing the workflow engine.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class ResolvableError(Exception):
@@ -35,3 +39,57 @@ class AudienceNotReadyError(ResolvableError):
     """The audience is still processing and refuses mappings after waiting."""
 
     resolution_key = "audience_not_ready"
+
+
+class WorkspaceError(ResolvableError):
+    """A workspace problem the user can fix (missing file, bad setting, unknown object)."""
+
+    resolution_key = "configuration_error"
+
+
+class ConfigError(WorkspaceError):
+    """The configuration file or an object's settings are invalid."""
+
+
+class MissingSettingError(ConfigError):
+    """A setting needed to run is set nowhere (destination, data template or orchestration)."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
+class NotFoundError(WorkspaceError):
+    """A named object (credential, source, destination, ...) does not exist in the store."""
+
+    _CLI_GROUPS: ClassVar[dict[str, str]] = {
+        "credential": "credentials",
+        "source": "sources",
+        "destination": "destinations",
+        "data template": "templates",
+        "orchestration": "orchestrations",
+    }
+
+    def __init__(self, kind: str, name: str) -> None:
+        group = self._CLI_GROUPS.get(kind, kind + "s")
+        if kind in self._CLI_GROUPS:
+            hint = f"see `ttsync {group} list`, or add it to ttsync.yaml and run `ttsync apply`"
+        else:
+            # Workflows, runs and notifications are made by ttsync, never declared in ttsync.yaml.
+            hint = f"see `ttsync {group} list`"
+        super().__init__(f"{kind} {name!r} does not exist: {hint}")
+        self.kind = kind
+        self.name = name
+
+
+class AmbiguousIdError(WorkspaceError):
+    """A short id prefix matches several objects."""
+
+    def __init__(self, kind: str, prefix: str, matches: list[str]) -> None:
+        shown = ", ".join(matches[:10]) + (f" and {len(matches) - 10} more" if len(matches) > 10 else "")
+        super().__init__(
+            f"{kind} id {prefix!r} is ambiguous: it starts {len(matches)} ids ({shown}); type more characters"
+        )
+        self.kind = kind
+        self.prefix = prefix
+        self.matches = matches

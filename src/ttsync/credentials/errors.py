@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from ttsync.errors import ResolvableError
 
-class CredentialFlowError(Exception):
+
+class CredentialFlowError(ResolvableError):
     """An OAuth step failed: the message says what to do; `resolution_key` names the catalog entry."""
 
     def __init__(self, message: str, *, resolution_key: str = "invalid_credentials") -> None:
-        super().__init__(message)
-        self.resolution_key = resolution_key
+        super().__init__(message, resolution_key=resolution_key)
 
 
 class StateError(CredentialFlowError):

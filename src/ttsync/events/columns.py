@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ttsync.errors import ResolvableError
 from ttsync.events.parameters import Parameter, ParamType, parameter_for
 
 
-class EventColumnsError(ValueError):
+class EventColumnsError(ResolvableError, ValueError):
     """The query's columns cannot make offline events (a missing required column, an ambiguous mapping).
 
     `resolution_key` names the resolution the workflow shows; the message says what to change.

@@ -9,6 +9,7 @@ from types import TracebackType
 
 import pyarrow as pa
 
+from ttsync.errors import ResolvableError
 from ttsync.redact import redact_quoted, redact_text
 
 DEFAULT_BATCH_ROWS = 65_536
@@ -48,7 +49,7 @@ _UNREACHABLE = re.compile(
 )
 
 
-class SourceError(Exception):
+class SourceError(ResolvableError):
     """A source cannot be opened or a query failed. Messages never contain row values.
 
     `resolution_key` names the resolution a workflow shows (`source_query_failed`, `source_not_found`,
@@ -59,8 +60,7 @@ class SourceError(Exception):
     def __init__(
         self, message: str, *, resolution_key: str = SOURCE_QUERY_FAILED, database_message: str | None = None
     ) -> None:
-        super().__init__(message)
-        self.resolution_key = resolution_key
+        super().__init__(message, resolution_key=resolution_key)
         self.database_message = database_message
 
 

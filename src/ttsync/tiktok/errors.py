@@ -8,6 +8,7 @@ client scrubs its own credentials out of any message before building an error.
 
 from __future__ import annotations
 
+from ttsync.errors import ResolvableError
 from ttsync.tiktok.codes import (
     HTTP_CLIENT_ERROR_RULE,
     TRANSPORT_RULE,
@@ -18,7 +19,7 @@ from ttsync.tiktok.codes import (
 )
 
 
-class TikTokError(Exception):
+class TikTokError(ResolvableError):
     """Base class of every error the client raises."""
 
     def __init__(
@@ -32,11 +33,10 @@ class TikTokError(Exception):
         http_status: int | None = None,
         attempts: int = 1,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, resolution_key=resolution_key)
         self.message = message
         self.code = code
         self.endpoint = endpoint
-        self.resolution_key = resolution_key
         self.request_id = request_id
         self.http_status = http_status
         self.attempts = attempts

@@ -11,7 +11,6 @@ from ttsync.errors import ResolvableError
 from ttsync.redact import redact_error, redact_text
 from ttsync.sources.base import SourceError
 from ttsync.tiktok.errors import TikTokError
-from ttsync.workspace.errors import ConfigError, WorkspaceError
 
 
 def classify_exception(exc: BaseException) -> dict[str, Any]:
@@ -29,11 +28,6 @@ def classify_exception(exc: BaseException) -> dict[str, Any]:
         return source_failure(exc)
     if isinstance(exc, ResolvableError):
         return {"resolution": exc.resolution_key, "message": redact_error(exc), "kind": type(exc).__name__}
-    key = getattr(exc, "resolution_key", None)
-    if isinstance(key, str) and key:  # other domain errors that name their resolution (e.g. event columns)
-        return {"resolution": key, "message": redact_error(exc), "kind": type(exc).__name__}
-    if isinstance(exc, ConfigError | WorkspaceError):
-        return {"resolution": "configuration_error", "message": redact_error(exc), "kind": type(exc).__name__}
     # An unexpected error: its text may carry data values, so only its type is kept.
     return {
         "resolution": "internal_error",
