@@ -24,13 +24,13 @@ from typing import Any
 import duckdb
 
 from emulator_process import emulator_process
+from ttsync.config.file import parse_config
 from ttsync.emulator.testing import EmulatorAdmin
 from ttsync.services.audience_sync import RunOptions
 from ttsync.services.runs import build_run, start_run
 from ttsync.store import write_key_file
 from ttsync.tiktok import RateLimits
 from ttsync.workspace.apply import apply_config
-from ttsync.workspace.config import parse_config
 from ttsync.workspace.layout import Workspace
 
 CONFIG = """

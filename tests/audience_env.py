@@ -17,9 +17,8 @@ from ttsync.services.runs import RunOutcome, build_run, start_run
 from ttsync.store import repos
 from ttsync.store.db import Store
 from ttsync.workspace.apply import apply_config
-from ttsync.workspace.config import load_config
 from ttsync.workspace.init import init_workspace
-from ttsync.workspace.layout import Workspace
+from ttsync.workspace.layout import Workspace, load_config
 
 ORCH = "high-value-customers"
 KINDS = {"email": ("email", "EMAIL_SHA256"), "phone": ("phone", "PHONE_SHA256"),

@@ -7,8 +7,8 @@ import pytest
 
 from audience_env import ORCH, Env
 from ttsync.audiences.columns import audience_column_specs
+from ttsync.errors import ConfigError
 from ttsync.store import repos
-from ttsync.workspace.errors import ConfigError
 
 MAPPING = {"email": "EMAIL", "phone": "PHONE", "idfa": "IDFA", "aaid": "AAID", "country": "REGION"}
 ALL_TYPES = ["EMAIL", "PHONE", "IDFA", "AAID"]

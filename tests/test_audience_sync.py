@@ -27,7 +27,7 @@ from ttsync.services.audience_sync import RunOptions
 from ttsync.services.runs import build_run, continue_run, preview_run
 from ttsync.store import repos
 from ttsync.workspace.apply import apply_config
-from ttsync.workspace.config import load_config
+from ttsync.workspace.layout import load_config
 
 
 def test_sync_then_resync_mirrors_the_query(env: Env) -> None:

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from ttsync.config.models import AudienceSettings, Credential, Destination, OfflineEventsSettings
 from ttsync.credentials import Doctor
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.store import repos
 from ttsync.workspace.init import init_workspace
 from ttsync.workspace.layout import Workspace
-from ttsync.workspace.models import AudienceSettings, Credential, Destination, OfflineEventsSettings
 
 CREDENTIAL = "tiktok"
 

@@ -20,13 +20,13 @@ import httpx2
 import pytest
 from pydantic import SecretStr
 
+from ttsync.config.models import Credential
 from ttsync.credentials import AuthorizeFlow, CredentialFlowError, StateError, exchange_code
 from ttsync.credentials.receiver import Callback, parse_callback
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.store import Store, repos
 from ttsync.workspace.init import init_workspace
 from ttsync.workspace.layout import Workspace
-from ttsync.workspace.models import Credential
 
 CREDENTIAL = "tiktok"
 

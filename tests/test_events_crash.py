@@ -31,7 +31,7 @@ import pyarrow as pa
 from ttsync.events.deliver import deliver_events
 from ttsync.events.ledger import Ledger
 from ttsync.tiktok import AsyncTikTokClient, RetryPolicy
-from ttsync.workspace.models import ResolvedOfflineEventsSettings
+from ttsync.config.models import ResolvedOfflineEventsSettings
 
 cfg = json.loads(sys.argv[1])
 base = datetime.now(UTC) - timedelta(days=2)

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.events.deliver import EventSender, EventSetNotFoundError, deliver_events
 from ttsync.events.ledger import Ledger
@@ -28,7 +29,6 @@ from ttsync.tiktok import (
     LimiterRegistry,
     RetryPolicy,
 )
-from ttsync.workspace.models import ResolvedOfflineEventsSettings
 
 RECENT = datetime.now(UTC) - timedelta(days=1)
 

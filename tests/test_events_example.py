@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.events.deliver import EventRunResult, deliver_events, plan_events
 from ttsync.events.examples import example_query
@@ -15,7 +16,6 @@ from ttsync.events.ledger import Ledger
 from ttsync.sample.generator import generate
 from ttsync.sources import DuckDBSource
 from ttsync.tiktok import AsyncTikTokClient, LimiterRegistry
-from ttsync.workspace.models import ResolvedOfflineEventsSettings
 
 
 def test_seed_example_query_plans_then_delivers(emulator: EmulatorServer, tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ from ttsync.emulator.variants import VARIANTS
 from ttsync.services.runs import build_run, preview_run, start_run
 from ttsync.store import repos
 from ttsync.workspace.apply import apply_config
-from ttsync.workspace.config import load_config
 from ttsync.workspace.init import init_workspace
+from ttsync.workspace.layout import load_config
 
 ORCH = "store-purchases-last-7-days"
 

@@ -11,13 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.events.columns import EventColumnsError, plan_columns
 from ttsync.events.deliver import EventOptions, plan_events
 from ttsync.events.ledger import Ledger
 from ttsync.events.payload import GroupedEvent, assemble
 from ttsync.events.stage import Stage
 from ttsync.events.validate import EventRules, RowValidator
-from ttsync.workspace.models import ResolvedOfflineEventsSettings
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 EVENT_SET = "7000000000000000001"

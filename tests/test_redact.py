@@ -13,13 +13,12 @@ import pyarrow.compute as pc
 import pytest
 import sqlalchemy as sa
 
-from ttsync.errors import ResolvableError
+from ttsync.errors import ConfigError, ResolvableError
 from ttsync.notify.webhook import build_payload
 from ttsync.redact import RedactPIIFilter, install_log_redaction, redact_error, redact_text
 from ttsync.store import Store, repos
 from ttsync.store.db import sqlite_url
 from ttsync.workflows.engine import TaskContext, TaskSpec, WorkflowFailedError, run_workflow
-from ttsync.workspace.errors import ConfigError
 
 EMAIL = "ann.lee@example.com"
 PHONE = "+1 (415) 555-0100"

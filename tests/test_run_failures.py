@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from audience_env import ORCH, Env
+from ttsync.config.models import Source
 from ttsync.notify.webhook import build_payload
 from ttsync.services.runs import build_run, start_run
 from ttsync.store import repos
-from ttsync.workspace.models import Source
 
 EVENTS_ORCH = "store-purchases-last-7-days"
 

@@ -15,8 +15,8 @@ import pytest
 
 from audience_env import Env
 from ttsync.audiences.snapshot import distinct_ids
+from ttsync.config.file import Retention, parse_config
 from ttsync.services.retention import load_retention, prune_runs, save_retention
-from ttsync.workspace.config import Retention, parse_config
 
 
 def _runs(env: Env) -> set[str]:

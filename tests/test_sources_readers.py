@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from pg import missing_reason, postgres_server
+from ttsync.config.models import Source
 from ttsync.sources import SourceError, open_source
-from ttsync.workspace.models import Source
 
 
 @pytest.fixture

@@ -11,12 +11,12 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from pg import missing_reason, postgres_server
+from ttsync.config.models import Credential, DataTemplate, Destination, Orchestration, Source
+from ttsync.errors import ConfigError, NotFoundError
 from ttsync.store import SecretBox, SecretKeyError, Store, load_key, repos, schema, write_key_file
 from ttsync.store.crypto import generate_key
 from ttsync.store.migrations import LATEST_VERSION, current_version
 from ttsync.store.records import AudienceStateRecord
-from ttsync.workspace.errors import ConfigError, NotFoundError
-from ttsync.workspace.models import Credential, DataTemplate, Destination, Orchestration, Source
 
 
 @pytest.fixture(scope="module")

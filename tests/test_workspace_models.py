@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ttsync.workspace.config import parse_config
-from ttsync.workspace.errors import ConfigError, MissingSettingError
-from ttsync.workspace.models import (
+from ttsync.config.file import parse_config
+from ttsync.config.models import (
     DataTemplate,
     Destination,
     Orchestration,
@@ -17,6 +16,7 @@ from ttsync.workspace.models import (
     audience_name_warning,
     effective_settings,
 )
+from ttsync.errors import ConfigError, MissingSettingError
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 

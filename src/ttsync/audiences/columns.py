@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from ttsync.errors import ConfigError
 from ttsync.identity import ColumnSpec
-from ttsync.workspace.errors import ConfigError
 
 USER_ID_KINDS = {"EMAIL": "email", "PHONE": "phone", "IDFA": "idfa", "AAID": "aaid"}
 HASH_STATES = ("raw", "sha256", "md5", "auto")

@@ -23,10 +23,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ttsync.errors import ConfigError
 from ttsync.identity import ColumnSpec, MatchReport, Preparer
 from ttsync.identity.digests import DIGEST_FIELDS, KEY_COLUMNS, digest_keys
 from ttsync.identity.rowkeys import KeyHasher
-from ttsync.workspace.errors import ConfigError
 
 _T = TypeVar("_T")
 

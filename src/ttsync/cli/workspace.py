@@ -20,11 +20,11 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from ttsync.config.models import DataTemplate, Destination, Orchestration, Source, format_validation_error
+from ttsync.errors import ConfigError, WorkspaceError
 from ttsync.redact import redact_error
 from ttsync.sources import SourceError
 from ttsync.store import SecretKeyError, Store, StoreError, repos
-from ttsync.workspace.errors import ConfigError, WorkspaceError
-from ttsync.workspace.models import DataTemplate, Destination, Orchestration, Source, format_validation_error
 
 WorkspaceOption = Annotated[
     Path | None,
@@ -154,8 +154,7 @@ def apply(
     """Create or update the objects of a config file in the store (idempotent)."""
     from ttsync.services.retention import save_retention
     from ttsync.workspace.apply import apply_config
-    from ttsync.workspace.config import load_config
-    from ttsync.workspace.layout import Workspace
+    from ttsync.workspace.layout import Workspace, load_config
 
     with _errors():
         ws = Workspace.discover(workspace)
@@ -186,9 +185,9 @@ def export(
     ] = False,
 ) -> None:
     """Write the store's objects as a config file (secrets only as environment-variable names)."""
+    from ttsync.config.file import dump_config
     from ttsync.services.retention import load_retention
     from ttsync.workspace.apply import export_config
-    from ttsync.workspace.config import dump_config
     from ttsync.workspace.layout import Workspace
 
     with _store(workspace) as store, _errors():
@@ -352,7 +351,7 @@ orchestrations_app = _object_group(
 
 
 def _save_credential_entry(store: Store, entry: Any) -> str:
-    from ttsync.workspace.config import CredentialEntry
+    from ttsync.config.file import CredentialEntry
 
     assert isinstance(entry, CredentialEntry)
     import os
@@ -364,7 +363,7 @@ def _save_credential_entry(store: Store, entry: Any) -> str:
 
 
 def _credentials_app() -> typer.Typer:
-    from ttsync.workspace.config import CredentialEntry
+    from ttsync.config.file import CredentialEntry
 
     return _object_group(
         "credential", CredentialEntry, repos.list_credentials, repos.get_credential, _save_credential_entry,

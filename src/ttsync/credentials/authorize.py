@@ -15,13 +15,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
+from ttsync.config.models import Credential
 from ttsync.credentials.clients import client_for, portal_auth_url, require_app_secret
 from ttsync.credentials.errors import CredentialFlowError
 from ttsync.credentials.receiver import Callback, LoopbackReceiver
 from ttsync.credentials.state import DEFAULT_STATE_TTL, StateSigner
 from ttsync.store import Store, repos
 from ttsync.tiktok import TikTokError
-from ttsync.workspace.models import Credential
 
 
 @dataclass

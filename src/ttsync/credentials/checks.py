@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
+from ttsync.config.models import Credential, Destination, OfflineEventsSettings
 from ttsync.credentials.clients import CHECK_RETRY, client_for
+from ttsync.errors import WorkspaceError
 from ttsync.store import Store, repos
 from ttsync.tiktok import InvalidRequestError, NotFoundError, PermissionDeniedError, TikTokClient, TikTokError
 from ttsync.workflows.resolutions import resolution_for
-from ttsync.workspace.errors import WorkspaceError
-from ttsync.workspace.models import Credential, Destination, OfflineEventsSettings
 
 Status = Literal["ok", "problem", "warning", "skipped"]
 PROBE_AUDIENCE_ID: Final = "0"

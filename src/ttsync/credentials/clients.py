@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
+from ttsync.config.models import Credential
 from ttsync.credentials.errors import CredentialFlowError
 from ttsync.tiktok import RetryPolicy, TikTokClient
-from ttsync.workspace.models import Credential
 
 PRODUCTION_PORTAL: Final = "https://business-api.tiktok.com/portal/auth"  # ref §4.1
 API_PATH_MARKER: Final = "/open_api/"

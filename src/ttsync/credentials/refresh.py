@@ -13,10 +13,10 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+from ttsync.config.models import Credential
 from ttsync.credentials.clients import client_for, require_app_secret
 from ttsync.store import Store, repos
 from ttsync.tiktok import AuthenticationError
-from ttsync.workspace.models import Credential
 
 DEFAULT_MARGIN_SECONDS: Final = 300.0
 _LOCK = threading.Lock()

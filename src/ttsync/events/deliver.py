@@ -28,6 +28,7 @@ from typing import Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.events.columns import plan_columns
 from ttsync.events.ledger import Ledger, ledger_namespace
 from ttsync.events.outcomes import EventTotals, OutcomeWriter, scrub_message, write_totals
@@ -38,7 +39,6 @@ from ttsync.events.validate import EventRules, RowValidator
 from ttsync.identity import MatchReport
 from ttsync.identity.rowkeys import KeyHasher
 from ttsync.tiktok import AsyncTikTokClient, ClientValidationError, InvalidRequestError, NotFoundError
-from ttsync.workspace.models import ResolvedOfflineEventsSettings
 
 MAX_BATCH: Final = 1_000  # ref §3.1: more than 1,000 events and TikTok rejects the whole request
 # 40002 messages name the bad event as `data.N.field` (Events API 2.0) or `Batch.N.field` (ref §3.4).

@@ -41,8 +41,9 @@ from ttsync.audiences.deliver import MappingCheckpoint, deliver_partner
 from ttsync.audiences.plan import AudiencePlan, SyncMode, commit_plan_snapshot, connect, plan_audience
 from ttsync.audiences.prepare import PreparedOutput, prepare_to_parquet
 from ttsync.audiences.snapshot import delete_snapshot, snapshot_path
+from ttsync.config.models import ResolvedAudienceSettings
 from ttsync.credentials.clients import CHECK_RETRY
-from ttsync.errors import LargeRemovalBlockedError, ResolvableError
+from ttsync.errors import ConfigError, LargeRemovalBlockedError, ResolvableError
 from ttsync.identity import ColumnSpec
 from ttsync.identity.coltypes import Role, check_schema
 from ttsync.services.base import OrchestrationRun, Reporter, RunOptions
@@ -51,8 +52,6 @@ from ttsync.store import repos
 from ttsync.store.records import AudienceStateRecord
 from ttsync.tiktok import AsyncTikTokClient
 from ttsync.workflows.engine import TaskContext, TaskSpec
-from ttsync.workspace.errors import ConfigError
-from ttsync.workspace.models import ResolvedAudienceSettings
 
 # id schema each user id type is sent as (ref §2.1 id_schema values); MD5 only when the input is MD5.
 ID_SCHEMAS = {"EMAIL": "EMAIL_SHA256", "PHONE": "PHONE_SHA256", "IDFA": "IDFA_SHA256", "AAID": "AAID_SHA256"}

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ttsync.config.models import Credential, DataTemplate, Destination, Orchestration, Source
 from ttsync.credentials import ensure_fresh_token
 from ttsync.identity.rowkeys import KeyHasher
 from ttsync.store.db import Store
 from ttsync.tiktok import AsyncTikTokClient, RateLimits, RetryPolicy
 from ttsync.workflows.engine import TaskSpec
-from ttsync.workspace.models import Credential, DataTemplate, Destination, Orchestration, Source
 
 
 class Reporter:

@@ -20,9 +20,8 @@ from ttsync.sample import apply_churn
 from ttsync.services.audience_sync import Reporter, RunOptions
 from ttsync.services.runs import RunOutcome, build_run, start_run
 from ttsync.workspace.apply import apply_config
-from ttsync.workspace.config import load_config
 from ttsync.workspace.init import init_workspace
-from ttsync.workspace.layout import Workspace
+from ttsync.workspace.layout import Workspace, load_config
 
 ORCHESTRATION = "high-value-customers"
 EVENTS_ORCHESTRATION = "store-purchases-last-7-days"

@@ -20,9 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ttsync.config.file import Retention
+from ttsync.errors import ConfigError, NotFoundError
 from ttsync.store import Store, repos
-from ttsync.workspace.config import Retention
-from ttsync.workspace.errors import ConfigError, NotFoundError
 
 SETTINGS_FILE = "workspace-settings.json"
 # Workflows in these states are over: nothing will read their run folder again.

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ttsync.audiences.customer_file import single_calculate_type
+from ttsync.config.models import ResolvedOfflineEventsSettings, effective_settings
 from ttsync.credentials import Doctor
+from ttsync.errors import ConfigError
 from ttsync.notify import deliver_pending
 from ttsync.redact import install_log_redaction
 from ttsync.services.audience_sync import ID_SCHEMAS, AudienceRun
@@ -27,9 +29,7 @@ from ttsync.workflows.engine import (
     workflow_warnings,
 )
 from ttsync.workflows.resolutions import resolution_for
-from ttsync.workspace.errors import ConfigError
 from ttsync.workspace.layout import Workspace
-from ttsync.workspace.models import ResolvedOfflineEventsSettings, effective_settings
 
 # Runs log through ttsync's loggers and stamina's retry messages: neither may carry a value a source quoted.
 install_log_redaction()

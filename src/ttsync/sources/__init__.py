@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ttsync.config import models
+from ttsync.errors import ConfigError
 from ttsync.sources.base import DEFAULT_BATCH_ROWS, SOURCE_CONFIGURATION, Source, SourceError
 from ttsync.sources.duckdb_source import DuckDBSource
 from ttsync.sources.guard import SOURCE_DIRS_ENV, allowed_roots, check_source_path
 from ttsync.sources.sqlalchemy_source import SQLAlchemySource
-from ttsync.workspace import models
-from ttsync.workspace.errors import ConfigError
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from pydantic import BaseModel, SecretStr
 
+from ttsync.config.models import Credential, DataTemplate, Destination, Orchestration, Source
+from ttsync.errors import AmbiguousIdError, ConfigError, NotFoundError
 from ttsync.redact import redact_text
 from ttsync.store import schema
 from ttsync.store.db import Store
@@ -28,8 +30,6 @@ from ttsync.store.records import (
     WorkflowRecord,
     WorkflowState,
 )
-from ttsync.workspace.errors import AmbiguousIdError, ConfigError, NotFoundError
-from ttsync.workspace.models import Credential, DataTemplate, Destination, Orchestration, Source
 
 M = TypeVar("M", bound=BaseModel)
 

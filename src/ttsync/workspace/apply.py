@@ -6,10 +6,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ttsync.config.file import CredentialEntry, WorkspaceFile
+from ttsync.errors import ConfigError, NotFoundError
 from ttsync.store import Store, repos
 from ttsync.store.records import Change
-from ttsync.workspace.config import CredentialEntry, WorkspaceFile
-from ttsync.workspace.errors import ConfigError, NotFoundError
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ttsync.config.file import CONFIG_FILE, WorkspaceFile, parse_config
+from ttsync.errors import ConfigError
 from ttsync.store import Store, load_key
 from ttsync.store.crypto import KEY_FILE_NAME
-from ttsync.workspace.config import CONFIG_FILE
 
 WORKSPACE_ENV = "TTSYNC_WORKSPACE"
 STATE_DIR = "state"
@@ -90,3 +92,10 @@ class Workspace:
         secure_state(self.state_dir)
         box = load_key(self.key_file) if with_key else None
         return Store.open_default(self.state_dir, box)
+
+
+def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> WorkspaceFile:
+    """Read and validate a config file."""
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist: create a workspace with `ttsync init DIR` or pass -f FILE")
+    return parse_config(path.read_text(encoding="utf-8"), source=str(path), environ=environ)

@@ -9,14 +9,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from ttsync.workspace.errors import ConfigError
-from ttsync.workspace.models import (
+from ttsync.config.models import (
     Credential,
     DataTemplate,
     Destination,
@@ -28,6 +26,7 @@ from ttsync.workspace.models import (
     format_validation_error,
     validate_settings,
 )
+from ttsync.errors import ConfigError
 
 CONFIG_FILE = "ttsync.yaml"
 SECRET_FIELDS = ("app_secret", "access_token", "refresh_token")
@@ -185,13 +184,6 @@ def parse_config(
         return WorkspaceFile.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
-
-
-def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> WorkspaceFile:
-    """Read and validate a config file."""
-    if not path.is_file():
-        raise ConfigError(f"{path} does not exist: create a workspace with `ttsync init DIR` or pass -f FILE")
-    return parse_config(path.read_text(encoding="utf-8"), source=str(path), environ=environ)
 
 
 # The key order of each object in the file `ttsync init` writes (a test checks they agree), so that

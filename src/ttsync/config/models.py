@@ -1,7 +1,7 @@
 """Domain models of a workspace: credentials, sources, destinations, data templates, orchestrations.
 
 These are plain pydantic models with no I/O. The store persists them (`ttsync.store.repos`), the config
-file (`ttsync.workspace.config`) declares them, and `effective_settings` merges destination ← data
+file (`ttsync.config.file`) declares them, and `effective_settings` merges destination ← data
 template ← orchestration settings into the complete, validated settings a run uses.
 """
 
@@ -28,7 +28,7 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from ttsync.workspace.errors import ConfigError, MissingSettingError
+from ttsync.errors import ConfigError, MissingSettingError
 
 # ref §1: production base URL of the Business API v1.3.
 PRODUCTION_BASE_URL = "https://business-api.tiktok.com/open_api/v1.3/"
