@@ -25,11 +25,11 @@ import duckdb
 
 from emulator_process import emulator_process
 from ttsync.config.file import parse_config
+from ttsync.destinations.tiktok.client import RateLimits
 from ttsync.emulator.testing import EmulatorAdmin
 from ttsync.services.audience_sync import RunOptions
 from ttsync.services.runs import build_run, start_run
 from ttsync.store import write_key_file
-from ttsync.tiktok import RateLimits
 from ttsync.workspace.apply import apply_config
 from ttsync.workspace.layout import Workspace
 

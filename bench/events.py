@@ -36,10 +36,10 @@ import pyarrow.compute as pc
 
 from emulator_process import emulator_process
 from ttsync.config.models import ResolvedOfflineEventsSettings
+from ttsync.destinations.tiktok.client import AsyncTikTokClient, LimiterRegistry, RateLimits
 from ttsync.emulator.testing import EmulatorAdmin
 from ttsync.events.deliver import deliver_events
 from ttsync.events.ledger import Ledger
-from ttsync.tiktok import AsyncTikTokClient, LimiterRegistry, RateLimits
 
 
 def source_batches(events: int, batch_rows: int = 100_000) -> Iterator[pa.RecordBatch]:

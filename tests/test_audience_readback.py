@@ -87,7 +87,7 @@ def test_audience_gone_mid_run_resolves_by_restart(env: Env) -> None:
 
 
 def test_mapping_into_a_vanished_audience_classifies_as_disappeared() -> None:
-    from ttsync.tiktok import classify
+    from ttsync.destinations.tiktok.client import classify
 
     gone = "batch_data.0.0.audience_ids.0: Invalid audience ID 7123: the audience does not exist"
     assert classify(40002, gone).resolution_key == "audience_disappeared"

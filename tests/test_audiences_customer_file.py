@@ -28,10 +28,10 @@ from ttsync.audiences.customer_file import (
 )
 from ttsync.audiences.plan import AudiencePlan, SyncMode, commit_plan_snapshot, connect, plan_audience
 from ttsync.audiences.prepare import ids_batch
+from ttsync.destinations.tiktok.client import AsyncTikTokClient, PermissionDeniedError
+from ttsync.destinations.tiktok.client.models.dmp import AudienceDetails
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.errors import ConfigError, ResolvableError
-from ttsync.tiktok import AsyncTikTokClient, PermissionDeniedError
-from ttsync.tiktok.models.dmp import AudienceDetails
 
 EMAIL = "EMAIL_SHA256"
 # Small parts and short waits so a few thousand people exercise splitting, batching and timeouts.

@@ -14,7 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from ttsync.config.models import AudienceSettings, Credential, Destination, OfflineEventsSettings
-from ttsync.credentials import Doctor
+from ttsync.destinations.tiktok.oauth import Doctor
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.store import repos
 from ttsync.workspace.init import init_workspace

@@ -21,8 +21,8 @@ import pytest
 from pydantic import SecretStr
 
 from ttsync.config.models import Credential
-from ttsync.credentials import AuthorizeFlow, CredentialFlowError, StateError, exchange_code
-from ttsync.credentials.receiver import Callback, parse_callback
+from ttsync.destinations.tiktok.oauth import AuthorizeFlow, CredentialFlowError, StateError, exchange_code
+from ttsync.destinations.tiktok.oauth.receiver import Callback, parse_callback
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.store import Store, repos
 from ttsync.workspace.init import init_workspace

@@ -12,11 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ttsync.config.models import ResolvedOfflineEventsSettings
+from ttsync.destinations.tiktok.client import AsyncTikTokClient, LimiterRegistry, RetryPolicy
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.events.deliver import deliver_events
 from ttsync.events.ledger import Ledger
 from ttsync.events.validate import MAX_EVENT_ID_LENGTH
-from ttsync.tiktok import AsyncTikTokClient, LimiterRegistry, RetryPolicy
 
 RECENT = datetime.now(UTC) - timedelta(days=1)
 

@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from ttsync.events.deliver import deliver_events
 from ttsync.events.ledger import Ledger
-from ttsync.tiktok import AsyncTikTokClient, RetryPolicy
+from ttsync.destinations.tiktok.client import AsyncTikTokClient, RetryPolicy
 from ttsync.config.models import ResolvedOfflineEventsSettings
 
 cfg = json.loads(sys.argv[1])

@@ -17,18 +17,18 @@ import pyarrow.parquet as pq
 import pytest
 
 from ttsync.config.models import ResolvedOfflineEventsSettings
-from ttsync.emulator.testing import EmulatorServer
-from ttsync.events.deliver import EventSender, EventSetNotFoundError, deliver_events
-from ttsync.events.ledger import Ledger
-from ttsync.events.outcomes import EventTotals
-from ttsync.events.payload import GroupedEvent, ReadyEvents
-from ttsync.tiktok import (
+from ttsync.destinations.tiktok.client import (
     AsyncTikTokClient,
     AuthenticationError,
     InvalidRequestError,
     LimiterRegistry,
     RetryPolicy,
 )
+from ttsync.emulator.testing import EmulatorServer
+from ttsync.events.deliver import EventSender, EventSetNotFoundError, deliver_events
+from ttsync.events.ledger import Ledger
+from ttsync.events.outcomes import EventTotals
+from ttsync.events.payload import GroupedEvent, ReadyEvents
 
 RECENT = datetime.now(UTC) - timedelta(days=1)
 

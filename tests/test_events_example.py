@@ -9,13 +9,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from ttsync.config.models import ResolvedOfflineEventsSettings
+from ttsync.destinations.tiktok.client import AsyncTikTokClient, LimiterRegistry
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.events.deliver import EventRunResult, deliver_events, plan_events
 from ttsync.events.examples import example_query
 from ttsync.events.ledger import Ledger
 from ttsync.sample.generator import generate
 from ttsync.sources import DuckDBSource
-from ttsync.tiktok import AsyncTikTokClient, LimiterRegistry
 
 
 def test_seed_example_query_plans_then_delivers(emulator: EmulatorServer, tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ttsync.tiktok import RESOLUTION_KEYS, classify
+from ttsync.destinations.tiktok.client import RESOLUTION_KEYS, classify
 from ttsync.workflows.resolutions import CATALOG
 
 
@@ -25,12 +25,12 @@ def test_messages_refine_codes() -> None:
 
 def test_every_user_facing_error_is_resolvable_and_classified_by_its_key() -> None:
     # One hierarchy: the engine classifies by isinstance, so each family's default key must reach the catalog.
-    from ttsync.credentials.errors import CredentialFlowError
+    from ttsync.destinations.tiktok.client.errors import TikTokError
+    from ttsync.destinations.tiktok.oauth.errors import CredentialFlowError
     from ttsync.errors import ConfigError, NotFoundError, ResolvableError, WorkspaceError
     from ttsync.events.columns import EventColumnsError
     from ttsync.identity.coltypes import ColumnTypeError
     from ttsync.sources.base import SourceError
-    from ttsync.tiktok.errors import TikTokError
     from ttsync.workflows.errors import classify_exception
 
     errors: list[tuple[ResolvableError, str]] = [

@@ -17,10 +17,10 @@ from stamina.instrumentation import set_on_retry_hooks
 
 from audience_env import ORCH, Env
 from ttsync.cli.main import setup_logging
+from ttsync.destinations.tiktok.client import AsyncTikTokClient, LimiterRegistry, RetryPolicy, TikTokError
 from ttsync.notify import deliver_webhook
 from ttsync.store import Store, repos
 from ttsync.store.db import sqlite_url
-from ttsync.tiktok import AsyncTikTokClient, LimiterRegistry, RetryPolicy, TikTokError
 
 
 def _dead_url() -> str:

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from ttsync.emulator.testing import EmulatorServer
-from ttsync.tiktok import (
+from ttsync.destinations.tiktok.client import (
     AsyncTikTokClient,
     AuthenticationError,
     ClientValidationError,
@@ -19,8 +18,9 @@ from ttsync.tiktok import (
     RateLimits,
     TikTokClient,
 )
-from ttsync.tiktok._core import build_request
-from ttsync.tiktok.models.dmp import CustomAudienceCreateRequest
+from ttsync.destinations.tiktok.client._core import build_request
+from ttsync.destinations.tiktok.client.models.dmp import CustomAudienceCreateRequest
+from ttsync.emulator.testing import EmulatorServer
 
 # The emulator runs in this process: the default 10-QPS group would make this module slow for no benefit.
 FAST = RateLimits(default=1_000.0)
@@ -376,7 +376,7 @@ def test_every_endpoint_path_keeps_the_trailing_slash() -> None:
     import inspect
     import re
 
-    from ttsync.tiktok import client as client_module
+    from ttsync.destinations.tiktok.client import client as client_module
 
     paths = re.findall(r'path = "([^"]+)"', inspect.getsource(client_module))
     assert len(paths) > 15

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ttsync.tiktok import (
+from ttsync.destinations.tiktok.client import (
     RESOLUTION_KEYS,
     AuthenticationError,
     InvalidRequestError,
@@ -15,7 +15,7 @@ from ttsync.tiktok import (
     TikTokError,
     classify,
 )
-from ttsync.tiktok.errors import error_class_for, from_envelope
+from ttsync.destinations.tiktok.client.errors import error_class_for, from_envelope
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,7 @@ def test_not_editable_variant_of_40002() -> None:
 
 
 def test_every_resolution_key_is_reachable() -> None:
-    from ttsync.tiktok.codes import CODE_RULES
+    from ttsync.destinations.tiktok.client.codes import CODE_RULES
 
     # Three keys come only from message refinements of 40002 (see `classify`).
     refined = {"audience_not_editable", "audience_limit_reached", "audience_disappeared"}

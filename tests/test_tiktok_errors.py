@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from ttsync.emulator.testing import EmulatorServer
-from ttsync.tiktok import (
+from ttsync.destinations.tiktok.client import (
     AuthenticationError,
     InvalidRequestError,
     LimiterRegistry,
@@ -20,6 +19,7 @@ from ttsync.tiktok import (
     TikTokClient,
     TikTokError,
 )
+from ttsync.emulator.testing import EmulatorServer
 
 FAST = RateLimits(default=1_000.0)
 

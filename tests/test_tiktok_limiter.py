@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from ttsync.tiktok import LimiterRegistry, RateLimits, group_for_path
-from ttsync.tiktok.limiter import AdaptiveRateLimiter
+from ttsync.destinations.tiktok.client import LimiterRegistry, RateLimits, group_for_path
+from ttsync.destinations.tiktok.client.limiter import AdaptiveRateLimiter
 
 
 class Clock:

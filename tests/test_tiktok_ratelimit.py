@@ -7,8 +7,7 @@ import hashlib
 
 import pytest
 
-from ttsync.emulator.testing import EmulatorServer
-from ttsync.tiktok import (
+from ttsync.destinations.tiktok.client import (
     AsyncTikTokClient,
     ClientStats,
     LimiterRegistry,
@@ -17,6 +16,7 @@ from ttsync.tiktok import (
     RetryPolicy,
     TikTokError,
 )
+from ttsync.emulator.testing import EmulatorServer
 
 
 def sha(value: str) -> str:

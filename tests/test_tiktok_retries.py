@@ -9,8 +9,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from ttsync.emulator.testing import EmulatorServer
-from ttsync.tiktok import (
+from ttsync.destinations.tiktok.client import (
     InvalidRequestError,
     LimiterRegistry,
     RateLimits,
@@ -19,6 +18,7 @@ from ttsync.tiktok import (
     TikTokClient,
     UnexpectedResponseError,
 )
+from ttsync.emulator.testing import EmulatorServer
 
 FAST = RateLimits(default=1_000.0)
 QUICK_RETRIES = RetryPolicy(

@@ -10,14 +10,14 @@ from typing import Any, TypeVar
 
 import pytest
 
-from ttsync.emulator.testing import EmulatorServer
-from ttsync.tiktok import (
+from ttsync.destinations.tiktok.client import (
     AsyncTikTokClient,
     ClientValidationError,
     InvalidRequestError,
     LimiterRegistry,
     RetryPolicy,
 )
+from ttsync.emulator.testing import EmulatorServer
 
 T = TypeVar("T")
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from audience_env import ORCH, Env
+from ttsync.destinations.tiktok.client import RetryPolicy
 from ttsync.errors import ConfigError
 from ttsync.services.base import RunOptions
 from ttsync.services.runs import RunOutcome, build_run, continue_run
 from ttsync.store import repos
-from ttsync.tiktok import RetryPolicy
 from ttsync.workflows.resolutions import resolution_for
 
 FAST_RETRY = RetryPolicy(max_attempts=2, max_total_seconds=5, wait_initial=0.01, wait_max=0.05, wait_jitter=0)

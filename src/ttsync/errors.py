@@ -8,7 +8,7 @@ bottom of the package so that every layer can raise them without importing the w
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class ResolvableError(Exception):
@@ -21,6 +21,11 @@ class ResolvableError(Exception):
         super().__init__(message)
         if resolution_key is not None:
             self.resolution_key = resolution_key
+
+    def details(self) -> dict[str, Any]:
+        """Extra fields stored with a failed task beside the key and message (a destination's error code,
+        request id and endpoint); none by default. Never PII or secrets."""
+        return {}
 
 
 class LargeRemovalBlockedError(ResolvableError):

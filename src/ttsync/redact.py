@@ -13,7 +13,7 @@ Two strengths, chosen by where the text comes from (`redact_error`):
 - text ttsync composed itself (`ttsync.*` exceptions): only e-mail addresses are replaced. These messages
   carry advertiser, audience and event-set ids (long digit runs) that the user needs, and never row values.
 
-Secrets are a separate concern (`ttsync.tiktok._redact`).
+Secrets are a separate concern (`ttsync.destinations.tiktok.client._redact`).
 """
 
 from __future__ import annotations

@@ -13,9 +13,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from ttsync.destinations.tiktok.client import (
+    AsyncTikTokClient,
+    InvalidRequestError,
+    NotFoundError,
+    RetryableError,
+)
+from ttsync.destinations.tiktok.client.models.dmp import AudienceDetails, CustomAudienceSummary
 from ttsync.errors import AudienceLimitReachedError, AudienceNotReadyError
-from ttsync.tiktok import AsyncTikTokClient, InvalidRequestError, NotFoundError, RetryableError
-from ttsync.tiktok.models.dmp import AudienceDetails, CustomAudienceSummary
 
 AUDIENCE_CAP = 400  # custom audiences per advertiser (ref §2.5)
 # What a not-yet-valid audience reports after delivery: a state, not a failure. TikTok validates a partner
@@ -106,7 +111,7 @@ async def create_partner_audience(client: AsyncTikTokClient, advertiser_id: str,
             "TikTok Ads Manager before ttsync can create another"
         )
     # If the cap is reached between the check and the create, the client's error already carries the
-    # `audience_limit_reached` resolution (see `ttsync.tiktok.codes.classify`).
+    # `audience_limit_reached` resolution (see `ttsync.destinations.tiktok.client.codes.classify`).
     created = await client.create_segment_audience(advertiser_id, name)
     if not created.audience_id:
         raise AudienceNotReadyError("TikTok created the audience but returned no audience id")

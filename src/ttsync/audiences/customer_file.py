@@ -41,12 +41,12 @@ from ttsync.audiences.audience import (
 )
 from ttsync.audiences.customer_file_parts import DEFAULT_PART_ROWS, PartFile, write_parts
 from ttsync.audiences.plan import AudiencePlan, SyncMode
+from ttsync.destinations.tiktok.client import AsyncTikTokClient, InvalidRequestError, NotFoundError
+from ttsync.destinations.tiktok.client.models.common import CalculateType
+from ttsync.destinations.tiktok.client.models.dmp import AudienceDetails, UpdateAction
 from ttsync.errors import AudienceLimitReachedError, ConfigError, ResolvableError
 from ttsync.identity.digests import HEX_SQL
 from ttsync.sqltext import sql_literal
-from ttsync.tiktok import AsyncTikTokClient, InvalidRequestError, NotFoundError
-from ttsync.tiktok.models.common import CalculateType
-from ttsync.tiktok.models.dmp import AudienceDetails, UpdateAction
 
 # id_schema (the identity stage's names) -> customer-file calculate_type (ref §2.4). The file flow names
 # Android advertising ids GAID where the mapping API says AAID.

@@ -1,5 +1,5 @@
 """Credential commands: `ttsync credentials authorize|reauthorize|revoke|test`, `ttsync destinations test`,
-`ttsync doctor`, and `ttsync webhook deliver`. The logic lives in `ttsync.credentials` / `ttsync.notify`."""
+`ttsync doctor`, and `ttsync webhook deliver`. The logic lives in `ttsync.destinations.tiktok.oauth` / `ttsync.notify`."""
 
 from __future__ import annotations
 
@@ -23,9 +23,15 @@ from ttsync.cli.workspace import (
     destinations_app,
     error_document,
 )
-from ttsync.credentials import AuthorizeFlow, AuthorizeResult, CheckReport, CredentialFlowError, Doctor
-from ttsync.credentials import revoke as revoke_token
-from ttsync.credentials.receiver import parse_callback
+from ttsync.destinations.tiktok.oauth import (
+    AuthorizeFlow,
+    AuthorizeResult,
+    CheckReport,
+    CredentialFlowError,
+    Doctor,
+)
+from ttsync.destinations.tiktok.oauth import revoke as revoke_token
+from ttsync.destinations.tiktok.oauth.receiver import parse_callback
 from ttsync.workflows.resolutions import resolution_for
 from ttsync.workspace.layout import Workspace
 

@@ -29,6 +29,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ttsync.config.models import ResolvedOfflineEventsSettings
+from ttsync.destinations.tiktok.client import (
+    AsyncTikTokClient,
+    ClientValidationError,
+    InvalidRequestError,
+    NotFoundError,
+)
 from ttsync.events.columns import plan_columns
 from ttsync.events.ledger import Ledger, ledger_namespace
 from ttsync.events.outcomes import EventTotals, OutcomeWriter, scrub_message, write_totals
@@ -38,7 +44,6 @@ from ttsync.events.stage import Stage
 from ttsync.events.validate import EventRules, RowValidator
 from ttsync.identity import MatchReport
 from ttsync.identity.rowkeys import KeyHasher
-from ttsync.tiktok import AsyncTikTokClient, ClientValidationError, InvalidRequestError, NotFoundError
 
 MAX_BATCH: Final = 1_000  # ref §3.1: more than 1,000 events and TikTok rejects the whole request
 # 40002 messages name the bad event as `data.N.field` (Events API 2.0) or `Batch.N.field` (ref §3.4).

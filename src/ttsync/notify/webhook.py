@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 import httpx2
 import stamina
 
+from ttsync.destinations.tiktok.client.retrylog import retrying
 from ttsync.redact import install_log_redaction, redact_text
 from ttsync.store import Store, repos
 from ttsync.store.records import NotificationRecord
-from ttsync.tiktok.retrylog import retrying
 from ttsync.workflows.resolutions import resolution_for
 
 WEBHOOK_URL_ENV: Final = "TTSYNC_WEBHOOK_URL"

@@ -42,7 +42,8 @@ from ttsync.audiences.plan import AudiencePlan, SyncMode, commit_plan_snapshot, 
 from ttsync.audiences.prepare import PreparedOutput, prepare_to_parquet
 from ttsync.audiences.snapshot import delete_snapshot, snapshot_path
 from ttsync.config.models import ResolvedAudienceSettings
-from ttsync.credentials.clients import CHECK_RETRY
+from ttsync.destinations.tiktok.client import AsyncTikTokClient
+from ttsync.destinations.tiktok.oauth.clients import CHECK_RETRY
 from ttsync.errors import ConfigError, LargeRemovalBlockedError, ResolvableError
 from ttsync.identity import ColumnSpec
 from ttsync.identity.coltypes import Role, check_schema
@@ -50,7 +51,6 @@ from ttsync.services.base import OrchestrationRun, Reporter, RunOptions
 from ttsync.sources import open_source
 from ttsync.store import repos
 from ttsync.store.records import AudienceStateRecord
-from ttsync.tiktok import AsyncTikTokClient
 from ttsync.workflows.engine import TaskContext, TaskSpec
 
 # id schema each user id type is sent as (ref §2.1 id_schema values); MD5 only when the input is MD5.

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ttsync.config.models import Credential, DataTemplate, Destination, Orchestration, Source
-from ttsync.credentials import ensure_fresh_token
+from ttsync.destinations.tiktok.client import AsyncTikTokClient, RateLimits, RetryPolicy
+from ttsync.destinations.tiktok.oauth import ensure_fresh_token
 from ttsync.identity.rowkeys import KeyHasher
 from ttsync.store.db import Store
-from ttsync.tiktok import AsyncTikTokClient, RateLimits, RetryPolicy
 from ttsync.workflows.engine import TaskSpec
 
 

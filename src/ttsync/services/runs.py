@@ -10,7 +10,7 @@ from typing import Any
 
 from ttsync.audiences.customer_file import single_calculate_type
 from ttsync.config.models import ResolvedOfflineEventsSettings, effective_settings
-from ttsync.credentials import Doctor
+from ttsync.destinations.tiktok.oauth import Doctor
 from ttsync.errors import ConfigError
 from ttsync.notify import deliver_pending
 from ttsync.redact import install_log_redaction

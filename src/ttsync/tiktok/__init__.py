@@ -1,16 +1,20 @@
-"""ttsync.tiktok: the typed TikTok Business API v1.3 client (async core, sync facade).
+"""Short re-export of the TikTok client, kept for one release: import `ttsync.destinations.tiktok.client`.
 
     from ttsync.tiktok import TikTokClient
-    with TikTokClient(access_token=..., base_url="http://127.0.0.1:8765/open_api/v1.3/") as client:
-        audience = client.create_segment_audience("ADVERTISER_ID", "My audience")
 
-See docs/client.md.
+Nothing inside ttsync imports this module (an import-linter contract says so).
 """
 
-from ttsync.tiktok._core import PRODUCTION_BASE_URL, SANDBOX_BASE_URL, ClientStats
-from ttsync.tiktok.client import AsyncTikTokClient, build_batch_data
-from ttsync.tiktok.codes import RESOLUTION_KEYS, CodeRule, ErrorKind, ResolutionKey, classify
-from ttsync.tiktok.errors import (
+from ttsync.destinations.tiktok.client._core import PRODUCTION_BASE_URL, SANDBOX_BASE_URL, ClientStats
+from ttsync.destinations.tiktok.client.client import AsyncTikTokClient, build_batch_data
+from ttsync.destinations.tiktok.client.codes import (
+    RESOLUTION_KEYS,
+    CodeRule,
+    ErrorKind,
+    ResolutionKey,
+    classify,
+)
+from ttsync.destinations.tiktok.client.errors import (
     AuthenticationError,
     ClientValidationError,
     InvalidRequestError,
@@ -21,15 +25,15 @@ from ttsync.tiktok.errors import (
     TikTokError,
     UnexpectedResponseError,
 )
-from ttsync.tiktok.limiter import (
+from ttsync.destinations.tiktok.client.limiter import (
     GLOBAL_LIMITERS,
     AdaptiveRateLimiter,
     LimiterRegistry,
     RateLimits,
     group_for_path,
 )
-from ttsync.tiktok.retry import RetryPolicy
-from ttsync.tiktok.sync import TikTokClient
+from ttsync.destinations.tiktok.client.retry import RetryPolicy
+from ttsync.destinations.tiktok.client.sync import TikTokClient
 
 __all__ = [
     "GLOBAL_LIMITERS",

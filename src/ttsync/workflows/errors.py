@@ -10,24 +10,19 @@ from typing import Any
 from ttsync.errors import ResolvableError
 from ttsync.redact import redact_error, redact_text
 from ttsync.sources.base import SourceError
-from ttsync.tiktok.errors import TikTokError
 
 
 def classify_exception(exc: BaseException) -> dict[str, Any]:
     """`{resolution, message, kind, code?, request_id?, endpoint?}` for storing with a failed task."""
-    if isinstance(exc, TikTokError):
+    if isinstance(exc, SourceError):
+        return source_failure(exc)
+    if isinstance(exc, ResolvableError):
         return {
             "resolution": str(exc.resolution_key),
             "message": redact_error(exc),
             "kind": type(exc).__name__,
-            "code": exc.code,
-            "request_id": exc.request_id,
-            "endpoint": exc.endpoint,
+            **exc.details(),
         }
-    if isinstance(exc, SourceError):
-        return source_failure(exc)
-    if isinstance(exc, ResolvableError):
-        return {"resolution": exc.resolution_key, "message": redact_error(exc), "kind": type(exc).__name__}
     # An unexpected error: its text may carry data values, so only its type is kept.
     return {
         "resolution": "internal_error",

@@ -1,6 +1,6 @@
 """Typed request and response models for every endpoint the client calls."""
 
-from ttsync.tiktok.models.common import (
+from ttsync.destinations.tiktok.client.models.common import (
     ApiResult,
     CalculateType,
     CreateCalculateType,
@@ -8,7 +8,7 @@ from ttsync.tiktok.models.common import (
     IdSchema,
     PageInfo,
 )
-from ttsync.tiktok.models.dmp import (
+from ttsync.destinations.tiktok.client.models.dmp import (
     AudienceDetails,
     AudienceHistoryEntry,
     CustomAudienceCreateResult,
@@ -19,7 +19,7 @@ from ttsync.tiktok.models.dmp import (
     FileUploadResult,
     UpdateAction,
 )
-from ttsync.tiktok.models.events import (
+from ttsync.destinations.tiktok.client.models.events import (
     MAX_EVENTS_PER_REQUEST,
     EventSource,
     EventTrackResult,
@@ -28,14 +28,14 @@ from ttsync.tiktok.models.events import (
     OfflineGetResult,
     TrackEvent,
 )
-from ttsync.tiktok.models.oauth import (
+from ttsync.destinations.tiktok.client.models.oauth import (
     AccessTokenResult,
     AdvertiserListResult,
     AuthorizedAdvertiser,
     RefreshTokenResult,
     RevokeTokenResult,
 )
-from ttsync.tiktok.models.segment import SegmentAudienceResult
+from ttsync.destinations.tiktok.client.models.segment import SegmentAudienceResult
 
 __all__ = [
     "MAX_EVENTS_PER_REQUEST",

@@ -2,7 +2,7 @@
 
 `oauth2/advertiser/get/` takes the app secret in the query string (ref §4.5), and httpx2 logs every request
 URL at INFO. A filter on the `httpx2` logger rewrites secret-bearing query values before any handler sees
-them. The filter is attached once, when `ttsync.tiktok` is imported.
+them. The filter is attached once, when `ttsync.destinations.tiktok.client` is imported.
 """
 
 from __future__ import annotations

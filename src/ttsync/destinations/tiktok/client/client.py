@@ -11,10 +11,15 @@ from typing import Any, Final, Literal
 
 from pydantic import SecretStr
 
-from ttsync.tiktok._core import BaseAsyncClient, CallSpec, build_request
-from ttsync.tiktok.errors import ClientValidationError, InvalidRequestError
-from ttsync.tiktok.models.common import CalculateType, CreateCalculateType, EmptyResult, IdSchema
-from ttsync.tiktok.models.dmp import (
+from ttsync.destinations.tiktok.client._core import BaseAsyncClient, CallSpec, build_request
+from ttsync.destinations.tiktok.client.errors import ClientValidationError, InvalidRequestError
+from ttsync.destinations.tiktok.client.models.common import (
+    CalculateType,
+    CreateCalculateType,
+    EmptyResult,
+    IdSchema,
+)
+from ttsync.destinations.tiktok.client.models.dmp import (
     CustomAudienceCreateRequest,
     CustomAudienceCreateResult,
     CustomAudienceDeleteRequest,
@@ -29,7 +34,7 @@ from ttsync.tiktok.models.dmp import (
     FileUploadResult,
     UpdateAction,
 )
-from ttsync.tiktok.models.events import (
+from ttsync.destinations.tiktok.client.models.events import (
     EventSource,
     EventTrackRequest,
     EventTrackResult,
@@ -39,7 +44,7 @@ from ttsync.tiktok.models.events import (
     OfflineGetResult,
     TrackEvent,
 )
-from ttsync.tiktok.models.oauth import (
+from ttsync.destinations.tiktok.client.models.oauth import (
     AccessTokenRequest,
     AccessTokenResult,
     AdvertiserGetRequest,
@@ -49,7 +54,11 @@ from ttsync.tiktok.models.oauth import (
     RevokeTokenRequest,
     RevokeTokenResult,
 )
-from ttsync.tiktok.models.segment import SegmentAudienceRequest, SegmentAudienceResult, SegmentMappingRequest
+from ttsync.destinations.tiktok.client.models.segment import (
+    SegmentAudienceRequest,
+    SegmentAudienceResult,
+    SegmentMappingRequest,
+)
 
 _HASH_PATTERNS: Final = {
     "SHA256": re.compile(r"[0-9a-f]{64}"),

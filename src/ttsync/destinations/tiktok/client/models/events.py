@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from ttsync.tiktok.models.common import ApiResult, Id, RequestModel, ResponseModel
+from ttsync.destinations.tiktok.client.models.common import ApiResult, Id, RequestModel, ResponseModel
 
 EventSource = Literal["web", "app", "offline", "crm"]
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ttsync.credentials.errors import StateError
+from ttsync.destinations.tiktok.oauth.errors import StateError
 
 KEY_FILE: Final = "oauth-state.key"
 NONCE_DIR: Final = "oauth-nonces"

@@ -29,10 +29,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
 from ttsync.config.models import Credential, Destination, OfflineEventsSettings
-from ttsync.credentials.clients import CHECK_RETRY, client_for
+from ttsync.destinations.tiktok.client import (
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    TikTokClient,
+    TikTokError,
+)
+from ttsync.destinations.tiktok.oauth.clients import CHECK_RETRY, client_for
 from ttsync.errors import WorkspaceError
 from ttsync.store import Store, repos
-from ttsync.tiktok import InvalidRequestError, NotFoundError, PermissionDeniedError, TikTokClient, TikTokError
 from ttsync.workflows.resolutions import resolution_for
 
 Status = Literal["ok", "problem", "warning", "skipped"]

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ttsync.tiktok.models.common import ApiResult, Id, IdSchema, RequestModel
+from ttsync.destinations.tiktok.client.models.common import ApiResult, Id, IdSchema, RequestModel
 
 
 class SegmentAudienceRequest(RequestModel):

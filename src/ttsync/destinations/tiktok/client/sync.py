@@ -19,11 +19,11 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import httpx2
 from pydantic import SecretStr
 
-from ttsync.tiktok._core import PRODUCTION_BASE_URL
-from ttsync.tiktok.client import AsyncTikTokClient
-from ttsync.tiktok.limiter import LimiterRegistry, RateLimits
-from ttsync.tiktok.models.dmp import CustomAudienceSummary
-from ttsync.tiktok.retry import RetryPolicy
+from ttsync.destinations.tiktok.client._core import PRODUCTION_BASE_URL
+from ttsync.destinations.tiktok.client.client import AsyncTikTokClient
+from ttsync.destinations.tiktok.client.limiter import LimiterRegistry, RateLimits
+from ttsync.destinations.tiktok.client.models.dmp import CustomAudienceSummary
+from ttsync.destinations.tiktok.client.retry import RetryPolicy
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from stamina.instrumentation import RetryDetails, set_on_retry_hooks
 
-from ttsync.tiktok.errors import TikTokError
+from ttsync.destinations.tiktok.client.errors import TikTokError
 
 log = logging.getLogger("ttsync.retry")
 

@@ -14,9 +14,9 @@ import httpx2
 import stamina
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from ttsync.tiktok._redact import install_log_redaction, scrub
-from ttsync.tiktok.codes import PARTIAL_SUCCESS_CODE, is_success
-from ttsync.tiktok.errors import (
+from ttsync.destinations.tiktok.client._redact import install_log_redaction, scrub
+from ttsync.destinations.tiktok.client.codes import PARTIAL_SUCCESS_CODE, is_success
+from ttsync.destinations.tiktok.client.errors import (
     AuthenticationError,
     ClientValidationError,
     RateLimitedError,
@@ -27,16 +27,16 @@ from ttsync.tiktok.errors import (
     from_http_status,
     transport_error,
 )
-from ttsync.tiktok.limiter import (
+from ttsync.destinations.tiktok.client.limiter import (
     GLOBAL_LIMITERS,
     AdaptiveRateLimiter,
     LimiterRegistry,
     RateLimits,
     group_for_path,
 )
-from ttsync.tiktok.models.common import ApiResult
-from ttsync.tiktok.retry import RetryPolicy
-from ttsync.tiktok.retrylog import retrying
+from ttsync.destinations.tiktok.client.models.common import ApiResult
+from ttsync.destinations.tiktok.client.retry import RetryPolicy
+from ttsync.destinations.tiktok.client.retrylog import retrying
 
 PRODUCTION_BASE_URL: Final = "https://business-api.tiktok.com/open_api/v1.3/"
 SANDBOX_BASE_URL: Final = "https://sandbox-ads.tiktok.com/open_api/v1.3/"  # ref §1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from ttsync.tiktok.models.common import ApiResult, Id, RequestModel, ResponseModel
+from ttsync.destinations.tiktok.client.models.common import ApiResult, Id, RequestModel, ResponseModel
 
 
 class AccessTokenRequest(RequestModel):

@@ -16,12 +16,12 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from ttsync.config.models import Credential
-from ttsync.credentials.clients import client_for, portal_auth_url, require_app_secret
-from ttsync.credentials.errors import CredentialFlowError
-from ttsync.credentials.receiver import Callback, LoopbackReceiver
-from ttsync.credentials.state import DEFAULT_STATE_TTL, StateSigner
+from ttsync.destinations.tiktok.client import TikTokError
+from ttsync.destinations.tiktok.oauth.clients import client_for, portal_auth_url, require_app_secret
+from ttsync.destinations.tiktok.oauth.errors import CredentialFlowError
+from ttsync.destinations.tiktok.oauth.receiver import Callback, LoopbackReceiver
+from ttsync.destinations.tiktok.oauth.state import DEFAULT_STATE_TTL, StateSigner
 from ttsync.store import Store, repos
-from ttsync.tiktok import TikTokError
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Final
 
 
 class ErrorKind(StrEnum):
-    """The five failure classes; each maps to one exception class in `ttsync.tiktok.errors`."""
+    """The five failure classes; each maps to one exception class in `ttsync.destinations.tiktok.client.errors`."""
 
     RETRYABLE = "retryable"
     AUTHENTICATION = "authentication"
@@ -121,7 +121,7 @@ CODE_RULES: Final = MappingProxyType(
 )
 
 # Codes that are a rate limit: the client's limiter slows down on them, and retries them on a budget of its
-# own rather than the fault budget (see `ttsync.tiktok.retry`).
+# own rather than the fault budget (see `ttsync.destinations.tiktok.client.retry`).
 RATE_LIMIT_CODES: Final = frozenset(
     code for code, rule in CODE_RULES.items() if rule.resolution_key is ResolutionKey.RATE_LIMITED
 )

@@ -8,8 +8,9 @@ client scrubs its own credentials out of any message before building an error.
 
 from __future__ import annotations
 
-from ttsync.errors import ResolvableError
-from ttsync.tiktok.codes import (
+from typing import Any
+
+from ttsync.destinations.tiktok.client.codes import (
     HTTP_CLIENT_ERROR_RULE,
     TRANSPORT_RULE,
     CodeRule,
@@ -17,6 +18,7 @@ from ttsync.tiktok.codes import (
     ResolutionKey,
     classify,
 )
+from ttsync.errors import ResolvableError
 
 
 class TikTokError(ResolvableError):
@@ -43,6 +45,10 @@ class TikTokError(ResolvableError):
         # True when the request may have been applied although no answer came back (a timeout after
         # sending a non-idempotent create): the client then does not retry it automatically.
         self.ambiguous = False
+
+    def details(self) -> dict[str, Any]:
+        """TikTok's code, the request id and the endpoint, stored with a failed task (`workflows show`)."""
+        return {"code": self.code, "request_id": self.request_id, "endpoint": self.endpoint}
 
     @property
     def retryable(self) -> bool:

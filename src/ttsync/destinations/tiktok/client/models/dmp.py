@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from ttsync.tiktok.models.common import (
+from ttsync.destinations.tiktok.client.models.common import (
     ApiResult,
     CreateCalculateType,
     Id,

@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from ttsync.config.models import Credential
-from ttsync.credentials.clients import client_for, require_app_secret
+from ttsync.destinations.tiktok.client import AuthenticationError
+from ttsync.destinations.tiktok.oauth.clients import client_for, require_app_secret
 from ttsync.store import Store, repos
-from ttsync.tiktok import AuthenticationError
 
 DEFAULT_MARGIN_SECONDS: Final = 300.0
 _LOCK = threading.Lock()

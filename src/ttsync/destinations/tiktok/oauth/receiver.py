@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
-from ttsync.credentials.errors import CredentialFlowError
+from ttsync.destinations.tiktok.oauth.errors import CredentialFlowError
 
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost"})
 

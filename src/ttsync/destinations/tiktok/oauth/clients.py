@@ -6,8 +6,8 @@ from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
 from ttsync.config.models import Credential
-from ttsync.credentials.errors import CredentialFlowError
-from ttsync.tiktok import RetryPolicy, TikTokClient
+from ttsync.destinations.tiktok.client import RetryPolicy, TikTokClient
+from ttsync.destinations.tiktok.oauth.errors import CredentialFlowError
 
 PRODUCTION_PORTAL: Final = "https://business-api.tiktok.com/portal/auth"  # ref §4.1
 API_PATH_MARKER: Final = "/open_api/"
