@@ -1,6 +1,6 @@
 """Benchmark the main job: full audience sync of N people into the emulator, then a re-sync with churn.
 
-Runs the real path (`ttsync.services.runs`: source -> identity -> plan -> upload -> commit -> read back)
+Runs the real path (`ttsync.app.runs`: source -> identity -> plan -> upload -> commit -> read back)
 against `ttsync emulator serve` in its own process. The ceiling is what the configured limits allow:
 `qps * batch_rows` identifiers per second during the upload. Prints one JSON line per run:
 
@@ -24,14 +24,14 @@ from typing import Any
 import duckdb
 
 from emulator_process import emulator_process
+from ttsync.app.runs import build_run, start_run
+from ttsync.app.workspace.apply import apply_config
+from ttsync.app.workspace.layout import Workspace
 from ttsync.config.file import parse_config
 from ttsync.destinations.tiktok.client import RateLimits
+from ttsync.destinations.tiktok.pipelines.audience import RunOptions
 from ttsync.emulator.testing import EmulatorAdmin
-from ttsync.services.audience_sync import RunOptions
-from ttsync.services.runs import build_run, start_run
 from ttsync.store import write_key_file
-from ttsync.workspace.apply import apply_config
-from ttsync.workspace.layout import Workspace
 
 CONFIG = """
 version: 1

@@ -29,7 +29,7 @@ import httpx2
 import pyarrow as pa
 
 from emulator_process import emulator_process
-from ttsync.audiences.wire import batch_data_json
+from ttsync.destinations.tiktok.audience.wire import batch_data_json
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, LimiterRegistry, RateLimits, TikTokError
 
 DEFAULT_CONCURRENCY = 64  # workers = client max_concurrency; spare ones let the pacing catch up after a stall

@@ -1,7 +1,7 @@
 """Offline events end to end: N events from Arrow batches into the emulator, batches of 1,000.
 
 Starts `ttsync emulator serve --seed demo` as a subprocess on a free loopback port, raises its `events`
-rate limit through the admin API, then runs `ttsync.events.deliver.deliver_events` over synthetic warehouse
+rate limit through the admin API, then runs `ttsync.destinations.tiktok.events.deliver_events` over synthetic warehouse
 batches (raw emails and phones, so identity normalizes and hashes them; one event in ten has two item
 rows). Prints one JSON object:
 
@@ -37,8 +37,8 @@ import pyarrow.compute as pc
 from emulator_process import emulator_process
 from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, LimiterRegistry, RateLimits
+from ttsync.destinations.tiktok.events import deliver_events
 from ttsync.emulator.testing import EmulatorAdmin
-from ttsync.events.deliver import deliver_events
 from ttsync.events.ledger import Ledger
 
 

@@ -10,15 +10,15 @@ from typing import Any
 import duckdb
 import pytest
 
+from ttsync.app.runs import RunOutcome, build_run, start_run
+from ttsync.app.workspace.apply import apply_config
+from ttsync.app.workspace.init import init_workspace
+from ttsync.app.workspace.layout import Workspace, load_config
+from ttsync.destinations.tiktok.pipelines.base import RunOptions
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.identity import InvalidIdentifier, hash_identifier
-from ttsync.services.base import RunOptions
-from ttsync.services.runs import RunOutcome, build_run, start_run
 from ttsync.store import repos
 from ttsync.store.db import Store
-from ttsync.workspace.apply import apply_config
-from ttsync.workspace.init import init_workspace
-from ttsync.workspace.layout import Workspace, load_config
 
 ORCH = "high-value-customers"
 KINDS = {"email": ("email", "EMAIL_SHA256"), "phone": ("phone", "PHONE_SHA256"),

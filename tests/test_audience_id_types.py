@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from audience_env import ORCH, Env
-from ttsync.audiences.columns import audience_column_specs
 from ttsync.errors import ConfigError
 from ttsync.store import repos
+from ttsync.sync.columns import audience_column_specs
 
 MAPPING = {"email": "EMAIL", "phone": "PHONE", "idfa": "IDFA", "aaid": "AAID", "country": "REGION"}
 ALL_TYPES = ["EMAIL", "PHONE", "IDFA", "AAID"]

@@ -11,8 +11,8 @@ import sys
 import duckdb
 
 from audience_env import ORCH, Env
+from ttsync.app.runs import build_run, continue_run
 from ttsync.emulator.testing import RawApi
-from ttsync.services.runs import build_run, continue_run
 from ttsync.store import repos
 from ttsync.workflows.resolutions import Action, resolution_for
 

@@ -18,16 +18,16 @@ import duckdb
 import pytest
 
 from audience_env import ORCH, Env, make_env
-from ttsync.audiences.audience import PROCESSING_STATE
+from ttsync.app.runs import build_run, continue_run, preview_run
+from ttsync.app.workspace.apply import apply_config
+from ttsync.app.workspace.layout import load_config
+from ttsync.destinations.tiktok.audience.audience import PROCESSING_STATE
+from ttsync.destinations.tiktok.pipelines.audience import RunOptions
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.emulator.variants import VARIANTS
 from ttsync.identity.digests import HEX_SQL
 from ttsync.sample import apply_churn
-from ttsync.services.audience_sync import RunOptions
-from ttsync.services.runs import build_run, continue_run, preview_run
 from ttsync.store import repos
-from ttsync.workspace.apply import apply_config
-from ttsync.workspace.layout import load_config
 
 
 def test_sync_then_resync_mirrors_the_query(env: Env) -> None:

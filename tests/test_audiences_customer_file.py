@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ttsync.audiences.customer_file import (
+from ttsync.destinations.tiktok.audience.customer_file import (
     CustomerFileOptions,
     CustomerFileResult,
     _landed_at_zero,
@@ -26,12 +26,12 @@ from ttsync.audiences.customer_file import (
     plan_calls,
     single_calculate_type,
 )
-from ttsync.audiences.plan import AudiencePlan, SyncMode, commit_plan_snapshot, connect, plan_audience
-from ttsync.audiences.prepare import ids_batch
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, PermissionDeniedError
 from ttsync.destinations.tiktok.client.models.dmp import AudienceDetails
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.errors import ConfigError, ResolvableError
+from ttsync.sync.plan import AudiencePlan, SyncMode, commit_plan_snapshot, connect, plan_audience
+from ttsync.sync.prepare import ids_batch
 
 EMAIL = "EMAIL_SHA256"
 # Small parts and short waits so a few thousand people exercise splitting, batching and timeouts.

@@ -10,12 +10,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ttsync.audiences.plan import SyncMode, connect, plan_audience
-from ttsync.audiences.prepare import prepare_to_parquet, read_footer
-from ttsync.audiences.snapshot import distinct_ids, snapshot_sql
 from ttsync.identity import ColumnSpec
 from ttsync.identity.digests import HEX_SQL, digest_keys, duplicate_keys
 from ttsync.identity.kernels import sha256_hex as kernel_sha256_hex
+from ttsync.sync.plan import SyncMode, connect, plan_audience
+from ttsync.sync.prepare import prepare_to_parquet, read_footer
+from ttsync.sync.snapshot import distinct_ids, snapshot_sql
 
 
 def rebuilt_hex(keys: list[pa.Array]) -> list[str]:

@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ttsync.audiences.plan import (
+from ttsync.destinations.tiktok.audience.wire import batch_data_json
+from ttsync.sync.plan import (
     AudiencePlan,
     SyncMode,
     connect,
@@ -19,9 +20,8 @@ from ttsync.audiences.plan import (
     next_snapshot_sql,
     plan_audience,
 )
-from ttsync.audiences.prepare import ids_batch
-from ttsync.audiences.snapshot import commit_snapshot, commit_snapshot_file, distinct_ids
-from ttsync.audiences.wire import batch_data_json
+from ttsync.sync.prepare import ids_batch
+from ttsync.sync.snapshot import commit_snapshot, commit_snapshot_file, distinct_ids
 
 E, P = "EMAIL_SHA256", "PHONE_SHA256"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ttsync.app.workspace.layout import Workspace
 from ttsync.store import repos
-from ttsync.workspace.layout import Workspace
 
 FIRST = "abcd1234" + "0" * 24
 SECOND = "abcd5678" + "1" * 24

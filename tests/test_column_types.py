@@ -11,9 +11,9 @@ import pyarrow as pa
 import pytest
 
 from audience_env import ORCH, Env
+from ttsync.app.runs import build_run, start_run
 from ttsync.identity import ColumnSpec, Preparer, prepare_value
 from ttsync.identity.coltypes import ColumnTypeError
-from ttsync.services.runs import build_run, start_run
 from ttsync.store import repos
 
 EVENTS_ORCH = "store-purchases-last-7-days"

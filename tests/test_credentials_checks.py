@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from ttsync.app.workspace.init import init_workspace
+from ttsync.app.workspace.layout import Workspace
 from ttsync.config.models import AudienceSettings, Credential, Destination, OfflineEventsSettings
 from ttsync.destinations.tiktok.oauth import Doctor
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.store import repos
-from ttsync.workspace.init import init_workspace
-from ttsync.workspace.layout import Workspace
 
 CREDENTIAL = "tiktok"
 

@@ -20,13 +20,13 @@ import httpx2
 import pytest
 from pydantic import SecretStr
 
+from ttsync.app.workspace.init import init_workspace
+from ttsync.app.workspace.layout import Workspace
 from ttsync.config.models import Credential
 from ttsync.destinations.tiktok.oauth import AuthorizeFlow, CredentialFlowError, StateError, exchange_code
 from ttsync.destinations.tiktok.oauth.receiver import Callback, parse_callback
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.store import Store, repos
-from ttsync.workspace.init import init_workspace
-from ttsync.workspace.layout import Workspace
 
 CREDENTIAL = "tiktok"
 

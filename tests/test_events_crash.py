@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ttsync.events.deliver import deliver_events
+from ttsync.destinations.tiktok.events import deliver_events
 from ttsync.events.ledger import Ledger
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, RetryPolicy
 from ttsync.config.models import ResolvedOfflineEventsSettings

@@ -24,8 +24,8 @@ from ttsync.destinations.tiktok.client import (
     LimiterRegistry,
     RetryPolicy,
 )
+from ttsync.destinations.tiktok.events import EventSender, EventSetNotFoundError, deliver_events
 from ttsync.emulator.testing import EmulatorServer
-from ttsync.events.deliver import EventSender, EventSetNotFoundError, deliver_events
 from ttsync.events.ledger import Ledger
 from ttsync.events.outcomes import EventTotals
 from ttsync.events.payload import GroupedEvent, ReadyEvents

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 
 from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, LimiterRegistry
+from ttsync.destinations.tiktok.events import EventRunResult, deliver_events, plan_events
 from ttsync.emulator.testing import EmulatorServer
-from ttsync.events.deliver import EventRunResult, deliver_events, plan_events
 from ttsync.events.examples import example_query
 from ttsync.events.ledger import Ledger
 from ttsync.sample.generator import generate

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from ttsync.app.runs import build_run, preview_run, start_run
+from ttsync.app.workspace.apply import apply_config
+from ttsync.app.workspace.init import init_workspace
+from ttsync.app.workspace.layout import load_config
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.emulator.variants import VARIANTS
-from ttsync.services.runs import build_run, preview_run, start_run
 from ttsync.store import repos
-from ttsync.workspace.apply import apply_config
-from ttsync.workspace.init import init_workspace
-from ttsync.workspace.layout import load_config
 
 ORCH = "store-purchases-last-7-days"
 
@@ -51,7 +51,7 @@ _VARIANT_SETS = [
 def test_events_are_sent_once_across_runs(
     emulator: EmulatorServer, workspace: Path, variants: list[str]
 ) -> None:
-    from ttsync.workspace.layout import Workspace
+    from ttsync.app.workspace.layout import Workspace
 
     emulator.admin.set_variants(variants, partner_names=["Acme"])
 
@@ -79,7 +79,7 @@ def test_events_are_sent_once_across_runs(
 
 
 def test_missing_event_set_is_a_resolution(emulator: EmulatorServer, workspace: Path) -> None:
-    from ttsync.workspace.layout import Workspace
+    from ttsync.app.workspace.layout import Workspace
 
     ws = Workspace(workspace)
     with ws.open_store() as store:

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from ttsync.config.models import ResolvedOfflineEventsSettings
+from ttsync.destinations.tiktok.events import EventOptions, plan_events
 from ttsync.events.columns import EventColumnsError, plan_columns
-from ttsync.events.deliver import EventOptions, plan_events
 from ttsync.events.ledger import Ledger
 from ttsync.events.payload import GroupedEvent, assemble
 from ttsync.events.stage import Stage

@@ -14,16 +14,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from ttsync.audiences.plan import SyncMode, connect, plan_audience
-from ttsync.audiences.prepare import prepare_to_parquet
 from ttsync.config.models import ResolvedOfflineEventsSettings
+from ttsync.destinations.tiktok.events import EventOptions, plan_events
 from ttsync.events.columns import plan_columns
-from ttsync.events.deliver import EventOptions, plan_events
 from ttsync.events.ledger import Ledger
 from ttsync.events.validate import EventRules, RowValidator
 from ttsync.identity import ColumnSpec
 from ttsync.identity.rowkeys import PREFIX, KeyHasher, looks_like_identifier
 from ttsync.store.crypto import SecretBox, generate_key
+from ttsync.sync.plan import SyncMode, connect, plan_audience
+from ttsync.sync.prepare import prepare_to_parquet
 
 KEY = b"0123456789abcdef0123456789abcdef"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -25,12 +25,12 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from ttsync.app.workspace.apply import apply_config
+from ttsync.app.workspace.init import init_workspace
+from ttsync.app.workspace.layout import Workspace, load_config
 from ttsync.config.models import Orchestration
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.store import repos
-from ttsync.workspace.apply import apply_config
-from ttsync.workspace.init import init_workspace
-from ttsync.workspace.layout import Workspace, load_config
 
 pytestmark = pytest.mark.slow
 

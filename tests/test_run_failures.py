@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from audience_env import ORCH, Env
+from ttsync.app.runs import build_run, start_run
 from ttsync.config.models import Source
 from ttsync.notify.webhook import build_payload
-from ttsync.services.runs import build_run, start_run
 from ttsync.store import repos
 
 EVENTS_ORCH = "store-purchases-last-7-days"

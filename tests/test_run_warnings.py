@@ -10,8 +10,8 @@ import sys
 from typing import Any
 
 from audience_env import ORCH, Env
+from ttsync.app.runs import build_run, start_run
 from ttsync.notify.webhook import build_payload
-from ttsync.services.runs import build_run, start_run
 from ttsync.store import repos
 
 EVENTS_ORCH = "store-purchases-last-7-days"

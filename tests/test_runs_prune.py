@@ -14,9 +14,9 @@ import duckdb
 import pytest
 
 from audience_env import Env
-from ttsync.audiences.snapshot import distinct_ids
+from ttsync.app.retention import load_retention, prune_runs, save_retention
 from ttsync.config.file import Retention, parse_config
-from ttsync.services.retention import load_retention, prune_runs, save_retention
+from ttsync.sync.snapshot import distinct_ids
 
 
 def _runs(env: Env) -> set[str]:
@@ -68,7 +68,7 @@ def test_prune_keeps_snapshots_and_retryable_runs(env: Env) -> None:
     with duckdb.connect() as con:
         assert con.execute(f"SELECT count(*) FROM read_parquet('{snapshot}')").fetchall() == before_rows
     from audience_env import ORCH
-    from ttsync.services.runs import build_run, continue_run
+    from ttsync.app.runs import build_run, continue_run
 
     retried = continue_run(build_run(env.workspace, env.store, ORCH), failed.workflow.id, "retry")
     assert retried.ok, retried.workflow.error

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from audience_env import make_env
+from ttsync.app.workspace.layout import Workspace
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.events.ledger import Ledger
-from ttsync.workspace.layout import Workspace
 
 
 @pytest.fixture

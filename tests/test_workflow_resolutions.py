@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from audience_env import ORCH, Env
+from ttsync.app.runs import RunOutcome, build_run, continue_run
 from ttsync.destinations.tiktok.client import RetryPolicy
+from ttsync.destinations.tiktok.pipelines.base import RunOptions
 from ttsync.errors import ConfigError
-from ttsync.services.base import RunOptions
-from ttsync.services.runs import RunOutcome, build_run, continue_run
 from ttsync.store import repos
 from ttsync.workflows.resolutions import resolution_for
 

@@ -146,7 +146,7 @@ def test_docs_example_loads_and_resolves(doc: Path) -> None:
 
 @pytest.mark.parametrize("doc", [DOCS, DOCS.parents[1] / "README.md"], ids=["configuration.md", "README.md"])
 def test_docs_example_is_what_init_writes(doc: Path) -> None:
-    from ttsync.workspace.init import _FALLBACK_SEED, render_config
+    from ttsync.app.workspace.init import _FALLBACK_SEED, render_config
 
     block = re.search(r"```yaml\n(.*?)```", doc.read_text(), re.S)
     assert block is not None

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ttsync.app.workspace.layout import Workspace
 from ttsync.cli.workspace import (
     JsonOption,
     WorkspaceOption,
@@ -33,7 +34,6 @@ from ttsync.destinations.tiktok.oauth import (
 from ttsync.destinations.tiktok.oauth import revoke as revoke_token
 from ttsync.destinations.tiktok.oauth.receiver import parse_callback
 from ttsync.workflows.resolutions import resolution_for
-from ttsync.workspace.layout import Workspace
 
 _out = Console(highlight=False)
 _err = Console(stderr=True, highlight=False)

@@ -15,7 +15,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from ttsync.services.audience_sync import Reporter
+from ttsync.destinations.tiktok.pipelines.audience import Reporter
 
 
 class RichReporter(Reporter):

@@ -10,15 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ttsync.app.runs import RunOutcome, build_run, continue_run, preview_run, start_run
+from ttsync.app.workspace.layout import Workspace
 from ttsync.cli.progress import RichReporter
 from ttsync.cli.workspace import JsonOption, WorkspaceOption, _errors, _print_json, _store
-from ttsync.services.audience_sync import RunOptions
-from ttsync.services.runs import RunOutcome, build_run, continue_run, preview_run, start_run
+from ttsync.destinations.tiktok.pipelines.audience import RunOptions
 from ttsync.store import repos
 from ttsync.store.records import WorkflowRecord
 from ttsync.workflows.engine import workflow_warnings
 from ttsync.workflows.resolutions import resolution_for
-from ttsync.workspace.layout import Workspace
 
 _out = Console()
 _err = Console(stderr=True)
@@ -66,7 +66,7 @@ def run(
 
 def _prune_after_run(ws: Workspace, workspace: Path | None) -> None:
     """Apply the workspace's retention setting to old run folders; a failure here never fails the run."""
-    from ttsync.services.retention import prune_runs
+    from ttsync.app.retention import prune_runs
 
     try:
         with _store(workspace) as store:
@@ -339,7 +339,7 @@ def quickstart(
     as_json: JsonOption = False,
 ) -> None:
     """Run the main job on embedded defaults: sample warehouse + emulator, sync, change, sync again."""
-    from ttsync.services.quickstart import ORCHESTRATION, run_quickstart
+    from ttsync.app.quickstart import ORCHESTRATION, run_quickstart
 
     reporter = RichReporter(enabled=not as_json)
     with reporter, _errors():
@@ -418,7 +418,7 @@ def runs_prune(
     as_json: JsonOption = False,
 ) -> None:
     """Delete run folders of finished workflows. Never a retryable workflow's folder, never a snapshot."""
-    from ttsync.services.retention import prune_runs
+    from ttsync.app.retention import prune_runs
 
     ws = Workspace.discover(workspace)
     with _store(workspace) as store, _errors():

@@ -103,7 +103,7 @@ def _errors() -> Iterator[None]:
 
 @contextmanager
 def _store(workspace: Path | None) -> Iterator[Store]:
-    from ttsync.workspace.layout import Workspace
+    from ttsync.app.workspace.layout import Workspace
 
     with _errors():
         store = Workspace.discover(workspace).open_store()
@@ -132,7 +132,7 @@ def init(
     as_json: JsonOption = False,
 ) -> None:
     """Create a workspace: ttsync.yaml, state/ (store and key) and optionally a sample warehouse."""
-    from ttsync.workspace.init import init_workspace
+    from ttsync.app.workspace.init import init_workspace
 
     with _errors():
         result = init_workspace(directory, sample=sample, rows=rows, seed=seed, force=force)
@@ -152,9 +152,9 @@ def apply(
     as_json: JsonOption = False,
 ) -> None:
     """Create or update the objects of a config file in the store (idempotent)."""
-    from ttsync.services.retention import save_retention
-    from ttsync.workspace.apply import apply_config
-    from ttsync.workspace.layout import Workspace, load_config
+    from ttsync.app.retention import save_retention
+    from ttsync.app.workspace.apply import apply_config
+    from ttsync.app.workspace.layout import Workspace, load_config
 
     with _errors():
         ws = Workspace.discover(workspace)
@@ -185,10 +185,10 @@ def export(
     ] = False,
 ) -> None:
     """Write the store's objects as a config file (secrets only as environment-variable names)."""
+    from ttsync.app.retention import load_retention
+    from ttsync.app.workspace.apply import export_config
+    from ttsync.app.workspace.layout import Workspace
     from ttsync.config.file import dump_config
-    from ttsync.services.retention import load_retention
-    from ttsync.workspace.apply import export_config
-    from ttsync.workspace.layout import Workspace
 
     with _store(workspace) as store, _errors():
         config = export_config(store)
@@ -272,7 +272,7 @@ def _object_group(
         workspace: WorkspaceOption = None,
         as_json: JsonOption = False,
     ) -> None:
-        from ttsync.workspace.layout import Workspace
+        from ttsync.app.workspace.layout import Workspace
 
         with _errors():
             data = _load_object_file(file)

@@ -1,6 +1,6 @@
 """Configuration: pure models of the workspace objects (`models`) and of the `ttsync.yaml` file (`file`).
 
-No store, no files: reading the file from disk is `ttsync.workspace.layout.load_config`. The errors these raise
+No store, no files: reading the file from disk is `ttsync.app.workspace.layout.load_config`. The errors these raise
 (`ConfigError` and friends) live in `ttsync.errors`.
 """
 

@@ -1,21 +1,14 @@
-"""ttsync.events: offline events from a warehouse query to TikTok's Events API 2.0 (docs/events.md).
+"""ttsync.events: the neutral part of offline events (docs/events.md): parameters, validation, staging, the
+ledger and outcomes. Sending them to TikTok's Events API 2.0 is `ttsync.destinations.tiktok.events`:
 
-from ttsync.events import Ledger, deliver_events, plan_events
+from ttsync.destinations.tiktok.events import deliver_events, plan_events
+from ttsync.events import Ledger
 with Ledger.open(state_dir) as ledger:
     result = await deliver_events(client, source.stream(query), settings=settings,
                                   key_column="row_key", run_dir=run_dir, ledger=ledger)
 """
 
 from ttsync.events.columns import EventColumnsError
-from ttsync.events.deliver import (
-    EventOptions,
-    EventRunResult,
-    EventSetNotFoundError,
-    ProgressCallback,
-    check_event_set,
-    deliver_events,
-    plan_events,
-)
 from ttsync.events.examples import COMPLETE_PAYMENT_QUERY, example_query
 from ttsync.events.ledger import Ledger, ledger_namespace
 from ttsync.events.outcomes import OUTCOMES_FILE, TOTALS_FILE, EventTotals
@@ -28,19 +21,12 @@ __all__ = [
     "PARAMETERS",
     "TOTALS_FILE",
     "EventColumnsError",
-    "EventOptions",
-    "EventRunResult",
-    "EventSetNotFoundError",
     "EventTotals",
     "Ledger",
     "Outcome",
     "Parameter",
-    "ProgressCallback",
     "RejectReason",
-    "check_event_set",
-    "deliver_events",
     "example_query",
     "ledger_namespace",
     "parameter_for",
-    "plan_events",
 ]

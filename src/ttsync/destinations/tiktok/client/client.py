@@ -257,7 +257,7 @@ class AsyncTikTokClient(BaseAsyncClient):
         """`POST segment/mapping/` with `batch_data` already serialized (the bulk path of audience sync).
 
         `batch_data_json` must be a JSON array of rows aligned with `id_schema` (ref §2.1); it is built from
-        Arrow columns by `ttsync.audiences.wire`, which avoids one Python object per identifier. The other
+        Arrow columns by `ttsync.destinations.tiktok.audience.wire`, which avoids one Python object per identifier. The other
         fields are validated as in `segment_mapping`.
         """
         path = "segment/mapping/"

@@ -8,15 +8,16 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from ttsync.audiences.customer_file import single_calculate_type
+from ttsync.app.workspace.layout import Workspace
 from ttsync.config.models import ResolvedOfflineEventsSettings, effective_settings
+from ttsync.destinations.tiktok.audience.customer_file import single_calculate_type
 from ttsync.destinations.tiktok.oauth import Doctor
+from ttsync.destinations.tiktok.pipelines.audience import ID_SCHEMAS, AudienceRun
+from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun, Reporter, RunOptions
+from ttsync.destinations.tiktok.pipelines.events import EventsRun
 from ttsync.errors import ConfigError
 from ttsync.notify import deliver_pending
 from ttsync.redact import install_log_redaction
-from ttsync.services.audience_sync import ID_SCHEMAS, AudienceRun
-from ttsync.services.base import OrchestrationRun, Reporter, RunOptions
-from ttsync.services.events_run import EventsRun
 from ttsync.store import repos
 from ttsync.store.db import Store
 from ttsync.store.records import WorkflowRecord
@@ -29,7 +30,6 @@ from ttsync.workflows.engine import (
     workflow_warnings,
 )
 from ttsync.workflows.resolutions import resolution_for
-from ttsync.workspace.layout import Workspace
 
 # Runs log through ttsync's loggers and stamina's retry messages: neither may carry a value a source quoted.
 install_log_redaction()

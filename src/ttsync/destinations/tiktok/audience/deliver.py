@@ -16,8 +16,8 @@ from typing import Protocol
 import duckdb
 import pyarrow as pa
 
-from ttsync.audiences.plan import AudiencePlan, batch_count, iter_add_batches, iter_remove_batches
-from ttsync.audiences.wire import batch_data_json
+from ttsync.destinations.tiktok.audience.wire import batch_data_json
+from ttsync.sync.plan import AudiencePlan, batch_count, iter_add_batches, iter_remove_batches
 
 
 class MappingSender(Protocol):

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ttsync.app.runs import RunOutcome, build_run, start_run
+from ttsync.app.workspace.apply import apply_config
+from ttsync.app.workspace.init import init_workspace
+from ttsync.app.workspace.layout import Workspace, load_config
+from ttsync.destinations.tiktok.pipelines.audience import Reporter, RunOptions
 from ttsync.emulator.testing import EmulatorServer
 from ttsync.sample import apply_churn
-from ttsync.services.audience_sync import Reporter, RunOptions
-from ttsync.services.runs import RunOutcome, build_run, start_run
-from ttsync.workspace.apply import apply_config
-from ttsync.workspace.init import init_workspace
-from ttsync.workspace.layout import Workspace, load_config
 
 ORCHESTRATION = "high-value-customers"
 EVENTS_ORCHESTRATION = "store-purchases-last-7-days"

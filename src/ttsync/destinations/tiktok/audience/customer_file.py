@@ -32,21 +32,21 @@ from typing import Any, Final, Literal, cast
 
 import duckdb
 
-from ttsync.audiences.audience import (
+from ttsync.destinations.tiktok.audience.audience import (
     AUDIENCE_CAP,
     MIN_USABLE_SIZE,
     audience_count,
     find_listed_audience,
     share_audience,
 )
-from ttsync.audiences.customer_file_parts import DEFAULT_PART_ROWS, PartFile, write_parts
-from ttsync.audiences.plan import AudiencePlan, SyncMode
+from ttsync.destinations.tiktok.audience.customer_file_parts import DEFAULT_PART_ROWS, PartFile, write_parts
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, InvalidRequestError, NotFoundError
 from ttsync.destinations.tiktok.client.models.common import CalculateType
 from ttsync.destinations.tiktok.client.models.dmp import AudienceDetails, UpdateAction
 from ttsync.errors import AudienceLimitReachedError, ConfigError, ResolvableError
 from ttsync.identity.digests import HEX_SQL
 from ttsync.sqltext import sql_literal
+from ttsync.sync.plan import AudiencePlan, SyncMode
 
 # id_schema (the identity stage's names) -> customer-file calculate_type (ref §2.4). The file flow names
 # Android advertising ids GAID where the mapping API says AAID.

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ttsync.app.workspace.layout import Workspace, secure_state
 from ttsync.errors import WorkspaceError
 from ttsync.events.examples import COMPLETE_PAYMENT_QUERY, SEED_EVENT_SET_ID
 from ttsync.store import SECRET_KEY_ENV, STORE_URL_ENV, write_key_file
-from ttsync.workspace.layout import Workspace, secure_state
 
 # Placeholders used when the emulator's demo seed is not available; `${VAR:-default}` lets the same
 # file serve the emulator (defaults) and a real account (exported variables).

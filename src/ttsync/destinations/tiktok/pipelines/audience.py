@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, overload
 
-from ttsync.audiences.audience import (
+from ttsync.config.models import ResolvedAudienceSettings
+from ttsync.destinations.tiktok.audience.audience import (
     MIN_USABLE_SIZE,
     PROCESSING_STATE,
     AudienceStatus,
@@ -35,22 +36,25 @@ from ttsync.audiences.audience import (
     deliver_until_ready,
     share_audience,
 )
-from ttsync.audiences.columns import audience_column_specs
-from ttsync.audiences.customer_file import CustomerFileOptions, deliver_customer_file, single_calculate_type
-from ttsync.audiences.deliver import MappingCheckpoint, deliver_partner
-from ttsync.audiences.plan import AudiencePlan, SyncMode, commit_plan_snapshot, connect, plan_audience
-from ttsync.audiences.prepare import PreparedOutput, prepare_to_parquet
-from ttsync.audiences.snapshot import delete_snapshot, snapshot_path
-from ttsync.config.models import ResolvedAudienceSettings
+from ttsync.destinations.tiktok.audience.customer_file import (
+    CustomerFileOptions,
+    deliver_customer_file,
+    single_calculate_type,
+)
+from ttsync.destinations.tiktok.audience.deliver import MappingCheckpoint, deliver_partner
 from ttsync.destinations.tiktok.client import AsyncTikTokClient
 from ttsync.destinations.tiktok.oauth.clients import CHECK_RETRY
+from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun, Reporter, RunOptions
 from ttsync.errors import ConfigError, LargeRemovalBlockedError, ResolvableError
 from ttsync.identity import ColumnSpec
 from ttsync.identity.coltypes import Role, check_schema
-from ttsync.services.base import OrchestrationRun, Reporter, RunOptions
 from ttsync.sources import open_source
 from ttsync.store import repos
 from ttsync.store.records import AudienceStateRecord
+from ttsync.sync.columns import audience_column_specs
+from ttsync.sync.plan import AudiencePlan, SyncMode, commit_plan_snapshot, connect, plan_audience
+from ttsync.sync.prepare import PreparedOutput, prepare_to_parquet
+from ttsync.sync.snapshot import delete_snapshot, snapshot_path
 from ttsync.workflows.engine import TaskContext, TaskSpec
 
 # id schema each user id type is sent as (ref §2.1 id_schema values); MD5 only when the input is MD5.

@@ -18,8 +18,8 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from ttsync.audiences.prepare import read_footer
 from ttsync.sqltext import sql_literal
+from ttsync.sync.prepare import read_footer
 
 SNAPSHOT_COLUMNS = ("id_schema", "k1", "k2", "k3", "k4")
 

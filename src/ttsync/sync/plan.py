@@ -22,10 +22,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ttsync.audiences.prepare import read_footer
-from ttsync.audiences.snapshot import commit_snapshot, commit_snapshot_file, distinct_ids, snapshot_sql
 from ttsync.identity.digests import HEX_SQL, KEY_COLUMNS
 from ttsync.sqltext import sql_identifier, sql_literal
+from ttsync.sync.prepare import read_footer
+from ttsync.sync.snapshot import commit_snapshot, commit_snapshot_file, distinct_ids, snapshot_sql
 
 WORDS = ", ".join(KEY_COLUMNS)
 

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from ttsync.config.models import ResolvedOfflineEventsSettings
-from ttsync.events import EventOptions, EventTotals, Ledger, check_event_set, deliver_events, plan_events
+from ttsync.destinations.tiktok.events import EventOptions, check_event_set, deliver_events, plan_events
+from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun
+from ttsync.events import EventTotals, Ledger
 from ttsync.events.columns import plan_columns
 from ttsync.events.validate import check_event_schema
-from ttsync.services.base import OrchestrationRun
 from ttsync.sources import open_source
 from ttsync.workflows.engine import TaskContext, TaskSpec
 

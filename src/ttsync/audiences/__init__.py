@@ -1,1 +1,0 @@
-"""ttsync.audiences."""
