@@ -9,12 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ttsync.app.workspace.layout import Workspace
-from ttsync.config.models import ResolvedOfflineEventsSettings, effective_settings
-from ttsync.destinations.tiktok.audience.customer_file import single_calculate_type
+from ttsync.config.models import effective_settings
 from ttsync.destinations.tiktok.oauth import Doctor
-from ttsync.destinations.tiktok.pipelines.audience import ID_SCHEMAS, AudienceRun
+from ttsync.destinations.tiktok.pipelines import pipeline_for
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun, Reporter, RunOptions
-from ttsync.destinations.tiktok.pipelines.events import EventsRun
 from ttsync.errors import ConfigError
 from ttsync.notify import deliver_pending
 from ttsync.redact import install_log_redaction
@@ -80,26 +78,25 @@ def build_run(
         "options": options or RunOptions(),
         "reporter": reporter or Reporter(),
     }
-    if isinstance(settings, ResolvedOfflineEventsSettings):
-        return EventsRun(settings=settings, **common)
-    if not orchestration.key_column:
-        raise ConfigError(
-            f"orchestration {orchestration_name!r} needs `key_column`: the column that identifies a person "
-            "(for example a customer id), so the audience can be diffed run after run"
-        )
-    if settings.delivery == "customer_file":
-        # TikTok's customer-file audiences hold one identifier type: refuse a misconfiguration before reading.
-        single_calculate_type([ID_SCHEMAS[t] for t in settings.user_id_types])
-    return AudienceRun(settings=settings, **common)
+    return pipeline_for(settings, **common)
+
+
+async def start(run: OrchestrationRun) -> RunOutcome:
+    """Create a workflow for the orchestration and run it to the end (or to its first failure).
+
+    The async use-case (a web handler awaits it); `start_run` is the same for synchronous callers."""
+    workflow = repos.create_workflow(run.store, run.orchestration.name, run.kind, run.task_names())
+    return await _execute(run, workflow.id, run.tasks(), start_at=None)
 
 
 def start_run(run: OrchestrationRun) -> RunOutcome:
-    """Create a workflow for the orchestration and run it to the end (or to its first failure)."""
-    workflow = repos.create_workflow(run.store, run.orchestration.name, run.kind, run.task_names())
-    return _execute(run, workflow.id, run.tasks(), start_at=None)
+    """`start` for synchronous callers (the CLI, the quickstart)."""
+    return asyncio.run(start(run))
 
 
-def continue_run(run: OrchestrationRun, workflow_id: str, action: str, task: str | None = None) -> RunOutcome:
+async def continue_(
+    run: OrchestrationRun, workflow_id: str, action: str, task: str | None = None
+) -> RunOutcome:
     """`retry` (the failed task, or `task`), `resolve` (re-check configuration, then continue from the
     failed task), or `restart` (from the first task, checkpoints cleared)."""
     workflow = repos.get_workflow(run.store, workflow_id)
@@ -107,7 +104,7 @@ def continue_run(run: OrchestrationRun, workflow_id: str, action: str, task: str
         return RunOutcome(workflow, ok=True)
     if action == "restart":
         reset_for_restart(run.store, workflow)
-        return _execute(run, workflow_id, run.tasks(), start_at=None)
+        return await _execute(run, workflow_id, run.tasks(), start_at=None)
     if action == "resolve":
         # The configuration was reloaded and validated by `build_run`; now re-check it against TikTok (token,
         # advertisers, write permission, event set) before continuing, so an unfixed cause is named at once.
@@ -117,7 +114,12 @@ def continue_run(run: OrchestrationRun, workflow_id: str, action: str, task: str
         start = task or _failed_task(workflow)
     else:
         raise ValueError(f"unknown action {action!r}: use retry, resolve or restart")
-    return _execute(run, workflow_id, run.tasks(), start_at=start)
+    return await _execute(run, workflow_id, run.tasks(), start_at=start)
+
+
+def continue_run(run: OrchestrationRun, workflow_id: str, action: str, task: str | None = None) -> RunOutcome:
+    """`continue_` for synchronous callers."""
+    return asyncio.run(continue_(run, workflow_id, action, task))
 
 
 def recheck_destination(run: OrchestrationRun) -> None:
@@ -136,11 +138,11 @@ def _failed_task(workflow: WorkflowRecord) -> str | None:
     return None
 
 
-def _execute(
+async def _execute(
     run: OrchestrationRun, workflow_id: str, specs: list[TaskSpec], start_at: str | None
 ) -> RunOutcome:
     try:
-        workflow = asyncio.run(run_workflow(run.store, workflow_id, specs, start_at=start_at))
+        workflow = await run_workflow(run.store, workflow_id, specs, start_at=start_at)
     except WorkflowFailedError as failed:
         _post_webhooks(run.store)
         return RunOutcome(failed.workflow, ok=False)
