@@ -309,3 +309,12 @@ def test_bad_configuration_is_refused() -> None:
         ColumnSpec("e", "fax")  # type: ignore[arg-type]
     with Preparer([ColumnSpec("e", "email")]) as preparer, pytest.raises(ValueError, match="no column"):
         preparer.process(pa.record_batch({"row_key": ["1"], "x": ["a"]}))
+
+
+def test_md5_is_refused_for_kinds_that_never_arrive_as_md5_with_the_way_out() -> None:
+    from ttsync.identity.spec import ColumnSpec, id_schema_for
+
+    assert id_schema_for("idfa", "md5") == "IDFA_MD5"
+    assert id_schema_for("email", "sha256") == "EMAIL_SHA256"
+    with pytest.raises(ValueError, match=r"email identifiers cannot arrive MD5-hashed: use SHA256"):
+        ColumnSpec("email", "email", hash_state="md5")

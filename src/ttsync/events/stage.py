@@ -20,9 +20,10 @@ import pyarrow.parquet as pq
 
 from ttsync.events.eventsql import OPTIONAL_COLUMNS, events_sql
 from ttsync.events.validate import PreparedRows
+from ttsync.identity.spec import id_schema_for
 
 # Identity's id_schema of the hashes the payload sends, by the staged column that holds them.
-ID_SCHEMAS: Final = {"emails": "EMAIL_SHA256", "phones": "PHONE_SHA256"}
+ID_SCHEMAS: Final = {"emails": id_schema_for("email", "sha256"), "phones": id_schema_for("phone", "sha256")}
 
 
 class Stage:

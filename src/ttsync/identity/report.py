@@ -19,7 +19,7 @@ class AutoDecision(BaseModel):
 
 
 class TypeStats(BaseModel):
-    """Counts for one identifier type (TikTok id_schema), over every column of that type."""
+    """Counts for one identifier type (identity's id_schema name), over every column of that type."""
 
     id_schema: str
     columns: list[str]

@@ -13,25 +13,24 @@ MaidHash = Literal["sha256", "md5"]
 KINDS: tuple[Kind, ...] = ("email", "phone", "idfa", "aaid", "external_id")
 MAID_KINDS: frozenset[str] = frozenset({"idfa", "aaid"})
 
-# TikTok's id_schema names (ref §6.2). MD5 exists only for mobile ids; external ids exist only for
-# the Events API (ref §6.1).
-_SCHEMAS: dict[tuple[str, str], str] = {
-    ("email", "sha256"): "EMAIL_SHA256",
-    ("phone", "sha256"): "PHONE_SHA256",
-    ("idfa", "sha256"): "IDFA_SHA256",
-    ("idfa", "md5"): "IDFA_MD5",
-    ("aaid", "sha256"): "AAID_SHA256",
-    ("aaid", "md5"): "AAID_MD5",
-    ("external_id", "sha256"): "EXTERNAL_ID_SHA256",
+# The hash algorithms each kind may arrive in. MD5 is kept only for mobile ids (ad platforms take MD5 MAIDs
+# but not MD5 emails or phones, ref §6.2); external ids exist only for events (ref §6.1).
+ALGORITHMS: dict[str, tuple[str, ...]] = {
+    "email": ("sha256",),
+    "phone": ("sha256",),
+    "idfa": ("sha256", "md5"),
+    "aaid": ("sha256", "md5"),
+    "external_id": ("sha256",),
 }
 
 
 def id_schema_for(kind: str, algorithm: str) -> str:
-    """The TikTok id_schema for identifiers of `kind` hashed with `algorithm` ("sha256" or "md5")."""
-    try:
-        return _SCHEMAS[(kind, algorithm)]
-    except KeyError:
-        raise ValueError(f"TikTok has no {algorithm.upper()} id schema for {kind} identifiers") from None
+    """Identity's name for identifiers of `kind` hashed with `algorithm` ("sha256" or "md5"): `KIND_ALGORITHM`
+    upper-cased (e.g. EMAIL_SHA256). Destinations map these names to their own (`destinations.tiktok.schemas`)."""
+    if algorithm not in ALGORITHMS.get(kind, ()):
+        allowed = " or ".join(a.upper() for a in ALGORITHMS.get(kind, ())) or "no algorithm"
+        raise ValueError(f"{kind} identifiers cannot arrive {algorithm.upper()}-hashed: use {allowed}")
+    return f"{kind}_{algorithm}".upper()
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ class ColumnSpec:
         if self.maid_hash not in ("sha256", "md5"):
             raise ValueError(f"unknown maid_hash {self.maid_hash!r}")
         if self.hash_state == "md5":
-            id_schema_for(self.kind, "md5")  # raises for kinds TikTok cannot take as MD5
+            id_schema_for(self.kind, "md5")  # raises for kinds that never arrive as MD5
         if self.maid_hash == "md5" and self.kind not in MAID_KINDS:
             raise ValueError("maid_hash applies to idfa and aaid columns only")
         if self.delimiter == "":

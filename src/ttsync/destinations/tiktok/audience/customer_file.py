@@ -43,32 +43,12 @@ from ttsync.destinations.tiktok.audience.customer_file_parts import DEFAULT_PART
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, InvalidRequestError, NotFoundError
 from ttsync.destinations.tiktok.client.models.common import CalculateType
 from ttsync.destinations.tiktok.client.models.dmp import AudienceDetails, UpdateAction
+from ttsync.destinations.tiktok.schemas import CALCULATE_TYPES, FILE_HEADERS
 from ttsync.errors import AudienceLimitReachedError, ConfigError, ResolvableError
 from ttsync.identity.digests import HEX_SQL
 from ttsync.sqltext import sql_literal
 from ttsync.sync.plan import AudiencePlan, SyncMode
 
-# id_schema (the identity stage's names) -> customer-file calculate_type (ref §2.4). The file flow names
-# Android advertising ids GAID where the mapping API says AAID.
-CALCULATE_TYPES: Final[dict[str, CalculateType]] = {
-    "EMAIL_SHA256": "EMAIL_SHA256",
-    "PHONE_SHA256": "PHONE_SHA256",
-    "IDFA_SHA256": "IDFA_SHA256",
-    "IDFA_MD5": "IDFA_MD5",
-    "AAID_SHA256": "GAID_SHA256",
-    "AAID_MD5": "GAID_MD5",
-}
-# Header line of each file. Email and phone files are named by their calculate_type; mobile ids use the
-# MAID headers TikTok's customer-file pages list (ref §6.3). The calculate_type sent with the upload is what
-# tells TikTok the type; the header only has to be one TikTok skips rather than reads as an identifier.
-FILE_HEADERS: Final[dict[str, str]] = {
-    "EMAIL_SHA256": "EMAIL_SHA256",
-    "PHONE_SHA256": "PHONE_SHA256",
-    "IDFA_SHA256": "MAID_SHA256",
-    "IDFA_MD5": "MAID_MD5",
-    "GAID_SHA256": "MAID_SHA256",
-    "GAID_MD5": "MAID_MD5",
-}
 MAX_PATHS_PER_CALL: Final = 500  # file_paths maxItems of create and update (ref §2.4 step 2)
 RECOMMENDED_PATHS_PER_CALL: Final = 49  # "fewer than 50 per request is recommended" (ref §2.4 step 2)
 CHECKPOINT_VERSION: Final = 1

@@ -8,9 +8,10 @@ from typing import Any
 
 from ttsync.config.models import ResolvedAudienceSettings, ResolvedOfflineEventsSettings
 from ttsync.destinations.tiktok.audience.customer_file import single_calculate_type
-from ttsync.destinations.tiktok.pipelines.audience import ID_SCHEMAS, AudienceRun
+from ttsync.destinations.tiktok.pipelines.audience import AudienceRun
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun
 from ttsync.destinations.tiktok.pipelines.events import EventsRun
+from ttsync.destinations.tiktok.schemas import ID_SCHEMAS
 from ttsync.errors import ConfigError
 
 

@@ -45,6 +45,7 @@ from ttsync.destinations.tiktok.audience.deliver import MappingCheckpoint, deliv
 from ttsync.destinations.tiktok.client import AsyncTikTokClient
 from ttsync.destinations.tiktok.oauth.clients import CHECK_RETRY
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun, Reporter, RunOptions
+from ttsync.destinations.tiktok.schemas import ID_SCHEMAS, MD5_SCHEMAS
 from ttsync.errors import ConfigError, LargeRemovalBlockedError, ResolvableError
 from ttsync.identity import ColumnSpec
 from ttsync.identity.coltypes import Role, check_schema
@@ -56,10 +57,6 @@ from ttsync.sync.plan import AudiencePlan, SyncMode, commit_plan_snapshot, conne
 from ttsync.sync.prepare import PreparedOutput, prepare_to_parquet
 from ttsync.sync.snapshot import delete_snapshot, snapshot_path
 from ttsync.workflows.engine import TaskContext, TaskSpec
-
-# id schema each user id type is sent as (ref §2.1 id_schema values); MD5 only when the input is MD5.
-ID_SCHEMAS = {"EMAIL": "EMAIL_SHA256", "PHONE": "PHONE_SHA256", "IDFA": "IDFA_SHA256", "AAID": "AAID_SHA256"}
-MD5_SCHEMAS = {"IDFA": "IDFA_MD5", "AAID": "AAID_MD5"}
 
 AUDIENCE_TASKS = ("query", "prepare", "verify_audience", "plan", "upload", "commit", "read_back")
 
