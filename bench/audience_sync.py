@@ -30,7 +30,7 @@ from ttsync.app.workspace.layout import Workspace
 from ttsync.config.file import parse_config
 from ttsync.destinations.tiktok.client import RateLimits
 from ttsync.destinations.tiktok.pipelines.audience import RunOptions
-from ttsync.emulator.testing import EmulatorAdmin
+from ttsync.emulator.embedded import EmulatorAdmin
 from ttsync.store import write_key_file
 
 CONFIG = """

@@ -38,7 +38,7 @@ from emulator_process import emulator_process
 from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, LimiterRegistry, RateLimits
 from ttsync.destinations.tiktok.events import deliver_events
-from ttsync.emulator.testing import EmulatorAdmin
+from ttsync.emulator.embedded import EmulatorAdmin
 from ttsync.events.ledger import Ledger
 
 

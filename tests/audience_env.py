@@ -15,7 +15,7 @@ from ttsync.app.workspace.apply import apply_config
 from ttsync.app.workspace.init import init_workspace
 from ttsync.app.workspace.layout import Workspace, load_config
 from ttsync.destinations.tiktok.pipelines.base import RunOptions
-from ttsync.emulator.testing import EmulatorServer
+from ttsync.emulator.embedded import EmulatorServer
 from ttsync.identity import InvalidIdentifier, hash_identifier
 from ttsync.store import repos
 from ttsync.store.db import Store

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from audience_env import Env, make_env
-from ttsync.emulator.testing import EmulatorServer, RawApi
+from ttsync.emulator.embedded import EmulatorServer, RawApi
 
 
 @pytest.fixture(scope="session")

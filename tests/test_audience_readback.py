@@ -12,7 +12,7 @@ import duckdb
 
 from audience_env import ORCH, Env
 from ttsync.app.runs import build_run, continue_run
-from ttsync.emulator.testing import RawApi
+from ttsync.emulator.embedded import RawApi
 from ttsync.store import repos
 from ttsync.workflows.resolutions import Action, resolution_for
 

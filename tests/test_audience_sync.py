@@ -23,7 +23,7 @@ from ttsync.app.workspace.apply import apply_config
 from ttsync.app.workspace.layout import load_config
 from ttsync.destinations.tiktok.audience.audience import PROCESSING_STATE
 from ttsync.destinations.tiktok.pipelines.audience import RunOptions
-from ttsync.emulator.testing import EmulatorServer
+from ttsync.emulator.embedded import EmulatorServer
 from ttsync.emulator.variants import VARIANTS
 from ttsync.identity.digests import HEX_SQL
 from ttsync.sample import apply_churn

@@ -28,7 +28,7 @@ from ttsync.destinations.tiktok.audience.customer_file import (
 )
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, PermissionDeniedError
 from ttsync.destinations.tiktok.client.models.dmp import AudienceDetails
-from ttsync.emulator.testing import EmulatorServer
+from ttsync.emulator.embedded import EmulatorServer
 from ttsync.errors import ConfigError, ResolvableError
 from ttsync.sync.plan import AudiencePlan, SyncMode, commit_plan_snapshot, connect, plan_audience
 from ttsync.sync.prepare import ids_batch

@@ -17,7 +17,7 @@ from ttsync.app.workspace.init import init_workspace
 from ttsync.app.workspace.layout import Workspace
 from ttsync.config.models import AudienceSettings, Credential, Destination, OfflineEventsSettings
 from ttsync.destinations.tiktok.oauth import Doctor
-from ttsync.emulator.testing import EmulatorServer
+from ttsync.emulator.embedded import EmulatorServer
 from ttsync.store import repos
 
 CREDENTIAL = "tiktok"

@@ -25,7 +25,7 @@ from ttsync.app.workspace.layout import Workspace
 from ttsync.config.models import Credential
 from ttsync.destinations.tiktok.oauth import AuthorizeFlow, CredentialFlowError, StateError, exchange_code
 from ttsync.destinations.tiktok.oauth.receiver import Callback, parse_callback
-from ttsync.emulator.testing import EmulatorServer
+from ttsync.emulator.embedded import EmulatorServer
 from ttsync.store import Store, repos
 
 CREDENTIAL = "tiktok"

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from ttsync.config.models import Credential
 from ttsync.destinations.tiktok.client import AuthenticationError
 from ttsync.destinations.tiktok.oauth import client_for, ensure_fresh_token, exchange_code
-from ttsync.emulator.testing import EmulatorServer
+from ttsync.emulator.embedded import EmulatorServer
 from ttsync.store import Store, repos
 from ttsync.store.crypto import SecretBox, generate_key
 from ttsync.store.db import sqlite_url

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from ttsync.emulator.testing import EmulatorServer, RawApi
+from ttsync.emulator.embedded import EmulatorServer, RawApi
 
 
 def _create_audience(emu: EmulatorServer, name: str) -> str:

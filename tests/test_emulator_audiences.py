@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx2
 
-from ttsync.emulator.testing import EmulatorServer, RawApi
+from ttsync.emulator.embedded import EmulatorServer, RawApi
 
 
 def sha(value: str) -> str:

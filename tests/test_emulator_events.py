@@ -6,7 +6,7 @@ import hashlib
 import time
 from typing import Any
 
-from ttsync.emulator.testing import EmulatorServer, RawApi
+from ttsync.emulator.embedded import EmulatorServer, RawApi
 
 
 def event(event_id: str, name: str = "CompletePayment", **extra: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import httpx2
 import pytest
 
 from test_emulator_audiences import mapping, new_audience, sha, upload
-from ttsync.emulator.testing import EmulatorServer, RawApi
+from ttsync.emulator.embedded import EmulatorServer, RawApi
 from ttsync.emulator.variants import VARIANTS, UnknownVariantError, parse_variants
 
 

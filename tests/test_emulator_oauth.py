@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 
-from ttsync.emulator.testing import EmulatorServer, RawApi
+from ttsync.emulator.embedded import EmulatorServer, RawApi
 
 
 def consent(emulator: EmulatorServer, user_name: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx2
 
-from ttsync.emulator.testing import SEED_KEYS, EmulatorServer, RawApi
+from ttsync.emulator.embedded import SEED_KEYS, EmulatorServer, RawApi
 
 
 def _wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 20.0) -> None:

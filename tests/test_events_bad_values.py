@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, LimiterRegistry, RetryPolicy
 from ttsync.destinations.tiktok.events import deliver_events
-from ttsync.emulator.testing import EmulatorServer
+from ttsync.emulator.embedded import EmulatorServer
 from ttsync.events.ledger import Ledger
 from ttsync.events.validate import MAX_EVENT_ID_LENGTH
 

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ttsync.emulator.testing import EmulatorServer
+from ttsync.emulator.embedded import EmulatorServer
 from ttsync.events.ledger import Ledger
 
 EVENTS = 3_000

@@ -25,7 +25,7 @@ from ttsync.destinations.tiktok.client import (
     RetryPolicy,
 )
 from ttsync.destinations.tiktok.events import EventSender, EventSetNotFoundError, deliver_events
-from ttsync.emulator.testing import EmulatorServer
+from ttsync.emulator.embedded import EmulatorServer
 from ttsync.events.ledger import Ledger
 from ttsync.events.outcomes import EventTotals
 from ttsync.events.payload import GroupedEvent, ReadyEvents

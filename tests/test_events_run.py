@@ -15,7 +15,7 @@ from ttsync.app.runs import build_run, preview_run, start_run
 from ttsync.app.workspace.apply import apply_config
 from ttsync.app.workspace.init import init_workspace
 from ttsync.app.workspace.layout import load_config
-from ttsync.emulator.testing import EmulatorServer
+from ttsync.emulator.embedded import EmulatorServer
 from ttsync.emulator.variants import VARIANTS
 from ttsync.store import repos
 

@@ -29,7 +29,7 @@ from ttsync.app.workspace.apply import apply_config
 from ttsync.app.workspace.init import init_workspace
 from ttsync.app.workspace.layout import Workspace, load_config
 from ttsync.config.models import Orchestration
-from ttsync.emulator.testing import EmulatorServer
+from ttsync.emulator.embedded import EmulatorServer
 from ttsync.store import repos
 
 pytestmark = pytest.mark.slow

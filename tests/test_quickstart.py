@@ -61,3 +61,16 @@ def test_quickstart_look_next_commands_run_as_printed(tmp_path: Path) -> None:
         ran = subprocess.run(words, env=env, capture_output=True, text=True, timeout=120)
         assert ran.returncode == 0, (command, ran.stderr)
         assert ran.stdout.strip(), command
+
+
+def test_quickstart_in_process_passes_secrets_and_url_as_arguments(tmp_path: Path) -> None:
+    # A web handler calls the same use-case: it must not export the emulator's tokens into the process.
+    from ttsync.app.quickstart import run_quickstart
+
+    before = dict(os.environ)
+    result = run_quickstart(directory=tmp_path / "ws", rows=400)
+    assert result.ok, result.to_dict()
+    assert dict(os.environ) == before
+    assert len(result.runs) == 2
+    assert result.events is not None
+    assert result.events_received > 0

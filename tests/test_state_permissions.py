@@ -11,7 +11,7 @@ import pytest
 
 from audience_env import make_env
 from ttsync.app.workspace.layout import Workspace
-from ttsync.emulator.testing import EmulatorServer
+from ttsync.emulator.embedded import EmulatorServer
 from ttsync.events.ledger import Ledger
 
 

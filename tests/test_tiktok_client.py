@@ -20,7 +20,7 @@ from ttsync.destinations.tiktok.client import (
 )
 from ttsync.destinations.tiktok.client._core import build_request
 from ttsync.destinations.tiktok.client.models.dmp import CustomAudienceCreateRequest
-from ttsync.emulator.testing import EmulatorServer
+from ttsync.emulator.embedded import EmulatorServer
 
 # The emulator runs in this process: the default 10-QPS group would make this module slow for no benefit.
 FAST = RateLimits(default=1_000.0)

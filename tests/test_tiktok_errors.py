@@ -19,7 +19,7 @@ from ttsync.destinations.tiktok.client import (
     TikTokClient,
     TikTokError,
 )
-from ttsync.emulator.testing import EmulatorServer
+from ttsync.emulator.embedded import EmulatorServer
 
 FAST = RateLimits(default=1_000.0)
 

@@ -16,7 +16,7 @@ from ttsync.destinations.tiktok.client import (
     RetryPolicy,
     TikTokError,
 )
-from ttsync.emulator.testing import EmulatorServer
+from ttsync.emulator.embedded import EmulatorServer
 
 
 def sha(value: str) -> str:

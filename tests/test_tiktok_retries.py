@@ -18,7 +18,7 @@ from ttsync.destinations.tiktok.client import (
     TikTokClient,
     UnexpectedResponseError,
 )
-from ttsync.emulator.testing import EmulatorServer
+from ttsync.emulator.embedded import EmulatorServer
 
 FAST = RateLimits(default=1_000.0)
 QUICK_RETRIES = RetryPolicy(

@@ -17,7 +17,7 @@ from ttsync.destinations.tiktok.client import (
     LimiterRegistry,
     RetryPolicy,
 )
-from ttsync.emulator.testing import EmulatorServer
+from ttsync.emulator.embedded import EmulatorServer
 
 T = TypeVar("T")
 

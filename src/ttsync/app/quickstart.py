@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from ttsync.app.workspace.apply import apply_config
 from ttsync.app.workspace.init import init_workspace
 from ttsync.app.workspace.layout import Workspace, load_config
 from ttsync.destinations.tiktok.pipelines.audience import Reporter, RunOptions
-from ttsync.emulator.testing import EmulatorServer
+from ttsync.emulator.embedded import EmulatorServer
 from ttsync.sample import apply_churn
 
 ORCHESTRATION = "high-value-customers"
@@ -58,20 +56,6 @@ class QuickstartResult:
         }
 
 
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
 def run_quickstart(
     *, directory: Path | None = None, rows: int = 20_000, reporter: Reporter | None = None
 ) -> QuickstartResult:
@@ -82,36 +66,41 @@ def run_quickstart(
     with EmulatorServer(seed="demo") as emulator:
         seed = emulator.seed
         reporter.note(f"emulator (sandbox) listening on {emulator.root_url}")
-        env = {
+        # The emulator's secrets and URL travel as arguments: the config is read against this mapping (the
+        # file names the variables), and the sandbox credentials get the emulator's URL. Nothing is exported.
+        environ = {
+            **os.environ,
             "TTSYNC_APP_SECRET": seed.app_secret,
             "TTSYNC_ACCESS_TOKEN": seed.operator_token,
-            "TTSYNC_SANDBOX_URL": emulator.base_url,
         }
-        with _environment(env):
-            init = init_workspace(root, sample=True, rows=rows, seed_info=seed.to_dict(), force=True)
-            reporter.note(f"workspace {root} with a sample warehouse of {init.sample_counts} rows")
-            workspace = Workspace(root)
-            with workspace.open_store() as store:
-                apply_config(store, load_config(workspace.config_path))
-                for attempt in range(2):
-                    if attempt == 1:
-                        result.churn = apply_churn(workspace.sample_warehouse, fraction=0.05)
-                        reporter.note(
-                            f"changed the warehouse: {result.churn.get('left_segment', 0)} people left the "
-                            f"segment, {result.churn.get('joined_segment', 0)} joined"
-                        )
-                    run = build_run(workspace, store, ORCHESTRATION, options=RunOptions(), reporter=reporter)
-                    outcome = start_run(run)
-                    result.runs.append(outcome)
-                    if not outcome.ok:
-                        break
-                    audience_id = outcome.workflow.counts.get("verify_audience", {}).get("audience_id")
-                    if audience_id:
-                        members = emulator.admin.audience_members(str(audience_id))
-                        result.emulator_members.append(sum(len(v) for v in members.values()))
-                if result.runs and result.runs[-1].ok:
-                    # Offline events: the last 7 days of store purchases, sent once each.
-                    events_run = build_run(workspace, store, EVENTS_ORCHESTRATION, reporter=reporter)
-                    result.events = start_run(events_run)
-                    result.events_received = len(emulator.admin.events(seed.event_set_id))
+        init = init_workspace(root, sample=True, rows=rows, seed_info=seed.to_dict(), force=True)
+        reporter.note(f"workspace {root} with a sample warehouse of {init.sample_counts} rows")
+        workspace = Workspace(root)
+        config = load_config(workspace.config_path, environ=environ)
+        for credential in config.credentials:
+            if credential.environment == "sandbox" and not credential.sandbox_base_url:
+                credential.sandbox_base_url = emulator.base_url
+        with workspace.open_store() as store:
+            apply_config(store, config, environ=environ)
+            for attempt in range(2):
+                if attempt == 1:
+                    result.churn = apply_churn(workspace.sample_warehouse, fraction=0.05)
+                    reporter.note(
+                        f"changed the warehouse: {result.churn.get('left_segment', 0)} people left the "
+                        f"segment, {result.churn.get('joined_segment', 0)} joined"
+                    )
+                run = build_run(workspace, store, ORCHESTRATION, options=RunOptions(), reporter=reporter)
+                outcome = start_run(run)
+                result.runs.append(outcome)
+                if not outcome.ok:
+                    break
+                audience_id = outcome.workflow.counts.get("verify_audience", {}).get("audience_id")
+                if audience_id:
+                    members = emulator.admin.audience_members(str(audience_id))
+                    result.emulator_members.append(sum(len(v) for v in members.values()))
+            if result.runs and result.runs[-1].ok:
+                # Offline events: the last 7 days of store purchases, sent once each.
+                events_run = build_run(workspace, store, EVENTS_ORCHESTRATION, reporter=reporter)
+                result.events = start_run(events_run)
+                result.events_received = len(emulator.admin.events(seed.event_set_id))
     return result

@@ -1,4 +1,5 @@
-"""Test harness: start an emulator on a free loopback port, and drive its admin API.
+"""The emulator embedded in-process: started on a free loopback port for the quickstart and the tests, and
+driven through its admin API.
 
 with EmulatorServer(seed="demo") as emu:
     emu.base_url   # what the TikTok client takes as base URL
