@@ -26,6 +26,7 @@ from typing import Final
 
 from ttsync.events.parameters import BY_NAME
 from ttsync.events.reasons import RejectReason
+from ttsync.sqltext import sql_literal
 
 # Event-level columns -> (object, key) in the payload, from the parameter table, in payload order.
 # `event_channel` is validated but not sent: TikTok documents `properties.event_channel` only in the legacy
@@ -149,7 +150,7 @@ WITH keyed AS (
         CASE WHEN reason IS NULL AND count(*) OVER (PARTITION BY row_key) > 1
              THEN '{duplicate}' ELSE reason END AS reason),
         CASE WHEN coalesce(event, '') = '' OR coalesce(event_id, '') = '' THEN seq END AS solo
-    FROM read_parquet('{rows_glob}')
+    FROM read_parquet({sql_literal(rows_glob)})
 ),
 joined AS MATERIALIZED (
     SELECT *, {item} AS item, count(*) OVER (PARTITION BY event, event_id, solo) AS n

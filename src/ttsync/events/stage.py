@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from ttsync.events.eventsql import OPTIONAL_COLUMNS, events_sql
 from ttsync.events.validate import PreparedRows
 from ttsync.identity.spec import id_schema_for
+from ttsync.sqltext import sql_literal
 
 # Identity's id_schema of the hashes the payload sends, by the staged column that holds them.
 ID_SCHEMAS: Final = {"emails": id_schema_for("email", "sha256"), "phones": id_schema_for("phone", "sha256")}
@@ -72,8 +73,8 @@ class Stage:
         try:
             spill = self.dir / "duckdb_tmp"
             spill.mkdir(exist_ok=True)
-            con.execute(f"SET temp_directory = '{_q(spill)}'")
-            reader = con.sql(events_sql(_q(self.dir / "rows-*.parquet"), self._present)).to_arrow_reader(
+            con.execute(f"SET temp_directory = {sql_literal(spill)}")
+            reader = con.sql(events_sql(str(self.dir / "rows-*.parquet"), self._present)).to_arrow_reader(
                 chunk_rows
             )
             yield from reader
@@ -109,7 +110,3 @@ def _hashes_per_row(ids: pa.RecordBatch, seq: pa.Array, id_schema: str) -> pa.Ar
         hashes = pc.binary_join(grouped.column("hash_list"), ",").combine_chunks()
     at = pc.index_in(pc.subtract(seq, first), value_set=positions)  # seq runs without gaps in a batch
     return pc.take(hashes, at)
-
-
-def _q(path: Path) -> str:
-    return str(path).replace("'", "''")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import duckdb
 
+from ttsync.sqltext import sql_literal
+
 HIGH_VALUE_THRESHOLD = 500
 HISTORY_DAYS = 60
 
@@ -58,7 +60,7 @@ _PRODUCTS = [
 
 
 def _sql_list(values: list[str]) -> str:
-    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
+    return "[" + ", ".join(sql_literal(v) for v in values) + "]"
 
 
 def _macros(con: duckdb.DuckDBPyConnection, seed: int) -> None:

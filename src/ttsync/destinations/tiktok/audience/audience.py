@@ -7,8 +7,6 @@ happens to it, so a crash right after creating it never leads to a second one.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -21,6 +19,7 @@ from ttsync.destinations.tiktok.client import (
 )
 from ttsync.destinations.tiktok.client.models.dmp import AudienceDetails, CustomAudienceSummary
 from ttsync.errors import AudienceLimitReachedError, AudienceNotReadyError
+from ttsync.sync.polling import Backoff
 
 AUDIENCE_CAP = 400  # custom audiences per advertiser (ref §2.5)
 # What a not-yet-valid audience reports after delivery: a state, not a failure. TikTok validates a partner
@@ -47,30 +46,40 @@ class AudienceStatus:
         return self.exists and not self.expired
 
 
-async def audience_status(client: AsyncTikTokClient, advertiser_id: str, audience_id: str) -> AudienceStatus:
-    """Read one audience with `dmp/custom_audience/get/` (ref §2.2); a deleted one reads as not existing.
+AudienceView = (
+    AudienceDetails | CustomAudienceSummary
+)  # what `get/` or, failing it, `list/` says of one audience
+
+
+async def lookup_audience(
+    client: AsyncTikTokClient, advertiser_id: str, audience_id: str
+) -> AudienceView | None:
+    """Read one audience with `dmp/custom_audience/get/` (ref §2.2); None when it was deleted.
 
     "Deleted" is decided by listing the advertiser's audiences, never by one error code: TikTok's code for an
     unknown or deleted id on `get/` is undocumented (40007 or 40002, ref §9), and a 40002 may just as well be
-    about the request. An audience the list still shows is read from the list instead.
+    about the request. An audience the list still shows is read from the list instead. The one lookup of
+    every audience task (status checks, read-back, customer-file waits).
     """
     try:
         result = await client.get_custom_audiences(advertiser_id, [audience_id], history_size=1)
     except (NotFoundError, InvalidRequestError) as exc:
         if exc.resolution_key in ("advertiser_not_found", "missing_advertiser_permissions"):
             raise
-        listed = await find_listed_audience(client, advertiser_id, audience_id)
-        if listed is None:
-            return AudienceStatus(audience_id, exists=False, is_valid=False, expired=False, cover_num=None)
-        return _status(listed)
+        return await find_listed_audience(client, advertiser_id, audience_id)
     for item in result.audiences:
         details = item.audience_details
         if details.audience_id == audience_id:
-            return _status(details)
-    listed = await find_listed_audience(client, advertiser_id, audience_id)
-    if listed is not None:
-        return _status(listed)
-    return AudienceStatus(audience_id, exists=False, is_valid=False, expired=False, cover_num=None)
+            return details
+    return await find_listed_audience(client, advertiser_id, audience_id)
+
+
+async def audience_status(client: AsyncTikTokClient, advertiser_id: str, audience_id: str) -> AudienceStatus:
+    """What TikTok says of one audience right now (`lookup_audience`); a deleted one reads as not existing."""
+    found = await lookup_audience(client, advertiser_id, audience_id)
+    if found is None:
+        return AudienceStatus(audience_id, exists=False, is_valid=False, expired=False, cover_num=None)
+    return _status(found)
 
 
 async def find_listed_audience(
@@ -83,7 +92,7 @@ async def find_listed_audience(
     return None
 
 
-def _status(details: AudienceDetails | CustomAudienceSummary) -> AudienceStatus:
+def _status(details: AudienceView) -> AudienceStatus:
     # TikTok reports no explicit "expired" flag: an expired audience is invalid and inside (past) its
     # expiry window, whereas a processing one is invalid but far from expiry (ref §2.2 is_valid/is_expiring).
     expired = not details.is_valid and bool(details.is_expiring)
@@ -139,13 +148,11 @@ async def deliver_until_ready(
     empty partner audience (ref §9). TikTok may still refuse the first mappings for a minute or two (SEG's
     history, ref §7); each new attempt resumes from the delivery's checkpoint, until `timeout_seconds`.
     """
-    deadline = time.monotonic() + timeout_seconds
-    delay = min(poll_seconds, 0.25)
+    backoff = Backoff(timeout_seconds=timeout_seconds, poll_seconds=poll_seconds)
     while True:
         try:
             return await deliver()
         except RetryableError as exc:
-            if exc.code != TASK_NOT_READY or time.monotonic() >= deadline:
+            if exc.code != TASK_NOT_READY or backoff.expired:
                 raise
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, poll_seconds)
+        await backoff.wait()

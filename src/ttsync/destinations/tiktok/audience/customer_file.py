@@ -23,7 +23,6 @@ parts it has no file path for and skips confirmed calls.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,19 +34,21 @@ import duckdb
 from ttsync.destinations.tiktok.audience.audience import (
     AUDIENCE_CAP,
     MIN_USABLE_SIZE,
+    AudienceView,
     audience_count,
-    find_listed_audience,
+    lookup_audience,
     share_audience,
 )
 from ttsync.destinations.tiktok.audience.customer_file_parts import DEFAULT_PART_ROWS, PartFile, write_parts
-from ttsync.destinations.tiktok.client import AsyncTikTokClient, InvalidRequestError, NotFoundError
+from ttsync.destinations.tiktok.client import AsyncTikTokClient, InvalidRequestError
 from ttsync.destinations.tiktok.client.models.common import CalculateType
-from ttsync.destinations.tiktok.client.models.dmp import AudienceDetails, UpdateAction
+from ttsync.destinations.tiktok.client.models.dmp import UpdateAction
 from ttsync.destinations.tiktok.schemas import CALCULATE_TYPES, FILE_HEADERS
 from ttsync.errors import AudienceLimitReachedError, ConfigError, ResolvableError
 from ttsync.identity.digests import HEX_SQL
-from ttsync.sqltext import sql_literal
+from ttsync.sqltext import sql_identifier, sql_literal
 from ttsync.sync.plan import AudiencePlan, SyncMode
+from ttsync.sync.polling import Backoff
 
 MAX_PATHS_PER_CALL: Final = 500  # file_paths maxItems of create and update (ref §2.4 step 2)
 RECOMMENDED_PATHS_PER_CALL: Final = 49  # "fewer than 50 per request is recommended" (ref §2.4 step 2)
@@ -381,7 +382,7 @@ def _phase_sql(plan: AudiencePlan, phase: Phase) -> str:
         return (
             f"SELECT hash FROM read_parquet({sql_literal(plan.remove_ids_path)}) WHERE id_schema = {schema}"
         )
-    column = '"' + plan.id_schemas[0].replace('"', '""') + '"'
+    column = sql_identifier(plan.id_schemas[0])
     return f"SELECT {column} AS hash FROM read_parquet({sql_literal(plan.add_rows_path)})"
 
 
@@ -518,7 +519,7 @@ async def _update(
             raise
         # TikTok gives one message for "still processing" and "too small" (ref §2.5); the audience's state
         # tells them apart.
-        details = await _details(client, owner, audience_id)
+        details = await lookup_audience(client, owner, audience_id)
         if details is not None and _landed_at_zero(details, held=held):
             raise _too_small(audience_id, details) from exc
         if details is not None and _processing(details):
@@ -542,10 +543,9 @@ async def _wait_editable(
     held: int | None = None,
 ) -> None:
     """Poll until the audience is valid; a processing one past the timeout gives `replace_in_progress`."""
-    deadline = time.monotonic() + opts.ready_timeout_seconds
-    delay = min(opts.poll_seconds, 0.25)
+    backoff = Backoff(timeout_seconds=opts.ready_timeout_seconds, poll_seconds=opts.poll_seconds)
     while True:
-        details = await _details(client, owner, audience_id)
+        details = await lookup_audience(client, owner, audience_id)
         if details is None:
             raise ResolvableError(
                 f"audience {audience_id} no longer exists in TikTok; restart the workflow so ttsync creates "
@@ -563,10 +563,9 @@ async def _wait_editable(
                 "the segment and use mode 'create' for a new audience, or switch to partner delivery",
                 resolution_key="audience_not_editable",
             )
-        if time.monotonic() >= deadline:
+        if backoff.expired:
             raise _in_progress(audience_id)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, opts.poll_seconds)
+        await backoff.wait()
 
 
 # TikTok builds a customer-file audience within 24-48 hours (ref §2.5, HELP): still at size 0 after that, it
@@ -574,7 +573,7 @@ async def _wait_editable(
 BUILD_WINDOW_SECONDS: Final = 48 * 3600
 
 
-def _landed_at_zero(details: AudienceDetails, *, held: int | None, now: datetime | None = None) -> bool:
+def _landed_at_zero(details: AudienceView, *, held: int | None, now: datetime | None = None) -> bool:
     """True when an invalid audience at size 0 *without* an error message has landed at 0 for good.
 
     TikTok's `error_msg` for this may be null (Segment's fixture, ref §9), which alone reads like "still
@@ -599,7 +598,7 @@ def _parse_time(text: str | None) -> datetime | None:
         return None
 
 
-def _too_small(audience_id: str, details: AudienceDetails) -> ResolvableError:
+def _too_small(audience_id: str, details: AudienceView) -> ResolvableError:
     return ResolvableError(
         f"customer-file audience {audience_id} is at size 0 and TikTok gives no reason: it was left with fewer "
         f"than {MIN_USABLE_SIZE:,} matched people (a small segment, or identifiers TikTok could not match), and "
@@ -609,7 +608,7 @@ def _too_small(audience_id: str, details: AudienceDetails) -> ResolvableError:
     )
 
 
-def _processing(details: AudienceDetails) -> bool:
+def _processing(details: AudienceView) -> bool:
     # Invalid without an error message: still processing (or expired, which the caller's verify step
     # checks before every delivery). An audience that landed at size 0 carries an error message.
     return not details.is_valid and not (details.error_msg or "").strip()
@@ -621,22 +620,6 @@ def _in_progress(audience_id: str) -> ResolvableError:
         "take hours for large files); ttsync continues where it stopped when the workflow is retried",
         resolution_key="replace_in_progress",
     )
-
-
-async def _details(client: AsyncTikTokClient, owner: str, audience_id: str) -> AudienceDetails | None:
-    try:
-        result = await client.get_custom_audiences(owner, [audience_id], history_size=1)
-    except (NotFoundError, InvalidRequestError) as exc:
-        # The code for a deleted id is undocumented (40007 or 40002, ref §9): the list decides.
-        if exc.resolution_key in ("advertiser_not_found", "missing_advertiser_permissions"):
-            raise
-        if await find_listed_audience(client, owner, audience_id) is not None:
-            raise
-        return None
-    for item in result.audiences:
-        if item.audience_details.audience_id == audience_id:
-            return item.audience_details
-    return None
 
 
 async def _share(

@@ -50,6 +50,7 @@ from ttsync.errors import ConfigError, LargeRemovalBlockedError, ResolvableError
 from ttsync.identity import ColumnSpec
 from ttsync.identity.coltypes import Role, check_schema
 from ttsync.sources import open_source
+from ttsync.sqltext import sql_literal
 from ttsync.store import repos
 from ttsync.store.records import AudienceStateRecord
 from ttsync.sync.columns import audience_column_specs
@@ -447,7 +448,7 @@ class AudienceRun(OrchestrationRun):
                     work_dir=work / "plan",
                 )
                 rejects = con.execute(
-                    f"SELECT reason, count(*) FROM read_parquet('{prepared.rejects_path}') GROUP BY reason "
+                    f"SELECT reason, count(*) FROM read_parquet({sql_literal(prepared.rejects_path)}) GROUP BY reason "
                     "ORDER BY 2 DESC"
                 ).fetchall()
             finally:
