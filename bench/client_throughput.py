@@ -29,8 +29,8 @@ import httpx2
 import pyarrow as pa
 
 from emulator_process import emulator_process
-from ttsync.destinations.tiktok.audience.wire import batch_data_json
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, LimiterRegistry, RateLimits, TikTokError
+from ttsync.destinations.tiktok.client.batch_data import batch_data_json
 
 DEFAULT_CONCURRENCY = 64  # workers = client max_concurrency; spare ones let the pacing catch up after a stall
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ttsync.destinations.tiktok.audience.wire import batch_data_json
+from ttsync.destinations.tiktok.client.batch_data import batch_data_json
 from ttsync.sync.plan import (
     AudiencePlan,
     SyncMode,

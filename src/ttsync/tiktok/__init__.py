@@ -5,35 +5,34 @@
 Nothing inside ttsync imports this module (an import-linter contract says so).
 """
 
-from ttsync.destinations.tiktok.client._core import PRODUCTION_BASE_URL, SANDBOX_BASE_URL, ClientStats
-from ttsync.destinations.tiktok.client.client import AsyncTikTokClient, build_batch_data
-from ttsync.destinations.tiktok.client.codes import (
+from ttsync.destinations.tiktok.client import (
+    GLOBAL_LIMITERS,
+    PRODUCTION_BASE_URL,
     RESOLUTION_KEYS,
+    SANDBOX_BASE_URL,
+    AdaptiveRateLimiter,
+    AsyncTikTokClient,
+    AuthenticationError,
+    ClientStats,
+    ClientValidationError,
     CodeRule,
     ErrorKind,
-    ResolutionKey,
-    classify,
-)
-from ttsync.destinations.tiktok.client.errors import (
-    AuthenticationError,
-    ClientValidationError,
     InvalidRequestError,
+    LimiterRegistry,
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
+    RateLimits,
+    ResolutionKey,
     RetryableError,
+    RetryPolicy,
+    TikTokClient,
     TikTokError,
     UnexpectedResponseError,
-)
-from ttsync.destinations.tiktok.client.limiter import (
-    GLOBAL_LIMITERS,
-    AdaptiveRateLimiter,
-    LimiterRegistry,
-    RateLimits,
+    build_batch_data,
+    classify,
     group_for_path,
 )
-from ttsync.destinations.tiktok.client.retry import RetryPolicy
-from ttsync.destinations.tiktok.client.sync import TikTokClient
 
 __all__ = [
     "GLOBAL_LIMITERS",

@@ -16,7 +16,7 @@ from typing import Protocol
 import duckdb
 import pyarrow as pa
 
-from ttsync.destinations.tiktok.audience.wire import batch_data_json
+from ttsync.destinations.tiktok.client.batch_data import batch_data_json
 from ttsync.sync.plan import AudiencePlan, batch_count, iter_add_batches, iter_remove_batches
 
 

@@ -8,7 +8,8 @@ See docs/client.md.
 """
 
 from ttsync.destinations.tiktok.client._core import PRODUCTION_BASE_URL, SANDBOX_BASE_URL, ClientStats
-from ttsync.destinations.tiktok.client.client import AsyncTikTokClient, build_batch_data
+from ttsync.destinations.tiktok.client.batch_data import build_batch_data
+from ttsync.destinations.tiktok.client.client import AsyncTikTokClient
 from ttsync.destinations.tiktok.client.codes import (
     RESOLUTION_KEYS,
     CodeRule,

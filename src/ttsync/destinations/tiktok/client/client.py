@@ -12,6 +12,7 @@ from typing import Any, Final, Literal
 from pydantic import SecretStr
 
 from ttsync.destinations.tiktok.client._core import BaseAsyncClient, CallSpec, build_request
+from ttsync.destinations.tiktok.client.batch_data import build_batch_data
 from ttsync.destinations.tiktok.client.errors import ClientValidationError, InvalidRequestError
 from ttsync.destinations.tiktok.client.models.common import (
     CalculateType,
@@ -60,62 +61,12 @@ from ttsync.destinations.tiktok.client.models.segment import (
     SegmentMappingRequest,
 )
 
-_HASH_PATTERNS: Final = {
-    "SHA256": re.compile(r"[0-9a-f]{64}"),
-    "MD5": re.compile(r"[0-9a-f]{32}"),
-}
 _UPLOAD_SUFFIXES: Final = frozenset({".csv", ".txt"})  # ref §2.4: only .csv and .txt are accepted
 # Upload-only calculate_type values and their equals on create (same enum numbers 6 and 7, ref §2.4, §9).
 _CREATE_TYPES: Final[dict[str, CreateCalculateType]] = {
     "MAID_SHA256": "FIRST_SHA256",
     "MAID_MD5": "FIRST_MD5",
 }
-
-
-def build_batch_data(
-    id_schema: Sequence[IdSchema], rows: Iterable[Sequence[str | None]], audience_ids: Sequence[str]
-) -> list[list[dict[str, object]]]:
-    """Build `segment/mapping/` `batch_data`: entry *i* of each row belongs to `id_schema[i]` (ref §2.1).
-
-    A missing value (None or "") becomes the `{}` placeholder that keeps the row aligned with the schema.
-    Every value must already be a lowercase hex hash of the schema's algorithm: the client refuses to send
-    anything else, so raw identifiers can never leave the process. Errors name the position, never the value.
-    """
-    endpoint = "segment/mapping/"
-    patterns = [_HASH_PATTERNS[schema.rsplit("_", 1)[1]] for schema in id_schema]
-    targets = list(audience_ids)
-    batch: list[list[dict[str, object]]] = []
-    for row_number, row in enumerate(rows):
-        if len(row) != len(patterns):
-            raise ClientValidationError(
-                f"request not sent: rows.{row_number} has {len(row)} values for {len(patterns)} id_schema entries",
-                code=None,
-                endpoint=endpoint,
-                resolution_key="invalid_request",
-            )
-        entries: list[dict[str, object]] = []
-        for column, (value, pattern) in enumerate(zip(row, patterns, strict=True)):
-            if not value:
-                entries.append({})
-                continue
-            if pattern.fullmatch(value) is None:
-                raise ClientValidationError(
-                    f"request not sent: rows.{row_number}.{column} is not a lowercase hex hash "
-                    f"for {id_schema[column]}",
-                    code=None,
-                    endpoint=endpoint,
-                    resolution_key="invalid_request",
-                )
-            entries.append({"id": value, "audience_ids": targets})
-        if all(not entry for entry in entries):
-            raise ClientValidationError(
-                f"request not sent: rows.{row_number} has no identifier",
-                code=None,
-                endpoint=endpoint,
-                resolution_key="invalid_request",
-            )
-        batch.append(entries)
-    return batch
 
 
 _SIZE_CODES: Final = frozenset({40011, 40061})  # too many IDs / invalid batch size (ref §5.1)
@@ -257,7 +208,7 @@ class AsyncTikTokClient(BaseAsyncClient):
         """`POST segment/mapping/` with `batch_data` already serialized (the bulk path of audience sync).
 
         `batch_data_json` must be a JSON array of rows aligned with `id_schema` (ref §2.1); it is built from
-        Arrow columns by `ttsync.destinations.tiktok.audience.wire`, which avoids one Python object per identifier. The other
+        Arrow columns by `ttsync.destinations.tiktok.client.batch_data`, which avoids one Python object per identifier. The other
         fields are validated as in `segment_mapping`.
         """
         path = "segment/mapping/"
