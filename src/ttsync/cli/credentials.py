@@ -13,17 +13,16 @@ from rich.console import Console
 from rich.markup import escape
 
 from ttsync.app.workspace.layout import Workspace
-from ttsync.cli.workspace import (
+from ttsync.cli._common import (
     JsonOption,
     WorkspaceOption,
-    _errors,
-    _fail,
-    _print_json,
-    _store,
-    credentials_app,
-    destinations_app,
     error_document,
+    fail,
+    handle_errors,
+    open_store,
+    print_json,
 )
+from ttsync.cli.workspace import credentials_app, destinations_app
 from ttsync.destinations.tiktok.oauth import (
     AuthorizeFlow,
     AuthorizeResult,
@@ -53,7 +52,7 @@ NoBrowserOption = Annotated[bool, typer.Option("--no-browser", help="Print the U
 def _flow_failed(exc: CredentialFlowError, as_json: bool) -> typer.Exit:
     resolution = resolution_for(exc.resolution_key)
     if as_json:
-        _print_json(error_document(str(exc), resolution=resolution.key, exit_code=1))
+        print_json(error_document(str(exc), resolution=resolution.key, exit_code=1))
     else:
         _err.print(f"[red]error:[/red] {escape(str(exc))}")
         _err.print(f"({resolution.title}: {escape(resolution.why)})")
@@ -64,7 +63,7 @@ def _authorize(
     name: str, *, paste: bool, no_browser: bool, timeout: float, workspace: Path | None, as_json: bool
 ) -> None:
     ws = Workspace.discover(workspace)
-    with _store(workspace) as store, _errors():
+    with open_store(workspace) as store, handle_errors():
         try:
             flow = AuthorizeFlow(store, ws.state_dir, name, state_ttl=min(max(timeout, 60.0) + 60.0, 3600.0))
             # The URL holds the app id and the signed state, no secret; stderr keeps stdout for --json.
@@ -89,7 +88,7 @@ def _authorize(
 
 def _show_authorized(result: AuthorizeResult, as_json: bool) -> None:
     if as_json:
-        _print_json({"ok": True, **result.to_dict()})
+        print_json({"ok": True, **result.to_dict()})
         return
     _out.print(f"credential [bold]{result.credential}[/bold] authorized; the token reaches:")
     for advertiser_id in result.advertiser_ids:
@@ -142,13 +141,13 @@ def revoke(
     as_json: JsonOption = False,
 ) -> None:
     """Revoke the credential's token at TikTok, then forget the stored tokens."""
-    with _store(workspace) as store, _errors():
+    with open_store(workspace) as store, handle_errors():
         try:
             lost = revoke_token(store, name)
         except CredentialFlowError as exc:
             raise _flow_failed(exc, as_json) from None
     if as_json:
-        _print_json({"ok": True, "credential": name, "advertiser_ids_revoked": lost})
+        print_json({"ok": True, "credential": name, "advertiser_ids_revoked": lost})
         return
     _out.print(f"revoked the token of credential [bold]{name}[/bold]; stored tokens cleared")
     if lost:
@@ -158,7 +157,7 @@ def revoke(
 
 def _show_report(report: CheckReport, as_json: bool) -> None:
     if as_json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     else:
         marks = {"ok": ("ok", "green"), "warning": ("warn", "yellow"), "problem": ("FAIL", "red")}
         for check in report.checks:
@@ -185,7 +184,7 @@ def credential_check(
     as_json: JsonOption = False,
 ) -> None:
     """Check the token: present, not expired, accepted by TikTok; list the advertisers it reaches."""
-    with _store(workspace) as store, _errors():
+    with open_store(workspace) as store, handle_errors():
         report = Doctor(store).credential(name)
     _show_report(report, as_json)
 
@@ -197,14 +196,14 @@ def destination_check(
     as_json: JsonOption = False,
 ) -> None:
     """Test connection: token valid, advertiser(s) reachable, write permission, event set exists."""
-    with _store(workspace) as store, _errors():
+    with open_store(workspace) as store, handle_errors():
         report = Doctor(store).destination(name)
     _show_report(report, as_json)
 
 
 def doctor(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
     """Check every credential and destination before a run; exit 1 when something needs fixing."""
-    with _store(workspace) as store, _errors():
+    with open_store(workspace) as store, handle_errors():
         report = Doctor(store).everything()
     _show_report(report, as_json)
 
@@ -223,11 +222,11 @@ def webhook_deliver(
     from ttsync.notify import WEBHOOK_URL_ENV, deliver_pending, webhook_url_from_env
 
     if webhook_url_from_env() is None:
-        raise _fail(f"{WEBHOOK_URL_ENV} is not set: export the webhook URL first")
-    with _store(workspace) as store, _errors():
+        raise fail(f"{WEBHOOK_URL_ENV} is not set: export the webhook URL first")
+    with open_store(workspace) as store, handle_errors():
         counts = deliver_pending(store, attempts=attempts, include_failed=retry_failed)
     if as_json:
-        _print_json(counts)
+        print_json(counts)
     else:
         _out.print(f"delivered {counts['delivered']}, failed {counts['failed']}")
     if counts["failed"]:

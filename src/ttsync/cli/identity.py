@@ -105,10 +105,10 @@ def check(
         for batch in read_batches(file, needed, key):
             preparer.process(batch)
     except (KeyError, ValueError, pa.ArrowInvalid) as exc:
-        from ttsync.cli.workspace import _fail
+        from ttsync.cli._common import fail
 
         # Identifiers are removed; quotes are kept: Arrow quotes the column names the user has to fix.
-        raise _fail(
+        raise fail(
             f"Cannot read {file.name}: {redact_text(str(exc))}. Check the column names and the file format."
         ) from None
     finally:

@@ -10,12 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ttsync.app import queries
 from ttsync.app.runs import RunOutcome, build_run, continue_run, preview_run, start_run
 from ttsync.app.workspace.layout import Workspace
+from ttsync.cli._common import JsonOption, WorkspaceOption, handle_errors, open_store, print_json
 from ttsync.cli.progress import RichReporter
-from ttsync.cli.workspace import JsonOption, WorkspaceOption, _errors, _print_json, _store
 from ttsync.destinations.tiktok.pipelines.audience import RunOptions
-from ttsync.store import repos
 from ttsync.store.records import WorkflowRecord
 from ttsync.workflows.engine import workflow_warnings
 from ttsync.workflows.resolutions import resolution_for
@@ -51,7 +51,7 @@ def run(
     options = RunOptions(batch_rows=batch_rows, allow_large_removal=allow_large_removal)
     ws = Workspace.discover(workspace)
     reporter = RichReporter(enabled=not as_json and _err.is_terminal)
-    with _store(workspace) as store, reporter, _errors():
+    with open_store(workspace) as store, reporter, handle_errors():
         audience_run = build_run(ws, store, orchestration, options=options, reporter=reporter)
         if plan:
             preview = preview_run(audience_run)
@@ -69,7 +69,7 @@ def _prune_after_run(ws: Workspace, workspace: Path | None) -> None:
     from ttsync.app.retention import prune_runs
 
     try:
-        with _store(workspace) as store:
+        with open_store(workspace) as store:
             prune_runs(ws.state_dir, store)
     except Exception as exc:
         _err.print(f"[yellow]warning:[/yellow] could not prune old run folders: {exc}", highlight=False)
@@ -77,7 +77,7 @@ def _prune_after_run(ws: Workspace, workspace: Path | None) -> None:
 
 def _show_preview(preview: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        _print_json(preview)
+        print_json(preview)
         return
     if "totals" in preview:
         _show_event_preview(preview)
@@ -154,7 +154,7 @@ def _show_match_report(report: dict[str, Any]) -> None:
 
 def _show_outcome(outcome: RunOutcome, as_json: bool) -> None:
     if as_json:
-        _print_json(outcome.to_dict())
+        print_json(outcome.to_dict())
         if not outcome.ok:
             raise typer.Exit(1)
         return
@@ -218,10 +218,10 @@ def workflows_list(
     as_json: JsonOption = False,
 ) -> None:
     """Recent workflows, newest first."""
-    with _store(workspace) as store, _errors():
-        items = repos.list_workflows(store, orchestration=orchestration, limit=limit)
+    with open_store(workspace) as store, handle_errors():
+        items = queries.list_workflows(store, orchestration=orchestration, limit=limit)
     if as_json:
-        _print_json([w.model_dump(mode="json") for w in items])
+        print_json([w.model_dump(mode="json") for w in items])
         return
     rows = [
         [
@@ -254,10 +254,10 @@ def workflows_show(
     as_json: JsonOption = False,
 ) -> None:
     """One workflow with its tasks, timings, counts and, when it failed, the resolution."""
-    with _store(workspace) as store, _errors():
-        workflow = repos.get_workflow(store, repos.resolve_workflow_id(store, workflow_id))
+    with open_store(workspace) as store, handle_errors():
+        workflow = queries.find_workflow(store, workflow_id)
     if as_json:
-        _print_json(RunOutcome(workflow, ok=workflow.state != "failed").to_dict())
+        print_json(RunOutcome(workflow, ok=workflow.state != "failed").to_dict())
     else:
         _show_workflow(workflow)
 
@@ -265,8 +265,8 @@ def workflows_show(
 def _continue(workflow_id: str, action: str, task: str | None, workspace: Path | None, as_json: bool) -> None:
     ws = Workspace.discover(workspace)
     reporter = RichReporter(enabled=not as_json and _err.is_terminal)
-    with _store(workspace) as store, reporter, _errors():
-        workflow = repos.get_workflow(store, repos.resolve_workflow_id(store, workflow_id))
+    with open_store(workspace) as store, reporter, handle_errors():
+        workflow = queries.find_workflow(store, workflow_id)
         audience_run = build_run(ws, store, workflow.orchestration, reporter=reporter)
         outcome = continue_run(audience_run, workflow.id, action, task)
     _show_outcome(outcome, as_json)
@@ -312,13 +312,10 @@ def notifications(
     as_json: JsonOption = False,
 ) -> None:
     """Alerts raised by workflows, newest first."""
-    with _store(workspace) as store, _errors():
-        items = repos.list_notifications(store, unread_only=unread)
-        if mark_read:
-            for item in items:
-                repos.update_notification(store, item.id, read=True)
+    with open_store(workspace) as store, handle_errors():
+        items = queries.list_notifications(store, unread_only=unread, mark_read=mark_read)
     if as_json:
-        _print_json([n.model_dump(mode="json") for n in items])
+        print_json([n.model_dump(mode="json") for n in items])
         return
     table = Table("id", "when", "severity", "title", "workflow")
     for n in items:
@@ -342,10 +339,10 @@ def quickstart(
     from ttsync.app.quickstart import ORCHESTRATION, run_quickstart
 
     reporter = RichReporter(enabled=not as_json)
-    with reporter, _errors():
+    with reporter, handle_errors():
         result = run_quickstart(directory=directory, rows=rows, reporter=reporter)
     if as_json:
-        _print_json(result.to_dict())
+        print_json(result.to_dict())
         if not result.ok:
             raise typer.Exit(1)
         return
@@ -421,10 +418,10 @@ def runs_prune(
     from ttsync.app.retention import prune_runs
 
     ws = Workspace.discover(workspace)
-    with _store(workspace) as store, _errors():
+    with open_store(workspace) as store, handle_errors():
         result = prune_runs(ws.state_dir, store, older_than_days=older_than, keep=keep, dry_run=dry_run)
     if as_json:
-        _print_json(result.to_dict())
+        print_json(result.to_dict())
         return
     totals = result.to_dict()
     for folder in result.folders:

@@ -4,117 +4,32 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
-import duckdb
-import pyarrow as pa
 import typer
 import yaml
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
+from ttsync.cli._common import (
+    JsonOption,
+    WorkspaceOption,
+    fail,
+    handle_errors,
+    open_store,
+    print_json,
+)
 from ttsync.config.models import DataTemplate, Destination, Orchestration, Source, format_validation_error
-from ttsync.errors import ConfigError, WorkspaceError
-from ttsync.redact import redact_error
-from ttsync.sources import SourceError
-from ttsync.store import SecretKeyError, Store, StoreError, repos
+from ttsync.errors import ConfigError
+from ttsync.store import Store, repos
 
-WorkspaceOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--workspace", "-w", help="Workspace folder (default: $TTSYNC_WORKSPACE, else the current folder)."
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 ObjectNameArgument = Annotated[str, typer.Argument(help="Name of the object (see this group's `list`).")]
 
 _out = Console()
 _err = Console(stderr=True)
-
-# Exit codes (listed in the README): 0 done; 1 the command ran and what it checked or ran failed (a failed
-# workflow, a check with problems, a refused authorization, an undelivered webhook); 2 a usage or
-# configuration error (bad option, unknown object, invalid file or setting); 130 interrupted (Ctrl-C).
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-
-class _Mode:
-    """Whether this process was asked for JSON (`--json` anywhere on the command line)."""
-
-    json = False
-
-
-def set_json_mode(enabled: bool) -> None:
-    """Make errors print as JSON on stdout (set by the entry point from the command line)."""
-    _Mode.json = enabled
-
-
-def json_mode() -> bool:
-    """True when errors are printed as JSON."""
-    return _Mode.json
-
-
-def error_document(message: str, *, resolution: str | None, exit_code: int) -> dict[str, Any]:
-    """The JSON form of an error in `--json` mode (always these keys)."""
-    return {"ok": False, "error": message, "resolution": resolution, "exit_code": exit_code}
-
-
-def _fail(message: str, *, resolution: str | None = None, code: int = EXIT_USAGE) -> typer.Exit:
-    """Print an error (JSON on stdout in --json mode, else red on stderr); return the Exit to raise."""
-    if json_mode():
-        _print_json(error_document(message, resolution=resolution, exit_code=code))
-    else:
-        _err.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False)
-    return typer.Exit(code=code)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    # Every message is redacted (`ttsync.redact`): a database, DuckDB or Arrow error quotes the value it
-    # failed on. Unexpected errors are reported in one redacted line too: a traceback would print the same
-    # raw text.
-    try:
-        yield
-    except (typer.Exit, typer.Abort, click.ClickException):
-        raise
-    except ConfigError as exc:
-        raise _fail(redact_error(exc), resolution="configuration_error") from None
-    except (WorkspaceError, SourceError, StoreError, SecretKeyError, ValueError) as exc:
-        raise _fail(redact_error(exc)) from None
-    except (duckdb.Error, pa.ArrowException, SQLAlchemyError) as exc:
-        raise _fail(f"{type(exc).__name__}: {redact_error(exc)}") from None
-    except Exception as exc:
-        _err.print(
-            f"[red]error:[/red] unexpected {type(exc).__name__} inside ttsync (a bug: please report it): "
-            f"{escape(redact_error(exc))}",
-            markup=True,
-            highlight=False,
-        )
-        raise typer.Exit(code=1) from None
-
-
-@contextmanager
-def _store(workspace: Path | None) -> Iterator[Store]:
-    from ttsync.app.workspace.layout import Workspace
-
-    with _errors():
-        store = Workspace.discover(workspace).open_store()
-        try:
-            yield store
-        finally:
-            store.close()
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -134,10 +49,10 @@ def init(
     """Create a workspace: ttsync.yaml, state/ (store and key) and optionally a sample warehouse."""
     from ttsync.app.workspace.init import init_workspace
 
-    with _errors():
+    with handle_errors():
         result = init_workspace(directory, sample=sample, rows=rows, seed=seed, force=force)
     if as_json:
-        _print_json(result.to_dict())
+        print_json(result.to_dict())
         return
     for path in result.created:
         _out.print(f"created {path}", highlight=False)
@@ -156,15 +71,15 @@ def apply(
     from ttsync.app.workspace.apply import apply_config
     from ttsync.app.workspace.layout import Workspace, load_config
 
-    with _errors():
+    with handle_errors():
         ws = Workspace.discover(workspace)
         path = file if file.is_absolute() or file.exists() else ws.root / file
         config = load_config(path)
-    with _store(workspace) as store, _errors():
+    with open_store(workspace) as store, handle_errors():
         result = apply_config(store, config)
         save_retention(ws.state_dir, config.retention)
     if as_json:
-        _print_json(result.to_dict())
+        print_json(result.to_dict())
         return
     table = Table("kind", "name", "change")
     for obj in result.objects:
@@ -190,7 +105,7 @@ def export(
     from ttsync.app.workspace.layout import Workspace
     from ttsync.config.file import dump_config
 
-    with _store(workspace) as store, _errors():
+    with open_store(workspace) as store, handle_errors():
         config = export_config(store)
         config.retention = load_retention(Workspace.discover(workspace).state_dir)
         text = (
@@ -240,10 +155,10 @@ def _object_group(
 
     @group.command("list")
     def list_cmd(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
-        with _store(workspace) as store, _errors():
+        with open_store(workspace) as store, handle_errors():
             items = lister(store)
         if as_json:
-            _print_json(repos.model_rows(items))
+            print_json(repos.model_rows(items))
             return
         table = Table(*columns)
         for item in items:
@@ -256,11 +171,11 @@ def _object_group(
     def show_cmd(
         name: ObjectNameArgument, workspace: WorkspaceOption = None, as_json: JsonOption = False
     ) -> None:
-        with _store(workspace) as store, _errors():
+        with open_store(workspace) as store, handle_errors():
             item = getter(store, name)
         data = item.model_dump(mode="json")
         if as_json:
-            _print_json(data)
+            print_json(data)
         else:
             sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
@@ -274,7 +189,7 @@ def _object_group(
     ) -> None:
         from ttsync.app.workspace.layout import Workspace
 
-        with _errors():
+        with handle_errors():
             data = _load_object_file(file)
             try:
                 item = model.model_validate(data)
@@ -282,10 +197,10 @@ def _object_group(
                 raise ConfigError(format_validation_error(exc, str(file))) from None
             if check is not None:
                 check(item, Workspace.discover(workspace).root)
-        with _store(workspace) as store, _errors():
+        with open_store(workspace) as store, handle_errors():
             change = saver(store, item)
         if as_json:
-            _print_json({"kind": kind, "name": data.get("name"), "change": change})
+            print_json({"kind": kind, "name": data.get("name"), "change": change})
         else:
             _out.print(f"{kind} {data.get('name')!r}: {change}", highlight=False)
 
@@ -295,12 +210,12 @@ def _object_group(
     def remove_cmd(
         name: ObjectNameArgument, workspace: WorkspaceOption = None, as_json: JsonOption = False
     ) -> None:
-        with _store(workspace) as store, _errors():
+        with open_store(workspace) as store, handle_errors():
             removed = remover(store, name)
         if not removed:
-            raise _fail(f"{kind} {name!r} does not exist: see `ttsync {group_name} list`")
+            raise fail(f"{kind} {name!r} does not exist: see `ttsync {group_name} list`")
         if as_json:
-            _print_json({"kind": kind, "name": name, "removed": True})
+            print_json({"kind": kind, "name": name, "removed": True})
         else:
             _out.print(f"removed {kind} {name!r}", highlight=False)
 
