@@ -13,6 +13,7 @@ from rich.table import Table
 from ttsync.cli.progress import RichReporter
 from ttsync.cli.workspace import JsonOption, WorkspaceOption, _errors, _print_json, _store
 from ttsync.services.audience_sync import RunOptions
+from ttsync.services.ownership import reap_interrupted
 from ttsync.services.runs import RunOutcome, build_run, continue_run, preview_run, start_run
 from ttsync.store import repos
 from ttsync.store.records import WorkflowRecord
@@ -219,6 +220,7 @@ def workflows_list(
 ) -> None:
     """Recent workflows, newest first."""
     with _store(workspace) as store, _errors():
+        reap_interrupted(store)  # a workflow whose process died shows `interrupted`, not `running`
         items = repos.list_workflows(store, orchestration=orchestration, limit=limit)
     if as_json:
         _print_json([w.model_dump(mode="json") for w in items])
@@ -255,6 +257,7 @@ def workflows_show(
 ) -> None:
     """One workflow with its tasks, timings, counts and, when it failed, the resolution."""
     with _store(workspace) as store, _errors():
+        reap_interrupted(store)
         workflow = repos.get_workflow(store, repos.resolve_workflow_id(store, workflow_id))
     if as_json:
         _print_json(RunOutcome(workflow, ok=workflow.state != "failed").to_dict())
