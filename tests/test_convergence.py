@@ -133,3 +133,15 @@ def test_killed_right_after_create_then_fresh_run_makes_no_second_audience(env: 
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     assert len(audiences(env)) == 1
     assert env.members() == env.expected()
+
+
+def test_every_confirmed_batch_is_checkpointed(env: Env) -> None:
+    # Killed at the 8th checkpoint (the 1st closes the empty remove phase): 7 confirmed add batches are
+    # recorded, and a retry re-sends only the batches that were still in flight.
+    killed = cli(env, "run", ORCH, "--batch-rows", "50", crash_at="upload:batch#8")
+    assert killed.returncode == -9, killed.stderr
+    retried = cli(env, "workflows", "retry", latest(env), "--json")
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    upload = next(t for t in json.loads(retried.stdout)["tasks"] if t["name"] == "upload")
+    assert upload["counts"]["batches_skipped"] >= 7
+    assert env.members() == env.expected()
