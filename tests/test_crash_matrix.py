@@ -81,7 +81,9 @@ class Matrix:
 
     def converged(self, after: str) -> None:
         env = self.env
-        named = [a for a in env.emulator.admin.state()["audiences"] if a.get("name") == "High value customers"]
+        named = [
+            a for a in env.emulator.admin.state()["audiences"] if a.get("name") == "High value customers"
+        ]
         assert len(named) == 1, f"after {after}: {len(named)} audiences"
         members, expected = env.members(), env.expected()
         assert members == expected, (
