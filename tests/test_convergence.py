@@ -145,3 +145,35 @@ def test_every_confirmed_batch_is_checkpointed(env: Env) -> None:
     upload = next(t for t in json.loads(retried.stdout)["tasks"] if t["name"] == "upload")
     assert upload["counts"]["batches_skipped"] >= 7
     assert env.members() == env.expected()
+
+
+def _customer_file(env: Env) -> set[tuple[str, str]]:
+    """Switch the destination to customer-file delivery (emails); return the expected email hashes."""
+    destination = repos.get_destination(env.store, "tiktok-audiences")
+    settings = destination.settings.model_copy(
+        update={"delivery": "customer_file", "user_id_types": ["EMAIL"], "retention_days": 30}
+    )
+    repos.save_destination(env.store, destination.model_copy(update={"settings": settings}))
+    return {pair for pair in env.expected() if pair[0] == "EMAIL_SHA256"}
+
+
+def test_customer_file_lost_create_answer_adopts_the_audience(env: Env) -> None:
+    expected = _customer_file(env)
+    env.emulator.admin.set_faults(
+        rate=0.0, codes=[], drop_response_rate=1.0, paths=["dmp/custom_audience/create/"]
+    )
+    outcome = env.run()
+    assert outcome.ok, outcome.workflow.error
+    assert len(audiences(env)) == 1
+    assert env.members() == expected
+
+
+def test_customer_file_killed_after_create_then_fresh_run_after_churn(env: Env) -> None:
+    _customer_file(env)
+    killed = cli(env, "run", ORCH, crash_at="create:sent")
+    assert killed.returncode == -9, killed.stderr
+    apply_churn(env.workspace.sample_warehouse, fraction=0.1, seed=5)  # the adopted audience is stale
+    fresh = cli(env, "run", ORCH, "--json")
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert len(audiences(env)) == 1
+    assert env.members() == {pair for pair in env.expected() if pair[0] == "EMAIL_SHA256"}

@@ -339,10 +339,12 @@ class AudienceRun(OrchestrationRun):
                     save_checkpoint=lambda cp: ctx.save_checkpoint(ctx.checkpoint | {"customer_file": cp}),
                     options=CustomerFileOptions(ready_timeout_seconds=self.options.ready_timeout_seconds),
                     progress=lambda step, n: self.reporter.advance("upload", n) if step == "upload" else None,
+                    create_intent=self.create_intent_path,
                 )
         finally:
             con.close()
         self._save_state(result.audience_id, None, None)
+        clear_create_intent(self.create_intent_path)
         ctx.shared["audience_id"] = result.audience_id
         for warning in result.warnings:
             self._warn(ctx, warning, serious=True)
