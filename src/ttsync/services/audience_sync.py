@@ -477,6 +477,8 @@ class AudienceRun(OrchestrationRun):
                     id_schemas=self.id_schemas(specs),
                     mode=SyncMode(self.settings.mode),
                     work_dir=work / "plan",
+                    # What unfinished workflows may have sent counts too, unless the audience itself is gone.
+                    inflight=inflight_files(self.inflight_dir) if stored is None or snapshot else [],
                 )
                 rejects = con.execute(
                     f"SELECT reason, count(*) FROM read_parquet('{prepared.rejects_path}') GROUP BY reason "

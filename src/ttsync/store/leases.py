@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from ttsync.errors import ResolvableError
 from ttsync.store import schema
 from ttsync.store.db import Store
 from ttsync.store.records import LeaseRecord
@@ -262,5 +263,7 @@ class LeaseKeeper:
         self.close()
 
 
-class LeaseLostError(Exception):
+class LeaseLostError(ResolvableError):
     """This process's lease was taken over: it must stop writing."""
+
+    resolution_key = "workflow_running"
