@@ -177,3 +177,15 @@ def test_customer_file_killed_after_create_then_fresh_run_after_churn(env: Env) 
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     assert len(audiences(env)) == 1
     assert env.members() == {pair for pair in env.expected() if pair[0] == "EMAIL_SHA256"}
+
+
+def test_retry_from_plan_after_a_kill_in_upload_starts_the_new_plan_afresh(env: Env) -> None:
+    assert env.run().ok
+    apply_churn(env.workspace.sample_warehouse, fraction=0.2, seed=6)
+    killed = cli(env, "run", ORCH, "--batch-rows", "40", crash_at="upload:batch#4")
+    assert killed.returncode == -9, killed.stderr
+    apply_churn(env.workspace.sample_warehouse, fraction=0.2, seed=7)
+    # Planned again: the batches the old plan confirmed say nothing of the new plan's batches.
+    retried = cli(env, "workflows", "retry", latest(env), "--task", "prepare", "--json")
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert env.members() == env.expected()

@@ -20,6 +20,7 @@ import asyncio
 import json
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -254,7 +255,8 @@ class AudienceRun(OrchestrationRun):
                 f"this run would remove {plan.remove_ids:,} of {plan.previous_ids:,} identifiers "
                 f"({plan.remove_share:.0%}), above the remove guard of {guard:.0%}"
             )
-        ctx.save_checkpoint({"plan": plan.to_state()})
+        # A new plan id on every planning: an upload's progress and in-flight record belong to one plan.
+        ctx.save_checkpoint({"plan": plan.to_state(), "plan_id": uuid.uuid4().hex})
         near = self.remove_guard_warning(plan.remove_share)
         if near:
             self._warn(ctx, near)
@@ -269,6 +271,11 @@ class AudienceRun(OrchestrationRun):
 
     async def task_upload(self, ctx: TaskContext) -> dict[str, Any]:
         """Send the plan in checkpointed batches (removes first, then adds)."""
+        plan_id = self._task_checkpoint(ctx, "plan").get("plan_id")
+        if ctx.checkpoint.get("plan_id") != plan_id:
+            # Planned again since (`retry --task plan`): the progress of the earlier plan means nothing now;
+            # its in-flight record stays, and the new plan already reconciles it.
+            ctx.save_checkpoint({"plan_id": plan_id})
         if self.customer_file:
             return await self._upload_customer_file(ctx)
         audience_id = self._audience_id(ctx)
