@@ -33,7 +33,7 @@ def hold(keeper: leases.LeaseKeeper, resource: str) -> None:
         ) from None
 
 
-def check_continuable(store: Store, workflow: WorkflowRecord) -> None:
+def check_continuable(workflow: WorkflowRecord) -> None:
     """Refuse to continue a superseded workflow."""
     if workflow.state != "superseded":
         return

@@ -116,7 +116,7 @@ def continue_run(run: OrchestrationRun, workflow_id: str, action: str, task: str
     failed task), or `restart` (from the first task, checkpoints cleared). Refused for a superseded workflow
     and while a workflow of the orchestration runs."""
     workflow = repos.get_workflow(run.store, workflow_id)
-    check_continuable(run.store, workflow)
+    check_continuable(workflow)
     if workflow.state in SUCCEEDED_STATES and action != "restart":
         return RunOutcome(workflow, ok=True)
     if action not in ("retry", "resolve", "restart"):
@@ -125,7 +125,7 @@ def continue_run(run: OrchestrationRun, workflow_id: str, action: str, task: str
         hold(keeper, orchestration_resource(run.orchestration.name))
         # Read again under the lease: a run that finished meanwhile may have superseded it.
         workflow = repos.get_workflow(run.store, workflow_id)
-        check_continuable(run.store, workflow)
+        check_continuable(workflow)
         if action == "restart":
             reset_for_restart(run.store, workflow)
             return _execute(run, workflow_id, run.tasks(), start_at=None, keeper=keeper)
