@@ -5,18 +5,27 @@ from __future__ import annotations
 from ttsync.store import repos
 from ttsync.store.db import Store
 from ttsync.store.records import NotificationRecord, WorkflowRecord
+from ttsync.workflows.ownership import reap_interrupted
 
 
 def list_workflows(
     store: Store, *, orchestration: str | None = None, limit: int = 20
 ) -> list[WorkflowRecord]:
-    """Recent workflows, newest first (of one orchestration when given)."""
+    """Recent workflows, newest first (of one orchestration when given); a workflow whose process died reads
+    `interrupted`, not `running`."""
+    reap_interrupted(store)
     return repos.list_workflows(store, orchestration=orchestration, limit=limit)
 
 
 def find_workflow(store: Store, workflow_id: str) -> WorkflowRecord:
     """The workflow with this id or unique id prefix; `NotFoundError` / `AmbiguousIdError` otherwise."""
     return repos.get_workflow(store, repos.resolve_workflow_id(store, workflow_id))
+
+
+def show_workflow(store: Store, workflow_id: str) -> WorkflowRecord:
+    """`find_workflow` as shown to a user: a workflow whose process died reads `interrupted`, not `running`."""
+    reap_interrupted(store)
+    return find_workflow(store, workflow_id)
 
 
 def list_notifications(

@@ -195,6 +195,19 @@ def _show_workflow(workflow: WorkflowRecord) -> None:
             resolution = resolution_for(serious["resolution"])
             for i, step in enumerate(resolution.steps, 1):
                 _out.print(f"  {i}. {step.replace('ID', workflow.id)}", highlight=False)
+    if workflow.state == "interrupted":
+        _out.print(
+            f"Its process died while it ran (no live lease). Continue with: ttsync workflows retry {workflow.id} "
+            f"(or run {workflow.orchestration} again, which supersedes it)",
+            highlight=False,
+        )
+    if workflow.state == "superseded":
+        by = (workflow.checkpoint or {}).get("superseded_by")
+        _out.print(
+            f"A newer run of {workflow.orchestration}{f' ({by})' if by else ''} replaced it: it can no longer "
+            "be retried; whatever it sent was reconciled by the newer run.",
+            highlight=False,
+        )
     if workflow.state == "failed":
         error = workflow.error or {}
         resolution = resolution_for(error.get("resolution"))
@@ -255,7 +268,7 @@ def workflows_show(
 ) -> None:
     """One workflow with its tasks, timings, counts and, when it failed, the resolution."""
     with open_store(workspace) as store, handle_errors():
-        workflow = queries.find_workflow(store, workflow_id)
+        workflow = queries.show_workflow(store, workflow_id)
     if as_json:
         print_json(RunOutcome(workflow, ok=workflow.state != "failed").to_dict())
     else:

@@ -12,6 +12,7 @@ from ttsync.destinations.tiktok.client import AsyncTikTokClient, RateLimits, Ret
 from ttsync.destinations.tiktok.oauth import ensure_fresh_token
 from ttsync.identity.rowkeys import KeyHasher
 from ttsync.store.db import Store
+from ttsync.store.leases import LeaseKeeper
 from ttsync.workflows.engine import TaskSpec
 
 
@@ -58,6 +59,7 @@ class OrchestrationRun:
     options: RunOptions = field(default_factory=RunOptions)
     reporter: Reporter = field(default_factory=Reporter)
     client_factory: Callable[[], AsyncTikTokClient] | None = None
+    leases: LeaseKeeper | None = None  # set while the workflow runs: its leases (see services/ownership.py)
 
     def run_dir(self, workflow_id: str) -> Path:
         """Folder of this run's intermediate files (hashes, plans and outcomes only)."""
