@@ -8,17 +8,12 @@ template ← orchestration settings into the complete, validated settings a run 
 from __future__ import annotations
 
 import os
-import re
-import zoneinfo
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-import pycountry
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -28,78 +23,77 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from ttsync.config.common import (
+    _NAME_TEMPLATE_FIELD,
+    AUDIENCE_NAME_CUT,
+    AUDIENCE_NAME_MAX,
+    PRODUCTION_BASE_URL,
+    SANDBOX_URL_ENV,
+    Delivery,
+    DestinationKind,
+    DigitsId,
+    Environment,
+    EventSource,
+    ObjectName,
+    PhoneFormat,
+    SourceKind,
+    SyncMode,
+    UserIdType,
+    _Model,
+    audience_name_warning,
+    check_strict_audience_name,
+)
+from ttsync.config.settings import (
+    DEFAULT_MAX_REJECT_RATE,
+    AudienceSettings,
+    DestinationSettings,
+    OfflineEventsSettings,
+    ResolvedAudienceSettings,
+    ResolvedOfflineEventsSettings,
+    ResolvedSettings,
+    format_validation_error,
+    settings_model,
+    validate_settings,
+)
 from ttsync.errors import ConfigError, MissingSettingError
 
-# ref §1: production base URL of the Business API v1.3.
-PRODUCTION_BASE_URL = "https://business-api.tiktok.com/open_api/v1.3/"
-SANDBOX_URL_ENV = "TTSYNC_SANDBOX_URL"
-
-Environment = Literal["sandbox", "production"]
-DestinationKind = Literal["audience", "offline_events"]
-SourceKind = Literal["duckdb", "sqlalchemy", "csv", "parquet"]
-UserIdType = Literal["EMAIL", "PHONE", "IDFA", "AAID"]
-Delivery = Literal["partner", "customer_file"]
-SyncMode = Literal["mirror", "append", "create", "replace"]
-EventSource = Literal["offline", "web", "crm"]
-PhoneFormat = Literal["e164", "digits"]
-
-# ref §2.1: Segment API names longer than 70 characters are cut to 67 characters plus "...".
-AUDIENCE_NAME_MAX = 70
-AUDIENCE_NAME_CUT = 67
-_STRICT_NAME = re.compile(r"^[A-Za-z0-9 _-]{10,70}$")
-_OBJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
-_DIGITS = re.compile(r"^[0-9]{1,32}$")
-_NAME_TEMPLATE_FIELD = re.compile(r"\{([^{}]*)\}")
-
-
-def _check_object_name(value: str) -> str:
-    if not _OBJECT_NAME.match(value):
-        raise ValueError(
-            "names start with a letter or digit and use only letters, digits, '-', '_' and '.' "
-            "(at most 80 characters), for example 'tiktok-audiences'"
-        )
-    return value
-
-
-def _check_digits(value: str) -> str:
-    if not _DIGITS.match(value):
-        raise ValueError(
-            "TikTok ids are strings of digits, for example '7654321098765432109'; "
-            "quote them in YAML so they stay strings"
-        )
-    return value
-
-
-ObjectName = Annotated[str, AfterValidator(_check_object_name)]
-DigitsId = Annotated[str, AfterValidator(_check_digits)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-def audience_name_warning(name: str) -> str | None:
-    """Return the warning to show when TikTok will truncate `name`, or None when it fits.
-
-    TikTok cuts Segment-API audience names longer than 70 characters to 67 plus "..." (ref §2.1).
-    """
-    if len(name) <= AUDIENCE_NAME_MAX:
-        return None
-    shown = name[:AUDIENCE_NAME_CUT] + "..."
-    return (
-        f"audience name is {len(name)} characters; TikTok keeps at most {AUDIENCE_NAME_MAX} "
-        f"and will show it as {shown!r}: shorten it to keep it recognizable"
-    )
-
-
-def check_strict_audience_name(name: str) -> str:
-    """Enforce the optional strict audience-name rule: 10-70 letters, digits, spaces, '-' and '_'."""
-    if not _STRICT_NAME.match(name):
-        raise ValueError(
-            "with strict_audience_name, an audience name has 10 to 70 characters, only letters, digits, "
-            "spaces, '-' and '_'; rename it or turn strict_audience_name off"
-        )
-    return name
+__all__ = [
+    "AUDIENCE_NAME_CUT",
+    "AUDIENCE_NAME_MAX",
+    "DEFAULT_MAX_REJECT_RATE",
+    "PRODUCTION_BASE_URL",
+    "SANDBOX_URL_ENV",
+    "AudienceSettings",
+    "Credential",
+    "DataTemplate",
+    "Delivery",
+    "Destination",
+    "DestinationKind",
+    "DestinationSettings",
+    "DigitsId",
+    "Environment",
+    "EventSource",
+    "ObjectName",
+    "OfflineEventsSettings",
+    "Orchestration",
+    "PhoneFormat",
+    "ResolvedAudienceSettings",
+    "ResolvedOfflineEventsSettings",
+    "ResolvedSettings",
+    "Source",
+    "SourceKind",
+    "SyncMode",
+    "UserIdType",
+    "audience_name_warning",
+    "check_strict_audience_name",
+    "effective_audience_settings",
+    "effective_offline_events_settings",
+    "effective_settings",
+    "format_validation_error",
+    "resolve_base_url",
+    "settings_model",
+    "validate_settings",
+]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -208,231 +202,6 @@ class Source(_Model):
     def table_name(self) -> str:
         """Name a CSV / Parquet file has in SQL: `table`, else the source name."""
         return self.table or self.name
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Destination settings
-
-
-def _advertiser_list(value: Any) -> Any:
-    # One advertiser may be given as a plain string; several as a list.
-    if isinstance(value, str | int):
-        return [str(value)]
-    return value
-
-
-def _check_region(value: str | None) -> str | None:
-    if value is None:
-        return None
-    upper = value.strip().upper()
-    if len(upper) != 2 or pycountry.countries.get(alpha_2=upper) is None:
-        raise ValueError("default_region is an ISO 3166 alpha-2 country code, for example 'US' or 'GB'")
-    return upper
-
-
-DEFAULT_MAX_REJECT_RATE = 0.05  # share of rejected rows above which a run ends `succeeded_with_warnings`
-
-
-class AudienceSettings(_Model):
-    """Settings of an `audience` destination; any may be left for the data template or orchestration."""
-
-    advertiser_ids: list[DigitsId] | None = None
-    audience_name: str | None = None
-    strict_audience_name: bool | None = None
-    user_id_types: list[UserIdType] | None = None
-    delivery: Delivery | None = None
-    mode: SyncMode | None = None
-    retention_days: int | None = Field(default=None, ge=1, le=365)
-    remove_guard: float | None = Field(default=None, ge=0.0, le=1.0)
-    max_reject_rate: float | None = Field(default=None, ge=0.0, le=1.0)
-    default_region: str | None = None
-    phone_format: PhoneFormat | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _aliases(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "advertiser_id" in data and "advertiser_ids" not in data:
-            data = dict(data)
-            data["advertiser_ids"] = data.pop("advertiser_id")
-        return data
-
-    @field_validator("advertiser_ids", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return _advertiser_list(value)
-
-    @field_validator("advertiser_ids")
-    @classmethod
-    def _not_empty(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and not value:
-            raise ValueError("give at least one advertiser id")
-        return value
-
-    @field_validator("user_id_types", mode="before")
-    @classmethod
-    def _upper_types(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [value]
-        if isinstance(value, list):
-            return [v.strip().upper() if isinstance(v, str) else v for v in value]
-        return value
-
-    @field_validator("user_id_types")
-    @classmethod
-    def _types_not_empty(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and not value:
-            raise ValueError("give at least one user id type: EMAIL, PHONE, IDFA or AAID")
-        if value is not None and len(set(value)) != len(value):
-            raise ValueError("each user id type may appear once")
-        return value
-
-    @field_validator("default_region")
-    @classmethod
-    def _region(cls, value: str | None) -> str | None:
-        return _check_region(value)
-
-    @field_validator("audience_name")
-    @classmethod
-    def _name_not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("audience_name is blank: give a name or leave the setting out")
-        return value
-
-
-def _default_id_types() -> list[UserIdType]:
-    return ["EMAIL"]  # EMAIL matches best (seed 001)
-
-
-class ResolvedAudienceSettings(_Model):
-    """Complete settings of an audience delivery, after merging (see `effective_settings`)."""
-
-    kind: Literal["audience"] = "audience"
-    advertiser_ids: list[DigitsId] = Field(min_length=1)
-    audience_name: str
-    strict_audience_name: bool = False
-    user_id_types: list[UserIdType] = Field(default_factory=lambda: _default_id_types(), min_length=1)
-    delivery: Delivery = "partner"
-    mode: SyncMode = "mirror"
-    retention_days: int | None = Field(default=None, ge=1, le=365)
-    remove_guard: float = Field(default=0.5, ge=0.0, le=1.0)
-    # Above this share of rejected identifier values the run ends `succeeded_with_warnings` and notifies.
-    max_reject_rate: float = Field(default=DEFAULT_MAX_REJECT_RATE, ge=0.0, le=1.0)
-    default_region: str | None = None
-    phone_format: PhoneFormat = "e164"
-
-    @model_validator(mode="after")
-    def _cross_checks(self) -> ResolvedAudienceSettings:
-        if self.mode == "replace" and self.delivery != "customer_file":
-            raise ValueError(
-                "mode 'replace' uses the customer-file REPLACE action: set delivery to 'customer_file', "
-                "or use mode 'mirror' with partner delivery"
-            )
-        if self.retention_days is not None and self.delivery != "customer_file":
-            raise ValueError(
-                "retention_days applies to customer-file audiences only: set delivery to 'customer_file' "
-                "or remove retention_days"
-            )
-        if self.strict_audience_name:
-            check_strict_audience_name(self.audience_name)
-        return self
-
-    def warnings(self) -> list[str]:
-        """Non-fatal remarks to show before a run (e.g. TikTok will truncate the name)."""
-        warning = audience_name_warning(self.audience_name)
-        return [warning] if warning else []
-
-
-class OfflineEventsSettings(_Model):
-    """Settings of an `offline_events` destination; the event set may come from the template/orchestration."""
-
-    advertiser_id: DigitsId | None = None
-    event_set_id: DigitsId | None = None
-    event_source: EventSource | None = None
-    test_event_code: str | None = None
-    timezone: str | None = None
-    default_region: str | None = None
-    derive_event_id: bool | None = None
-    partner_name: str | None = None
-    max_reject_rate: float | None = Field(default=None, ge=0.0, le=1.0)
-
-    @field_validator("default_region")
-    @classmethod
-    def _region(cls, value: str | None) -> str | None:
-        return _check_region(value)
-
-    @field_validator("advertiser_id", "event_set_id", mode="before")
-    @classmethod
-    def _int_to_str(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) else value
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(
-                "timezone is an IANA zone name used for timestamps without a zone, e.g. 'UTC' or "
-                "'America/New_York'"
-            ) from exc
-        return value
-
-
-class ResolvedOfflineEventsSettings(_Model):
-    """Complete settings of an offline-events delivery, after merging (see `effective_settings`)."""
-
-    kind: Literal["offline_events"] = "offline_events"
-    advertiser_id: DigitsId
-    event_set_id: DigitsId
-    event_source: EventSource = "offline"
-    test_event_code: str | None = None
-    timezone: str = "UTC"
-    default_region: str | None = None  # country of phones written without +country code
-    derive_event_id: bool = False  # derive a deterministic event_id when the query has none
-    # Sent as event/track/ `partner_name` only when set: TikTok answers 40063 "invalid partner name" for
-    # names it does not know, and public clients do not send one (ref §3.1, §9). Use a name TikTok registered.
-    partner_name: str | None = None
-    # Above this share of rejected events the run ends `succeeded_with_warnings` and notifies.
-    max_reject_rate: float = Field(default=DEFAULT_MAX_REJECT_RATE, ge=0.0, le=1.0)
-
-    def warnings(self) -> list[str]:
-        """Non-fatal remarks to show before a run."""
-        if self.test_event_code:
-            return ["test_event_code is set: TikTok treats these events as test events, not for attribution"]
-        return []
-
-
-DestinationSettings = AudienceSettings | OfflineEventsSettings
-ResolvedSettings = ResolvedAudienceSettings | ResolvedOfflineEventsSettings
-
-
-def settings_model(kind: DestinationKind) -> type[AudienceSettings] | type[OfflineEventsSettings]:
-    """The partial settings model of a destination kind."""
-    return AudienceSettings if kind == "audience" else OfflineEventsSettings
-
-
-def validate_settings(kind: DestinationKind, settings: dict[str, Any], where: str) -> DestinationSettings:
-    """Validate a partial settings mapping for `kind`, turning pydantic errors into a `ConfigError`."""
-    try:
-        return settings_model(kind).model_validate(settings)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, f"{where}: settings")) from None
-
-
-def format_validation_error(exc: ValidationError, where: str) -> str:
-    """One readable line per problem, without echoing the offending input (it may be a secret or PII)."""
-    lines = []
-    for err in exc.errors(include_input=False, include_url=False):
-        loc = ".".join(str(part) for part in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown setting: check the spelling (see docs/configuration.md)"
-        elif err["type"] == "literal_error":
-            msg = msg.replace("Input should be", "use one of")
-        lines.append(f"{where}{'.' + loc if loc else ''}: {msg}")
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------------------
