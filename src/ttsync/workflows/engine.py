@@ -22,7 +22,7 @@ from typing import Any
 
 from ttsync.store import repos
 from ttsync.store.db import Store
-from ttsync.store.records import WorkflowRecord, WorkflowState
+from ttsync.store.records import TaskRecord, WorkflowRecord, WorkflowState
 from ttsync.workflows.crashpoints import crash_point
 from ttsync.workflows.errors import classify_exception
 from ttsync.workflows.resolutions import resolution_for
@@ -69,6 +69,19 @@ class TaskContext:
     def save_counts(self, counts: dict[str, Any]) -> None:
         """Persist this task's counts so far (shown by `workflows show` while it runs)."""
         repos.update_task(self.store, self.workflow_id, self.task_name, counts=counts)
+
+    def output_of(self, task: str) -> dict[str, Any]:
+        """The counts an earlier task of this workflow stored (its output), read from the store: what a later
+        task may rely on in a resumed workflow, where `shared` is empty."""
+        return self._task(task).counts
+
+    def checkpoint_of(self, task: str) -> dict[str, Any]:
+        """The checkpoint an earlier task of this workflow stored (e.g. the plan of `plan`)."""
+        return self._task(task).checkpoint
+
+    def _task(self, name: str) -> TaskRecord:
+        workflow = repos.get_workflow(self.store, self.workflow_id)
+        return next(t for t in workflow.tasks if t.name == name)
 
 
 class WorkflowFailedError(Exception):

@@ -233,7 +233,7 @@ class AudienceRun(OrchestrationRun):
         """Diff against the snapshot; stop before sending when the remove guard trips."""
         audience_id = self._audience_id(ctx, required=not self.customer_file)
         run_dir = self.run_dir(ctx.workflow_id)
-        id_schemas = ctx.shared.get("id_schemas") or self._task_counts(ctx, "prepare")["id_schemas"]
+        id_schemas = ctx.shared.get("id_schemas") or ctx.output_of("prepare")["id_schemas"]
         if self.customer_file:
             single_calculate_type(id_schemas)
         con = connect(run_dir / "plan", memory_limit=self.options.duckdb_memory_limit)
@@ -272,7 +272,7 @@ class AudienceRun(OrchestrationRun):
 
     async def task_upload(self, ctx: TaskContext) -> dict[str, Any]:
         """Send the plan in checkpointed batches (removes first, then adds)."""
-        plan_id = self._task_checkpoint(ctx, "plan").get("plan_id")
+        plan_id = ctx.checkpoint_of("plan").get("plan_id")
         if ctx.checkpoint.get("plan_id") != plan_id:
             # Planned again since (`retry --task plan`): the progress of the earlier plan means nothing now;
             # its in-flight record stays, and the new plan already reconciles it.
@@ -373,7 +373,7 @@ class AudienceRun(OrchestrationRun):
         )
         crash_point("commit:snapshot")
         # TikTok now equals this plan: what the records it reconciled (and its own) may have sent is settled.
-        upload = self._task_checkpoint(ctx, "upload")
+        upload = ctx.checkpoint_of("upload")
         clear_inflight(
             [*plan.inflight, *([upload["inflight_record"]] if upload.get("inflight_record") else [])]
         )
@@ -421,7 +421,7 @@ class AudienceRun(OrchestrationRun):
 
     def _ids_ever_sent(self, ctx: TaskContext, plan: AudiencePlan) -> int | None:
         """Identifiers in the committed snapshot: in every mode, all this workspace sent and did not remove."""
-        committed = self._task_counts(ctx, "commit").get("snapshot_ids")
+        committed = ctx.output_of("commit").get("snapshot_ids")
         if isinstance(committed, int):
             return committed
         return plan.current_ids if SyncMode(self.settings.mode) is SyncMode.MIRROR else None
@@ -606,9 +606,9 @@ class AudienceRun(OrchestrationRun):
         audience_id = ctx.shared.get("audience_id")
         if audience_id is None:
             # In a resumed workflow: the upload's (customer files are created there), else the verified one.
-            audience_id = self._task_counts(ctx, "upload").get("audience_id") or self._task_counts(
-                ctx, "verify_audience"
-            ).get("audience_id")
+            audience_id = ctx.output_of("upload").get("audience_id") or ctx.output_of("verify_audience").get(
+                "audience_id"
+            )
         if not audience_id:
             if required:
                 raise ResolvableError("the audience was not verified yet: restart the workflow")
@@ -621,17 +621,7 @@ class AudienceRun(OrchestrationRun):
             self._save_state(audience_id, None, None)
 
     def _plan(self, ctx: TaskContext) -> AudiencePlan:
-        workflow = repos.get_workflow(self.store, ctx.workflow_id)
-        task = next(t for t in workflow.tasks if t.name == "plan")
-        return AudiencePlan.from_state(task.checkpoint["plan"])
-
-    def _task_checkpoint(self, ctx: TaskContext, name: str) -> dict[str, Any]:
-        workflow = repos.get_workflow(self.store, ctx.workflow_id)
-        return next(t for t in workflow.tasks if t.name == name).checkpoint
-
-    def _task_counts(self, ctx: TaskContext, name: str) -> dict[str, Any]:
-        workflow = repos.get_workflow(self.store, ctx.workflow_id)
-        return next(t for t in workflow.tasks if t.name == name).counts
+        return AudiencePlan.from_state(ctx.checkpoint_of("plan")["plan"])
 
     def _save_state(self, audience_id: str, size: int | None, valid: bool | None) -> None:
         repos.put_audience_state(
