@@ -19,13 +19,13 @@ import pytest
 from ttsync.destinations.tiktok.audience.customer_file import (
     CustomerFileOptions,
     CustomerFileResult,
-    _landed_at_zero,
     calculate_type_for,
     deliver_customer_file,
     delivery_steps,
     plan_calls,
     single_calculate_type,
 )
+from ttsync.destinations.tiktok.audience.customer_file_ready import landed_at_zero
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, PermissionDeniedError
 from ttsync.destinations.tiktok.client.models.dmp import AudienceDetails
 from ttsync.emulator.embedded import EmulatorServer
@@ -368,12 +368,12 @@ def test_size_zero_without_error_message_is_concluded_after_the_build_window() -
     details = AudienceDetails(
         audience_id="1", is_valid=False, cover_num=0, error_msg=None, create_time="2026-01-01 00:00:00"
     )
-    assert not _landed_at_zero(details, held=None, now=created + timedelta(hours=47))
-    assert _landed_at_zero(details, held=None, now=created + timedelta(hours=49))
-    assert _landed_at_zero(details, held=900, now=created)  # ttsync itself sent fewer than 1,000
-    assert not _landed_at_zero(details, held=5_000, now=created)  # big enough: still processing
+    assert not landed_at_zero(details, held=None, now=created + timedelta(hours=47))
+    assert landed_at_zero(details, held=None, now=created + timedelta(hours=49))
+    assert landed_at_zero(details, held=900, now=created)  # ttsync itself sent fewer than 1,000
+    assert not landed_at_zero(details, held=5_000, now=created)  # big enough: still processing
     ready = details.model_copy(update={"is_valid": True, "cover_num": 5_000})
-    assert not _landed_at_zero(ready, held=900, now=created + timedelta(days=9))
+    assert not landed_at_zero(ready, held=900, now=created + timedelta(days=9))
 
 
 # -- processing, crashes and resume ---------------------------------------------------------------------

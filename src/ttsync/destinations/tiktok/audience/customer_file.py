@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal, cast
 
@@ -34,13 +33,19 @@ import duckdb
 from ttsync.destinations.tiktok.audience.audience import (
     AUDIENCE_CAP,
     MIN_USABLE_SIZE,
-    AudienceView,
     audience_count,
     create_once,
     lookup_audience,
     share_audience,
 )
 from ttsync.destinations.tiktok.audience.customer_file_parts import DEFAULT_PART_ROWS, PartFile, write_parts
+from ttsync.destinations.tiktok.audience.customer_file_ready import (
+    in_progress,
+    landed_at_zero,
+    processing,
+    too_small,
+    wait_editable,
+)
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, InvalidRequestError
 from ttsync.destinations.tiktok.client.models.common import CalculateType
 from ttsync.destinations.tiktok.client.models.dmp import UpdateAction
@@ -49,7 +54,6 @@ from ttsync.errors import AudienceLimitReachedError, ConfigError, ResolvableErro
 from ttsync.identity.digests import HEX_SQL
 from ttsync.sqltext import sql_identifier, sql_literal
 from ttsync.sync.plan import AudiencePlan, SyncMode
-from ttsync.sync.polling import Backoff
 from ttsync.workflows.crashpoints import crash_point
 
 MAX_PATHS_PER_CALL: Final = 500  # file_paths maxItems of create and update (ref §2.4 step 2)
@@ -549,7 +553,14 @@ async def _update(
     held: int | None = None,
 ) -> None:
     """One update with an explicit action, once the audience has finished processing."""
-    await _wait_editable(client, owner, audience_id, opts, held=held)
+    await wait_editable(
+        client,
+        owner,
+        audience_id,
+        timeout_seconds=opts.ready_timeout_seconds,
+        poll_seconds=opts.poll_seconds,
+        held=held,
+    )
     try:
         await client.update_custom_audience(owner, audience_id, action=action, file_paths=list(paths))
     except InvalidRequestError as exc:
@@ -558,10 +569,10 @@ async def _update(
         # TikTok gives one message for "still processing" and "too small" (ref §2.5); the audience's state
         # tells them apart.
         details = await lookup_audience(client, owner, audience_id)
-        if details is not None and _landed_at_zero(details, held=held):
-            raise _too_small(audience_id, details) from exc
-        if details is not None and _processing(details):
-            raise _in_progress(audience_id) from exc
+        if details is not None and landed_at_zero(details, held=held):
+            raise too_small(audience_id, details) from exc
+        if details is not None and processing(details):
+            raise in_progress(audience_id) from exc
         raise ResolvableError(
             f"TikTok refused to {action} customer-file audience {audience_id}: it would hold fewer than "
             f"{MIN_USABLE_SIZE:,} people afterwards (or has landed at size 0), and TikTok does not update "
@@ -570,94 +581,6 @@ async def _update(
             "partner delivery, which has no such minimum",
             resolution_key="audience_not_editable",
         ) from exc
-
-
-async def _wait_editable(
-    client: AsyncTikTokClient,
-    owner: str,
-    audience_id: str,
-    opts: CustomerFileOptions,
-    *,
-    held: int | None = None,
-) -> None:
-    """Poll until the audience is valid; a processing one past the timeout gives `replace_in_progress`."""
-    backoff = Backoff(timeout_seconds=opts.ready_timeout_seconds, poll_seconds=opts.poll_seconds)
-    while True:
-        details = await lookup_audience(client, owner, audience_id)
-        if details is None:
-            raise ResolvableError(
-                f"audience {audience_id} no longer exists in TikTok; restart the workflow so ttsync creates "
-                "a new one and uploads everyone",
-                resolution_key="audience_not_editable",
-            )
-        if details.is_valid:
-            return
-        if _landed_at_zero(details, held=held):
-            raise _too_small(audience_id, details)
-        if not _processing(details):
-            raise ResolvableError(
-                f"customer-file audience {audience_id} cannot be edited: {details.error_msg} TikTok keeps "
-                f"an audience that was created with fewer than {MIN_USABLE_SIZE:,} people at size 0. Widen "
-                "the segment and use mode 'create' for a new audience, or switch to partner delivery",
-                resolution_key="audience_not_editable",
-            )
-        if backoff.expired:
-            raise _in_progress(audience_id)
-        await backoff.wait()
-
-
-# TikTok builds a customer-file audience within 24-48 hours (ref §2.5, HELP): still at size 0 after that, it
-# did not reach 1,000 matched people.
-BUILD_WINDOW_SECONDS: Final = 48 * 3600
-
-
-def _landed_at_zero(details: AudienceView, *, held: int | None, now: datetime | None = None) -> bool:
-    """True when an invalid audience at size 0 *without* an error message has landed at 0 for good.
-
-    TikTok's `error_msg` for this may be null (Segment's fixture, ref §9), which alone reads like "still
-    processing" forever. So it is concluded from size and time: TikTok holds fewer than 1,000 identifiers by
-    ttsync's own snapshot (`held`), or the audience is still at 0 after TikTok's 24-48 hour build window.
-    """
-    if details.is_valid or (details.error_msg or "").strip() or details.cover_num not in (0, None):
-        return False
-    if held is not None and held < MIN_USABLE_SIZE:
-        return True
-    created = _parse_time(details.create_time)
-    if created is None:
-        return False
-    return ((now or datetime.now(UTC)) - created).total_seconds() >= BUILD_WINDOW_SECONDS
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    """TikTok's `YYYY-MM-DD HH:MM:SS` (UTC, ref §2.1), or None."""
-    try:
-        return datetime.strptime(text or "", "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
-def _too_small(audience_id: str, details: AudienceView) -> ResolvableError:
-    return ResolvableError(
-        f"customer-file audience {audience_id} is at size 0 and TikTok gives no reason: it was left with fewer "
-        f"than {MIN_USABLE_SIZE:,} matched people (a small segment, or identifiers TikTok could not match), and "
-        "TikTok does not update such an audience. Widen the segment (check the match report with `ttsync run "
-        "ORCHESTRATION --plan`), then use mode 'create' for a new audience or switch to partner delivery",
-        resolution_key="audience_too_small",
-    )
-
-
-def _processing(details: AudienceView) -> bool:
-    # Invalid without an error message: still processing (or expired, which the caller's verify step
-    # checks before every delivery). An audience that landed at size 0 carries an error message.
-    return not details.is_valid and not (details.error_msg or "").strip()
-
-
-def _in_progress(audience_id: str) -> ResolvableError:
-    return ResolvableError(
-        f"customer-file audience {audience_id} is still processing an earlier change in TikTok (this can "
-        "take hours for large files); ttsync continues where it stopped when the workflow is retried",
-        resolution_key="replace_in_progress",
-    )
 
 
 async def _share(
