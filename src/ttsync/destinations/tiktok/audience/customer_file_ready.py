@@ -85,6 +85,7 @@ def _parse_time(text: str | None) -> datetime | None:
 
 
 def too_small(audience_id: str, details: AudienceView) -> ResolvableError:
+    """The error of an audience that landed at size 0 (`audience_not_editable`), saying how to get out."""
     return ResolvableError(
         f"customer-file audience {audience_id} is at size 0 and TikTok gives no reason: it was left with fewer "
         f"than {MIN_USABLE_SIZE:,} matched people (a small segment, or identifiers TikTok could not match), and "
@@ -95,12 +96,14 @@ def too_small(audience_id: str, details: AudienceView) -> ResolvableError:
 
 
 def processing(details: AudienceView) -> bool:
+    """True while TikTok is still processing the audience's last change."""
     # Invalid without an error message: still processing (or expired, which the caller's verify step
     # checks before every delivery). An audience that landed at size 0 carries an error message.
     return not details.is_valid and not (details.error_msg or "").strip()
 
 
 def in_progress(audience_id: str) -> ResolvableError:
+    """The error of an audience still processing past the wait (`replace_in_progress`): retry later."""
     return ResolvableError(
         f"customer-file audience {audience_id} is still processing an earlier change in TikTok (this can "
         "take hours for large files); ttsync continues where it stopped when the workflow is retried",
