@@ -118,3 +118,9 @@ class WorkflowSupersededError(RunRefusedError):
 
     resolution_key = "workflow_superseded"
     exit_code = 4
+
+
+class RunCancelledError(ResolvableError):
+    """Someone cancelled the run; it stopped at a batch boundary and can be retried."""
+
+    resolution_key = "run_cancelled"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,29 +85,39 @@ def build_run(
     return pipeline_for(settings, **common)
 
 
-async def start(run: OrchestrationRun) -> RunOutcome:
+async def start(
+    run: OrchestrationRun, *, workflow_id: str | None = None, stop: Callable[[], None] | None = None
+) -> RunOutcome:
     """Create a workflow for the orchestration and run it to the end (or to its first failure).
 
     Refused (`WorkflowRunningError`) while another workflow of the orchestration runs; supersedes the
     unfinished ones (see `workflows.ownership`). The async use-case (a web handler awaits it); `start_run` is
-    the same for synchronous callers."""
-    workflow_id = uuid.uuid4().hex
+    the same for synchronous callers. `workflow_id`: the id to create (the server names it when it queues the
+    run); `stop`: called at every task and batch boundary, raises to stop there (the server's cancel)."""
+    workflow_id = workflow_id or uuid.uuid4().hex
     with LeaseKeeper(run.store, workflow_id, timeout=lease_timeout()) as keeper:
         hold(keeper, orchestration_resource(run.orchestration.name))
         repos.create_workflow(
             run.store, run.orchestration.name, run.kind, run.task_names(), workflow_id=workflow_id
         )
         supersede_unfinished(run.store, run.orchestration.name, workflow_id)
-        return await _execute(run, workflow_id, run.tasks(), start_at=None, keeper=keeper)
+        return await _execute(run, workflow_id, run.tasks(), start_at=None, keeper=keeper, stop=stop)
 
 
-def start_run(run: OrchestrationRun) -> RunOutcome:
-    """`start` for synchronous callers (the CLI, the quickstart)."""
-    return asyncio.run(start(run))
+def start_run(
+    run: OrchestrationRun, *, workflow_id: str | None = None, stop: Callable[[], None] | None = None
+) -> RunOutcome:
+    """`start` for synchronous callers (the CLI, the quickstart, the server's workers)."""
+    return asyncio.run(start(run, workflow_id=workflow_id, stop=stop))
 
 
 async def continue_(
-    run: OrchestrationRun, workflow_id: str, action: str, task: str | None = None
+    run: OrchestrationRun,
+    workflow_id: str,
+    action: str,
+    task: str | None = None,
+    *,
+    stop: Callable[[], None] | None = None,
 ) -> RunOutcome:
     """`retry` (the failed task, or `task`), `resolve` (re-check configuration, then continue from the
     failed task), or `restart` (from the first task, checkpoints cleared). Refused for a superseded workflow
@@ -124,19 +135,26 @@ async def continue_(
         check_continuable(workflow)
         if action == "restart":
             reset_for_restart(run.store, workflow)
-            return await _execute(run, workflow_id, run.tasks(), start_at=None, keeper=keeper)
+            return await _execute(run, workflow_id, run.tasks(), start_at=None, keeper=keeper, stop=stop)
         if action == "resolve":
             # The configuration was reloaded and validated by `build_run`; now re-check it against TikTok
             # (token, advertisers, write permission, event set) before continuing, so an unfixed cause is
             # named at once.
             recheck_destination(run)
         start = task or _failed_task(workflow)
-        return await _execute(run, workflow_id, run.tasks(), start_at=start, keeper=keeper)
+        return await _execute(run, workflow_id, run.tasks(), start_at=start, keeper=keeper, stop=stop)
 
 
-def continue_run(run: OrchestrationRun, workflow_id: str, action: str, task: str | None = None) -> RunOutcome:
+def continue_run(
+    run: OrchestrationRun,
+    workflow_id: str,
+    action: str,
+    task: str | None = None,
+    *,
+    stop: Callable[[], None] | None = None,
+) -> RunOutcome:
     """`continue_` for synchronous callers."""
-    return asyncio.run(continue_(run, workflow_id, action, task))
+    return asyncio.run(continue_(run, workflow_id, action, task, stop=stop))
 
 
 def recheck_destination(run: OrchestrationRun) -> None:
@@ -156,11 +174,22 @@ def _failed_task(workflow: WorkflowRecord) -> str | None:
 
 
 async def _execute(
-    run: OrchestrationRun, workflow_id: str, specs: list[TaskSpec], start_at: str | None, keeper: LeaseKeeper
+    run: OrchestrationRun,
+    workflow_id: str,
+    specs: list[TaskSpec],
+    start_at: str | None,
+    keeper: LeaseKeeper,
+    stop: Callable[[], None] | None = None,
 ) -> RunOutcome:
     run.leases = keeper
+
+    def fence() -> None:
+        keeper.check()
+        if stop is not None:
+            stop()
+
     try:
-        workflow = await run_workflow(run.store, workflow_id, specs, start_at=start_at, fence=keeper.check)
+        workflow = await run_workflow(run.store, workflow_id, specs, start_at=start_at, fence=fence)
     except WorkflowFailedError as failed:
         _post_webhooks(run.store)
         return RunOutcome(failed.workflow, ok=False)

@@ -51,6 +51,19 @@ def _v3_leases(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.leases])
 
 
+def _v4_server(conn: sa.Connection) -> None:
+    tables = [
+        schema.users,
+        schema.api_tokens,
+        schema.sessions,
+        schema.audit_log,
+        schema.run_queue,
+        schema.schedule_state,
+        schema.server_settings,
+    ]
+    schema.metadata.create_all(conn, tables=tables)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1,
@@ -59,6 +72,7 @@ MIGRATIONS: list[Migration] = [
     ),
     Migration(2, "workflow state: room for succeeded_with_warnings", _v2_wider_workflow_state),
     Migration(3, "leases: one active workflow per orchestration and per audience", _v3_leases),
+    Migration(4, "team server: users, API tokens, sessions, audit log, run queue, schedules", _v4_server),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

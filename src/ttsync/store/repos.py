@@ -717,3 +717,53 @@ def delete_audience_state(store: Store, destination: str, orchestration: str, ad
 def model_rows(models: Sequence[M]) -> list[dict[str, Any]]:
     """JSON-safe dicts of models (secrets redacted) for `--json` output."""
     return [model.model_dump(mode="json") for model in models]
+
+
+def page_workflows(
+    store: Store,
+    *,
+    orchestration: str | None = None,
+    state: str | None = None,
+    exclude_orchestrations: Sequence[str] = (),
+    limit: int = 50,
+    offset: int = 0,
+) -> list[WorkflowRecord]:
+    """One page of workflows, newest first (without their tasks), filtered by orchestration and state."""
+    table = schema.workflows
+    query = sa.select(table).order_by(table.c.created_at.desc(), table.c.id).limit(limit).offset(offset)
+    if orchestration is not None:
+        query = query.where(table.c.orchestration == orchestration)
+    if state is not None:
+        query = query.where(table.c.state == state)
+    if exclude_orchestrations:
+        query = query.where(table.c.orchestration.not_in(list(exclude_orchestrations)))
+    with store.engine.connect() as conn:
+        return [WorkflowRecord.model_validate(_utc_row(row)) for row in conn.execute(query).mappings()]
+
+
+def count_workflows_by_state(store: Store) -> list[tuple[str, str, int]]:
+    """(orchestration, state, count) of every stored workflow: the runs metric of the server."""
+    table = schema.workflows
+    query = sa.select(table.c.orchestration, table.c.state, sa.func.count()).group_by(
+        table.c.orchestration, table.c.state
+    )
+    with store.engine.connect() as conn:
+        return [(str(o), str(s), int(n)) for o, s, n in conn.execute(query).all()]
+
+
+def get_notification(store: Store, notification_id: int) -> NotificationRecord:
+    """One notification, or `NotFoundError`."""
+    table = schema.notifications
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(table).where(table.c.id == notification_id)).mappings().first()
+    if row is None:
+        raise NotFoundError("notification", str(notification_id))
+    return NotificationRecord.model_validate(_utc_row(row))
+
+
+def list_audience_states(store: Store) -> list[AudienceStateRecord]:
+    """Every orchestration's TikTok audience with its last known size."""
+    table = schema.audience_state
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(table).order_by(table.c.orchestration)).mappings().all()
+    return [AudienceStateRecord.model_validate(_utc_row(row)) for row in rows]

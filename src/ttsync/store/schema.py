@@ -172,3 +172,92 @@ leases = sa.Table(
     sa.Column("acquired_at", TS, nullable=False),
     sa.Column("heartbeat_at", TS, nullable=False),
 )
+
+# ---------------------------------------------------------------------------------------------------------
+# The team server (`ttsync serve`): users, API tokens, sessions, the audit log, the run queue, schedules and
+# the server's own settings (its cookie-signing key). Added by migration 4.
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("password_hash", sa.Text, nullable=False),  # argon2id, never the password
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("restricted_pii", sa.Boolean, nullable=False, default=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("failed_logins", sa.Integer, nullable=False, default=0),
+    sa.Column("locked_until", TS),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user_name", NAME, sa.ForeignKey("users.name"), nullable=False, index=True),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # SHA-256 of a 256-bit token
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("last_used_at", TS),
+    sa.Column("revoked_at", TS),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),  # SHA-256 of the session id in the cookie
+    sa.Column("user_name", NAME, sa.ForeignKey("users.name"), nullable=False, index=True),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=False),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", TS, nullable=False, index=True),
+    sa.Column("actor", sa.String(120), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(200), nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+)
+
+run_queue = sa.Table(
+    "run_queue",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("orchestration", NAME, nullable=False, index=True),
+    sa.Column("action", sa.String(16), nullable=False),  # run, retry, resolve, restart
+    sa.Column("workflow_id", sa.String(40), nullable=False),
+    sa.Column("requested_by", sa.String(120), nullable=False),
+    sa.Column("origin", sa.String(16), nullable=False),  # api, schedule
+    sa.Column("state", sa.String(16), nullable=False, index=True),  # queued, running, done, refused, lost
+    sa.Column("requested_at", TS, nullable=False),
+    sa.Column("started_at", TS),
+    sa.Column("finished_at", TS),
+    sa.Column("holder_pid", sa.Integer),
+    sa.Column("holder_host", sa.String(255)),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("detail", sa.Text),
+)
+
+schedule_state = sa.Table(
+    "schedule_state",
+    metadata,
+    sa.Column("orchestration", NAME, primary_key=True),
+    sa.Column("cron", sa.String(100), nullable=False),
+    sa.Column("next_run_at", TS),
+    sa.Column("last_run_at", TS),
+    sa.Column("last_outcome", sa.Text),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+server_settings = sa.Table(
+    "server_settings",
+    metadata,
+    sa.Column("key", sa.String(80), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)

@@ -350,6 +350,16 @@ _CATALOG: tuple[Resolution, ...] = (
         action=Action.RESTART_WORKFLOW,
     ),
     Resolution(
+        key="run_cancelled",
+        title="Run cancelled",
+        what="Someone cancelled this run (in the server's API or web pages); it stopped at the next batch "
+        "boundary, after the last batch TikTok confirmed.",
+        why="Cancelling never cuts a batch in half: what was sent is checkpointed, so the workflow can go on "
+        "later from where it stopped.",
+        steps=("Retry it when you want it to finish: `ttsync workflows retry ID` (or Retry in the server).",),
+        action=Action.RETRY_TASK,
+    ),
+    Resolution(
         key="internal_error",
         title="Unexpected error",
         what="ttsync failed in a way it does not recognise; the error type is stored with the workflow.",

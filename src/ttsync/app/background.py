@@ -1,0 +1,146 @@
+"""Runs in the background: queue a run (the server's API and scheduler), execute a queued run (a worker
+process), cancel one. The queue lives in the store (`store.runqueue`), so queued runs survive a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from datetime import UTC, datetime
+
+from ttsync.app.audit import record
+from ttsync.app.runs import build_run, continue_run, start_run
+from ttsync.app.workspace.layout import Workspace
+from ttsync.errors import ResolvableError, RunCancelledError, RunRefusedError
+from ttsync.redact import redact_error
+from ttsync.store import repos, runqueue
+from ttsync.store.db import Store
+from ttsync.store.leases import get_lease, is_live, lease_timeout, orchestration_resource
+from ttsync.store.runqueue import QueuedRun, RunAction
+
+log = logging.getLogger(__name__)
+
+STILL_RUNNING = "skipped: still running"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def orchestration_active(store: Store, orchestration: str) -> bool:
+    """Whether a run of the orchestration is queued, claimed, or holds its lease (a CLI run counts too)."""
+    if runqueue.active_for(store, orchestration=orchestration):
+        return True
+    lease = get_lease(store, orchestration_resource(orchestration))
+    return lease is not None and is_live(lease, timeout=lease_timeout())
+
+
+def enqueue(
+    store: Store,
+    orchestration: str,
+    action: RunAction,
+    *,
+    actor: str,
+    origin: str = "api",
+    workflow_id: str | None = None,
+) -> QueuedRun:
+    """Queue a run (`action="run"`, a new workflow) or a retry/resolve/restart of `workflow_id`.
+
+    Refused (`RunRefusedError`, resolution `workflow_running`) while a run of the orchestration is active."""
+    if action != "run" and workflow_id is None:
+        raise ValueError(f"{action} needs the workflow id")
+    repos.get_orchestration(store, orchestration)  # NotFoundError for an unknown name
+    if orchestration_active(store, orchestration):
+        raise RunRefusedError(
+            f"refused: a run of {orchestration} is queued or running; wait for it to finish",
+            resolution_key="workflow_running",
+        )
+    item = QueuedRun(
+        id=uuid.uuid4().hex,
+        orchestration=orchestration,
+        action=action,
+        workflow_id=workflow_id or uuid.uuid4().hex,
+        requested_by=actor,
+        origin="schedule" if origin == "schedule" else "api",
+        state="queued",
+        requested_at=_now(),
+    )
+    runqueue.enqueue(store, item)
+    record(
+        store,
+        actor,
+        f"run.{action}",
+        f"orchestration:{orchestration}",
+        {"workflow_id": item.workflow_id, "origin": item.origin},
+    )
+    return item
+
+
+def cancel(store: Store, workflow_id: str, *, actor: str) -> list[QueuedRun]:
+    """Stop a workflow's run at its next batch boundary (a queued one never starts); it stays retryable."""
+    active = runqueue.active_for(store, workflow_id=workflow_id)
+    if not active:
+        raise ValueError(f"workflow {workflow_id} has no queued or running run to cancel")
+    left = runqueue.request_cancel(store, workflow_id)
+    record(store, actor, "run.cancel", f"workflow:{workflow_id}", {})
+    return left
+
+
+def claim(store: Store) -> QueuedRun | None:
+    """Claim the oldest queued run for this process."""
+    return runqueue.claim_next(store, os.getpid(), socket.gethostname())
+
+
+def execute(workspace: Workspace, store: Store, item: QueuedRun) -> None:
+    """Run a claimed queue row to its end in this (worker) process and record how it ended."""
+
+    def stop() -> None:
+        if runqueue.cancel_requested(store, item.id):
+            raise RunCancelledError(
+                f"cancelled by a user; workflow {item.workflow_id} stopped at a batch boundary"
+            )
+
+    try:
+        run = build_run(workspace, store, item.orchestration)
+        if item.action == "run":
+            outcome = start_run(run, workflow_id=item.workflow_id, stop=stop)
+        else:
+            outcome = continue_run(run, item.workflow_id, item.action, stop=stop)
+    except RunRefusedError as exc:
+        runqueue.finish(
+            store, item.id, "refused", STILL_RUNNING if exc.resolution_key == "workflow_running" else str(exc)
+        )
+        return
+    except (ResolvableError, ValueError, OSError) as exc:
+        # A configuration problem found before the workflow existed: recorded on the queue row.
+        runqueue.finish(store, item.id, "refused", redact_error(exc))
+        return
+    except Exception as exc:  # a bug: keep the worker alive, record the type only (its text may quote data)
+        log.exception("queued run %s failed unexpectedly", item.id)
+        runqueue.finish(store, item.id, "refused", f"unexpected {type(exc).__name__}")
+        return
+    state = outcome.workflow.state
+    cancelled = (outcome.workflow.error or {}).get("resolution") == "run_cancelled"
+    runqueue.finish(store, item.id, "cancelled" if cancelled else "done", state)
+
+
+def reclaim_lost(store: Store) -> list[str]:
+    """Queue rows claimed by a worker process that died on this host: marked `lost` (their workflow reads
+    `interrupted` and is retryable). Returns their ids."""
+    lost: list[str] = []
+    for item in runqueue.running_rows(store):
+        if item.holder_host != socket.gethostname() or item.holder_pid is None:
+            continue
+        try:
+            os.kill(item.holder_pid, 0)
+            alive = True
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+        if not alive:
+            runqueue.finish(store, item.id, "lost", "the worker process died; the workflow is retryable")
+            lost.append(item.id)
+    return lost

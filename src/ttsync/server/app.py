@@ -1,0 +1,178 @@
+"""The FastAPI application and `serve`: checks before binding, then API + scheduler + worker processes."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ttsync import __version__
+from ttsync.app import accounts, background
+from ttsync.app.workspace.layout import Workspace
+from ttsync.server import problems
+from ttsync.server.auth import cookie_key
+from ttsync.server.metrics import Metrics
+from ttsync.server.routers import admin, objects, runs, session
+from ttsync.server.scheduler import Scheduler
+from ttsync.server.workers import WorkerPool
+from ttsync.store.db import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Options of `ttsync serve`."""
+
+    host: str = "127.0.0.1"
+    port: int = 8700
+    workers: int = 2
+    behind_proxy: bool = False
+    insecure_public: bool = False
+    timezone: str = "UTC"
+    catch_up: str = "skip"
+    tick_seconds: float = 10.0
+
+
+class ServeRefusedError(Exception):
+    """The server will not start (a non-loopback host without TLS in front, no admin user)."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_can_serve(store: Store, config: ServerConfig) -> None:
+    """Refuse a public bind without TLS in front, and a store without an admin user."""
+    if not _is_loopback(config.host) and not (config.behind_proxy or config.insecure_public):
+        raise ServeRefusedError(
+            f"refusing to listen on {config.host}: passwords and session cookies would cross the network in "
+            "clear text. Terminate TLS in a reverse proxy and pass --behind-proxy (see docs/server.md), or "
+            "pass --insecure-public if you accept the risk"
+        )
+    if config.catch_up not in ("skip", "latest"):
+        raise ServeRefusedError(f"--catch-up must be skip or latest, not {config.catch_up!r}")
+    if not accounts.has_admin(store):
+        raise ServeRefusedError(
+            "no admin user yet: add one first with `ttsync users add NAME --role admin` "
+            "(it asks for the password; `--password-env VAR` reads it from a variable in scripts)"
+        )
+
+
+def create_app(
+    workspace: Workspace, store: Store, config: ServerConfig, *, background_work: bool = True
+) -> FastAPI:
+    """The API over `store`; with `background_work`, also the scheduler and the worker processes."""
+    scheduler = Scheduler(store, zone=config.timezone, tick=config.tick_seconds, catch_up=config.catch_up)
+    pool = WorkerPool(workspace, config.workers)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if background_work:
+            lost = await run_in_threadpool(background.reclaim_lost, store)
+            if lost:
+                log.warning(
+                    "%d run(s) of a previous server were lost with their worker; they are retryable",
+                    len(lost),
+                )
+            pool.start()
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if background_work:
+                scheduler.stop()
+                pool.stop()
+
+    app = FastAPI(
+        title="ttsync",
+        version=__version__,
+        description="The ttsync team server: configuration, runs, workflows, notifications, users and audit.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.workspace = workspace
+    app.state.store = store
+    app.state.config = config
+    app.state.cookie_key = cookie_key(store)
+    app.state.scheduler = scheduler
+    app.state.pool = pool
+    metrics = Metrics(store)
+    problems.install(app)
+    for router in (session.router, objects.router, runs.router, admin.router):
+        app.include_router(router)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        began = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
+        metrics.latency.labels(route).observe(time.perf_counter() - began)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> Response:
+        """Readiness: the store answers and a scheduler leader is known."""
+        try:
+            leader = scheduler.leader_known()
+        except Exception as exc:
+            return problems.problem_response(
+                503,
+                "Not ready",
+                f"the store does not answer ({type(exc).__name__})",
+                resolution="store_unreachable",
+            )
+        if background_work and not leader:
+            return problems.problem_response(
+                503, "Not ready", "no scheduler leader yet", resolution="scheduler_starting"
+            )
+        return Response('{"status":"ready"}', media_type="application/json")
+
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    def prometheus() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def serve(workspace: Workspace, config: ServerConfig) -> None:
+    """Check, then run the server until interrupted."""
+    import uvicorn
+
+    store = workspace.open_store()
+    try:
+        check_can_serve(store, config)
+        app = create_app(workspace, store, config)
+        uvicorn.run(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            proxy_headers=config.behind_proxy,
+            forwarded_allow_ips="127.0.0.1" if config.behind_proxy else None,
+        )
+    finally:
+        store.close()

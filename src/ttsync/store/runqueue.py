@@ -1,0 +1,201 @@
+"""The server's run queue and schedule state.
+
+A run asked for by the API or a schedule is a `run_queue` row first (`queued`); a worker process claims it
+atomically (`claim_next`: of two workers exactly one gets a row), runs it, and records how it ended. Rows
+live in the store, so a restarted server finds its queued runs again.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+
+from ttsync.errors import NotFoundError
+from ttsync.store import schema
+from ttsync.store.db import Store
+
+QueueState = Literal["queued", "running", "done", "refused", "lost", "cancelled"]
+RunAction = Literal["run", "retry", "resolve", "restart"]
+ACTIVE_STATES: tuple[QueueState, ...] = ("queued", "running")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(row: sa.RowMapping) -> dict[str, Any]:
+    return {
+        k: (v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v)
+        for k, v in row.items()
+    }
+
+
+class QueuedRun(BaseModel):
+    """A run the server was asked for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    orchestration: str
+    action: RunAction
+    workflow_id: str
+    requested_by: str
+    origin: Literal["api", "schedule"]
+    state: QueueState
+    requested_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    holder_pid: int | None = None
+    holder_host: str | None = None
+    cancel_requested: bool = False
+    detail: str | None = None
+
+
+class ScheduleRecord(BaseModel):
+    """Next and last run of an orchestration's schedule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    orchestration: str
+    cron: str
+    next_run_at: datetime | None = None
+    last_run_at: datetime | None = None
+    last_outcome: str | None = None
+    updated_at: datetime
+
+
+def enqueue(store: Store, run: QueuedRun) -> None:
+    """Add a queued run."""
+    with store.engine.begin() as conn:
+        conn.execute(sa.insert(schema.run_queue).values(**run.model_dump()))
+
+
+def get_queued(store: Store, run_id: str) -> QueuedRun:
+    """The queue row, or `NotFoundError`."""
+    table = schema.run_queue
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(table).where(table.c.id == run_id)).mappings().first()
+    if row is None:
+        raise NotFoundError("queued run", run_id)
+    return QueuedRun.model_validate(_utc(row))
+
+
+def active_for(
+    store: Store, *, orchestration: str | None = None, workflow_id: str | None = None
+) -> list[QueuedRun]:
+    """Queued or running rows of an orchestration or a workflow, oldest first."""
+    table = schema.run_queue
+    query = sa.select(table).where(table.c.state.in_(ACTIVE_STATES)).order_by(table.c.requested_at)
+    if orchestration is not None:
+        query = query.where(table.c.orchestration == orchestration)
+    if workflow_id is not None:
+        query = query.where(table.c.workflow_id == workflow_id)
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [QueuedRun.model_validate(_utc(row)) for row in rows]
+
+
+def claim_next(store: Store, pid: int, host: str) -> QueuedRun | None:
+    """Take the oldest queued run for this worker (atomically), or None when the queue is empty."""
+    table = schema.run_queue
+    with store.engine.begin() as conn:
+        query = sa.select(table.c.id).where(table.c.state == "queued").order_by(table.c.requested_at).limit(1)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        run_id = conn.execute(query).scalar()
+        if run_id is None:
+            return None
+        result = conn.execute(
+            sa.update(table)
+            .where(table.c.id == run_id, table.c.state == "queued")
+            .values(state="running", started_at=_now(), holder_pid=pid, holder_host=host)
+        )
+        if result.rowcount != 1:
+            return None
+        row = conn.execute(sa.select(table).where(table.c.id == run_id)).mappings().one()
+    return QueuedRun.model_validate(_utc(row))
+
+
+def finish(store: Store, run_id: str, state: QueueState, detail: str | None = None) -> None:
+    """Record how a claimed run ended."""
+    table = schema.run_queue
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.update(table)
+            .where(table.c.id == run_id)
+            .values(state=state, finished_at=_now(), detail=detail)
+        )
+
+
+def request_cancel(store: Store, workflow_id: str) -> list[QueuedRun]:
+    """Ask the worker of a workflow to stop at its next batch boundary; a still-queued run is dropped now."""
+    table = schema.run_queue
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.update(table)
+            .where(table.c.workflow_id == workflow_id, table.c.state == "queued")
+            .values(state="cancelled", finished_at=_now(), detail="cancelled before it started")
+        )
+        conn.execute(
+            sa.update(table)
+            .where(table.c.workflow_id == workflow_id, table.c.state == "running")
+            .values(cancel_requested=True)
+        )
+    return active_for(store, workflow_id=workflow_id)
+
+
+def cancel_requested(store: Store, run_id: str) -> bool:
+    """Whether someone asked this run to stop."""
+    table = schema.run_queue
+    with store.engine.connect() as conn:
+        return bool(conn.execute(sa.select(table.c.cancel_requested).where(table.c.id == run_id)).scalar())
+
+
+def running_rows(store: Store) -> list[QueuedRun]:
+    """Rows claimed by a worker and not finished."""
+    table = schema.run_queue
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(table).where(table.c.state == "running")).mappings().all()
+    return [QueuedRun.model_validate(_utc(row)) for row in rows]
+
+
+def count_by_state(store: Store) -> dict[str, int]:
+    """Queue rows per state."""
+    table = schema.run_queue
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(table.c.state, sa.func.count()).group_by(table.c.state)).all()
+    return {str(state): int(count) for state, count in rows}
+
+
+# --- schedules ---------------------------------------------------------------------------------------------
+
+
+def get_schedule(store: Store, orchestration: str) -> ScheduleRecord | None:
+    """The schedule state of an orchestration, or None before the scheduler first saw it."""
+    table = schema.schedule_state
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(table).where(table.c.orchestration == orchestration)).mappings().first()
+    return None if row is None else ScheduleRecord.model_validate(_utc(row))
+
+
+def list_schedules(store: Store) -> list[ScheduleRecord]:
+    """Every schedule state, by orchestration."""
+    table = schema.schedule_state
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(table).order_by(table.c.orchestration)).mappings().all()
+    return [ScheduleRecord.model_validate(_utc(row)) for row in rows]
+
+
+def put_schedule(store: Store, record: ScheduleRecord) -> None:
+    """Insert or replace a schedule state."""
+    table = schema.schedule_state
+    values = record.model_dump()
+    with store.engine.begin() as conn:
+        result = conn.execute(
+            sa.update(table).where(table.c.orchestration == record.orchestration).values(**values)
+        )
+        if result.rowcount == 0:
+            conn.execute(sa.insert(table).values(**values))
