@@ -54,8 +54,8 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def check_can_serve(store: Store, config: ServerConfig) -> None:
-    """Refuse a public bind without TLS in front, and a store without an admin user."""
+def check_options(config: ServerConfig) -> None:
+    """Refuse a public bind without TLS in front, and unknown option values (before anything is opened)."""
     if not _is_loopback(config.host) and not (config.behind_proxy or config.insecure_public):
         raise ServeRefusedError(
             f"refusing to listen on {config.host}: passwords and session cookies would cross the network in "
@@ -64,6 +64,11 @@ def check_can_serve(store: Store, config: ServerConfig) -> None:
         )
     if config.catch_up not in ("skip", "latest"):
         raise ServeRefusedError(f"--catch-up must be skip or latest, not {config.catch_up!r}")
+
+
+def check_can_serve(store: Store, config: ServerConfig) -> None:
+    """`check_options`, and refuse a store without an admin user."""
+    check_options(config)
     if not accounts.has_admin(store):
         raise ServeRefusedError(
             "no admin user yet: add one first with `ttsync users add NAME --role admin` "
@@ -162,6 +167,7 @@ def serve(workspace: Workspace, config: ServerConfig) -> None:
     """Check, then run the server until interrupted."""
     import uvicorn
 
+    check_options(config)
     store = workspace.open_store()
     try:
         check_can_serve(store, config)
