@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -153,7 +154,8 @@ def create_app(
             return problems.problem_response(
                 503, "Not ready", "no scheduler leader yet", resolution="scheduler_starting"
             )
-        return Response('{"status":"ready"}', media_type="application/json")
+        body = {"status": "ready", "scheduler_leader": scheduler.is_leader, "workers": pool.alive()}
+        return Response(json.dumps(body), media_type="application/json")
 
     @app.get("/metrics", tags=["health"], include_in_schema=False)
     def prometheus() -> Response:

@@ -1,0 +1,194 @@
+"""The scheduler: due runs are queued once, missed runs are skipped unless catch_up is latest, a run is never
+started while the previous one is active ("skipped: still running"), and of two real servers on one real
+PostgreSQL store exactly one schedules (the leader lease), the other taking over when it dies."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+import sqlalchemy as sa
+
+from pg import missing_reason, postgres_server
+from server_env import running_server, server_environ, ttsync
+from ttsync.app.workspace.apply import apply_config
+from ttsync.app.workspace.init import init_workspace
+from ttsync.app.workspace.layout import Workspace, load_config
+from ttsync.server.scheduler import Scheduler, next_after
+from ttsync.store import runqueue, schema
+from ttsync.store.db import Store
+from ttsync.store.leases import acquire, orchestration_resource, release
+from ttsync.store.runqueue import ScheduleRecord
+
+SECRETS = {
+    "TTSYNC_APP_SECRET": "app-secret-for-tests",
+    "TTSYNC_ACCESS_TOKEN": "token-for-tests",
+    "TTSYNC_SANDBOX_URL": "http://127.0.0.1:9/open_api/v1.3/",  # nothing listens: scheduled runs fail fast
+}
+ORCH = "high-value-customers"  # scheduled "0 6 * * *" in the sample
+
+
+def _workspace(root: Path, environ: dict[str, str] | None = None) -> Workspace:
+    workspace = init_workspace(root, sample=True, rows=100).workspace
+    with workspace.open_store() as store:
+        apply_config(store, load_config(workspace.config_path, environ=SECRETS))
+    return workspace
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    monkeypatch.delenv("TTSYNC_STORE_URL", raising=False)
+    workspace = _workspace(tmp_path / "ws")
+    with workspace.open_store() as opened:
+        yield opened
+
+
+def _due(store: Store, at: datetime) -> None:
+    runqueue.put_schedule(
+        store, ScheduleRecord(orchestration=ORCH, cron="0 6 * * *", next_run_at=at, updated_at=at)
+    )
+
+
+def _queued(store: Store) -> list[runqueue.QueuedRun]:
+    with store.engine.connect() as conn:
+        ids = conn.execute(sa.select(schema.run_queue.c.id)).scalars().all()
+    return [runqueue.get_queued(store, i) for i in ids]
+
+
+def test_first_sight_sets_the_next_run_in_the_time_zone(store: Store) -> None:
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    Scheduler(store, zone="America/New_York").tick(now)
+    state = runqueue.get_schedule(store, ORCH)
+    assert state is not None
+    assert state.next_run_at == datetime(2026, 3, 2, 11, 0, tzinfo=UTC)  # 06:00 EST
+    assert _queued(store) == []
+    assert next_after("0 6 * * *", now, Scheduler(store, zone="UTC").zone) == datetime(
+        2026, 3, 2, 6, 0, tzinfo=UTC
+    )
+
+
+def test_a_due_schedule_queues_one_run_and_moves_on(store: Store) -> None:
+    now = datetime.now(UTC)
+    _due(store, now - timedelta(seconds=1))
+    scheduler = Scheduler(store)
+    assert scheduler.tick(now) == [ORCH]
+    assert scheduler.tick(now) == []  # the next run is tomorrow
+    [item] = _queued(store)
+    assert (item.origin, item.requested_by, item.state) == ("schedule", "scheduler", "queued")
+    state = runqueue.get_schedule(store, ORCH)
+    assert state is not None
+    assert state.last_outcome == f"queued workflow {item.workflow_id}"
+    assert state.next_run_at is not None
+    assert state.next_run_at > now
+
+
+def test_missed_runs_are_skipped_unless_catch_up_latest(store: Store) -> None:
+    now = datetime.now(UTC)
+    _due(store, now - timedelta(hours=3))
+    scheduler = Scheduler(store)
+    assert scheduler.tick(now) == []
+    state = runqueue.get_schedule(store, ORCH)
+    assert state is not None
+    assert state.last_outcome is not None
+    assert state.last_outcome.startswith("skipped: missed")
+    _due(store, now - timedelta(hours=3))
+    scheduler.catch_up = "latest"
+    assert scheduler.tick(now) == [ORCH]
+
+
+def test_never_starts_while_the_previous_run_is_active(store: Store) -> None:
+    now = datetime.now(UTC)
+    acquire(store, orchestration_resource(ORCH), "a-cli-run", timeout=60)  # a run of this process holds it
+    try:
+        _due(store, now - timedelta(seconds=1))
+        assert Scheduler(store).tick(now) == []
+        state = runqueue.get_schedule(store, ORCH)
+        assert state is not None
+        assert state.last_outcome == "skipped: still running"
+        assert _queued(store) == []
+    finally:
+        release(store, "a-cli-run")
+
+
+def test_only_the_lease_holder_schedules(store: Store) -> None:
+    first, second = Scheduler(store, tick=5), Scheduler(store, tick=5)
+    assert first.lead()
+    assert not second.lead()
+    now = datetime.now(UTC)
+    _due(store, now - timedelta(seconds=1))
+    assert second.tick(now) == []
+    assert first.tick(now) == [ORCH]
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_servers_on_one_postgres_never_double_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    with postgres_server() as url:
+        environ = server_environ(SECRETS) | {"TTSYNC_STORE_URL": url}
+        root = tmp_path / "ws"
+        monkeypatch.setenv("TTSYNC_STORE_URL", url)
+        _workspace(root)
+        ttsync(
+            "users",
+            "add",
+            "admin",
+            "--role",
+            "admin",
+            "--password-env",
+            "ADMIN_PASSWORD",
+            "-w",
+            str(root),
+            env=environ,
+        )
+        store = Store.open(url)
+        try:
+            args = ("--workers", "1", "--tick", "0.3")
+            with running_server(root, environ, *args) as one, running_server(root, environ, *args) as two:
+                leaders = _wait_for_leader([one.url, two.url])
+                assert sum(leaders.values()) == 1
+                _due(store, datetime.now(UTC) + timedelta(seconds=1))
+                deadline = time.monotonic() + 20
+                while not _queued(store) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                time.sleep(2)  # several more ticks of both servers
+                assert len([q for q in _queued(store) if q.origin == "schedule"]) == 1
+
+                # The leader dies: the other server takes the lease over and schedules the next run.
+                leader = one if leaders[one.url] else two
+                follower = two if leader is one else one
+                leader.process.send_signal(signal.SIGKILL)
+                leader.process.wait()
+                assert _wait_for_leader([follower.url])[follower.url]
+                _due(store, datetime.now(UTC) + timedelta(seconds=1))
+                deadline = time.monotonic() + 30
+                while (
+                    len([q for q in _queued(store) if q.origin == "schedule"]) < 2
+                    and time.monotonic() < deadline
+                ):
+                    time.sleep(0.2)
+                assert len([q for q in _queued(store) if q.origin == "schedule"]) == 2
+        finally:
+            store.close()
+
+
+def _wait_for_leader(urls: list[str]) -> dict[str, bool]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        leaders = {}
+        for url in urls:
+            answer = httpx.get(url + "/readyz", timeout=5)
+            leaders[url] = answer.status_code == 200 and bool(answer.json()["scheduler_leader"])
+        if any(leaders.values()):
+            return leaders
+        time.sleep(0.3)
+    raise AssertionError("no scheduler leader")
