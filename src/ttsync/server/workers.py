@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
+import threading
 import time
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
@@ -22,10 +24,11 @@ POLL_SECONDS = 0.5
 def worker_main(root: str, stop_after: float | None = None) -> None:
     """A worker process: claim and execute queued runs until terminated."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops its workers itself
+    parent = os.getppid()
     workspace = Workspace(Path(root))
     store = workspace.open_store()
     try:
-        while True:
+        while os.getppid() == parent:  # the server died (killed): stop claiming, its restart takes over
             item = background.claim(store)
             if item is None:
                 time.sleep(POLL_SECONDS)
@@ -43,19 +46,29 @@ class WorkerPool:
         self.workspace = workspace
         self.size = size
         self.processes: list[SpawnProcess] = []
+        self._stop = threading.Event()
+        self._monitor: threading.Thread | None = None
+
+    def _spawn(self, index: int) -> SpawnProcess:
+        context = multiprocessing.get_context("spawn")
+        process = context.Process(
+            target=worker_main, args=(str(self.workspace.root),), name=f"ttsync-worker-{index}", daemon=True
+        )
+        process.start()
+        return process
 
     def start(self) -> None:
-        """Start the workers."""
-        context = multiprocessing.get_context("spawn")
-        for index in range(self.size):
-            process = context.Process(
-                target=worker_main,
-                args=(str(self.workspace.root),),
-                name=f"ttsync-worker-{index}",
-                daemon=True,
-            )
-            process.start()
-            self.processes.append(process)
+        """Start the workers, and a thread that replaces a worker that died (its run reads `interrupted`)."""
+        self.processes = [self._spawn(index) for index in range(self.size)]
+        self._monitor = threading.Thread(target=self._watch, name="ttsync-workers", daemon=True)
+        self._monitor.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(1.0):
+            for index, process in enumerate(self.processes):
+                if not process.is_alive() and not self._stop.is_set():
+                    log.warning("run worker %d exited (code %s): starting another", index, process.exitcode)
+                    self.processes[index] = self._spawn(index)
 
     def alive(self) -> int:
         """How many workers run."""
@@ -63,6 +76,9 @@ class WorkerPool:
 
     def stop(self) -> None:
         """Terminate the workers (a run in progress becomes `interrupted`, retryable)."""
+        self._stop.set()
+        if self._monitor is not None:
+            self._monitor.join(timeout=5)
         for process in self.processes:
             process.terminate()
         for process in self.processes:

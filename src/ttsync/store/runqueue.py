@@ -199,3 +199,12 @@ def put_schedule(store: Store, record: ScheduleRecord) -> None:
         )
         if result.rowcount == 0:
             conn.execute(sa.insert(table).values(**values))
+
+
+def for_workflow(store: Store, workflow_id: str) -> list[QueuedRun]:
+    """Every queue row of a workflow (its runs, retries and resolves), oldest first."""
+    table = schema.run_queue
+    query = sa.select(table).where(table.c.workflow_id == workflow_id).order_by(table.c.requested_at)
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [QueuedRun.model_validate(_utc(row)) for row in rows]

@@ -75,7 +75,8 @@ def run_now(
 
 
 class WorkflowView(BaseModel):
-    """A workflow with its tasks and, when it failed, its resolution."""
+    """A workflow with its tasks, its resolution when it failed, and its runs in the server's queue (a
+    queued workflow that no worker started yet reads `pending`)."""
 
     workflow: WorkflowRecord
     resolution: dict[str, object] | None
@@ -83,10 +84,30 @@ class WorkflowView(BaseModel):
 
 
 def _visible_workflow(store: Store, who: Principal, workflow_id: str) -> WorkflowRecord:
-    workflow = queries.show_workflow(store, workflow_id)
+    try:
+        workflow = queries.show_workflow(store, workflow_id)
+    except NotFoundError:
+        # Queued and not started yet (or refused before it started): the queue row stands for it.
+        rows = runqueue.for_workflow(store, workflow_id)
+        if not rows:
+            raise
+        workflow = _queued_workflow(rows)
     if workflow.orchestration in access.hidden_orchestrations(store, who.user):
         raise NotFoundError("workflow", workflow_id)
     return workflow
+
+
+def _queued_workflow(rows: list[QueuedRun]) -> WorkflowRecord:
+    last = rows[-1]
+    refused = last.state == "refused"
+    return WorkflowRecord(
+        id=last.workflow_id,
+        orchestration=last.orchestration,
+        kind="queued",
+        state="failed" if refused else "cancelled" if last.state == "cancelled" else "pending",
+        created_at=rows[0].requested_at,
+        error={"message": last.detail, "resolution": "configuration_error"} if refused else None,
+    )
 
 
 @router.get("/workflows", tags=["workflows"])
@@ -162,7 +183,7 @@ async def workflow_events(
     async def stream() -> AsyncIterator[str]:
         last = ""
         while True:
-            workflow = await run_in_threadpool(queries.find_workflow, store, first.id)
+            workflow = await run_in_threadpool(_visible_workflow, store, who, first.id)
             text = workflow.model_dump_json()
             if text != last:
                 last = text
