@@ -206,3 +206,27 @@ def test_public_host_is_refused_without_tls_in_front(server: Server, tmp_path: P
     )
     assert answer.returncode == 2
     assert "--behind-proxy" in "".join(answer.stderr.split())
+
+
+def test_health_readiness_metrics_and_openapi(server: Server) -> None:
+    assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
+    ready = _until_ready(server)
+    assert ready["workers"] == 1
+    assert ready["scheduler_leader"] is True
+    metrics = httpx.get(server.url + "/metrics").text
+    assert 'ttsync_http_requests_total{method="GET",route="/healthz",status="200"}' in metrics
+    assert "ttsync_run_queue" in metrics
+    document = httpx.get(server.url + "/api/openapi.json").json()
+    assert "/api/workflows/{workflow_id}/events" in document["paths"]
+    assert httpx.get(server.url + "/api/docs").status_code == 200
+
+
+def _until_ready(server: Server) -> dict[str, object]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        answer = httpx.get(server.url + "/readyz")
+        if answer.status_code == 200:
+            body: dict[str, object] = answer.json()
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"not ready: {answer.text}")

@@ -120,7 +120,8 @@ def create_app(
     metrics = Metrics(store)
     problems.install(app)
     for router in (session.router, objects.router, runs.router, admin.router):
-        app.include_router(router)
+        app.include_router(router, responses=problems.RESPONSES)
+    _register_problem_schema(app)
 
     @app.middleware("http")
     async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -163,6 +164,24 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _register_problem_schema(app: FastAPI) -> None:
+    """Put `ProblemDocument` in the OpenAPI components (the routes' error responses refer to it)."""
+    from fastapi.openapi.utils import get_openapi
+
+    def schema() -> dict[str, object]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = document.setdefault("components", {})
+        components.setdefault("schemas", {})["ProblemDocument"] = problems.ProblemDocument.model_json_schema()
+        app.openapi_schema = document
+        return document
+
+    setattr(app, "openapi", schema)  # noqa: B010 (FastAPI's documented way to customize the schema)
 
 
 def serve(workspace: Workspace, config: ServerConfig) -> None:

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ttsync.app.accounts import AccessError
@@ -21,6 +22,33 @@ from ttsync.redact import redact_error
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "application/problem+json"
+
+
+class ProblemDocument(BaseModel):
+    """An RFC 9457 problem: what went wrong and the resolution key of the fix."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    resolution: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def _documented(status: int, description: str) -> dict[str, Any]:
+    schema = {"$ref": "#/components/schemas/ProblemDocument"}
+    return {"description": description, "content": {PROBLEM_TYPE: {"schema": schema}}}
+
+
+# Added to every route: the problem documents it may answer (the fuzz test checks answers against them).
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _documented(400, "Bad request: the detail says how to fix it"),
+    401: _documented(401, "Not authenticated"),
+    403: _documented(403, "Forbidden: role, admin-only destination, or CSRF token missing"),
+    404: _documented(404, "Not found"),
+    409: _documented(409, "Refused: a run is active, or the object is in use"),
+    422: _documented(422, "Invalid request or configuration"),
+}
 
 
 class Problem(Exception):
