@@ -1,0 +1,170 @@
+"""Load of the team server's API: N concurrent clients listing workflows and reading one, against a real
+`ttsync serve` whose store holds many workflows and notifications, while a sync runs in a worker process.
+
+    .venv/bin/python bench/api_load.py                       # 10,000 workflows, 1,000 notifications, 50 clients
+    .venv/bin/python bench/api_load.py --workflows 1000 --clients 10 --seconds 5 --no-run
+
+Prints one JSON document: request count, errors, latency p50/p95/p99/max in ms, requests per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import sqlalchemy as sa
+
+from ttsync.app.workspace.apply import apply_config
+from ttsync.app.workspace.init import init_workspace
+from ttsync.app.workspace.layout import load_config
+from ttsync.emulator.embedded import EmulatorServer
+from ttsync.store import schema
+
+PASSWORD = "bench password 123"
+
+
+def _fill(store_url_engine: sa.Engine, workflows: int, notifications: int) -> str:
+    """Insert finished workflows (with 7 tasks each) and notifications in bulk; return one workflow id."""
+    now = datetime.now(UTC)
+    rows, tasks = [], []
+    for index in range(workflows):
+        wid = uuid.uuid4().hex
+        at = now - timedelta(minutes=index)
+        rows.append({"id": wid, "orchestration": f"bench-{index % 20}", "kind": "audience", "state": "succeeded",
+                     "created_at": at, "started_at": at, "finished_at": at, "counts": {"upload": {"added": index}},
+                     "checkpoint": {}, "error": None})  # fmt: skip
+        for position, name in enumerate(
+            ("query", "prepare", "verify_audience", "plan", "upload", "commit", "read_back")
+        ):
+            tasks.append({"workflow_id": wid, "name": name, "position": position, "state": "succeeded", "attempts": 1,
+                          "started_at": at, "finished_at": at, "counts": {}, "checkpoint": {}, "error": None})  # fmt: skip
+    alerts = [{"workflow_id": rows[i % workflows]["id"], "created_at": now, "severity": "error", "title": "bench",
+               "message": "bench", "resolution": "rate_limited", "read": False, "webhook_attempts": 0}
+              for i in range(notifications)]  # fmt: skip
+    with store_url_engine.begin() as conn:
+        conn.execute(sa.insert(schema.workflows), rows)
+        conn.execute(sa.insert(schema.tasks), tasks)
+        conn.execute(sa.insert(schema.notifications), alerts)
+    return str(rows[workflows // 2]["id"])
+
+
+def _client(
+    url: str, token: str, workflow_id: str, until: float, latencies: list[float], errors: list[str]
+) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+        turn = 0
+        while time.monotonic() < until:
+            path = "/api/workflows?limit=50" if turn % 2 == 0 else f"/api/workflows/{workflow_id}"
+            turn += 1
+            began = time.perf_counter()
+            try:
+                answer = client.get(path)
+                ok = answer.status_code == 200
+            except httpx.HTTPError as exc:
+                ok, answer = False, None
+                errors.append(type(exc).__name__)
+            latencies.append(time.perf_counter() - began)
+            if not ok and answer is not None:
+                errors.append(str(answer.status_code))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workflows", type=int, default=10_000)
+    parser.add_argument("--notifications", type=int, default=1_000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rows", type=int, default=200_000, help="people in the sync that runs meanwhile")
+    parser.add_argument("--no-run", action="store_true", help="no sync in progress during the load")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="ttsync-api-load-") as tmp, EmulatorServer() as emulator:
+        seed = emulator.seed
+        environ = dict(os.environ) | {
+            "TTSYNC_APP_SECRET": seed.app_secret, "TTSYNC_ACCESS_TOKEN": seed.operator_token,
+            "TTSYNC_SANDBOX_URL": emulator.base_url, "BENCH_PASSWORD": PASSWORD,
+        }  # fmt: skip
+        environ.pop("TTSYNC_STORE_URL", None)
+        root = Path(tmp) / "ws"
+        workspace = init_workspace(root, sample=True, rows=args.rows, seed_info=seed.to_dict()).workspace
+        store = workspace.open_store()
+        apply_config(store, load_config(workspace.config_path, environ=environ))
+        workflow_id = _fill(store.engine, args.workflows, args.notifications)
+        store.close()
+        ttsync = [sys.executable, "-m", "ttsync"]
+        subprocess.run([*ttsync, "users", "add", "bench", "--role", "admin", "--password-env", "BENCH_PASSWORD",
+                        "-w", str(root)], env=environ, check=True, capture_output=True)  # fmt: skip
+        port = 8700 + os.getpid() % 1000
+        server = subprocess.Popen([*ttsync, "serve", "-w", str(root), "--port", str(port), "--workers", "1"],
+                                  env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            with httpx.Client(base_url=url, timeout=30) as client:
+                login = client.post("/api/session", json={"name": "bench", "password": PASSWORD}).json()
+                token = client.post(
+                    "/api/tokens", json={"label": "bench"}, headers={"X-CSRF-Token": login["csrf_token"]}
+                ).json()["token"]
+                run_state: dict[str, Any] = {}
+                if not args.no_run:
+                    emulator.admin.set_faults(rate=0.0, codes=[50002], latency_ms=50)  # keep the sync going
+                    started = client.post(
+                        "/api/orchestrations/high-value-customers/runs",
+                        headers={"Authorization": f"Bearer {token}"},
+                    ).json()
+                    run_state["workflow_id"] = started["workflow_id"]
+                    time.sleep(1.0)
+            latencies: list[float] = []
+            errors: list[str] = []
+            until = time.monotonic() + args.seconds
+            threads = [threading.Thread(target=_client, args=(url, token, workflow_id, until, latencies, errors))
+                       for _ in range(args.clients)]  # fmt: skip
+            began = time.monotonic()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            elapsed = time.monotonic() - began
+            if run_state:
+                shown = httpx.get(
+                    f"{url}/api/workflows/{run_state['workflow_id']}",
+                    headers={"Authorization": f"Bearer {token}"},
+                ).json()
+                run_state["state_after_load"] = shown["workflow"]["state"]
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    ordered = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 1)
+
+    print(json.dumps({
+        "workflows": args.workflows, "notifications": args.notifications, "clients": args.clients,
+        "seconds": round(elapsed, 1), "requests": len(latencies), "errors": len(errors),
+        "error_kinds": sorted(set(errors)), "requests_per_second": round(len(latencies) / elapsed, 1),
+        "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "max_ms": round(ordered[-1] * 1000, 1),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 1), "sync_in_progress": run_state or None,
+    }, indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
