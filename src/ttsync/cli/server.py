@@ -14,6 +14,7 @@ from ttsync.server.app import ServerConfig, ServeRefusedError, serve
 from ttsync.store.accounts import UserRecord
 
 users_app = typer.Typer(help="Users of the team server (`ttsync serve`).", no_args_is_help=True)
+UserName = Annotated[str, typer.Argument(help="The user's login name.")]
 LOCAL_ADMIN = "cli"  # the CLI acts as a local admin on its own workspace; the audit log names it so
 
 
@@ -50,6 +51,7 @@ def serve_command(
         str, typer.Option(help="Runs missed while no server ran: skip, or latest (run one).")
     ] = "skip",
     tick: Annotated[float, typer.Option(min=0.2, help="Seconds between scheduler ticks.")] = 10.0,
+    as_json: JsonOption = False,
 ) -> None:
     """Start the team server: REST API (/api/docs), scheduler and run workers."""
     config = ServerConfig(
@@ -65,7 +67,7 @@ def serve_command(
 
 @users_app.command("add")
 def users_add(
-    name: str,
+    name: UserName,
     role: Annotated[str, typer.Option(help="admin, operator or viewer.")],
     restricted_pii: Annotated[
         bool, typer.Option("--restricted-pii", help="Hide destinations that do not allow restricted PII.")
@@ -107,8 +109,8 @@ def users_list(workspace: WorkspaceOption = None, as_json: JsonOption = False) -
 
 @users_app.command("set-role")
 def users_set_role(
-    name: str,
-    role: str,
+    name: UserName,
+    role: Annotated[str, typer.Argument(help="admin, operator or viewer.")],
     restricted_pii: Annotated[
         bool | None,
         typer.Option("--restricted-pii/--no-restricted-pii", help="Change the restricted-PII mark."),
@@ -124,7 +126,7 @@ def users_set_role(
 
 @users_app.command("disable")
 def users_disable(
-    name: str,
+    name: UserName,
     enable: Annotated[bool, typer.Option("--enable", help="Enable the user again instead.")] = False,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
