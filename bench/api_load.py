@@ -98,6 +98,7 @@ def main() -> None:
             "TTSYNC_SANDBOX_URL": emulator.base_url, "BENCH_PASSWORD": PASSWORD,
         }  # fmt: skip
         environ.pop("TTSYNC_STORE_URL", None)
+        os.environ.update(environ)  # `apply` reads the credential's secrets from the environment
         root = Path(tmp) / "ws"
         workspace = init_workspace(root, sample=True, rows=args.rows, seed_info=seed.to_dict()).workspace
         store = workspace.open_store()
@@ -149,6 +150,8 @@ def main() -> None:
                     headers={"Authorization": f"Bearer {token}"},
                 ).json()
                 run_state["state_after_load"] = shown["workflow"]["state"]
+                run_state["error"] = (shown["workflow"].get("error") or {}).get("message")
+                run_state["tasks"] = {t["name"]: t["state"] for t in shown["workflow"]["tasks"]}
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -231,7 +231,7 @@ run_queue = sa.Table(
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("orchestration", NAME, nullable=False, index=True),
     sa.Column("action", sa.String(16), nullable=False),  # run, retry, resolve, restart
-    sa.Column("workflow_id", sa.String(40), nullable=False),
+    sa.Column("workflow_id", sa.String(40), nullable=False, index=True),
     sa.Column("requested_by", sa.String(120), nullable=False),
     sa.Column("origin", sa.String(16), nullable=False),  # api, schedule
     sa.Column("state", sa.String(16), nullable=False, index=True),  # queued, running, done, refused, lost

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from ttsync.errors import WorkflowRunningError, WorkflowSupersededError
-from ttsync.store import leases, repos, schema
+from ttsync.store import leases, schema
 from ttsync.store.db import Store
 from ttsync.store.records import WorkflowRecord
 
@@ -81,10 +81,19 @@ def reap_interrupted(store: Store, *, timeout: float | None = None) -> list[str]
         held = leases.leases_of(store, wid)
         if any(leases.is_live(lease, timeout=limit) for lease in held):
             continue
-        workflow = repos.get_workflow(store, wid)
-        for task in workflow.tasks:
-            if task.state == "running":
-                repos.update_task(store, wid, task.name, state="interrupted")
-        repos.update_workflow(store, wid, state="interrupted")
+        # Only if it still reads `running`: its process may have finished (state stored, then lease released)
+        # between the read above and the lease check, and a finished workflow must keep its state.
+        with store.engine.begin() as conn:
+            changed = conn.execute(
+                sa.update(table).where(table.c.id == wid, table.c.state == "running").values(state="interrupted")
+            ).rowcount
+            if not changed:
+                continue
+            tasks = schema.tasks
+            conn.execute(
+                sa.update(tasks)
+                .where(tasks.c.workflow_id == wid, tasks.c.state == "running")
+                .values(state="interrupted")
+            )
         reaped.append(wid)
     return reaped
