@@ -9,6 +9,7 @@ import pytest
 
 from ttsync.store import leases, repos
 from ttsync.store.db import Store, sqlite_url
+from ttsync.store.records import LeaseRecord
 from ttsync.workflows import ownership
 
 
@@ -22,11 +23,11 @@ def test_a_workflow_finishing_during_the_reap_keeps_its_state(
 
         # The interleaving to test: the worker stores `succeeded` and releases its lease after the reaper read
         # the `running` list and before it looks at the leases. Patched in to make that order certain.
-        def finishing(store_: Store, workflow_id: str) -> list[leases.LeaseRecord]:
+        def finishing(store_: Store, workflow_id: str) -> list[LeaseRecord]:
             repos.update_workflow(store_, workflow_id, state="succeeded")
             return real_leases_of(store_, workflow_id)
 
-        monkeypatch.setattr(ownership.leases, "leases_of", finishing)
+        monkeypatch.setattr(leases, "leases_of", finishing)
         assert ownership.reap_interrupted(store) == []
         assert repos.get_workflow(store, wid).state == "succeeded"
 
