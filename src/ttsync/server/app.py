@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,6 +25,7 @@ from ttsync.server.auth import cookie_key
 from ttsync.server.metrics import Metrics
 from ttsync.server.routers import admin, objects, runs, session
 from ttsync.server.scheduler import Scheduler
+from ttsync.server.web import pages
 from ttsync.server.workers import WorkerPool
 from ttsync.store.db import Store
 
@@ -124,6 +126,12 @@ def create_app(
     for router in (session.router, objects.router, runs.router, admin.router):
         app.include_router(router, responses=problems.RESPONSES)
     _register_problem_schema(app)
+    app.include_router(pages.router)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        """The web UI."""
+        return RedirectResponse("/ui/", status_code=303)
 
     app.add_middleware(_Measure, metrics=metrics)
 
