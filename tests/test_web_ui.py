@@ -134,20 +134,55 @@ def test_scenario_run_fail_follow_resolution_resolve(browser: WebDriver, server:
     assert driver.find_element(By.CSS_SELECTOR, ".role").text == "admin"
     shot(driver, "02-orchestrations")
 
+    # Add a credential: a bad advertiser id is refused next to its field, then it is saved and authorized
+    # through the emulator's consent page, which redirects back to the server's callback.
+    seed = env.emulator.seed
+    driver.get(server.url + "/ui/credentials")
+    for field, value in [("name", "web-cred"), ("app_id", seed.app_id), ("app_secret", seed.app_secret),
+                         ("advertiser_ids", "12ab")]:  # fmt: skip
+        driver.find_element(By.ID, f"c-{field}").send_keys(value)
+    click_to(driver, "save-credential", "/ui/credentials")
+    assert driver.find_element(By.ID, "c-advertiser_ids").get_attribute("aria-invalid") == "true"
+    assert driver.find_element(By.ID, "c-advertiser_ids-error").text
+    assert not driver.find_elements(By.CSS_SELECTOR, 'tr[data-credential="web-cred"]')
+    shot(driver, "03-credential-invalid")
+    advertisers = driver.find_element(By.ID, "c-advertiser_ids")
+    advertisers.clear()
+    advertisers.send_keys(seed.advertiser_ids[0])
+    driver.find_element(By.ID, "c-app_secret").send_keys(seed.app_secret)
+    driver.find_element(By.ID, "save-credential").click()
+    WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.ID, "message"))
+    row = driver.find_element(By.CSS_SELECTOR, 'tr[data-credential="web-cred"]')
+    assert row.find_element(By.CSS_SELECTOR, ".token").text == "missing"
+    driver.find_element(By.ID, "authorize-web-cred").click()
+    WebDriverWait(driver, 10).until(lambda d: "/portal/" in d.current_url)
+    shot(driver, "04-tiktok-consent")
+    driver.find_element(By.CSS_SELECTOR, "button[name=confirm]").click()
+    WebDriverWait(driver, 20).until(
+        lambda d: "/callback" in d.current_url and d.find_elements(By.ID, "message")
+    )
+    assert "authorized" in driver.find_element(By.ID, "message").text
+    row = driver.find_element(By.CSS_SELECTOR, 'tr[data-credential="web-cred"]')
+    assert row.find_element(By.CSS_SELECTOR, ".token").text == "set"
+    assert seed.app_secret not in driver.page_source
+    shot(driver, "05-credential-authorized")
+
+    driver.get(server.url + "/ui/orchestrations")
+
     driver.find_element(By.LINK_TEXT, ORCH).click()
     click_to(driver, "plan", "/plan")
     plan = driver.find_element(By.ID, "plan-result").text
     assert "nothing was sent" in plan
     assert "Rejected rows by reason" in plan
     assert "EMAIL_SHA256" in plan
-    shot(driver, "03-orchestration-plan")
+    shot(driver, "06-orchestration-plan")
 
     click_to(driver, "run-now", "/ui/workflows/")
     assert wait_state(driver, OK) in OK
     tasks = driver.find_elements(By.CSS_SELECTOR, "#tasks tr[data-task]")
     assert tasks
     assert {t.find_element(By.CSS_SELECTOR, ".t-state").text for t in tasks} <= {"succeeded", "skipped"}
-    shot(driver, "04-workflow-succeeded")
+    shot(driver, "07-workflow-succeeded")
 
     # TikTok refuses every call (no permission on the advertiser): the next run fails with a resolution.
     env.emulator.admin.set_faults(rate=1.0, codes=[40001])
@@ -157,12 +192,12 @@ def test_scenario_run_fail_follow_resolution_resolve(browser: WebDriver, server:
     assert wait_state(driver, ("failed",)) == "failed"
     resolution = driver.find_element(By.ID, "resolution").text
     assert "How to fix it" in resolution
-    shot(driver, "05-workflow-failed-resolution")
+    shot(driver, "08-workflow-failed-resolution")
 
     # The notification leads to the same workflow.
     driver.get(server.url + "/ui/notifications")
     assert driver.find_element(By.CSS_SELECTOR, ".badge").text.isdigit()
-    shot(driver, "06-notifications")
+    shot(driver, "09-notifications")
     driver.find_element(By.LINK_TEXT, "Open the workflow").click()
     assert driver.current_url == failed_url
 
@@ -176,15 +211,15 @@ def test_scenario_run_fail_follow_resolution_resolve(browser: WebDriver, server:
     assert "No workflows match." in driver.page_source  # the resolved one succeeded
     driver.get(server.url + "/ui/workflows")
     assert len(driver.find_elements(By.CSS_SELECTOR, "tbody tr")) == 2
-    shot(driver, "07-workflows")
+    shot(driver, "10-workflows")
 
     driver.get(server.url + "/ui/destinations/tiktok-audiences")
     click_to(driver, "test-connection", "/test")
     result = driver.find_element(By.ID, "check-result").text
     assert "pass" in result
-    shot(driver, "08-destination-test-connection")
-    for page, name in [("/ui/destinations", "09-destinations"), ("/ui/credentials", "10-credentials"),
-                       ("/ui/users", "11-users"), ("/ui/audit", "12-audit")]:  # fmt: skip
+    shot(driver, "11-destination-test-connection")
+    for page, name in [("/ui/destinations", "12-destinations"), ("/ui/credentials", "13-credentials"),
+                       ("/ui/users", "14-users"), ("/ui/audit", "15-audit")]:  # fmt: skip
         driver.get(server.url + page)
         assert driver.find_element(By.TAG_NAME, "h1").text
         shot(driver, name)
@@ -196,7 +231,7 @@ def test_scenario_run_fail_follow_resolution_resolve(browser: WebDriver, server:
     driver.get(failed_url)
     overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0
-    shot(driver, "13-workflow-390px")
+    shot(driver, "16-workflow-390px")
 
 
 def test_viewer_cannot_run_and_restricted_user_cannot_reach_hidden(
@@ -207,7 +242,7 @@ def test_viewer_cannot_run_and_restricted_user_cannot_reach_hidden(
     driver.get(server.url + f"/ui/orchestrations/{ORCH}")
     assert not driver.find_elements(By.ID, "run-now")
     assert driver.find_element(By.ID, "read-only").text
-    shot(driver, "14-viewer-orchestration")
+    shot(driver, "17-viewer-orchestration")
     assert not driver.find_elements(By.LINK_TEXT, "Users")
     driver.get(server.url + "/ui/users")
     assert driver.find_element(By.TAG_NAME, "h1").text == "Forbidden"

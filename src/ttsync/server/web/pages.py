@@ -15,15 +15,18 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import ValidationError
 
 from ttsync.app import accounts, audit, background, queries
 from ttsync.app.runs import build_run, preview_run
-from ttsync.destinations.tiktok.oauth import Doctor
+from ttsync.config.models import Credential
+from ttsync.destinations.tiktok.oauth import AuthorizeFlow, Callback, CredentialFlowError, Doctor
 from ttsync.errors import ConfigError, NotFoundError, RunRefusedError
 from ttsync.redact import redact_error
 from ttsync.server import access
-from ttsync.server.auth import SESSION_COOKIE, sign, store_of, unsign
+from ttsync.server.auth import SESSION_COOKIE, Principal, sign, store_of, unsign
 from ttsync.server.problems import Problem
+from ttsync.server.routers import objects
 from ttsync.store import repos, runqueue
 from ttsync.store.accounts import Role, UserRecord
 from ttsync.workflows.resolutions import resolution_for
@@ -405,11 +408,93 @@ def check_destination(
     return _destination_page(request, viewer, name, Doctor(store).destination(name).to_dict())
 
 
+def _credentials_page(request: Request, viewer: Viewer, status: int = 200, **extra: Any) -> HTMLResponse:
+    rows = repos.list_credentials(store_of(request))
+    context: dict[str, Any] = {"form": {}, "errors": {}, "message": None} | extra
+    callback = str(request.base_url).rstrip("/") + "/ui/credentials/NAME/callback"
+    return render(request, "credentials.html", status, viewer=viewer, rows=rows, callback=callback, **context)
+
+
 @router.get("/credentials")
 def credentials(request: Request, viewer: Viewer = Depends(signed_in)) -> HTMLResponse:
     """Credentials: app, advertisers, whether a token is set and when it expires (never a secret)."""
-    rows = repos.list_credentials(store_of(request))
-    return render(request, "credentials.html", viewer=viewer, rows=rows)
+    return _credentials_page(request, viewer)
+
+
+@router.post("/credentials")
+def add_credential(
+    request: Request,
+    viewer: Viewer = Depends(posted("admin")),
+    name: str = Form(default="", max_length=80),
+    app_id: str = Form(default="", max_length=80),
+    app_secret: str = Form(default="", max_length=500),
+    advertiser_ids: str = Form(default="", max_length=2000),
+    environment: str = Form(default="sandbox", max_length=20),
+) -> HTMLResponse:
+    """Add (or update) a credential with the API's own save; field errors are shown next to the fields."""
+    form = {"name": name, "app_id": app_id, "advertiser_ids": advertiser_ids, "environment": environment}
+    callback = str(request.base_url).rstrip("/") + f"/ui/credentials/{name}/callback"
+    data: dict[str, Any] = {
+        "name": name,
+        "app_id": app_id,
+        "advertiser_ids": [a.strip() for a in advertiser_ids.replace(",", " ").split() if a.strip()],
+        "environment": environment,
+        "redirect_uri": callback,
+    }
+    if app_secret:
+        data["app_secret"] = app_secret
+    try:
+        body = Credential.model_validate(data)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        return _credentials_page(request, viewer, 422, form=form, errors=errors)
+    objects.save_credential(body, store_of(request), _principal(viewer))
+    return _credentials_page(
+        request, viewer, message=f"Credential {name!r} saved. Authorize it to get a token from TikTok."
+    )
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    """The first error of each top-level field, worded as the configuration checks word them."""
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "form"
+        errors.setdefault(field, str(error["msg"]).removeprefix("Value error, "))
+    return errors
+
+
+def _principal(viewer: Viewer) -> Principal:
+    return Principal(viewer.user, viewer.user.role, "session")
+
+
+@router.post("/credentials/{name}/authorize")
+def authorize(request: Request, name: str = NAME, viewer: Viewer = Depends(posted("admin"))) -> Response:
+    """Start OAuth: off to TikTok's consent page (the emulator's in sandbox), which returns to the callback."""
+    flow = AuthorizeFlow(store_of(request), request.app.state.workspace.state_dir, name)
+    return RedirectResponse(flow.url, status_code=303)
+
+
+@router.get("/credentials/{name}/callback")
+def authorize_callback(
+    request: Request,
+    name: str = NAME,
+    viewer: Viewer = Depends(need("admin")),
+    auth_code: str | None = Query(default=None, max_length=2000),
+    state: str | None = Query(default=None, max_length=2000),
+    error: str | None = Query(default=None, max_length=200),
+) -> HTMLResponse:
+    """TikTok's redirect: check the signed state, exchange the code, store the token (as the CLI does)."""
+    store = store_of(request)
+    flow = AuthorizeFlow(store, request.app.state.workspace.state_dir, name)
+    try:
+        result = flow.complete(Callback(auth_code, state, error))
+    except CredentialFlowError as exc:
+        return _credentials_page(request, viewer, 400, flow_error=redact_error(exc))
+    audit.record(store, viewer.user.name, "credential.authorize", f"credential:{name}", {})
+    reached = ", ".join(result.advertiser_ids) or "no advertisers"
+    return _credentials_page(
+        request, viewer, message=f"Credential {name!r} authorized; the token reaches {reached}."
+    )
 
 
 # --- notifications, users, audit ---------------------------------------------------------------------------
