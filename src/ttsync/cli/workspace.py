@@ -156,6 +156,7 @@ def apply(
     from ttsync.workspace.apply import apply_config
     from ttsync.workspace.config import load_config
     from ttsync.workspace.layout import Workspace
+    from ttsync.writeback.config import save_writeback
 
     with _errors():
         ws = Workspace.discover(workspace)
@@ -164,6 +165,7 @@ def apply(
     with _store(workspace) as store, _errors():
         result = apply_config(store, config)
         save_retention(ws.state_dir, config.retention)
+        save_writeback(ws.state_dir, config.writeback)
     if as_json:
         _print_json(result.to_dict())
         return
@@ -190,13 +192,19 @@ def export(
     from ttsync.workspace.apply import export_config
     from ttsync.workspace.config import dump_config
     from ttsync.workspace.layout import Workspace
+    from ttsync.writeback.config import load_writeback
 
     with _store(workspace) as store, _errors():
         config = export_config(store)
         config.retention = load_retention(Workspace.discover(workspace).state_dir)
+        config.writeback = load_writeback(Workspace.discover(workspace).state_dir)
         text = (
             json.dumps(
-                {"version": config.version, **config.model_dump(mode="json", exclude_defaults=True)}, indent=2
+                {
+                    "version": config.version,
+                    **config.model_dump(mode="json", exclude_defaults=True, by_alias=True),
+                },
+                indent=2,
             )
             + "\n"
             if as_json

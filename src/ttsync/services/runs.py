@@ -30,6 +30,7 @@ from ttsync.workflows.resolutions import resolution_for
 from ttsync.workspace.errors import ConfigError
 from ttsync.workspace.layout import Workspace
 from ttsync.workspace.models import ResolvedOfflineEventsSettings, effective_settings
+from ttsync.writeback import task as writeback
 
 # Runs log through ttsync's loggers and stamina's retry messages: neither may carry a value a source quoted.
 install_log_redaction()
@@ -95,19 +96,25 @@ def build_run(
 
 def start_run(run: OrchestrationRun) -> RunOutcome:
     """Create a workflow for the orchestration and run it to the end (or to its first failure)."""
-    workflow = repos.create_workflow(run.store, run.orchestration.name, run.kind, run.task_names())
-    return _execute(run, workflow.id, run.tasks(), start_at=None)
+    specs = writeback.with_writeback(run, run.tasks())  # + the `writeback` task when write-back is on
+    workflow = repos.create_workflow(
+        run.store, run.orchestration.name, run.kind, tuple(spec.name for spec in specs)
+    )
+    return _execute(run, workflow.id, specs, start_at=None)
 
 
 def continue_run(run: OrchestrationRun, workflow_id: str, action: str, task: str | None = None) -> RunOutcome:
     """`retry` (the failed task, or `task`), `resolve` (re-check configuration, then continue from the
     failed task), or `restart` (from the first task, checkpoints cleared)."""
     workflow = repos.get_workflow(run.store, workflow_id)
+    specs = writeback.with_writeback(run, run.tasks(), workflow)
     if workflow.state in SUCCEEDED_STATES and action != "restart":
+        if action == "retry" and writeback.needs_retry(workflow):  # the sync is done; write its results again
+            return _execute(run, workflow_id, specs, start_at=writeback.TASK_NAME)
         return RunOutcome(workflow, ok=True)
     if action == "restart":
         reset_for_restart(run.store, workflow)
-        return _execute(run, workflow_id, run.tasks(), start_at=None)
+        return _execute(run, workflow_id, specs, start_at=None)
     if action == "resolve":
         # The configuration was reloaded and validated by `build_run`; now re-check it against TikTok (token,
         # advertisers, write permission, event set) before continuing, so an unfixed cause is named at once.
@@ -117,7 +124,7 @@ def continue_run(run: OrchestrationRun, workflow_id: str, action: str, task: str
         start = task or _failed_task(workflow)
     else:
         raise ValueError(f"unknown action {action!r}: use retry, resolve or restart")
-    return _execute(run, workflow_id, run.tasks(), start_at=start)
+    return _execute(run, workflow_id, specs, start_at=start)
 
 
 def recheck_destination(run: OrchestrationRun) -> None:
@@ -142,6 +149,7 @@ def _execute(
     try:
         workflow = asyncio.run(run_workflow(run.store, workflow_id, specs, start_at=start_at))
     except WorkflowFailedError as failed:
+        writeback.after_failure(run, failed.workflow)  # best effort; never raises
         _post_webhooks(run.store)
         return RunOutcome(failed.workflow, ok=False)
     _post_webhooks(run.store)  # a `succeeded_with_warnings` workflow raised a warning notification

@@ -1,0 +1,153 @@
+"""Writable connections to a write-back target, limited to that target.
+
+Sources are opened read-only and sandboxed (`ttsync.sources.guard`); write-back needs a writable connection,
+so it opens its own, separate from the source's, and only to the configured target:
+
+- DuckDB: the target file, then `lock_down` (no other file, no ATTACH, no COPY, no extensions, settings
+  locked): only the already-open database is writable. The file must lie inside the workspace folder or a
+  folder of `$TTSYNC_SOURCE_DIRS` (the same rule as source files).
+- SQLAlchemy: a fresh engine on the target URL; ttsync only runs its own statements, schema-qualified.
+
+Both run every statement of one write inside one transaction (`transaction()`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import pyarrow as pa
+import sqlalchemy as sa
+
+from ttsync.sources.guard import allowed_roots, check_source_path, lock_down
+from ttsync.writeback.config import WritebackTarget
+
+_PARAM = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
+INSERT_CHUNK_ROWS = 10_000
+
+
+class TargetConnection(Protocol):
+    """What the writer needs of a target: statements with `:name` parameters, Arrow inserts, a transaction."""
+
+    prefix: str  # schema prefix for table names ('"ttsync".', or '' where schemas do not exist)
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
+
+    def insert(self, table: str, data: pa.Table | pa.RecordBatchReader) -> int: ...
+
+    def transaction(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+class DuckDBTarget:
+    """A DuckDB file opened for writing, confined to itself."""
+
+    def __init__(self, path: Path, schema: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = duckdb.connect(str(path))
+        lock_down(self._con)
+        self.prefix = f'"{schema}".'
+        self._con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run one statement (`:name` parameters) and return its rows."""
+        result = self._con.execute(_PARAM.sub(r"$\1", sql), dict(params) if params else None)
+        return result.fetchall() if result.description else []
+
+    def insert(self, table: str, data: pa.Table | pa.RecordBatchReader) -> int:
+        """Append Arrow rows to `table`, columns matched by name."""
+        before = self._count(table)
+        self._con.register("ttsync_writeback_rows", data)
+        try:
+            self._con.execute(f"INSERT INTO {self.prefix}{table} BY NAME SELECT * FROM ttsync_writeback_rows")
+        finally:
+            self._con.unregister("ttsync_writeback_rows")
+        return self._count(table) - before
+
+    def _count(self, table: str) -> int:
+        return int(self.execute(f"SELECT count(*) FROM {self.prefix}{table}")[0][0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together or not at all."""
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        self._con.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection (the file is free for other processes again)."""
+        self._con.close()
+
+
+class SQLAlchemyTarget:
+    """A database reached by a SQLAlchemy URL (PostgreSQL, SQLite, ...)."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        self._engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        self._conn = self._engine.connect()
+        self._in_transaction = False
+        if self._engine.dialect.name == "sqlite":
+            self.prefix = ""  # SQLite has no schemas: the tables go in the main database
+        else:
+            self.prefix = f'"{schema}".'
+            with self._conn.begin():
+                self._conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run one statement (`:name` parameters) and return its rows."""
+        if not self._in_transaction:  # a statement outside `transaction()` commits on its own
+            with self._conn.begin():
+                return self._run(sql, params)
+        return self._run(sql, params)
+
+    def _run(self, sql: str, params: Mapping[str, Any] | None) -> list[tuple[Any, ...]]:
+        result = self._conn.execute(sa.text(sql), dict(params or {}))
+        return [tuple(row) for row in result] if result.returns_rows else []
+
+    def insert(self, table: str, data: pa.Table | pa.RecordBatchReader) -> int:
+        """Append Arrow rows to `table` in chunks (executemany)."""
+        names = data.schema.names
+        sql = sa.text(
+            f"INSERT INTO {self.prefix}{table} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"
+        )
+        batches = data.to_batches(INSERT_CHUNK_ROWS) if isinstance(data, pa.Table) else data
+        written = 0
+        for batch in batches:
+            rows = batch.to_pylist()
+            if rows:
+                self._conn.execute(sql, rows)
+                written += len(rows)
+        return written
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together or not at all."""
+        with self._conn.begin():
+            self._in_transaction = True
+            try:
+                yield
+            finally:
+                self._in_transaction = False
+
+    def close(self) -> None:
+        """Close the connection and the engine."""
+        self._conn.close()
+        self._engine.dispose()
+
+
+def open_target(target: WritebackTarget, root: Path) -> TargetConnection:
+    """A writable connection to `target` only (a DuckDB path must lie inside the workspace folder or
+    `$TTSYNC_SOURCE_DIRS`)."""
+    if target.kind == "duckdb":
+        path = check_source_path("writeback", Path(target.location), allowed_roots(root))
+        return DuckDBTarget(path, target.schema)
+    return SQLAlchemyTarget(target.location, target.schema)
