@@ -20,6 +20,10 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+# Exit codes (listed in the README) are defined, with their meanings, in `ttsync.exitcodes`.
+from ttsync.exitcodes import EXIT_FAILED as EXIT_FAILED
+from ttsync.exitcodes import EXIT_INTERRUPTED as EXIT_INTERRUPTED
+from ttsync.exitcodes import EXIT_USAGE as EXIT_USAGE
 from ttsync.redact import redact_error
 from ttsync.sources import SourceError
 from ttsync.store import SecretKeyError, Store, StoreError, repos
@@ -37,13 +41,6 @@ ObjectNameArgument = Annotated[str, typer.Argument(help="Name of the object (see
 
 _out = Console()
 _err = Console(stderr=True)
-
-# Exit codes (listed in the README): 0 done; 1 the command ran and what it checked or ran failed (a failed
-# workflow, a check with problems, a refused authorization, an undelivered webhook); 2 a usage or
-# configuration error (bad option, unknown object, invalid file or setting); 130 interrupted (Ctrl-C).
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 class _Mode:
@@ -129,13 +126,21 @@ def init(
     rows: Annotated[int, typer.Option("--rows", min=1, help="Customers in the sample warehouse.")] = 10_000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sample generator.")] = 7,
     force: Annotated[bool, typer.Option("--force", help="Write into a non-empty folder.")] = False,
+    writeback: Annotated[
+        bool,
+        typer.Option(
+            "--writeback", help="Turn write-back on in ttsync.yaml (results as tables in the warehouse)."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Create a workspace: ttsync.yaml, state/ (store and key) and optionally a sample warehouse."""
     from ttsync.workspace.init import init_workspace
 
     with _errors():
-        result = init_workspace(directory, sample=sample, rows=rows, seed=seed, force=force)
+        result = init_workspace(
+            directory, sample=sample, rows=rows, seed=seed, force=force, writeback=writeback
+        )
     if as_json:
         _print_json(result.to_dict())
         return
