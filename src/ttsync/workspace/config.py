@@ -127,6 +127,14 @@ class WorkspaceFile(BaseModel):
     templates: list[DataTemplate] = Field(default_factory=list)
     orchestrations: list[Orchestration] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_writeback_is_on(cls, data: Any) -> Any:
+        # `writeback:` with nothing (or only comments) under it is YAML null: it means "on, with defaults".
+        if isinstance(data, dict) and "writeback" in data and data["writeback"] is None:
+            data = data | {"writeback": {}}
+        return data
+
     @model_validator(mode="after")
     def _unique_and_consistent(self) -> WorkspaceFile:
         for section in ("credentials", "sources", "destinations", "templates", "orchestrations"):
