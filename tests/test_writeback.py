@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from audience_env import ORCH, Env
-from ttsync.services.runs import build_run, continue_run
+from ttsync.services.runs import build_run, continue_run, start_run
 from ttsync.writeback.config import WritebackConfig, save_writeback
 from ttsync.writeback.schema import SCHEMA_VERSION
 from ttsync.writeback.target import DuckDBTarget, SQLAlchemyTarget
@@ -232,3 +232,32 @@ def test_postgres_target_migration_and_runs(env: Env, pg_url: str, monkeypatch: 
     plan = next(t for t in again.workflow.tasks if t.name == "plan").counts
     assert outcomes
     assert sent == plan["current_people"]
+
+
+def test_events_run_writes_event_outcomes_matching_the_emulator(env: Env) -> None:
+    _on(env)
+    events_orch = "store-purchases-last-7-days"
+    first = start_run(build_run(env.workspace, env.store, events_orch))
+    assert first.ok, first.workflow.error
+    second = start_run(build_run(env.workspace, env.store, events_orch))  # everything already accepted
+    assert second.ok
+    received = env.emulator.admin.events(env.emulator.seed.event_set_id)
+    warehouse = env.workspace.sample_warehouse
+    accepted = _query(
+        warehouse,
+        f"SELECT DISTINCT event, event_id FROM ttsync.ttsync_event_outcomes "
+        f"WHERE workflow_id = '{first.workflow.id}' AND status = 'accepted'",
+    )
+    assert sorted(accepted) == sorted((e["event"], e["event_id"]) for e in received)
+    deliver = first.workflow.counts["deliver"]
+    by_status = dict(_query(warehouse, f"SELECT status, count(*) FROM ttsync.ttsync_event_outcomes WHERE workflow_id = '{second.workflow.id}' GROUP BY 1"))  # fmt: skip
+    assert set(by_status) <= {"duplicate", "rejected"}
+    assert sum(by_status.values()) == deliver["rows"]
+    rejected_without_reason = _query(
+        warehouse,
+        "SELECT count(*) FROM ttsync.ttsync_event_outcomes WHERE status = 'rejected' AND reason IS NULL",
+    )
+    assert rejected_without_reason == [(0,)]
+    runs = _query(warehouse, "SELECT workflow_id, kind FROM ttsync.ttsync_runs ORDER BY created_at")
+    assert runs == [(first.workflow.id, "offline_events"), (second.workflow.id, "offline_events")]
+    assert _query(warehouse, "SELECT count(*) FROM ttsync.ttsync_audience_syncs") == [(0,)]

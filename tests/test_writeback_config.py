@@ -68,7 +68,7 @@ def test_bad_settings_say_how_to_fix_them(block: str, fix: str) -> None:
 
 def test_file_sources_need_a_target(tmp_path: Path) -> None:
     csv = Source(name="orders", kind="csv", path="orders.csv")
-    with pytest.raises(ConfigError, match="set `writeback.path`"):
+    with pytest.raises(ConfigError, match=r"set `writeback\.path`"):
         resolve_target(_config("writeback:\n"), ORCH, csv, tmp_path)
 
 

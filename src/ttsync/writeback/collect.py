@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ttsync.sqltext import sql_literal
 from ttsync.store.records import WorkflowRecord
@@ -228,12 +229,15 @@ def event_outcomes(con: duckdb.DuckDBPyConnection, workflow: WorkflowRecord, run
     if not path.is_file():
         return pa.table(
             {name: pa.array([], pa.string()) for name in
-             ("workflow_id", "orchestration", "row_key", "status", "reason", "message")}
+             ("workflow_id", "orchestration", "row_key", "status", "reason", "message", "event", "event_id")}
         )  # fmt: skip
     mapping = " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in EVENT_STATUS.items())
+    # Run folders of older versions have no event columns.
+    has_event = "event_id" in pq.read_schema(path).names
+    event = "event, event_id" if has_event else "NULL::VARCHAR AS event, NULL::VARCHAR AS event_id"
     return con.sql(
         f"SELECT {sql_literal(workflow.id)} AS workflow_id, {sql_literal(workflow.orchestration)} AS orchestration, "
-        f"row_key, CASE outcome {mapping} ELSE outcome END AS status, reason, message "
+        f"row_key, CASE outcome {mapping} ELSE outcome END AS status, reason, message, {event} "
         f"FROM read_parquet({sql_literal(path)})"
     ).to_arrow_table()
 

@@ -48,10 +48,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         2,
-        "when each workflow was written, and by which ttsync version",
+        "when each workflow was written and by which ttsync; each event row's event and event id",
         (
             "ALTER TABLE {s}ttsync_runs ADD COLUMN written_at TIMESTAMPTZ",
             "ALTER TABLE {s}ttsync_runs ADD COLUMN ttsync_version TEXT",
+            "ALTER TABLE {s}ttsync_event_outcomes ADD COLUMN event TEXT",
+            "ALTER TABLE {s}ttsync_event_outcomes ADD COLUMN event_id TEXT",
         ),
     ),
 )
