@@ -14,6 +14,7 @@ import pytest
 
 from audience_env import ORCH, Env
 from ttsync.services.runs import build_run, continue_run, start_run
+from ttsync.store import repos
 from ttsync.writeback.config import WritebackConfig, save_writeback
 from ttsync.writeback.schema import SCHEMA_VERSION
 from ttsync.writeback.target import DuckDBTarget, SQLAlchemyTarget
@@ -261,3 +262,17 @@ def test_events_run_writes_event_outcomes_matching_the_emulator(env: Env) -> Non
     runs = _query(warehouse, "SELECT workflow_id, kind FROM ttsync.ttsync_runs ORDER BY created_at")
     assert runs == [(first.workflow.id, "offline_events"), (second.workflow.id, "offline_events")]
     assert _query(warehouse, "SELECT count(*) FROM ttsync.ttsync_audience_syncs") == [(0,)]
+
+
+def test_target_outside_the_workspace_is_refused_without_failing_the_sync(env: Env, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere" / "results.duckdb"
+    _on(env, path=str(outside))
+    outcome = env.run()
+    assert outcome.ok
+    assert outcome.workflow.state == "succeeded_with_warnings"
+    (warning,) = next(t for t in outcome.workflow.tasks if t.name == "writeback").counts["warnings"]
+    assert "outside the workspace folder" in warning["message"]
+    assert "TTSYNC_SOURCE_DIRS" in warning["message"]
+    assert not outside.exists()
+    notes = repos.list_notifications(env.store)
+    assert any(n.resolution == "writeback_failed" for n in notes)

@@ -23,7 +23,8 @@ import duckdb
 import pyarrow as pa
 import sqlalchemy as sa
 
-from ttsync.sources.guard import allowed_roots, check_source_path, lock_down
+from ttsync.sources.guard import SOURCE_DIRS_ENV, allowed_roots, lock_down
+from ttsync.workspace.errors import ConfigError
 from ttsync.writeback.config import WritebackTarget
 
 _PARAM = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
@@ -114,7 +115,9 @@ class SQLAlchemyTarget:
         return [tuple(row) for row in result] if result.returns_rows else []
 
     def insert(self, table: str, data: pa.Table | pa.RecordBatchReader) -> int:
-        """Append Arrow rows to `table` in chunks (executemany)."""
+        """Append Arrow rows to `table`: PostgreSQL's COPY with psycopg, else executemany in chunks."""
+        if self._engine.dialect.driver == "psycopg":
+            return self._copy(table, data)
         names = data.schema.names
         sql = sa.text(
             f"INSERT INTO {self.prefix}{table} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"
@@ -126,6 +129,24 @@ class SQLAlchemyTarget:
             if rows:
                 self._conn.execute(sql, rows)
                 written += len(rows)
+        return written
+
+    def _copy(self, table: str, data: pa.Table | pa.RecordBatchReader) -> int:
+        # COPY is ~10x faster than INSERTs for a big audience's row outcomes; it runs on the same DBAPI
+        # connection, so inside the same transaction as the DELETE before it.
+        columns = ", ".join(data.schema.names)
+        batches = data.to_batches(INSERT_CHUNK_ROWS) if isinstance(data, pa.Table) else data
+        written = 0
+        driver = self._conn.connection.driver_connection
+        assert driver is not None
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY {self.prefix}{table} ({columns}) FROM STDIN") as copy,
+        ):
+            for batch in batches:
+                for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
+                    copy.write_row(row)
+                written += batch.num_rows
         return written
 
     @contextmanager
@@ -148,6 +169,13 @@ def open_target(target: WritebackTarget, root: Path) -> TargetConnection:
     """A writable connection to `target` only (a DuckDB path must lie inside the workspace folder or
     `$TTSYNC_SOURCE_DIRS`)."""
     if target.kind == "duckdb":
-        path = check_source_path("writeback", Path(target.location), allowed_roots(root))
-        return DuckDBTarget(path, target.schema)
+        path = Path(target.location)
+        roots = allowed_roots(root)
+        resolved = path.resolve()  # symlinks followed, as for source files
+        if not any(resolved == r or resolved.is_relative_to(r) for r in roots):
+            raise ConfigError(
+                f"write-back target {path} is outside the workspace folder, refused: set `writeback.path` to "
+                f"a file inside {roots[0]}, or allow its folder with {SOURCE_DIRS_ENV}=/path/to/folder"
+            )
+        return DuckDBTarget(resolved, target.schema)
     return SQLAlchemyTarget(target.location, target.schema)
