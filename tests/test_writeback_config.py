@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from audience_env import ORCH, Env
+from ttsync.store import repos
 from ttsync.workspace.config import dump_config, parse_config
 from ttsync.workspace.errors import ConfigError
 from ttsync.workspace.models import Source
@@ -115,3 +116,29 @@ def test_apply_writes_the_block_and_export_prints_it_and_rowkey_prints_keys(env:
     assert all(key.startswith("hk:") for key in keys)
     assert not any(i in by_stdin.stdout for i in ids)  # the raw ids are not echoed
     assert stored & set(keys)  # the same keys as the write-back tables
+
+
+def test_cli_retry_task_writeback_rewrites_a_succeeded_workflow(env: Env) -> None:
+    import duckdb
+
+    config = env.workspace.config_path
+    config.write_text(
+        config.read_text().replace("# writeback:\n#   schema: ttsync", "writeback:\n  schema: ttsync")
+    )
+    assert _cli(env, "apply", "-f", str(config)).returncode == 0
+    assert _cli(env, "run", ORCH).returncode == 0
+    (workflow,) = [w.id for w in repos.list_workflows(env.store)]
+    with duckdb.connect(str(env.workspace.sample_warehouse)) as con:
+        before = con.execute("SELECT count(*) FROM ttsync.ttsync_row_outcomes").fetchone()
+        con.execute("DROP SCHEMA ttsync CASCADE")  # someone dropped the tables
+    plain = _cli(env, "workflows", "retry", workflow[:8])
+    assert plain.returncode == 0  # a succeeded workflow: nothing to retry ...
+    with duckdb.connect(str(env.workspace.sample_warehouse), read_only=True) as con:
+        assert con.execute(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'ttsync'"
+        ).fetchone() == (0,)
+    again = _cli(env, "workflows", "retry", workflow[:8], "--task", "writeback", "--json")
+    assert again.returncode == 0, again.stderr  # ... unless asked to write it back again
+    with duckdb.connect(str(env.workspace.sample_warehouse), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM ttsync.ttsync_row_outcomes").fetchone() == before
+    assert env.emulator.admin.audience_members(env.audience_id())  # TikTok untouched, still synced

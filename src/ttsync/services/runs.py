@@ -109,7 +109,8 @@ def continue_run(run: OrchestrationRun, workflow_id: str, action: str, task: str
     workflow = repos.get_workflow(run.store, workflow_id)
     specs = writeback.with_writeback(run, run.tasks(), workflow)
     if workflow.state in SUCCEEDED_STATES and action != "restart":
-        if action == "retry" and writeback.needs_retry(workflow):  # the sync is done; write its results again
+        # The sync is done; its write-back failed (or `--task writeback` asks for it): write the results again.
+        if action == "retry" and writeback.wants_rewrite(workflow, task):
             return _execute(run, workflow_id, specs, start_at=writeback.TASK_NAME)
         return RunOutcome(workflow, ok=True)
     if action == "restart":

@@ -59,10 +59,10 @@ def with_writeback(
     return [*specs, TaskSpec(TASK_NAME, lambda ctx: _task(run, ctx))]
 
 
-def needs_retry(workflow: WorkflowRecord) -> bool:
-    """Whether a finished workflow's write-back failed (so `retry` runs it again)."""
-    task = next((t for t in workflow.tasks if t.name == TASK_NAME), None)
-    return task is not None and task.counts.get("written") is False
+def wants_rewrite(workflow: WorkflowRecord, task: str | None = None) -> bool:
+    """Whether `retry` of a finished workflow runs its write-back again: it failed, or `task` names it."""
+    found = next((t for t in workflow.tasks if t.name == TASK_NAME), None)
+    return found is not None and (found.counts.get("written") is False or task == TASK_NAME)
 
 
 async def _task(run: OrchestrationRun, ctx: TaskContext) -> dict[str, Any]:
