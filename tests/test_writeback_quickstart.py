@@ -20,7 +20,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "writeback.md"
 def _doc_query_snippet(workspace: Path) -> str:
     """The Python block of docs/writeback.md that joins outcomes to the customer table, pointed at `workspace`."""
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
-    (snippet,) = [str(b) for b in blocks if "ttsync_row_key" in b]
+    (snippet,) = [str(b) for b in blocks if "customer_keys" in b]
     return snippet.replace(
         '"my-workspace/warehouse.duckdb"', repr(str(workspace / "warehouse.duckdb"))
     ).replace('"my-workspace"', repr(str(workspace)))
