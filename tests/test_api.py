@@ -52,7 +52,7 @@ def test_failed_run_raises_with_resolution_then_retry(env: Env) -> None:
     with pytest.raises(ttsync.RunFailedError) as failed:
         ws.run(ORCH)
     assert failed.value.resolution == "tiktok_unavailable"
-    assert failed.value.exit_code == 3
+    assert failed.value.exit_code == 5
     assert failed.value.result.status == "failed"
     env.emulator.admin.clear_faults()
     retried = ws.retry(str(failed.value.result.workflow_id)[:8])

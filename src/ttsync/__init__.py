@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from ttsync.api import (
         ConfigurationError,
         RunFailedError,
+        RunRefusedError,
         RunResult,
         TtsyncError,
         WorkflowSummary,
@@ -27,6 +28,7 @@ _API = frozenset(
 __all__ = [
     "ConfigurationError",
     "RunFailedError",
+    "RunRefusedError",
     "RunResult",
     "TtsyncError",
     "WorkflowSummary",

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ttsync.errors import RunRefusedError as _Refused
 from ttsync.exitcodes import EXIT_USAGE, for_failed_workflow
 from ttsync.redact import redact_error
 from ttsync.services.base import RunOptions
@@ -40,6 +41,7 @@ from ttsync.writeback.rowkey import stored_row_keys, workspace_hasher
 __all__ = [
     "ConfigurationError",
     "RunFailedError",
+    "RunRefusedError",
     "RunResult",
     "TtsyncError",
     "WorkflowSummary",
@@ -73,6 +75,11 @@ class RunFailedError(TtsyncError):
             exit_code=for_failed_workflow(result.resolution),
         )
         self.result = result
+
+
+class RunRefusedError(TtsyncError):
+    """Nothing ran: another workflow of the orchestration is running (`workflow_running`), or the workflow
+    to continue was superseded by a newer run (`workflow_superseded`)."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,10 @@ class Workspace:
         ) as exc:  # ConfigError, NotFoundError, ...: nothing ran
             raise ConfigurationError(
                 redact_error(exc), resolution="configuration_error", exit_code=EXIT_USAGE
+            ) from None
+        except _Refused as exc:
+            raise RunRefusedError(
+                redact_error(exc), resolution=exc.resolution_key, exit_code=exc.exit_code
             ) from None
         except SourceError as exc:
             raise ConfigurationError(

@@ -20,6 +20,8 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from ttsync.errors import RunRefusedError
+
 # Exit codes (listed in the README) are defined, with their meanings, in `ttsync.exitcodes`.
 from ttsync.exitcodes import EXIT_FAILED as EXIT_FAILED
 from ttsync.exitcodes import EXIT_INTERRUPTED as EXIT_INTERRUPTED
@@ -84,6 +86,8 @@ def _errors() -> Iterator[None]:
         raise
     except ConfigError as exc:
         raise _fail(redact_error(exc), resolution="configuration_error") from None
+    except RunRefusedError as exc:
+        raise _fail(str(exc), resolution=exc.resolution_key, code=exc.exit_code) from None
     except (WorkspaceError, SourceError, StoreError, SecretKeyError, ValueError) as exc:
         raise _fail(redact_error(exc)) from None
     except (duckdb.Error, pa.ArrowException, SQLAlchemyError) as exc:
