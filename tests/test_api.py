@@ -91,3 +91,25 @@ def test_row_keys_match_the_stored_row_keys(env: Env) -> None:
     assert all(k.startswith("hk:") for k in hashed)  # UUID-shaped ids are keyed-hashed
     assert stored <= set(hashed)
     assert ttsync.Workspace(env.workspace.root).row_keys(["1234"]) == ["1234"]  # not identifier-like: as is
+
+
+def test_refused_run_carries_workflow_running_and_exit_code_3(env: Env) -> None:
+    from ttsync.store.leases import LeaseKeeper, orchestration_resource
+
+    # Another process's workflow holding the orchestration's lease (a real lease in the real store).
+    with LeaseKeeper(env.store, "other-workflow", timeout=30) as keeper:
+        keeper.acquire(orchestration_resource(ORCH))
+        with pytest.raises(ttsync.RunRefusedError) as refused:
+            ttsync.Workspace(env.workspace.root).run(ORCH)
+    assert refused.value.resolution == "workflow_running"
+    assert refused.value.exit_code == 3
+    assert "other-workflow" in str(refused.value)
+    assert env.emulator.admin.state()["audiences"] in ({}, [])  # nothing was sent
+
+
+def test_every_public_name_resolves() -> None:
+    import ttsync.api
+
+    for name in ttsync.__all__:
+        assert getattr(ttsync, name) is getattr(ttsync.api, name, ttsync.__version__)
+    assert set(ttsync.api.__all__) == set(ttsync.__all__) - {"__version__"}

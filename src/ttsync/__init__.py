@@ -21,10 +21,6 @@ if TYPE_CHECKING:
         Workspace,
     )
 
-_API = frozenset(
-    {"ConfigurationError", "RunFailedError", "RunResult", "TtsyncError", "WorkflowSummary", "Workspace"}
-)
-
 __all__ = [
     "ConfigurationError",
     "RunFailedError",
@@ -35,6 +31,7 @@ __all__ = [
     "Workspace",
     "__version__",
 ]
+_API = frozenset(__all__) - {"__version__"}  # the names `ttsync.api` defines
 
 
 def __getattr__(name: str) -> Any:
