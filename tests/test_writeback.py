@@ -276,3 +276,19 @@ def test_target_outside_the_workspace_is_refused_without_failing_the_sync(env: E
     assert not outside.exists()
     notes = repos.list_notifications(env.store)
     assert any(n.resolution == "writeback_failed" for n in notes)
+
+
+def test_a_new_run_marks_the_failed_workflow_it_superseded(env: Env) -> None:
+    _on(env)
+    env.emulator.admin.set_faults(rate=1.0, codes=[40000], paths=["segment/mapping/"])
+    failed = env.run()
+    assert not failed.ok
+    env.emulator.admin.clear_faults()
+    fresh = env.run()  # a new run, not a retry: it supersedes the failed workflow
+    assert fresh.ok
+    assert repos.get_workflow(env.store, failed.workflow.id).state == "superseded"
+    rows = _query(
+        env.workspace.sample_warehouse,
+        "SELECT workflow_id, status FROM ttsync.ttsync_runs ORDER BY created_at",
+    )
+    assert rows == [(failed.workflow.id, "superseded"), (fresh.workflow.id, "succeeded")]

@@ -129,9 +129,14 @@ def write_workflow(
             tables["ttsync_event_outcomes"] = event_outcomes(con, workflow, run_dir)
     finally:
         con.close()
+    superseded = tuple(
+        w.id
+        for w in repos.list_workflows(run.store, orchestration=workflow.orchestration)
+        if w.state == "superseded" and (w.checkpoint or {}).get("superseded_by") == workflow.id
+    )
     conn = open_target(target, run.root)
     try:
-        return write_rows(conn, target, WorkflowRows(workflow.id, tables))
+        return write_rows(conn, target, WorkflowRows(workflow.id, tables, superseded))
     finally:
         conn.close()
 

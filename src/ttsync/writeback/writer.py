@@ -57,6 +57,7 @@ class WorkflowRows:
 
     workflow_id: str
     tables: dict[TableName, pa.Table]
+    superseded: tuple[str, ...] = ()  # earlier workflows this one superseded: their runs row says so
 
 
 def write_rows(conn: TargetConnection, target: WritebackTarget, rows: WorkflowRows) -> dict[str, int]:
@@ -73,4 +74,10 @@ def write_rows(conn: TargetConnection, target: WritebackTarget, rows: WorkflowRo
             )
             data = rows.tables.get(table)
             written[table] = conn.insert(table, data) if data is not None and data.num_rows else 0
+        if rows.superseded and target.wants("ttsync_runs"):
+            for old in rows.superseded:
+                conn.execute(
+                    f"UPDATE {conn.prefix}ttsync_runs SET status = 'superseded' WHERE workflow_id = :workflow_id",
+                    {"workflow_id": old},
+                )
     return written
