@@ -292,3 +292,55 @@ def test_a_new_run_marks_the_failed_workflow_it_superseded(env: Env) -> None:
         "SELECT workflow_id, status FROM ttsync.ttsync_runs ORDER BY created_at",
     )
     assert rows == [(failed.workflow.id, "superseded"), (fresh.workflow.id, "succeeded")]
+
+
+def test_postgres_concurrent_first_writes_migrate_once(pg_url: str) -> None:
+    import threading
+
+    import pyarrow as pa
+    import sqlalchemy as sa
+
+    from ttsync.writeback.config import ALL_TABLES, WritebackTarget
+    from ttsync.writeback.writer import WorkflowRows, write_rows
+
+    target = WritebackTarget("sqlalchemy", pg_url, "ttsync_race", ALL_TABLES, "test")
+    errors: list[BaseException] = []
+    start = threading.Barrier(4, timeout=30)
+
+    def write(workflow_id: str) -> None:
+        conn = SQLAlchemyTarget(pg_url, "ttsync_race")
+        try:
+            start.wait()
+            runs = pa.table(
+                {
+                    "workflow_id": [workflow_id],
+                    "orchestration": ["o"],
+                    "kind": ["audience"],
+                    "status": ["succeeded"],
+                }
+            )
+            write_rows(conn, target, WorkflowRows(workflow_id, {"ttsync_runs": runs}))
+        except BaseException as exc:  # collected: the assertion below names it
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=write, args=(f"w{i}",), daemon=True) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as con:
+        versions = (
+            con.execute(sa.text("SELECT version FROM ttsync_race.ttsync_schema_migrations ORDER BY 1"))
+            .scalars()
+            .all()
+        )
+        runs = (
+            con.execute(sa.text("SELECT workflow_id FROM ttsync_race.ttsync_runs ORDER BY 1")).scalars().all()
+        )
+    engine.dispose()
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
+    assert runs == ["w0", "w1", "w2", "w3"]

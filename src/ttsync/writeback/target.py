@@ -29,6 +29,7 @@ from ttsync.writeback.config import WritebackTarget
 
 _PARAM = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
 INSERT_CHUNK_ROWS = 10_000
+ADVISORY_LOCK_KEY = 0x7474_7379_6E63  # "ttsync": the PostgreSQL advisory lock of write-back writers
 
 
 class TargetConnection(Protocol):
@@ -42,6 +43,10 @@ class TargetConnection(Protocol):
 
     def transaction(self) -> Any: ...
 
+    def lock(self) -> None: ...
+
+    def create_schema(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -52,8 +57,8 @@ class DuckDBTarget:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._con = duckdb.connect(str(path))
         lock_down(self._con)
+        self._schema = schema
         self.prefix = f'"{schema}".'
-        self._con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run one statement (`:name` parameters) and return its rows."""
@@ -84,6 +89,13 @@ class DuckDBTarget:
             raise
         self._con.execute("COMMIT")
 
+    def lock(self) -> None:
+        """Nothing to do: a DuckDB file has one writing process at a time."""
+
+    def create_schema(self) -> None:
+        """Create the target's schema when it does not exist."""
+        self.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+
     def close(self) -> None:
         """Close the connection (the file is free for other processes again)."""
         self._con.close()
@@ -96,12 +108,9 @@ class SQLAlchemyTarget:
         self._engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         self._conn = self._engine.connect()
         self._in_transaction = False
-        if self._engine.dialect.name == "sqlite":
-            self.prefix = ""  # SQLite has no schemas: the tables go in the main database
-        else:
-            self.prefix = f'"{schema}".'
-            with self._conn.begin():
-                self._conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        self._schema = schema
+        # SQLite has no schemas: the tables go in the main database.
+        self.prefix = "" if self._engine.dialect.name == "sqlite" else f'"{schema}".'
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run one statement (`:name` parameters) and return its rows."""
@@ -158,6 +167,18 @@ class SQLAlchemyTarget:
                 yield
             finally:
                 self._in_transaction = False
+
+    def lock(self) -> None:
+        """Serialize writers of this target until the transaction ends (PostgreSQL advisory lock): two
+        workflows writing back at once must not both create or migrate the tables."""
+        if self._engine.dialect.name == "postgresql":
+            self._run("SELECT pg_advisory_xact_lock(:key)", {"key": ADVISORY_LOCK_KEY})
+
+    def create_schema(self) -> None:
+        """Create the target's schema when it does not exist (call holding `lock`: concurrent CREATE SCHEMA
+        IF NOT EXISTS can fail in PostgreSQL)."""
+        if self.prefix:
+            self.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
 
     def close(self) -> None:
         """Close the connection and the engine."""

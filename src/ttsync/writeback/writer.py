@@ -30,8 +30,12 @@ def current_version(conn: TargetConnection) -> int:
 
 def migrate(conn: TargetConnection, *, to_version: int = SCHEMA_VERSION) -> int:
     """Bring the target's write-back tables up to `to_version` (default: this ttsync's); returns the version
-    it was at. Each migration commits with its row in the migrations table."""
-    found = current_version(conn)
+    it was at. Each migration commits with its row in the migrations table, under the target's writer lock
+    (two workflows writing back at once migrate once)."""
+    with conn.transaction():
+        conn.lock()
+        conn.create_schema()
+        found = current_version(conn)
     if found > SCHEMA_VERSION:
         raise ConfigError(
             f"the write-back tables are at schema version {found}, newer than this ttsync knows "
@@ -40,6 +44,9 @@ def migrate(conn: TargetConnection, *, to_version: int = SCHEMA_VERSION) -> int:
     for migration in MIGRATIONS:
         if found < migration.version <= to_version:
             with conn.transaction():
+                conn.lock()
+                if current_version(conn) >= migration.version:  # another writer applied it meanwhile
+                    continue
                 for statement in migration.statements:
                     conn.execute(statement.replace("{s}", conn.prefix))
                 conn.execute(
@@ -65,6 +72,7 @@ def write_rows(conn: TargetConnection, target: WritebackTarget, rows: WorkflowRo
     migrate(conn)
     written: dict[str, int] = {}
     with conn.transaction():
+        conn.lock()
         for table in ALL_TABLES:
             if not target.wants(table):
                 continue
