@@ -85,7 +85,9 @@ def reap_interrupted(store: Store, *, timeout: float | None = None) -> list[str]
         # between the read above and the lease check, and a finished workflow must keep its state.
         with store.engine.begin() as conn:
             changed = conn.execute(
-                sa.update(table).where(table.c.id == wid, table.c.state == "running").values(state="interrupted")
+                sa.update(table)
+                .where(table.c.id == wid, table.c.state == "running")
+                .values(state="interrupted")
             ).rowcount
             if not changed:
                 continue
