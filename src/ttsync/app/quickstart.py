@@ -17,6 +17,7 @@ from ttsync.app.runs import RunOutcome, build_run, start_run
 from ttsync.app.workspace.apply import apply_config
 from ttsync.app.workspace.init import init_workspace
 from ttsync.app.workspace.layout import Workspace, load_config
+from ttsync.config.writeback import save_writeback
 from ttsync.destinations.tiktok.pipelines.audience import Reporter, RunOptions
 from ttsync.emulator.embedded import EmulatorServer
 from ttsync.sample import apply_churn
@@ -73,7 +74,10 @@ def run_quickstart(
             "TTSYNC_APP_SECRET": seed.app_secret,
             "TTSYNC_ACCESS_TOKEN": seed.operator_token,
         }
-        init = init_workspace(root, sample=True, rows=rows, seed_info=seed.to_dict(), force=True)
+        # With write-back on: each run's results also land in the sample warehouse (schema `ttsync`).
+        init = init_workspace(
+            root, sample=True, rows=rows, seed_info=seed.to_dict(), force=True, writeback=True
+        )
         reporter.note(f"workspace {root} with a sample warehouse of {init.sample_counts} rows")
         workspace = Workspace(root)
         config = load_config(workspace.config_path, environ=environ)
@@ -82,6 +86,7 @@ def run_quickstart(
                 credential.sandbox_base_url = emulator.base_url
         with workspace.open_store() as store:
             apply_config(store, config, environ=environ)
+            save_writeback(workspace.state_dir, config.writeback)
             for attempt in range(2):
                 if attempt == 1:
                     result.churn = apply_churn(workspace.sample_warehouse, fraction=0.05)

@@ -32,6 +32,7 @@ from ttsync.workflows.engine import (
 )
 from ttsync.workflows.ownership import check_continuable, hold, supersede_unfinished
 from ttsync.workflows.resolutions import resolution_for
+from ttsync.writeback import task as writeback
 
 # Runs log through ttsync's loggers and stamina's retry messages: neither may carry a value a source quoted.
 install_log_redaction()
@@ -95,13 +96,18 @@ async def start(
     the same for synchronous callers. `workflow_id`: the id to create (the server names it when it queues the
     run); `stop`: called at every task and batch boundary, raises to stop there (the server's cancel)."""
     workflow_id = workflow_id or uuid.uuid4().hex
+    specs = writeback.with_writeback(run, run.tasks())  # + the `writeback` task when write-back is on
     with LeaseKeeper(run.store, workflow_id, timeout=lease_timeout()) as keeper:
         hold(keeper, orchestration_resource(run.orchestration.name))
         repos.create_workflow(
-            run.store, run.orchestration.name, run.kind, run.task_names(), workflow_id=workflow_id
+            run.store,
+            run.orchestration.name,
+            run.kind,
+            tuple(spec.name for spec in specs),
+            workflow_id=workflow_id,
         )
         supersede_unfinished(run.store, run.orchestration.name, workflow_id)
-        return await _execute(run, workflow_id, run.tasks(), start_at=None, keeper=keeper, stop=stop)
+        return await _execute(run, workflow_id, specs, start_at=None, keeper=keeper, stop=stop)
 
 
 def start_run(
@@ -124,10 +130,15 @@ async def continue_(
     and while a workflow of the orchestration runs."""
     workflow = repos.get_workflow(run.store, workflow_id)
     check_continuable(workflow)
-    if workflow.state in SUCCEEDED_STATES and action != "restart":
+    # A finished sync whose write-back failed (or `--task writeback`): retry writes its results again.
+    rewrite = (
+        action == "retry" and workflow.state in SUCCEEDED_STATES and writeback.wants_rewrite(workflow, task)
+    )
+    if workflow.state in SUCCEEDED_STATES and action != "restart" and not rewrite:
         return RunOutcome(workflow, ok=True)
     if action not in ("retry", "resolve", "restart"):
         raise ValueError(f"unknown action {action!r}: use retry, resolve or restart")
+    specs = writeback.with_writeback(run, run.tasks(), workflow)
     with LeaseKeeper(run.store, workflow_id, timeout=lease_timeout()) as keeper:
         hold(keeper, orchestration_resource(run.orchestration.name))
         # Read again under the lease: a run that finished meanwhile may have superseded it.
@@ -135,14 +146,14 @@ async def continue_(
         check_continuable(workflow)
         if action == "restart":
             reset_for_restart(run.store, workflow)
-            return await _execute(run, workflow_id, run.tasks(), start_at=None, keeper=keeper, stop=stop)
+            return await _execute(run, workflow_id, specs, start_at=None, keeper=keeper, stop=stop)
         if action == "resolve":
             # The configuration was reloaded and validated by `build_run`; now re-check it against TikTok
             # (token, advertisers, write permission, event set) before continuing, so an unfixed cause is
             # named at once.
             recheck_destination(run)
-        start = task or _failed_task(workflow)
-        return await _execute(run, workflow_id, run.tasks(), start_at=start, keeper=keeper, stop=stop)
+        start = writeback.TASK_NAME if rewrite else (task or _failed_task(workflow))
+        return await _execute(run, workflow_id, specs, start_at=start, keeper=keeper, stop=stop)
 
 
 def continue_run(
@@ -191,6 +202,7 @@ async def _execute(
     try:
         workflow = await run_workflow(run.store, workflow_id, specs, start_at=start_at, fence=fence)
     except WorkflowFailedError as failed:
+        writeback.after_failure(run, failed.workflow)  # best effort; never raises
         _post_webhooks(run.store)
         return RunOutcome(failed.workflow, ok=False)
     _post_webhooks(run.store)  # a `succeeded_with_warnings` workflow raised a warning notification

@@ -22,6 +22,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ttsync.app.workspace.layout import Workspace
 from ttsync.errors import ConfigError, RunRefusedError, WorkspaceError
+
+# Exit codes (listed in the README) are defined, with their meanings, in `ttsync.exitcodes`.
+from ttsync.exitcodes import EXIT_FAILED as EXIT_FAILED
+from ttsync.exitcodes import EXIT_INTERRUPTED as EXIT_INTERRUPTED
+from ttsync.exitcodes import EXIT_USAGE as EXIT_USAGE
 from ttsync.redact import redact_error
 from ttsync.sources import SourceError
 from ttsync.store import SecretKeyError, Store, StoreError
@@ -35,14 +40,6 @@ WorkspaceOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 err_console = Console(stderr=True)
-
-# Exit codes (listed in the README): 0 done; 1 the command ran and what it checked or ran failed (a failed
-# workflow, a check with problems, a refused authorization, an undelivered webhook); 2 a usage or
-# configuration error (bad option, unknown object, invalid file or setting); 3 refused: another workflow of
-# the orchestration is running; 4 refused: the workflow was superseded by a newer run; 130 interrupted.
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 class _Mode:

@@ -18,6 +18,7 @@ from ttsync.cli import identity as identity_cli
 from ttsync.cli import runs as runs_cli
 from ttsync.cli import server as server_cli
 from ttsync.cli import workspace as workspace_cli
+from ttsync.cli import writeback as writeback_cli
 from ttsync.cli._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, error_document, set_json_mode
 from ttsync.destinations.tiktok.client.retrylog import install_retry_logging
 
@@ -44,6 +45,7 @@ workspace_cli.register(app)
 runs_cli.register(app)
 credentials_cli.register(app)
 server_cli.register(app)
+writeback_cli.register(app)
 
 
 class _StderrHandler(logging.Handler):

@@ -16,6 +16,7 @@ from ttsync.app.workspace.layout import Workspace
 from ttsync.cli._common import JsonOption, WorkspaceOption, handle_errors, open_store, print_json
 from ttsync.cli.progress import RichReporter
 from ttsync.destinations.tiktok.pipelines.audience import RunOptions
+from ttsync.exitcodes import for_failed_workflow
 from ttsync.store.records import WorkflowRecord
 from ttsync.workflows.engine import workflow_warnings
 from ttsync.workflows.resolutions import resolution_for
@@ -153,14 +154,16 @@ def _show_match_report(report: dict[str, Any]) -> None:
 
 
 def _show_outcome(outcome: RunOutcome, as_json: bool) -> None:
+    # A failed workflow exits 1 (its resolution says what to do), or 3 when TikTok was down or rate-limited.
+    code = for_failed_workflow((outcome.workflow.error or {}).get("resolution"))
     if as_json:
-        print_json(outcome.to_dict())
+        print_json(outcome.to_dict() | ({} if outcome.ok else {"exit_code": code}))
         if not outcome.ok:
-            raise typer.Exit(1)
+            raise typer.Exit(code)
         return
     _show_workflow(outcome.workflow)
     if not outcome.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(code)
 
 
 def _show_workflow(workflow: WorkflowRecord) -> None:

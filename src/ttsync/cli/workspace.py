@@ -44,6 +44,12 @@ def init(
     rows: Annotated[int, typer.Option("--rows", min=1, help="Customers in the sample warehouse.")] = 10_000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sample generator.")] = 7,
     force: Annotated[bool, typer.Option("--force", help="Write into a non-empty folder.")] = False,
+    writeback: Annotated[
+        bool,
+        typer.Option(
+            "--writeback", help="Turn write-back on in ttsync.yaml (results as tables in the warehouse)."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Create a workspace: ttsync.yaml, state/ (store and key) and optionally a sample warehouse."""
@@ -70,6 +76,7 @@ def apply(
     from ttsync.app.retention import save_retention
     from ttsync.app.workspace.apply import apply_config
     from ttsync.app.workspace.layout import Workspace, load_config
+    from ttsync.config.writeback import save_writeback
 
     with handle_errors():
         ws = Workspace.discover(workspace)
@@ -78,6 +85,7 @@ def apply(
     with open_store(workspace) as store, handle_errors():
         result = apply_config(store, config)
         save_retention(ws.state_dir, config.retention)
+        save_writeback(ws.state_dir, config.writeback)
     if as_json:
         print_json(result.to_dict())
         return
@@ -104,13 +112,19 @@ def export(
     from ttsync.app.workspace.apply import export_config
     from ttsync.app.workspace.layout import Workspace
     from ttsync.config.file import dump_config
+    from ttsync.config.writeback import load_writeback
 
     with open_store(workspace) as store, handle_errors():
         config = export_config(store)
         config.retention = load_retention(Workspace.discover(workspace).state_dir)
+        config.writeback = load_writeback(Workspace.discover(workspace).state_dir)
         text = (
             json.dumps(
-                {"version": config.version, **config.model_dump(mode="json", exclude_defaults=True)}, indent=2
+                {
+                    "version": config.version,
+                    **config.model_dump(mode="json", exclude_defaults=True, by_alias=True),
+                },
+                indent=2,
             )
             + "\n"
             if as_json
