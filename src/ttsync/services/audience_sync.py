@@ -45,8 +45,10 @@ from ttsync.credentials.clients import CHECK_RETRY
 from ttsync.errors import LargeRemovalBlockedError, ResolvableError
 from ttsync.identity import ColumnSpec
 from ttsync.identity.coltypes import Role, check_schema
+from ttsync.identity.pushdown import PushdownPreparer
 from ttsync.services.base import OrchestrationRun, Reporter, RunOptions
 from ttsync.sources import open_source
+from ttsync.sources.pushdown import warehouse_query
 from ttsync.store import repos
 from ttsync.store.records import AudienceStateRecord
 from ttsync.tiktok import AsyncTikTokClient
@@ -69,6 +71,7 @@ class AudienceRun(OrchestrationRun):
 
     kind = "audience"
     settings: ResolvedAudienceSettings
+    warehouse_sql: str | None = None  # the query as rewritten by hash_in_warehouse, once prepared
 
     @property
     def key_column(self) -> str:
@@ -478,6 +481,7 @@ class AudienceRun(OrchestrationRun):
                 "rejected_by_reason": {reason: int(n) for reason, n in rejects},
                 "match_report": prepared.report.to_dict(),
                 "warnings": warnings,
+                "warehouse_sql": self.warehouse_sql,
             }
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -508,13 +512,20 @@ class AudienceRun(OrchestrationRun):
         with open_source(self.source, self.root) as source:
             specs = self.column_specs(columns or source.columns(self.orchestration.query))
             self.reporter.stage("prepare")
+            # hash_in_warehouse: the warehouse runs the identity rules and returns digests only (docs/scale.md).
+            pushdown = warehouse_query(self.source, self.orchestration.query, specs, self.key_column)
+            self.warehouse_sql = pushdown.sql if pushdown else None
             output = prepare_to_parquet(
-                source.stream(self.orchestration.query, batch_rows=self.options.read_batch_rows),
+                source.stream(
+                    pushdown.sql if pushdown else self.orchestration.query,
+                    batch_rows=self.options.read_batch_rows,
+                ),
                 specs=specs,
                 key_column=self.key_column,
                 out_dir=out_dir,
                 progress=lambda n: self.reporter.advance("prepare", n),
                 key_hasher=self.key_hasher(),
+                make_preparer=(lambda key: PushdownPreparer(pushdown, key)) if pushdown else None,
             )
         return specs, output
 
