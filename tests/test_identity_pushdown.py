@@ -116,6 +116,7 @@ def test_every_dialect_parses_and_hashes_with_its_own_functions(dialect: str) ->
                          dialect=dialect, e164_columns=["phone"]).sql  # fmt: skip
     check_parses(sql, dialect)
     tree = sqlglot.parse_one(sql, read=dialect)
+    assert isinstance(tree, sqlglot.exp.Query)
     names = [c.alias_or_name for c in tree.selects]
     assert names == ["customer_id", *(n for s in specs for n in (REASON_PREFIX + s.column, s.column))]
     expected = {

@@ -47,7 +47,7 @@ from ttsync.identity import ColumnSpec
 from ttsync.identity.coltypes import Role, check_schema
 from ttsync.identity.pushdown import PushdownPreparer
 from ttsync.services.base import OrchestrationRun, Reporter, RunOptions
-from ttsync.sources import open_source
+from ttsync.sources import Source, open_source
 from ttsync.sources.pushdown import warehouse_query
 from ttsync.store import repos
 from ttsync.store.records import AudienceStateRecord
@@ -512,6 +512,8 @@ class AudienceRun(OrchestrationRun):
         with open_source(self.source, self.root) as source:
             specs = self.column_specs(columns or source.columns(self.orchestration.query))
             self.reporter.stage("prepare")
+            if self.source.kind == "spark":  # identity on the executors (docs/scale.md)
+                return specs, self._prepare_on_spark(source, specs, out_dir)
             # hash_in_warehouse: the warehouse runs the identity rules and returns digests only (docs/scale.md).
             pushdown = warehouse_query(self.source, self.orchestration.query, specs, self.key_column)
             self.warehouse_sql = pushdown.sql if pushdown else None
@@ -528,6 +530,21 @@ class AudienceRun(OrchestrationRun):
                 make_preparer=(lambda key: PushdownPreparer(pushdown, key)) if pushdown else None,
             )
         return specs, output
+
+    def _prepare_on_spark(self, source: Source, specs: list[ColumnSpec], out_dir: Path) -> PreparedOutput:
+        from ttsync.spark.prepare import prepare_with_spark  # pyspark is an optional extra
+        from ttsync.spark.source import SparkSource
+
+        assert isinstance(source, SparkSource)
+        output = prepare_with_spark(
+            source.dataframe(self.orchestration.query),
+            specs=specs,
+            key_column=self.key_column,
+            out_dir=out_dir,
+            key_hasher=self.key_hasher(),
+        )
+        self.reporter.advance("prepare", output.rows_read)
+        return output
 
     def snapshot_file(self, audience_id: str) -> Path:
         """The snapshot of this orchestration's audience on this destination."""
