@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -20,6 +19,7 @@ from audience_env import ORCH, Env
 from pg import missing_reason, postgres_server
 from ttsync.audiences.columns import audience_column_specs
 from ttsync.audiences.prepare import prepare_to_parquet
+from ttsync.sample.generator import apply_churn
 from ttsync.sources import open_source
 from ttsync.store import repos
 from ttsync.workspace.apply import apply_config
@@ -127,17 +127,20 @@ def _expected_from_duckdb(env: Env, query: str) -> set[tuple[str, str]]:
         repos.save_orchestration(env.store, orchestration.model_copy(update={"query": saved}))
 
 
-def test_spark_local_gives_the_local_audience(env: Env, spark_local: object, tmp_path: Path) -> None:
-    with duckdb.connect(str(env.workspace.sample_warehouse), read_only=True) as con:
-        con.execute(f"COPY Merged_Customers TO '{env.workspace.root / 'customers.parquet'}' (FORMAT parquet)")
-    source = {
-        "name": "warehouse",
-        "kind": "spark",
-        "master": "local[2]",
-        "path": "customers.parquet",
-        "table": "Merged_Customers",
-    }
+def test_spark_local_gives_the_local_audience(env: Env, spark_local: Any) -> None:
+    parquet = env.workspace.root / "customers.parquet"
+
+    def export() -> None:
+        # Small row groups and splits: the sample spreads over several partitions, so reports really merge.
+        with duckdb.connect(str(env.workspace.sample_warehouse), read_only=True) as con:
+            con.execute(f"COPY Merged_Customers TO '{parquet}' (FORMAT parquet, ROW_GROUP_SIZE 1000)")
+
+    export()
+    spark_local.conf.set("spark.sql.files.maxPartitionBytes", "32768")
+    source = {"name": "warehouse", "kind": "spark", "master": "local[2]", "path": "customers.parquet",
+              "table": "Merged_Customers"}  # fmt: skip
     _configure(env, source, WITH_PHONE)
+    assert spark_local.read.parquet(str(parquet)).rdd.getNumPartitions() > 1
     outcome = env.run()
     assert outcome.ok, outcome.to_dict().get("error")
     assert env.members() == _expected_from_duckdb(env, WITH_PHONE)
@@ -145,6 +148,18 @@ def test_spark_local_gives_the_local_audience(env: Env, spark_local: object, tmp
     local = _local_report(env, WITH_PHONE)
     assert prepare["match_report"] == local
     assert any(t["id_schema"] == "PHONE_SHA256" and t["rejected"] for t in local["types"])
+    # A re-sync after churn: the diff in Spark adds and removes, and the audience follows the warehouse.
+    churn = apply_churn(env.workspace.sample_warehouse, fraction=0.05)
+    assert churn["left_segment"] > 0
+    assert churn["joined_segment"] > 0
+    export()
+    again = env.run()
+    assert again.ok, again.to_dict().get("error")
+    plan = next(t for t in again.workflow.tasks if t.name == "plan").counts
+    assert plan["add_ids"] > 0
+    assert plan["remove_ids"] > 0
+    assert not plan["full_upload"]
+    assert env.members() == _expected_from_duckdb(env, WITH_PHONE)
 
 
 def _ttsync(env: Env, *args: str) -> subprocess.CompletedProcess[str]:

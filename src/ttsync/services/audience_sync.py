@@ -216,19 +216,22 @@ class AudienceRun(OrchestrationRun):
         id_schemas = ctx.shared.get("id_schemas") or self._task_counts(ctx, "prepare")["id_schemas"]
         if self.customer_file:
             single_calculate_type(id_schemas)
-        con = connect(run_dir / "plan", memory_limit=self.options.duckdb_memory_limit)
-        try:
-            plan = plan_audience(
-                con,
-                prepared_glob=str(run_dir / "prepared" / "ids.parquet"),
-                digests_path=run_dir / "prepared" / "digests.parquet",
-                snapshot=self.snapshot_file(audience_id) if audience_id else None,
-                id_schemas=id_schemas,
-                mode=SyncMode(self.settings.mode),
-                work_dir=run_dir / "plan",
-            )
-        finally:
-            con.close()
+        if self.source.kind == "spark":  # the diff runs in Spark too (docs/scale.md)
+            plan = self._plan_on_spark(run_dir, audience_id, id_schemas)
+        else:
+            con = connect(run_dir / "plan", memory_limit=self.options.duckdb_memory_limit)
+            try:
+                plan = plan_audience(
+                    con,
+                    prepared_glob=str(run_dir / "prepared" / "ids.parquet"),
+                    digests_path=run_dir / "prepared" / "digests.parquet",
+                    snapshot=self.snapshot_file(audience_id) if audience_id else None,
+                    id_schemas=id_schemas,
+                    mode=SyncMode(self.settings.mode),
+                    work_dir=run_dir / "plan",
+                )
+            finally:
+                con.close()
         guard = self.settings.remove_guard
         if plan.remove_share > guard and not self.options.allow_large_removal:
             raise LargeRemovalBlockedError(
@@ -545,6 +548,21 @@ class AudienceRun(OrchestrationRun):
         )
         self.reporter.advance("prepare", output.rows_read)
         return output
+
+    def _plan_on_spark(self, run_dir: Path, audience_id: str | None, id_schemas: list[str]) -> AudiencePlan:
+        from ttsync.spark.plan import plan_in_spark, prepared_ids
+        from ttsync.spark.session import spark_session
+
+        session = spark_session(self.source.master, self.source.spark_conf)
+        return plan_in_spark(
+            session,
+            prepared=prepared_ids(session, run_dir / "prepared" / "spark"),
+            digests_path=run_dir / "prepared" / "digests.parquet",
+            snapshot=self.snapshot_file(audience_id) if audience_id else None,
+            id_schemas=id_schemas,
+            mode=SyncMode(self.settings.mode),
+            work_dir=run_dir / "plan",
+        )
 
     def snapshot_file(self, audience_id: str) -> Path:
         """The snapshot of this orchestration's audience on this destination."""
