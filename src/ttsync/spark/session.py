@@ -70,6 +70,8 @@ def spark_session(
         log4j = Path(local_dir) / "log4j2.properties"
         log4j.write_text(_LOG4J, encoding="utf-8")
         java_options = f"-Dlog4j2.configurationFile={log4j} -Djava.io.tmpdir={local_dir}"
+        # spark-submit puts SPARK_CONF_DIR on the driver's class path: Log4j finds log4j2.properties there.
+        os.environ.setdefault("SPARK_CONF_DIR", local_dir)
         defaults = {
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",
@@ -82,7 +84,12 @@ def spark_session(
             "spark.pyspark.driver.python": sys.executable,
         }
         if master.startswith("local"):
-            defaults |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+            defaults |= {
+                "spark.driver.host": "127.0.0.1",
+                "spark.driver.bindAddress": "127.0.0.1",
+                # One machine: a few shuffle partitions, not Spark's cluster default of 200 tiny tasks.
+                "spark.sql.shuffle.partitions": str(max(4, 2 * (os.cpu_count() or 1))),
+            }
             # Python workers start from the environment, not from the settings above, in local mode.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
