@@ -55,6 +55,7 @@ PART_SCHEMA = pa.schema(
 )
 SPARK_SCHEMA = "part string, row_key string, id_schema string, k1 long, k2 long, k3 long, k4 long, column string, reason string, report string"
 AUTO_SAMPLE = 1000
+PARTS_ROW_GROUP_BYTES = 16 * 2**20
 
 
 def identity_partitions(
@@ -168,12 +169,15 @@ def prepare_with_spark(
     shutil.rmtree(parts_dir, ignore_errors=True)
     # The key leaves the driver inside the task: on a cluster, enable spark.network.crypto (docs/scale.md).
     mapped = frame.mapInArrow(identity_partitions(specs, key_column, key_hasher, decided), SPARK_SCHEMA)
-    mapped.write.mode("overwrite").parquet(str(parts_dir))
+    # Small row groups: the driver reads them one at a time, so its memory does not grow with the input.
+    mapped.write.mode("overwrite").option("parquet.block.size", PARTS_ROW_GROUP_BYTES).parquet(str(parts_dir))
     duplicates = count_duplicates(frame.sparkSession.read.parquet(str(parts_dir)))
     dataset = ds.dataset(parts_dir, format="parquet", schema=PART_SCHEMA)
     reports: list[MatchReport] = []
     rows = 0
-    for batch in dataset.to_batches(columns=["report"], filter=ds.field("part") == "report"):
+    for batch in dataset.to_batches(
+        columns=["report"], filter=ds.field("part") == "report", **_ONE_AT_A_TIME
+    ):
         for text in batch.column("report").to_pylist():
             summary = json.loads(text)
             rows += int(summary["rows"])
@@ -191,7 +195,7 @@ def prepare_with_spark(
     ):
         id_columns = ["row_key", "id_schema", *KEY_COLUMNS]
         for batch in dataset.to_batches(
-            columns=id_columns, filter=ds.field("part") == "id", batch_size=batch_rows
+            columns=id_columns, filter=ds.field("part") == "id", batch_size=batch_rows, **_ONE_AT_A_TIME
         ):
             stored = pa.record_batch(
                 [batch.column(0), batch.column(1), *(batch.column(k).view(pa.uint64()) for k in KEY_COLUMNS)],
@@ -201,7 +205,10 @@ def prepare_with_spark(
             digests_out.write_batch(stored.select(DIGESTS_SCHEMA.names))
             ids_written += stored.num_rows
         for batch in dataset.to_batches(
-            columns=list(REJECTS_SCHEMA.names), filter=ds.field("part") == "reject", batch_size=batch_rows
+            columns=list(REJECTS_SCHEMA.names),
+            filter=ds.field("part") == "reject",
+            batch_size=batch_rows,
+            **_ONE_AT_A_TIME,
         ):
             rejects_out.write_batch(pa.record_batch(list(batch.columns), schema=REJECTS_SCHEMA))
             rejects_written += batch.num_rows
@@ -216,6 +223,10 @@ def prepare_with_spark(
         rejects_written=rejects_written,
         report=report,
     )
+
+
+# pyarrow reads ahead 16 batches and 4 files by default: one at a time keeps the driver's memory flat.
+_ONE_AT_A_TIME = {"batch_readahead": 1, "fragment_readahead": 1}
 
 
 def count_duplicates(parts: DataFrame) -> dict[str, int]:
