@@ -163,7 +163,11 @@ def test_spark_local_gives_the_local_audience(env: Env, spark_local: Any) -> Non
 
 
 def _ttsync(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("TTSYNC_")} | env.environ
+    environ = (
+        {k: v for k, v in os.environ.items() if not k.startswith("TTSYNC_")}
+        | env.environ
+        | {"COLUMNS": "250"}
+    )
     return subprocess.run(
         [sys.executable, "-m", "ttsync", *args], cwd=env.workspace.root, env=environ, capture_output=True,
         text=True, timeout=120,
@@ -196,3 +200,12 @@ def test_national_phones_are_refused_with_the_fix(env: Env) -> None:
     assert "e164_columns" in output
     assert "Traceback" not in output
     assert "internal_error" not in output
+
+
+def test_offline_events_refuse_a_pushdown_source(env: Env) -> None:
+    source = {"name": "warehouse", "kind": "duckdb", "path": "warehouse.duckdb", "hash_in_warehouse": True}
+    _configure(env, source, NO_PHONE)
+    done = _ttsync(env, "run", "store-purchases-last-7-days", "--plan")
+    assert done.returncode != 0
+    assert "applies to audiences only" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr

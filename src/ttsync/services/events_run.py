@@ -26,6 +26,7 @@ from ttsync.events.validate import check_event_schema
 from ttsync.services.base import OrchestrationRun
 from ttsync.sources import open_source
 from ttsync.workflows.engine import TaskContext, TaskSpec
+from ttsync.workspace.errors import ConfigError
 from ttsync.workspace.models import ResolvedOfflineEventsSettings
 
 EVENT_TASKS = ("query", "verify_event_set", "deliver")
@@ -57,6 +58,7 @@ class EventsRun(OrchestrationRun):
 
     async def task_query(self, ctx: TaskContext) -> dict[str, Any]:
         """Check the query and that its columns make events, before reading any row."""
+        self._refuse_pushdown()
         with open_source(self.source, self.root) as source:
             columns = source.columns(self.orchestration.query)
             schema = source.schema(self.orchestration.query)
@@ -131,8 +133,19 @@ class EventsRun(OrchestrationRun):
         self.reporter.note(f"warning: {message}")
         ctx.warn(message, serious=serious, resolution=resolution)
 
+    def _refuse_pushdown(self) -> None:
+        # Offline events are validated and hashed by ttsync: the source's raw rows would leave the warehouse,
+        # which is what hash_in_warehouse promises not to do (docs/scale.md).
+        if self.source.hash_in_warehouse:
+            raise ConfigError(
+                f"source {self.source.name!r} has hash_in_warehouse: true, which applies to audiences only; "
+                "offline events are validated and hashed by ttsync. Use another source (without "
+                "hash_in_warehouse) for orchestration " + repr(self.orchestration.name)
+            )
+
     def preview(self) -> dict[str, Any]:
         """Counts by outcome without sending (no network call: the event set is not checked)."""
+        self._refuse_pushdown()
         work = Path(tempfile.mkdtemp(prefix="ttsync-plan-"))
         try:
             with open_source(self.source, self.root) as source, Ledger.open(self.state_dir) as ledger:

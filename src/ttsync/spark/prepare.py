@@ -55,7 +55,7 @@ PART_SCHEMA = pa.schema(
 )
 SPARK_SCHEMA = "part string, row_key string, id_schema string, k1 long, k2 long, k3 long, k4 long, column string, reason string, report string"
 AUTO_SAMPLE = 1000
-PARTS_ROW_GROUP_BYTES = 16 * 2**20
+PARTS_ROW_GROUP_BYTES = 4 * 2**20
 
 
 def identity_partitions(
