@@ -108,8 +108,8 @@ def _show_preview(preview: dict[str, Any], as_json: bool) -> None:
         _out.print(
             "SQL run in the warehouse (hash_in_warehouse):"
             if sql
-            else "This source does not hash in the "
-            "warehouse (set hash_in_warehouse: true on it); its query runs as written.",
+            else "This source does not hash in the warehouse (hash_in_warehouse is off, docs/scale.md): its "
+            "query runs as written.",
             highlight=False,
         )
         if sql:
@@ -149,8 +149,8 @@ def _show_event_preview(preview: dict[str, Any]) -> None:
         _out.print(
             "SQL run in the warehouse (hash_in_warehouse):"
             if sql
-            else "This source does not hash in the "
-            "warehouse (set hash_in_warehouse: true on it); its query runs as written.",
+            else "This source does not hash in the warehouse (hash_in_warehouse is off, docs/scale.md): its "
+            "query runs as written.",
             highlight=False,
         )
         if sql:
