@@ -35,3 +35,23 @@ class AudienceNotReadyError(ResolvableError):
     """The audience is still processing and refuses mappings after waiting."""
 
     resolution_key = "audience_not_ready"
+
+
+class RunRefusedError(ResolvableError):
+    """A run or a retry was refused before anything ran; the CLI exits with `exit_code` (see README)."""
+
+    exit_code = 3
+
+
+class WorkflowRunningError(RunRefusedError):
+    """Another live workflow holds the lease of the orchestration or of its audience."""
+
+    resolution_key = "workflow_running"
+    exit_code = 3
+
+
+class WorkflowSupersededError(RunRefusedError):
+    """The workflow was superseded by a newer run of its orchestration and cannot continue."""
+
+    resolution_key = "workflow_superseded"
+    exit_code = 4

@@ -1,20 +1,27 @@
 """Find, verify, create and read back the TikTok audience an orchestration writes to.
 
-Audiences are reused by their stored id, never looked up by name: TikTok allows duplicate names, so a lookup
+Audiences are reused by their stored id, not looked up by name: TikTok allows duplicate names, so a lookup
 by name could pick someone else's audience (ref §2.1). A new audience's id is stored before anything else
-happens to it, so a crash right after creating it never leads to a second one.
+happens to it. Only one case needs a name: a create whose answer was lost (a timeout or dropped connection
+after TikTok may have created the audience; or the process died before storing the id). Before creating,
+`create_once` writes a *create intent* (the name and the ids of the advertiser's audiences already bearing
+it); a later attempt with an intent first looks for an audience of that name that is not in the intent's
+list, and adopts it instead of creating a second one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from ttsync.errors import AudienceLimitReachedError, AudienceNotReadyError
-from ttsync.tiktok import AsyncTikTokClient, InvalidRequestError, NotFoundError, RetryableError
+from ttsync.tiktok import AsyncTikTokClient, InvalidRequestError, NotFoundError, RetryableError, TikTokError
 from ttsync.tiktok.models.dmp import AudienceDetails, CustomAudienceSummary
 
 AUDIENCE_CAP = 400  # custom audiences per advertiser (ref §2.5)
@@ -111,6 +118,92 @@ async def create_partner_audience(client: AsyncTikTokClient, advertiser_id: str,
     if not created.audience_id:
         raise AudienceNotReadyError("TikTok created the audience but returned no audience id")
     return created.audience_id
+
+
+SEGMENT_NAME_LIMIT = 70  # partner audience names above this are cut to 67 characters plus "..." (ref §2.1)
+
+
+def listed_names(name: str) -> set[str]:
+    """The names an audience created as `name` may be listed under (TikTok cuts long partner names)."""
+    names = {name}
+    if len(name) > SEGMENT_NAME_LIMIT:
+        names.add(name[:67] + "...")
+    return names
+
+
+async def audience_ids_named(client: AsyncTikTokClient, advertiser_id: str, name: str) -> list[str]:
+    """Ids of the advertiser's audiences listed under `name`, sorted."""
+    names = listed_names(name)
+    return sorted(
+        [a.audience_id async for a in client.iter_custom_audiences(advertiser_id) if a.name in names]
+    )
+
+
+async def create_once(
+    client: AsyncTikTokClient,
+    advertiser_id: str,
+    name: str,
+    intent_path: Path,
+    create: Callable[[], Awaitable[str]],
+) -> tuple[str, bool]:
+    """Create an audience at most once across lost answers and crashes; return (audience id, adopted).
+
+    `create` makes the audience (after its own checks). The caller stores the returned id, then deletes
+    `intent_path` (`clear_create_intent`)."""
+    intent = _read_intent(intent_path)
+    if intent is not None and intent.get("advertiser_id") == advertiser_id and intent.get("name") == name:
+        adopted = await _created_since(client, advertiser_id, name, intent)
+        if adopted is not None:
+            return adopted, True
+    else:
+        intent = {
+            "advertiser_id": advertiser_id,
+            "name": name,
+            "before": await audience_ids_named(client, advertiser_id, name),
+        }
+        _write_intent(intent_path, intent)
+    try:
+        audience_id = await create()
+    except TikTokError as exc:
+        if not exc.ambiguous:
+            raise
+        # The answer was lost after the request was sent: TikTok may have created it.
+        adopted = await _created_since(client, advertiser_id, name, intent)
+        if adopted is None:
+            raise
+        return adopted, True
+    return audience_id, False
+
+
+async def _created_since(
+    client: AsyncTikTokClient, advertiser_id: str, name: str, intent: dict[str, object]
+) -> str | None:
+    before = set(intent.get("before") or [])  # type: ignore[call-overload]
+    new = [a for a in await audience_ids_named(client, advertiser_id, name) if a not in before]
+    return new[0] if new else None
+
+
+def _read_intent(path: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_intent(path: Path, intent: dict[str, object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        json.dump(intent, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def clear_create_intent(path: Path) -> None:
+    """Forget the create intent once the created (or adopted) audience's id is stored."""
+    path.unlink(missing_ok=True)
 
 
 async def share_audience(

@@ -36,6 +36,7 @@ from ttsync.audiences.audience import (
     AUDIENCE_CAP,
     MIN_USABLE_SIZE,
     audience_count,
+    create_once,
     find_listed_audience,
     share_audience,
 )
@@ -47,6 +48,7 @@ from ttsync.sqltext import sql_literal
 from ttsync.tiktok import AsyncTikTokClient, InvalidRequestError, NotFoundError
 from ttsync.tiktok.models.common import CalculateType
 from ttsync.tiktok.models.dmp import AudienceDetails, UpdateAction
+from ttsync.workflows.crashpoints import crash_point
 from ttsync.workspace.errors import ConfigError
 
 # id_schema (the identity stage's names) -> customer-file calculate_type (ref §2.4). The file flow names
@@ -176,6 +178,7 @@ async def deliver_customer_file(
     save_checkpoint: Callable[[dict[str, Any]], None],
     options: CustomerFileOptions | None = None,
     progress: Callable[[str, int], None] | None = None,
+    create_intent: Path | None = None,
 ) -> CustomerFileResult:
     """Send `plan` to a customer-file audience and return what was done.
 
@@ -185,7 +188,9 @@ async def deliver_customer_file(
     attempt). `work_dir` receives the hashed `.csv` parts (hashes only, never raw values); keep it until the
     delivery is done, a retry reuses the files (and rewrites them if they are gone). `progress(step,
     amount)` reports uploaded rows ("upload") and rows applied ("apply"). `con` is a DuckDB connection for
-    writing the parts (e.g. `plan.connect(...)`, with its memory limit and spill folder).
+    writing the parts (e.g. `plan.connect(...)`, with its memory limit and spill folder). `create_intent` is
+    where a create is announced (see `audience.create_once`): an audience an earlier attempt created without
+    hearing back is adopted and REPLACEd with this delivery's files, never created twice.
 
     Raises `ResolvableError` with `audience_not_editable` (TikTok refuses updates below 1,000 people),
     `replace_in_progress` (the audience is still processing an earlier change), `audience_limit_reached`.
@@ -215,10 +220,17 @@ async def deliver_customer_file(
         paths = [state.file_path(call.phase, i) for i in call.parts]
         rows = sum(state.parts[call.phase][i].rows for i in call.parts)
         if call.action == "CREATE":
-            target = await _create(client, owner, audience_name, calculate_type, paths, retention_in_days)
+            created = await _create_once(
+                client, owner, audience_name, calculate_type, paths, retention_in_days, create_intent
+            )
+            if created.adopted:
+                # An earlier attempt's create went through unheard, maybe with other files: make the audience
+                # hold exactly what this create would have.
+                await _update(client, owner, created.audience_id, "REPLACE", paths, plan, opts, held=None)
+            crash_point("create:sent")
             # The id goes into the checkpoint at once: a retry must update this audience, never create
-            # another one (TikTok allows duplicate names, so there is no safe way to find it again).
-            state.audience_id = target
+            # another one.
+            state.audience_id = target = created.audience_id
             if plan.current_ids < MIN_USABLE_SIZE:
                 done.warnings.append(
                     f"audience {target} was created with {plan.current_ids:,} identifiers; TikTok keeps a "
@@ -492,6 +504,32 @@ def _rewrite_missing(
                 "the files of this delivery changed since its upload started; restart the workflow",
                 resolution_key="invalid_request",
             )
+
+
+@dataclass(frozen=True)
+class _Created:
+    audience_id: str
+    adopted: bool
+
+
+async def _create_once(
+    client: AsyncTikTokClient,
+    owner: str,
+    name: str,
+    calculate_type: CalculateType,
+    paths: Sequence[str],
+    retention_in_days: int | None,
+    intent: Path | None,
+) -> _Created:
+    """`_create`, or (with an intent file) the audience an earlier unanswered create made."""
+
+    async def create() -> str:
+        return await _create(client, owner, name, calculate_type, paths, retention_in_days)
+
+    if intent is None:
+        return _Created(await create(), adopted=False)
+    audience_id, adopted = await create_once(client, owner, name, intent, create)
+    return _Created(audience_id, adopted)
 
 
 async def _create(

@@ -94,9 +94,12 @@ async def deliver_partner(
     save_checkpoint: SaveCheckpoint,
     progress: Progress | None = None,
     in_flight: int = 8,
-    checkpoint_every: int = 20,
+    checkpoint_every: int = 1,
 ) -> DeliveryCounts:
     """Send the plan's removes then adds; return counts. Raises the client's typed error on failure.
+
+    Every confirmed batch is checkpointed (`checkpoint_every=1`: one small store write per batch of 10,000
+    identifiers), so a crash re-sends only the batches that were in flight (at most `in_flight`).
 
     On failure the checkpoint already holds every batch TikTok confirmed before the error, so calling again
     with the same plan and checkpoint continues where this call stopped.

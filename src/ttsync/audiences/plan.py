@@ -22,6 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ttsync.audiences.inflight import inflight_sql
 from ttsync.audiences.prepare import read_footer
 from ttsync.audiences.snapshot import commit_snapshot, commit_snapshot_file, distinct_ids, snapshot_sql
 from ttsync.identity.digests import HEX_SQL, KEY_COLUMNS
@@ -55,6 +56,7 @@ class AudiencePlan:
     add_rows: int
     remove_ids: int
     full_upload: bool
+    inflight: tuple[str, ...] = ()  # in-flight records this plan reconciles (cleared when it commits)
 
     @property
     def remove_share(self) -> float:
@@ -67,6 +69,7 @@ class AudiencePlan:
             "add_rows_path": str(self.add_rows_path),
             "remove_ids_path": str(self.remove_ids_path),
             "current_ids_path": str(self.current_ids_path),
+            "inflight": list(self.inflight),
         }
 
     @classmethod
@@ -85,6 +88,7 @@ class AudiencePlan:
             add_rows=int(state["add_rows"]),
             remove_ids=int(state["remove_ids"]),
             full_upload=bool(state["full_upload"]),
+            inflight=tuple(state.get("inflight") or ()),
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -122,11 +126,14 @@ def plan_audience(
     mode: SyncMode,
     work_dir: Path,
     digests_path: Path | None = None,
+    inflight: Sequence[Path] = (),
 ) -> AudiencePlan:
     """Compute adds and removes for one audience and write them to Parquet files in `work_dir`.
 
     `snapshot` is None (or a missing file) for a first delivery or when the audience must be re-uploaded in
-    full; `mode` CREATE and REPLACE always upload in full. `digests_path` is the prepare stage's digests-only
+    full; `mode` CREATE and REPLACE always upload in full. `inflight` are the write-ahead records of
+    workflows that may have changed the audience without committing (see inflight.py): the plan removes what
+    they may have added and adds back what they may have removed. `digests_path` is the prepare stage's digests-only
     file of the same identifiers: it becomes the plan's new set as it is (else the plan writes one).
     Identifiers are compared by their digest words (see digests.py); hex is rebuilt only for the rows sent.
     """
@@ -134,7 +141,10 @@ def plan_audience(
     if not schemas:
         raise ValueError("at least one id schema is required")
     work_dir.mkdir(parents=True, exist_ok=True)
-    full_upload = mode in (SyncMode.CREATE, SyncMode.REPLACE) or snapshot is None or not snapshot.exists()
+    has_snapshot = snapshot is not None and snapshot.exists()
+    if mode in (SyncMode.CREATE, SyncMode.REPLACE):
+        inflight = ()  # a new audience, or one replaced as a whole: nothing sent before can linger
+    full_upload = mode in (SyncMode.CREATE, SyncMode.REPLACE) or (not has_snapshot and not inflight)
     files = _Files.in_folder(work_dir)
     prepared_files = sorted(glob.glob(prepared_glob))
     source = f"read_parquet({sql_literal(prepared_glob)}, union_by_name = true)"
@@ -152,6 +162,21 @@ def plan_audience(
         )
         _copy(con, "SELECT NULL::VARCHAR AS id_schema, NULL::VARCHAR AS hash WHERE false", files.remove_ids)
         previous_ids = 0
+    elif inflight:
+        snap = snapshot_sql(snapshot) if snapshot is not None and has_snapshot else _EMPTY_SNAPSHOT
+        records = inflight_sql(inflight)
+        same = " AND ".join(["s.id_schema = r.id_schema", _same("s", "r")])
+        # Surely in TikTok: the snapshot minus anything an unfinished workflow may have removed.
+        present = (
+            f"(SELECT s.* FROM {snap} s ANTI JOIN (SELECT * FROM {records} WHERE op = 'remove') r ON {same})"
+        )
+        # Possibly in TikTok: the snapshot plus anything an unfinished workflow may have added.
+        possible = (
+            f"(SELECT * FROM {snap} UNION ALL SELECT id_schema, {WORDS} FROM {records} WHERE op = 'add')"
+        )
+        _diff_against_snapshot(con, source, prepared, present, schemas, mode, files, possible=possible)
+        previous_ids = _one(con, f"SELECT count(*) FROM (SELECT DISTINCT * FROM {possible} WHERE id_schema IN "
+                            f"({', '.join(sql_literal(s) for s in schemas)}))")[0]  # fmt: skip
     else:
         assert snapshot is not None
         _diff_against_snapshot(con, source, prepared, snapshot_sql(snapshot), schemas, mode, files)
@@ -162,7 +187,7 @@ def plan_audience(
     footer = read_footer(Path(prepared_files[0])) if len(prepared_files) == 1 else None
     if full_upload:
         current_ids = add_ids
-    elif mode is SyncMode.MIRROR:
+    elif mode is SyncMode.MIRROR and not inflight:
         current_ids = previous_ids + add_ids - remove_ids  # exactly: the snapshot minus removes plus adds
     elif footer is not None and footer.distinct_ids is not None:
         current_ids = sum(n for schema, n in footer.distinct_ids.items() if schema in schemas)
@@ -187,7 +212,15 @@ def plan_audience(
         add_rows=_rows(files.add_rows),
         remove_ids=remove_ids,
         full_upload=full_upload,
+        inflight=tuple(str(f) for f in inflight),
     )
+
+
+# A snapshot of nothing (no delivery committed yet, but in-flight records to reconcile).
+_EMPTY_SNAPSHOT = (
+    "(SELECT NULL::VARCHAR AS id_schema, NULL::UBIGINT AS k1, NULL::UBIGINT AS k2, NULL::UBIGINT AS k3, "
+    "NULL::UBIGINT AS k4 WHERE false)"
+)
 
 
 @dataclass(frozen=True)
@@ -212,18 +245,32 @@ def _diff_against_snapshot(
     schemas: tuple[str, ...],
     mode: SyncMode,
     files: _Files,
+    *,
+    possible: str | None = None,
 ) -> None:
     """Write the owners of the added identifiers and the removed identifiers (hex) of a re-sync.
 
     A re-sync mostly re-confirms what TikTok has. The digests of each id schema are diffed on their own (a join
     on integer words; only-new are adds, only-in-snapshot are removes), then row keys are read for the few
-    added identifiers only.
+    added identifiers only. `possible` (default: `snap`) is what TikTok may hold beyond `snap` (what it surely
+    holds): removes are diffed against it.
     """
     parts = []
     for schema in schemas:
         cur = f"(SELECT {WORDS} FROM {source} WHERE id_schema = {sql_literal(schema)} AND k1 IS NOT NULL)"
         old = f"(SELECT {WORDS} FROM {snap} WHERE id_schema = {sql_literal(schema)})"
-        if mode is SyncMode.APPEND:
+        if possible is not None:
+            maybe = f"(SELECT {WORDS} FROM {possible} WHERE id_schema = {sql_literal(schema)})"
+            parts.append(
+                f"SELECT {sql_literal(schema)} AS id_schema, {WORDS}, false AS removed "
+                f"FROM {cur} c ANTI JOIN {old} s ON {_same('c', 's')}"
+            )
+            if mode is not SyncMode.APPEND:
+                parts.append(
+                    f"SELECT {sql_literal(schema)} AS id_schema, {WORDS}, true AS removed "
+                    f"FROM {maybe} s ANTI JOIN {cur} c ON {_same('s', 'c')}"
+                )
+        elif mode is SyncMode.APPEND:
             parts.append(
                 f"SELECT {sql_literal(schema)} AS id_schema, {WORDS}, false AS removed "
                 f"FROM {cur} c ANTI JOIN {old} s ON {_same('c', 's')}"

@@ -35,13 +35,17 @@ def snapshot_sql(path: Path) -> str:
     source = f"read_parquet({sql_literal(path)})"
     if "k1" in pq.read_schema(path).names:
         return f"(SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM {source})"
-    # The older layout kept hex digests: derive the integer words (64 hex characters, or 32 for MD5).
-    words = ", ".join(
-        f"CASE WHEN length(hash) >= {16 * (i + 1)} THEN ('0x' || hash[{16 * i + 1}:{16 * (i + 1)}])::UBIGINT END "
-        f"AS k{i + 1}"
+    # The older layout kept hex digests: derive the integer words.
+    return f"(SELECT id_schema, {hex_words_sql()} FROM {source})"
+
+
+def hex_words_sql(column: str = "hash") -> str:
+    """SQL of the digest words `k1..k4` of a hex digest column (64 hex characters, or 32 for MD5)."""
+    return ", ".join(
+        f"CASE WHEN length({column}) >= {16 * (i + 1)} "
+        f"THEN ('0x' || {column}[{16 * i + 1}:{16 * (i + 1)}])::UBIGINT END AS k{i + 1}"
         for i in range(4)
     )
-    return f"(SELECT id_schema, {words} FROM {source})"
 
 
 def distinct_ids(path: Path, id_schemas: tuple[str, ...] | None = None) -> int:

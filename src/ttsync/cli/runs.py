@@ -13,6 +13,7 @@ from rich.table import Table
 from ttsync.cli.progress import RichReporter
 from ttsync.cli.workspace import JsonOption, WorkspaceOption, _errors, _print_json, _store
 from ttsync.services.audience_sync import RunOptions
+from ttsync.services.ownership import reap_interrupted
 from ttsync.services.runs import RunOutcome, build_run, continue_run, preview_run, start_run
 from ttsync.store import repos
 from ttsync.store.records import WorkflowRecord
@@ -223,6 +224,19 @@ def _show_workflow(workflow: WorkflowRecord) -> None:
             resolution = resolution_for(serious["resolution"])
             for i, step in enumerate(resolution.steps, 1):
                 _out.print(f"  {i}. {step.replace('ID', workflow.id)}", highlight=False)
+    if workflow.state == "interrupted":
+        _out.print(
+            f"Its process died while it ran (no live lease). Continue with: ttsync workflows retry {workflow.id} "
+            f"(or run {workflow.orchestration} again, which supersedes it)",
+            highlight=False,
+        )
+    if workflow.state == "superseded":
+        by = (workflow.checkpoint or {}).get("superseded_by")
+        _out.print(
+            f"A newer run of {workflow.orchestration}{f' ({by})' if by else ''} replaced it: it can no longer "
+            "be retried; whatever it sent was reconciled by the newer run.",
+            highlight=False,
+        )
     if workflow.state == "failed":
         error = workflow.error or {}
         resolution = resolution_for(error.get("resolution"))
@@ -247,6 +261,7 @@ def workflows_list(
 ) -> None:
     """Recent workflows, newest first."""
     with _store(workspace) as store, _errors():
+        reap_interrupted(store)  # a workflow whose process died shows `interrupted`, not `running`
         items = repos.list_workflows(store, orchestration=orchestration, limit=limit)
     if as_json:
         _print_json([w.model_dump(mode="json") for w in items])
@@ -283,6 +298,7 @@ def workflows_show(
 ) -> None:
     """One workflow with its tasks, timings, counts and, when it failed, the resolution."""
     with _store(workspace) as store, _errors():
+        reap_interrupted(store)
         workflow = repos.get_workflow(store, repos.resolve_workflow_id(store, workflow_id))
     if as_json:
         _print_json(RunOutcome(workflow, ok=workflow.state != "failed").to_dict())

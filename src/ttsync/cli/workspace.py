@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from ttsync.errors import RunRefusedError
 from ttsync.redact import redact_error
 from ttsync.sources import SourceError
 from ttsync.store import SecretKeyError, Store, StoreError, repos
@@ -40,7 +41,8 @@ _err = Console(stderr=True)
 
 # Exit codes (listed in the README): 0 done; 1 the command ran and what it checked or ran failed (a failed
 # workflow, a check with problems, a refused authorization, an undelivered webhook); 2 a usage or
-# configuration error (bad option, unknown object, invalid file or setting); 130 interrupted (Ctrl-C).
+# configuration error (bad option, unknown object, invalid file or setting); 3 refused: another workflow of
+# the orchestration is running; 4 refused: the workflow was superseded by a newer run; 130 interrupted.
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -87,6 +89,8 @@ def _errors() -> Iterator[None]:
         raise
     except ConfigError as exc:
         raise _fail(redact_error(exc), resolution="configuration_error") from None
+    except RunRefusedError as exc:
+        raise _fail(str(exc), resolution=exc.resolution_key, code=exc.exit_code) from None
     except (WorkspaceError, SourceError, StoreError, SecretKeyError, ValueError) as exc:
         raise _fail(redact_error(exc)) from None
     except (duckdb.Error, pa.ArrowException, SQLAlchemyError) as exc:

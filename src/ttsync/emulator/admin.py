@@ -264,6 +264,7 @@ def admin_routes(emu: Emulator) -> list[Route]:
             codes=[int(c) for c in b.get("codes", [50000])],
             latency_ms=int(b.get("latency_ms", 0)),
             drop_rate=float(b.get("drop_rate", 0.0)),
+            drop_response_rate=float(b.get("drop_response_rate", 0.0)),
             seed=int(b.get("seed", 0)),
             paths=b.get("paths"),
         )

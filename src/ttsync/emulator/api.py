@@ -128,6 +128,8 @@ class ApiApp:
         except Exception:
             log.exception("emulator handler failed for %s", path)
             payload = {"code": SYSTEM_ERROR, "message": "System error", "request_id": rid, "data": {}}
+        if decision.action == "drop_response" and _drop_connection(send):
+            return  # applied, but the answer is lost
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         await _send_raw(send, 200, body, b"application/json", rid.encode())
 

@@ -13,6 +13,9 @@ class FaultConfig:
     codes: list[int] = field(default_factory=lambda: [50000])
     latency_ms: int = 0
     drop_rate: float = 0.0  # share of requests whose connection is closed without a response
+    # Share of requests that are *applied* (an audience created, members added), then answered by closing
+    # the connection: the client cannot tell whether TikTok did it (a lost answer, ref §7).
+    drop_response_rate: float = 0.0
     seed: int = 0
     paths: list[str] | None = None  # API paths (e.g. "segment/mapping/") the faults apply to; None = all
 
@@ -23,6 +26,7 @@ class FaultConfig:
             "codes": self.codes,
             "latency_ms": self.latency_ms,
             "drop_rate": self.drop_rate,
+            "drop_response_rate": self.drop_response_rate,
             "seed": self.seed,
             "paths": self.paths,
         }
@@ -30,7 +34,7 @@ class FaultConfig:
 
 @dataclass
 class FaultDecision:
-    action: Literal["none", "drop", "code"]
+    action: Literal["none", "drop", "code", "drop_response"]
     code: int = 0
     latency: float = 0.0
 
@@ -62,7 +66,7 @@ class FaultInjector:
     def active(self) -> bool:
         """Whether any fault is configured (fast path check per request)."""
         c = self.config
-        return c.rate > 0 or c.drop_rate > 0 or c.latency_ms > 0
+        return c.rate > 0 or c.drop_rate > 0 or c.latency_ms > 0 or c.drop_response_rate > 0
 
     def decide(self, path: str) -> FaultDecision:
         """The fault for one request to ``path`` (relative API path)."""
@@ -75,6 +79,9 @@ class FaultInjector:
         if r_drop < c.drop_rate:
             self.dropped += 1
             return FaultDecision("drop", latency=latency)
+        if r_drop < c.drop_rate + c.drop_response_rate:
+            self.dropped += 1
+            return FaultDecision("drop_response", latency=latency)
         if r_code < c.rate and c.codes:
             self.injected += 1
             return FaultDecision("code", code=c.codes[int(r_pick * len(c.codes))], latency=latency)

@@ -123,13 +123,16 @@ class EmulatorAdmin:
         drop_rate: float = 0.0,
         seed: int = 0,
         paths: list[str] | None = None,
+        drop_response_rate: float = 0.0,
     ) -> dict[str, Any]:
-        """Answer a share of requests with one of ``codes``, add latency, drop connections."""
+        """Answer a share of requests with one of ``codes``, add latency, drop connections (before the request
+        is applied: ``drop_rate``; after: ``drop_response_rate``, the answer is lost)."""
         body = {
             "rate": rate,
             "codes": codes,
             "latency_ms": latency_ms,
             "drop_rate": drop_rate,
+            "drop_response_rate": drop_response_rate,
             "seed": seed,
             "paths": paths,
         }

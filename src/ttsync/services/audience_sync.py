@@ -20,6 +20,7 @@ import asyncio
 import json
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,8 @@ from ttsync.audiences.audience import (
     AudienceStatus,
     audience_count,
     audience_status,
+    clear_create_intent,
+    create_once,
     create_partner_audience,
     deliver_until_ready,
     share_audience,
@@ -38,6 +41,7 @@ from ttsync.audiences.audience import (
 from ttsync.audiences.columns import audience_column_specs
 from ttsync.audiences.customer_file import CustomerFileOptions, deliver_customer_file, single_calculate_type
 from ttsync.audiences.deliver import MappingCheckpoint, deliver_partner
+from ttsync.audiences.inflight import clear_inflight, inflight_dir, inflight_files, record_inflight
 from ttsync.audiences.plan import AudiencePlan, SyncMode, commit_plan_snapshot, connect, plan_audience
 from ttsync.audiences.prepare import PreparedOutput, prepare_to_parquet
 from ttsync.audiences.snapshot import delete_snapshot, snapshot_path
@@ -47,11 +51,14 @@ from ttsync.identity import ColumnSpec
 from ttsync.identity.coltypes import Role, check_schema
 from ttsync.identity.pushdown import PushdownPreparer
 from ttsync.services.base import OrchestrationRun, Reporter, RunOptions
+from ttsync.services.ownership import hold
 from ttsync.sources import Source, open_source
 from ttsync.sources.pushdown import warehouse_query
 from ttsync.store import repos
+from ttsync.store.leases import audience_resource
 from ttsync.store.records import AudienceStateRecord
 from ttsync.tiktok import AsyncTikTokClient
+from ttsync.workflows.crashpoints import crash_point
 from ttsync.workflows.engine import TaskContext, TaskSpec
 from ttsync.workspace.errors import ConfigError
 from ttsync.workspace.models import ResolvedAudienceSettings
@@ -188,6 +195,10 @@ class AudienceRun(OrchestrationRun):
                         "everyone again",
                     )
                     delete_snapshot(self.snapshot_file(stored.audience_id))
+                    # Nothing sent to the lost audience can linger in the new one.
+                    clear_inflight(inflight_files(self.inflight_dir))
+            if audience_id is not None:
+                self._hold_audience(audience_id)
             if self.customer_file:
                 # A customer-file audience is created with its first files, by the upload task.
                 self._save_state_if(audience_id)
@@ -196,12 +207,23 @@ class AudienceRun(OrchestrationRun):
             if audience_id is None:
                 audience_id = ctx.checkpoint.get("created_audience_id")  # created by an earlier attempt
             if audience_id is None:
-                audience_id = await create_partner_audience(client, advertiser, self.settings.audience_name)
+                name = self.settings.audience_name
+                audience_id, adopted = await create_once(
+                    client,
+                    advertiser,
+                    name,
+                    self.create_intent_path,
+                    lambda: create_partner_audience(client, advertiser, name),
+                )
+                crash_point("create:sent")
                 created = True
                 # Store the id at once: a crash from here on must reuse this audience, never make another.
                 ctx.save_checkpoint({"created_audience_id": audience_id})
                 self._save_state(audience_id, None, None)
-                self.reporter.note(f"created audience {audience_id} on advertiser {advertiser}")
+                clear_create_intent(self.create_intent_path)
+                self._hold_audience(audience_id)
+                how = "adopted the audience an earlier attempt created" if adopted else "created audience"
+                self.reporter.note(f"{how} {audience_id} on advertiser {advertiser}")
             if len(self.settings.advertiser_ids) > 1 and (created or not ctx.checkpoint.get("shared")):
                 await share_audience(client, advertiser, audience_id, self.settings.advertiser_ids)
                 ctx.save_checkpoint(ctx.checkpoint | {"shared": True})
@@ -216,9 +238,11 @@ class AudienceRun(OrchestrationRun):
         id_schemas = ctx.shared.get("id_schemas") or self._task_counts(ctx, "prepare")["id_schemas"]
         if self.customer_file:
             single_calculate_type(id_schemas)
-        if self.source.kind == "spark":  # the diff runs in Spark too (docs/scale.md)
+        inflight = inflight_files(self.inflight_dir)
+        if self.source.kind == "spark" and not inflight:  # the diff runs in Spark too (docs/scale.md)
             plan = self._plan_on_spark(run_dir, audience_id, id_schemas)
         else:
+            # In-flight records to reconcile (a rare recovery) are diffed by DuckDB, over the same prepared file.
             con = connect(run_dir / "plan", memory_limit=self.options.duckdb_memory_limit)
             try:
                 plan = plan_audience(
@@ -229,6 +253,7 @@ class AudienceRun(OrchestrationRun):
                     id_schemas=id_schemas,
                     mode=SyncMode(self.settings.mode),
                     work_dir=run_dir / "plan",
+                    inflight=inflight,
                 )
             finally:
                 con.close()
@@ -238,7 +263,8 @@ class AudienceRun(OrchestrationRun):
                 f"this run would remove {plan.remove_ids:,} of {plan.previous_ids:,} identifiers "
                 f"({plan.remove_share:.0%}), above the remove guard of {guard:.0%}"
             )
-        ctx.save_checkpoint({"plan": plan.to_state()})
+        # A new plan id on every planning: an upload's progress and in-flight record belong to one plan.
+        ctx.save_checkpoint({"plan": plan.to_state(), "plan_id": uuid.uuid4().hex})
         near = self.remove_guard_warning(plan.remove_share)
         if near:
             self._warn(ctx, near)
@@ -253,6 +279,11 @@ class AudienceRun(OrchestrationRun):
 
     async def task_upload(self, ctx: TaskContext) -> dict[str, Any]:
         """Send the plan in checkpointed batches (removes first, then adds)."""
+        plan_id = self._task_checkpoint(ctx, "plan").get("plan_id")
+        if ctx.checkpoint.get("plan_id") != plan_id:
+            # Planned again since (`retry --task plan`): the progress of the earlier plan means nothing now;
+            # its in-flight record stays, and the new plan already reconciles it.
+            ctx.save_checkpoint({"plan_id": plan_id})
         if self.customer_file:
             return await self._upload_customer_file(ctx)
         audience_id = self._audience_id(ctx)
@@ -265,6 +296,7 @@ class AudienceRun(OrchestrationRun):
         con = connect(run_dir / "upload", memory_limit=self.options.duckdb_memory_limit)
         self.reporter.stage("upload", plan.remove_ids + plan.add_ids)
         try:
+            self._record_inflight(ctx, con, plan)
             async with self.client() as client:
                 # No wait for `is_valid` first: TikTok validates a partner audience only after members arrive
                 # (an empty one reads is_valid false a day after creation, ref §9), so mappings go right after
@@ -288,7 +320,7 @@ class AudienceRun(OrchestrationRun):
                         send=send,
                         advertiser_ids=[self.primary_advertiser],
                         checkpoint=checkpoint,
-                        save_checkpoint=lambda cp: ctx.save_checkpoint({"mapping": cp.to_json()}),
+                        save_checkpoint=lambda cp: self._save_mapping(ctx, cp),
                         progress=lambda _phase, n: self.reporter.advance("upload", n),
                         in_flight=self.options.in_flight,
                     ),
@@ -307,6 +339,7 @@ class AudienceRun(OrchestrationRun):
             "upload", plan.current_ids if plan.full_upload else plan.add_ids + plan.remove_ids
         )
         try:
+            self._record_inflight(ctx, con, plan)
             async with self.client() as client:
                 result = await deliver_customer_file(
                     client,
@@ -321,10 +354,12 @@ class AudienceRun(OrchestrationRun):
                     save_checkpoint=lambda cp: ctx.save_checkpoint(ctx.checkpoint | {"customer_file": cp}),
                     options=CustomerFileOptions(ready_timeout_seconds=self.options.ready_timeout_seconds),
                     progress=lambda step, n: self.reporter.advance("upload", n) if step == "upload" else None,
+                    create_intent=self.create_intent_path,
                 )
         finally:
             con.close()
         self._save_state(result.audience_id, None, None)
+        clear_create_intent(self.create_intent_path)
         ctx.shared["audience_id"] = result.audience_id
         for warning in result.warnings:
             self._warn(ctx, warning, serious=True)
@@ -342,6 +377,12 @@ class AudienceRun(OrchestrationRun):
             path,
             self.run_dir(ctx.workflow_id) / "commit",
             memory_limit=self.options.duckdb_memory_limit,
+        )
+        crash_point("commit:snapshot")
+        # TikTok now equals this plan: what the records it reconciled (and its own) may have sent is settled.
+        upload = self._task_checkpoint(ctx, "upload")
+        clear_inflight(
+            [*plan.inflight, *([upload["inflight_record"]] if upload.get("inflight_record") else [])]
         )
         return {"snapshot_ids": size}
 
@@ -451,6 +492,8 @@ class AudienceRun(OrchestrationRun):
                     id_schemas=self.id_schemas(specs),
                     mode=SyncMode(self.settings.mode),
                     work_dir=work / "plan",
+                    # What unfinished workflows may have sent counts too, unless the audience itself is gone.
+                    inflight=inflight_files(self.inflight_dir) if stored is None or snapshot else [],
                 )
                 rejects = con.execute(
                     f"SELECT reason, count(*) FROM read_parquet('{prepared.rejects_path}') GROUP BY reason "
@@ -564,6 +607,33 @@ class AudienceRun(OrchestrationRun):
             work_dir=run_dir / "plan",
         )
 
+    @property
+    def inflight_dir(self) -> Path:
+        """This orchestration's in-flight records and create intent (see audiences/inflight.py)."""
+        return inflight_dir(self.state_dir, f"{self.destination.name}__{self.orchestration.name}")
+
+    @property
+    def create_intent_path(self) -> Path:
+        """Where a create whose answer may be lost is announced (see audiences/audience.py)."""
+        return self.inflight_dir / "create-intent.json"
+
+    def _hold_audience(self, audience_id: str) -> None:
+        """Take the audience's lease too: one workflow per TikTok audience, whichever orchestration."""
+        if self.leases is not None:
+            hold(self.leases, audience_resource(self.primary_advertiser, audience_id))
+
+    def _record_inflight(self, ctx: TaskContext, con: Any, plan: AudiencePlan) -> None:
+        """Write the plan's in-flight record once, before the upload's first request."""
+        if plan.mode in (SyncMode.CREATE, SyncMode.REPLACE) or ctx.checkpoint.get("inflight_record"):
+            return
+        path = record_inflight(con, plan, self.inflight_dir, ctx.workflow_id)
+        ctx.save_checkpoint(ctx.checkpoint | {"inflight_record": str(path)})
+        crash_point("upload:inflight")
+
+    def _save_mapping(self, ctx: TaskContext, checkpoint: MappingCheckpoint) -> None:
+        ctx.save_checkpoint(ctx.checkpoint | {"mapping": checkpoint.to_json()})
+        crash_point("upload:batch")
+
     def snapshot_file(self, audience_id: str) -> Path:
         """The snapshot of this orchestration's audience on this destination."""
         return snapshot_path(
@@ -601,6 +671,10 @@ class AudienceRun(OrchestrationRun):
         workflow = repos.get_workflow(self.store, ctx.workflow_id)
         task = next(t for t in workflow.tasks if t.name == "plan")
         return AudiencePlan.from_state(task.checkpoint["plan"])
+
+    def _task_checkpoint(self, ctx: TaskContext, name: str) -> dict[str, Any]:
+        workflow = repos.get_workflow(self.store, ctx.workflow_id)
+        return next(t for t in workflow.tasks if t.name == name).checkpoint
 
     def _task_counts(self, ctx: TaskContext, name: str) -> dict[str, Any]:
         workflow = repos.get_workflow(self.store, ctx.workflow_id)

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from ttsync.credentials import ensure_fresh_token
 from ttsync.identity.rowkeys import KeyHasher
 from ttsync.store.db import Store
+from ttsync.store.leases import LeaseKeeper
 from ttsync.tiktok import AsyncTikTokClient, RateLimits, RetryPolicy
 from ttsync.workflows.engine import TaskSpec
 from ttsync.workspace.models import Credential, DataTemplate, Destination, Orchestration, Source
@@ -58,6 +59,7 @@ class OrchestrationRun:
     options: RunOptions = field(default_factory=RunOptions)
     reporter: Reporter = field(default_factory=Reporter)
     client_factory: Callable[[], AsyncTikTokClient] | None = None
+    leases: LeaseKeeper | None = None  # set while the workflow runs: its leases (see services/ownership.py)
 
     def run_dir(self, workflow_id: str) -> Path:
         """Folder of this run's intermediate files (hashes, plans and outcomes only)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +16,10 @@ from ttsync.redact import install_log_redaction
 from ttsync.services.audience_sync import ID_SCHEMAS, AudienceRun
 from ttsync.services.base import OrchestrationRun, Reporter, RunOptions
 from ttsync.services.events_run import EventsRun
+from ttsync.services.ownership import check_continuable, hold, supersede_unfinished
 from ttsync.store import repos
 from ttsync.store.db import Store
+from ttsync.store.leases import LeaseKeeper, lease_timeout, orchestration_resource
 from ttsync.store.records import WorkflowRecord
 from ttsync.workflows.engine import (
     SUCCEEDED_STATES,
@@ -94,30 +97,45 @@ def build_run(
 
 
 def start_run(run: OrchestrationRun) -> RunOutcome:
-    """Create a workflow for the orchestration and run it to the end (or to its first failure)."""
-    workflow = repos.create_workflow(run.store, run.orchestration.name, run.kind, run.task_names())
-    return _execute(run, workflow.id, run.tasks(), start_at=None)
+    """Create a workflow for the orchestration and run it to the end (or to its first failure).
+
+    Refused (`WorkflowRunningError`) while another workflow of the orchestration runs; supersedes the
+    unfinished ones (see `ownership`)."""
+    workflow_id = uuid.uuid4().hex
+    with LeaseKeeper(run.store, workflow_id, timeout=lease_timeout()) as keeper:
+        hold(keeper, orchestration_resource(run.orchestration.name))
+        repos.create_workflow(
+            run.store, run.orchestration.name, run.kind, run.task_names(), workflow_id=workflow_id
+        )
+        supersede_unfinished(run.store, run.orchestration.name, workflow_id)
+        return _execute(run, workflow_id, run.tasks(), start_at=None, keeper=keeper)
 
 
 def continue_run(run: OrchestrationRun, workflow_id: str, action: str, task: str | None = None) -> RunOutcome:
     """`retry` (the failed task, or `task`), `resolve` (re-check configuration, then continue from the
-    failed task), or `restart` (from the first task, checkpoints cleared)."""
+    failed task), or `restart` (from the first task, checkpoints cleared). Refused for a superseded workflow
+    and while a workflow of the orchestration runs."""
     workflow = repos.get_workflow(run.store, workflow_id)
+    check_continuable(workflow)
     if workflow.state in SUCCEEDED_STATES and action != "restart":
         return RunOutcome(workflow, ok=True)
-    if action == "restart":
-        reset_for_restart(run.store, workflow)
-        return _execute(run, workflow_id, run.tasks(), start_at=None)
-    if action == "resolve":
-        # The configuration was reloaded and validated by `build_run`; now re-check it against TikTok (token,
-        # advertisers, write permission, event set) before continuing, so an unfixed cause is named at once.
-        recheck_destination(run)
-        start = task or _failed_task(workflow)
-    elif action == "retry":
-        start = task or _failed_task(workflow)
-    else:
+    if action not in ("retry", "resolve", "restart"):
         raise ValueError(f"unknown action {action!r}: use retry, resolve or restart")
-    return _execute(run, workflow_id, run.tasks(), start_at=start)
+    with LeaseKeeper(run.store, workflow_id, timeout=lease_timeout()) as keeper:
+        hold(keeper, orchestration_resource(run.orchestration.name))
+        # Read again under the lease: a run that finished meanwhile may have superseded it.
+        workflow = repos.get_workflow(run.store, workflow_id)
+        check_continuable(workflow)
+        if action == "restart":
+            reset_for_restart(run.store, workflow)
+            return _execute(run, workflow_id, run.tasks(), start_at=None, keeper=keeper)
+        if action == "resolve":
+            # The configuration was reloaded and validated by `build_run`; now re-check it against TikTok
+            # (token, advertisers, write permission, event set) before continuing, so an unfixed cause is
+            # named at once.
+            recheck_destination(run)
+        start = task or _failed_task(workflow)
+        return _execute(run, workflow_id, run.tasks(), start_at=start, keeper=keeper)
 
 
 def recheck_destination(run: OrchestrationRun) -> None:
@@ -137,10 +155,13 @@ def _failed_task(workflow: WorkflowRecord) -> str | None:
 
 
 def _execute(
-    run: OrchestrationRun, workflow_id: str, specs: list[TaskSpec], start_at: str | None
+    run: OrchestrationRun, workflow_id: str, specs: list[TaskSpec], start_at: str | None, keeper: LeaseKeeper
 ) -> RunOutcome:
+    run.leases = keeper
     try:
-        workflow = asyncio.run(run_workflow(run.store, workflow_id, specs, start_at=start_at))
+        workflow = asyncio.run(
+            run_workflow(run.store, workflow_id, specs, start_at=start_at, fence=keeper.check)
+        )
     except WorkflowFailedError as failed:
         _post_webhooks(run.store)
         return RunOutcome(failed.workflow, ok=False)

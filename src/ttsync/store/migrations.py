@@ -47,6 +47,10 @@ def _v2_wider_workflow_state(conn: sa.Connection) -> None:
         conn.execute(sa.text("ALTER TABLE workflows ALTER COLUMN state TYPE VARCHAR(32)"))
 
 
+def _v3_leases(conn: sa.Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.leases])
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1,
@@ -54,6 +58,7 @@ MIGRATIONS: list[Migration] = [
         _v1_initial,
     ),
     Migration(2, "workflow state: room for succeeded_with_warnings", _v2_wider_workflow_state),
+    Migration(3, "leases: one active workflow per orchestration and per audience", _v3_leases),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -7,10 +7,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# `interrupted`: its process died (no live lease) while it ran; `superseded`: a newer run of the orchestration
+# replaced it, so it can no longer be retried (its plan is stale).
 WorkflowState = Literal[
-    "pending", "running", "waiting", "blocked", "succeeded", "succeeded_with_warnings", "failed", "cancelled"
+    "pending",
+    "running",
+    "waiting",
+    "blocked",
+    "succeeded",
+    "succeeded_with_warnings",
+    "failed",
+    "cancelled",
+    "interrupted",
+    "superseded",
 ]
-TaskState = Literal["pending", "running", "waiting", "succeeded", "failed", "skipped"]
+TaskState = Literal["pending", "running", "waiting", "succeeded", "failed", "skipped", "interrupted"]
 Severity = Literal["info", "warning", "error"]
 Change = Literal["created", "updated", "unchanged"]
 
@@ -78,3 +89,14 @@ class AudienceStateRecord(_Record):
     checked_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+class LeaseRecord(_Record):
+    """Who runs the one active workflow of a resource (an orchestration or a TikTok audience)."""
+
+    resource: str
+    workflow_id: str
+    holder_pid: int
+    holder_host: str
+    acquired_at: datetime
+    heartbeat_at: datetime

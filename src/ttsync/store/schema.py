@@ -160,3 +160,15 @@ audience_state = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
 )
+
+# One row per resource ("orchestration:NAME", "audience:ADVERTISER:ID") that a workflow is running on.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("resource", sa.String(200), primary_key=True),
+    sa.Column("workflow_id", sa.String(40), nullable=False),
+    sa.Column("holder_pid", sa.Integer, nullable=False),
+    sa.Column("holder_host", sa.String(255), nullable=False),
+    sa.Column("acquired_at", TS, nullable=False),
+    sa.Column("heartbeat_at", TS, nullable=False),
+)

@@ -23,6 +23,7 @@ from typing import Any
 from ttsync.store import repos
 from ttsync.store.db import Store
 from ttsync.store.records import WorkflowRecord, WorkflowState
+from ttsync.workflows.crashpoints import crash_point
 from ttsync.workflows.errors import classify_exception
 from ttsync.workflows.resolutions import resolution_for
 
@@ -51,6 +52,7 @@ class TaskContext:
     checkpoint: dict[str, Any]
     shared: dict[str, Any] = field(default_factory=dict)  # in-memory values passed between tasks of one run
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    fence: Callable[[], None] | None = None  # raises when this process lost the workflow's lease
 
     def warn(self, message: str, *, serious: bool = False, resolution: str | None = None) -> None:
         """Record a warning of this task (stored with its counts). `serious`: the workflow ends
@@ -59,6 +61,8 @@ class TaskContext:
 
     def save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Persist this task's checkpoint now (call after TikTok confirmed something)."""
+        if self.fence is not None:
+            self.fence()
         self.checkpoint = checkpoint
         repos.update_task(self.store, self.workflow_id, self.task_name, checkpoint=checkpoint)
 
@@ -88,10 +92,12 @@ async def run_workflow(
     start_at: str | None = None,
     shared: dict[str, Any] | None = None,
     on_failure: Callable[[WorkflowRecord], None] | None = None,
+    fence: Callable[[], None] | None = None,
 ) -> WorkflowRecord:
     """Run the workflow's tasks in order, from `start_at` (default: the first task not yet succeeded).
 
-    Returns the stored workflow when every task succeeded; raises `WorkflowFailedError` otherwise.
+    Returns the stored workflow when every task succeeded; raises `WorkflowFailedError` otherwise. `fence`
+    is called before each task and checkpoint: it raises when another process took the workflow's lease.
     """
     workflow = repos.get_workflow(store, workflow_id)
     states = {task.name: task for task in workflow.tasks}
@@ -117,6 +123,7 @@ async def run_workflow(
     totals: dict[str, Any] = dict(workflow.counts)
     for spec in specs[begin:]:
         record = states[spec.name]
+        crash_point(f"before:{spec.name}")
         repos.update_task(
             store,
             workflow_id,
@@ -127,8 +134,10 @@ async def run_workflow(
             error=None,
             add_attempt=True,
         )
-        ctx = TaskContext(store, workflow_id, spec.name, dict(record.checkpoint), shared)
+        ctx = TaskContext(store, workflow_id, spec.name, dict(record.checkpoint), shared, fence=fence)
         try:
+            if fence is not None:
+                fence()
             counts = await spec.run(ctx) or {}
         except Exception as exc:  # every failure becomes a classified, stored resolution
             error = classify_exception(exc) | {"task": spec.name}
@@ -156,6 +165,7 @@ async def run_workflow(
         totals[spec.name] = counts
         repos.update_task(store, workflow_id, spec.name, state="succeeded", finished_at=_now(), counts=counts)
         repos.update_workflow(store, workflow_id, counts=totals)
+        crash_point(f"after:{spec.name}")
     done = repos.get_workflow(store, workflow_id)
     warnings = workflow_warnings(done)
     serious = [w for w in warnings if w.get("serious")]

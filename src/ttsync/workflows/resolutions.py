@@ -326,6 +326,30 @@ _CATALOG: tuple[Resolution, ...] = (
         action=Action.RETRY_TASK,
     ),
     Resolution(
+        key="workflow_running",
+        title="Another workflow is running",
+        what="A workflow of this orchestration (or of its TikTok audience) is running in another process; "
+        "ttsync ran nothing (exit code 3).",
+        why="Only one workflow may write to an audience at a time: two would each send the whole plan and "
+        "undo each other's removes. The running one holds a lease in the store, renewed while it runs.",
+        steps=(
+            "Wait for the running workflow named in the message (`ttsync workflows show ID`), then run again.",
+            "If its process is gone, nothing is needed: a lease whose holder died on this machine, or whose "
+            "heartbeat is older than $TTSYNC_LEASE_TIMEOUT_SECONDS (120 s), is taken over by the next run.",
+        ),
+        action=Action.RETRY_TASK,
+    ),
+    Resolution(
+        key="workflow_superseded",
+        title="Workflow superseded",
+        what="This workflow did not finish, and a newer run of its orchestration replaced it: it cannot be "
+        "retried, resolved or restarted (exit code 4).",
+        why="Its plan was made against an older state of the audience; sending it now could re-add people the "
+        "newer run removed. Whatever it may have sent is reconciled by the next run of the orchestration.",
+        steps=("Run the orchestration again: `ttsync run ORCHESTRATION`.",),
+        action=Action.RESTART_WORKFLOW,
+    ),
+    Resolution(
         key="internal_error",
         title="Unexpected error",
         what="ttsync failed in a way it does not recognise; the error type is stored with the workflow.",
