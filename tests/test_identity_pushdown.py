@@ -153,3 +153,21 @@ def test_vectors_are_the_documented_ones() -> None:
     documented = {v["digest"] for v in VECTORS if not v["digest"].startswith("reject:")}
     assert documented <= {c[2] for c in CASES}
     assert len(documented) >= 12
+
+
+def test_a_source_without_sha256_in_sql_is_refused_with_the_fix(tmp_path: Path) -> None:
+    from ttsync.sources.pushdown import warehouse_query
+    from ttsync.workspace.errors import ConfigError
+
+    lite = Source(
+        name="lite", kind="sqlalchemy", url=f"sqlite:///{tmp_path / 'x.db'}", hash_in_warehouse=True
+    )
+    with pytest.raises(ConfigError, match=r"not available for sqlite sources.*remove `hash_in_warehouse`"):
+        warehouse_query(lite, "SELECT 1", [ColumnSpec("email", "email")], "id")
+    plain = Source(name="lite", kind="sqlalchemy", url=f"sqlite:///{tmp_path / 'x.db'}")
+    assert warehouse_query(plain, "SELECT 1", [ColumnSpec("email", "email")], "id") is None
+    snow = Source(name="snow", kind="sqlalchemy", url="snowflake://analyst@acct/db", hash_in_warehouse=True)
+    query = warehouse_query(snow, "SELECT * FROM customers", [ColumnSpec("EMAIL", "email")], "CUSTOMER_ID")
+    assert query is not None
+    assert query.dialect == "snowflake"
+    assert 'SHA2(LOWER("t0"), 256)' in query.sql  # no driver needed: the dialect comes from the URL

@@ -120,7 +120,7 @@ def _rejects(rejects: pa.RecordBatch) -> pa.RecordBatch:
     )
 
 
-def decide_auto(frame: DataFrame, specs: Sequence[ColumnSpec]) -> list[AutoDecision]:
+def decide_auto(frame: DataFrame, specs: Sequence[ColumnSpec], key_column: str) -> list[AutoDecision]:
     """Decide every `auto` column once, on the driver, from its first non-empty values (a sample of at most
     1,000 per column: the local rule), so all partitions read a column the same way."""
     from pyspark.sql import functions as F
@@ -130,7 +130,9 @@ def decide_auto(frame: DataFrame, specs: Sequence[ColumnSpec]) -> list[AutoDecis
         if spec.hash_state != "auto":
             continue
         value = F.col(f"`{spec.column}`").cast("string")
-        sample = frame.select(value.alias("v")).where(F.trim(value) != "").limit(AUTO_SAMPLE)
+        # Rows without a key are rejected before anything else, as on the local path.
+        keyed = frame.where(F.col(f"`{key_column}`").isNotNull())
+        sample = keyed.select(value.alias("v")).where(F.trim(value) != "").limit(AUTO_SAMPLE)
         values = [row["v"] for row in sample.collect()]  # at most 1,000 values, in memory only
         batch = pa.record_batch(
             {
@@ -164,7 +166,7 @@ def prepare_with_spark(
     `ids.parquet`, `digests.parquet` and `rejects.parquet` (the layout `prepare_to_parquet` writes), with the
     merged match report in their footers."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    decided = decide_auto(frame, specs)
+    decided = decide_auto(frame, specs, key_column)
     parts_dir = out_dir / "spark"
     shutil.rmtree(parts_dir, ignore_errors=True)
     # The key leaves the driver inside the task: on a cluster, enable spark.network.crypto (docs/scale.md).

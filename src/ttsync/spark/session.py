@@ -70,8 +70,6 @@ def spark_session(
         log4j = Path(local_dir) / "log4j2.properties"
         log4j.write_text(_LOG4J, encoding="utf-8")
         java_options = f"-Dlog4j2.configurationFile={log4j} -Djava.io.tmpdir={local_dir}"
-        # spark-submit puts SPARK_CONF_DIR on the driver's class path: Log4j finds log4j2.properties there.
-        os.environ.setdefault("SPARK_CONF_DIR", local_dir)
         defaults = {
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",
