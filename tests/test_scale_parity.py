@@ -209,3 +209,9 @@ def test_offline_events_refuse_a_pushdown_source(env: Env) -> None:
     assert done.returncode != 0
     assert "applies to audiences only" in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+    _configure(env, {"name": "warehouse", "kind": "spark", "path": "warehouse.parquet"}, NO_PHONE)
+    spark = _ttsync(env, "run", "store-purchases-last-7-days", "--plan")
+    assert spark.returncode != 0
+    assert (
+        "offline events on a spark source ('warehouse') are not supported yet" in spark.stdout + spark.stderr
+    )

@@ -134,13 +134,19 @@ class EventsRun(OrchestrationRun):
         ctx.warn(message, serious=serious, resolution=resolution)
 
     def _refuse_pushdown(self) -> None:
-        # Offline events are validated and hashed by ttsync: the source's raw rows would leave the warehouse,
-        # which is what hash_in_warehouse promises not to do (docs/scale.md).
+        """Sources whose promise offline events cannot keep are refused before anything is read (docs/scale.md)."""
         if self.source.hash_in_warehouse:
+            # Offline events are validated and hashed by ttsync: the raw rows would leave the warehouse.
             raise ConfigError(
                 f"source {self.source.name!r} has hash_in_warehouse: true, which applies to audiences only; "
                 "offline events are validated and hashed by ttsync. Use another source (without "
                 "hash_in_warehouse) for orchestration " + repr(self.orchestration.name)
+            )
+        if self.source.kind == "spark":
+            raise ConfigError(
+                f"offline events on a spark source ({self.source.name!r}) are not supported yet: write the "
+                "query's rows to Parquet and use a parquet source for orchestration "
+                + repr(self.orchestration.name)
             )
 
     def preview(self) -> dict[str, Any]:
