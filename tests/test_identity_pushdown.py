@@ -171,3 +171,18 @@ def test_a_source_without_sha256_in_sql_is_refused_with_the_fix(tmp_path: Path) 
     assert query is not None
     assert query.dialect == "snowflake"
     assert 'SHA2(LOWER("t0"), 256)' in query.sql  # no driver needed: the dialect comes from the URL
+
+
+def test_a_list_column_is_refused_in_the_warehouse(tmp_path: Path) -> None:
+    from ttsync.sources.pushdown import warehouse_query
+    from ttsync.workspace.errors import ConfigError
+
+    with duckdb.connect(str(tmp_path / "wh.duckdb")) as con:
+        con.execute("CREATE TABLE t AS SELECT 1 AS id, ['a@example.com', 'b@example.com'] AS email")
+    source = Source(name="wh", kind="duckdb", path="wh.duckdb", hash_in_warehouse=True)
+    with open_source(source, tmp_path) as src:
+        schema = src.schema("SELECT id, email FROM t")
+    with pytest.raises(
+        ConfigError, match="'email' is a list; multi-value cells cannot be hashed in the warehouse"
+    ):
+        warehouse_query(source, "SELECT id, email FROM t", [ColumnSpec("email", "email")], "id", schema)

@@ -561,7 +561,13 @@ class AudienceRun(OrchestrationRun):
             if self.source.kind == "spark":  # identity on the executors (docs/scale.md)
                 return specs, self._prepare_on_spark(source, specs, out_dir)
             # hash_in_warehouse: the warehouse runs the identity rules and returns digests only (docs/scale.md).
-            pushdown = warehouse_query(self.source, self.orchestration.query, specs, self.key_column)
+            pushdown = warehouse_query(
+                self.source,
+                self.orchestration.query,
+                specs,
+                self.key_column,
+                source.schema(self.orchestration.query) if self.source.hash_in_warehouse else None,
+            )
             self.warehouse_sql = pushdown.sql if pushdown else None
             output = prepare_to_parquet(
                 source.stream(

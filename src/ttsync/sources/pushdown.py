@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pyarrow as pa
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -28,13 +29,26 @@ def source_dialect(source: models.Source) -> str:
 
 
 def warehouse_query(
-    source: models.Source, query: str, specs: Sequence[ColumnSpec], key_column: str
+    source: models.Source,
+    query: str,
+    specs: Sequence[ColumnSpec],
+    key_column: str,
+    schema: pa.Schema | None = None,
 ) -> PushdownQuery | None:
     """The rewritten query that hashes `specs` in the warehouse, or None when the source does not push down.
 
-    A column the warehouse cannot hash by the documented rules is a `ConfigError` that says how to fix it."""
+    A column the warehouse cannot hash by the documented rules is a `ConfigError` that says how to fix it.
+    `schema`: the query's column types when the source knows them (list columns are refused)."""
     if not source.hash_in_warehouse:
         return None
+    for spec in specs:
+        index = schema.get_field_index(spec.column) if schema is not None else -1
+        if schema is not None and index >= 0 and pa.types.is_list(schema.field(index).type):
+            raise ConfigError(
+                f"source {source.name!r} (hash_in_warehouse): column {spec.column!r} is a list; multi-value cells "
+                "cannot be hashed in the warehouse: unnest it in the query (one row per value, same key) or "
+                "remove hash_in_warehouse from the source"
+            )
     try:
         return pushdown_query(
             query,
