@@ -17,6 +17,7 @@ from ttsync.cli import emulator as emulator_cli
 from ttsync.cli import identity as identity_cli
 from ttsync.cli import runs as runs_cli
 from ttsync.cli import workspace as workspace_cli
+from ttsync.cli import writeback as writeback_cli
 from ttsync.cli.workspace import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, error_document, set_json_mode
 from ttsync.tiktok.retrylog import install_retry_logging
 
@@ -42,6 +43,7 @@ app.add_typer(identity_cli.app, name="identity")
 workspace_cli.register(app)
 runs_cli.register(app)
 credentials_cli.register(app)
+writeback_cli.register(app)
 
 
 class _StderrHandler(logging.Handler):

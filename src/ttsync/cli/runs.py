@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ttsync.cli.progress import RichReporter
 from ttsync.cli.workspace import JsonOption, WorkspaceOption, _errors, _print_json, _store
+from ttsync.exitcodes import for_failed_workflow
 from ttsync.services.audience_sync import RunOptions
 from ttsync.services.ownership import reap_interrupted
 from ttsync.services.runs import RunOutcome, build_run, continue_run, preview_run, start_run
@@ -182,14 +183,16 @@ def _show_match_report(report: dict[str, Any]) -> None:
 
 
 def _show_outcome(outcome: RunOutcome, as_json: bool) -> None:
+    # A failed workflow exits 1 (its resolution says what to do), or 3 when TikTok was down or rate-limited.
+    code = for_failed_workflow((outcome.workflow.error or {}).get("resolution"))
     if as_json:
-        _print_json(outcome.to_dict())
+        _print_json(outcome.to_dict() | ({} if outcome.ok else {"exit_code": code}))
         if not outcome.ok:
-            raise typer.Exit(1)
+            raise typer.Exit(code)
         return
     _show_workflow(outcome.workflow)
     if not outcome.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(code)
 
 
 def _show_workflow(workflow: WorkflowRecord) -> None:

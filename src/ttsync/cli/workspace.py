@@ -21,6 +21,11 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from ttsync.errors import RunRefusedError
+
+# Exit codes (listed in the README) are defined, with their meanings, in `ttsync.exitcodes`.
+from ttsync.exitcodes import EXIT_FAILED as EXIT_FAILED
+from ttsync.exitcodes import EXIT_INTERRUPTED as EXIT_INTERRUPTED
+from ttsync.exitcodes import EXIT_USAGE as EXIT_USAGE
 from ttsync.redact import redact_error
 from ttsync.sources import SourceError
 from ttsync.store import SecretKeyError, Store, StoreError, repos
@@ -38,14 +43,6 @@ ObjectNameArgument = Annotated[str, typer.Argument(help="Name of the object (see
 
 _out = Console()
 _err = Console(stderr=True)
-
-# Exit codes (listed in the README): 0 done; 1 the command ran and what it checked or ran failed (a failed
-# workflow, a check with problems, a refused authorization, an undelivered webhook); 2 a usage or
-# configuration error (bad option, unknown object, invalid file or setting); 3 refused: another workflow of
-# the orchestration is running; 4 refused: the workflow was superseded by a newer run; 130 interrupted.
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 class _Mode:
@@ -133,13 +130,21 @@ def init(
     rows: Annotated[int, typer.Option("--rows", min=1, help="Customers in the sample warehouse.")] = 10_000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sample generator.")] = 7,
     force: Annotated[bool, typer.Option("--force", help="Write into a non-empty folder.")] = False,
+    writeback: Annotated[
+        bool,
+        typer.Option(
+            "--writeback", help="Turn write-back on in ttsync.yaml (results as tables in the warehouse)."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Create a workspace: ttsync.yaml, state/ (store and key) and optionally a sample warehouse."""
     from ttsync.workspace.init import init_workspace
 
     with _errors():
-        result = init_workspace(directory, sample=sample, rows=rows, seed=seed, force=force)
+        result = init_workspace(
+            directory, sample=sample, rows=rows, seed=seed, force=force, writeback=writeback
+        )
     if as_json:
         _print_json(result.to_dict())
         return
@@ -160,6 +165,7 @@ def apply(
     from ttsync.workspace.apply import apply_config
     from ttsync.workspace.config import load_config
     from ttsync.workspace.layout import Workspace
+    from ttsync.writeback.config import save_writeback
 
     with _errors():
         ws = Workspace.discover(workspace)
@@ -168,6 +174,7 @@ def apply(
     with _store(workspace) as store, _errors():
         result = apply_config(store, config)
         save_retention(ws.state_dir, config.retention)
+        save_writeback(ws.state_dir, config.writeback)
     if as_json:
         _print_json(result.to_dict())
         return
@@ -194,13 +201,19 @@ def export(
     from ttsync.workspace.apply import export_config
     from ttsync.workspace.config import dump_config
     from ttsync.workspace.layout import Workspace
+    from ttsync.writeback.config import load_writeback
 
     with _store(workspace) as store, _errors():
         config = export_config(store)
         config.retention = load_retention(Workspace.discover(workspace).state_dir)
+        config.writeback = load_writeback(Workspace.discover(workspace).state_dir)
         text = (
             json.dumps(
-                {"version": config.version, **config.model_dump(mode="json", exclude_defaults=True)}, indent=2
+                {
+                    "version": config.version,
+                    **config.model_dump(mode="json", exclude_defaults=True, by_alias=True),
+                },
+                indent=2,
             )
             + "\n"
             if as_json

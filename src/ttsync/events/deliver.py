@@ -147,7 +147,7 @@ def plan_events(
     try:
         for batch in staged.stage.rows_by_event():
             ready = _filter_chunk(split_events(batch), totals, writer, ledger, namespace)
-            writer.add_arrow(ready.row_keys(), Outcome.PLANNED)
+            writer.add_arrow(ready.row_keys(), Outcome.PLANNED, events=ready.row_events())
             totals.planned += len(ready)
     finally:
         writer.close()
@@ -268,9 +268,15 @@ async def _deliver(
 
     async def send(events: ReadyEvents) -> None:
         confirmed, rejected = await sender.send(events)
-        writer.add_arrow(confirmed.row_keys(), Outcome.SENT)
+        writer.add_arrow(confirmed.row_keys(), Outcome.SENT, events=confirmed.row_events())
         for event, message in rejected:
-            writer.add(event.row_keys, Outcome.REJECTED, RejectReason.REJECTED_BY_TIKTOK.value, message)
+            writer.add(
+                event.row_keys,
+                Outcome.REJECTED,
+                RejectReason.REJECTED_BY_TIKTOK.value,
+                message,
+                event=(event.event, event.event_id),
+            )
         if progress is not None:
             progress(totals)
 
@@ -341,7 +347,7 @@ def _filter_chunk(
         return ready
     seen = pa.array([key in done for key in keys], pa.bool_())
     skipped = ready.filter(seen)
-    writer.add_arrow(skipped.row_keys(), Outcome.DUPLICATE_SKIPPED)
+    writer.add_arrow(skipped.row_keys(), Outcome.DUPLICATE_SKIPPED, events=skipped.row_events())
     totals.duplicate_skipped += len(skipped)
     return ready.filter(pc.invert(seen))
 

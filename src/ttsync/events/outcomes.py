@@ -16,9 +16,15 @@ from ttsync.events.reasons import Outcome
 
 OUTCOMES_FILE: Final = "event_outcomes.parquet"
 TOTALS_FILE: Final = "event_totals.json"
+# `event` and `event_id` (as sent to TikTok and kept in the ledger: keyed-hashed when it looks like an
+# identifier) name the event a row belongs to; both are null for events rejected before sending, whose
+# `event_id` may be the very value that was refused.
 OUTCOME_SCHEMA: Final = pa.schema(
-    [("row_key", pa.string()), ("outcome", pa.string()), ("reason", pa.string()), ("message", pa.string())]
-)
+    [
+        ("row_key", pa.string()), ("outcome", pa.string()), ("reason", pa.string()), ("message", pa.string()),
+        ("event", pa.string()), ("event_id", pa.string()),
+    ]
+)  # fmt: skip
 
 # TikTok's messages may quote a value back ("Invalid value for x: 'abc'"); keep the field path, drop values.
 _SCRUBS: Final = (
@@ -82,10 +88,21 @@ class OutcomeWriter:
         self._flush_rows = flush_rows
 
     def add(
-        self, row_keys: list[str], outcome: Outcome, reason: str | None = None, message: str | None = None
+        self,
+        row_keys: list[str],
+        outcome: Outcome,
+        reason: str | None = None,
+        message: str | None = None,
+        *,
+        event: tuple[str, str] | None = None,
     ) -> None:
-        """Record the outcome of every row of one event."""
-        self.add_many([row_keys], outcome, reason, message)
+        """Record the outcome of every row of one event (`event`: its (event, event_id))."""
+        if event is None:
+            self.add_many([row_keys], outcome, reason, message)
+            return
+        names = pa.array([event[0]] * len(row_keys), pa.string())
+        ids = pa.array([event[1]] * len(row_keys), pa.string())
+        self.add_arrow(pa.array(row_keys, pa.string()), outcome, reason, message, events=(names, ids))
 
     def add_many(
         self,
@@ -106,11 +123,15 @@ class OutcomeWriter:
         message: str | None = None,
         *,
         reasons: pa.Array | None = None,
+        events: tuple[pa.Array, pa.Array] | None = None,
     ) -> None:
-        """Record one outcome for each row key; `reasons` (one per key) overrides the single `reason`."""
+        """Record one outcome for each row key; `reasons` (one per key) overrides the single `reason`;
+        `events`: the (event, event_id) arrays of each key's event."""
         n = len(row_keys)
         if n == 0:
             return
+        nulls = pa.nulls(n, pa.string())
+        names, ids = events if events is not None else (nulls, nulls)
         self._parts.append(
             pa.record_batch(
                 [
@@ -120,6 +141,8 @@ class OutcomeWriter:
                     if reasons is not None
                     else pa.repeat(pa.scalar(reason, pa.string()), n),
                     pa.repeat(pa.scalar(message, pa.string()), n),
+                    names.cast(pa.string()),
+                    ids.cast(pa.string()),
                 ],
                 schema=OUTCOME_SCHEMA,
             )

@@ -115,6 +115,18 @@ class ReadyEvents:
         """The row keys of every event, flattened."""
         return pc.list_flatten(self.table.column("row_keys")).combine_chunks()
 
+    def row_events(self) -> tuple[pa.Array, pa.Array]:
+        """The (event, event_id) of each row key of `row_keys()`, in the same order."""
+        lists = self.table.column("row_keys").combine_chunks()
+        if len(lists) == 0:
+            empty = pa.array([], pa.string())
+            return empty, empty
+        owner = pc.list_parent_indices(lists)
+        return (
+            pc.take(self.table.column("event").combine_chunks(), owner),
+            pc.take(self.table.column("event_id").combine_chunks(), owner),
+        )
+
     def data_json(self) -> str:
         """The `data` array of `event/track/`: the events' JSON texts joined."""
         return "[" + ",".join(self.table.column("json").to_pylist()) + "]"

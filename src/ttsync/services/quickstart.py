@@ -23,6 +23,7 @@ from ttsync.workspace.apply import apply_config
 from ttsync.workspace.config import load_config
 from ttsync.workspace.init import init_workspace
 from ttsync.workspace.layout import Workspace
+from ttsync.writeback.config import save_writeback
 
 ORCHESTRATION = "high-value-customers"
 EVENTS_ORCHESTRATION = "store-purchases-last-7-days"
@@ -89,11 +90,16 @@ def run_quickstart(
             "TTSYNC_SANDBOX_URL": emulator.base_url,
         }
         with _environment(env):
-            init = init_workspace(root, sample=True, rows=rows, seed_info=seed.to_dict(), force=True)
+            # With write-back on: each run's results also land in the sample warehouse (schema `ttsync`).
+            init = init_workspace(
+                root, sample=True, rows=rows, seed_info=seed.to_dict(), force=True, writeback=True
+            )
             reporter.note(f"workspace {root} with a sample warehouse of {init.sample_counts} rows")
             workspace = Workspace(root)
             with workspace.open_store() as store:
-                apply_config(store, load_config(workspace.config_path))
+                config = load_config(workspace.config_path)
+                apply_config(store, config)
+                save_writeback(workspace.state_dir, config.writeback)
                 for attempt in range(2):
                     if attempt == 1:
                         result.churn = apply_churn(workspace.sample_warehouse, fraction=0.05)

@@ -33,6 +33,7 @@ from ttsync.workflows.resolutions import resolution_for
 from ttsync.workspace.errors import ConfigError
 from ttsync.workspace.layout import Workspace
 from ttsync.workspace.models import ResolvedOfflineEventsSettings, effective_settings
+from ttsync.writeback import task as writeback
 
 # Runs log through ttsync's loggers and stamina's retry messages: neither may carry a value a source quoted.
 install_log_redaction()
@@ -102,13 +103,18 @@ def start_run(run: OrchestrationRun) -> RunOutcome:
     Refused (`WorkflowRunningError`) while another workflow of the orchestration runs; supersedes the
     unfinished ones (see `ownership`)."""
     workflow_id = uuid.uuid4().hex
+    specs = writeback.with_writeback(run, run.tasks())  # + the `writeback` task when write-back is on
     with LeaseKeeper(run.store, workflow_id, timeout=lease_timeout()) as keeper:
         hold(keeper, orchestration_resource(run.orchestration.name))
         repos.create_workflow(
-            run.store, run.orchestration.name, run.kind, run.task_names(), workflow_id=workflow_id
+            run.store,
+            run.orchestration.name,
+            run.kind,
+            tuple(spec.name for spec in specs),
+            workflow_id=workflow_id,
         )
         supersede_unfinished(run.store, run.orchestration.name, workflow_id)
-        return _execute(run, workflow_id, run.tasks(), start_at=None, keeper=keeper)
+        return _execute(run, workflow_id, specs, start_at=None, keeper=keeper)
 
 
 def continue_run(run: OrchestrationRun, workflow_id: str, action: str, task: str | None = None) -> RunOutcome:
@@ -117,10 +123,15 @@ def continue_run(run: OrchestrationRun, workflow_id: str, action: str, task: str
     and while a workflow of the orchestration runs."""
     workflow = repos.get_workflow(run.store, workflow_id)
     check_continuable(workflow)
-    if workflow.state in SUCCEEDED_STATES and action != "restart":
+    # A finished sync whose write-back failed (or `--task writeback`): retry writes its results again.
+    rewrite = (
+        action == "retry" and workflow.state in SUCCEEDED_STATES and writeback.wants_rewrite(workflow, task)
+    )
+    if workflow.state in SUCCEEDED_STATES and action != "restart" and not rewrite:
         return RunOutcome(workflow, ok=True)
     if action not in ("retry", "resolve", "restart"):
         raise ValueError(f"unknown action {action!r}: use retry, resolve or restart")
+    specs = writeback.with_writeback(run, run.tasks(), workflow)
     with LeaseKeeper(run.store, workflow_id, timeout=lease_timeout()) as keeper:
         hold(keeper, orchestration_resource(run.orchestration.name))
         # Read again under the lease: a run that finished meanwhile may have superseded it.
@@ -128,14 +139,14 @@ def continue_run(run: OrchestrationRun, workflow_id: str, action: str, task: str
         check_continuable(workflow)
         if action == "restart":
             reset_for_restart(run.store, workflow)
-            return _execute(run, workflow_id, run.tasks(), start_at=None, keeper=keeper)
+            return _execute(run, workflow_id, specs, start_at=None, keeper=keeper)
         if action == "resolve":
             # The configuration was reloaded and validated by `build_run`; now re-check it against TikTok
             # (token, advertisers, write permission, event set) before continuing, so an unfixed cause is
             # named at once.
             recheck_destination(run)
-        start = task or _failed_task(workflow)
-        return _execute(run, workflow_id, run.tasks(), start_at=start, keeper=keeper)
+        start = writeback.TASK_NAME if rewrite else (task or _failed_task(workflow))
+        return _execute(run, workflow_id, specs, start_at=start, keeper=keeper)
 
 
 def recheck_destination(run: OrchestrationRun) -> None:
@@ -163,6 +174,7 @@ def _execute(
             run_workflow(run.store, workflow_id, specs, start_at=start_at, fence=keeper.check)
         )
     except WorkflowFailedError as failed:
+        writeback.after_failure(run, failed.workflow)  # best effort; never raises
         _post_webhooks(run.store)
         return RunOutcome(failed.workflow, ok=False)
     _post_webhooks(run.store)  # a `succeeded_with_warnings` workflow raised a warning notification

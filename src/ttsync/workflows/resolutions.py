@@ -340,6 +340,22 @@ _CATALOG: tuple[Resolution, ...] = (
         action=Action.RETRY_TASK,
     ),
     Resolution(
+        key="writeback_failed",
+        title="Write-back failed",
+        what="The sync succeeded, but its results could not be written to the write-back target "
+        "(docs/writeback.md); the workflow ended `succeeded_with_warnings`.",
+        why="The target database is unreachable, locked by another process (a DuckDB file open elsewhere), "
+        "its user may not create or write tables in the schema, or `writeback` in ttsync.yaml names a "
+        "target that does not work.",
+        steps=(
+            "Read the warning in `ttsync workflows show ID`: it names the target's error.",
+            "Fix the target (close the other DuckDB process, grant CREATE and INSERT on the schema, or fix "
+            "`writeback` in ttsync.yaml and `ttsync apply -f ttsync.yaml`).",
+            "Run `ttsync workflows retry ID`: only the write-back runs again; nothing is sent to TikTok.",
+        ),
+        action=Action.RETRY_TASK,
+    ),
+    Resolution(
         key="workflow_superseded",
         title="Workflow superseded",
         what="This workflow did not finish, and a newer run of its orchestration replaced it: it cannot be "

@@ -28,6 +28,7 @@ from ttsync.workspace.models import (
     format_validation_error,
     validate_settings,
 )
+from ttsync.writeback.config import WritebackConfig
 
 CONFIG_FILE = "ttsync.yaml"
 SECRET_FIELDS = ("app_secret", "access_token", "refresh_token")
@@ -119,11 +120,20 @@ class WorkspaceFile(BaseModel):
 
     version: Literal[1] = 1
     retention: Retention = Field(default_factory=Retention)
+    writeback: WritebackConfig | None = None  # results back in the warehouse (docs/writeback.md)
     credentials: list[CredentialEntry] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
     destinations: list[Destination] = Field(default_factory=list)
     templates: list[DataTemplate] = Field(default_factory=list)
     orchestrations: list[Orchestration] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_writeback_is_on(cls, data: Any) -> Any:
+        # `writeback:` with nothing (or only comments) under it is YAML null: it means "on, with defaults".
+        if isinstance(data, dict) and "writeback" in data and data["writeback"] is None:
+            data = data | {"writeback": {}}
+        return data
 
     @model_validator(mode="after")
     def _unique_and_consistent(self) -> WorkspaceFile:
@@ -236,7 +246,7 @@ _ConfigDumper.add_representer(str, _represent_str)
 def dump_config(config: WorkspaceFile) -> str:
     """YAML text of a config (defaults left out, so the file stays short), keys in `ttsync init`'s order and
     queries as block scalars."""
-    data = config.model_dump(mode="json", exclude_defaults=True)
+    data = config.model_dump(mode="json", exclude_defaults=True, by_alias=True)
     data["version"] = config.version
     ordered: dict[str, Any] = {}
     for key in ("version", *WorkspaceFile.model_fields):

@@ -31,6 +31,11 @@ version: 1
 retention:
   run_folders_days: 30                       # prune run folders of finished workflows after this many days
 
+# Results back in the warehouse (docs/writeback.md): each workflow's outcomes as tables in the schema below
+# of each orchestration's source database (or set `path:` / `url_env:`). `ttsync init --writeback` turns it on.
+{wb}writeback:
+{wb}  schema: ttsync
+
 credentials:
   - name: sandbox
     # The emulator's demo app (`ttsync emulator serve`); for TikTok, your app id from the developer portal.
@@ -123,11 +128,13 @@ orchestrations:
 {events_query}"""
 
 
-def render_config(seed_info: Mapping[str, Any] | None = None) -> str:
-    """The commented example `ttsync.yaml`, filled with the emulator seed's ids (demo seed by default)."""
+def render_config(seed_info: Mapping[str, Any] | None = None, *, writeback: bool = False) -> str:
+    """The commented example `ttsync.yaml`, filled with the emulator seed's ids (demo seed by default);
+    `writeback`: with the `writeback:` block on (else commented out)."""
     info = dict(seed_info) if seed_info is not None else _demo_seed_info()
     advertisers = [str(a) for a in info.get("advertiser_ids") or _FALLBACK_SEED["advertiser_ids"]]
     return CONFIG_TEMPLATE.format(
+        wb="" if writeback else "# ",
         app_id=info.get("app_id", _FALLBACK_SEED["app_id"]),
         advertiser_list=", ".join(f'"{a}"' for a in advertisers),
         advertiser_id=advertisers[0],
@@ -178,8 +185,10 @@ def init_workspace(
     seed: int = 7,
     force: bool = False,
     seed_info: Mapping[str, Any] | None = None,
+    writeback: bool = False,
 ) -> InitResult:
-    """Create a workspace in `directory`; refuse a non-empty folder unless `force`."""
+    """Create a workspace in `directory`; refuse a non-empty folder unless `force`. `writeback`: the config
+    file turns write-back on (docs/writeback.md)."""
     workspace = Workspace(directory.expanduser().resolve())
     if workspace.root.exists() and not workspace.root.is_dir():
         raise WorkspaceError(f"{workspace.root} is a file, not a folder: choose another path")
@@ -190,7 +199,7 @@ def init_workspace(
         )
     result = InitResult(workspace)
     secure_state(workspace.state_dir)
-    workspace.config_path.write_text(render_config(seed_info), encoding="utf-8")
+    workspace.config_path.write_text(render_config(seed_info, writeback=writeback), encoding="utf-8")
     result.created.append(str(workspace.config_path))
     if not os.environ.get(SECRET_KEY_ENV) and not workspace.key_file.exists():
         write_key_file(workspace.key_file)
