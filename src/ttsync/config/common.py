@@ -16,7 +16,7 @@ SANDBOX_URL_ENV = "TTSYNC_SANDBOX_URL"
 
 Environment = Literal["sandbox", "production"]
 DestinationKind = Literal["audience", "offline_events"]
-SourceKind = Literal["duckdb", "sqlalchemy", "csv", "parquet"]
+SourceKind = Literal["duckdb", "sqlalchemy", "csv", "parquet", "spark"]
 UserIdType = Literal["EMAIL", "PHONE", "IDFA", "AAID"]
 Delivery = Literal["partner", "customer_file"]
 SyncMode = Literal["mirror", "append", "create", "replace"]
