@@ -218,8 +218,31 @@ def test_scenario_run_fail_follow_resolution_resolve(browser: WebDriver, server:
     result = driver.find_element(By.ID, "check-result").text
     assert "pass" in result
     shot(driver, "11-destination-test-connection")
-    for page, name in [("/ui/destinations", "12-destinations"), ("/ui/credentials", "13-credentials"),
-                       ("/ui/users", "14-users"), ("/ui/audit", "15-audit")]:  # fmt: skip
+    # Add a destination: field errors appear next to their fields with the configuration's messages.
+    driver.get(server.url + "/ui/destinations")
+    driver.find_element(By.ID, "add-destination").click()
+    driver.find_element(By.ID, "d-name").send_keys("web-dest")
+    settings = driver.find_element(By.ID, "d-settings")
+    settings.clear()
+    settings.send_keys("advertiser_ids: ['12ab']\nmode: sideways\n")
+    click_to(driver, "save-destination", "/ui/destinations")
+    assert driver.find_element(By.ID, "form-errors").text.startswith("Nothing was saved")
+    message = driver.find_element(By.ID, "d-settings-error").text
+    assert "advertiser_ids" in message
+    assert "mode" in message
+    assert driver.find_element(By.ID, "d-settings").get_attribute("aria-invalid") == "true"
+    shot(driver, "12-destination-form-errors")
+    settings = driver.find_element(By.ID, "d-settings")
+    settings.clear()
+    settings.send_keys(f"advertiser_ids: ['{seed.advertiser_ids[0]}']\nmode: mirror\n")
+    driver.find_element(By.ID, "d-allow_restricted_pii").click()
+    click_to(driver, "save-destination", "/ui/destinations/web-dest")
+    assert "allowed" in driver.find_element(By.CSS_SELECTOR, ".facts").text
+    driver.find_element(By.ID, "edit-destination").click()
+    assert "mirror" in str(driver.find_element(By.ID, "d-settings").get_attribute("value"))
+
+    for page, name in [("/ui/destinations", "13-destinations"), ("/ui/credentials", "14-credentials"),
+                       ("/ui/users", "15-users"), ("/ui/audit", "16-audit")]:  # fmt: skip
         driver.get(server.url + page)
         assert driver.find_element(By.TAG_NAME, "h1").text
         shot(driver, name)
@@ -231,7 +254,7 @@ def test_scenario_run_fail_follow_resolution_resolve(browser: WebDriver, server:
     driver.get(failed_url)
     overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0
-    shot(driver, "16-workflow-390px")
+    shot(driver, "17-workflow-390px")
 
 
 def test_viewer_cannot_run_and_restricted_user_cannot_reach_hidden(
@@ -242,7 +265,7 @@ def test_viewer_cannot_run_and_restricted_user_cannot_reach_hidden(
     driver.get(server.url + f"/ui/orchestrations/{ORCH}")
     assert not driver.find_elements(By.ID, "run-now")
     assert driver.find_element(By.ID, "read-only").text
-    shot(driver, "17-viewer-orchestration")
+    shot(driver, "18-viewer-orchestration")
     assert not driver.find_elements(By.LINK_TEXT, "Users")
     driver.get(server.url + "/ui/users")
     assert driver.find_element(By.TAG_NAME, "h1").text == "Forbidden"

@@ -11,6 +11,7 @@ from importlib import resources
 from typing import Any, Literal
 from urllib.parse import quote
 
+import yaml
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
@@ -19,7 +20,8 @@ from pydantic import ValidationError
 
 from ttsync.app import accounts, audit, background, queries
 from ttsync.app.runs import build_run, preview_run
-from ttsync.config.models import Credential
+from ttsync.config.models import Credential, Destination
+from ttsync.config.settings import validate_settings
 from ttsync.destinations.tiktok.oauth import AuthorizeFlow, Callback, CredentialFlowError, Doctor
 from ttsync.errors import ConfigError, NotFoundError, RunRefusedError
 from ttsync.redact import redact_error
@@ -388,6 +390,93 @@ def _destination_page(request: Request, viewer: Viewer, name: str, check: Any) -
         raise NotFoundError("destination", name)
     settings = item.settings.model_dump(mode="json", exclude_none=True)
     return render(request, "destination.html", viewer=viewer, item=item, settings=settings, check=check)
+
+
+def _destination_form(
+    request: Request, viewer: Viewer, form: dict[str, Any], errors: dict[str, str], status: int = 200
+) -> HTMLResponse:
+    names = [c.name for c in repos.list_credentials(store_of(request))]
+    return render(
+        request, "destination_form.html", status, viewer=viewer, form=form, errors=errors, credentials=names
+    )
+
+
+@router.get("/destinations-new")
+def new_destination(request: Request, viewer: Viewer = Depends(need("admin"))) -> HTMLResponse:
+    """An empty destination form (admins)."""
+    form = {"kind": "audience", "environment": "sandbox", "settings": "advertiser_ids: []\n", "new": True}
+    return _destination_form(request, viewer, form, {})
+
+
+@router.get("/destinations/{name}/edit")
+def edit_destination(
+    request: Request, name: str = NAME, viewer: Viewer = Depends(need("admin"))
+) -> HTMLResponse:
+    """The destination's form with its current settings (admins)."""
+    item = repos.get_destination(store_of(request), name)
+    if not access.visible(viewer.user, item):
+        raise NotFoundError("destination", name)
+    settings = item.settings.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    form = item.model_dump(mode="json", exclude={"settings"}) | {
+        "settings": yaml.safe_dump(settings, sort_keys=False) if settings else "",
+        "new": False,
+    }
+    return _destination_form(request, viewer, form, {})
+
+
+@router.post("/destinations")
+def save_destination(
+    request: Request,
+    viewer: Viewer = Depends(posted("admin")),
+    name: str = Form(default="", max_length=80),
+    kind: str = Form(default="audience", max_length=20),
+    credential: str = Form(default="", max_length=80),
+    environment: str = Form(default="sandbox", max_length=20),
+    settings: str = Form(default="", max_length=20_000),
+    description: str = Form(default="", max_length=2000),
+    admin_only: bool = Form(default=False),
+    allow_restricted_pii: bool = Form(default=False),
+    new: bool = Form(default=False),
+) -> Response:
+    """Save through the API's own handler; every field error is shown next to its field, nothing is saved."""
+    form: dict[str, Any] = {
+        "name": name, "kind": kind, "credential": credential, "environment": environment,
+        "settings": settings, "description": description, "admin_only": admin_only,
+        "allow_restricted_pii": allow_restricted_pii, "new": new,
+    }  # fmt: skip
+    errors: dict[str, str] = {}
+    try:
+        raw = yaml.safe_load(settings) if settings.strip() else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raw, errors["settings"] = None, f"not valid YAML{where}: write one `setting: value` per line"
+    if raw is not None and not isinstance(raw, dict):
+        raw, errors["settings"] = None, "settings are `setting: value` lines, for example `mode: mirror`"
+    if raw is not None and kind in ("audience", "offline_events"):
+        try:
+            validate_settings(kind, raw, f"destination {name!r}")  # type: ignore[arg-type]
+        except ConfigError as exc:
+            errors["settings"] = str(exc)
+    store = store_of(request)
+    if credential and credential not in {c.name for c in repos.list_credentials(store)}:
+        errors["credential"] = f"no credential named {credential!r}: add it on the Credentials page first"
+    fields = {k: v for k, v in form.items() if k != "new"} | {"settings": raw if raw is not None else {}}
+    existing = None if new else next((d for d in repos.list_destinations(store) if d.name == name), None)
+    if existing is not None:
+        if not access.visible(viewer.user, existing):
+            raise NotFoundError("destination", name)
+        fields["sandbox_base_url"] = existing.sandbox_base_url  # not on the form: kept as it is
+    body = None
+    try:
+        body = Destination.model_validate(fields)
+    except ValidationError as exc:
+        for field, message in field_errors(exc).items():
+            errors.setdefault(field, message)
+    if errors or body is None:
+        return _destination_form(request, viewer, form, errors, 422)
+    objects.save_destination(body, store, _principal(viewer))
+    return RedirectResponse(f"/ui/destinations/{body.name}", status_code=303)
 
 
 @router.get("/destinations/{name}")
