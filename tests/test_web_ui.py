@@ -226,7 +226,9 @@ def test_scenario_run_fail_follow_resolution_resolve(browser: WebDriver, server:
     settings.clear()
     settings.send_keys("advertiser_ids: ['12ab']\nmode: sideways\n")
     click_to(driver, "save-destination", "/ui/destinations")
-    assert driver.find_element(By.ID, "form-errors").text.startswith("Nothing was saved")
+    assert (
+        driver.find_element(By.ID, "form-errors").text == "Nothing was saved: fix the 1 field marked below."
+    )
     message = driver.find_element(By.ID, "d-settings-error").text
     assert "advertiser_ids" in message
     assert "mode" in message

@@ -472,7 +472,8 @@ def save_destination(
         body = Destination.model_validate(fields)
     except ValidationError as exc:
         for field, message in field_errors(exc).items():
-            errors.setdefault(field, message)
+            # The model re-checks the settings and reports them by setting name: those belong to `settings`.
+            errors.setdefault(field if field in form else "settings", message)
     if errors or body is None:
         return _destination_form(request, viewer, form, errors, 422)
     objects.save_destination(body, store, _principal(viewer))
