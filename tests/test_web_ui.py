@@ -15,8 +15,10 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from audience_env import ORCH, Env
-from server_env import ADMIN_PASSWORD, Server, running_server, server_environ, ttsync
+from audience_env import ORCH, Env, make_env
+from server_env import ADMIN_PASSWORD, Server, running_server, server_environ
+from ttsync.app import accounts
+from ttsync.emulator.embedded import EmulatorServer
 
 CHROMIUM = shutil.which("chromium")
 DRIVER = shutil.which("chromedriver")
@@ -114,14 +116,26 @@ def form_session(server: Server, name: str) -> tuple[httpx.Client, str]:
 
 
 @pytest.fixture
+def env(emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    """The sample workspace of the other end-to-end tests, smaller (the browser, not the data, is tested)."""
+    made = make_env(emulator, tmp_path / "ws", monkeypatch, rows=1_500)
+    try:
+        yield made
+    finally:
+        made.store.close()
+
+
+@pytest.fixture
 def server(env: Env) -> Iterator[Server]:
-    environ = server_environ(env.environ)
-    root = str(env.workspace.root)
-    for name, role, *extra in [("admin", "admin"), ("viewer", "viewer"),
-                               ("restricted", "operator", "--restricted-pii")]:  # fmt: skip
-        ttsync("users", "add", name, "--role", role, *extra, "--password-env", "ADMIN_PASSWORD", "-w", root,
-               env=environ)  # fmt: skip
-    with running_server(env.workspace.root, environ, "--workers", "1", "--tick", "0.5") as running:
+    """`ttsync serve` over the workspace, with an admin, a viewer and a restricted-PII operator (added in this
+    process to the same store file: the CLI's `users add` is tested elsewhere, and three more processes would
+    cost seconds)."""
+    for name, role, restricted in [("admin", "admin", False), ("viewer", "viewer", False),
+                                   ("restricted", "operator", True)]:  # fmt: skip
+        accounts.add_user(env.store, name, ADMIN_PASSWORD, role, restricted_pii=restricted, actor="test")
+    with running_server(
+        env.workspace.root, server_environ(env.environ), "--workers", "1", "--tick", "0.5"
+    ) as running:
         yield running
 
 
@@ -259,7 +273,7 @@ def test_scenario_run_fail_follow_resolution_resolve(browser: WebDriver, server:
     shot(driver, "17-workflow-390px")
 
 
-def test_viewer_cannot_run_and_restricted_user_cannot_reach_hidden(
+def test_viewer_cannot_run_restricted_user_cannot_reach_hidden_csrf_refused(
     browser: WebDriver, server: Server
 ) -> None:
     driver = browser
@@ -292,8 +306,7 @@ def test_viewer_cannot_run_and_restricted_user_cannot_reach_hidden(
     assert client.post(f"/ui/orchestrations/{ORCH}/run", data={"csrf_token": csrf}).status_code == 404
     client.close()
 
-
-def test_posts_without_the_csrf_token_are_refused(server: Server) -> None:
+    # Posts without the session's CSRF token are refused (one server for all these refusals keeps it quick).
     client, csrf = form_session(server, "admin")
     for data in ({}, {"csrf_token": "forged"}):
         answer = client.post(f"/ui/orchestrations/{ORCH}/run", data=data)
