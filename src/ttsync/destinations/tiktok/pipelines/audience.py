@@ -52,7 +52,9 @@ from ttsync.destinations.tiktok.schemas import ID_SCHEMAS, MD5_SCHEMAS
 from ttsync.errors import ConfigError, LargeRemovalBlockedError, ResolvableError
 from ttsync.identity import ColumnSpec
 from ttsync.identity.coltypes import Role, check_schema
-from ttsync.sources import open_source
+from ttsync.identity.pushdown import PushdownPreparer
+from ttsync.sources import Source, open_source
+from ttsync.sources.pushdown import warehouse_query
 from ttsync.sqltext import sql_literal
 from ttsync.store import repos
 from ttsync.store.leases import audience_resource
@@ -77,6 +79,7 @@ class AudienceRun(OrchestrationRun):
 
     kind = "audience"
     settings: ResolvedAudienceSettings
+    warehouse_sql: str | None = None  # the query as rewritten by hash_in_warehouse, once prepared
 
     @property
     def key_column(self) -> str:
@@ -236,20 +239,25 @@ class AudienceRun(OrchestrationRun):
         id_schemas = ctx.shared.get("id_schemas") or ctx.output_of("prepare")["id_schemas"]
         if self.customer_file:
             single_calculate_type(id_schemas)
-        con = connect(run_dir / "plan", memory_limit=self.options.duckdb_memory_limit)
-        try:
-            plan = plan_audience(
-                con,
-                prepared_glob=str(run_dir / "prepared" / "ids.parquet"),
-                digests_path=run_dir / "prepared" / "digests.parquet",
-                snapshot=self.snapshot_file(audience_id) if audience_id else None,
-                id_schemas=id_schemas,
-                mode=SyncMode(self.settings.mode),
-                work_dir=run_dir / "plan",
-                inflight=inflight_files(self.inflight_dir),
-            )
-        finally:
-            con.close()
+        inflight = inflight_files(self.inflight_dir)
+        if self.source.kind == "spark" and not inflight:  # the diff runs in Spark too (docs/scale.md)
+            plan = self._plan_on_spark(run_dir, audience_id, id_schemas)
+        else:
+            # In-flight records to reconcile (a rare recovery) are diffed by DuckDB, over the same prepared file.
+            con = connect(run_dir / "plan", memory_limit=self.options.duckdb_memory_limit)
+            try:
+                plan = plan_audience(
+                    con,
+                    prepared_glob=str(run_dir / "prepared" / "ids.parquet"),
+                    digests_path=run_dir / "prepared" / "digests.parquet",
+                    snapshot=self.snapshot_file(audience_id) if audience_id else None,
+                    id_schemas=id_schemas,
+                    mode=SyncMode(self.settings.mode),
+                    work_dir=run_dir / "plan",
+                    inflight=inflight,
+                )
+            finally:
+                con.close()
         guard = self.settings.remove_guard
         if plan.remove_share > guard and not self.options.allow_large_removal:
             raise LargeRemovalBlockedError(
@@ -520,6 +528,7 @@ class AudienceRun(OrchestrationRun):
                 "rejected_by_reason": {reason: int(n) for reason, n in rejects},
                 "match_report": prepared.report.to_dict(),
                 "warnings": warnings,
+                "warehouse_sql": self.warehouse_sql,
             }
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -550,15 +559,60 @@ class AudienceRun(OrchestrationRun):
         with open_source(self.source, self.root) as source:
             specs = self.column_specs(columns or source.columns(self.orchestration.query))
             self.reporter.stage("prepare")
+            if self.source.kind == "spark":  # identity on the executors (docs/scale.md)
+                return specs, self._prepare_on_spark(source, specs, out_dir)
+            # hash_in_warehouse: the warehouse runs the identity rules and returns digests only (docs/scale.md).
+            pushdown = warehouse_query(
+                self.source,
+                self.orchestration.query,
+                specs,
+                self.key_column,
+                source.schema(self.orchestration.query) if self.source.hash_in_warehouse else None,
+            )
+            self.warehouse_sql = pushdown.sql if pushdown else None
             output = prepare_to_parquet(
-                source.stream(self.orchestration.query, batch_rows=self.options.read_batch_rows),
+                source.stream(
+                    pushdown.sql if pushdown else self.orchestration.query,
+                    batch_rows=self.options.read_batch_rows,
+                ),
                 specs=specs,
                 key_column=self.key_column,
                 out_dir=out_dir,
                 progress=lambda n: self.reporter.advance("prepare", n),
                 key_hasher=self.key_hasher(),
+                make_preparer=(lambda key: PushdownPreparer(pushdown, key)) if pushdown else None,
             )
         return specs, output
+
+    def _prepare_on_spark(self, source: Source, specs: list[ColumnSpec], out_dir: Path) -> PreparedOutput:
+        from ttsync.spark.prepare import prepare_with_spark  # pyspark is an optional extra
+        from ttsync.spark.source import SparkSource
+
+        assert isinstance(source, SparkSource)
+        output = prepare_with_spark(
+            source.dataframe(self.orchestration.query),
+            specs=specs,
+            key_column=self.key_column,
+            out_dir=out_dir,
+            key_hasher=self.key_hasher(),
+        )
+        self.reporter.advance("prepare", output.rows_read)
+        return output
+
+    def _plan_on_spark(self, run_dir: Path, audience_id: str | None, id_schemas: list[str]) -> AudiencePlan:
+        from ttsync.spark.plan import plan_in_spark, prepared_ids
+        from ttsync.spark.session import spark_session
+
+        session = spark_session(self.source.master, self.source.spark_conf)
+        return plan_in_spark(
+            session,
+            prepared=prepared_ids(session, run_dir / "prepared" / "spark"),
+            digests_path=run_dir / "prepared" / "digests.parquet",
+            snapshot=self.snapshot_file(audience_id) if audience_id else None,
+            id_schemas=id_schemas,
+            mode=SyncMode(self.settings.mode),
+            work_dir=run_dir / "plan",
+        )
 
     @property
     def inflight_dir(self) -> Path:
