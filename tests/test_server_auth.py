@@ -230,3 +230,31 @@ def _until_ready(server: Server) -> dict[str, object]:
             return body
         time.sleep(0.2)
     raise AssertionError(f"not ready: {answer.text}")
+
+
+def test_restricted_pii_user_does_not_see_notifications_or_schedules_of_hidden_orchestrations(
+    server: Server,
+) -> None:
+    admin = _bearer(_token(server, "admin"))
+    deadline = time.monotonic() + 60
+    workflow_id = None
+    while workflow_id is None and time.monotonic() < deadline:  # refused (409) while an earlier run is active
+        answer = httpx.post(server.url + "/api/orchestrations/high-value-customers/runs", headers=admin)
+        workflow_id = answer.json()["workflow_id"] if answer.status_code == 202 else None
+        time.sleep(0.3)
+    assert workflow_id is not None
+
+    def alerts(headers: dict[str, str]) -> list[str | None]:
+        return [
+            n["workflow_id"] for n in httpx.get(server.url + "/api/notifications", headers=headers).json()
+        ]
+
+    while workflow_id not in alerts(admin) and time.monotonic() < deadline:  # TikTok is unreachable: it fails
+        time.sleep(0.3)
+    assert workflow_id in alerts(admin)
+    restricted = _bearer(_token(server, "rop"))
+    assert workflow_id not in alerts(restricted)
+    schedules = [s["orchestration"] for s in httpx.get(server.url + "/api/schedules", headers=admin).json()]
+    assert "high-value-customers" in schedules
+    hidden = [s["orchestration"] for s in httpx.get(server.url + "/api/schedules", headers=restricted).json()]
+    assert "high-value-customers" not in hidden

@@ -4,10 +4,12 @@ runs in the web server's event loop or blocks the API. A worker that dies mid-ru
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from multiprocessing.context import SpawnProcess
@@ -21,9 +23,21 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this worker when the server dies (`PR_SET_PDEATHSIG`), so a killed server
+    leaves no orphan finishing a run on its own: the run reads `interrupted`, retryable, and the server's
+    restart runs what was still queued."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def worker_main(root: str, stop_after: float | None = None) -> None:
     """A worker process: claim and execute queued runs until terminated."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops its workers itself
+    _die_with_parent()
     parent = os.getppid()
     workspace = Workspace(Path(root))
     store = workspace.open_store()

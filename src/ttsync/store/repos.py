@@ -768,3 +768,11 @@ def list_audience_states(store: Store) -> list[AudienceStateRecord]:
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(table).order_by(table.c.orchestration)).mappings().all()
     return [AudienceStateRecord.model_validate(_utc_row(row)) for row in rows]
+
+
+def workflow_ids_of(store: Store, orchestrations: Sequence[str]) -> list[str]:
+    """Ids of every workflow of these orchestrations."""
+    table = schema.workflows
+    query = sa.select(table.c.id).where(table.c.orchestration.in_(list(orchestrations)))
+    with store.engine.connect() as conn:
+        return [str(i) for i in conn.execute(query).scalars()]

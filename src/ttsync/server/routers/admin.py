@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from ttsync.app import accounts, audit
-from ttsync.server.auth import Principal, admin, principal, store_of, viewer
+from ttsync.server import access
+from ttsync.server.auth import Principal, admin, store_of, viewer
 from ttsync.server.problems import Problem
 from ttsync.store import accounts as account_rows
 from ttsync.store import runqueue
@@ -170,6 +171,7 @@ def audit_log(
 
 
 @router.get("/schedules", tags=["schedules"])
-def schedules(store: Store = Depends(_store), _: Principal = Depends(principal)) -> list[ScheduleRecord]:
+def schedules(store: Store = Depends(_store), who: Principal = Depends(viewer)) -> list[ScheduleRecord]:
     """Each scheduled orchestration's next and last run and how the last one went."""
-    return runqueue.list_schedules(store)
+    hidden = set(access.hidden_orchestrations(store, who.user))
+    return [item for item in runqueue.list_schedules(store) if item.orchestration not in hidden]

@@ -201,12 +201,17 @@ async def workflow_events(
 @router.get("/notifications", tags=["notifications"])
 def list_notifications(
     store: Store = Depends(_store),
-    _: Principal = Depends(viewer),
+    who: Principal = Depends(viewer),
     unread_only: bool = False,
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> list[NotificationRecord]:
-    """Alerts raised by workflows, newest first."""
-    return repos.list_notifications(store, unread_only=unread_only, limit=limit)
+    """Alerts raised by workflows, newest first (not those of orchestrations hidden from this user)."""
+    items = repos.list_notifications(store, unread_only=unread_only, limit=limit)
+    hidden = access.hidden_orchestrations(store, who.user)
+    if not hidden:
+        return items
+    hidden_ids = set(repos.workflow_ids_of(store, hidden))
+    return [item for item in items if item.workflow_id not in hidden_ids]
 
 
 @router.post("/notifications/{notification_id}/acknowledge", tags=["notifications"])
@@ -216,7 +221,10 @@ def acknowledge(
     who: Principal = Depends(operator),
 ) -> NotificationRecord:
     """Mark a notification read."""
-    repos.get_notification(store, notification_id)
+    item = repos.get_notification(store, notification_id)
+    hidden = access.hidden_orchestrations(store, who.user)
+    if hidden and item.workflow_id in set(repos.workflow_ids_of(store, hidden)):
+        raise NotFoundError("notification", str(notification_id))
     repos.update_notification(store, notification_id, read=True)
     return repos.get_notification(store, notification_id)
 
