@@ -51,6 +51,10 @@ def _v3_leases(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.leases])
 
 
+def _v4_campaigns(conn: sa.Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.segments, schema.campaigns])
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1,
@@ -59,6 +63,7 @@ MIGRATIONS: list[Migration] = [
     ),
     Migration(2, "workflow state: room for succeeded_with_warnings", _v2_wider_workflow_state),
     Migration(3, "leases: one active workflow per orchestration and per audience", _v3_leases),
+    Migration(4, "segments and campaigns", _v4_campaigns),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -172,3 +172,23 @@ leases = sa.Table(
     sa.Column("acquired_at", TS, nullable=False),
     sa.Column("heartbeat_at", TS, nullable=False),
 )
+
+
+# Segments and campaigns (config.campaigns): the validated model as JSON, one row per object.
+segments = sa.Table(
+    "segments",
+    metadata,
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)

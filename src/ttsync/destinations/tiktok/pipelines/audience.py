@@ -550,8 +550,11 @@ class AudienceRun(OrchestrationRun):
         with open_source(self.source, self.root) as source:
             specs = self.column_specs(columns or source.columns(self.orchestration.query))
             self.reporter.stage("prepare")
+            batches = source.stream(self.orchestration.query, batch_rows=self.options.read_batch_rows)
+            if self.row_filter is not None:
+                batches = map(self.row_filter, batches)
             output = prepare_to_parquet(
-                source.stream(self.orchestration.query, batch_rows=self.options.read_batch_rows),
+                batches,
                 specs=specs,
                 key_column=self.key_column,
                 out_dir=out_dir,

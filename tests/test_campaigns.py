@@ -1,0 +1,174 @@
+"""Campaigns end to end: the sample workspace, real DuckDB, the emulator over HTTP, the CLI as a process."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from datetime import date
+from typing import Any
+
+import duckdb
+import pytest
+
+from audience_env import Env
+from ttsync.app.campaigns import run_campaign
+from ttsync.app.workspace.apply import apply_config
+from ttsync.config.file import WorkspaceFile
+from ttsync.errors import ConfigError
+from ttsync.identity import InvalidIdentifier, hash_identifier
+from ttsync.store import repos
+
+LAUNCH = date(2030, 1, 1)
+SEGMENTS = [
+    {"name": "valuable", "source": "warehouse", "key_column": "amperity_id",
+     "query": "SELECT amperity_id, email, country, lifetime_value FROM Merged_Customers WHERE lifetime_value >= 300"},
+    {"name": "top-spenders", "source": "warehouse", "key_column": "amperity_id",
+     "query": "SELECT amperity_id FROM Merged_Customers WHERE lifetime_value >= 2000"},
+]  # fmt: skip
+DEST = [{"destination": "tiktok-audiences", "template": "best-profile", "user_id_types": ["EMAIL"]}]
+
+
+def campaign(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": "spring",
+        "audience": "valuable",
+        "exclusions": ["top-spenders"],
+        "sub_audiences": [{"name": "a", "percent": 45}, {"name": "b", "percent": 45}],
+        "holdout_percent": 10,
+        "destinations": DEST,
+        "timing": "recurring",
+        "launch_date": LAUNCH.isoformat(),
+    }
+    return base | changes
+
+
+def apply(env: Env, *campaigns: dict[str, Any], today: date = LAUNCH) -> None:
+    config = WorkspaceFile.model_validate({"segments": SEGMENTS, "campaigns": list(campaigns)})
+    apply_config(env.store, config, today=today)
+
+
+def emails_of(env: Env, sql: str) -> dict[str, str]:
+    """amperity_id -> email hash for the rows of `sql` (scalar hashing, independent of the run's path)."""
+    with duckdb.connect(str(env.workspace.sample_warehouse), read_only=True) as con:
+        rows = con.execute(sql).fetchall()
+    out = {}
+    for key, email in rows:
+        with contextlib.suppress(InvalidIdentifier):
+            if email is not None:
+                out[str(key)] = hash_identifier("email", email)
+    return out
+
+
+def members(env: Env, orchestration: str) -> set[str]:
+    states = repos.get_audience_states(env.store, "tiktok-audiences", orchestration)
+    assert len(states) == 1
+    return env.emulator.admin.audience_members(states[0].audience_id).get("EMAIL_SHA256", set())
+
+
+def test_split_holdout_exclusions_and_stability(env: Env) -> None:
+    apply(env, campaign())
+    outcome = run_campaign(env.workspace, env.store, "spring", today=LAUNCH)
+    assert outcome.ok, outcome.to_dict()
+    assert [d["audience_name"] for d in outcome.deliveries] == ["spring - a", "spring - b"]
+    a, b = members(env, "spring.a.tiktok-audiences"), members(env, "spring.b.tiktok-audiences")
+    audience = emails_of(env, "SELECT amperity_id, email FROM Merged_Customers WHERE lifetime_value >= 300")
+    excluded = emails_of(env, "SELECT amperity_id, email FROM Merged_Customers WHERE lifetime_value >= 2000")
+    assert excluded and not (a | b) & set(excluded.values())  # exclusions honoured
+    eligible = {h for k, h in audience.items() if k not in excluded}
+    # The sample shares some e-mails between profiles: people are disjoint, so compare unshared e-mails.
+    shared = {h for h in audience.values() if list(audience.values()).count(h) > 1}
+    assert a and b and not (a & b) - shared  # groups are disjoint
+    holdout = eligible - a - b - shared
+    assert (a | b) <= eligible
+    # 45/45/10 of about a thousand people: each share within a few points of its target
+    assert abs(len(holdout) / len(eligible) - 0.10) < 0.04, (len(holdout), len(eligible))
+    assert abs(len(a) / len(eligible) - 0.45) < 0.06
+    assert outcome.holdout >= len(holdout)  # counted over rows (people without an e-mail included)
+
+    # New people arrive: nobody already assigned moves, and the holdout still receives nothing.
+    with duckdb.connect(str(env.workspace.sample_warehouse)) as con:
+        con.execute(
+            "INSERT INTO Merged_Customers (amperity_id, email, country, lifetime_value) "
+            "SELECT 'new-' || i, 'new.person' || i || '@example.com', 'US', 400 FROM range(300) t(i)"
+        )
+    again = run_campaign(env.workspace, env.store, "spring", today=LAUNCH)
+    assert again.ok
+    a2, b2 = members(env, "spring.a.tiktok-audiences"), members(env, "spring.b.tiktok-audiences")
+    assert a <= a2 and b <= b2 and not (a2 & b2) - shared
+    assert not (holdout - shared) & (a2 | b2)
+    assert len(a2 - a) + len(b2 - b) > 200  # most of the 300 newcomers went to a or b
+
+
+def test_one_time_creates_a_new_audience_per_delivery(env: Env) -> None:
+    apply(
+        env, campaign(timing="one_time", holdout_percent=0, sub_audiences=[{"name": "all", "percent": 100}])
+    )
+    first = run_campaign(env.workspace, env.store, "spring", today=LAUNCH)
+    second = run_campaign(env.workspace, env.store, "spring", today=date(2030, 1, 8))
+    assert first.ok and second.ok
+    assert first.deliveries[0]["audience_name"] == "spring - all - 2030-01-01"
+    assert second.deliveries[0]["audience_name"] == "spring - all - 2030-01-08"
+    old = members(env, "spring.all.tiktok-audiences.2030-01-01")
+    new = members(env, "spring.all.tiktok-audiences.2030-01-08")
+    assert old and old == new  # the old audience is left as it was, the new one holds the same people
+    ids = {
+        repos.get_audience_states(env.store, "tiktok-audiences", d["orchestration"])[0].audience_id
+        for d in (first.deliveries[0], second.deliveries[0])
+    }
+    assert len(ids) == 2
+
+
+def test_nothing_is_sent_before_the_launch_date(env: Env) -> None:
+    apply(env, campaign())
+    outcome = run_campaign(env.workspace, env.store, "spring", today=date(2029, 12, 31))
+    assert outcome.status == "not_launched" and not outcome.deliveries
+    assert repos.get_audience_states(env.store, "tiktok-audiences", "spring.a.tiktok-audiences") == []
+
+
+def test_where_groups_first_match_wins(env: Env) -> None:
+    groups = [{"name": "us", "where": "country = 'US'"}, {"name": "rest", "where": "TRUE"}]
+    apply(env, campaign(sub_audiences=groups, holdout_percent=0, exclusions=[]))
+    assert run_campaign(env.workspace, env.store, "spring", today=LAUNCH).ok
+    us, rest = members(env, "spring.us.tiktok-audiences"), members(env, "spring.rest.tiktok-audiences")
+    expected_us = emails_of(
+        env, "SELECT amperity_id, email FROM Merged_Customers WHERE lifetime_value >= 300 AND country = 'US'"
+    )
+    assert us == set(expected_us.values()) and rest
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"audience": "nope"}, "segment 'nope', which does not exist"),
+        ({"exclusions": ["valuable"]}, "excludes its own audience"),
+        ({"holdout_percent": 20}, "must sum to 100"),
+        ({"sub_audiences": [{"name": "a", "percent": 50}, {"name": "b", "where": "TRUE"}]}, "not both"),
+        ({"name": "x" * 75}, "TikTok allows 70"),
+        ({"timing": "one_time", "launch_date": "2029-06-01"}, "in the past for a one-time campaign"),
+        ({"schedule": "0 6 31 2 *"}, "never fires"),
+        ({"end_date": "2029-01-01"}, "before launch_date"),
+    ],
+)
+def test_bad_campaigns_are_refused_with_a_fix(env: Env, changes: dict[str, Any], message: str) -> None:
+    with pytest.raises((ConfigError, ValueError), match=message):
+        apply(env, campaign(**changes))
+    assert repos.list_campaigns(env.store) == []
+
+
+def test_cli_plan_and_run_json(env: Env) -> None:
+    apply(env, campaign())
+    base = [sys.executable, "-m", "ttsync", "campaigns"]
+    ws = ["--workspace", str(env.workspace.root), "--json", "--today", LAUNCH.isoformat()]
+    plan = subprocess.run([*base, "plan", "spring", *ws], capture_output=True, text=True, check=False)
+    assert plan.returncode == 0, plan.stderr
+    data = json.loads(plan.stdout)
+    assert set(data["sizes"]) == {"a", "b", "holdout"}
+    assert [d["audience_name"] for d in data["deliveries"]] == ["spring - a", "spring - b"]
+    ran = subprocess.run([*base, "run", "spring", *ws], capture_output=True, text=True, check=False)
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout)
+    assert result["status"] == "sent" and result["holdout"] == data["sizes"]["holdout"]
+    missing = subprocess.run([*base, "run", "nope", *ws], capture_output=True, text=True, check=False)
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
