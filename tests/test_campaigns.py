@@ -75,11 +75,14 @@ def test_split_holdout_exclusions_and_stability(env: Env) -> None:
     a, b = members(env, "spring.a.tiktok-audiences"), members(env, "spring.b.tiktok-audiences")
     audience = emails_of(env, "SELECT amperity_id, email FROM Merged_Customers WHERE lifetime_value >= 300")
     excluded = emails_of(env, "SELECT amperity_id, email FROM Merged_Customers WHERE lifetime_value >= 2000")
-    assert excluded and not (a | b) & set(excluded.values())  # exclusions honoured
+    assert excluded
+    assert not (a | b) & set(excluded.values())
     eligible = {h for k, h in audience.items() if k not in excluded}
     # The sample shares some e-mails between profiles: people are disjoint, so compare unshared e-mails.
     shared = {h for h in audience.values() if list(audience.values()).count(h) > 1}
-    assert a and b and not (a & b) - shared  # groups are disjoint
+    assert a
+    assert b
+    assert not (a & b) - shared
     holdout = eligible - a - b - shared
     assert (a | b) <= eligible
     # 45/45/10 of about a thousand people: each share within a few points of its target
@@ -96,7 +99,9 @@ def test_split_holdout_exclusions_and_stability(env: Env) -> None:
     again = run_campaign(env.workspace, env.store, "spring", today=LAUNCH)
     assert again.ok
     a2, b2 = members(env, "spring.a.tiktok-audiences"), members(env, "spring.b.tiktok-audiences")
-    assert a <= a2 and b <= b2 and not (a2 & b2) - shared
+    assert a <= a2
+    assert b <= b2
+    assert not (a2 & b2) - shared
     assert not (holdout - shared) & (a2 | b2)
     assert len(a2 - a) + len(b2 - b) > 200  # most of the 300 newcomers went to a or b
 
@@ -107,12 +112,14 @@ def test_one_time_creates_a_new_audience_per_delivery(env: Env) -> None:
     )
     first = run_campaign(env.workspace, env.store, "spring", today=LAUNCH)
     second = run_campaign(env.workspace, env.store, "spring", today=date(2030, 1, 8))
-    assert first.ok and second.ok
+    assert first.ok
+    assert second.ok
     assert first.deliveries[0]["audience_name"] == "spring - all - 2030-01-01"
     assert second.deliveries[0]["audience_name"] == "spring - all - 2030-01-08"
     old = members(env, "spring.all.tiktok-audiences.2030-01-01")
     new = members(env, "spring.all.tiktok-audiences.2030-01-08")
-    assert old and old == new  # the old audience is left as it was, the new one holds the same people
+    assert old
+    assert old == new
     ids = {
         repos.get_audience_states(env.store, "tiktok-audiences", d["orchestration"])[0].audience_id
         for d in (first.deliveries[0], second.deliveries[0])
@@ -123,7 +130,8 @@ def test_one_time_creates_a_new_audience_per_delivery(env: Env) -> None:
 def test_nothing_is_sent_before_the_launch_date(env: Env) -> None:
     apply(env, campaign())
     outcome = run_campaign(env.workspace, env.store, "spring", today=date(2029, 12, 31))
-    assert outcome.status == "not_launched" and not outcome.deliveries
+    assert outcome.status == "not_launched"
+    assert not outcome.deliveries
     assert repos.get_audience_states(env.store, "tiktok-audiences", "spring.a.tiktok-audiences") == []
 
 
@@ -135,7 +143,8 @@ def test_where_groups_first_match_wins(env: Env) -> None:
     expected_us = emails_of(
         env, "SELECT amperity_id, email FROM Merged_Customers WHERE lifetime_value >= 300 AND country = 'US'"
     )
-    assert us == set(expected_us.values()) and rest
+    assert us == set(expected_us.values())
+    assert rest
 
 
 @pytest.mark.parametrize(
@@ -169,6 +178,8 @@ def test_cli_plan_and_run_json(env: Env) -> None:
     ran = subprocess.run([*base, "run", "spring", *ws], capture_output=True, text=True, check=False)
     assert ran.returncode == 0, ran.stderr
     result = json.loads(ran.stdout)
-    assert result["status"] == "sent" and result["holdout"] == data["sizes"]["holdout"]
+    assert result["status"] == "sent"
+    assert result["holdout"] == data["sizes"]["holdout"]
     missing = subprocess.run([*base, "run", "nope", *ws], capture_output=True, text=True, check=False)
-    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+    assert missing.returncode != 0
+    assert "Traceback" not in missing.stderr
