@@ -16,6 +16,7 @@ from ttsync.store import repos
 app = typer.Typer(help="Campaigns: segments split into sub-audiences and a holdout (docs/campaigns.md).")
 segments_app = typer.Typer(help="Segments: named queries that campaigns combine (docs/campaigns.md).")
 
+NameArgument = Annotated[str, typer.Argument(help="The campaign's name.")]
 TodayOption = Annotated[
     str | None, typer.Option("--today", help="The date to run as (YYYY-MM-DD; default: today, UTC).")
 ]
@@ -48,7 +49,10 @@ def list_campaigns(workspace: WorkspaceOption = None, as_json: JsonOption = Fals
 
 @app.command("plan")
 def plan(
-    name: str, workspace: WorkspaceOption = None, as_json: JsonOption = False, today: TodayOption = None
+    name: NameArgument,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+    today: TodayOption = None,
 ) -> None:
     """Show each group's size, the audiences it goes to and warnings; sends nothing."""
     with open_store(workspace) as store, handle_errors():
@@ -66,7 +70,10 @@ def plan(
 
 @app.command("run")
 def run(
-    name: str, workspace: WorkspaceOption = None, as_json: JsonOption = False, today: TodayOption = None
+    name: NameArgument,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+    today: TodayOption = None,
 ) -> None:
     """Send every sub-audience to its destinations now (nothing before the launch date)."""
     with open_store(workspace) as store, handle_errors():
@@ -83,7 +90,7 @@ def run(
 
 
 @app.command("report")
-def report(name: str, workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
+def report(name: NameArgument, workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
     """Sizes per group and holdout over the recorded runs."""
     with open_store(workspace) as store, handle_errors():
         runs = campaign_report(_workspace(workspace), store, name)
