@@ -183,3 +183,34 @@ def test_cli_plan_and_run_json(env: Env) -> None:
     missing = subprocess.run([*base, "run", "nope", *ws], capture_output=True, text=True, check=False)
     assert missing.returncode != 0
     assert "Traceback" not in missing.stderr
+
+
+def test_learning_guard_defers_then_converges(env: Env) -> None:
+    guard = {"max_change_per_sync": 0.1, "stable_days": 3}
+    groups = [{"name": "all", "percent": 100}]
+    apply(env, campaign(sub_audiences=groups, holdout_percent=0, exclusions=[], learning_guard=guard))
+    assert run_campaign(env.workspace, env.store, "spring", today=LAUNCH).ok  # first delivery: in full
+    name = "spring.all.tiktok-audiences"
+    first = members(env, name)
+    query = "SELECT amperity_id, email FROM Merged_Customers WHERE lifetime_value >= 300"
+    with duckdb.connect(str(env.workspace.sample_warehouse)) as con:  # a big change: many leave
+        con.execute("UPDATE Merged_Customers SET lifetime_value = 0 WHERE lifetime_value BETWEEN 300 AND 420")
+    target = set(emails_of(env, query).values())
+    assert len(first - target) > 0.2 * len(first)
+
+    held = run_campaign(env.workspace, env.store, "spring", today=date(2030, 1, 2))  # stable period
+    assert held.deliveries[0]["remove_ids"] == 0
+    assert held.deliveries[0]["deferred_removes"] == len(first - target)
+    assert members(env, name) == first
+
+    syncs, day = 0, date(2030, 1, 4)
+    while members(env, name) != target:
+        out = run_campaign(env.workspace, env.store, "spring", today=day).deliveries[0]
+        size = len(members(env, name))
+        assert out["add_ids"] + out["remove_ids"] <= max(1, int(0.1 * (size + out["remove_ids"]))) + 1
+        syncs += 1
+        assert syncs < 10, out
+    assert syncs >= 2  # capped at 10% a sync, over a fifth of the audience takes several syncs
+    last = run_campaign(env.workspace, env.store, "spring", today=day).deliveries[0]
+    assert last["deferred_removes"] == 0
+    assert last["remove_ids"] == 0

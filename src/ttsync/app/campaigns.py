@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -27,6 +29,7 @@ from ttsync.sources import open_source
 from ttsync.sqltext import sql_identifier
 from ttsync.store import repos
 from ttsync.store.db import Store
+from ttsync.store.records import TaskRecord
 from ttsync.sync.groups import BucketFilter
 
 _NAME_MAX = 80  # ObjectName's limit
@@ -153,12 +156,28 @@ def _segments(store: Store, campaign: Campaign) -> dict[str, Segment]:
     return {name: repos.get_segment(store, name) for name in (campaign.audience, *campaign.exclusions)}
 
 
+def _change_cap(workspace: Workspace, campaign: Campaign, day: date) -> Callable[[int], int] | None:
+    """The learning-phase guard as a cap on one sync's changes, from the audience's size."""
+    guard = campaign.learning_guard
+    if guard is None:
+        return None
+    sent = [
+        date.fromisoformat(r["date"]) for r in campaign_report(workspace, campaign.name) if r["deliveries"]
+    ]
+    if sent and (day - min(sent)).days < guard.stable_days:
+        return lambda size: 0  # still in the stable period: every change waits
+    share = guard.max_change_per_sync
+    return lambda size: max(1, math.floor(size * share))
+
+
 def build_delivery_run(
     workspace: Workspace,
     store: Store,
     campaign: Campaign,
     delivery: Delivery,
     options: RunOptions | None = None,
+    *,
+    day: date | None = None,
 ) -> OrchestrationRun:
     """The audience run of one delivery (as `app.runs.build_run`, on the derived orchestration)."""
     orchestration = delivery.orchestration
@@ -180,6 +199,7 @@ def build_delivery_run(
         options=options or RunOptions(),
         reporter=Reporter(),
         row_filter=delivery.split,
+        change_cap=_change_cap(workspace, campaign, day or datetime.now(UTC).date()),
     )
 
 
@@ -260,7 +280,7 @@ def run_campaign(
         return CampaignOutcome(campaign.name, "ended")
     outcome = CampaignOutcome(campaign.name, "sent")
     for delivery in deliveries(store, campaign, day):
-        result = start_run(build_delivery_run(workspace, store, campaign, delivery, options))
+        result = start_run(build_delivery_run(workspace, store, campaign, delivery, options, day=day))
         outcome.deliveries.append(
             {
                 "group": delivery.group,
@@ -269,6 +289,7 @@ def run_campaign(
                 "audience_name": delivery.orchestration.settings["audience_name"],
                 "workflow_id": result.workflow.id,
                 "ok": result.ok,
+                **_plan_counts(result.workflow.tasks),
             }
         )
         if not result.ok:
@@ -277,6 +298,13 @@ def run_campaign(
     outcome.holdout = sizes["holdout"]
     _record(workspace, campaign, day, outcome, sizes)
     return outcome
+
+
+def _plan_counts(tasks: list[TaskRecord]) -> dict[str, int]:
+    """Adds, removes and what the learning-phase guard deferred, from the plan task's counts."""
+    counts = next((t.counts for t in tasks if t.name == "plan"), {})
+    keys = ("add_ids", "remove_ids", "deferred_adds", "deferred_removes")
+    return {key: int(counts.get(key) or 0) for key in keys}
 
 
 def _record(
@@ -295,9 +323,8 @@ def _record(
         handle.write(json.dumps(line) + "\n")
 
 
-def campaign_report(workspace: Workspace, store: Store, name: str) -> list[dict[str, Any]]:
+def campaign_report(workspace: Workspace, name: str) -> list[dict[str, Any]]:
     """The recorded runs of a campaign, oldest first."""
-    repos.get_campaign(store, name)
     path = workspace.state_dir / "campaigns" / f"{name}.jsonl"
     if not path.exists():
         return []

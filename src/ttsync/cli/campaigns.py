@@ -93,7 +93,8 @@ def run(
 def report(name: NameArgument, workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
     """Sizes per group and holdout over the recorded runs."""
     with open_store(workspace) as store, handle_errors():
-        runs = campaign_report(_workspace(workspace), store, name)
+        repos.get_campaign(store, name)  # an unknown name is an error, not an empty report
+        runs = campaign_report(_workspace(workspace), name)
     if as_json:
         print_json(runs)
         return

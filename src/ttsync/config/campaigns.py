@@ -61,6 +61,17 @@ class SubAudience(_Model):
         return self
 
 
+class LearningGuard(_Model):
+    """Keep a recurring campaign's audiences stable while TikTok's delivery learns (about 50 conversions).
+
+    For `stable_days` after a campaign's first delivery its audiences are not changed; afterwards one sync
+    adds plus removes at most `max_change_per_sync` of an audience. Changes beyond are deferred (counted in
+    the run's warnings) and sent by later syncs, so the audiences converge."""
+
+    max_change_per_sync: float = Field(gt=0, le=1)
+    stable_days: int = Field(default=0, ge=0, le=365)
+
+
 def _never_fires(cron: str | None) -> str | None:
     """Refuse a cron whose day-of-month never exists in its months (e.g. '0 6 31 2 *')."""
     if cron is None:
@@ -86,6 +97,7 @@ class Campaign(_Model):
     holdout_percent: float = Field(default=0, ge=0, lt=100)
     destinations: list[CampaignDestination] = Field(default_factory=list)
     timing: Timing = "recurring"
+    learning_guard: LearningGuard | None = None
     launch_date: date
     end_date: date | None = None
     schedule: Annotated[str | None, AfterValidator(_check_cron), AfterValidator(_never_fires)] = None
@@ -119,6 +131,11 @@ class Campaign(_Model):
                     f"{where}: sub-audience {group.name!r} has no destination; set `destinations` on the "
                     "campaign or on the sub-audience"
                 )
+        if self.learning_guard is not None and self.timing == "one_time":
+            raise ValueError(
+                f"{where}: learning_guard applies to recurring campaigns (a one-time delivery is a new "
+                "audience); remove it or set `timing: recurring`"
+            )
         if self.end_date is not None and self.end_date < self.launch_date:
             raise ValueError(f"{where}: end_date {self.end_date} is before launch_date {self.launch_date}")
         return self

@@ -61,7 +61,7 @@ from ttsync.sync.columns import audience_column_specs
 from ttsync.sync.inflight import clear_inflight, inflight_dir, inflight_files, record_inflight
 from ttsync.sync.plan import AudiencePlan, SyncMode, commit_plan_snapshot, connect, plan_audience
 from ttsync.sync.prepare import PreparedOutput, prepare_to_parquet
-from ttsync.sync.snapshot import delete_snapshot, snapshot_path
+from ttsync.sync.snapshot import delete_snapshot, distinct_ids, snapshot_path
 from ttsync.workflows.crashpoints import crash_point
 from ttsync.workflows.engine import TaskContext, TaskSpec
 from ttsync.workflows.ownership import hold
@@ -236,6 +236,9 @@ class AudienceRun(OrchestrationRun):
         id_schemas = ctx.shared.get("id_schemas") or ctx.output_of("prepare")["id_schemas"]
         if self.customer_file:
             single_calculate_type(id_schemas)
+        max_change = None
+        if self.change_cap is not None and audience_id and self.snapshot_file(audience_id).exists():
+            max_change = self.change_cap(distinct_ids(self.snapshot_file(audience_id), id_schemas))
         con = connect(run_dir / "plan", memory_limit=self.options.duckdb_memory_limit)
         try:
             plan = plan_audience(
@@ -247,9 +250,16 @@ class AudienceRun(OrchestrationRun):
                 mode=SyncMode(self.settings.mode),
                 work_dir=run_dir / "plan",
                 inflight=inflight_files(self.inflight_dir),
+                max_change=max_change,
             )
         finally:
             con.close()
+        if plan.deferred_adds or plan.deferred_removes:
+            self._warn(
+                ctx,
+                f"learning-phase guard: {plan.deferred_adds:,} adds and {plan.deferred_removes:,} removes "
+                f"deferred to later syncs (at most {max_change:,} changes per sync)",
+            )
         guard = self.settings.remove_guard
         if plan.remove_share > guard and not self.options.allow_large_removal:
             raise LargeRemovalBlockedError(

@@ -63,6 +63,9 @@ class OrchestrationRun:
     client_factory: Callable[[], AsyncTikTokClient] | None = None
     # Keeps a subset of each batch before the identity rules (a campaign's random split, sync.groups).
     row_filter: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None
+    # The most identifiers one re-sync may add plus remove, from the audience's size (a campaign's
+    # learning-phase guard); the rest is deferred to later syncs (sync.plan).
+    change_cap: Callable[[int], int] | None = None
     leases: LeaseKeeper | None = None  # set while the workflow runs: its leases (see services/ownership.py)
 
     def run_dir(self, workflow_id: str) -> Path:
