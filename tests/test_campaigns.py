@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 from datetime import date
@@ -19,6 +21,8 @@ from ttsync.config.file import WorkspaceFile
 from ttsync.errors import ConfigError
 from ttsync.identity import InvalidIdentifier, hash_identifier
 from ttsync.store import repos
+from ttsync.sync.groups import bucket_of
+from ttsync.workflows.crashpoints import CRASH_ENV
 
 LAUNCH = date(2030, 1, 1)
 SEGMENTS = [
@@ -214,3 +218,38 @@ def test_learning_guard_defers_then_converges(env: Env) -> None:
     last = run_campaign(env.workspace, env.store, "spring", today=day).deliveries[0]
     assert last["deferred_removes"] == 0
     assert last["remove_ids"] == 0
+
+
+# Group a is delivered first, then b: `#2` kills the process inside b's delivery, after a committed.
+@pytest.mark.parametrize("point", ["upload:batch#2", "commit:snapshot"])
+def test_killed_mid_delivery_then_rerun_converges(env: Env, point: str) -> None:
+    apply(env, campaign())
+    cmd = [
+        sys.executable,
+        "-m",
+        "ttsync",
+        "campaigns",
+        "run",
+        "spring",
+        "--workspace",
+        str(env.workspace.root),
+    ]
+    cmd += ["--today", LAUNCH.isoformat(), "--json"]
+    environ = {**os.environ, CRASH_ENV: point}
+    killed = subprocess.run(cmd, env=environ, capture_output=True, text=True, check=False, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    environ.pop(CRASH_ENV)
+    again = subprocess.run(cmd, env=environ, capture_output=True, text=True, check=False, timeout=120)
+    assert again.returncode == 0, again.stderr
+    audience = emails_of(env, "SELECT amperity_id, email FROM Merged_Customers WHERE lifetime_value >= 300")
+    excluded = emails_of(env, "SELECT amperity_id, email FROM Merged_Customers WHERE lifetime_value >= 2000")
+    eligible = {h for k, h in audience.items() if k not in excluded}
+    a, b = members(env, "spring.a.tiktok-audiences"), members(env, "spring.b.tiktok-audiences")
+    # Converged to the split an uninterrupted run makes (buckets 0-4499 are a, 4500-8999 b).
+    want = {"a": set(), "b": set()}
+    for key, digest in audience.items():
+        if key not in excluded and bucket_of("spring", key) < 9000:
+            want["a" if bucket_of("spring", key) < 4500 else "b"].add(digest)
+    assert a == want["a"]
+    assert b == want["b"]
+    assert eligible
