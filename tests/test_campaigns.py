@@ -246,7 +246,7 @@ def test_killed_mid_delivery_then_rerun_converges(env: Env, point: str) -> None:
     eligible = {h for k, h in audience.items() if k not in excluded}
     a, b = members(env, "spring.a.tiktok-audiences"), members(env, "spring.b.tiktok-audiences")
     # Converged to the split an uninterrupted run makes (buckets 0-4499 are a, 4500-8999 b).
-    want = {"a": set(), "b": set()}
+    want: dict[str, set[str]] = {"a": set(), "b": set()}
     for key, digest in audience.items():
         if key not in excluded and bucket_of("spring", key) < 9000:
             want["a" if bucket_of("spring", key) < 4500 else "b"].add(digest)
