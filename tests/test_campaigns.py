@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from audience_env import Env
@@ -23,6 +24,7 @@ from ttsync.identity import InvalidIdentifier, hash_identifier
 from ttsync.store import repos
 from ttsync.sync.groups import bucket_of
 from ttsync.workflows.crashpoints import CRASH_ENV
+from ttsync.writeback.rowkey import stored_row_keys, workspace_hasher
 
 LAUNCH = date(2030, 1, 1)
 SEGMENTS = [
@@ -93,6 +95,18 @@ def test_split_holdout_exclusions_and_stability(env: Env) -> None:
     assert abs(len(holdout) / len(eligible) - 0.10) < 0.04, (len(holdout), len(eligible))
     assert abs(len(a) / len(eligible) - 0.45) < 0.06
     assert outcome.holdout >= len(holdout)  # counted over rows (people without an e-mail included)
+    # The holdout is recorded: exactly the eligible keys in the top 10% of buckets, in their stored form
+    # (the sample's UUID keys look like advertising ids, so they are keyed-hashed as in run folders).
+    with duckdb.connect(str(env.workspace.sample_warehouse), read_only=True) as con:
+        keys = con.execute(
+            "SELECT amperity_id FROM Merged_Customers WHERE lifetime_value >= 300 AND lifetime_value < 2000"
+        ).fetchall()
+    held = [str(k) for (k,) in keys if bucket_of("spring", str(k)) >= 9000]
+    want_holdout = set(stored_row_keys(workspace_hasher(env.store), held))
+    assert not want_holdout & set(held)  # no raw key that looks like an identifier
+    recorded = pq.read_table(env.workspace.state_dir / "campaigns" / "spring.holdout.parquet")
+    assert set(recorded.column("row_key").to_pylist()) == want_holdout
+    assert outcome.holdout == len(want_holdout)
 
     # New people arrive: nobody already assigned moves, and the holdout still receives nothing.
     with duckdb.connect(str(env.workspace.sample_warehouse)) as con:
@@ -167,7 +181,7 @@ def test_where_groups_first_match_wins(env: Env) -> None:
 def test_bad_campaigns_are_refused_with_a_fix(env: Env, changes: dict[str, Any], message: str) -> None:
     with pytest.raises((ConfigError, ValueError), match=message):
         apply(env, campaign(**changes))
-    assert repos.list_campaigns(env.store) == []
+    assert "spring" not in {c.name for c in repos.list_campaigns(env.store)}
 
 
 def test_cli_plan_and_run_json(env: Env) -> None:

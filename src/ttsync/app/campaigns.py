@@ -16,7 +16,12 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ttsync.app.runs import start_run
 from ttsync.app.workspace.layout import Workspace
@@ -31,6 +36,7 @@ from ttsync.store import repos
 from ttsync.store.db import Store
 from ttsync.store.records import TaskRecord
 from ttsync.sync.groups import BucketFilter
+from ttsync.writeback.rowkey import workspace_hasher
 
 _NAME_MAX = 80  # ObjectName's limit
 
@@ -203,8 +209,13 @@ def build_delivery_run(
     )
 
 
-def group_sizes(workspace: Workspace, store: Store, campaign: Campaign) -> dict[str, int]:
-    """Rows per sub-audience and in the holdout (after exclusions); every row in at most one group."""
+def group_sizes(
+    workspace: Workspace, store: Store, campaign: Campaign, *, holdout_path: Path | None = None
+) -> dict[str, int]:
+    """Rows per sub-audience and in the holdout (after exclusions); every row in at most one group.
+
+    `holdout_path`: also write the holdout's row keys there (Parquet, `row_key`), in their stored form
+    (identifier-looking keys keyed-hashed with the workspace key, as in run folders), for measurement."""
     segments = _segments(store, campaign)
     audience = segments[campaign.audience]
     ranges, holdout = _ranges(campaign)
@@ -213,8 +224,14 @@ def group_sizes(workspace: Workspace, store: Store, campaign: Campaign) -> dict[
     source_model = repos.get_source(store, audience.source)
     with open_source(source_model, workspace.root) as source:
         hold = BucketFilter(campaign.name, audience.key_column, *holdout)
+        hasher, held_keys = workspace_hasher(store), []
         for batch in source.stream(campaign_query(campaign, segments, None)):
-            sizes["holdout"] += int(hold(batch).num_rows)
+            held = hold(batch)
+            sizes["holdout"] += int(held.num_rows)
+            if holdout_path is not None:
+                keys = held.column(audience.key_column)
+                original = keys if pa.types.is_integer(keys.type) else None  # checked by value, as in a run
+                held_keys.append(hasher.protect(pc.cast(keys, pa.string()), original))
             if not by_where:
                 for group, (low, high) in zip(campaign.sub_audiences, ranges, strict=True):
                     sizes[group.name] += BucketFilter(campaign.name, audience.key_column, low, high)(
@@ -225,6 +242,11 @@ def group_sizes(workspace: Workspace, store: Store, campaign: Campaign) -> dict[
                 split = BucketFilter(campaign.name, audience.key_column, low, high)
                 for batch in source.stream(campaign_query(campaign, segments, group)):
                     sizes[group.name] += split(batch).num_rows
+    if holdout_path is not None:
+        holdout_path.parent.mkdir(parents=True, exist_ok=True)
+        keys_table = pa.table({"row_key": pa.chunked_array(held_keys, pa.string())})
+        pq.write_table(keys_table, holdout_path.with_suffix(".tmp"))
+        holdout_path.with_suffix(".tmp").replace(holdout_path)
     return sizes
 
 
@@ -268,7 +290,7 @@ def run_campaign(
     options: RunOptions | None = None,
 ) -> CampaignOutcome:
     """`ttsync campaigns run`: one audience workflow per sub-audience × destination, then the holdout is
-    recorded (`STATE/campaigns/NAME.jsonl`, sizes per run). Nothing is sent before the launch date or after
+    recorded (its row keys in `STATE/campaigns/NAME.holdout.parquet`; sizes per run in `NAME.jsonl`). Nothing is sent before the launch date or after
     the end date. `today` is the clock (tests inject one)."""
     campaign = repos.get_campaign(store, name)
     day = today or datetime.now(UTC).date()
@@ -294,7 +316,8 @@ def run_campaign(
         )
         if not result.ok:
             outcome.status = "failed"  # the other groups still go: each delivery is resumable on its own
-    sizes = group_sizes(workspace, store, campaign)
+    holdout_path = workspace.state_dir / "campaigns" / f"{campaign.name}.holdout.parquet"
+    sizes = group_sizes(workspace, store, campaign, holdout_path=holdout_path)
     outcome.holdout = sizes["holdout"]
     _record(workspace, campaign, day, outcome, sizes)
     return outcome
