@@ -64,3 +64,20 @@ def env(emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         yield made
     finally:
         made.store.close()
+
+
+@pytest.fixture(scope="session")
+def spark_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The test session's one SparkSession on `local[2]` (a JVM takes seconds to start), its temporary files in
+    a pytest folder. Skipped only where Spark cannot run (no Java runtime, or pyspark not installed)."""
+    from ttsync.spark.session import missing_requirement, spark_session
+
+    reason = missing_requirement()
+    if reason:
+        pytest.skip(reason)
+    local_dir = tmp_path_factory.mktemp("spark")
+    session = spark_session(
+        "local[2]", {"spark.local.dir": str(local_dir), "spark.sql.shuffle.partitions": "4"}
+    )
+    yield session
+    session.stop()

@@ -39,6 +39,10 @@ workflows_app = typer.Typer(
 def run(
     orchestration: Annotated[str, typer.Argument(help="Name of the orchestration to run.")],
     plan: Annotated[bool, typer.Option("--plan", help="Show what would happen; send nothing.")] = False,
+    show_sql: Annotated[
+        bool,
+        typer.Option("--show-sql", help="With --plan: print the SQL a hash_in_warehouse source runs."),
+    ] = False,
     allow_large_removal: Annotated[
         bool, typer.Option("--allow-large-removal", help="Let this run remove more than the remove guard.")
     ] = False,
@@ -59,6 +63,8 @@ def run(
         else:
             outcome = start_run(audience_run)
     if plan:
+        if not show_sql:
+            preview.pop("warehouse_sql", None)
         _show_preview(preview, as_json)
         return
     _prune_after_run(ws, workspace)
@@ -98,6 +104,17 @@ def _show_preview(preview: dict[str, Any], as_json: bool) -> None:
         table.add_row(f"rejected: {reason}", f"{count:,}")
     _out.print(table)
     _show_match_report(preview["match_report"])
+    if "warehouse_sql" in preview:
+        sql = preview["warehouse_sql"]
+        _out.print(
+            "SQL run in the warehouse (hash_in_warehouse):"
+            if sql
+            else "This source does not hash in the warehouse (hash_in_warehouse is off, docs/scale.md): its "
+            "query runs as written.",
+            highlight=False,
+        )
+        if sql:
+            _out.print(sql, highlight=False, markup=False)
     for warning in preview["warnings"]:
         _err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     _out.print("Nothing was sent. Run without --plan to sync.", highlight=False)
@@ -128,6 +145,17 @@ def _show_event_preview(preview: dict[str, Any]) -> None:
     _out.print(table)
     if preview.get("match_report"):
         _show_match_report(preview["match_report"])
+    if "warehouse_sql" in preview:
+        sql = preview["warehouse_sql"]
+        _out.print(
+            "SQL run in the warehouse (hash_in_warehouse):"
+            if sql
+            else "This source does not hash in the warehouse (hash_in_warehouse is off, docs/scale.md): its "
+            "query runs as written.",
+            highlight=False,
+        )
+        if sql:
+            _out.print(sql, highlight=False, markup=False)
     for warning in preview["warnings"]:
         _err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     _out.print("Nothing was sent. Run without --plan to send.", highlight=False)

@@ -11,18 +11,20 @@ from pydantic import (
     ConfigDict,
 )
 
+# ref §1: production base URL of the Business API v1.3.
 PRODUCTION_BASE_URL = "https://business-api.tiktok.com/open_api/v1.3/"
 SANDBOX_URL_ENV = "TTSYNC_SANDBOX_URL"
 
 Environment = Literal["sandbox", "production"]
 DestinationKind = Literal["audience", "offline_events"]
-SourceKind = Literal["duckdb", "sqlalchemy", "csv", "parquet"]
+SourceKind = Literal["duckdb", "sqlalchemy", "csv", "parquet", "spark"]
 UserIdType = Literal["EMAIL", "PHONE", "IDFA", "AAID"]
 Delivery = Literal["partner", "customer_file"]
 SyncMode = Literal["mirror", "append", "create", "replace"]
 EventSource = Literal["offline", "web", "crm"]
 PhoneFormat = Literal["e164", "digits"]
 
+# ref §2.1: Segment API names longer than 70 characters are cut to 67 characters plus "...".
 # ref §2.1: Segment API names longer than 70 characters are cut to 67 characters plus "...".
 AUDIENCE_NAME_MAX = 70
 AUDIENCE_NAME_CUT = 67

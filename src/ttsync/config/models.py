@@ -150,9 +150,32 @@ class Source(_Model):
     url_env: str | None = None
     table: str | None = None
     description: str = ""
+    # Hash in the warehouse (docs/scale.md): the query is rewritten so only digests leave the warehouse.
+    hash_in_warehouse: bool = False
+    e164_columns: list[str] = Field(default_factory=list)  # phone columns the warehouse holds as +E164
+    # Spark sources (docs/scale.md): the master URL (local[*], spark://..., yarn, sc://...) and Spark settings.
+    master: str | None = None
+    spark_conf: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_scale_fields(self) -> Source:
+        if self.hash_in_warehouse and self.kind not in ("duckdb", "sqlalchemy"):
+            raise ValueError(
+                f"source {self.name!r}: hash_in_warehouse works on duckdb and sqlalchemy sources; a {self.kind} "
+                "source is hashed by ttsync (remove hash_in_warehouse)"
+            )
+        if self.e164_columns and not self.hash_in_warehouse:
+            raise ValueError(f"source {self.name!r}: e164_columns only applies with hash_in_warehouse: true")
+        if (self.master or self.spark_conf) and self.kind != "spark":
+            raise ValueError(f"source {self.name!r}: `master` and `spark_conf` are only for spark sources")
+        return self
 
     @model_validator(mode="after")
     def _check_kind_fields(self) -> Source:
+        if self.kind == "spark":
+            if self.url or self.url_env:
+                raise ValueError(f"source {self.name!r}: `url`/`url_env` are only for sqlalchemy sources")
+            return self
         if self.kind == "sqlalchemy":
             if bool(self.url) == bool(self.url_env):
                 raise ValueError(
@@ -179,7 +202,7 @@ class Source(_Model):
                 raise ValueError(f"source {self.name!r}: a {self.kind} source needs `path` (a file path)")
             if self.url or self.url_env:
                 raise ValueError(f"source {self.name!r}: `url`/`url_env` are only for sqlalchemy sources")
-        if self.table is not None and self.kind not in ("csv", "parquet"):
+        if self.table is not None and self.kind not in ("csv", "parquet", "spark"):
             raise ValueError(f"source {self.name!r}: `table` only names CSV and Parquet files in SQL")
         return self
 

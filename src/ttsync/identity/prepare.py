@@ -114,7 +114,8 @@ class Preparer:
     """Prepares a stream of record batches by column specs; keeps the match report.
 
     specs: the identifier columns. key_column: the column holding each row's key (cast to string).
-    workers: threads per batch (default: min(2, CPUs)).
+    workers: threads per batch (default: min(2, CPUs)). decided: `auto` columns already decided elsewhere
+    (Spark decides once on the driver, so every partition reads a column the same way).
     """
 
     def __init__(
@@ -124,6 +125,7 @@ class Preparer:
         *,
         workers: int | None = None,
         auto_sample: int = 1000,
+        decided: Sequence[AutoDecision] = (),
     ) -> None:
         if not specs:
             raise ValueError("at least one column spec is needed")
@@ -135,6 +137,9 @@ class Preparer:
         self._pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
         self._states: dict[str, str] = {s.column: s.hash_state for s in self.specs if s.hash_state != "auto"}
         self._auto: dict[str, AutoDecision] = {}
+        for decision in decided:
+            self._states[decision.column] = decision.decided
+            self._auto[decision.column] = decision.model_copy(update={"not_fitting": 0})
         self._types: dict[str, TypeStats] = {}
         self._duplicates = DuplicateCounter()
         self._people = 0

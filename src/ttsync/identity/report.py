@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -37,6 +38,45 @@ class MatchReport(BaseModel):
     share_matchable: float = 0.0
     types: list[TypeStats] = Field(default_factory=list)
     auto: list[AutoDecision] = Field(default_factory=list)
+
+    @classmethod
+    def merge(
+        cls, reports: Sequence[MatchReport], duplicates: Mapping[str, int] | None = None
+    ) -> MatchReport:
+        """One report of several parts of an input (Spark partitions): every count is a sum, so the merged
+        report equals the report of the whole input, except `duplicates`, which only the whole input can count
+        (an identifier may repeat across parts): give `duplicates` per id schema, else the parts' sum."""
+        types: dict[str, TypeStats] = {}
+        auto: dict[str, AutoDecision] = {}
+        people = matchable = 0
+        for report in reports:
+            people += report.people
+            matchable += report.people_matchable
+            for t in report.types:
+                merged = types.setdefault(t.id_schema, TypeStats(id_schema=t.id_schema, columns=[]))
+                merged.columns += [c for c in t.columns if c not in merged.columns]
+                merged.present += t.present
+                merged.valid += t.valid
+                merged.duplicates += t.duplicates
+                for reason, count in t.rejected.items():
+                    merged.rejected[reason] = merged.rejected.get(reason, 0) + count
+            for a in report.auto:
+                seen = auto.get(a.column)
+                auto[a.column] = (
+                    a
+                    if seen is None
+                    else seen.model_copy(update={"not_fitting": seen.not_fitting + a.not_fitting})
+                )
+        if duplicates is not None:
+            for schema, stats in types.items():
+                stats.duplicates = duplicates.get(schema, 0)
+        return cls(
+            people=people,
+            people_matchable=matchable,
+            share_matchable=matchable / people if people else 0.0,
+            types=list(types.values()),
+            auto=list(auto.values()),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (stored with each run)."""

@@ -91,6 +91,10 @@ class KeyHasher:
         """A hasher with a random key (consistent for its own lifetime only)."""
         return cls(secrets.token_bytes(32))
 
+    def __reduce__(self) -> tuple[type[KeyHasher], tuple[bytes]]:
+        # Picklable (its DuckDB connections are per thread and made again): Spark ships it to executors.
+        return (KeyHasher, (self._key,))
+
     def __repr__(self) -> str:
         return "KeyHasher(key=<redacted>)"
 

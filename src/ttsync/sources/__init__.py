@@ -43,7 +43,12 @@ def open_source(
         except ConfigError as exc:
             raise SourceError(str(exc), resolution_key=SOURCE_CONFIGURATION) from None
         return SQLAlchemySource.open(source.name, url)
+    if source.kind == "spark":
+        from ttsync.spark.source import open_spark_source  # pyspark is an optional extra: imported on use
+
+        return open_spark_source(source, base)
     path = check_source_path(source.name, source.resolved_path(base), allowed_roots(base, allowed_dirs))
     if source.kind == "duckdb":
         return DuckDBSource.open_database(source.name, path)
+    assert source.kind in ("csv", "parquet")
     return DuckDBSource.open_file(source.name, path, source.kind, source.table_name())

@@ -261,7 +261,8 @@ def clear_credential_tokens(store: Store, name: str) -> None:
 
 def save_source(store: Store, source: Source) -> Change:
     """Create or update a source."""
-    config = source.model_dump(include={"path", "url", "url_env", "table"}, exclude_none=True)
+    fields = {"path", "url", "url_env", "table", "hash_in_warehouse", "e164_columns", "master", "spark_conf"}
+    config = source.model_dump(include=fields, exclude_defaults=True)
     values = {"kind": source.kind, "config": config, "description": source.description}
     return _upsert(store, schema.sources, source.name, values, _same_columns(values))
 

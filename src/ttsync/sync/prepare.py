@@ -63,12 +63,14 @@ def prepare_to_parquet(
     out_dir: Path,
     progress: Callable[[int], None] | None = None,
     key_hasher: KeyHasher | None = None,
+    make_preparer: Callable[[str], Preparer] | None = None,
 ) -> PreparedOutput:
     """Run the identity rules over every batch; write `ids.parquet` (row keys and digests), `digests.parquet`
     (digests only) and `rejects.parquet` in `out_dir`.
 
     `key_hasher` replaces identifier-looking row keys (the workspace's key in a run; default: a random key,
-    which keeps row keys consistent within this call only)."""
+    which keeps row keys consistent within this call only). `make_preparer(key_column)` builds the preparer
+    (default: a `Preparer` of `specs`; hashing in the warehouse passes a `PushdownPreparer`)."""
     key_hasher = key_hasher or KeyHasher.ephemeral()
     out_dir.mkdir(parents=True, exist_ok=True)
     ids_path, digests_path = out_dir / "ids.parquet", out_dir / "digests.parquet"
@@ -90,7 +92,10 @@ def prepare_to_parquet(
             digests_out.write_batch(stored.select(DIGESTS_SCHEMA.names))
 
         # The preparer owns threads and DuckDB connections.
-        with Preparer(list(specs), key_column=ROW_KEY_FIELD) as preparer:
+        made = (
+            make_preparer(ROW_KEY_FIELD) if make_preparer else Preparer(list(specs), key_column=ROW_KEY_FIELD)
+        )
+        with made as preparer:
             for raw_batch in batches:
                 batch, missing_keys = _with_string_key(raw_batch, key_column, key_hasher, first_row=rows)
                 if missing_keys.num_rows:

@@ -52,7 +52,9 @@ from ttsync.destinations.tiktok.schemas import ID_SCHEMAS, MD5_SCHEMAS
 from ttsync.errors import ConfigError, LargeRemovalBlockedError, ResolvableError
 from ttsync.identity import ColumnSpec
 from ttsync.identity.coltypes import Role, check_schema
-from ttsync.sources import open_source
+from ttsync.identity.pushdown import PushdownPreparer
+from ttsync.sources import Source, open_source
+from ttsync.sources.pushdown import warehouse_query
 from ttsync.sqltext import sql_literal
 from ttsync.store import repos
 from ttsync.store.leases import audience_resource
@@ -77,6 +79,7 @@ class AudienceRun(OrchestrationRun):
 
     kind = "audience"
     settings: ResolvedAudienceSettings
+    warehouse_sql: str | None = None  # the query as rewritten by hash_in_warehouse, once prepared
 
     @property
     def key_column(self) -> str:
@@ -239,26 +242,34 @@ class AudienceRun(OrchestrationRun):
         max_change = None
         if self.change_cap is not None and audience_id and self.snapshot_file(audience_id).exists():
             max_change = self.change_cap(distinct_ids(self.snapshot_file(audience_id), id_schemas))
-        con = connect(run_dir / "plan", memory_limit=self.options.duckdb_memory_limit)
-        try:
-            plan = plan_audience(
-                con,
-                prepared_glob=str(run_dir / "prepared" / "ids.parquet"),
-                digests_path=run_dir / "prepared" / "digests.parquet",
-                snapshot=self.snapshot_file(audience_id) if audience_id else None,
-                id_schemas=id_schemas,
-                mode=SyncMode(self.settings.mode),
-                work_dir=run_dir / "plan",
-                inflight=inflight_files(self.inflight_dir),
-                max_change=max_change,
-            )
-        finally:
-            con.close()
+        inflight = inflight_files(self.inflight_dir)
+        if (
+            self.source.kind == "spark" and not inflight and max_change is None
+        ):  # the diff in Spark (docs/scale.md)
+            plan = self._plan_on_spark(run_dir, audience_id, id_schemas)
+        else:
+            # In-flight records to reconcile (a rare recovery) and a campaign's change cap are DuckDB's, over
+            # the same prepared file.
+            con = connect(run_dir / "plan", memory_limit=self.options.duckdb_memory_limit)
+            try:
+                plan = plan_audience(
+                    con,
+                    prepared_glob=str(run_dir / "prepared" / "ids.parquet"),
+                    digests_path=run_dir / "prepared" / "digests.parquet",
+                    snapshot=self.snapshot_file(audience_id) if audience_id else None,
+                    id_schemas=id_schemas,
+                    mode=SyncMode(self.settings.mode),
+                    work_dir=run_dir / "plan",
+                    inflight=inflight,
+                    max_change=max_change,
+                )
+            finally:
+                con.close()
         if plan.deferred_adds or plan.deferred_removes:
             self._warn(
                 ctx,
                 f"learning-phase guard: {plan.deferred_adds:,} adds and {plan.deferred_removes:,} removes "
-                f"deferred to later syncs (at most {max_change:,} changes per sync)",
+                f"deferred to later syncs (at most {max_change or 0:,} changes per sync)",
             )
         guard = self.settings.remove_guard
         if plan.remove_share > guard and not self.options.allow_large_removal:
@@ -530,6 +541,7 @@ class AudienceRun(OrchestrationRun):
                 "rejected_by_reason": {reason: int(n) for reason, n in rejects},
                 "match_report": prepared.report.to_dict(),
                 "warnings": warnings,
+                "warehouse_sql": self.warehouse_sql,
             }
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -560,7 +572,27 @@ class AudienceRun(OrchestrationRun):
         with open_source(self.source, self.root) as source:
             specs = self.column_specs(columns or source.columns(self.orchestration.query))
             self.reporter.stage("prepare")
-            batches = source.stream(self.orchestration.query, batch_rows=self.options.read_batch_rows)
+            if self.row_filter is not None and (self.source.kind == "spark" or self.source.hash_in_warehouse):
+                # The split needs each row's key before hashing; these paths never bring rows to ttsync.
+                raise ConfigError(
+                    f"source {self.source.name!r}: campaign splits and holdouts need the rows in ttsync; use a "
+                    "source without `hash_in_warehouse` (and not Spark) for this campaign's segments"
+                )
+            if self.source.kind == "spark":  # identity on the executors (docs/scale.md)
+                return specs, self._prepare_on_spark(source, specs, out_dir)
+            # hash_in_warehouse: the warehouse runs the identity rules and returns digests only (docs/scale.md).
+            pushdown = warehouse_query(
+                self.source,
+                self.orchestration.query,
+                specs,
+                self.key_column,
+                source.schema(self.orchestration.query) if self.source.hash_in_warehouse else None,
+            )
+            self.warehouse_sql = pushdown.sql if pushdown else None
+            batches = source.stream(
+                pushdown.sql if pushdown else self.orchestration.query,
+                batch_rows=self.options.read_batch_rows,
+            )
             if self.row_filter is not None:
                 batches = map(self.row_filter, batches)
             output = prepare_to_parquet(
@@ -570,8 +602,39 @@ class AudienceRun(OrchestrationRun):
                 out_dir=out_dir,
                 progress=lambda n: self.reporter.advance("prepare", n),
                 key_hasher=self.key_hasher(),
+                make_preparer=(lambda key: PushdownPreparer(pushdown, key)) if pushdown else None,
             )
         return specs, output
+
+    def _prepare_on_spark(self, source: Source, specs: list[ColumnSpec], out_dir: Path) -> PreparedOutput:
+        from ttsync.spark.prepare import prepare_with_spark  # pyspark is an optional extra
+        from ttsync.spark.source import SparkSource
+
+        assert isinstance(source, SparkSource)
+        output = prepare_with_spark(
+            source.dataframe(self.orchestration.query),
+            specs=specs,
+            key_column=self.key_column,
+            out_dir=out_dir,
+            key_hasher=self.key_hasher(),
+        )
+        self.reporter.advance("prepare", output.rows_read)
+        return output
+
+    def _plan_on_spark(self, run_dir: Path, audience_id: str | None, id_schemas: list[str]) -> AudiencePlan:
+        from ttsync.spark.plan import plan_in_spark, prepared_ids
+        from ttsync.spark.session import spark_session
+
+        session = spark_session(self.source.master, self.source.spark_conf)
+        return plan_in_spark(
+            session,
+            prepared=prepared_ids(session, run_dir / "prepared" / "spark"),
+            digests_path=run_dir / "prepared" / "digests.parquet",
+            snapshot=self.snapshot_file(audience_id) if audience_id else None,
+            id_schemas=id_schemas,
+            mode=SyncMode(self.settings.mode),
+            work_dir=run_dir / "plan",
+        )
 
     @property
     def inflight_dir(self) -> Path:

@@ -23,6 +23,7 @@ from typing import Any
 from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.destinations.tiktok.events import EventOptions, check_event_set, deliver_events, plan_events
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun
+from ttsync.errors import ConfigError
 from ttsync.events import EventTotals, Ledger
 from ttsync.events.columns import plan_columns
 from ttsync.events.validate import check_event_schema
@@ -58,6 +59,7 @@ class EventsRun(OrchestrationRun):
 
     async def task_query(self, ctx: TaskContext) -> dict[str, Any]:
         """Check the query and that its columns make events, before reading any row."""
+        self._refuse_pushdown()
         with open_source(self.source, self.root) as source:
             columns = source.columns(self.orchestration.query)
             schema = source.schema(self.orchestration.query)
@@ -132,8 +134,25 @@ class EventsRun(OrchestrationRun):
         self.reporter.note(f"warning: {message}")
         ctx.warn(message, serious=serious, resolution=resolution)
 
+    def _refuse_pushdown(self) -> None:
+        """Sources whose promise offline events cannot keep are refused before anything is read (docs/scale.md)."""
+        if self.source.hash_in_warehouse:
+            # Offline events are validated and hashed by ttsync: the raw rows would leave the warehouse.
+            raise ConfigError(
+                f"source {self.source.name!r} has hash_in_warehouse: true, which applies to audiences only; "
+                "offline events are validated and hashed by ttsync. Use another source (without "
+                "hash_in_warehouse) for orchestration " + repr(self.orchestration.name)
+            )
+        if self.source.kind == "spark":
+            raise ConfigError(
+                f"offline events on a spark source ({self.source.name!r}) are not supported yet: write the "
+                "query's rows to Parquet and use a parquet source for orchestration "
+                + repr(self.orchestration.name)
+            )
+
     def preview(self) -> dict[str, Any]:
         """Counts by outcome without sending (no network call: the event set is not checked)."""
+        self._refuse_pushdown()
         work = Path(tempfile.mkdtemp(prefix="ttsync-plan-"))
         try:
             with open_source(self.source, self.root) as source, Ledger.open(self.state_dir) as ledger:
