@@ -29,7 +29,6 @@ from ttsync.config.campaigns import BASIS_POINTS, Campaign, CampaignDestination,
 from ttsync.config.models import Orchestration, effective_settings
 from ttsync.destinations.tiktok.pipelines import pipeline_for
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun, Reporter, RunOptions
-from ttsync.errors import ConfigError
 from ttsync.sources import open_source
 from ttsync.sqltext import sql_identifier
 from ttsync.store import repos
@@ -354,4 +353,4 @@ def campaign_report(workspace: Workspace, name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-__all__ = ["CampaignOutcome", "ConfigError", "campaign_report", "plan_campaign", "run_campaign"]
+__all__ = ["CampaignOutcome", "campaign_report", "plan_campaign", "run_campaign"]
