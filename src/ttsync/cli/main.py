@@ -12,6 +12,7 @@ from typer._click import exceptions as click_errors  # typer >= 0.29 vendors cli
 from typer.core import TyperOption
 
 from ttsync import __version__
+from ttsync.cli import campaigns as campaigns_cli
 from ttsync.cli import credentials as credentials_cli
 from ttsync.cli import emulator as emulator_cli
 from ttsync.cli import identity as identity_cli
@@ -46,6 +47,7 @@ runs_cli.register(app)
 credentials_cli.register(app)
 server_cli.register(app)
 writeback_cli.register(app)
+campaigns_cli.register(app)
 
 
 class _StderrHandler(logging.Handler):

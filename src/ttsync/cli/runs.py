@@ -426,6 +426,7 @@ def quickstart(
     typer.echo(f"  ttsync workflows list -w {ws}")
     typer.echo(f"  ttsync workflows show {result.runs[-1].workflow.id} -w {ws}")
     typer.echo(f"  ttsync orchestrations show {ORCHESTRATION} -w {ws}")
+    typer.echo(f"  ttsync campaigns plan spring-offer -w {ws}  # the sample campaign (docs/campaigns.md)")
     typer.echo(
         f"  cat {shlex.quote(str(result.workspace / 'ttsync.yaml'))}  # the configuration (docs/configuration.md)"
     )

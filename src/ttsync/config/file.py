@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from ttsync.config.campaigns import Campaign, Segment
 from ttsync.config.models import (
     Credential,
     DataTemplate,
@@ -125,6 +126,8 @@ class WorkspaceFile(BaseModel):
     destinations: list[Destination] = Field(default_factory=list)
     templates: list[DataTemplate] = Field(default_factory=list)
     orchestrations: list[Orchestration] = Field(default_factory=list)
+    segments: list[Segment] = Field(default_factory=list)  # docs/campaigns.md
+    campaigns: list[Campaign] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -136,7 +139,8 @@ class WorkspaceFile(BaseModel):
 
     @model_validator(mode="after")
     def _unique_and_consistent(self) -> WorkspaceFile:
-        for section in ("credentials", "sources", "destinations", "templates", "orchestrations"):
+        for section in ("credentials", "sources", "destinations", "templates", "orchestrations", "segments",
+                        "campaigns"):  # fmt: skip
             names = [item.name for item in getattr(self, section)]
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
@@ -208,6 +212,9 @@ EXPORT_KEY_ORDER: dict[str, tuple[str, ...]] = {
                   "audience_name_template", "available_to_campaigns"),
     "orchestrations": ("name", "source", "destination", "template", "key_column", "settings", "schedule",
                        "query"),
+    "segments": ("name", "source", "key_column", "description", "query"),
+    "campaigns": ("name", "description", "audience", "exclusions", "holdout_percent", "sub_audiences",
+                  "destinations", "timing", "launch_date", "end_date", "schedule"),
     "settings": ("advertiser_ids", "advertiser_id", "user_id_types", "delivery", "mode", "remove_guard",
                  "default_region", "event_source", "timezone", "audience_name", "retention_days",
                  "strict_audience_name", "test_event_code", "event_set_id"),

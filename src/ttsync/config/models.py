@@ -286,10 +286,10 @@ class DataTemplate(_Model):
     def _template_fields(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        unknown = sorted(set(_NAME_TEMPLATE_FIELD.findall(value)) - {"campaign", "group"})
+        unknown = sorted(set(_NAME_TEMPLATE_FIELD.findall(value)) - {"campaign", "group", "date"})
         if unknown:
             raise ValueError(
-                "audience_name_template may only use {campaign} and {group}; "
+                "audience_name_template may only use {campaign}, {group} and {date}; "
                 f"remove {', '.join('{' + u + '}' for u in unknown)}"
             )
         return value
@@ -304,12 +304,14 @@ class DataTemplate(_Model):
             )
         return self
 
-    def render_audience_name(self, campaign: str | None, group: str | None) -> str | None:
+    def render_audience_name(
+        self, campaign: str | None, group: str | None, date: str | None = None
+    ) -> str | None:
         """The audience name from the template, or None when it needs variables that were not given."""
         if self.audience_name_template is None:
             return None
         needs = set(_NAME_TEMPLATE_FIELD.findall(self.audience_name_template))
-        values = {"campaign": campaign, "group": group}
+        values = {"campaign": campaign, "group": group, "date": date}
         if any(values[field] is None for field in needs):
             return None
         return self.audience_name_template.format(**{k: v for k, v in values.items() if v is not None})

@@ -64,6 +64,10 @@ def _v4_server(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=tables)
 
 
+def _v5_campaigns(conn: sa.Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.segments, schema.campaigns])
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1,
@@ -73,6 +77,7 @@ MIGRATIONS: list[Migration] = [
     Migration(2, "workflow state: room for succeeded_with_warnings", _v2_wider_workflow_state),
     Migration(3, "leases: one active workflow per orchestration and per audience", _v3_leases),
     Migration(4, "team server: users, API tokens, sessions, audit log, run queue, schedules", _v4_server),
+    Migration(5, "segments and campaigns", _v5_campaigns),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

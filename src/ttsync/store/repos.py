@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from pydantic import BaseModel, SecretStr
 
+from ttsync.config.campaigns import Campaign, Segment
 from ttsync.config.models import Credential, DataTemplate, Destination, Orchestration, Source
 from ttsync.errors import AmbiguousIdError, ConfigError, NotFoundError
 from ttsync.redact import redact_text
@@ -419,6 +420,43 @@ def list_orchestrations(store: Store) -> list[Orchestration]:
 def delete_orchestration(store: Store, name: str) -> bool:
     """Delete an orchestration (its workflows stay, as history)."""
     return _delete(store, schema.orchestrations, "orchestration", name, [])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Segments and campaigns (stored as their model's JSON)
+
+
+def save_segment(store: Store, segment: Segment) -> Change:
+    """Create or update a segment (its source must exist)."""
+    get_source(store, segment.source)
+    body = {"body": segment.model_dump(mode="json")}
+    return _upsert(store, schema.segments, segment.name, body, _same_columns(body))
+
+
+def get_segment(store: Store, name: str) -> Segment:
+    """The segment `name`."""
+    return Segment.model_validate(_get_row(store, schema.segments, "segment", name)["body"])
+
+
+def list_segments(store: Store) -> list[Segment]:
+    """All segments, by name."""
+    return [Segment.model_validate(row["body"]) for row in _list_rows(store, schema.segments)]
+
+
+def save_campaign(store: Store, campaign: Campaign) -> Change:
+    """Create or update a campaign (checked by `config.campaigns.check_campaign` before)."""
+    body = {"body": campaign.model_dump(mode="json")}
+    return _upsert(store, schema.campaigns, campaign.name, body, _same_columns(body))
+
+
+def get_campaign(store: Store, name: str) -> Campaign:
+    """The campaign `name`."""
+    return Campaign.model_validate(_get_row(store, schema.campaigns, "campaign", name)["body"])
+
+
+def list_campaigns(store: Store) -> list[Campaign]:
+    """All campaigns, by name."""
+    return [Campaign.model_validate(row["body"]) for row in _list_rows(store, schema.campaigns)]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -261,3 +261,23 @@ server_settings = sa.Table(
     sa.Column("key", sa.String(80), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
+
+
+# Segments and campaigns (config.campaigns): the validated model as JSON, one row per object. Added by migration 5.
+segments = sa.Table(
+    "segments",
+    metadata,
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("name", NAME, primary_key=True),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)

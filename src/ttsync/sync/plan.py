@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import glob
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,10 @@ class AudiencePlan:
     remove_ids: int
     full_upload: bool
     inflight: tuple[str, ...] = ()  # in-flight records this plan reconciles (cleared when it commits)
+    # Changes a change cap (a campaign's learning-phase guard) left for later syncs; never dropped: the next
+    # plan diffs against the snapshot this one commits, which holds only what was sent.
+    deferred_adds: int = 0
+    deferred_removes: int = 0
 
     @property
     def remove_share(self) -> float:
@@ -89,6 +94,8 @@ class AudiencePlan:
             remove_ids=int(state["remove_ids"]),
             full_upload=bool(state["full_upload"]),
             inflight=tuple(state.get("inflight") or ()),
+            deferred_adds=int(state.get("deferred_adds") or 0),
+            deferred_removes=int(state.get("deferred_removes") or 0),
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -104,6 +111,8 @@ class AudiencePlan:
             "remove_ids": self.remove_ids,
             "remove_share": round(self.remove_share, 6),
             "full_upload": self.full_upload,
+            "deferred_adds": self.deferred_adds,
+            "deferred_removes": self.deferred_removes,
         }
 
 
@@ -127,6 +136,7 @@ def plan_audience(
     work_dir: Path,
     digests_path: Path | None = None,
     inflight: Sequence[Path] = (),
+    max_change: int | None = None,
 ) -> AudiencePlan:
     """Compute adds and removes for one audience and write them to Parquet files in `work_dir`.
 
@@ -136,6 +146,8 @@ def plan_audience(
     they may have added and adds back what they may have removed. `digests_path` is the prepare stage's digests-only
     file of the same identifiers: it becomes the plan's new set as it is (else the plan writes one).
     Identifiers are compared by their digest words (see digests.py); hex is rebuilt only for the rows sent.
+    `max_change` caps the identifiers added plus removed by a re-sync against a snapshot (no in-flight
+    records: those must converge in full); the rest is deferred and counted (`deferred_adds/removes`).
     """
     schemas = tuple(id_schemas)
     if not schemas:
@@ -181,6 +193,9 @@ def plan_audience(
         assert snapshot is not None
         _diff_against_snapshot(con, source, prepared, snapshot_sql(snapshot), schemas, mode, files)
         previous_ids = distinct_ids(snapshot, schemas)
+    deferred: tuple[int, int] | None = None
+    if max_change is not None and not full_upload and not inflight and snapshot is not None:
+        deferred = _cap_changes(con, snapshot, files, max_change, work_dir)
     _write_add_rows(con, f"read_parquet({sql_literal(files.owners)})", schemas, files.add_rows)
 
     add_ids, remove_ids = _rows(files.owners), _rows(files.remove_ids)
@@ -199,6 +214,10 @@ def plan_audience(
         current_people = footer.people
     else:
         current_people = _one(con, f"SELECT count(DISTINCT row_key) FROM {prepared}")[0]
+    if deferred is not None:
+        # The snapshot to be is what TikTok will hold after this capped delivery, not the query's whole set.
+        current_ids = previous_ids + add_ids - remove_ids
+        digests_path = work_dir / "capped_ids.parquet"
     return AudiencePlan(
         mode=mode,
         id_schemas=schemas,
@@ -213,7 +232,44 @@ def plan_audience(
         remove_ids=remove_ids,
         full_upload=full_upload,
         inflight=tuple(str(f) for f in inflight),
+        deferred_adds=deferred[0] if deferred else 0,
+        deferred_removes=deferred[1] if deferred else 0,
     )
+
+
+def _cap_changes(
+    con: duckdb.DuckDBPyConnection, snapshot: Path, files: _Files, max_change: int, work_dir: Path
+) -> tuple[int, int] | None:
+    """Keep at most `max_change` of the diff (adds and removes in proportion, each in a stable order so the
+    same identifiers go first on every try); rewrite the owners and remove files and write the capped
+    snapshot-to-be (`capped_ids.parquet`). Returns the deferred (adds, removes), or None when under the cap."""
+    adds, removes = _rows(files.owners), _rows(files.remove_ids)
+    if adds + removes <= max_change:
+        return None
+    keep_removes = (max_change * removes) // (adds + removes)
+    keep_adds = max_change - keep_removes
+    diff = f"read_parquet({sql_literal(files.diff)})"
+    order = f"id_schema, {WORDS}"
+    kept_owners, kept_removed = work_dir / "owners_capped.parquet", work_dir / "removed_capped.parquet"
+    _copy(
+        con,
+        f"SELECT * FROM read_parquet({sql_literal(files.owners)}) ORDER BY row_key, {order} LIMIT {keep_adds}",
+        kept_owners,
+    )
+    _copy(con, f"SELECT id_schema, {WORDS} FROM {diff} WHERE removed ORDER BY {order} LIMIT {keep_removes}",
+          kept_removed)  # fmt: skip
+    removed = f"read_parquet({sql_literal(kept_removed)})"
+    _copy(con, f"SELECT id_schema, {HEX_SQL} AS hash FROM {removed}", files.remove_ids)
+    os.replace(kept_owners, files.owners)
+    snap = snapshot_sql(snapshot)
+    _copy(
+        con,
+        f"SELECT s.id_schema, {', '.join('s.' + k for k in KEY_COLUMNS)} FROM {snap} s "
+        f"ANTI JOIN {removed} r ON s.id_schema = r.id_schema AND {_same('s', 'r')} "
+        f"UNION ALL SELECT id_schema, {WORDS} FROM read_parquet({sql_literal(files.owners)})",
+        work_dir / "capped_ids.parquet",
+    )
+    return adds - keep_adds, removes - keep_removes
 
 
 # A snapshot of nothing (no delivery committed yet, but in-flight records to reconcile).

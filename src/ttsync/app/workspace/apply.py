@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 
+from ttsync.config.campaigns import check_campaign
 from ttsync.config.file import CredentialEntry, WorkspaceFile
 from ttsync.errors import ConfigError, NotFoundError
 from ttsync.store import Store, repos
@@ -72,10 +74,35 @@ def _check_references(config: WorkspaceFile, store: Store) -> None:
             exists(templates, repos.get_template, "data template", orch.template, user)
 
 
+def _check_campaigns(config: WorkspaceFile, store: Store, today: date) -> None:
+    # Segments and templates from the file win over the store's, as they will once applied.
+    segments = {s.name: s for s in repos.list_segments(store)} | {s.name: s for s in config.segments}
+    templates = {t.name: t for t in repos.list_templates(store)} | {t.name: t for t in config.templates}
+    sources = {s.name for s in config.sources} | {s.name for s in repos.list_sources(store)}
+    for segment in config.segments:
+        if segment.source not in sources:
+            raise ConfigError(
+                f"segment {segment.name!r} refers to source {segment.source!r}, which is neither in the file "
+                "nor in the store"
+            )
+    stored = {c.name: c for c in repos.list_campaigns(store)}
+    for campaign in config.campaigns:
+        before = stored.get(campaign.name)
+        # A launch date already applied is not refused later: re-applying the same file keeps working.
+        new_launch = before is None or before.launch_date != campaign.launch_date
+        check_campaign(campaign, segments, templates, today=today if new_launch else None)
+
+
 def apply_config(
-    store: Store, config: WorkspaceFile, *, environ: Mapping[str, str] | None = None
+    store: Store,
+    config: WorkspaceFile,
+    *,
+    environ: Mapping[str, str] | None = None,
+    today: date | None = None,
 ) -> ApplyResult:
-    """Create or update every object of `config` in `store` (objects not in the file are left alone)."""
+    """Create or update every object of `config` in `store` (objects not in the file are left alone).
+
+    `today` (default: the UTC date) is the clock of the campaigns' launch-date check."""
     env = os.environ if environ is None else environ
     result = ApplyResult()
     credentials = []
@@ -84,6 +111,7 @@ def apply_config(
         credentials.append(credential)
         result.warnings.extend(warnings)
     _check_references(config, store)
+    _check_campaigns(config, store, today or datetime.now(UTC).date())
     for credential in credentials:
         change = repos.save_credential(store, credential, keep_missing_secrets=True)
         result.objects.append(AppliedObject("credential", credential.name, change))
@@ -100,6 +128,10 @@ def apply_config(
     for orchestration in config.orchestrations:
         change = repos.save_orchestration(store, orchestration)
         result.objects.append(AppliedObject("orchestration", orchestration.name, change))
+    for segment in config.segments:
+        result.objects.append(AppliedObject("segment", segment.name, repos.save_segment(store, segment)))
+    for campaign in config.campaigns:
+        result.objects.append(AppliedObject("campaign", campaign.name, repos.save_campaign(store, campaign)))
     return result
 
 
@@ -111,4 +143,6 @@ def export_config(store: Store) -> WorkspaceFile:
         destinations=repos.list_destinations(store),
         templates=repos.list_templates(store),
         orchestrations=repos.list_orchestrations(store),
+        segments=repos.list_segments(store),
+        campaigns=repos.list_campaigns(store),
     )

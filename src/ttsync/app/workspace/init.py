@@ -125,7 +125,45 @@ orchestrations:
     # text was damaged. Its phone expression assumes US numbers; for international customers select
     # `mc.phone AS phone, mc.country AS country` and ttsync normalizes each phone in its own country.
     query: |
-{events_query}"""
+{events_query}
+
+# Campaigns (docs/campaigns.md): segments combined, split into sub-audiences and a holdout.
+segments:
+  - name: high-value
+    source: warehouse
+    key_column: amperity_id
+    query: |
+      SELECT amperity_id, email, phone, country, idfa, aaid
+      FROM Merged_Customers
+      WHERE lifetime_value >= 500
+
+  - name: recent-purchasers                  # bought in the last 30 days of the sample's history
+    source: warehouse
+    key_column: amperity_id
+    query: |
+      SELECT DISTINCT amperity_id
+      FROM Unified_Itemized_Transactions
+      WHERE order_datetime >= (SELECT max(order_datetime) FROM Unified_Itemized_Transactions) - INTERVAL 30 DAY
+
+campaigns:
+  - name: spring-offer
+    audience: high-value
+    exclusions: [recent-purchasers]
+    holdout_percent: 10                      # a control group: sent nowhere, counted for measurement
+    sub_audiences:                           # each person's group is stable across runs (keyed hash)
+      - name: offer-a
+        percent: 45
+      - name: offer-b
+        percent: 45
+    destinations:
+      - destination: tiktok-audiences
+        template: best-profile               # names the audiences "spring-offer - offer-a", ...
+    timing: recurring                        # recurring | one_time (a new dated audience per delivery)
+    launch_date: 2026-01-01                  # nothing is sent before it
+    learning_guard:                          # keep audiences stable while TikTok's delivery learns
+      max_change_per_sync: 0.1
+      stable_days: 7
+"""
 
 
 def render_config(seed_info: Mapping[str, Any] | None = None, *, writeback: bool = False) -> str:

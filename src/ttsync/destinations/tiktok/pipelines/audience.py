@@ -63,7 +63,7 @@ from ttsync.sync.columns import audience_column_specs
 from ttsync.sync.inflight import clear_inflight, inflight_dir, inflight_files, record_inflight
 from ttsync.sync.plan import AudiencePlan, SyncMode, commit_plan_snapshot, connect, plan_audience
 from ttsync.sync.prepare import PreparedOutput, prepare_to_parquet
-from ttsync.sync.snapshot import delete_snapshot, snapshot_path
+from ttsync.sync.snapshot import delete_snapshot, distinct_ids, snapshot_path
 from ttsync.workflows.crashpoints import crash_point
 from ttsync.workflows.engine import TaskContext, TaskSpec
 from ttsync.workflows.ownership import hold
@@ -239,11 +239,17 @@ class AudienceRun(OrchestrationRun):
         id_schemas = ctx.shared.get("id_schemas") or ctx.output_of("prepare")["id_schemas"]
         if self.customer_file:
             single_calculate_type(id_schemas)
+        max_change = None
+        if self.change_cap is not None and audience_id and self.snapshot_file(audience_id).exists():
+            max_change = self.change_cap(distinct_ids(self.snapshot_file(audience_id), id_schemas))
         inflight = inflight_files(self.inflight_dir)
-        if self.source.kind == "spark" and not inflight:  # the diff runs in Spark too (docs/scale.md)
+        if (
+            self.source.kind == "spark" and not inflight and max_change is None
+        ):  # the diff in Spark (docs/scale.md)
             plan = self._plan_on_spark(run_dir, audience_id, id_schemas)
         else:
-            # In-flight records to reconcile (a rare recovery) are diffed by DuckDB, over the same prepared file.
+            # In-flight records to reconcile (a rare recovery) and a campaign's change cap are DuckDB's, over
+            # the same prepared file.
             con = connect(run_dir / "plan", memory_limit=self.options.duckdb_memory_limit)
             try:
                 plan = plan_audience(
@@ -255,9 +261,16 @@ class AudienceRun(OrchestrationRun):
                     mode=SyncMode(self.settings.mode),
                     work_dir=run_dir / "plan",
                     inflight=inflight,
+                    max_change=max_change,
                 )
             finally:
                 con.close()
+        if plan.deferred_adds or plan.deferred_removes:
+            self._warn(
+                ctx,
+                f"learning-phase guard: {plan.deferred_adds:,} adds and {plan.deferred_removes:,} removes "
+                f"deferred to later syncs (at most {max_change or 0:,} changes per sync)",
+            )
         guard = self.settings.remove_guard
         if plan.remove_share > guard and not self.options.allow_large_removal:
             raise LargeRemovalBlockedError(
@@ -559,6 +572,12 @@ class AudienceRun(OrchestrationRun):
         with open_source(self.source, self.root) as source:
             specs = self.column_specs(columns or source.columns(self.orchestration.query))
             self.reporter.stage("prepare")
+            if self.row_filter is not None and (self.source.kind == "spark" or self.source.hash_in_warehouse):
+                # The split needs each row's key before hashing; these paths never bring rows to ttsync.
+                raise ConfigError(
+                    f"source {self.source.name!r}: campaign splits and holdouts need the rows in ttsync; use a "
+                    "source without `hash_in_warehouse` (and not Spark) for this campaign's segments"
+                )
             if self.source.kind == "spark":  # identity on the executors (docs/scale.md)
                 return specs, self._prepare_on_spark(source, specs, out_dir)
             # hash_in_warehouse: the warehouse runs the identity rules and returns digests only (docs/scale.md).
@@ -570,11 +589,14 @@ class AudienceRun(OrchestrationRun):
                 source.schema(self.orchestration.query) if self.source.hash_in_warehouse else None,
             )
             self.warehouse_sql = pushdown.sql if pushdown else None
+            batches = source.stream(
+                pushdown.sql if pushdown else self.orchestration.query,
+                batch_rows=self.options.read_batch_rows,
+            )
+            if self.row_filter is not None:
+                batches = map(self.row_filter, batches)
             output = prepare_to_parquet(
-                source.stream(
-                    pushdown.sql if pushdown else self.orchestration.query,
-                    batch_rows=self.options.read_batch_rows,
-                ),
+                batches,
                 specs=specs,
                 key_column=self.key_column,
                 out_dir=out_dir,

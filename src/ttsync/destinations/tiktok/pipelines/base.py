@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pyarrow as pa
+
 from ttsync.config.models import Credential, DataTemplate, Destination, Orchestration, Source
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, RateLimits, RetryPolicy
 from ttsync.destinations.tiktok.oauth import ensure_fresh_token
@@ -59,6 +61,11 @@ class OrchestrationRun:
     options: RunOptions = field(default_factory=RunOptions)
     reporter: Reporter = field(default_factory=Reporter)
     client_factory: Callable[[], AsyncTikTokClient] | None = None
+    # Keeps a subset of each batch before the identity rules (a campaign's random split, sync.groups).
+    row_filter: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None
+    # The most identifiers one re-sync may add plus remove, from the audience's size (a campaign's
+    # learning-phase guard); the rest is deferred to later syncs (sync.plan).
+    change_cap: Callable[[int], int] | None = None
     leases: LeaseKeeper | None = None  # set while the workflow runs: its leases (see services/ownership.py)
 
     def run_dir(self, workflow_id: str) -> Path:
