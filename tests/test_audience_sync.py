@@ -248,3 +248,20 @@ def test_first_sync_sends_right_after_create_without_waiting_for_is_valid(env: E
     assert env.members() == env.expected()
     assert outcome.workflow.counts["read_back"]["state"] == "ready"
     assert outcome.workflow.counts["read_back"]["is_valid"] is True
+
+
+def test_plan_of_a_deleted_audience_warns_and_plans_everyone_without_changing_anything(env: Env) -> None:
+    # `run --plan` runs the workflow's own verify_audience and plan tasks in a dry run: a gone audience is
+    # reported (not recreated), its snapshot is not diffed against, and nothing is stored.
+    assert env.run().ok
+    old = env.audience_id()
+    env.emulator.admin.delete_audience(old)
+    workflows = repos.list_workflows(env.store)
+    preview = preview_run(build_run(env.workspace, env.store, ORCH))
+    assert preview["audience"]["audience_id"] == old
+    assert preview["audience"]["exists"] is False
+    assert any(f"audience {old} is gone from TikTok" in w for w in preview["warnings"])
+    assert preview["plan"]["add_ids"] == len(env.expected())
+    assert preview["plan"]["remove_ids"] == 0
+    assert [w.id for w in repos.list_workflows(env.store)] == [w.id for w in workflows]
+    assert env.audience_id() == old  # the stored audience is untouched until a real run recreates it

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -227,3 +228,30 @@ def test_workflow_state_holds_succeeded_with_warnings(store: Store) -> None:
     wf = repos.create_workflow(store, "orch", "audience", ["query"])
     repos.update_workflow(store, wf.id, state="succeeded_with_warnings")
     assert repos.get_workflow(store, wf.id).state == "succeeded_with_warnings"
+
+
+@pytest.mark.parametrize(
+    ("repo", "name", "users"),
+    [
+        (repos.CREDENTIALS, "main", "destination 'aud'"),
+        (repos.SOURCES, "wh", "orchestration 'orch'"),
+        (repos.DESTINATIONS, "aud", "data template 'tpl'"),
+        (repos.TEMPLATES, "tpl", "orchestration 'orch'"),
+        (repos.ORCHESTRATIONS, "orch", None),
+    ],
+)
+def test_one_generic_repo_gets_lists_and_deletes_every_kind(
+    store: Store, repo: repos.ConfigRepo[Any], name: str, users: str | None
+) -> None:
+    _setup_objects(store)
+    assert repo.get(store, name).name == name
+    assert [obj.name for obj in repo.list(store)] == [name]
+    with pytest.raises(NotFoundError, match=repo.kind):
+        repo.get(store, "missing")
+    if users is not None:
+        with pytest.raises(ConfigError, match=f"{repo.kind} '{name}' is used by {users}"):
+            repo.delete(store, name)
+    else:
+        assert repo.delete(store, name) is True
+        assert repo.list(store) == []
+        assert repo.delete(store, name) is False

@@ -9,8 +9,9 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel, SecretStr
@@ -110,6 +111,39 @@ def _delete(
         return result.rowcount > 0
 
 
+@dataclass(frozen=True)
+class ConfigRepo(Generic[M]):
+    """Get, list and delete of one kind of configuration object, the same for every kind (`save_*` stay
+    per kind: each checks its own references and compares its own columns)."""
+
+    kind: str  # as users read it: "data template"
+    table: sa.Table
+    from_row: Callable[[Store, sa.RowMapping], M]
+    # Who refers to an object of this kind: (table, column) pairs; such an object is not deleted.
+    used_by: tuple[tuple[sa.Table, sa.Column[Any]], ...] = ()
+
+    def get(self, store: Store, name: str) -> M:
+        """The object `name`; `NotFoundError` when there is none."""
+        return self.from_row(store, _get_row(store, self.table, self.kind, name))
+
+    def list(self, store: Store) -> list[M]:
+        """All objects of this kind, by name."""
+        return [self.from_row(store, row) for row in _list_rows(store, self.table)]
+
+    def delete(self, store: Store, name: str) -> bool:
+        """Delete the object unless another one uses it (`ConfigError`); False when it did not exist."""
+        return _delete(store, self.table, self.kind, name, list(self.used_by))
+
+
+def _validated(model: type[M]) -> Callable[[Store, sa.RowMapping], M]:
+    """A row → model reader for tables whose columns are the model's fields (plus the timestamps)."""
+
+    def from_row(_store: Store, row: sa.RowMapping) -> M:
+        return model.model_validate({key: row[key] for key in row if key not in ("created_at", "updated_at")})
+
+    return from_row
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Credentials
 
@@ -188,25 +222,27 @@ def _credential_from_row(store: Store, row: sa.RowMapping) -> Credential:
     )
 
 
+CREDENTIALS = ConfigRepo(
+    "credential",
+    schema.credentials,
+    _credential_from_row,
+    ((schema.destinations, schema.destinations.c.credential),),
+)
+
+
 def get_credential(store: Store, name: str) -> Credential:
     """The credential `name`; its secrets decrypt only when `.get_secret_value()` is called."""
-    return _credential_from_row(store, _get_row(store, schema.credentials, "credential", name))
+    return CREDENTIALS.get(store, name)
 
 
 def list_credentials(store: Store) -> list[Credential]:
     """All credentials, by name."""
-    return [_credential_from_row(store, row) for row in _list_rows(store, schema.credentials)]
+    return CREDENTIALS.list(store)
 
 
 def delete_credential(store: Store, name: str) -> bool:
     """Delete a credential no destination uses; False when it did not exist."""
-    return _delete(
-        store,
-        schema.credentials,
-        "credential",
-        name,
-        [(schema.destinations, schema.destinations.c.credential)],
-    )
+    return CREDENTIALS.delete(store, name)
 
 
 def update_credential_tokens(
@@ -267,25 +303,28 @@ def save_source(store: Store, source: Source) -> Change:
     return _upsert(store, schema.sources, source.name, values, _same_columns(values))
 
 
-def _source_from_row(row: sa.RowMapping) -> Source:
+def _source_from_row(_store: Store, row: sa.RowMapping) -> Source:
     return Source(name=row["name"], kind=row["kind"], description=row["description"], **row["config"])
+
+
+SOURCES = ConfigRepo(
+    "source", schema.sources, _source_from_row, ((schema.orchestrations, schema.orchestrations.c.source),)
+)
 
 
 def get_source(store: Store, name: str) -> Source:
     """The source `name`."""
-    return _source_from_row(_get_row(store, schema.sources, "source", name))
+    return SOURCES.get(store, name)
 
 
 def list_sources(store: Store) -> list[Source]:
     """All sources, by name."""
-    return [_source_from_row(row) for row in _list_rows(store, schema.sources)]
+    return SOURCES.list(store)
 
 
 def delete_source(store: Store, name: str) -> bool:
     """Delete a source no orchestration uses; False when it did not exist."""
-    return _delete(
-        store, schema.sources, "source", name, [(schema.orchestrations, schema.orchestrations.c.source)]
-    )
+    return SOURCES.delete(store, name)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -314,34 +353,30 @@ def get_credential_name(store: Store, name: str) -> str:
     return name
 
 
-def _destination_from_row(row: sa.RowMapping) -> Destination:
-    return Destination.model_validate(
-        {key: row[key] for key in row if key not in ("created_at", "updated_at")}
-    )
+DESTINATIONS = ConfigRepo(
+    "destination",
+    schema.destinations,
+    _validated(Destination),
+    (
+        (schema.data_templates, schema.data_templates.c.destination),
+        (schema.orchestrations, schema.orchestrations.c.destination),
+    ),
+)
 
 
 def get_destination(store: Store, name: str) -> Destination:
     """The destination `name`."""
-    return _destination_from_row(_get_row(store, schema.destinations, "destination", name))
+    return DESTINATIONS.get(store, name)
 
 
 def list_destinations(store: Store) -> list[Destination]:
     """All destinations, by name."""
-    return [_destination_from_row(row) for row in _list_rows(store, schema.destinations)]
+    return DESTINATIONS.list(store)
 
 
 def delete_destination(store: Store, name: str) -> bool:
     """Delete a destination no data template or orchestration uses."""
-    return _delete(
-        store,
-        schema.destinations,
-        "destination",
-        name,
-        [
-            (schema.data_templates, schema.data_templates.c.destination),
-            (schema.orchestrations, schema.orchestrations.c.destination),
-        ],
-    )
+    return DESTINATIONS.delete(store, name)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -355,31 +390,27 @@ def save_template(store: Store, template: DataTemplate) -> Change:
     return _upsert(store, schema.data_templates, template.name, values, _same_columns(values))
 
 
-def _template_from_row(row: sa.RowMapping) -> DataTemplate:
-    return DataTemplate.model_validate(
-        {key: row[key] for key in row if key not in ("created_at", "updated_at")}
-    )
+TEMPLATES = ConfigRepo(
+    "data template",
+    schema.data_templates,
+    _validated(DataTemplate),
+    ((schema.orchestrations, schema.orchestrations.c.template),),
+)
 
 
 def get_template(store: Store, name: str) -> DataTemplate:
     """The data template `name`."""
-    return _template_from_row(_get_row(store, schema.data_templates, "data template", name))
+    return TEMPLATES.get(store, name)
 
 
 def list_templates(store: Store) -> list[DataTemplate]:
     """All data templates, by name."""
-    return [_template_from_row(row) for row in _list_rows(store, schema.data_templates)]
+    return TEMPLATES.list(store)
 
 
 def delete_template(store: Store, name: str) -> bool:
     """Delete a data template no orchestration uses."""
-    return _delete(
-        store,
-        schema.data_templates,
-        "data template",
-        name,
-        [(schema.orchestrations, schema.orchestrations.c.template)],
-    )
+    return TEMPLATES.delete(store, name)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -401,25 +432,23 @@ def save_orchestration(store: Store, orchestration: Orchestration) -> Change:
     return _upsert(store, schema.orchestrations, orchestration.name, values, _same_columns(values))
 
 
-def _orchestration_from_row(row: sa.RowMapping) -> Orchestration:
-    return Orchestration.model_validate(
-        {key: row[key] for key in row if key not in ("created_at", "updated_at")}
-    )
+# No used_by: its workflows stay, as history.
+ORCHESTRATIONS = ConfigRepo("orchestration", schema.orchestrations, _validated(Orchestration))
 
 
 def get_orchestration(store: Store, name: str) -> Orchestration:
     """The orchestration `name`."""
-    return _orchestration_from_row(_get_row(store, schema.orchestrations, "orchestration", name))
+    return ORCHESTRATIONS.get(store, name)
 
 
 def list_orchestrations(store: Store) -> list[Orchestration]:
     """All orchestrations, by name."""
-    return [_orchestration_from_row(row) for row in _list_rows(store, schema.orchestrations)]
+    return ORCHESTRATIONS.list(store)
 
 
 def delete_orchestration(store: Store, name: str) -> bool:
     """Delete an orchestration (its workflows stay, as history)."""
-    return _delete(store, schema.orchestrations, "orchestration", name, [])
+    return ORCHESTRATIONS.delete(store, name)
 
 
 # ---------------------------------------------------------------------------------------------------------

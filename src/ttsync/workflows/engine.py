@@ -40,6 +40,9 @@ class TaskSpec:
 
     name: str
     run: TaskFunction
+    # Whether the task runs in a dry run (`ttsync run --plan`): a task that only sends (an upload, a commit)
+    # says False; one that runs says how it looks without changing anything by reading `ctx.dry_run`.
+    in_dry_run: bool = True
 
 
 @dataclass
@@ -53,14 +56,27 @@ class TaskContext:
     shared: dict[str, Any] = field(default_factory=dict)  # in-memory values passed between tasks of one run
     warnings: list[dict[str, Any]] = field(default_factory=list)
     fence: Callable[[], None] | None = None  # raises when this process lost the workflow's lease
+    # A dry run (`dry_run_workflow`): checkpoints and counts stay in `dry_results`, the store is not written,
+    # and a task sends nothing and changes nothing.
+    dry_run: bool = False
+    dry_results: dict[str, DryRunTask] | None = None
 
-    def warn(self, message: str, *, serious: bool = False, resolution: str | None = None) -> None:
+    def warn(
+        self, message: str, *, serious: bool = False, resolution: str | None = None, key: str | None = None
+    ) -> None:
         """Record a warning of this task (stored with its counts). `serious`: the workflow ends
-        `succeeded_with_warnings` and notifies; `resolution` names the catalog entry that explains it."""
-        self.warnings.append({"message": message, "serious": serious, "resolution": resolution})
+        `succeeded_with_warnings` and notifies; `resolution` names the catalog entry that explains it; `key`
+        names the kind of warning for a dry run's caller (kept in dry runs only, never stored)."""
+        warning: dict[str, Any] = {"message": message, "serious": serious, "resolution": resolution}
+        if self.dry_run and key is not None:
+            warning["key"] = key
+        self.warnings.append(warning)
 
     def save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Persist this task's checkpoint now (call after TikTok confirmed something)."""
+        if self.dry_run:
+            self.checkpoint = checkpoint
+            return
         if self.fence is not None:
             self.fence()
         self.checkpoint = checkpoint
@@ -68,15 +84,21 @@ class TaskContext:
 
     def save_counts(self, counts: dict[str, Any]) -> None:
         """Persist this task's counts so far (shown by `workflows show` while it runs)."""
+        if self.dry_run:
+            return
         repos.update_task(self.store, self.workflow_id, self.task_name, counts=counts)
 
     def output_of(self, task: str) -> dict[str, Any]:
         """The counts an earlier task of this workflow stored (its output), read from the store: what a later
         task may rely on in a resumed workflow, where `shared` is empty."""
+        if self.dry_results is not None:
+            return self.dry_results[task].counts if task in self.dry_results else {}
         return self._task(task).counts
 
     def checkpoint_of(self, task: str) -> dict[str, Any]:
         """The checkpoint an earlier task of this workflow stored (e.g. the plan of `plan`)."""
+        if self.dry_results is not None:
+            return self.dry_results[task].checkpoint if task in self.dry_results else {}
         return self._task(task).checkpoint
 
     def _task(self, name: str) -> TaskRecord:
@@ -196,6 +218,32 @@ async def run_workflow(
             resolution=explained_by,
         )
     return repos.get_workflow(store, workflow_id)
+
+
+@dataclass
+class DryRunTask:
+    """What one task of a dry run returned: its counts, the checkpoint it would have saved, its warnings."""
+
+    counts: dict[str, Any]
+    checkpoint: dict[str, Any]
+    warnings: list[dict[str, Any]]
+
+
+async def dry_run_workflow(
+    store: Store, workflow_id: str, specs: Sequence[TaskSpec], *, shared: dict[str, Any] | None = None
+) -> dict[str, DryRunTask]:
+    """Run the declared tasks that run in a dry run (`TaskSpec.in_dry_run`), in order, with `ctx.dry_run`
+    set: nothing is stored (no workflow record exists), checkpoints and counts pass between the tasks in
+    memory, and a failure is raised as is (a preview has no workflow to fail). Returns each task's result."""
+    shared = shared if shared is not None else {}
+    results: dict[str, DryRunTask] = {}
+    for spec in specs:
+        if not spec.in_dry_run:
+            continue
+        ctx = TaskContext(store, workflow_id, spec.name, {}, shared, dry_run=True, dry_results=results)
+        counts = await spec.run(ctx) or {}
+        results[spec.name] = DryRunTask(counts, ctx.checkpoint, ctx.warnings)
+    return results
 
 
 def workflow_warnings(workflow: WorkflowRecord) -> list[dict[str, Any]]:

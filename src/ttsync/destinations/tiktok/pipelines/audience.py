@@ -16,15 +16,14 @@ resolved workflow continues in a new process exactly where the failed one stoppe
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
-import tempfile
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, overload
+
+import duckdb
 
 from ttsync.config.models import ResolvedAudienceSettings
 from ttsync.destinations.tiktok.audience.audience import (
@@ -67,6 +66,9 @@ from ttsync.sync.snapshot import delete_snapshot, distinct_ids, snapshot_path
 from ttsync.workflows.crashpoints import crash_point
 from ttsync.workflows.engine import TaskContext, TaskSpec
 from ttsync.workflows.ownership import hold
+
+# The kinds of warning of a dry run (`TaskContext.warn(key=...)`), in the order `run --plan` shows them.
+_PREVIEW_WARNING_ORDER = ("settings", "audience_check", "remove_guard", "reject_rate", "min_size")
 
 AUDIENCE_TASKS = ("query", "prepare", "verify_audience", "plan", "upload", "commit", "read_back")
 
@@ -124,9 +126,9 @@ class AudienceRun(OrchestrationRun):
             TaskSpec("prepare", self.task_prepare),
             TaskSpec("verify_audience", self.task_verify_audience),
             TaskSpec("plan", self.task_plan),
-            TaskSpec("upload", self.task_upload),
-            TaskSpec("commit", self.task_commit),
-            TaskSpec("read_back", self.task_read_back),
+            TaskSpec("upload", self.task_upload, in_dry_run=False),
+            TaskSpec("commit", self.task_commit, in_dry_run=False),
+            TaskSpec("read_back", self.task_read_back, in_dry_run=False),
         ]
 
     async def task_query(self, ctx: TaskContext) -> dict[str, Any]:
@@ -147,7 +149,7 @@ class AudienceRun(OrchestrationRun):
             check_schema(schema, roles)
         ctx.shared["columns"] = columns
         for warning in self.settings.warnings():
-            self._warn(ctx, warning)
+            self._warn(ctx, warning, key="settings")
         return {"columns": len(columns), "identifier_columns": [s.column for s in specs]}
 
     async def task_prepare(self, ctx: TaskContext) -> dict[str, Any]:
@@ -160,9 +162,11 @@ class AudienceRun(OrchestrationRun):
         )
         ctx.shared["match_report"] = report
         ctx.shared["id_schemas"] = self.id_schemas(specs)
+        if ctx.dry_run:  # the plan shows rejects by reason; its temporary folder is gone once it returns
+            ctx.shared["rejected_by_reason"] = rejects_by_reason(output.rejects_path)
         reject_warning = self.reject_rate_warning(output.report.to_dict())
         if reject_warning:
-            self._warn(ctx, reject_warning, serious=True, resolution="invalid_rows")
+            self._warn(ctx, reject_warning, serious=True, resolution="invalid_rows", key="reject_rate")
         return {
             "rows_read": output.rows_read,
             "identifiers": output.ids_written,
@@ -172,13 +176,12 @@ class AudienceRun(OrchestrationRun):
         }
 
     async def task_verify_audience(self, ctx: TaskContext) -> dict[str, Any]:
-        """Reuse the stored audience if TikTok still has it; otherwise create (or recreate) it."""
+        """Reuse the stored audience if TikTok still has it; otherwise create (or recreate) it. In a dry run:
+        only look (see `_look_up_audience`)."""
         advertiser = self.primary_advertiser
-        states = {
-            s.advertiser_id: s
-            for s in repos.get_audience_states(self.store, self.destination.name, self.orchestration.name)
-        }
-        stored = states.get(advertiser)
+        stored = self._stored_state()
+        if ctx.dry_run:
+            return await self._look_up_audience(ctx, stored)
         created = recreated = False
         async with self.client() as client:
             audience_id: str | None = None
@@ -234,7 +237,7 @@ class AudienceRun(OrchestrationRun):
 
     async def task_plan(self, ctx: TaskContext) -> dict[str, Any]:
         """Diff against the snapshot; stop before sending when the remove guard trips."""
-        audience_id = self._audience_id(ctx, required=not self.customer_file)
+        audience_id = self._audience_id(ctx, required=not (self.customer_file or ctx.dry_run))
         run_dir = self.run_dir(ctx.workflow_id)
         id_schemas = ctx.shared.get("id_schemas") or ctx.output_of("prepare")["id_schemas"]
         if self.customer_file:
@@ -242,7 +245,9 @@ class AudienceRun(OrchestrationRun):
         max_change = None
         if self.change_cap is not None and audience_id and self.snapshot_file(audience_id).exists():
             max_change = self.change_cap(distinct_ids(self.snapshot_file(audience_id), id_schemas))
-        inflight = inflight_files(self.inflight_dir)
+        # What unfinished workflows may have sent counts too, unless a dry run found the run will start a new
+        # audience (a real run clears those records when it recreates one; a dry run only leaves them out).
+        inflight = [] if ctx.shared.get("new_audience") else inflight_files(self.inflight_dir)
         if (
             self.source.kind == "spark" and not inflight and max_change is None
         ):  # the diff in Spark (docs/scale.md)
@@ -272,7 +277,14 @@ class AudienceRun(OrchestrationRun):
                 f"deferred to later syncs (at most {max_change or 0:,} changes per sync)",
             )
         guard = self.settings.remove_guard
-        if plan.remove_share > guard and not self.options.allow_large_removal:
+        if plan.remove_share > guard and ctx.dry_run:
+            self._warn(
+                ctx,
+                f"the run would remove {plan.remove_share:.0%} of the audience, above the remove guard of "
+                f"{guard:.0%}: it will stop before sending",
+                key="remove_guard",
+            )
+        elif plan.remove_share > guard and not self.options.allow_large_removal:
             raise LargeRemovalBlockedError(
                 f"this run would remove {plan.remove_ids:,} of {plan.previous_ids:,} identifiers "
                 f"({plan.remove_share:.0%}), above the remove guard of {guard:.0%}"
@@ -281,8 +293,15 @@ class AudienceRun(OrchestrationRun):
         ctx.save_checkpoint({"plan": plan.to_state(), "plan_id": uuid.uuid4().hex})
         near = self.remove_guard_warning(plan.remove_share)
         if near:
-            self._warn(ctx, near)
-        if plan.current_people < MIN_USABLE_SIZE:
+            self._warn(ctx, near, key="remove_guard")
+        if plan.current_people < MIN_USABLE_SIZE and ctx.dry_run:
+            self._warn(
+                ctx,
+                f"only {plan.current_people:,} people: TikTok needs at least {MIN_USABLE_SIZE:,} before an ad "
+                "group can use the audience",
+                key="min_size",
+            )
+        elif plan.current_people < MIN_USABLE_SIZE:
             self._warn(
                 ctx,
                 f"the audience has {plan.current_people:,} people; TikTok needs at least "
@@ -449,102 +468,75 @@ class AudienceRun(OrchestrationRun):
 
     def preview(self) -> dict[str, Any]:
         """What a run would do, sending nothing and changing nothing: adds, removes, rejects by reason, the
-        match-quality report and warnings. Reads the stored audience's status from TikTok when it can."""
-        work = Path(tempfile.mkdtemp(prefix="ttsync-plan-"))
-        try:
-            specs, prepared = self._prepare(work / "prepared")
-            warnings = list(self.settings.warnings())
-            states = {
-                s.advertiser_id: s
-                for s in repos.get_audience_states(self.store, self.destination.name, self.orchestration.name)
-            }
-            stored = states.get(self.primary_advertiser)
-            snapshot = None
-            audience: dict[str, Any] = {"audience_id": None, "exists": False}
-            if stored is None or SyncMode(self.settings.mode) is SyncMode.CREATE:
-                # "New" is only true if TikTok answered: check the advertiser is reachable at all.
-                try:
-                    asyncio.run(self._audience_count())
-                except Exception as exc:
-                    audience = {"audience_id": None, "exists": None, "check_error": type(exc).__name__}
-                    warnings.append(
-                        f"could not check TikTok ({type(exc).__name__}): the run creates the audience if TikTok "
-                        "has none for this orchestration"
-                    )
-            if stored is not None and SyncMode(self.settings.mode) is not SyncMode.CREATE:
-                audience = {"audience_id": stored.audience_id, "exists": None}
-                try:
-                    status = asyncio.run(self._status(stored.audience_id))
-                except (
-                    Exception
-                ) as exc:  # the plan still shows the diff; the run itself will report the error
-                    audience["check_error"] = type(exc).__name__
-                    warnings.append(
-                        f"could not check audience {stored.audience_id} in TikTok: {type(exc).__name__}"
-                    )
-                    snapshot = self.snapshot_file(stored.audience_id)
-                else:
-                    audience = {
-                        "audience_id": stored.audience_id,
-                        "exists": status.usable,
-                        "tiktok_size": status.cover_num,
-                    }
-                    if status.usable:
-                        snapshot = self.snapshot_file(stored.audience_id)
-                    else:
-                        warnings.append(
-                            f"audience {stored.audience_id} is gone from TikTok: the run will create a new one and "
-                            "upload everyone"
-                        )
-            con = connect(work / "plan", memory_limit=self.options.duckdb_memory_limit)
+        match-quality report and warnings. The workflow's own tasks in a dry run (`query` to `plan`); reads the
+        stored audience's status from TikTok when it can."""
+        shared: dict[str, Any] = {}
+        results = self.dry_run(shared)  # the prepared files are gone after it: rejects are counted inside
+        warnings = [w for result in results.values() for w in result.warnings]
+        # The order `run --plan` has always printed: settings, the audience check, the remove guard, rejects.
+        warnings.sort(key=lambda w: _PREVIEW_WARNING_ORDER.index(w.get("key", "settings")))
+        prepared = results["prepare"].counts
+        return {
+            "orchestration": self.orchestration.name,
+            "destination": self.destination.name,
+            "audience_name": self.settings.audience_name,
+            "advertiser_ids": self.settings.advertiser_ids,
+            "audience": results["verify_audience"].counts,
+            "rows_read": prepared["rows_read"],
+            "plan": results["plan"].counts,
+            "rejected_by_reason": shared["rejected_by_reason"],
+            "match_report": prepared["match_report"],
+            "warnings": [str(w["message"]) for w in warnings],
+            "warehouse_sql": self.warehouse_sql,
+        }
+
+    async def _look_up_audience(self, ctx: TaskContext, stored: AudienceStateRecord | None) -> dict[str, Any]:
+        """The dry run of `verify_audience`: look the stored audience up in TikTok, create nothing. Its counts
+        are the plan's `audience` (`exists` None when TikTok could not be asked)."""
+        audience: dict[str, Any] = {"audience_id": None, "exists": False}
+        if stored is None or SyncMode(self.settings.mode) is SyncMode.CREATE:
+            # A create-mode run starts another audience: nothing in flight to the stored one counts.
+            ctx.shared["new_audience"] = stored is not None
+            # "New" is only true if TikTok answered: check the advertiser is reachable at all.
             try:
-                plan = plan_audience(
-                    con,
-                    prepared_glob=str(prepared.ids_path),
-                    digests_path=prepared.digests_path,
-                    snapshot=snapshot,
-                    id_schemas=self.id_schemas(specs),
-                    mode=SyncMode(self.settings.mode),
-                    work_dir=work / "plan",
-                    # What unfinished workflows may have sent counts too, unless the audience itself is gone.
-                    inflight=inflight_files(self.inflight_dir) if stored is None or snapshot else [],
+                await self._audience_count()
+            except Exception as exc:
+                audience = {"audience_id": None, "exists": None, "check_error": type(exc).__name__}
+                self._warn(
+                    ctx,
+                    f"could not check TikTok ({type(exc).__name__}): the run creates the audience if TikTok "
+                    "has none for this orchestration",
+                    key="audience_check",
                 )
-                rejects = con.execute(
-                    f"SELECT reason, count(*) FROM read_parquet({sql_literal(prepared.rejects_path)}) GROUP BY reason "
-                    "ORDER BY 2 DESC"
-                ).fetchall()
-            finally:
-                con.close()
-            if plan.remove_share > self.settings.remove_guard:
-                warnings.append(
-                    f"the run would remove {plan.remove_share:.0%} of the audience, above the remove guard of "
-                    f"{self.settings.remove_guard:.0%}: it will stop before sending"
-                )
-            elif near := self.remove_guard_warning(plan.remove_share):
-                warnings.append(near)
-            reject_warning = self.reject_rate_warning(prepared.report.to_dict())
-            if reject_warning:
-                warnings.append(reject_warning)
-            if plan.current_people < MIN_USABLE_SIZE:
-                warnings.append(
-                    f"only {plan.current_people:,} people: TikTok needs at least {MIN_USABLE_SIZE:,} before an ad "
-                    "group can use the audience"
-                )
-            return {
-                "orchestration": self.orchestration.name,
-                "destination": self.destination.name,
-                "audience_name": self.settings.audience_name,
-                "advertiser_ids": self.settings.advertiser_ids,
-                "audience": audience,
-                "rows_read": prepared.rows_read,
-                "plan": plan.to_dict(),
-                "rejected_by_reason": {reason: int(n) for reason, n in rejects},
-                "match_report": prepared.report.to_dict(),
-                "warnings": warnings,
-                "warehouse_sql": self.warehouse_sql,
-            }
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+            return audience
+        audience = {"audience_id": stored.audience_id, "exists": None}
+        try:
+            status = await self._status(stored.audience_id)
+        except Exception as exc:  # the plan still shows the diff; the run itself will report the error
+            audience["check_error"] = type(exc).__name__
+            self._warn(
+                ctx,
+                f"could not check audience {stored.audience_id} in TikTok: {type(exc).__name__}",
+                key="audience_check",
+            )
+            ctx.shared["audience_id"] = stored.audience_id
+            return audience
+        audience = {
+            "audience_id": stored.audience_id,
+            "exists": status.usable,
+            "tiktok_size": status.cover_num,
+        }
+        if status.usable:
+            ctx.shared["audience_id"] = stored.audience_id
+        else:
+            ctx.shared["new_audience"] = True
+            self._warn(
+                ctx,
+                f"audience {stored.audience_id} is gone from TikTok: the run will create a new one and upload "
+                "everyone",
+                key="audience_check",
+            )
+        return audience
 
     def _check_client(self) -> AsyncTikTokClient:
         # A plan only looks: a couple of quick retries, not a run's minute of backoff when TikTok is down.
@@ -680,7 +672,7 @@ class AudienceRun(OrchestrationRun):
     def _audience_id(self, ctx: TaskContext, *, required: bool) -> str | None: ...
     def _audience_id(self, ctx: TaskContext, *, required: bool = True) -> str | None:
         audience_id = ctx.shared.get("audience_id")
-        if audience_id is None:
+        if audience_id is None and not ctx.dry_run:  # a dry run has only what its verify_audience found
             # In a resumed workflow: the upload's (customer files are created there), else the verified one.
             audience_id = ctx.output_of("upload").get("audience_id") or ctx.output_of("verify_audience").get(
                 "audience_id"
@@ -691,6 +683,14 @@ class AudienceRun(OrchestrationRun):
             return None
         ctx.shared["audience_id"] = audience_id
         return str(audience_id)
+
+    def _stored_state(self) -> AudienceStateRecord | None:
+        """The audience this orchestration last used on the primary advertiser, as stored."""
+        states = {
+            s.advertiser_id: s
+            for s in repos.get_audience_states(self.store, self.destination.name, self.orchestration.name)
+        }
+        return states.get(self.primary_advertiser)
 
     def _save_state_if(self, audience_id: str | None) -> None:
         if audience_id:
@@ -746,11 +746,19 @@ class AudienceRun(OrchestrationRun):
         )
 
     def _warn(
-        self, ctx: TaskContext, message: str, *, serious: bool = False, resolution: str | None = None
+        self,
+        ctx: TaskContext,
+        message: str,
+        *,
+        serious: bool = False,
+        resolution: str | None = None,
+        key: str | None = None,
     ) -> None:
-        """A warning: shown now on a terminal, and stored with the task for every other output."""
-        self.reporter.note(f"warning: {message}")
-        ctx.warn(message, serious=serious, resolution=resolution)
+        """A warning: shown now on a terminal, and stored with the task for every other output. A dry run
+        (`run --plan`) prints its warnings itself, with the plan."""
+        if not ctx.dry_run:
+            self.reporter.note(f"warning: {message}")
+        ctx.warn(message, serious=serious, resolution=resolution, key=key)
 
     def _notify(
         self, ctx: TaskContext, severity: str, message: str, *, title: str = "audience recreated"
@@ -764,3 +772,15 @@ class AudienceRun(OrchestrationRun):
             title=f"{self.orchestration.name}: {title}",
             message=message,
         )
+
+
+def rejects_by_reason(rejects_path: Path) -> dict[str, int]:
+    """Rejected values by reason, most first, from a prepared rejects file."""
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            f"SELECT reason, count(*) FROM read_parquet({sql_literal(rejects_path)}) GROUP BY reason ORDER BY 2 DESC"
+        ).fetchall()
+    finally:
+        con.close()
+    return {str(reason): int(n) for reason, n in rows}

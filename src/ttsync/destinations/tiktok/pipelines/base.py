@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +19,7 @@ from ttsync.destinations.tiktok.oauth import ensure_fresh_token
 from ttsync.identity.rowkeys import KeyHasher
 from ttsync.store.db import Store
 from ttsync.store.leases import LeaseKeeper
-from ttsync.workflows.engine import TaskSpec
+from ttsync.workflows.engine import DryRunTask, TaskSpec, dry_run_workflow
 
 
 class Reporter:
@@ -67,9 +71,12 @@ class OrchestrationRun:
     # learning-phase guard); the rest is deferred to later syncs (sync.plan).
     change_cap: Callable[[int], int] | None = None
     leases: LeaseKeeper | None = None  # set while the workflow runs: its leases (see services/ownership.py)
+    dry_run_dir: Path | None = None  # set during a dry run: its temporary folder, removed afterwards
 
     def run_dir(self, workflow_id: str) -> Path:
         """Folder of this run's intermediate files (hashes, plans and outcomes only)."""
+        if self.dry_run_dir is not None:
+            return self.dry_run_dir
         return self.state_dir / "runs" / workflow_id
 
     def key_hasher(self) -> KeyHasher:
@@ -107,3 +114,16 @@ class OrchestrationRun:
     def preview(self) -> dict[str, Any]:
         """What a run would do, sending nothing (`ttsync run --plan`)."""
         raise NotImplementedError
+
+    def dry_run(self, shared: dict[str, Any] | None = None) -> dict[str, DryRunTask]:
+        """Run the workflow's declared tasks in dry-run mode (nothing sent, nothing stored) in a temporary
+        folder, removed afterwards; `shared` receives what the tasks pass on in memory."""
+        work = Path(tempfile.mkdtemp(prefix="ttsync-plan-"))
+        self.dry_run_dir = work
+        try:
+            return asyncio.run(
+                dry_run_workflow(self.store, f"plan-{uuid.uuid4().hex}", self.tasks(), shared=shared)
+            )
+        finally:
+            self.dry_run_dir = None
+            shutil.rmtree(work, ignore_errors=True)

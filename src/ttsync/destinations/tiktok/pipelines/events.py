@@ -14,10 +14,7 @@ nothing is sent twice; the one batch that may have been in flight when a process
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ttsync.config.models import ResolvedOfflineEventsSettings
@@ -53,7 +50,8 @@ class EventsRun(OrchestrationRun):
         """The workflow's tasks in order."""
         return [
             TaskSpec("query", self.task_query),
-            TaskSpec("verify_event_set", self.task_verify_event_set),
+            # A dry run (`run --plan`) makes no network call: the event set is not checked.
+            TaskSpec("verify_event_set", self.task_verify_event_set, in_dry_run=False),
             TaskSpec("deliver", self.task_deliver),
         ]
 
@@ -83,7 +81,9 @@ class EventsRun(OrchestrationRun):
         return {"event_set_id": self.settings.event_set_id}
 
     async def task_deliver(self, ctx: TaskContext) -> dict[str, Any]:
-        """Validate, filter by the ledger, send, record."""
+        """Validate, filter by the ledger, send, record. In a dry run: validate and filter, send nothing."""
+        if ctx.dry_run:
+            return self._plan_events(ctx)
         run_dir = self.run_dir(ctx.workflow_id)
         self.reporter.stage("events")
         sent_so_far = 0
@@ -130,8 +130,10 @@ class EventsRun(OrchestrationRun):
     def _warn(
         self, ctx: TaskContext, message: str, *, serious: bool = False, resolution: str | None = None
     ) -> None:
-        """A warning: shown now on a terminal, and stored with the task for every other output."""
-        self.reporter.note(f"warning: {message}")
+        """A warning: shown now on a terminal, and stored with the task for every other output. A dry run
+        (`run --plan`) prints its warnings itself, with the plan."""
+        if not ctx.dry_run:
+            self.reporter.note(f"warning: {message}")
         ctx.warn(message, serious=serious, resolution=resolution)
 
     def _refuse_pushdown(self) -> None:
@@ -151,29 +153,30 @@ class EventsRun(OrchestrationRun):
             )
 
     def preview(self) -> dict[str, Any]:
-        """Counts by outcome without sending (no network call: the event set is not checked)."""
-        self._refuse_pushdown()
-        work = Path(tempfile.mkdtemp(prefix="ttsync-plan-"))
-        try:
-            with open_source(self.source, self.root) as source, Ledger.open(self.state_dir) as ledger:
-                result = plan_events(
-                    source.stream(self.orchestration.query, batch_rows=self.options.read_batch_rows),
-                    settings=self.settings,
-                    key_column=self.orchestration.key_column,
-                    run_dir=work,
-                    ledger=ledger,
-                    options=self.event_options(),
-                )
-            return {
-                "orchestration": self.orchestration.name,
-                "destination": self.destination.name,
-                "event_set_id": self.settings.event_set_id,
-                "totals": result.totals.to_dict(),
-                "match_report": result.match_report.to_dict(),
-                "warnings": [
-                    *self.settings.warnings(),
-                    *([w[0]] if (w := self.reject_warning(result.totals)) else []),
-                ],
-            }
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        """Counts by outcome without sending: the workflow's own tasks in a dry run (no network call: the event
+        set is not checked)."""
+        results = self.dry_run()
+        deliver = results["deliver"]
+        return {
+            "orchestration": self.orchestration.name,
+            "destination": self.destination.name,
+            "event_set_id": self.settings.event_set_id,
+            "totals": deliver.counts["totals"],
+            "match_report": deliver.counts["match_report"],
+            "warnings": [str(w["message"]) for result in results.values() for w in result.warnings],
+        }
+
+    def _plan_events(self, ctx: TaskContext) -> dict[str, Any]:
+        """The dry run of `deliver`: what would be sent, rejected or skipped by the ledger."""
+        with open_source(self.source, self.root) as source, Ledger.open(self.state_dir) as ledger:
+            result = plan_events(
+                source.stream(self.orchestration.query, batch_rows=self.options.read_batch_rows),
+                settings=self.settings,
+                key_column=self.orchestration.key_column,
+                run_dir=self.run_dir(ctx.workflow_id),
+                ledger=ledger,
+                options=self.event_options(),
+            )
+        if (warning := self.reject_warning(result.totals)) is not None:
+            self._warn(ctx, warning[0])
+        return {"totals": result.totals.to_dict(), "match_report": result.match_report.to_dict()}
