@@ -2,63 +2,9 @@
 
     from ttsync.tiktok import TikTokClient
 
-Nothing inside ttsync imports this module (an import-linter contract says so).
+Nothing inside ttsync imports this module (an import-linter contract says so). It re-exports the client's own
+`__all__`, so the two public lists cannot drift apart.
 """
 
-from ttsync.destinations.tiktok.client import (
-    GLOBAL_LIMITERS,
-    PRODUCTION_BASE_URL,
-    RESOLUTION_KEYS,
-    SANDBOX_BASE_URL,
-    AdaptiveRateLimiter,
-    AsyncTikTokClient,
-    AuthenticationError,
-    ClientStats,
-    ClientValidationError,
-    CodeRule,
-    ErrorKind,
-    InvalidRequestError,
-    LimiterRegistry,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitedError,
-    RateLimits,
-    ResolutionKey,
-    RetryableError,
-    RetryPolicy,
-    TikTokClient,
-    TikTokError,
-    UnexpectedResponseError,
-    build_batch_data,
-    classify,
-    group_for_path,
-)
-
-__all__ = [
-    "GLOBAL_LIMITERS",
-    "PRODUCTION_BASE_URL",
-    "RESOLUTION_KEYS",
-    "SANDBOX_BASE_URL",
-    "AdaptiveRateLimiter",
-    "AsyncTikTokClient",
-    "AuthenticationError",
-    "ClientStats",
-    "ClientValidationError",
-    "CodeRule",
-    "ErrorKind",
-    "InvalidRequestError",
-    "LimiterRegistry",
-    "NotFoundError",
-    "PermissionDeniedError",
-    "RateLimitedError",
-    "RateLimits",
-    "ResolutionKey",
-    "RetryPolicy",
-    "RetryableError",
-    "TikTokClient",
-    "TikTokError",
-    "UnexpectedResponseError",
-    "build_batch_data",
-    "classify",
-    "group_for_path",
-]
+from ttsync.destinations.tiktok.client import *  # noqa: F403
+from ttsync.destinations.tiktok.client import __all__ as __all__
