@@ -6,11 +6,13 @@
 
 `plan_events` does the same without sending (`ttsync run ORCH --plan`).
 
-Order of work: (1) check the event set exists (`offline/get/`), (2) validate every row and stage the
-prepared rows, (3) group rows into events in query order, (4) drop events already in the ledger, (5) send
-batches of up to 1,000 (a few in flight), recording each batch in the ledger right after TikTok confirmed
-it. Request-level failures (auth, permission, not found, rate limit budget exhausted) stop the delivery with
-the client's typed error; a 40002 about the events themselves is bisected down to the bad events.
+Order of work: (1) check the event set exists (`offline/get/`); then, chunk by chunk as the query's rows
+arrive, (2) validate the rows, (3) group them into events (`ttsync.events.grouping`: an event's rows come
+together in the query result), (4) drop events already in the ledger, (5) send batches of up to 1,000 (a few
+in flight), recording each batch in the ledger right after TikTok confirmed it. Sending starts with the first
+chunk: nothing is staged. Request-level failures (auth, permission, not found, rate limit budget exhausted)
+stop the delivery with the client's typed error; a 40002 about the events themselves is bisected down to the
+bad events (`event_sender.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,28 +30,33 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ttsync.config.models import ResolvedOfflineEventsSettings
-from ttsync.destinations.tiktok.client import (
-    AsyncTikTokClient,
-    ClientValidationError,
-    InvalidRequestError,
-    NotFoundError,
-)
+from ttsync.destinations.tiktok.client import AsyncTikTokClient, NotFoundError
+from ttsync.destinations.tiktok.event_sender import EventSender
 from ttsync.events.columns import plan_columns
+from ttsync.events.grouping import EventGrouper
 from ttsync.events.ledger import Ledger, ledger_namespace
-from ttsync.events.outcomes import EventTotals, OutcomeWriter, scrub_message, write_totals
-from ttsync.events.payload import GroupedEvent, ReadyEvents, RejectedEvents, split_events
+from ttsync.events.outcomes import EventTotals, OutcomeWriter, write_totals
+from ttsync.events.payload import ReadyEvents, RejectedEvents, split_events
 from ttsync.events.reasons import Outcome, RejectReason
-from ttsync.events.stage import Stage
 from ttsync.events.validate import EventRules, RowValidator
 from ttsync.identity import MatchReport
 from ttsync.identity.rowkeys import KeyHasher
 
+__all__ = [
+    "MAX_BATCH",
+    "EventOptions",
+    "EventRunResult",
+    "EventSender",
+    "EventSetNotFoundError",
+    "check_event_set",
+    "deliver_events",
+    "plan_events",
+]
+
 MAX_BATCH: Final = 1_000  # ref §3.1: more than 1,000 events and TikTok rejects the whole request
-# 40002 messages name the bad event as `data.N.field` (Events API 2.0) or `Batch.N.field` (ref §3.4).
-_EVENT_INDEX: Final = re.compile(r"\b(?:data|batch)\.(\d+)\b", re.IGNORECASE)
-# A 40002 about these request-level fields is not about any one event: bisecting would not help.
-_REQUEST_FIELDS: Final = re.compile(r"\b(event_source_id|event_source|partner_name|test_event_code)\b")
-_BISECT_CODES: Final = frozenset({40000, 40002, 40062})
+# Rows validated and grouped at a time: small enough that the first batch goes out within a second of the
+# first rows, large enough that Arrow's per-call overhead does not matter.
+CHUNK_ROWS: Final = 25_000
 
 ProgressCallback = Callable[[EventTotals], None]
 
@@ -81,54 +87,68 @@ class EventRunResult:
     ignored_columns: tuple[str, ...] = ()
 
 
-@dataclass
-class _Staged:
-    stage: Stage
-    validator: RowValidator
-    ignored: tuple[str, ...]
+class _Events:
+    """The query's rows -> batches of grouped events (`grouping.EVENT_COLUMNS`), chunk by chunk."""
 
+    def __init__(
+        self,
+        settings: ResolvedOfflineEventsSettings,
+        key_column: str | None,
+        options: EventOptions,
+        now: datetime | None,
+    ) -> None:
+        # `derive_event_id` is a data-template setting; read it from the settings once the workspace model has it.
+        self.derive = options.derive_event_id or bool(getattr(settings, "derive_event_id", False))
+        self.rules = EventRules(
+            event_set_id=settings.event_set_id,
+            event_source=settings.event_source,
+            timezone=settings.timezone,
+            derive_event_id=self.derive,
+            default_region=options.default_region,
+        )
+        self.key_column = key_column
+        self.options = options
+        self.now = now or datetime.now(UTC)
+        self.validator: RowValidator | None = None
+        self.ignored: tuple[str, ...] = ()
+        self.grouper = EventGrouper()
+        self.rows = 0
 
-def _stage(
-    batches: Iterable[pa.RecordBatch],
-    *,
-    settings: ResolvedOfflineEventsSettings,
-    key_column: str | None,
-    run_dir: Path,
-    options: EventOptions,
-    now: datetime | None,
-) -> _Staged:
-    # `derive_event_id` is a data-template setting; read it from the settings once the workspace model has it.
-    derive = options.derive_event_id or bool(getattr(settings, "derive_event_id", False))
-    rules = EventRules(
-        event_set_id=settings.event_set_id,
-        event_source=settings.event_source,
-        timezone=settings.timezone,
-        derive_event_id=derive,
-        default_region=options.default_region,
-    )
-    stage = Stage(run_dir)
-    validator: RowValidator | None = None
-    ignored: tuple[str, ...] = ()
-    for batch in batches:
-        if validator is None:
+    def chunks(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """Source batches cut to at most `CHUNK_ROWS` rows (the first one with its columns even if empty)."""
+        for batch in batches:
+            if batch.num_rows <= CHUNK_ROWS:
+                yield batch
+            else:
+                for start in range(0, batch.num_rows, CHUNK_ROWS):
+                    yield batch.slice(start, CHUNK_ROWS)
+
+    def group(self, chunk: pa.RecordBatch) -> pa.RecordBatch | None:
+        """Validate and group one chunk; the events complete so far, if any."""
+        if self.validator is None:
             plan = plan_columns(
-                batch.schema.names,
-                key_column=key_column,
-                attribute_mapping=options.attribute_mapping,
-                derive_event_id=derive,
+                chunk.schema.names,
+                key_column=self.key_column,
+                attribute_mapping=self.options.attribute_mapping,
+                derive_event_id=self.derive,
             )
-            ignored = plan.ignored
-            validator = RowValidator(
-                plan,
-                rules,
-                key_column=key_column,
-                now=now or datetime.now(UTC),
-                key_hasher=options.key_hasher,
+            self.ignored = plan.ignored
+            self.validator = RowValidator(
+                plan, self.rules, key_column=self.key_column, now=self.now, key_hasher=self.options.key_hasher
             )
-        stage.add(validator.process(batch))
-    if validator is None:
-        raise ValueError("the query returned no batches (not even an empty one with its columns)")
-    return _Staged(stage, validator, ignored)
+        self.rows += chunk.num_rows
+        return self.grouper.add(self.validator.process(chunk))
+
+    def finish(self) -> pa.RecordBatch | None:
+        """The last events (carried over from the last chunk)."""
+        if self.validator is None:
+            raise ValueError("the query returned no batches (not even an empty one with its columns)")
+        return self.grouper.finish()
+
+    def report(self) -> MatchReport:
+        """Identity's match report over every row so far."""
+        assert self.validator is not None
+        return self.validator.report()
 
 
 def plan_events(
@@ -142,24 +162,25 @@ def plan_events(
     now: datetime | None = None,
 ) -> EventRunResult:
     """Everything a delivery does except sending: counts by outcome (`planned` instead of `sent`)."""
-    options = options or EventOptions()
-    staged = _stage(
-        batches, settings=settings, key_column=key_column, run_dir=run_dir, options=options, now=now
-    )
+    events = _Events(settings, key_column, options or EventOptions(), now)
     namespace = ledger_namespace(settings.event_set_id, settings.test_event_code)
-    totals = EventTotals(rows=staged.stage.rows)
+    totals = EventTotals()
     writer = OutcomeWriter(run_dir)
-    try:
-        for batch in staged.stage.rows_by_event():
+
+    def plan(batch: pa.RecordBatch | None) -> None:
+        if batch is not None:
             ready = _filter_chunk(split_events(batch), totals, writer, ledger, namespace)
             writer.add_arrow(ready.row_keys(), Outcome.PLANNED, events=ready.row_events())
             totals.planned += len(ready)
+
+    try:
+        for chunk in events.chunks(batches):
+            plan(events.group(chunk))
+        plan(events.finish())
     finally:
         writer.close()
-        staged.stage.cleanup()
-    return EventRunResult(
-        totals, writer.path, write_totals(run_dir, totals), staged.validator.report(), staged.ignored
-    )
+    totals.rows = events.rows
+    return EventRunResult(totals, writer.path, write_totals(run_dir, totals), events.report(), events.ignored)
 
 
 async def check_event_set(client: AsyncTikTokClient, settings: ResolvedOfflineEventsSettings) -> None:
@@ -262,17 +283,14 @@ async def _deliver(
     max_in_flight: int,
 ) -> EventRunResult:
     await check_event_set(client, settings)
-    staged = _stage(
-        batches, settings=settings, key_column=key_column, run_dir=run_dir, options=options, now=now
-    )
+    events = _Events(settings, key_column, options, now)
     sender = EventSender(client, settings, ledger, run_id)
     totals = sender.totals
-    totals.rows = staged.stage.rows
     writer = OutcomeWriter(run_dir)
     in_flight: set[asyncio.Task[None]] = set()
 
-    async def send(events: ReadyEvents) -> None:
-        confirmed, rejected = await sender.send(events)
+    async def send(ready: ReadyEvents) -> None:
+        confirmed, rejected = await sender.send(ready)
         writer.add_arrow(confirmed.row_keys(), Outcome.SENT, events=confirmed.row_events())
         for event, message in rejected:
             writer.add(
@@ -285,21 +303,26 @@ async def _deliver(
         if progress is not None:
             progress(totals)
 
-    try:
-        pending = ReadyEvents.empty()
-        for chunk in staged.stage.rows_by_event(chunk_rows=5_000):
-            fresh = _filter_chunk(split_events(chunk), totals, writer, ledger, sender.namespace)
+    pending = ReadyEvents.empty()
+
+    async def queue(batch: pa.RecordBatch | None, last: bool = False) -> None:
+        nonlocal pending
+        if batch is not None:
+            fresh = _filter_chunk(split_events(batch), totals, writer, ledger, sender.namespace)
             pending = ReadyEvents.concat([pending, fresh])
-            start = 0
-            while len(pending) - start >= batch_size:
-                await _launch(send(pending.slice(start, start + batch_size)), in_flight, max_in_flight)
-                start += batch_size
-            pending = pending.slice(start)
-            # Let finished requests be recorded and new ones start between chunks, so TikTok works on the
-            # batches in flight while this process builds the next ones.
-            await asyncio.sleep(0)
-        if pending:
-            await _launch(send(pending), in_flight, max_in_flight)
+        start = 0
+        while len(pending) - start >= batch_size or (last and start < len(pending)):
+            await _launch(send(pending.slice(start, start + batch_size)), in_flight, max_in_flight)
+            start += batch_size
+        pending = pending.slice(start)
+
+    try:
+        for chunk in events.chunks(batches):
+            # Validation and grouping run in a worker thread (Arrow releases the GIL), so the requests in flight
+            # are confirmed and recorded, and new ones start, while the next chunk is prepared.
+            await queue(await asyncio.to_thread(events.group, chunk))
+            totals.rows = events.rows
+        await queue(events.finish(), last=True)
         await _drain(in_flight)
     except BaseException:
         for task in in_flight:
@@ -308,13 +331,11 @@ async def _deliver(
         raise
     finally:
         writer.close()
-        staged.stage.cleanup()
+        totals.rows = events.rows
         write_totals(run_dir, totals)
     if progress is not None:
         progress(totals)
-    return EventRunResult(
-        totals, writer.path, run_dir / "event_totals.json", staged.validator.report(), staged.ignored
-    )
+    return EventRunResult(totals, writer.path, run_dir / "event_totals.json", events.report(), events.ignored)
 
 
 async def _launch(coro: Awaitable[None], in_flight: set[asyncio.Task[None]], limit: int) -> None:
@@ -346,96 +367,13 @@ def _filter_chunk(
     totals.events += len(ready) + sum(rejected.counts.values())
     totals.rejected.update(rejected.counts)
     writer.add_arrow(rejected.row_keys, Outcome.REJECTED, reasons=rejected.reasons)
-    keys = ready.keys()
-    done = ledger.accepted(namespace, keys)
+    if not len(ready):
+        return ready
+    done = ledger.accepted_json(namespace, ready.keys_json())
     if not done:
         return ready
-    seen = pa.array([key in done for key in keys], pa.bool_())
+    seen = ready.is_in(done)
     skipped = ready.filter(seen)
     writer.add_arrow(skipped.row_keys(), Outcome.DUPLICATE_SKIPPED, events=skipped.row_events())
     totals.duplicate_skipped += len(skipped)
     return ready.filter(pc.invert(seen))
-
-
-class EventSender:
-    """Sends one batch; on a 40002 about the events, isolates the bad ones and sends the rest."""
-
-    def __init__(
-        self,
-        client: AsyncTikTokClient,
-        settings: ResolvedOfflineEventsSettings,
-        ledger: Ledger,
-        run_id: str | None,
-    ) -> None:
-        self.client = client
-        self.settings = settings
-        self.ledger = ledger
-        self.run_id = run_id
-        self.namespace = ledger_namespace(settings.event_set_id, settings.test_event_code)
-        self.totals = EventTotals()
-
-    async def send(self, events: ReadyEvents) -> tuple[ReadyEvents, list[tuple[GroupedEvent, str]]]:
-        """Send `events`; returns (confirmed, rejected with TikTok's scrubbed message)."""
-        try:
-            await self._post(events)
-        except InvalidRequestError as exc:
-            if not _is_about_events(exc):
-                raise
-            return await self._isolate(events, exc)
-        return events, []
-
-    async def _post(self, events: ReadyEvents) -> None:
-        self.totals.requests += 1
-        await self.client.track_events_json(
-            event_source=self.settings.event_source,
-            event_source_id=self.settings.event_set_id,
-            data_json=events.data_json(),
-            test_event_code=self.settings.test_event_code,
-            # Only a partner name the user registered with TikTok (40063 otherwise, ref §9); None omits it.
-            partner_name=self.settings.partner_name,
-            deduplicable=True,  # every event has an event_id (validation rejects those without)
-        )
-        # Only now is the batch TikTok's: record it before anything else can fail.
-        self.ledger.record(self.namespace, events.keys(), run_id=self.run_id)
-        self.totals.sent += len(events)
-
-    async def _isolate(
-        self, events: ReadyEvents, exc: InvalidRequestError
-    ) -> tuple[ReadyEvents, list[tuple[GroupedEvent, str]]]:
-        message = scrub_message(exc.message)
-        if len(events) == 1:
-            self._reject(1)
-            return ReadyEvents.empty(), [(events.event(0), message)]
-        index = _event_index(exc.message)
-        if index is not None and index < len(events):
-            # TikTok named an event (`data.N` or `Batch.N`): a hint, checked rather than trusted, since the
-            # format of these messages varies and some name no event at all (ref §3.4, §9). Send the others
-            # first (they may hold more bad ones): if they all go, the named event alone failed the batch;
-            # if not, the named event is sent alone to decide it.
-            confirmed, rejected = await self.send(events.without(index))
-            if not rejected:
-                self._reject(1)
-                return confirmed, [(events.event(index), message)]
-            alone_ok, alone_bad = await self.send(events.slice(index, index + 1))
-            return ReadyEvents.concat([confirmed, alone_ok]), [*alone_bad, *rejected]
-        # No usable index (e.g. "Invalid value for event_id: ..." names only the field): bisect.
-        middle = len(events) // 2
-        left_ok, left_bad = await self.send(events.slice(0, middle))
-        right_ok, right_bad = await self.send(events.slice(middle))
-        return ReadyEvents.concat([left_ok, right_ok]), left_bad + right_bad
-
-    def _reject(self, count: int) -> None:
-        self.totals.rejected[RejectReason.REJECTED_BY_TIKTOK.value] += count
-
-
-def _is_about_events(exc: InvalidRequestError) -> bool:
-    if isinstance(exc, ClientValidationError):
-        return _event_index(exc.message) is not None
-    if exc.code not in _BISECT_CODES:
-        return False
-    return _event_index(exc.message) is not None or _REQUEST_FIELDS.search(exc.message) is None
-
-
-def _event_index(message: str) -> int | None:
-    match = _EVENT_INDEX.search(message)
-    return int(match.group(1)) if match else None
