@@ -54,9 +54,11 @@ __all__ = [
 ]
 
 MAX_BATCH: Final = 1_000  # ref §3.1: more than 1,000 events and TikTok rejects the whole request
-# Rows validated and grouped at a time: small enough that the first batch goes out within a second of the
-# first rows, large enough that Arrow's per-call overhead does not matter.
-CHUNK_ROWS: Final = 25_000
+# Rows validated and grouped at a time. The first chunk is small, so the first batch goes out within a second
+# of the first rows; later ones are large enough that the fixed cost of a chunk (some 100 Arrow calls, about
+# 30 ms) stays under 1 µs per row.
+FIRST_CHUNK_ROWS: Final = 5_000
+CHUNK_ROWS: Final = 50_000
 
 ProgressCallback = Callable[[EventTotals], None]
 
@@ -115,13 +117,17 @@ class _Events:
         self.rows = 0
 
     def chunks(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        """Source batches cut to at most `CHUNK_ROWS` rows (the first one with its columns even if empty)."""
+        """Source batches cut to at most `CHUNK_ROWS` rows, the very first to `FIRST_CHUNK_ROWS` (an empty
+        batch passes as it is: its columns are checked)."""
+        size = FIRST_CHUNK_ROWS
         for batch in batches:
-            if batch.num_rows <= CHUNK_ROWS:
-                yield batch
-            else:
-                for start in range(0, batch.num_rows, CHUNK_ROWS):
-                    yield batch.slice(start, CHUNK_ROWS)
+            start = 0
+            while True:
+                yield batch.slice(start, size) if start or batch.num_rows > size else batch
+                start += size
+                size = CHUNK_ROWS
+                if start >= batch.num_rows:
+                    break
 
     def group(self, chunk: pa.RecordBatch) -> pa.RecordBatch | None:
         """Validate and group one chunk; the events complete so far, if any."""
