@@ -3,7 +3,7 @@
 Each output row keeps its row key, the first rejection reason that applies (or null), and the converted
 values (event time as Unix seconds, numbers as numbers, upper-cased currency). Emails and phones go through
 `ttsync.identity.Preparer` (the same normalization and hashing rules as audiences); only hashes come out.
-Grouping rows into events and building the payload happen later (`ttsync.events.stage`).
+Grouping rows into events and building the payload happen next (`ttsync.events.grouping`).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ STRING_PARAMS: Final = tuple(
     and p.name not in ("event_set_id", "event_source")
 )
 
-# Schema of a prepared batch (the staging format; see stage.py).
+# Schema of a prepared batch (what grouping.py reads).
 PREPARED_SCHEMA: Final = pa.schema(
     [
         ("seq", pa.int64()),
@@ -271,7 +271,7 @@ class RowValidator:
             schema=PREPARED_SCHEMA,
         )
         # Identity keys its hashes by the row's sequence number (null where the row key is missing, so
-        # identity rejects those rows as before): the stage puts hashes back on rows by position, which is
+        # identity rejects those rows as before): grouping puts hashes back on rows by position, which is
         # much cheaper than matching row-key strings.
         position_keys = pc.if_else(pc.is_null(keys), pa.scalar(None, pa.int64()), seq)
         identity_input = pa.RecordBatch.from_arrays(

@@ -1,4 +1,4 @@
-"""Deliver offline events: stage and validate, filter against the ledger, send in batches, bisect rejects.
+"""Deliver offline events: validate and group chunk by chunk, filter against the ledger, send in batches.
 
     result = await deliver_events(client, batches, settings=settings, key_column="row_key",
                                   run_dir=run_dir, ledger=ledger)
