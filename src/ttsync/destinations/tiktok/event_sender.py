@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, ClientValidationError, InvalidRequestError
+from ttsync.destinations.tiktok.settings import ResolvedOfflineEventsSettings
 from ttsync.events.ledger import Ledger, ledger_namespace
 from ttsync.events.outcomes import EventTotals, scrub_message
 from ttsync.events.payload import GroupedEvent, ReadyEvents

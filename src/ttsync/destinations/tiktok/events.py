@@ -29,9 +29,9 @@ from typing import Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, NotFoundError
 from ttsync.destinations.tiktok.event_sender import EventSender
+from ttsync.destinations.tiktok.settings import ResolvedOfflineEventsSettings
 from ttsync.events.columns import plan_columns
 from ttsync.events.grouping import EventGrouper
 from ttsync.events.ledger import Ledger, ledger_namespace
