@@ -60,9 +60,11 @@ class Ledger:
         # NORMAL in WAL mode: a commit survives a killed process (it is in the OS page cache); only a power
         # loss may lose the last commits, and those batches are then re-sent and de-duplicated by TikTok.
         self._con.execute("PRAGMA synchronous=NORMAL")
-        # A delivery records a batch every few milliseconds: keep the key index's pages in memory (64 MiB)
-        # and checkpoint the WAL less often (each checkpoint syncs the file).
-        self._con.execute("PRAGMA cache_size=-65536")
+        # A delivery records a batch every few milliseconds: keep the key index's hot pages in memory, and
+        # checkpoint the WAL less often (each checkpoint syncs the file). 16 MiB, not more: the cache fills as
+        # the ledger grows, and a delivery's memory must not grow with the number of events (pages beyond it
+        # come from the OS's file cache).
+        self._con.execute("PRAGMA cache_size=-16384")
         self._con.execute("PRAGMA wal_autocheckpoint=8192")
         self._con.execute(_SCHEMA)
 
