@@ -264,3 +264,31 @@ def test_token_expiry_warns_a_week_before_it_lapses() -> None:
                                                   "refresh_token": SecretStr("r")})  # fmt: skip
     assert token_expiry(refreshed, now).level == "ok"
     assert token_expiry(Credential.model_validate({"name": "c", "app_id": "1"}), now).level == "problem"
+
+
+def test_campaign_plan_shows_each_group_and_destination_then_run_now_sends_them(
+    app_client: TestClient, site: Env
+) -> None:
+    csrf = login(app_client, "operator")
+    page = app_client.post("/ui/campaigns/spring-offer/plan", data={"csrf_token": csrf}).text
+    campaign = repos.get_campaign(site.store, "spring-offer")
+    rows = re.findall(r'<tr data-group="([^"]+)" data-destination="([^"]+)">.*?class="adds">(\d+)<', page)
+    expected = {
+        (g.name, d.destination)
+        for g in campaign.sub_audiences
+        for d in g.destinations or campaign.destinations
+    }
+    assert {(g, d) for g, d, _ in rows} == expected
+    assert all(int(adds) > 0 for _, _, adds in rows)  # nothing was sent before: every group is all adds
+    assert "nothing was sent" in page
+    assert not repos.get_audience_states(site.store, "tiktok-audiences", ORCH)
+
+    page = app_client.post("/ui/campaigns/spring-offer/run", data={"csrf_token": csrf}).text
+    assert 'id="run-result"' in page
+    assert "Run: sent" in page
+    links = re.findall(r'href="/ui/workflows/([0-9a-f]+)"', page)
+    assert len(set(links)) == len(expected)
+    assert all(repos.get_workflow(site.store, w).state.startswith("succeeded") for w in set(links))
+    # The page now lists those deliveries as the last ones.
+    again = app_client.get("/ui/campaigns/spring-offer").text
+    assert set(re.findall(r'href="/ui/workflows/([0-9a-f]+)"', again)) == set(links)
