@@ -15,7 +15,8 @@ from pydantic import SecretStr
 
 from audience_env import ORCH, Env, make_env
 from server_env import ADMIN_PASSWORD
-from ttsync.app import accounts, audit
+from ttsync.app import accounts, audit, queries
+from ttsync.app.runs import build_run, start_run
 from ttsync.config.models import Credential
 from ttsync.emulator.embedded import EmulatorServer
 from ttsync.server.app import ServerConfig, create_app
@@ -23,6 +24,7 @@ from ttsync.server.web import pages
 from ttsync.server.web.credentials import Expiry, token_expiry
 from ttsync.store import repos
 
+EVENTS = "store-purchases-last-7-days"
 USERS = [("admin", "admin", False), ("operator", "operator", False), ("viewer", "viewer", False),
          ("restricted", "operator", True)]  # fmt: skip
 # A real name for each path parameter, so a refusal is the role's and not a 404.
@@ -292,3 +294,39 @@ def test_campaign_plan_shows_each_group_and_destination_then_run_now_sends_them(
     # The page now lists those deliveries as the last ones.
     again = app_client.get("/ui/campaigns/spring-offer").text
     assert set(re.findall(r'href="/ui/workflows/([0-9a-f]+)"', again)) == set(links)
+
+
+def test_audience_and_events_charts_are_inline_svg_of_the_runs(app_client: TestClient, site: Env) -> None:
+    first, second = site.run(), site.run()
+    assert first.ok
+    assert second.ok
+    events = start_run(build_run(site.workspace, site.store, EVENTS))
+    assert events.ok
+    login(app_client, "viewer")
+    listing = app_client.get("/ui/audiences").text
+    audience_id = site.audience_id()
+    assert f'href="/ui/audiences/{audience_id}"' in listing
+    page = app_client.get(f"/ui/audiences/{audience_id}").text
+    history = queries.audience_history(site.store, ORCH)
+    assert len(history) == 2
+    # One point per run on the size chart, each titled with the size TikTok read back.
+    size_chart = page[page.index("<svg") : page.index("</svg>")]
+    assert size_chart.count("<circle") == 2
+    assert f"{history[0].size:,}" in size_chart
+    assert "<script" not in page
+    assert "+0 added" in page  # the second run found nothing to change
+
+    page = app_client.get("/ui/events?days=7").text
+    chart = page[page.index("<svg") : page.index("</svg>")]
+    day = queries.events_per_day(site.store, days=7)[0]
+    assert day.accepted > 0
+    assert f"accepted: {day.accepted:,}" in chart  # the accepted bar of today
+    for reason, n in day.rejected.items():
+        assert f"rejected: {reason}: {n:,}" in chart
+    ledger = re.search(r'<table class="compact" id="ledger">(.*?)</table>', page, re.S)
+    assert ledger
+    assert f"{day.accepted:,}" in ledger.group(1)
+    # A restricted-PII user sees neither tiktok-audiences' audience nor its page.
+    login(app_client, "restricted")
+    assert audience_id not in app_client.get("/ui/audiences").text
+    assert app_client.get(f"/ui/audiences/{audience_id}").status_code == 404

@@ -3,9 +3,11 @@ id or prefix; offline events per day; the history of an audience."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -13,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from ttsync.config.models import Orchestration
 from ttsync.errors import NotFoundError
+from ttsync.events.ledger import LEDGER_FILE
 from ttsync.store import repos, runqueue, schema
 from ttsync.store.db import Store
 from ttsync.store.records import NotificationRecord, WorkflowRecord
@@ -307,3 +310,17 @@ def page_notifications(store: Store, *, limit: int = 200) -> list[NotificationRe
 
 def _utc_row(row: sa.RowMapping) -> dict[str, Any]:
     return {key: _utc(value) if isinstance(value, datetime) else value for key, value in row.items()}
+
+
+def ledger_totals(state_dir: Path) -> dict[str, int]:
+    """Accepted offline events the ledger holds, per event set (test events apart, as `SET#test`). Read-only:
+    a workspace that never sent events has no ledger file, and none is created."""
+    path = state_dir / LEDGER_FILE
+    if not path.exists():
+        return {}
+    con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+    try:
+        rows = con.execute("SELECT event_set_id, count(*) FROM accepted GROUP BY event_set_id").fetchall()
+    finally:
+        con.close()
+    return {str(namespace): int(n) for namespace, n in rows}

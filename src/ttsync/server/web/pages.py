@@ -8,9 +8,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ttsync.server.web import admin, campaigns, credentials, data_templates, destinations, runs, session
+from ttsync.server.web import (
+    admin,
+    campaigns,
+    credentials,
+    data_templates,
+    destinations,
+    insights,
+    runs,
+    session,
+)
 
-GROUPS = (session, runs, destinations, credentials, data_templates, campaigns, admin)
+GROUPS = (session, runs, destinations, credentials, data_templates, campaigns, insights, admin)
 
 router = APIRouter()
 for _group in GROUPS:
