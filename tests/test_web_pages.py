@@ -37,6 +37,7 @@ ADMIN_ONLY = {"/ui/destinations", "/ui/destinations/{name}/test", "/ui/credentia
 @pytest.fixture(scope="module")
 def site(emulator_server: EmulatorServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     """One sample workspace and in-process app for the module (no worker processes: nothing here runs)."""
+    emulator_server.admin.reset("demo")  # a fresh demo seed, as the function-scoped `emulator` fixture gives
     with pytest.MonkeyPatch.context() as monkeypatch:
         env = make_env(emulator_server, tmp_path_factory.mktemp("web") / "ws", monkeypatch, rows=300)
         for name, role, restricted in USERS:
