@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -331,3 +332,10 @@ def test_audience_and_events_charts_are_inline_svg_of_the_runs(app_client: TestC
     login(app_client, "restricted")
     assert audience_id not in app_client.get("/ui/audiences").text
     assert app_client.get(f"/ui/audiences/{audience_id}").status_code == 404
+
+
+def test_the_store_has_the_ui_indexes(site: Env) -> None:
+    """Migration 8: the workflow lists and event days read through indexes (bench/ui_render.py measures)."""
+    inspector = sa.inspect(site.store.engine)
+    names = {i["name"] for table in ("workflows", "tasks") for i in inspector.get_indexes(table)}
+    assert {"ix_workflows_orchestration_created", "ix_workflows_created", "ix_tasks_name_finished"} <= names

@@ -94,10 +94,16 @@ class AudiencePoint(BaseModel):
 
 
 def _task_rows(
-    store: Store, *, kind: str, task_names: Sequence[str], orchestrations: Collection[str] | None = None
+    store: Store,
+    *,
+    kind: str,
+    task_names: Sequence[str],
+    orchestrations: Collection[str] | None = None,
+    finished_since: datetime | None = None,
 ) -> list[sa.RowMapping]:
     """(workflow id, orchestration, state, created, finished, task name, task finished, task counts) of the
-    named tasks of every workflow of `kind` (of `orchestrations` when given), newest workflow first."""
+    named tasks of every workflow of `kind` (of `orchestrations` when given; of tasks finished at or after
+    `finished_since` when given), newest workflow first."""
     w, t = schema.workflows, schema.tasks
     query = (
         sa.select(
@@ -116,6 +122,14 @@ def _task_rows(
     )
     if orchestrations is not None:
         query = query.where(w.c.orchestration.in_(list(orchestrations)))
+    if finished_since is not None:
+        # Stored naive on SQLite (UTC) and zoned on PostgreSQL: compare like with like.
+        since = (
+            finished_since
+            if store.engine.dialect.name == "postgresql"
+            else finished_since.replace(tzinfo=None)
+        )
+        query = query.where(t.c.finished_at >= since)
     with store.engine.connect() as conn:
         return list(conn.execute(query).mappings().all())
 
@@ -154,8 +168,14 @@ def events_per_day(
     wanted = None
     if destination is not None:
         wanted = [name for name, dest in by_orchestration.items() if dest == destination]
-    out: dict[tuple[date, str | None], EventDay] = {}
-    for row in _task_rows(store, kind="offline_events", task_names=[DELIVER_TASK], orchestrations=wanted):
+    # Summed in plain dicts and turned into models once: a 30-day window may hold thousands of runs.
+    sums: dict[tuple[date, str | None], list[int]] = {}  # runs, accepted, duplicates, rejected total
+    reasons: dict[tuple[date, str | None], dict[str, int]] = {}
+    since = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
+    rows = _task_rows(
+        store, kind="offline_events", task_names=[DELIVER_TASK], orchestrations=wanted, finished_since=since
+    )
+    for row in rows:
         finished = _utc(row["task_finished_at"])
         counts = row["counts"] or {}
         if finished is None or "sent" not in counts or row["orchestration"] in exclude_orchestrations:
@@ -163,14 +183,27 @@ def events_per_day(
         day = finished.date()
         if day < first or day > today:
             continue
-        dest = by_orchestration.get(row["orchestration"])
-        item = out.setdefault((day, dest), EventDay(day=day, destination=dest))
-        item.runs += 1
-        item.accepted += _int(counts.get("sent"))
-        item.duplicates += _int(counts.get("duplicate_skipped"))
+        key = (day, by_orchestration.get(row["orchestration"]))
+        total = sums.setdefault(key, [0, 0, 0, 0])
+        total[0] += 1
+        total[1] += _int(counts.get("sent"))
+        total[2] += _int(counts.get("duplicate_skipped"))
+        rejected = reasons.setdefault(key, {})
         for reason, n in (counts.get("rejected") or {}).items():
-            item.rejected[str(reason)] = item.rejected.get(str(reason), 0) + _int(n)
-            item.rejected_total += _int(n)
+            rejected[str(reason)] = rejected.get(str(reason), 0) + _int(n)
+            total[3] += _int(n)
+    out = {
+        key: EventDay(
+            day=key[0],
+            destination=key[1],
+            runs=runs,
+            accepted=accepted,
+            duplicates=duplicates,
+            rejected=reasons[key],
+            rejected_total=rejected_total,
+        )
+        for key, (runs, accepted, duplicates, rejected_total) in sums.items()
+    }
     return sorted(out.values(), key=lambda d: (-d.day.toordinal(), d.destination or ""))
 
 

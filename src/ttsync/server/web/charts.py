@@ -84,8 +84,11 @@ def line_chart(
 
     body = _y_axis(top, fmt)
     start, end = min(t for t, _ in points), max(t for t, _ in points)
-    body.append(f'<text x="{LEFT}" y="{HEIGHT - 8}">{start:%Y-%m-%d}</text>')
-    body.append(f'<text x="{WIDTH - RIGHT}" y="{HEIGHT - 8}" text-anchor="end">{end:%Y-%m-%d}</text>')
+    stamp = (
+        "%Y-%m-%d" if span > 2 * 86_400 else "%Y-%m-%d %H:%M"
+    )  # runs of a day or two: the hours tell them apart
+    body.append(f'<text x="{LEFT}" y="{HEIGHT - 8}">{start.strftime(stamp)}</text>')
+    body.append(f'<text x="{WIDTH - RIGHT}" y="{HEIGHT - 8}" text-anchor="end">{end.strftime(stamp)}</text>')
     described = []
     for s in series:
         coords = " ".join(xy(t, v) for t, v in s.points)
