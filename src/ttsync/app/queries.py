@@ -100,10 +100,11 @@ def _task_rows(
     task_names: Sequence[str],
     orchestrations: Collection[str] | None = None,
     finished_since: datetime | None = None,
+    newest: int | None = None,
 ) -> list[sa.RowMapping]:
     """(workflow id, orchestration, state, created, finished, task name, task finished, task counts) of the
     named tasks of every workflow of `kind` (of `orchestrations` when given; of tasks finished at or after
-    `finished_since` when given), newest workflow first."""
+    `finished_since` when given; of the `newest` workflows when given), newest workflow first."""
     w, t = schema.workflows, schema.tasks
     query = (
         sa.select(
@@ -122,6 +123,12 @@ def _task_rows(
     )
     if orchestrations is not None:
         query = query.where(w.c.orchestration.in_(list(orchestrations)))
+    if newest is not None:
+        # Only the newest workflows' tasks are read (an orchestration may have thousands of runs).
+        ids = sa.select(w.c.id).where(w.c.kind == kind).order_by(w.c.created_at.desc(), w.c.id).limit(newest)
+        if orchestrations is not None:
+            ids = ids.where(w.c.orchestration.in_(list(orchestrations)))
+        query = query.where(w.c.id.in_(ids.scalar_subquery()))
     if finished_since is not None:
         # Stored naive on SQLite (UTC) and zoned on PostgreSQL: compare like with like.
         since = (
@@ -233,7 +240,11 @@ def audience_history(
         raise NotFoundError("orchestration", orchestration_or_audience)
     advertisers = {s.audience_id: s.advertiser_id for s in states if s.orchestration == name}
     runs: dict[str, dict[str, Any]] = {}
-    for row in _task_rows(store, kind="audience", task_names=AUDIENCE_TASKS, orchestrations=[name]):
+    # By audience id, runs of the orchestration's other audiences are skipped: read them all to fill `limit`.
+    newest = limit if only_audience is None else None
+    for row in _task_rows(
+        store, kind="audience", task_names=AUDIENCE_TASKS, orchestrations=[name], newest=newest
+    ):
         run = runs.setdefault(row["id"], {"row": row})
         run[row["task"]] = row["counts"] or {}
     points = []

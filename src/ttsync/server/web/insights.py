@@ -18,6 +18,7 @@ from ttsync.server.web.core import NAME, Viewer, page_router, render, signed_in
 from ttsync.store import repos
 
 router = page_router()
+HISTORY = 200  # runs charted on an audience's page
 
 
 @router.get("/audiences")
@@ -40,7 +41,11 @@ def audience(request: Request, name: str = NAME, viewer: Viewer = Depends(signed
     latter): size and match rate over time, the last sync, retention."""
     store = store_of(request)
     hidden = access.hidden_orchestrations(store, viewer.user)
-    points = queries.audience_history(store, name, exclude_orchestrations=hidden)
+    # A stored orchestration's audience reads by orchestration (its newest runs only); a campaign's by id.
+    owner = {s.audience_id: s.orchestration for s in repos.list_audience_states(store)}.get(name)
+    if owner is not None and any(o.name == owner for o in repos.list_orchestrations(store)):
+        name = owner
+    points = queries.audience_history(store, name, limit=HISTORY, exclude_orchestrations=hidden)
     orchestration = points[0].orchestration if points else name
     timeline = list(reversed(points))  # oldest first, as the charts draw them
     by_audience: dict[str, list[queries.AudiencePoint]] = {}

@@ -32,6 +32,7 @@ from ttsync.server.web.core import (
     yaml_text,
 )
 from ttsync.store import repos, runqueue
+from ttsync.store.db import Store
 from ttsync.workflows.resolutions import resolution_for
 
 FINISHED = {"succeeded", "succeeded_with_warnings", "failed", "cancelled", "interrupted", "superseded"}
@@ -123,7 +124,7 @@ def edit_orchestration(
     return _orchestration_form(request, viewer, form, {})
 
 
-def check_orchestration(store: Any, body: Orchestration) -> dict[str, str]:
+def check_orchestration(store: Store, body: Orchestration) -> dict[str, str]:
     """What `ttsync apply` and a run would refuse, by form field: unknown source, destination or template, a
     template of another destination, merged settings a run cannot use, a schedule cron cannot read."""
     errors: dict[str, str] = {}
