@@ -44,6 +44,7 @@ AUDIENCE_FIELDS = [
     *(f"{kind}{state}" for kind in USER_ID_KINDS for state in ("", *(f":{s}" for s in HASH_STATES))),
     REGION_FIELD,
 ]
+MAX_ROWS = 200  # mapping rows read from a post (a warehouse table rarely has more identifier columns)
 EMPTY_ROWS = 3  # blank mapping rows offered under the existing ones (more with "Add a row", or save and edit)
 
 
@@ -173,7 +174,7 @@ def _flag(value: str) -> bool | None:
 
 
 @router.post("/templates")
-async def save_template(
+def save_template(
     request: Request,
     viewer: Viewer = Depends(posted("operator")),
     name: str = Form(default="", max_length=80),
@@ -185,13 +186,13 @@ async def save_template(
     allow_restricted_pii: str = Form(default="inherit", max_length=10),
     description: str = Form(default="", max_length=2000),
     new: bool = Form(default=False),
+    map_source: list[str] = Form(default_factory=list),
+    map_target: list[str] = Form(default_factory=list),
 ) -> Response:
     """Check every field and mapping row with the configuration's and the runs' messages; save through the
     API's handler only when all pass."""
-    posted_form = await request.form()
-    sources = [str(v).strip() for v in posted_form.getlist("map_source")][:200]
-    targets = [str(v).strip() for v in posted_form.getlist("map_target")][:200]
-    pairs = [(s[:200], t[:200]) for s, t in zip(sources, targets, strict=False) if s or t]
+    posted_rows = zip(map_source[:MAX_ROWS], map_target[:MAX_ROWS], strict=False)
+    pairs = [(s.strip()[:200], t.strip()[:200]) for s, t in posted_rows if s.strip() or t.strip()]
     form: dict[str, Any] = {
         "name": name, "destination": destination, "settings": settings, "mapping": pairs,
         "audience_name_template": audience_name_template, "available_to_campaigns": available_to_campaigns,
