@@ -41,9 +41,10 @@ AUDIENCE_TASKS = ("query", "prepare", "verify_audience", "plan", "upload", "comm
 EVENT_TASKS = ("query", "prepare", "deliver")
 
 
-def _fill(store: Store, workflows: int, notifications: int, days: int) -> tuple[str, str]:
+def _fill(store: Store, workflows: int, notifications: int, days: int) -> tuple[str, str, str]:
     """20 orchestrations (copies of the sample's two), `workflows` finished workflows over the last `days` days
-    with their tasks' counts, and notifications; returns (a workflow id, an audience orchestration)."""
+    with their tasks' counts, and notifications; returns (a workflow id, an audience orchestration, the id
+    ending the 100th page of the workflows list)."""
     base = {o.name: o for o in repos.list_orchestrations(store)}
     names = []
     for index in range(20):
@@ -85,7 +86,7 @@ def _fill(store: Store, workflows: int, notifications: int, days: int) -> tuple[
         conn.execute(sa.insert(schema.workflows), rows)
         conn.execute(sa.insert(schema.tasks), tasks)
         conn.execute(sa.insert(schema.notifications), alerts)
-    return str(rows[workflows // 2]["id"]), names[0][0]
+    return str(rows[workflows // 2]["id"]), names[0][0], str(rows[min(4_999, workflows - 1)]["id"])
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -117,11 +118,11 @@ def main() -> None:
         apply_config(store, load_config(workspace.config_path))
         accounts.add_user(store, "admin", PASSWORD, "admin", actor="bench")
         began = time.perf_counter()
-        workflow_id, audience = _fill(store, args.workflows, args.notifications, args.days)
+        workflow_id, audience, deep = _fill(store, args.workflows, args.notifications, args.days)
         fill_seconds = time.perf_counter() - began
         app = create_app(workspace, store, ServerConfig(), background_work=False)
         pages = ["/ui/orchestrations", f"/ui/orchestrations/{audience}", "/ui/workflows",
-                 "/ui/workflows?state=failed", "/ui/workflows?offset=5000", f"/ui/workflows/{workflow_id}",
+                 "/ui/workflows?state=failed", f"/ui/workflows?after={deep}", f"/ui/workflows/{workflow_id}",
                  "/ui/templates", "/ui/campaigns", "/ui/destinations", "/ui/credentials", "/ui/notifications",
                  f"/ui/audiences/{audience}", "/ui/audiences", "/ui/events", "/ui/users", "/ui/audit"]  # fmt: skip
         report: dict[str, Any] = {}

@@ -20,6 +20,7 @@ from ttsync.app import accounts, audit, queries
 from ttsync.app.runs import build_run, start_run
 from ttsync.config.models import Credential
 from ttsync.emulator.embedded import EmulatorServer
+from ttsync.errors import NotFoundError
 from ttsync.server.app import ServerConfig, create_app
 from ttsync.server.web import pages
 from ttsync.server.web.credentials import Expiry, token_expiry
@@ -339,3 +340,20 @@ def test_the_store_has_the_ui_indexes(site: Env) -> None:
     inspector = sa.inspect(site.store.engine)
     names = {i["name"] for table in ("workflows", "tasks") for i in inspector.get_indexes(table)}
     assert {"ix_workflows_orchestration_created", "ix_workflows_created", "ix_tasks_name_finished"} <= names
+
+
+def test_workflow_pages_follow_each_other_without_gaps(site: Env) -> None:
+    """Keyset paging: page after page (50 each) lists every workflow once, newest first, as one long list."""
+    everything = queries.page_workflows(site.store, limit=1000)
+    assert len(everything) >= 3  # the runs of the tests above
+    seen: list[str] = []
+    after = None
+    while True:
+        page = queries.page_workflows(site.store, limit=2, after=after)
+        if not page:
+            break
+        seen += [w.id for w in page]
+        after = page[-1].id
+    assert seen == [w.id for w in everything]
+    with pytest.raises(NotFoundError):
+        queries.page_workflows(site.store, after="abcdef12")

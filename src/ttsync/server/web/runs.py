@@ -219,9 +219,10 @@ def workflows(
     viewer: Viewer = Depends(signed_in),
     orchestration: str = Query(default="", max_length=80),
     state: str = Query(default="", max_length=32),
-    offset: int = Query(default=0, ge=0, le=10_000_000),
+    after: str = Query(default="", pattern=r"^([0-9a-f]{4,40})?$"),
 ) -> HTMLResponse:
-    """Workflows, newest first, filtered by orchestration and state."""
+    """Workflows, newest first, filtered by orchestration and state; 50 a page, the next page after the last
+    workflow of this one."""
     store = store_of(request)
     hidden = access.hidden_orchestrations(store, viewer.user)
     rows = queries.page_workflows(
@@ -230,7 +231,7 @@ def workflows(
         state=state or None,
         exclude_orchestrations=hidden,
         limit=50,
-        offset=offset,
+        after=after or None,
     )
     names = [o.name for o in repos.list_orchestrations(store) if o.name not in hidden]
     return render(
@@ -242,7 +243,7 @@ def workflows(
         states=STATES,
         orchestration=orchestration,
         state=state,
-        offset=offset,
+        after=after,
     )
 
 
