@@ -36,10 +36,15 @@ def _targets(campaign: Campaign) -> list[tuple[str, str]]:
 
 def _visible(store: Store, user: UserRecord, campaign: Campaign, *, use: bool = False) -> bool:
     """Whether `user` may see (with `use`: send through) every destination of the campaign; `use` raises
-    the API's 403 for an admin-only destination."""
+    the API's 403 for an admin-only destination. A destination or template deleted since is left to the
+    plan and the run, which say what is missing."""
+    destinations = {d.name: d for d in repos.list_destinations(store)}
+    templates = {t.name: t for t in repos.list_templates(store)}
     for destination_name, template_name in _targets(campaign):
-        destination = repos.get_destination(store, destination_name)
-        template = repos.get_template(store, template_name)
+        destination = destinations.get(destination_name)
+        if destination is None:
+            continue
+        template = templates.get(template_name)
         if not access.visible(user, destination, template):
             return False
         if use:
