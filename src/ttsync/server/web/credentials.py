@@ -15,6 +15,8 @@ from ttsync.app import audit
 from ttsync.config.models import Credential
 from ttsync.destinations.tiktok.oauth import AuthorizeFlow, Callback, CredentialFlowError, Doctor, revoke
 from ttsync.destinations.tiktok.oauth.checks import EXPIRY_WARNING
+from ttsync.destinations.tiktok.settings import checked_credential
+from ttsync.errors import ConfigError
 from ttsync.redact import redact_error
 from ttsync.server.auth import store_of
 from ttsync.server.routers import objects
@@ -109,9 +111,11 @@ def add_credential(
     if app_secret:
         data["app_secret"] = app_secret
     try:
-        body = Credential.model_validate(data)
+        body = checked_credential(Credential.model_validate(data))
     except ValidationError as exc:
         return _credentials_page(request, viewer, 422, form=form, errors=field_errors(exc))
+    except ConfigError as exc:  # the advertiser ids, checked as TikTok's
+        return _credentials_page(request, viewer, 422, form=form, errors={"advertiser_ids": str(exc)})
     objects.save_credential(body, store_of(request), principal(viewer))
     return _credentials_page(
         request, viewer, message=f"Credential {name!r} saved. Authorize it to get a token from TikTok."

@@ -11,9 +11,8 @@ from fastapi import Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from ttsync.config.common import audience_name_warning
 from ttsync.config.models import DataTemplate, Destination
-from ttsync.config.settings import validate_settings
+from ttsync.destinations.tiktok.settings import audience_name_warning, validate_settings
 from ttsync.errors import ConfigError, NotFoundError
 from ttsync.events.columns import EventColumnsError, plan_columns
 from ttsync.events.parameters import PARAMETERS, parameter_for

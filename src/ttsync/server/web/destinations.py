@@ -9,8 +9,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from ttsync.config.models import Destination
-from ttsync.config.settings import validate_settings
 from ttsync.destinations.tiktok.oauth import Doctor
+from ttsync.destinations.tiktok.settings import validate_settings
 from ttsync.errors import ConfigError, NotFoundError
 from ttsync.server import access
 from ttsync.server.auth import store_of
@@ -50,8 +50,7 @@ def visible_destination(request: Request, viewer: Viewer, name: str) -> Destinat
 
 def _destination_page(request: Request, viewer: Viewer, name: str, check: Any) -> HTMLResponse:
     item = visible_destination(request, viewer, name)
-    settings = item.settings.model_dump(mode="json", exclude_none=True)
-    return render(request, "destination.html", viewer=viewer, item=item, settings=settings, check=check)
+    return render(request, "destination.html", viewer=viewer, item=item, settings=item.settings, check=check)
 
 
 def _destination_form(
@@ -76,9 +75,8 @@ def edit_destination(
 ) -> HTMLResponse:
     """The destination's form with its current settings (admins)."""
     item = visible_destination(request, viewer, name)
-    settings = item.settings.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
     form = item.model_dump(mode="json", exclude={"settings"}) | {
-        "settings": yaml_text(settings),
+        "settings": yaml_text(item.settings),
         "new": False,
     }
     return _destination_form(request, viewer, form, {})

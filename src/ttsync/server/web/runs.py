@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from ttsync.app import background, queries
 from ttsync.app.runs import build_run, preview_run
-from ttsync.config.models import Orchestration, effective_settings
+from ttsync.config.models import Orchestration
+from ttsync.destinations.tiktok.settings import effective_settings
 from ttsync.errors import ConfigError, NotFoundError
 from ttsync.server import access
 from ttsync.server.auth import store_of
