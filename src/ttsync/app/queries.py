@@ -110,7 +110,7 @@ def _task_rows(
     )
     if orchestrations is not None:
         query = query.where(w.c.orchestration.in_(list(orchestrations)))
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         return list(conn.execute(query).mappings().all())
 
 

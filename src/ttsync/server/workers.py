@@ -21,6 +21,7 @@ from ttsync.app.workspace.layout import Workspace
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
+WORKER_NICENESS = 5
 
 
 def _die_with_parent() -> None:
@@ -38,6 +39,8 @@ def worker_main(root: str, stop_after: float | None = None) -> None:
     """A worker process: claim and execute queued runs until terminated."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops its workers itself
     _die_with_parent()
+    # A sync is batch work: on a busy machine the API's requests (and the scheduler) come first.
+    os.nice(WORKER_NICENESS)
     parent = os.getppid()
     workspace = Workspace(Path(root))
     store = workspace.open_store()

@@ -107,7 +107,7 @@ def is_live(lease: LeaseRecord, *, timeout: float, now: datetime | None = None) 
 def get_lease(store: Store, resource: str) -> LeaseRecord | None:
     """The lease of `resource`, live or not, or None."""
     table = schema.leases
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         row = conn.execute(sa.select(table).where(table.c.resource == resource)).mappings().first()
     return None if row is None else _record(row)
 
@@ -115,7 +115,7 @@ def get_lease(store: Store, resource: str) -> LeaseRecord | None:
 def leases_of(store: Store, workflow_id: str) -> list[LeaseRecord]:
     """Every lease row naming `workflow_id`."""
     table = schema.leases
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         rows = conn.execute(sa.select(table).where(table.c.workflow_id == workflow_id)).mappings().all()
     return [_record(row) for row in rows]
 

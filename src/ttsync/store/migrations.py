@@ -68,6 +68,12 @@ def _v5_campaigns(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.segments, schema.campaigns])
 
 
+def _v7_workflow_indexes(conn: sa.Connection) -> None:
+    # A store made at version 1 by this ttsync already has them (`create_all` of the table creates its indexes).
+    for index in schema.workflows.indexes:
+        index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1,
@@ -78,6 +84,7 @@ MIGRATIONS: list[Migration] = [
     Migration(3, "leases: one active workflow per orchestration and per audience", _v3_leases),
     Migration(4, "team server: users, API tokens, sessions, audit log, run queue, schedules", _v4_server),
     Migration(5, "segments and campaigns", _v5_campaigns),
+    Migration(7, "workflows: indexes for pages newest first and for running ones", _v7_workflow_indexes),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

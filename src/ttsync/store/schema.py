@@ -116,6 +116,11 @@ workflows = sa.Table(
     sa.Column("error", sa.JSON),
 )
 
+# Pages of workflows newest first (the API's list, 10,000s of rows) and the reaper's look for running ones,
+# without reading and sorting every workflow (migration 7).
+sa.Index("ix_workflows_created_at_id", workflows.c.created_at.desc(), workflows.c.id)
+sa.Index("ix_workflows_state", workflows.c.state)
+
 tasks = sa.Table(
     "tasks",
     metadata,

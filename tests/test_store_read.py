@@ -1,0 +1,66 @@
+"""Reads of the API do not queue behind writers (SQLite `Store.read`), and migration 7 gives an older store the
+workflow indexes its pages use."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from ttsync.store import Store, repos, schema
+from ttsync.store.db import sqlite_url
+
+
+def test_a_reader_neither_waits_for_nor_blocks_a_writer(tmp_path: Path) -> None:
+    store = Store.open(sqlite_url(tmp_path / "ttsync.db"))
+    try:
+        repos.create_workflow(store, "orch", "audience", ["query"])
+        release = threading.Event()
+        holding = threading.Event()
+
+        def writer() -> None:
+            with store.engine.begin() as conn:  # BEGIN IMMEDIATE: holds the write lock until released
+                conn.execute(sa.update(schema.workflows).values(state="running"))
+                holding.set()
+                release.wait(30)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            assert holding.wait(10)
+            began = time.monotonic()
+            with store.read() as conn:  # would wait out the busy timeout (30 s) if it took the lock too
+                states = conn.execute(sa.select(schema.workflows.c.state)).scalars().all()
+            waited = time.monotonic() - began
+            assert states == ["pending"]  # the snapshot before the writer commits
+            assert waited < 5, waited
+        finally:
+            release.set()
+            thread.join()
+        with store.read() as conn:
+            assert conn.execute(sa.select(schema.workflows.c.state)).scalars().all() == ["running"]
+    finally:
+        store.close()
+
+
+def test_migration_7_adds_the_workflow_indexes_to_an_older_store(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "ttsync.db")
+    store = Store.open(url)
+    with store.engine.begin() as conn:  # as a store made before migration 7 was
+        conn.execute(sa.text("DROP INDEX ix_workflows_created_at_id"))
+        conn.execute(sa.text("DROP INDEX ix_workflows_state"))
+        conn.execute(sa.delete(schema.schema_version).where(schema.schema_version.c.version == 7))
+    store.close()
+    store = Store.open(url)
+    try:
+        with store.read() as conn:
+            names = {index["name"] for index in sa.inspect(conn).get_indexes("workflows")}
+            plan = conn.execute(
+                sa.text("EXPLAIN QUERY PLAN SELECT * FROM workflows ORDER BY created_at DESC, id LIMIT 50")
+            ).all()
+        assert {"ix_workflows_created_at_id", "ix_workflows_state"} <= names
+        assert "USE TEMP B-TREE" not in " ".join(str(row) for row in plan)  # no sort of every workflow
+    finally:
+        store.close()
