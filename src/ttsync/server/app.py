@@ -25,7 +25,7 @@ from ttsync.app import accounts, background
 from ttsync.app.workspace.layout import Workspace
 from ttsync.server import problems
 from ttsync.server.auth import TokenCache, cookie_key
-from ttsync.server.metrics import Metrics
+from ttsync.server.metrics import Metrics, use_metrics_dir
 from ttsync.server.routers import admin, objects, runs, session
 from ttsync.server.scheduler import Scheduler
 from ttsync.server.web import pages
@@ -238,6 +238,7 @@ def serve(workspace: Workspace, config: ServerConfig) -> None:
     store = workspace.open_store()
     try:
         check_can_serve(store, config)
+        use_metrics_dir(workspace.state_dir, config.port)  # before any process or metric is made
         options: dict[str, Any] = {
             "host": config.host,
             "port": config.port,
