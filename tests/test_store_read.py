@@ -1,5 +1,5 @@
 """Reads of the API do not queue behind writers (SQLite `Store.read`), and migration 7 gives an older store the
-workflow indexes its pages use."""
+workflow indexes its pages use and the orchestrations' `catch_up`."""
 
 from __future__ import annotations
 
@@ -45,22 +45,25 @@ def test_a_reader_neither_waits_for_nor_blocks_a_writer(tmp_path: Path) -> None:
         store.close()
 
 
-def test_migration_7_adds_the_workflow_indexes_to_an_older_store(tmp_path: Path) -> None:
+def test_migration_7_adds_the_workflow_indexes_and_catch_up_to_an_older_store(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path / "ttsync.db")
     store = Store.open(url)
     with store.engine.begin() as conn:  # as a store made before migration 7 was
         conn.execute(sa.text("DROP INDEX ix_workflows_created_at_id"))
         conn.execute(sa.text("DROP INDEX ix_workflows_state"))
+        conn.execute(sa.text("ALTER TABLE orchestrations DROP COLUMN catch_up"))
         conn.execute(sa.delete(schema.schema_version).where(schema.schema_version.c.version == 7))
     store.close()
     store = Store.open(url)
     try:
         with store.read() as conn:
             names = {index["name"] for index in sa.inspect(conn).get_indexes("workflows")}
+            columns = {column["name"] for column in sa.inspect(conn).get_columns("orchestrations")}
             plan = conn.execute(
                 sa.text("EXPLAIN QUERY PLAN SELECT * FROM workflows ORDER BY created_at DESC, id LIMIT 50")
             ).all()
         assert {"ix_workflows_created_at_id", "ix_workflows_state"} <= names
+        assert "catch_up" in columns
         assert "USE TEMP B-TREE" not in " ".join(str(row) for row in plan)  # no sort of every workflow
     finally:
         store.close()

@@ -68,10 +68,14 @@ def _v5_campaigns(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.segments, schema.campaigns])
 
 
-def _v7_workflow_indexes(conn: sa.Connection) -> None:
-    # A store made at version 1 by this ttsync already has them (`create_all` of the table creates its indexes).
+def _v7_server_reads(conn: sa.Connection) -> None:
+    # A store made at version 1 by this ttsync already has them: `create_all` makes the tables as `schema`
+    # describes them now, with their indexes and every column.
     for index in schema.workflows.indexes:
         index.create(conn, checkfirst=True)
+    columns = {column["name"] for column in sa.inspect(conn).get_columns("orchestrations")}
+    if "catch_up" not in columns:
+        conn.execute(sa.text("ALTER TABLE orchestrations ADD COLUMN catch_up BOOLEAN"))
 
 
 MIGRATIONS: list[Migration] = [
@@ -84,7 +88,11 @@ MIGRATIONS: list[Migration] = [
     Migration(3, "leases: one active workflow per orchestration and per audience", _v3_leases),
     Migration(4, "team server: users, API tokens, sessions, audit log, run queue, schedules", _v4_server),
     Migration(5, "segments and campaigns", _v5_campaigns),
-    Migration(7, "workflows: indexes for pages newest first and for running ones", _v7_workflow_indexes),
+    Migration(
+        7,
+        "workflows: indexes for pages newest first and for running ones; orchestrations: catch_up",
+        _v7_server_reads,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

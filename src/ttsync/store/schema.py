@@ -95,6 +95,7 @@ orchestrations = sa.Table(
     sa.Column("key_column", sa.String(200)),  # optional for offline events (positional keys)
     sa.Column("settings", sa.JSON, nullable=False),
     sa.Column("schedule", sa.String(100)),
+    sa.Column("catch_up", sa.Boolean),  # None: the server's --catch-up (migration 7)
     sa.Column("enabled", sa.Boolean, nullable=False, default=True),
     sa.Column("description", sa.Text, nullable=False, default=""),
     sa.Column("created_at", TS, nullable=False),
