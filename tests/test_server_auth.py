@@ -146,7 +146,9 @@ def test_every_kind_reads_one_object_and_refuses_deletes_below_its_role(
     shown = httpx.get(f"{server.url}/api/{kind}/{name}", headers=viewer)
     assert shown.status_code == 200, shown.text
     assert shown.json()["name"] == name
-    assert SECRETS["TTSYNC_ACCESS_TOKEN"] not in shown.text  # a credential answers has_* flags, never a secret
+    assert (
+        SECRETS["TTSYNC_ACCESS_TOKEN"] not in shown.text
+    )  # a credential answers has_* flags, never a secret
     refused = httpx.delete(f"{server.url}/api/{kind}/{name}", headers=viewer)
     assert refused.status_code == 403
     missing = httpx.delete(
