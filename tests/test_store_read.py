@@ -1,8 +1,10 @@
 """Reads of the API do not queue behind writers (SQLite `Store.read`), and migration 7 gives an older store the
-workflow indexes its pages use and the orchestrations' `catch_up`."""
+workflow indexes its pages use and the orchestrations' `catch_up`; a zombie holds no lease."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -11,6 +13,7 @@ import sqlalchemy as sa
 
 from ttsync.store import Store, repos, schema
 from ttsync.store.db import sqlite_url
+from ttsync.store.leases import pid_alive
 
 
 def test_a_reader_neither_waits_for_nor_blocks_a_writer(tmp_path: Path) -> None:
@@ -67,3 +70,17 @@ def test_migration_7_adds_the_workflow_indexes_and_catch_up_to_an_older_store(tm
         assert "USE TEMP B-TREE" not in " ".join(str(row) for row in plan)  # no sort of every workflow
     finally:
         store.close()
+
+
+def test_a_zombie_process_does_not_hold_a_lease_or_a_queued_run() -> None:
+    # A worker killed with its server is adopted by the container's init, which may reap it late: until then
+    # kill(pid, 0) succeeds, and the dead worker's run would block its orchestration's schedule.
+    child = subprocess.Popen(["true"])
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: a zombie
+    try:
+        os.kill(child.pid, 0)  # the kernel still knows it
+        assert not pid_alive(child.pid)
+        assert pid_alive(os.getpid())
+    finally:
+        child.wait()
+    assert not pid_alive(child.pid)
