@@ -54,7 +54,7 @@ def enqueue(
     if action != "run" and workflow_id is None:
         raise ValueError(f"{action} needs the workflow id")
     repos.get_orchestration(store, orchestration)  # NotFoundError for an unknown name
-    reclaim_lost(store)  # a row whose worker died does not block the retry of its workflow
+    # (a row whose worker died does not block the retry of its workflow: `orchestration_active` reclaims it)
     if orchestration_active(store, orchestration):
         raise RunRefusedError(
             f"refused: a run of {orchestration} is queued or running; wait for it to finish",
