@@ -119,8 +119,10 @@ workflows = sa.Table(
 
 # Pages of workflows newest first (the API's list, 10,000s of rows) and the reaper's look for running ones,
 # without reading and sorting every workflow (migration 7).
-sa.Index("ix_workflows_created_at_id", workflows.c.created_at.desc(), workflows.c.id)
-sa.Index("ix_workflows_state", workflows.c.state)
+SERVER_READ_INDEXES = (
+    sa.Index("ix_workflows_created_at_id", workflows.c.created_at.desc(), workflows.c.id),
+    sa.Index("ix_workflows_state", workflows.c.state),
+)
 
 tasks = sa.Table(
     "tasks",
@@ -135,6 +137,14 @@ tasks = sa.Table(
     sa.Column("counts", sa.JSON, nullable=False),
     sa.Column("checkpoint", sa.JSON, nullable=False),
     sa.Column("error", sa.JSON),
+)
+
+# Migration 8, for the web UI's lists over many workflows: each orchestration's newest workflows, the newest
+# workflows of all, and the offline-event deliveries of a date window.
+WORKFLOW_INDEXES = (
+    sa.Index("ix_workflows_orchestration_created", workflows.c.orchestration, workflows.c.created_at),
+    sa.Index("ix_workflows_created", workflows.c.created_at),
+    sa.Index("ix_tasks_name_finished", tasks.c.name, tasks.c.finished_at),
 )
 
 notifications = sa.Table(
