@@ -17,7 +17,7 @@ from ttsync.errors import ResolvableError, RunCancelledError, RunRefusedError
 from ttsync.redact import redact_error
 from ttsync.store import repos, runqueue
 from ttsync.store.db import Store
-from ttsync.store.leases import get_lease, is_live, lease_timeout, orchestration_resource
+from ttsync.store.leases import get_lease, is_live, lease_timeout, orchestration_resource, pid_alive
 from ttsync.store.runqueue import QueuedRun, RunAction
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,9 @@ def _now() -> datetime:
 
 
 def orchestration_active(store: Store, orchestration: str) -> bool:
-    """Whether a run of the orchestration is queued, claimed, or holds its lease (a CLI run counts too)."""
+    """Whether a run of the orchestration is queued, claimed, or holds its lease (a CLI run counts too). A
+    claimed run whose worker died is not: it is marked lost first."""
+    reclaim_lost(store)
     if runqueue.active_for(store, orchestration=orchestration):
         return True
     lease = get_lease(store, orchestration_resource(orchestration))
@@ -52,7 +54,7 @@ def enqueue(
     if action != "run" and workflow_id is None:
         raise ValueError(f"{action} needs the workflow id")
     repos.get_orchestration(store, orchestration)  # NotFoundError for an unknown name
-    reclaim_lost(store)  # a row whose worker died does not block the retry of its workflow
+    # (a row whose worker died does not block the retry of its workflow: `orchestration_active` reclaims it)
     if orchestration_active(store, orchestration):
         raise RunRefusedError(
             f"refused: a run of {orchestration} is queued or running; wait for it to finish",
@@ -134,14 +136,7 @@ def reclaim_lost(store: Store) -> list[str]:
     for item in runqueue.running_rows(store):
         if item.holder_host != socket.gethostname() or item.holder_pid is None:
             continue
-        try:
-            os.kill(item.holder_pid, 0)
-            alive = True
-        except ProcessLookupError:
-            alive = False
-        except PermissionError:
-            alive = True
-        if not alive:
+        if not pid_alive(item.holder_pid):
             runqueue.finish(store, item.id, "lost", "the worker process died; the workflow is retryable")
             lost.append(item.id)
     return lost
