@@ -267,3 +267,35 @@ def test_killed_mid_delivery_then_rerun_converges(env: Env, point: str) -> None:
     assert a == want["a"]
     assert b == want["b"]
     assert eligible
+
+
+def test_failed_delivery_retried_and_resolved_by_workflow_id(env: Env) -> None:
+    """A delivery's orchestration is derived, never stored: `workflows retry/resolve` and the Python API's
+    retry still rebuild it from the campaign (a real failure: the emulator refuses every mapping call)."""
+    import ttsync
+
+    apply(env, campaign())
+    env.emulator.admin.set_faults(rate=1.0, codes=[40000], paths=["segment/mapping/"])
+    failed = run_campaign(env.workspace, env.store, "spring", today=LAUNCH)
+    assert failed.status == "failed"
+    assert [d["ok"] for d in failed.deliveries] == [False, False]
+    env.emulator.admin.clear_faults()
+    first, second = (d["workflow_id"] for d in failed.deliveries)
+    base = [sys.executable, "-m", "ttsync", "workflows"]
+    ws = ["--workspace", str(env.workspace.root), "--json"]
+    retried = subprocess.run([*base, "retry", first[:8], *ws], capture_output=True, text=True, check=False)
+    assert retried.returncode == 0, retried.stderr
+    assert json.loads(retried.stdout)["ok"] is True
+    resolved = subprocess.run([*base, "resolve", second, *ws], capture_output=True, text=True, check=False)
+    assert resolved.returncode == 0, resolved.stderr
+    assert json.loads(resolved.stdout)["id"] == second
+    # The Python API retries a finished one as a no-op, and names an unknown derived name as not found.
+    assert ttsync.Workspace(env.workspace.root).retry(first).ok
+    want: dict[str, set[str]] = {"a": set(), "b": set()}
+    audience = emails_of(env, "SELECT amperity_id, email FROM Merged_Customers WHERE lifetime_value >= 300")
+    excluded = emails_of(env, "SELECT amperity_id, email FROM Merged_Customers WHERE lifetime_value >= 2000")
+    for key, digest in audience.items():
+        if key not in excluded and bucket_of("spring", key) < 9000:
+            want["a" if bucket_of("spring", key) < 4500 else "b"].add(digest)
+    assert members(env, "spring.a.tiktok-audiences") == want["a"]
+    assert members(env, "spring.b.tiktok-audiences") == want["b"]

@@ -10,6 +10,7 @@ Random splits and the holdout come from `sync.groups` (a keyed hash of campaign 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -29,6 +30,7 @@ from ttsync.config.campaigns import BASIS_POINTS, Campaign, CampaignDestination,
 from ttsync.config.models import Orchestration, effective_settings
 from ttsync.destinations.tiktok.pipelines import pipeline_for
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun, Reporter, RunOptions
+from ttsync.errors import NotFoundError
 from ttsync.sources import open_source
 from ttsync.sqltext import sql_identifier
 from ttsync.store import repos
@@ -183,6 +185,7 @@ def build_delivery_run(
     options: RunOptions | None = None,
     *,
     day: date | None = None,
+    reporter: Reporter | None = None,
 ) -> OrchestrationRun:
     """The audience run of one delivery (as `app.runs.build_run`, on the derived orchestration)."""
     orchestration = delivery.orchestration
@@ -202,10 +205,58 @@ def build_delivery_run(
         credential=repos.get_credential(store, destination.credential),
         source=repos.get_source(store, orchestration.source),
         options=options or RunOptions(),
-        reporter=Reporter(),
+        reporter=reporter or Reporter(),
         row_filter=delivery.split,
         change_cap=_change_cap(workspace, campaign, day or datetime.now(UTC).date()),
     )
+
+
+def find_delivery(
+    store: Store, name: str, *, workspace: Workspace | None = None, today: date | None = None
+) -> tuple[Campaign, Delivery, date] | None:
+    """The campaign delivery whose derived orchestration is `name` (None: no campaign derives it).
+
+    Derived names are not stored (a campaign makes them on each run), so a workflow of one is found by
+    deriving them again: a recurring campaign's names do not depend on the day; a one-time delivery's day is
+    its name's last part, or (for a shortened long name, given `workspace`) a day the campaign report recorded."""
+    day = today or datetime.now(UTC).date()
+    for campaign in repos.list_campaigns(store):
+        if not name.startswith(campaign.name + "."):
+            continue
+        days = {day}
+        if campaign.timing == "one_time":
+            with contextlib.suppress(ValueError):
+                days.add(date.fromisoformat(name.rsplit(".", 1)[-1]))
+            if workspace is not None:
+                days |= {date.fromisoformat(r["date"]) for r in campaign_report(workspace, campaign.name)}
+        for candidate in sorted(days):
+            for delivery in deliveries(store, campaign, candidate):
+                if delivery.orchestration.name == name:
+                    return campaign, delivery, candidate
+    return None
+
+
+def delivery_run(
+    workspace: Workspace, store: Store, name: str, *, reporter: Reporter | None = None
+) -> OrchestrationRun | None:
+    """The audience run of the campaign delivery named `name` (to retry, resolve or restart one of its
+    workflows), or None when no campaign derives that name."""
+    found = find_delivery(store, name, workspace=workspace)
+    if found is None:
+        return None
+    campaign, delivery, day = found
+    return build_delivery_run(workspace, store, campaign, delivery, day=day, reporter=reporter)
+
+
+def orchestration_named(store: Store, name: str) -> Orchestration:
+    """A stored orchestration, or the derived one of a campaign delivery; `NotFoundError` otherwise."""
+    try:
+        return repos.get_orchestration(store, name)
+    except NotFoundError:
+        found = find_delivery(store, name)
+        if found is None:
+            raise
+        return found[1].orchestration
 
 
 def group_sizes(

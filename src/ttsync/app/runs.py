@@ -15,7 +15,7 @@ from ttsync.config.models import effective_settings
 from ttsync.destinations.tiktok.oauth import Doctor
 from ttsync.destinations.tiktok.pipelines import pipeline_for
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun, Reporter, RunOptions
-from ttsync.errors import ConfigError
+from ttsync.errors import ConfigError, NotFoundError
 from ttsync.notify import deliver_pending
 from ttsync.redact import install_log_redaction
 from ttsync.store import repos
@@ -84,6 +84,26 @@ def build_run(
         "reporter": reporter or Reporter(),
     }
     return pipeline_for(settings, **common)
+
+
+def build_continue_run(
+    workspace: Workspace, store: Store, orchestration_name: str, *, reporter: Reporter | None = None
+) -> OrchestrationRun:
+    """The run that continues (retry, resolve, restart) a workflow of `orchestration_name`: a stored
+    orchestration's, or a campaign delivery's (`CAMPAIGN.GROUP.DESTINATION`, derived on each campaign run and
+    never stored). `NotFoundError` when it is neither."""
+    # app.campaigns builds on this module (start_run), so it is imported here, not at the top.
+    from ttsync.app.campaigns import delivery_run
+
+    try:
+        return build_run(workspace, store, orchestration_name, reporter=reporter)
+    except NotFoundError as missing:
+        if missing.kind != "orchestration" or missing.name != orchestration_name:
+            raise
+        run = delivery_run(workspace, store, orchestration_name, reporter=reporter)
+        if run is None:
+            raise
+        return run
 
 
 async def start(
