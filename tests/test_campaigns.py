@@ -299,3 +299,30 @@ def test_failed_delivery_retried_and_resolved_by_workflow_id(env: Env) -> None:
             want["a" if bucket_of("spring", key) < 4500 else "b"].add(digest)
     assert members(env, "spring.a.tiktok-audiences") == want["a"]
     assert members(env, "spring.b.tiktok-audiences") == want["b"]
+
+
+def test_segment_preview_counts_without_values(env: Env) -> None:
+    apply(env, campaign())
+    cmd = [sys.executable, "-m", "ttsync", "segments", "preview", "valuable"]
+    cmd += ["--workspace", str(env.workspace.root), "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    sql = "SELECT amperity_id, email FROM Merged_Customers WHERE lifetime_value >= 300"
+    with duckdb.connect(str(env.workspace.sample_warehouse), read_only=True) as con:
+        rows = con.execute(sql).fetchall()
+    valid = emails_of(env, sql)  # scalar hashing: the people with a usable e-mail
+    assert data["size"] == len(rows)
+    email = data["coverage"]["EMAIL"]
+    assert email["people"] == len(valid)
+    assert email["present"] == sum(1 for _, e in rows if e is not None)
+    assert email["rejected"] == email["present"] - email["valid"] > 0  # the sample has bad e-mails
+    assert sum(r["count"] for r in data["rejections"] if r["type"] == "EMAIL") == email["rejected"]
+    assert data["match_quality"]["people_matchable"] == len(valid)  # the segment returns e-mails only
+    assert not any(e and e.strip() and e.strip() in done.stdout for _, e in rows)  # no raw value
+    text = subprocess.run(cmd[:-1], capture_output=True, text=True, check=False)
+    assert "match quality" in text.stdout
+    missing = subprocess.run([*cmd[:5], "nope", *cmd[6:-1]], capture_output=True, text=True, check=False)
+    assert missing.returncode != 0
+    assert "segment 'nope'" in missing.stderr
+    assert "Traceback" not in missing.stderr

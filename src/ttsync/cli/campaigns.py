@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ttsync.app.campaigns import campaign_report, plan_campaign, run_campaign
+from ttsync.app.campaigns import campaign_report, plan_campaign, preview_segment, run_campaign
 from ttsync.app.workspace.layout import Workspace
 from ttsync.cli._common import EXIT_FAILED, JsonOption, WorkspaceOption, handle_errors, open_store, print_json
 from ttsync.store import repos
@@ -113,6 +113,39 @@ def list_segments(workspace: WorkspaceOption = None, as_json: JsonOption = False
         return
     for item in items:
         typer.echo(f"{item['name']}\t{item['source']}\tkey {item['key_column']}")
+
+
+@segments_app.command("preview")
+def preview(
+    name: Annotated[str, typer.Argument(help="The segment's name.")],
+    region: Annotated[
+        str | None, typer.Option("--region", help="Default region of phones without +/00, e.g. US.")
+    ] = None,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Size, identifier coverage per type, a match-quality estimate and the most frequent rejection reasons
+    (counts only, never a value); sends nothing."""
+    with open_store(workspace) as store, handle_errors():
+        result = preview_segment(_workspace(workspace), store, name, region=region)
+    if as_json:
+        print_json(result)
+        return
+    quality = result["match_quality"]
+    typer.echo(f"segment {result['segment']}: {result['size']:,} people")
+    for kind, item in result["coverage"].items():
+        typer.echo(
+            f"  {kind}: {item['people']:,} people ({item['share_of_people']:.1%}), "
+            f"{item['valid']:,} valid of {item['present']:,} values"
+        )
+    typer.echo(
+        f"  match quality: {quality['estimate']} ({quality['share_matchable']:.1%} of people have a usable "
+        "identifier; TikTok matches a share of them)"
+    )
+    for item in result["rejections"]:
+        typer.echo(f"  rejected {item['type']} {item['reason']}: {item['count']:,}")
+    for warning in result["warnings"]:
+        typer.echo(f"warning: {warning}")
 
 
 def register(main: typer.Typer) -> None:
