@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from audience_env import Env
-from ttsync.app.campaigns import run_campaign
+from ttsync.app.campaigns import plan_campaign, run_campaign
 from ttsync.app.workspace.apply import apply_config
 from ttsync.config.file import WorkspaceFile
 from ttsync.errors import ConfigError
@@ -326,3 +326,28 @@ def test_segment_preview_counts_without_values(env: Env) -> None:
     assert missing.returncode != 0
     assert "segment 'nope'" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_plan_per_destination_matches_the_run_and_warns_near_the_audience_cap(env: Env) -> None:
+    apply(env, campaign())
+    plan = plan_campaign(env.workspace, env.store, "spring", today=LAUNCH)
+    ran = run_campaign(env.workspace, env.store, "spring", today=LAUNCH)
+    assert ran.ok
+    for planned, sent in zip(plan["deliveries"], ran.deliveries, strict=True):
+        assert planned["orchestration"] == sent["orchestration"]
+        assert (planned["adds"], planned["removes"]) == (sent["add_ids"], sent["remove_ids"])
+        assert planned["adds"] == len(members(env, sent["orchestration"]))
+        assert sum(planned["rejected_by_reason"].values()) > 0  # the sample's bad e-mails, by reason code
+    assert not any("limit of 400" in w for w in plan["warnings"])  # recurring: no new audiences
+
+    # One-time: each delivery creates an audience; an advertiser at 395 gets a warning before anything runs.
+    apply(env, campaign(name="flash", timing="one_time", launch_date="2030-02-01"))
+    advertiser = env.emulator.seed.advertiser_ids[0]
+    assert env.emulator.admin.fill_audiences(advertiser, 393) == 395  # + spring's a and b
+    one_time = plan_campaign(env.workspace, env.store, "flash", today=LAUNCH)
+    (cap,) = [w for w in one_time["warnings"] if "limit of 400" in w]
+    assert "has 395 custom audiences" in cap
+    assert "creates 2 more (397)" in cap
+    assert one_time["deliveries"][0]["audience_name"] == "flash - a - 2030-02-01"
+    assert any("not launched yet" in w for w in one_time["warnings"])
+    assert one_time["deliveries"][0]["deferred_adds"] == 0

@@ -10,6 +10,7 @@ Random splits and the holdout come from `sync.groups` (a keyed hash of campaign 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -28,7 +29,9 @@ from ttsync.app.runs import start_run
 from ttsync.app.workspace.layout import Workspace
 from ttsync.config.campaigns import BASIS_POINTS, Campaign, CampaignDestination, Segment, SubAudience
 from ttsync.config.models import Orchestration, effective_settings
+from ttsync.destinations.tiktok.audience.audience import AUDIENCE_CAP, audience_count
 from ttsync.destinations.tiktok.pipelines import pipeline_for
+from ttsync.destinations.tiktok.pipelines.audience import AudienceRun
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun, Reporter, RunOptions
 from ttsync.errors import ConfigError, NotFoundError
 from ttsync.identity.prepare import Preparer
@@ -390,32 +393,85 @@ def group_sizes(
 def plan_campaign(
     workspace: Workspace, store: Store, name: str, *, today: date | None = None
 ) -> dict[str, Any]:
-    """`ttsync campaigns plan`: group sizes, the audiences each group will be sent to (names), warnings."""
+    """`ttsync campaigns plan`: group sizes, and per group and destination the audience name, adds, removes,
+    what the learning-phase guard defers and rejects by reason (each delivery's own tasks in a dry run:
+    nothing is sent or stored), plus warnings (small groups, not launched, TikTok's audience cap)."""
     campaign = repos.get_campaign(store, name)
-    day = today or datetime.now(UTC).date()
+    day = max(today or datetime.now(UTC).date(), campaign.launch_date)
     sizes = group_sizes(workspace, store, campaign)
     warnings = [
         f"sub-audience {group!r} has {size} people; TikTok needs at least 1,000 to target an audience"
         for group, size in sizes.items()
         if group != "holdout" and size < 1000
     ]
-    if day < campaign.launch_date:
+    if (today or datetime.now(UTC).date()) < campaign.launch_date:
         warnings.append(f"not launched yet: nothing is sent before {campaign.launch_date}")
+    planned, runs = [], []
+    for delivery in deliveries(store, campaign, day):
+        run = build_delivery_run(workspace, store, campaign, delivery, day=day)
+        preview = run.preview()
+        plan = preview["plan"]
+        planned.append(
+            {
+                "group": delivery.group,
+                "destination": delivery.destination.destination,
+                "orchestration": delivery.orchestration.name,
+                "audience_name": delivery.orchestration.settings["audience_name"],
+                "adds": int(plan.get("add_ids") or 0),
+                "removes": int(plan.get("remove_ids") or 0),
+                "deferred_adds": int(plan.get("deferred_adds") or 0),
+                "deferred_removes": int(plan.get("deferred_removes") or 0),
+                "rejected_by_reason": preview["rejected_by_reason"],
+                "warnings": preview["warnings"],
+            }
+        )
+        runs.append(run)
+    if campaign.timing == "one_time":
+        warnings += _audience_cap_warnings(runs)
     return {
         "campaign": campaign.name,
         "timing": campaign.timing,
         "sizes": sizes,
-        "deliveries": [
-            {
-                "group": d.group,
-                "destination": d.destination.destination,
-                "orchestration": d.orchestration.name,
-                "audience_name": d.orchestration.settings["audience_name"],
-            }
-            for d in deliveries(store, campaign, max(day, campaign.launch_date))
-        ],
+        "deliveries": planned,
         "warnings": warnings,
     }
+
+
+AUDIENCE_CAP_WARN_SHARE = 0.9  # warn once a one-time delivery would bring an advertiser this close to the cap
+
+
+def _audience_cap_warnings(runs: list[OrchestrationRun]) -> list[str]:
+    """Each one-time delivery creates a new audience on its destination's first advertiser: warn when that
+    brings an advertiser near TikTok's 400 custom audiences (reference §2.5: a limit only Treasure Data
+    documents; whether the API enforces it is unconfirmed, so this warns and the create checks it again)."""
+    new: dict[str, list[AudienceRun]] = {}
+    for run in runs:
+        if isinstance(run, AudienceRun):
+            new.setdefault(run.primary_advertiser, []).append(run)
+    warnings = []
+    for advertiser, created in sorted(new.items()):
+        try:
+            existing = asyncio.run(_count_audiences(created[0]))
+        except Exception as exc:  # a plan only looks: TikTok being unreachable is a warning, not a failure
+            warnings.append(
+                f"could not count advertiser {advertiser}'s custom audiences ({type(exc).__name__}); "
+                f"each one-time delivery creates {len(created)} there (TikTok allows {AUDIENCE_CAP})"
+            )
+            continue
+        after = existing + len(created)
+        if after >= AUDIENCE_CAP * AUDIENCE_CAP_WARN_SHARE:
+            verdict = "exceeds" if after > AUDIENCE_CAP else "nears"
+            warnings.append(
+                f"advertiser {advertiser} has {existing} custom audiences and this one-time delivery creates "
+                f"{len(created)} more ({after}): that {verdict} TikTok's limit of {AUDIENCE_CAP} per advertiser; "
+                "delete unused audiences in TikTok Ads Manager, or make the campaign recurring"
+            )
+    return warnings
+
+
+async def _count_audiences(run: AudienceRun) -> int:
+    async with run.client() as client:
+        return await audience_count(client, run.primary_advertiser)
 
 
 def run_campaign(

@@ -54,7 +54,8 @@ def plan(
     as_json: JsonOption = False,
     today: TodayOption = None,
 ) -> None:
-    """Show each group's size, the audiences it goes to and warnings; sends nothing."""
+    """Each group's size; per group and destination the audience name, adds, removes, deferred (learning
+    phase) and rejects by reason; warnings. Sends nothing."""
     with open_store(workspace) as store, handle_errors():
         result = plan_campaign(_workspace(workspace), store, name, today=_today(today))
     if as_json:
@@ -63,7 +64,12 @@ def plan(
     for group, size in result["sizes"].items():
         typer.echo(f"{group}: {size}")
     for item in result["deliveries"]:
-        typer.echo(f"{item['group']} -> {item['destination']}: {item['audience_name']!r}")
+        rejected = ", ".join(f"{k} {v:,}" for k, v in sorted(item["rejected_by_reason"].items())) or "none"
+        typer.echo(
+            f"{item['group']} -> {item['destination']} {item['audience_name']!r}: +{item['adds']:,} "
+            f"-{item['removes']:,}, deferred +{item['deferred_adds']:,} -{item['deferred_removes']:,}, "
+            f"rejected: {rejected}"
+        )
     for warning in result["warnings"]:
         typer.echo(f"warning: {warning}")
 
