@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ttsync.app.privacy import with_privacy
 from ttsync.app.workspace.layout import Workspace
 from ttsync.config.models import effective_settings
 from ttsync.destinations.tiktok.oauth import Doctor
@@ -116,7 +117,9 @@ async def start(
     the same for synchronous callers. `workflow_id`: the id to create (the server names it when it queues the
     run); `stop`: called at every task and batch boundary, raises to stop there (the server's cancel)."""
     workflow_id = workflow_id or uuid.uuid4().hex
-    specs = writeback.with_writeback(run, run.tasks())  # + the `writeback` task when write-back is on
+    # The workspace's forget requests and suppression lists apply to every audience run (app.privacy);
+    # + the `writeback` task when write-back is on.
+    specs = writeback.with_writeback(run, with_privacy(run, run.tasks()))
     with LeaseKeeper(run.store, workflow_id, timeout=lease_timeout()) as keeper:
         hold(keeper, orchestration_resource(run.orchestration.name))
         repos.create_workflow(
@@ -158,7 +161,7 @@ async def continue_(
         return RunOutcome(workflow, ok=True)
     if action not in ("retry", "resolve", "restart"):
         raise ValueError(f"unknown action {action!r}: use retry, resolve or restart")
-    specs = writeback.with_writeback(run, run.tasks(), workflow)
+    specs = writeback.with_writeback(run, with_privacy(run, run.tasks()), workflow)
     with LeaseKeeper(run.store, workflow_id, timeout=lease_timeout()) as keeper:
         hold(keeper, orchestration_resource(run.orchestration.name))
         # Read again under the lease: a run that finished meanwhile may have superseded it.

@@ -9,12 +9,17 @@ from typing import Annotated
 import typer
 
 from ttsync.app.campaigns import campaign_report, plan_campaign, preview_segment, run_campaign
+from ttsync.app.privacy import add_suppression_hashes, listed
+from ttsync.app.privacy import forget as forget_request
 from ttsync.app.workspace.layout import Workspace
 from ttsync.cli._common import EXIT_FAILED, JsonOption, WorkspaceOption, handle_errors, open_store, print_json
 from ttsync.store import repos
 
 app = typer.Typer(help="Campaigns: segments split into sub-audiences and a holdout (docs/campaigns.md).")
 segments_app = typer.Typer(help="Segments: named queries that campaigns combine (docs/campaigns.md).")
+suppression_app = typer.Typer(
+    help="Suppression lists: hashed identifiers no audience of the workspace may hold (docs/campaigns.md)."
+)
 
 NameArgument = Annotated[str, typer.Argument(help="The campaign's name.")]
 TodayOption = Annotated[
@@ -154,7 +159,112 @@ def preview(
         typer.echo(f"warning: {warning}")
 
 
+_FILE_KINDS = ("email", "phone", "maid", "key")
+
+
+def _read_forget_file(path: Path) -> dict[str, list[str]]:
+    """`KIND:VALUE` per line (email, phone, maid or key); blank lines and `#` comments are skipped."""
+    found: dict[str, list[str]] = {kind: [] for kind in _FILE_KINDS}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise typer.BadParameter(f"--file {path}: cannot read it ({exc.strerror})") from None
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        kind, sep, value = text.partition(":")
+        if not sep or kind.strip().lower() not in _FILE_KINDS or not value.strip():
+            # The line's text is not quoted back: it may be personal data.
+            raise typer.BadParameter(
+                f"--file {path}: line {number} is not KIND:VALUE with KIND one of {', '.join(_FILE_KINDS)}"
+            )
+        found[kind.strip().lower()].append(value.strip())
+    return found
+
+
+def forget(
+    email: Annotated[
+        list[str] | None, typer.Option("--email", help="An e-mail to forget (repeatable).")
+    ] = None,
+    phone: Annotated[
+        list[str] | None,
+        typer.Option("--phone", help="A phone number, international (+1...) or with --region."),
+    ] = None,
+    maid: Annotated[
+        list[str] | None, typer.Option("--maid", help="A mobile advertising id (IDFA or AAID).")
+    ] = None,
+    key: Annotated[
+        list[str] | None, typer.Option("--key", help="A warehouse key (the key column's value).")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="A file of KIND:VALUE lines (email, phone, maid, key).")
+    ] = None,
+    region: Annotated[str | None, typer.Option("--region", help="Region of national phone numbers.")] = None,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Forget people: the values are hashed at once (never stored), removed from every audience of the
+    workspace at its next run whatever the guards, never sent again, and recorded in the audit log."""
+    values = _read_forget_file(file) if file is not None else {kind: [] for kind in _FILE_KINDS}
+    with open_store(workspace) as store, handle_errors():
+        added = forget_request(
+            _workspace(workspace).state_dir,
+            store,
+            emails=[*(email or []), *values["email"]],
+            phones=[*(phone or []), *values["phone"]],
+            maids=[*(maid or []), *values["maid"]],
+            keys=[*(key or []), *values["key"]],
+            region=region,
+        )
+    if as_json:
+        print_json(added.to_dict())
+        return
+    rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(added.rejected.items()))
+    typer.echo(
+        f"forget request {added.request}: {added.identifiers} identifiers and {added.keys} keys; removed from "
+        "every audience at its next run" + (f" (refused: {rejected})" if rejected else "")
+    )
+
+
+@suppression_app.command("add")
+def suppression_add(
+    name: Annotated[str, typer.Argument(help="The list's name (for the audit log and write-back).")],
+    file: Annotated[Path, typer.Option("--file", help="SHA-256 hex digests, one a line.")],
+    user_id_type: Annotated[str, typer.Option("--type", help="EMAIL, PHONE, IDFA or AAID.")],
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add an uploaded list of hashed identifiers: nobody on it is sent by any audience of the workspace,
+    and those already sent are removed at the next run."""
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise typer.BadParameter(f"--file {file}: cannot read it ({exc.strerror})") from None
+    with open_store(workspace) as store, handle_errors():
+        added = add_suppression_hashes(_workspace(workspace).state_dir, store, name, user_id_type, lines)
+    if as_json:
+        print_json(added.to_dict())
+        return
+    typer.echo(
+        f"suppression list {name}: {added.identifiers} identifiers added; refused: {added.rejected or 'none'}"
+    )
+
+
+@suppression_app.command("list")
+def suppression_list(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
+    """How many identifiers and keys forget requests and suppression lists hold (counts only)."""
+    counts = listed(_workspace(workspace).state_dir)
+    if as_json:
+        print_json(counts)
+        return
+    for origin, n in counts.items():
+        typer.echo(f"{origin}\t{n}")
+
+
 def register(main: typer.Typer) -> None:
     """Add `campaigns` and `segments` to the main app."""
     main.add_typer(app, name="campaigns")
     main.add_typer(segments_app, name="segments")
+    main.add_typer(suppression_app, name="suppression")
+    main.command("forget")(forget)
