@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import math
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -43,6 +44,7 @@ from ttsync.store.db import Store
 from ttsync.store.records import TaskRecord
 from ttsync.sync.columns import USER_ID_KINDS, audience_column_specs
 from ttsync.sync.groups import BucketFilter
+from ttsync.writeback.campaign import CampaignRun, write_campaign_run
 from ttsync.writeback.rowkey import workspace_hasher
 
 _NAME_MAX = 80  # ObjectName's limit
@@ -66,6 +68,9 @@ class CampaignOutcome:
     status: str  # sent | failed | not_launched | ended | disabled
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     holdout: int = 0
+    # The campaign run's own write-back rows (`excluded`, `holdout`) are written under this id.
+    run_id: str = field(default_factory=lambda: f"campaign-{uuid.uuid4().hex}")
+    writeback_problem: str | None = None  # a write-back failure never fails the campaign
 
     @property
     def ok(self) -> bool:
@@ -80,6 +85,8 @@ class CampaignOutcome:
             "ok": self.ok,
             "holdout": self.holdout,
             "deliveries": self.deliveries,
+            "run_id": self.run_id,
+            "writeback_problem": self.writeback_problem,
         }
 
 
@@ -105,14 +112,7 @@ def campaign_query(campaign: Campaign, segments: dict[str, Segment], group: SubA
     matching the group's `where` and none of the earlier groups' (the first match wins)."""
     audience = segments[campaign.audience]
     key = sql_identifier(audience.key_column)
-    conditions = []
-    for name in campaign.exclusions:
-        other = segments[name]
-        other_key = sql_identifier(other.key_column)
-        conditions.append(
-            f"{key} NOT IN (SELECT {other_key} FROM ({_strip(other.query)}) AS ttsync_exclusion "
-            f"WHERE {other_key} IS NOT NULL)"
-        )
+    conditions = [f"{key} NOT IN {_keys_of(segments[name])}" for name, _ in left_out_by(campaign, segments)]
     if group is not None and group.where is not None:
         for earlier in campaign.sub_audiences:
             if earlier.name == group.name:
@@ -121,6 +121,53 @@ def campaign_query(campaign: Campaign, segments: dict[str, Segment], group: SubA
         conditions.append(f"COALESCE(({group.where}), FALSE)")
     where = ("\nWHERE " + "\n  AND ".join(conditions)) if conditions else ""
     return f"SELECT * FROM ({_strip(audience.query)}) AS ttsync_segment{where}"
+
+
+def _keys_of(segment: Segment) -> str:
+    key = sql_identifier(segment.key_column)
+    return f"(SELECT {key} FROM ({_strip(segment.query)}) AS ttsync_exclusion WHERE {key} IS NOT NULL)"
+
+
+def left_out_by(campaign: Campaign, segments: dict[str, Segment]) -> list[tuple[str, str]]:
+    """The segments whose keys a campaign leaves out, with why: its `exclusions`, then the workspace's
+    suppression segments on the audience's source (those on other sources still apply by identifier, in
+    every run: `app.privacy`)."""
+    source = segments[campaign.audience].source
+    out = [(name, "exclusion") for name in campaign.exclusions]
+    for name, segment in sorted(segments.items()):
+        leaves_out = name not in campaign.exclusions and name != campaign.audience
+        if segment.suppression and segment.source == source and leaves_out:
+            out.append((name, "suppression"))
+    return out
+
+
+def excluded_keys(workspace: Workspace, store: Store, campaign: Campaign) -> pa.Table:
+    """The audience's people a campaign leaves out (`row_key` in its stored form, `reason`
+    `exclusion:SEGMENT` or `suppression:SEGMENT`, the first that applies): for write-back."""
+    segments = _segments(store, campaign)
+    audience = segments[campaign.audience]
+    key = sql_identifier(audience.key_column)
+    reasons = left_out_by(campaign, segments)
+    empty = pa.table({"row_key": pa.array([], pa.string()), "reason": pa.array([], pa.string())})
+    if not reasons:
+        return empty
+    cases = " ".join(
+        f"WHEN {key} IN {_keys_of(segments[name])} THEN '{why}:{name}'" for name, why in reasons
+    )  # segment names are ObjectNames: letters, digits, '-', '_', '.'
+    sql = (
+        f"SELECT * FROM (SELECT {key} AS ttsync_key, CASE {cases} END AS ttsync_reason "
+        f"FROM ({_strip(audience.query)}) AS ttsync_segment) AS ttsync_left WHERE ttsync_reason IS NOT NULL"
+    )
+    hasher, pieces = workspace_hasher(store), [empty]
+    with open_source(repos.get_source(store, audience.source), workspace.root) as source:
+        for batch in source.stream(sql):
+            keys = batch.column("ttsync_key")
+            original = keys if pa.types.is_integer(keys.type) else None  # checked by value, as in a run
+            stored = hasher.protect(pc.cast(keys, pa.string()), original)
+            pieces.append(
+                pa.table({"row_key": stored, "reason": pc.cast(batch.column("ttsync_reason"), pa.string())})
+            )
+    return pa.concat_tables(pieces)
 
 
 def _derived_name(campaign: Campaign, group: str, destination: str, day: date) -> str:
@@ -166,7 +213,9 @@ def deliveries(store: Store, campaign: Campaign, day: date) -> list[Delivery]:
 
 
 def _segments(store: Store, campaign: Campaign) -> dict[str, Segment]:
-    return {name: repos.get_segment(store, name) for name in (campaign.audience, *campaign.exclusions)}
+    """The campaign's audience and exclusions, and the workspace's suppression segments."""
+    named = {name: repos.get_segment(store, name) for name in (campaign.audience, *campaign.exclusions)}
+    return named | {s.name: s for s in repos.list_segments(store) if s.suppression and s.name not in named}
 
 
 def _change_cap(workspace: Workspace, campaign: Campaign, day: date) -> Callable[[int], int] | None:
@@ -493,6 +542,7 @@ def run_campaign(
         return CampaignOutcome(campaign.name, "not_launched")
     if campaign.end_date is not None and day > campaign.end_date:
         return CampaignOutcome(campaign.name, "ended")
+    started = datetime.now(UTC)
     outcome = CampaignOutcome(campaign.name, "sent")
     for delivery in deliveries(store, campaign, day):
         result = start_run(build_delivery_run(workspace, store, campaign, delivery, options, day=day))
@@ -512,6 +562,17 @@ def run_campaign(
     holdout_path = workspace.state_dir / "campaigns" / f"{campaign.name}.holdout.parquet"
     sizes = group_sizes(workspace, store, campaign, holdout_path=holdout_path)
     outcome.holdout = sizes["holdout"]
+    # The people it did not send, for write-back (`excluded`, `holdout`): stored row keys only.
+    run = CampaignRun(outcome.run_id, campaign.name, outcome.status, started)
+    audience_source = repos.get_source(store, repos.get_segment(store, campaign.audience).source)
+    outcome.writeback_problem = write_campaign_run(
+        workspace.state_dir,
+        workspace.root,
+        audience_source,
+        run,
+        excluded_keys(workspace, store, campaign),
+        pq.read_table(holdout_path),
+    )
     _record(workspace, campaign, day, outcome, sizes)
     return outcome
 

@@ -16,6 +16,7 @@ wraps the run's own tasks, the way write-back adds its task):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -36,10 +37,14 @@ from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun
 from ttsync.errors import ConfigError
 from ttsync.identity import InvalidIdentifier, hash_identifier
 from ttsync.identity.digests import DIGEST_FIELDS, HEX_SQL, KEY_COLUMNS, digest_keys
+from ttsync.identity.prepare import Preparer
 from ttsync.identity.scalar import SHA256_HEX_RE
+from ttsync.sources import open_source
 from ttsync.sqltext import sql_literal
+from ttsync.store import repos
 from ttsync.store.db import Store
-from ttsync.sync.prepare import DISTINCT_IDS_KEY, PEOPLE_KEY
+from ttsync.sync.columns import USER_ID_KINDS, audience_column_specs
+from ttsync.sync.prepare import DISTINCT_IDS_KEY, PEOPLE_KEY, ids_batch
 from ttsync.sync.snapshot import snapshot_sql
 from ttsync.workflows.engine import TaskContext, TaskSpec
 from ttsync.writeback.collect import EXCLUDED_FILE
@@ -56,6 +61,8 @@ FORGET, SUPPRESSION = "forget", "suppression"
 # What each kind of value is hashed as (the mapping API's SHA-256 names; MAIDs may be either platform's).
 _SCHEMAS = {"email": ("EMAIL_SHA256",), "phone": ("PHONE_SHA256",), "maid": ("IDFA_SHA256", "AAID_SHA256")}
 _DELETE_BATCH = 10_000  # identifiers per `segment/mapping/` delete
+# The identifiers of the workspace's suppression segments, hashed by each run (relative to its run folder).
+SEGMENT_HASHES_FILE = "prepared/suppression_segments.parquet"
 
 
 def privacy_dir(state_dir: Path) -> Path:
@@ -221,7 +228,11 @@ def with_privacy(run: OrchestrationRun, specs: list[TaskSpec]) -> list[TaskSpec]
 def _after(spec: TaskSpec, run: AudienceRun) -> Any:
     async def prepare(ctx: TaskContext) -> dict[str, Any]:
         counts = dict(await spec.run(ctx) or {})
-        removed = filter_prepared(run.state_dir, run.run_dir(ctx.workflow_id) / "prepared")
+        run_dir = run.run_dir(ctx.workflow_id)
+        suppressed = await asyncio.to_thread(hash_suppression_segments, ctx.store, run.root, run_dir)
+        if suppressed:
+            counts["suppression_segment_ids"] = suppressed
+        removed = filter_prepared(run.state_dir, run_dir / "prepared")
         if removed:
             counts["privacy_excluded_ids"] = removed
         return counts
@@ -240,20 +251,72 @@ def _before(spec: TaskSpec, run: AudienceRun) -> Any:
     return plan
 
 
+def _hash_files(state_dir: Path, run_dir: Path) -> list[Path]:
+    """The listed identifiers that apply to a run: the workspace's list, and the run's suppression segments."""
+    files = [privacy_dir(state_dir) / "hashes.parquet", run_dir / SEGMENT_HASHES_FILE]
+    return [f for f in files if f.is_file()]
+
+
+def _read_hashes(files: list[Path]) -> str:
+    return f"read_parquet([{', '.join(sql_literal(f) for f in files)}], union_by_name = true)"
+
+
+def hash_suppression_segments(store: Store, root: Path, run_dir: Path) -> int:
+    """Hash the identifiers of every suppression segment (`suppression: true`) into the run's
+    `SEGMENT_HASHES_FILE`, read fresh on each run (someone who leaves the segment may be sent again).
+    Identifier columns are found by name, as `segments preview` does. Returns the identifiers written."""
+    segments = [s for s in repos.list_segments(store) if s.suppression]
+    path = run_dir / SEGMENT_HASHES_FILE
+    path.unlink(missing_ok=True)
+    if not segments:
+        return 0
+    pieces: list[pa.Table] = []
+    for segment in segments:
+        with open_source(repos.get_source(store, segment.source), root) as source:
+            columns = source.columns(segment.query)
+            try:
+                specs = audience_column_specs(
+                    user_id_types=list(USER_ID_KINDS), mapping={}, columns=columns, default_region=None
+                )
+            except ConfigError as exc:
+                raise ConfigError(
+                    f"suppression segment {segment.name!r} returns no identifier column (email, phone, idfa or "
+                    "aaid): return one so its people can be suppressed"
+                ) from exc
+            with Preparer(specs, key_column=segment.key_column) as preparer:
+                for batch in source.stream(segment.query):
+                    ids = preparer.process(batch).ids
+                    if ids.num_rows:
+                        pieces.append(
+                            pa.Table.from_batches([ids_batch(ids)]).select(["id_schema", *KEY_COLUMNS])
+                        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = (
+        pa.concat_tables(pieces)
+        if pieces
+        else pa.table(
+            {"id_schema": pa.array([], pa.string())} | {k: pa.array([], pa.uint64()) for k in KEY_COLUMNS}
+        )
+    )
+    table = table.append_column("origin", pa.array([SUPPRESSION] * table.num_rows, pa.string()))
+    pq.write_table(table, path)
+    return int(table.num_rows)
+
+
 def filter_prepared(state_dir: Path, prepared: Path) -> int:
     """Drop the listed identifiers (and every identifier of a listed key) from a run's prepared files; the
     identifiers found through keys join the list. Returns the identifiers dropped (0: files untouched)."""
-    folder = privacy_dir(state_dir)
-    hashes, keys = folder / "hashes.parquet", folder / "keys.parquet"
+    keys = privacy_dir(state_dir) / "keys.parquet"
+    hash_files = _hash_files(state_dir, prepared.parent)
     ids = prepared / "ids.parquet"
-    if not ids.is_file() or not (hashes.is_file() or keys.is_file()):
+    if not ids.is_file() or not (hash_files or keys.is_file()):
         return 0
     words = ", ".join(KEY_COLUMNS)
     same = " AND ".join(f"i.{k} IS NOT DISTINCT FROM h.{k}" for k in KEY_COLUMNS)
     listed_hashes = (
         # One row per identifier: a forget request outranks a suppression list ('forget' < 'suppression').
-        f"(SELECT id_schema, {words}, min(origin) AS origin FROM read_parquet({sql_literal(hashes)}) GROUP BY ALL)"
-        if hashes.is_file()
+        f"(SELECT id_schema, {words}, min(origin) AS origin FROM {_read_hashes(hash_files)} GROUP BY ALL)"
+        if hash_files
         else f"(SELECT NULL::VARCHAR AS id_schema, {', '.join(f'NULL::UBIGINT AS {k}' for k in KEY_COLUMNS)}, "
         "NULL::VARCHAR AS origin WHERE false)"
     )
@@ -314,9 +377,9 @@ def _rewrite(path: Path, table: pa.Table, footer: dict[str, str]) -> None:
 async def remove_listed(run: AudienceRun, ctx: TaskContext) -> int:
     """Delete the listed identifiers the audience still holds (its snapshot says so) from TikTok and from the
     snapshot, before the plan: no guard applies to a privacy request. Returns how many were removed."""
-    hashes = privacy_dir(run.state_dir) / "hashes.parquet"
+    hash_files = _hash_files(run.state_dir, run.run_dir(ctx.workflow_id))
     audience_id = ctx.output_of("verify_audience").get("audience_id")
-    if not hashes.is_file() or not audience_id:
+    if not hash_files or not audience_id:
         return 0
     snapshot = run.snapshot_file(str(audience_id))
     if not snapshot.is_file():
@@ -324,7 +387,7 @@ async def remove_listed(run: AudienceRun, ctx: TaskContext) -> int:
     same = " AND ".join(f"s.{k} IS NOT DISTINCT FROM h.{k}" for k in KEY_COLUMNS)
     with duckdb.connect() as con:
         held = (
-            f"(SELECT s.* FROM {snapshot_sql(snapshot)} s SEMI JOIN read_parquet({sql_literal(hashes)}) h "
+            f"(SELECT s.* FROM {snapshot_sql(snapshot)} s SEMI JOIN {_read_hashes(hash_files)} h "
             f"ON s.id_schema = h.id_schema AND {same})"
         )
         found = con.execute(f"SELECT DISTINCT id_schema, {HEX_SQL} AS hash FROM {held}").fetchall()
@@ -353,7 +416,7 @@ async def remove_listed(run: AudienceRun, ctx: TaskContext) -> int:
                     )
         # TikTok confirmed: the snapshot no longer holds them (a crash before this re-sends the deletes).
         kept = con.sql(
-            f"SELECT * FROM {snapshot_sql(snapshot)} s ANTI JOIN read_parquet({sql_literal(hashes)}) h "
+            f"SELECT * FROM {snapshot_sql(snapshot)} s ANTI JOIN {_read_hashes(hash_files)} h "
             f"ON s.id_schema = h.id_schema AND {same}"
         ).to_arrow_table()
     tmp = snapshot.with_suffix(".privacy.tmp")

@@ -30,6 +30,9 @@ class Segment(_Model):
     source: ObjectName
     key_column: str = Field(min_length=1)
     query: str = Field(min_length=1)
+    # A suppression segment: its people (by identifier) are never sent by any audience of the workspace, and
+    # those already sent are removed at the next run whatever the guards (docs/campaigns.md).
+    suppression: bool = False
     description: str = ""
 
 
