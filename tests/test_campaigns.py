@@ -351,3 +351,30 @@ def test_plan_per_destination_matches_the_run_and_warns_near_the_audience_cap(en
     assert one_time["deliveries"][0]["audience_name"] == "flash - a - 2030-02-01"
     assert any("not launched yet" in w for w in one_time["warnings"])
     assert one_time["deliveries"][0]["deferred_adds"] == 0
+
+
+def test_lookalike_created_once_when_the_audience_is_large_enough(env: Env) -> None:
+    spec = {"min_people": 100, "audience_size": "BROAD", "location_ids": ["6252001"]}
+    dest = [DEST[0] | {"lookalike": spec}]
+    small = {
+        "name": "b",
+        "percent": 45,
+        "destinations": [DEST[0] | {"lookalike": spec | {"min_people": 100_000}}],
+    }
+    apply(env, campaign(sub_audiences=[{"name": "a", "percent": 45}, small], destinations=dest))
+    first = run_campaign(env.workspace, env.store, "spring", today=LAUNCH)
+    assert first.ok, first.to_dict()
+    a, b = first.deliveries
+    assert b["lookalike"].startswith("waiting: ")
+    assert "lookalike_id" not in b
+    made = a["lookalike_id"]
+    (source,) = repos.get_audience_states(env.store, "tiktok-audiences", "spring.a.tiktok-audiences")
+    audiences = {x["audience_id"]: x for x in env.emulator.admin.state()["audiences"]}
+    assert audiences[made]["name"] == "spring - a - lookalike"
+    assert audiences[made]["audience_type"] == "Lookalike Audience"
+    assert audiences[made]["lookalike_spec"]["source_audience_id"] == source.audience_id
+    assert audiences[made]["lookalike_spec"]["audience_size"] == "BROAD"
+    again = run_campaign(env.workspace, env.store, "spring", today=LAUNCH)
+    assert again.deliveries[0]["lookalike_id"] == made  # created once
+    after = env.emulator.admin.state()["audiences"]
+    assert sum(1 for x in after if x["name"] == "spring - a - lookalike") == 1

@@ -31,17 +31,20 @@ from ttsync.app.workspace.layout import Workspace
 from ttsync.config.campaigns import BASIS_POINTS, Campaign, CampaignDestination, Segment, SubAudience
 from ttsync.config.models import Orchestration, effective_settings
 from ttsync.destinations.tiktok.audience.audience import AUDIENCE_CAP, audience_count
+from ttsync.destinations.tiktok.client.errors import TikTokError
+from ttsync.destinations.tiktok.client.models.dmp import LookalikeSpec
 from ttsync.destinations.tiktok.pipelines import pipeline_for
 from ttsync.destinations.tiktok.pipelines.audience import AudienceRun
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun, Reporter, RunOptions
 from ttsync.errors import ConfigError, NotFoundError
 from ttsync.identity.prepare import Preparer
 from ttsync.identity.report import MatchReport
+from ttsync.redact import redact_text
 from ttsync.sources import open_source
 from ttsync.sqltext import sql_identifier
 from ttsync.store import repos
 from ttsync.store.db import Store
-from ttsync.store.records import TaskRecord
+from ttsync.store.records import TaskRecord, WorkflowRecord
 from ttsync.sync.columns import USER_ID_KINDS, audience_column_specs
 from ttsync.sync.groups import BucketFilter
 from ttsync.writeback.campaign import CampaignRun, write_campaign_run
@@ -559,6 +562,8 @@ def run_campaign(
         )
         if not result.ok:
             outcome.status = "failed"  # the other groups still go: each delivery is resumable on its own
+        elif delivery.destination.lookalike is not None:
+            outcome.deliveries[-1] |= _lookalike(workspace, store, campaign, delivery, result.workflow, day)
     holdout_path = workspace.state_dir / "campaigns" / f"{campaign.name}.holdout.parquet"
     sizes = group_sizes(workspace, store, campaign, holdout_path=holdout_path)
     outcome.holdout = sizes["holdout"]
@@ -575,6 +580,59 @@ def run_campaign(
     )
     _record(workspace, campaign, day, outcome, sizes)
     return outcome
+
+
+LOOKALIKE_SUFFIX = " - lookalike"
+
+
+def _lookalike(
+    workspace: Workspace,
+    store: Store,
+    campaign: Campaign,
+    delivery: Delivery,
+    workflow: WorkflowRecord,
+    day: date,
+) -> dict[str, Any]:
+    """Create the delivery's lookalike once its audience holds `min_people` (once: its id is recorded in
+    `STATE/campaigns/NAME.lookalikes.json`). TikTok's refusal is reported on the delivery, never a failure of
+    the campaign (its audiences were sent)."""
+    spec = delivery.destination.lookalike
+    assert spec is not None
+    path = workspace.state_dir / "campaigns" / f"{campaign.name}.lookalikes.json"
+    made: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    name = delivery.orchestration.name
+    if name in made:
+        return {"lookalike_id": made[name]["lookalike_id"]}
+    people = int(next((t.counts for t in workflow.tasks if t.name == "plan"), {}).get("current_people") or 0)
+    if people < spec.min_people:
+        return {"lookalike": f"waiting: {people:,} of the {spec.min_people:,} people it needs"}
+    (state,) = repos.get_audience_states(store, delivery.destination.destination, name)
+    run = build_delivery_run(workspace, store, campaign, delivery, day=day)
+    assert isinstance(run, AudienceRun)
+    lookalike_name = (delivery.orchestration.settings["audience_name"] + LOOKALIKE_SUFFIX)[:128]
+    fields = spec.model_dump(exclude={"min_people"}, exclude_none=True)
+
+    async def create() -> str:
+        async with run.client() as client:
+            answer = await client.create_lookalike_audience(
+                run.primary_advertiser,
+                name=lookalike_name,
+                lookalike_spec=LookalikeSpec(source_audience_id=state.audience_id, **fields),
+            )
+            return answer.custom_audience_id
+
+    try:
+        lookalike_id = asyncio.run(create())
+    except TikTokError as exc:
+        return {"lookalike_error": redact_text(str(exc))}
+    made[name] = {
+        "lookalike_id": lookalike_id,
+        "source_audience_id": state.audience_id,
+        "date": day.isoformat(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(made, indent=2, sort_keys=True), encoding="utf-8")
+    return {"lookalike_id": lookalike_id}
 
 
 def _plan_counts(tasks: list[TaskRecord]) -> dict[str, int]:

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from ttsync.config.common import AUDIENCE_NAME_MAX, ObjectName, UserIdType, _Model
+from ttsync.config.common import AUDIENCE_NAME_MAX, DigitsId, ObjectName, UserIdType, _Model
 from ttsync.config.models import DataTemplate, _check_cron
 from ttsync.errors import ConfigError
 
@@ -36,6 +36,20 @@ class Segment(_Model):
     description: str = ""
 
 
+class Lookalike(_Model):
+    """A TikTok lookalike of a delivery's audience, created once the audience holds `min_people` (TikTok's
+    `dmp/custom_audience/lookalike/create/`, reference §2.x; only the documented fields)."""
+
+    min_people: int = Field(default=1000, ge=100)  # TikTok needs a source of at least 100 people
+    audience_size: Literal["NARROW", "BALANCED", "BROAD"] = "BALANCED"
+    location_ids: list[DigitsId] | None = Field(default=None, min_length=1)  # TikTok's lookalike locations
+    include_source: bool = False
+    mobile_os: Literal["ALL", "ANDROID", "IOS"] | None = None
+    placements: list[Literal["TikTok", "TopBuzz & BuzzVideo", "Pangle"]] | None = Field(
+        default=None, min_length=1
+    )
+
+
 class CampaignDestination(_Model):
     """One TikTok audience destination of a sub-audience, with the data template naming its audience."""
 
@@ -43,6 +57,7 @@ class CampaignDestination(_Model):
     template: ObjectName
     # Which identifier types this destination receives; default: the destination's `user_id_types`.
     user_id_types: list[UserIdType] | None = None
+    lookalike: Lookalike | None = None  # also create a lookalike of this audience once it is large enough
 
 
 class SubAudience(_Model):
