@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -46,7 +47,7 @@ from ttsync.store import repos
 from ttsync.store.db import Store
 from ttsync.store.records import TaskRecord, WorkflowRecord
 from ttsync.sync.columns import USER_ID_KINDS, audience_column_specs
-from ttsync.sync.groups import BucketFilter
+from ttsync.sync.groups import BucketFilter, buckets, in_range
 from ttsync.writeback.campaign import CampaignRun, write_campaign_run
 from ttsync.writeback.rowkey import workspace_hasher
 
@@ -415,10 +416,10 @@ def group_sizes(
     by_where = any(g.percent is None for g in campaign.sub_audiences)
     source_model = repos.get_source(store, audience.source)
     with open_source(source_model, workspace.root) as source:
-        hold = BucketFilter(campaign.name, audience.key_column, *holdout)
         hasher, held_keys = workspace_hasher(store), []
         for batch in source.stream(campaign_query(campaign, segments, None)):
-            held = hold(batch)
+            bucket = buckets(campaign.name, batch.column(audience.key_column))  # once per row
+            held = batch.filter(in_range(bucket, *holdout))
             sizes["holdout"] += int(held.num_rows)
             if holdout_path is not None:
                 keys = held.column(audience.key_column)
@@ -426,9 +427,7 @@ def group_sizes(
                 held_keys.append(hasher.protect(pc.cast(keys, pa.string()), original))
             if not by_where:
                 for group, (low, high) in zip(campaign.sub_audiences, ranges, strict=True):
-                    sizes[group.name] += BucketFilter(campaign.name, audience.key_column, low, high)(
-                        batch
-                    ).num_rows
+                    sizes[group.name] += int(np.count_nonzero((bucket >= low) & (bucket < high)))
         if by_where:
             for group, (low, high) in zip(campaign.sub_audiences, ranges, strict=True):
                 split = BucketFilter(campaign.name, audience.key_column, low, high)
