@@ -14,10 +14,11 @@ import duckdb
 
 from audience_env import KINDS, ORCH, Env
 from ttsync.app.audit import entries
-from ttsync.config.writeback import WritebackConfig, save_writeback
+from ttsync.config.writeback import WritebackConfig
 from ttsync.identity import InvalidIdentifier, hash_identifier
 from ttsync.store import repos
 from ttsync.writeback.rowkey import stored_row_keys, workspace_hasher
+from ttsync.writeback.stored import save_writeback
 
 
 def _cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:

@@ -18,11 +18,12 @@ from test_campaigns import LAUNCH, SEGMENTS, campaign, members
 from ttsync.app.campaigns import run_campaign
 from ttsync.app.workspace.apply import apply_config
 from ttsync.config.file import WorkspaceFile
-from ttsync.config.writeback import WritebackConfig, save_writeback
+from ttsync.config.writeback import WritebackConfig
 from ttsync.identity import InvalidIdentifier, hash_identifier
 from ttsync.store import repos
 from ttsync.writeback.campaign import CampaignRun, write_campaign_run
 from ttsync.writeback.rowkey import stored_row_keys, workspace_hasher
+from ttsync.writeback.stored import save_writeback
 
 # A suppression segment: everyone whose customer number ends in 7 (with their e-mails).
 OPTOUTS = {"name": "optouts", "source": "warehouse", "key_column": "amperity_id", "suppression": True,

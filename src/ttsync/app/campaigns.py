@@ -30,13 +30,14 @@ import pyarrow.parquet as pq
 from ttsync.app.runs import start_run
 from ttsync.app.workspace.layout import Workspace
 from ttsync.config.campaigns import BASIS_POINTS, Campaign, CampaignDestination, Segment, SubAudience
-from ttsync.config.models import Orchestration, effective_settings
+from ttsync.config.models import Orchestration
 from ttsync.destinations.tiktok.audience.audience import AUDIENCE_CAP, audience_count
 from ttsync.destinations.tiktok.client.errors import TikTokError
 from ttsync.destinations.tiktok.client.models.dmp import LookalikeSpec
 from ttsync.destinations.tiktok.pipelines import pipeline_for
 from ttsync.destinations.tiktok.pipelines.audience import AudienceRun
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun, Reporter, RunOptions
+from ttsync.destinations.tiktok.settings import effective_settings
 from ttsync.errors import ConfigError, NotFoundError
 from ttsync.identity.prepare import Preparer
 from ttsync.identity.report import MatchReport
@@ -657,8 +658,21 @@ def _record(
         handle.write(json.dumps(line) + "\n")
 
 
-def campaign_report(workspace: Workspace, name: str) -> list[dict[str, Any]]:
-    """The recorded runs of a campaign, oldest first."""
+def list_campaigns(store: Store) -> list[Campaign]:
+    """The workspace's campaigns (`ttsync campaigns list`)."""
+    return repos.list_campaigns(store)
+
+
+def list_segments(store: Store) -> list[Segment]:
+    """The workspace's segments (`ttsync segments list`)."""
+    return repos.list_segments(store)
+
+
+def campaign_report(workspace: Workspace, name: str, *, store: Store | None = None) -> list[dict[str, Any]]:
+    """The recorded runs of a campaign, oldest first (given `store`, an unknown campaign is `NotFoundError`,
+    not an empty report)."""
+    if store is not None:
+        repos.get_campaign(store, name)
     path = workspace.state_dir / "campaigns" / f"{name}.jsonl"
     if not path.exists():
         return []

@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
+from ttsync.app import campaigns as use_cases
 from ttsync.app.campaigns import campaign_report, plan_campaign, preview_segment, run_campaign
 from ttsync.app.privacy import add_suppression_hashes, listed
 from ttsync.app.privacy import forget as forget_request
 from ttsync.app.workspace.layout import Workspace
 from ttsync.cli._common import EXIT_FAILED, JsonOption, WorkspaceOption, handle_errors, open_store, print_json
-from ttsync.store import repos
 
 app = typer.Typer(help="Campaigns: segments split into sub-audiences and a holdout (docs/campaigns.md).")
 segments_app = typer.Typer(help="Segments: named queries that campaigns combine (docs/campaigns.md).")
@@ -44,7 +44,7 @@ def _workspace(path: Path | None) -> Workspace:
 def list_campaigns(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
     """List the campaigns."""
     with open_store(workspace) as store, handle_errors():
-        items = [c.model_dump(mode="json") for c in repos.list_campaigns(store)]
+        items = [c.model_dump(mode="json") for c in use_cases.list_campaigns(store)]
     if as_json:
         print_json(items)
         return
@@ -104,8 +104,7 @@ def run(
 def report(name: NameArgument, workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
     """Sizes per group and holdout over the recorded runs."""
     with open_store(workspace) as store, handle_errors():
-        repos.get_campaign(store, name)  # an unknown name is an error, not an empty report
-        runs = campaign_report(_workspace(workspace), name)
+        runs = campaign_report(_workspace(workspace), name, store=store)
     if as_json:
         print_json(runs)
         return
@@ -118,7 +117,7 @@ def report(name: NameArgument, workspace: WorkspaceOption = None, as_json: JsonO
 def list_segments(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
     """List the segments."""
     with open_store(workspace) as store, handle_errors():
-        items = [s.model_dump(mode="json") for s in repos.list_segments(store)]
+        items = [s.model_dump(mode="json") for s in use_cases.list_segments(store)]
     if as_json:
         print_json(items)
         return

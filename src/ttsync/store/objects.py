@@ -215,7 +215,7 @@ def save_destination(store: Store, destination: Destination) -> Change:
         "kind": destination.kind,
         "credential": destination.credential,
         "environment": destination.environment,
-        "settings": destination.settings.model_dump(exclude_none=True),
+        "settings": dict(destination.settings),
         "admin_only": destination.admin_only,
         "allow_restricted_pii": destination.allow_restricted_pii,
         "sandbox_base_url": destination.sandbox_base_url,

@@ -18,9 +18,11 @@ import pyarrow as pa
 
 from ttsync import __version__
 from ttsync.config.models import Source
-from ttsync.config.writeback import TableName, load_writeback, resolve_target
+from ttsync.config.writeback import TableName
 from ttsync.redact import redact_text
 from ttsync.writeback.collect import RUNS_SCHEMA
+from ttsync.writeback.resolve import resolve_target
+from ttsync.writeback.stored import load_writeback
 from ttsync.writeback.target import open_target
 from ttsync.writeback.writer import WorkflowRows, write_rows
 
