@@ -235,6 +235,12 @@ def _after(spec: TaskSpec, run: AudienceRun) -> Any:
         removed = filter_prepared(run.state_dir, run_dir / "prepared")
         if removed:
             counts["privacy_excluded_ids"] = removed
+        if not (run_dir / "prepared" / "ids.parquet").is_file() and _hash_files(run.state_dir, run_dir):
+            ctx.warn(
+                "forget requests and suppression lists were not applied: this run's identifiers are prepared "
+                "in Spark, outside ttsync; run this audience from a DuckDB or SQL source to apply them",
+                serious=True,
+            )
         return counts
 
     return prepare
@@ -377,10 +383,11 @@ def _rewrite(path: Path, table: pa.Table, footer: dict[str, str]) -> None:
 async def remove_listed(run: AudienceRun, ctx: TaskContext) -> int:
     """Delete the listed identifiers the audience still holds (its snapshot says so) from TikTok and from the
     snapshot, before the plan: no guard applies to a privacy request. Returns how many were removed."""
-    hash_files = _hash_files(run.state_dir, run.run_dir(ctx.workflow_id))
+    run_dir = run.run_dir(ctx.workflow_id)
+    hash_files = _hash_files(run.state_dir, run_dir)
     audience_id = ctx.output_of("verify_audience").get("audience_id")
-    if not hash_files or not audience_id:
-        return 0
+    if not hash_files or not audience_id or not (run_dir / "prepared" / "ids.parquet").is_file():
+        return 0  # nothing listed, no audience yet, or prepared in Spark (the plan would add them back)
     snapshot = run.snapshot_file(str(audience_id))
     if not snapshot.is_file():
         return 0
