@@ -17,12 +17,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from audience_env import Env
+from ttsync.app import background
 from ttsync.app.campaigns import plan_campaign, run_campaign
 from ttsync.app.workspace.apply import apply_config
 from ttsync.config.file import WorkspaceFile
-from ttsync.errors import ConfigError
+from ttsync.errors import ConfigError, NotFoundError
 from ttsync.identity import InvalidIdentifier, hash_identifier
-from ttsync.store import repos
+from ttsync.store import repos, runqueue
 from ttsync.sync.groups import bucket_of
 from ttsync.workflows.crashpoints import CRASH_ENV
 from ttsync.writeback.rowkey import stored_row_keys, workspace_hasher
@@ -290,8 +291,17 @@ def test_failed_delivery_retried_and_resolved_by_workflow_id(env: Env) -> None:
     resolved = subprocess.run([*base, "resolve", second, *ws], capture_output=True, text=True, check=False)
     assert resolved.returncode == 0, resolved.stderr
     assert json.loads(resolved.stdout)["id"] == second
-    # The Python API retries a finished one as a no-op, and names an unknown derived name as not found.
+    # The Python API retries a finished one as a no-op.
     assert ttsync.Workspace(env.workspace.root).retry(first).ok
+    # The server's queue (what `POST /api/workflows/ID/restart` enqueues; the worker's own code, in-process).
+    queued = background.enqueue(
+        env.store, "spring.b.tiktok-audiences", "restart", actor="t", workflow_id=second
+    )
+    assert background.claim(env.store) is not None
+    background.execute(env.workspace, env.store, queued)
+    assert runqueue.get_queued(env.store, queued.id).state == "done"
+    with pytest.raises(NotFoundError):
+        background.enqueue(env.store, "spring.zz.tiktok-audiences", "retry", actor="t", workflow_id=second)
     want: dict[str, set[str]] = {"a": set(), "b": set()}
     audience = emails_of(env, "SELECT amperity_id, email FROM Merged_Customers WHERE lifetime_value >= 300")
     excluded = emails_of(env, "SELECT amperity_id, email FROM Merged_Customers WHERE lifetime_value >= 2000")
