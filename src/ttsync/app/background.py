@@ -11,7 +11,8 @@ import uuid
 from datetime import UTC, datetime
 
 from ttsync.app.audit import record
-from ttsync.app.runs import build_run, continue_run, start_run
+from ttsync.app.campaigns import orchestration_named
+from ttsync.app.runs import build_continue_run, build_run, continue_run, start_run
 from ttsync.app.workspace.layout import Workspace
 from ttsync.errors import ResolvableError, RunCancelledError, RunRefusedError
 from ttsync.redact import redact_error
@@ -53,7 +54,11 @@ def enqueue(
     Refused (`RunRefusedError`, resolution `workflow_running`) while a run of the orchestration is active."""
     if action != "run" and workflow_id is None:
         raise ValueError(f"{action} needs the workflow id")
-    repos.get_orchestration(store, orchestration)  # NotFoundError for an unknown name
+    # NotFoundError for an unknown name; a retry may name a campaign delivery (derived, not stored).
+    if action == "run":
+        repos.get_orchestration(store, orchestration)
+    else:
+        orchestration_named(store, orchestration)
     # (a row whose worker died does not block the retry of its workflow: `orchestration_active` reclaims it)
     if orchestration_active(store, orchestration):
         raise RunRefusedError(
@@ -106,10 +111,11 @@ def execute(workspace: Workspace, store: Store, item: QueuedRun) -> None:
             )
 
     try:
-        run = build_run(workspace, store, item.orchestration)
         if item.action == "run":
+            run = build_run(workspace, store, item.orchestration)
             outcome = start_run(run, workflow_id=item.workflow_id, stop=stop)
-        else:
+        else:  # a campaign delivery's workflow too (its orchestration is derived, not stored)
+            run = build_continue_run(workspace, store, item.orchestration)
             outcome = continue_run(run, item.workflow_id, item.action, stop=stop)
     except RunRefusedError as exc:
         runqueue.finish(

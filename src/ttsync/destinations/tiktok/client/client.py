@@ -33,6 +33,8 @@ from ttsync.destinations.tiktok.client.models.dmp import (
     CustomAudienceSummary,
     CustomAudienceUpdateRequest,
     FileUploadResult,
+    LookalikeCreateRequest,
+    LookalikeSpec,
     UpdateAction,
 )
 from ttsync.destinations.tiktok.client.models.events import (
@@ -420,6 +422,29 @@ class AsyncTikTokClient(BaseAsyncClient):
         )
         spec = CallSpec("POST", path, body=body, idempotent=False)
         return await self._call(spec, CustomAudienceCreateResult)
+
+    async def create_lookalike_audience(
+        self,
+        advertiser_id: str,
+        *,
+        name: str,
+        lookalike_spec: LookalikeSpec,
+        audience_sub_type: Literal["NORMAL", "REACH_FREQUENCY"] | None = None,
+    ) -> CustomAudienceCreateResult:
+        """`POST dmp/custom_audience/lookalike/create/`: a lookalike of `lookalike_spec.source_audience_id`
+        (ref §2.x); answers `data.custom_audience_id`. Not idempotent: a retried create may make two."""
+        path = "dmp/custom_audience/lookalike/create/"
+        body = build_request(
+            LookalikeCreateRequest,
+            path,
+            advertiser_id=advertiser_id,
+            custom_audience_name=name,
+            audience_sub_type=audience_sub_type,
+            lookalike_spec=lookalike_spec,
+        )
+        return await self._call(
+            CallSpec("POST", path, body=body, idempotent=False), CustomAudienceCreateResult
+        )
 
     async def update_custom_audience(
         self,
