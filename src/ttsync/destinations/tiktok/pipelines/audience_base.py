@@ -9,10 +9,10 @@ from typing import Any, overload
 
 import duckdb
 
-from ttsync.config.models import ResolvedAudienceSettings
 from ttsync.destinations.tiktok.audience.deliver import MappingCheckpoint
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun
 from ttsync.destinations.tiktok.schemas import ID_SCHEMAS, MD5_SCHEMAS
+from ttsync.destinations.tiktok.settings import ResolvedAudienceSettings
 from ttsync.errors import ConfigError, ResolvableError
 from ttsync.identity import ColumnSpec
 from ttsync.sqltext import sql_literal

@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.destinations.tiktok.events import EventOptions, check_event_set, deliver_events, plan_events
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun
+from ttsync.destinations.tiktok.settings import ResolvedOfflineEventsSettings
 from ttsync.errors import ConfigError
 from ttsync.events import EventTotals, Ledger
 from ttsync.events.columns import plan_columns
