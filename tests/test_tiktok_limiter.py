@@ -6,8 +6,6 @@ its pacing can be checked exactly. Real-time behaviour against the emulator is i
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from ttsync.destinations.tiktok.client import LimiterRegistry, RateLimits, group_for_path
@@ -52,23 +50,6 @@ def test_late_callers_catch_up_only_as_far_as_the_window_allows() -> None:
     assert limiter.try_claim() > 0.0
     clock.now += 0.6
     assert limiter.try_claim() == 0.0
-
-
-def test_a_window_refusal_does_not_push_back_the_callers_in_line() -> None:
-    """A caller the window turns back waits for the window, in a line of its own: the slots reserved by the
-    callers behind it keep their times (each refusal used to cost every later caller one slot, 1/rate)."""
-    limiter, clock = make(10.0)
-    for _ in range(30):
-        limiter.reserve()  # slots every 0.1 s up to +2.9 s; the next free slot is at +3.0 s
-    clock.now += 2.0  # a stall: the 21 callers due by now all try at once
-    waits = [limiter.try_claim() for _ in range(21)]
-    refused = sorted(w for w in waits if w > 0)
-    assert len(refused) == 10  # 11 fit the window (see above)
-    # Refused callers retry when the window has room, one slot apart (no volley when it opens) ...
-    assert refused[0] == pytest.approx(1.02)
-    assert all(b - a == pytest.approx(0.1) for a, b in itertools.pairwise(refused))
-    # ... and a caller arriving now still gets the slot it had before the refusals (+3.0 s, 1 s from now).
-    assert limiter.reserve() == pytest.approx(1.0)
 
 
 def test_slow_down_applies_to_callers_who_reserved_earlier() -> None:

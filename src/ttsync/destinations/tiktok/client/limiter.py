@@ -112,7 +112,6 @@ class AdaptiveRateLimiter:
         self._configure_locked(config)
         self._rate = self._ceiling
         self._tat = 0.0  # theoretical arrival time of the next free slot (GCRA)
-        self._retry_tat = 0.0  # the same for callers the window turned back (see try_claim)
         self._sent: deque[float] = deque()  # times of the sends claimed within the last WINDOW
         self._not_before = 0.0  # no send before this time (set by a rate-limit answer)
         self._last_update = clock()
@@ -167,13 +166,8 @@ class AdaptiveRateLimiter:
         when network jitter shifts requests by up to that margin; with the default 3 % headroom, evenly
         paced sends never hit this check. It matters in two cases: a caller that reserved before a
         slow-down must obey the new rate, and callers that woke late (a busy event loop) may catch up only
-        as far as the window allows.
-
-        A caller the window turns back waits until the window has room, in a retry line of its own paced at
-        the rate (so refused callers do not all wake at the same instant). It does not take a new slot at
-        the back of the main line: each refusal would push every later caller back by one slot, and a stall
-        that bunches a few sends would cost the run several slots for good. While sends are paused after a
-        rate-limit answer (`_not_before`), a refused caller does queue at the back of the main line.
+        as far as the window allows. A refused caller gets a fresh slot at the back of the line, so refused
+        callers do not all wake at the same instant.
         """
         with self._lock:
             now = self._clock()
@@ -187,13 +181,8 @@ class AdaptiveRateLimiter:
                 return 0.0
             self.stats.refused += 1
             free_at = sent[len(sent) - cap] + WINDOW if len(sent) >= cap else now
-            if now < self._not_before:  # paused: the back of the line, behind the pause
-                start = max(self._tat, free_at, self._not_before)
-                self._tat = start + 1.0 / self._rate
-                return start - now
-            # Never right on the heels of the last send: arrival jitter could bunch the two at the server.
-            start = max(self._retry_tat, free_at, sent[-1] + 1.0 / self._rate)
-            self._retry_tat = start + 1.0 / self._rate
+            start = max(self._tat, free_at, self._not_before)
+            self._tat = start + 1.0 / self._rate
             return start - now
 
     async def acquire(self) -> None:
