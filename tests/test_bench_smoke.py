@@ -47,6 +47,7 @@ CASES = (
                 "peak_rss_mib",
                 "anchors",
                 "fraction_of_sha256_limit",
+                "fraction_of_sha256_limit_at_cpu_cost",
             }
         ),
     ),
@@ -60,6 +61,7 @@ CASES = (
                 "body",
                 "achieved_rps",
                 "fraction_of_ceiling",
+                "paced_fraction_of_ceiling",
                 "failed",
                 "rate_limited_answers",
                 "client_cpu_seconds_per_request",
