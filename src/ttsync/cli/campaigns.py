@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -40,12 +40,13 @@ def _opened(workspace: Path | None) -> Iterator[tuple[Workspace, Store]]:
         yield Workspace.discover(workspace), store
 
 
-def _emit(data: Any, as_json: bool, lines: Callable[[], None]) -> None:
-    """`data` as JSON with --json, else what `lines` prints."""
+def _emit(data: Any, as_json: bool, lines: Callable[[], Iterable[str]]) -> None:
+    """`data` as JSON with --json, else the lines `lines` makes."""
     if as_json:
         print_json(data)
-    else:
-        lines()
+        return
+    for line in lines():
+        typer.echo(line)
 
 
 @app.command("list")
@@ -53,12 +54,11 @@ def list_campaigns(workspace: WorkspaceOption = None, as_json: JsonOption = Fals
     """List the campaigns."""
     with _opened(workspace) as (_, store):
         items = [c.model_dump(mode="json") for c in queries.list_campaigns(store)]
-
-    def lines() -> None:
-        for item in items:
-            typer.echo(f"{item['name']}\t{item['timing']}\t{item['audience']}\tlaunch {item['launch_date']}")
-
-    _emit(items, as_json, lines)
+    _emit(
+        items,
+        as_json,
+        lambda: (f"{c['name']}\t{c['timing']}\t{c['audience']}\tlaunch {c['launch_date']}" for c in items),
+    )
 
 
 @app.command("plan")
@@ -72,13 +72,12 @@ def plan(
     with _opened(workspace) as (ws, store):
         result = plan_campaign(ws, store, name, today=_today(today))
 
-    def lines() -> None:
-        for group, size in result["sizes"].items():
-            typer.echo(f"{group}: {size}")
-        for item in result["deliveries"]:
-            typer.echo(f"{item['group']} -> {item['destination']}: {item['audience_name']!r}")
-        for warning in result["warnings"]:
-            typer.echo(f"warning: {warning}")
+    def lines() -> Iterator[str]:
+        yield from (f"{group}: {size}" for group, size in result["sizes"].items())
+        yield from (
+            f"{d['group']} -> {d['destination']}: {d['audience_name']!r}" for d in result["deliveries"]
+        )
+        yield from (f"warning: {warning}" for warning in result["warnings"])
 
     _emit(result, as_json, lines)
 
@@ -94,11 +93,11 @@ def run(
     with _opened(workspace) as (ws, store):
         outcome = run_campaign(ws, store, name, today=_today(today))
 
-    def lines() -> None:
-        typer.echo(f"campaign {outcome.campaign}: {outcome.status}, holdout {outcome.holdout}")
+    def lines() -> Iterator[str]:
+        yield f"campaign {outcome.campaign}: {outcome.status}, holdout {outcome.holdout}"
         for item in outcome.deliveries:
             state = "ok" if item["ok"] else "FAILED"
-            typer.echo(f"  {item['group']} -> {item['destination']} ({item['audience_name']}): {state}")
+            yield f"  {item['group']} -> {item['destination']} ({item['audience_name']}): {state}"
 
     _emit(outcome.to_dict(), as_json, lines)
     if not outcome.ok:
@@ -112,10 +111,10 @@ def report(name: NameArgument, workspace: WorkspaceOption = None, as_json: JsonO
         queries.get_campaign(store, name)  # an unknown name is an error, not an empty report
         runs = campaign_report(ws, name)
 
-    def lines() -> None:
+    def lines() -> Iterator[str]:
         for item in runs:
             sizes = ", ".join(f"{k} {v}" for k, v in item["sizes"].items())
-            typer.echo(f"{item['date']} {item['status']}: {sizes}")
+            yield f"{item['date']} {item['status']}: {sizes}"
 
     _emit(runs, as_json, lines)
 
@@ -125,12 +124,7 @@ def list_segments(workspace: WorkspaceOption = None, as_json: JsonOption = False
     """List the segments."""
     with _opened(workspace) as (_, store):
         items = [s.model_dump(mode="json") for s in queries.list_segments(store)]
-
-    def lines() -> None:
-        for item in items:
-            typer.echo(f"{item['name']}\t{item['source']}\tkey {item['key_column']}")
-
-    _emit(items, as_json, lines)
+    _emit(items, as_json, lambda: (f"{s['name']}\t{s['source']}\tkey {s['key_column']}" for s in items))
 
 
 def register(main: typer.Typer) -> None:

@@ -27,21 +27,30 @@ def show_preview(preview: dict[str, Any], as_json: bool) -> None:
         _show_event_preview(preview)
         return
     p = preview["plan"]
-    table = Table(
-        title=f"Plan for {preview['orchestration']} → {preview['audience_name']}", show_header=False
-    )
-    table.add_row("rows read", f"{preview['rows_read']:,}")
-    table.add_row("people with an identifier", f"{p['current_people']:,}")
-    table.add_row("identifiers now", f"{p['current_ids']:,}")
-    table.add_row("identifiers in TikTok (snapshot)", f"{p['previous_ids']:,}")
-    table.add_row("[green]to add[/green]", f"{p['add_ids']:,}")
-    table.add_row("[red]to remove[/red]", f"{p['remove_ids']:,} ({p['remove_share']:.1%})")
-    table.add_row("audience", _audience_text(preview["audience"]))
-    for reason, count in preview["rejected_by_reason"].items():
-        table.add_row(f"rejected: {reason}", f"{count:,}")
-    _out.print(table)
+    rows = [
+        ("rows read", f"{preview['rows_read']:,}"),
+        ("people with an identifier", f"{p['current_people']:,}"),
+        ("identifiers now", f"{p['current_ids']:,}"),
+        ("identifiers in TikTok (snapshot)", f"{p['previous_ids']:,}"),
+        ("[green]to add[/green]", f"{p['add_ids']:,}"),
+        ("[red]to remove[/red]", f"{p['remove_ids']:,} ({p['remove_share']:.1%})"),
+        ("audience", _audience_text(preview["audience"])),
+    ]
+    title = f"Plan for {preview['orchestration']} → {preview['audience_name']}"
+    _print_plan(title, rows, preview["rejected_by_reason"])
     _show_match_report(preview["match_report"])
     _show_preview_tail(preview, "sync")
+
+
+def _print_plan(title: str, rows: list[tuple[str, str]], rejected: dict[str, int]) -> None:
+    """A plan as a two-column table: its rows, then one row per reject reason."""
+    table = Table(title=title, show_header=False)
+    for label, value in [
+        *rows,
+        *((f"rejected: {reason}", f"{count:,}") for reason, count in rejected.items()),
+    ]:
+        table.add_row(label, value)
+    _out.print(table)
 
 
 def _audience_text(audience: dict[str, Any]) -> str:
@@ -57,16 +66,14 @@ def _audience_text(audience: dict[str, Any]) -> str:
 
 def _show_event_preview(preview: dict[str, Any]) -> None:
     totals = preview["totals"]
-    table = Table(
-        title=f"Plan for {preview['orchestration']} → event set {preview['event_set_id']}", show_header=False
-    )
-    table.add_row("warehouse rows", f"{totals['rows']:,}")
-    table.add_row("events", f"{totals['events']:,}")
-    table.add_row("[green]to send[/green]", f"{totals['planned']:,}")
-    table.add_row("already accepted by TikTok (ledger)", f"{totals['duplicate_skipped']:,}")
-    for reason, count in totals["rejected"].items():
-        table.add_row(f"rejected: {reason}", f"{count:,}")
-    _out.print(table)
+    rows = [
+        ("warehouse rows", f"{totals['rows']:,}"),
+        ("events", f"{totals['events']:,}"),
+        ("[green]to send[/green]", f"{totals['planned']:,}"),
+        ("already accepted by TikTok (ledger)", f"{totals['duplicate_skipped']:,}"),
+    ]
+    title = f"Plan for {preview['orchestration']} → event set {preview['event_set_id']}"
+    _print_plan(title, rows, totals["rejected"])
     if preview.get("match_report"):
         _show_match_report(preview["match_report"])
     _show_preview_tail(preview, "send")
