@@ -22,7 +22,7 @@ from ttsync.app import accounts, audit, background, queries
 from ttsync.app.runs import build_run, preview_run
 from ttsync.config.models import Credential, Destination
 from ttsync.destinations.tiktok.oauth import AuthorizeFlow, Callback, CredentialFlowError, Doctor
-from ttsync.destinations.tiktok.settings import validate_settings
+from ttsync.destinations.tiktok.settings import checked_credential, validate_settings
 from ttsync.errors import ConfigError, NotFoundError, RunRefusedError
 from ttsync.redact import redact_error
 from ttsync.server import access
@@ -538,6 +538,10 @@ def add_credential(
     except ValidationError as exc:
         errors = field_errors(exc)
         return _credentials_page(request, viewer, 422, form=form, errors=errors)
+    try:
+        checked_credential(body)  # TikTok's id format, checked by the wing (config is neutral)
+    except ConfigError as exc:
+        return _credentials_page(request, viewer, 422, form=form, errors={"advertiser_ids": str(exc)})
     objects.save_credential(body, store_of(request), _principal(viewer))
     return _credentials_page(
         request, viewer, message=f"Credential {name!r} saved. Authorize it to get a token from TikTok."
