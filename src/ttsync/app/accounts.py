@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -20,8 +20,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from ttsync.app.audit import record
 from ttsync.errors import NotFoundError
 from ttsync.store import accounts
-from ttsync.store.accounts import ROLES, Role, SessionRecord, TokenRecord, UserRecord
+from ttsync.store.accounts import ROLES, Role, SessionRecord, TokenRecord
+from ttsync.store.accounts import UserRecord as UserRecord
 from ttsync.store.db import Store
+from ttsync.store.rows import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +39,6 @@ _DUMMY_HASH = _HASHER.hash("not a password of anyone")
 
 class AccessError(Exception):
     """A login, token or permission was refused; the message says why without helping a guesser."""
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _env_number(name: str, default: float) -> float:
@@ -152,7 +150,7 @@ def authenticate(store: Store, name: str, password: str) -> UserRecord:
     except NotFoundError:
         _verify(_DUMMY_HASH, password)
         raise AccessError("wrong user name or password") from None
-    now = _now()
+    now = utc_now()
     if user.locked_until is not None and user.locked_until > now:
         raise AccessError("too many failed logins: this account is locked for a while; try again later")
     if not _verify(user.password_hash, password) or user.disabled:
@@ -191,7 +189,7 @@ def open_session(store: Store, user: UserRecord) -> NewSession:
     """Start a session for a logged-in user."""
     session_id = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
-    now = _now()
+    now = utc_now()
     expires = now + timedelta(seconds=_env_number(SESSION_ENV, 12 * 3600))
     accounts.add_session(
         store,
@@ -212,7 +210,7 @@ def session_user(store: Store, session_id: str) -> tuple[UserRecord, SessionReco
     session = accounts.get_session(store, sha256(session_id))
     if session is None:
         raise AccessError("not logged in (or the session ended): log in again")
-    if session.expires_at <= _now():
+    if session.expires_at <= utc_now():
         accounts.delete_sessions(store, id_hash=session.id_hash)
         raise AccessError("the session expired: log in again")
     user = accounts.get_user(store, session.user_name)
@@ -244,7 +242,7 @@ def create_token(
         label=label,
         token_hash=sha256(token),
         role=scope,
-        created_at=_now(),
+        created_at=utc_now(),
     )
     accounts.add_token(store, item)
     record(
@@ -261,7 +259,7 @@ def token_user(store: Store, token: str) -> tuple[UserRecord, TokenRecord]:
     user = accounts.get_user(store, item.user_name)
     if user.disabled:
         raise AccessError("this token's user is disabled")
-    if item.last_used_at is None or _now() - item.last_used_at > timedelta(seconds=60):
+    if item.last_used_at is None or utc_now() - item.last_used_at > timedelta(seconds=60):
         # Minute resolution is enough for "last used", and spares every API call a write transaction.
         accounts.touch_token(store, item.id)
     return user, item

@@ -8,7 +8,6 @@ import logging
 import os
 import socket
 import uuid
-from datetime import UTC, datetime
 
 from ttsync.app.audit import record
 from ttsync.app.campaigns import orchestration_named
@@ -19,15 +18,12 @@ from ttsync.redact import redact_error
 from ttsync.store import repos, runqueue
 from ttsync.store.db import Store
 from ttsync.store.leases import get_lease, is_live, lease_timeout, orchestration_resource, pid_alive
+from ttsync.store.rows import utc_now
 from ttsync.store.runqueue import QueuedRun, RunAction
 
 log = logging.getLogger(__name__)
 
 STILL_RUNNING = "skipped: still running"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def orchestration_active(store: Store, orchestration: str) -> bool:
@@ -73,7 +69,7 @@ def enqueue(
         requested_by=actor,
         origin="schedule" if origin == "schedule" else "api",
         state="queued",
-        requested_at=_now(),
+        requested_at=utc_now(),
     )
     runqueue.enqueue(store, item)
     record(

@@ -1,5 +1,5 @@
 """The read side the CLI, the REST API and the web pages share: workflows and notifications as stored, found by
-id or prefix; offline events per day; the history of an audience."""
+id or prefix; offline events per day; the history of an audience; campaigns, segments and row keys."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from typing import Any, Final
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
 
+from ttsync.config.campaigns import Campaign, Segment
 from ttsync.config.models import Orchestration
 from ttsync.errors import NotFoundError
 from ttsync.events.ledger import LEDGER_FILE
 from ttsync.store import repos, runqueue, schema
 from ttsync.store.db import Store
-from ttsync.store.records import NotificationRecord, WorkflowRecord
+from ttsync.store.records import NotificationRecord as NotificationRecord
+from ttsync.store.records import WorkflowRecord as WorkflowRecord
 from ttsync.store.runqueue import ScheduleRecord
 from ttsync.workflows.ownership import reap_interrupted
 
@@ -52,6 +54,30 @@ def list_notifications(
         for item in items:
             repos.update_notification(store, item.id, read=True)
     return items
+
+
+def list_campaigns(store: Store) -> list[Campaign]:
+    """Every campaign, by name."""
+    return repos.list_campaigns(store)
+
+
+def get_campaign(store: Store, name: str) -> Campaign:
+    """One campaign; `NotFoundError` (which says how to list them) when there is none."""
+    return repos.get_campaign(store, name)
+
+
+def list_segments(store: Store) -> list[Segment]:
+    """Every segment, by name."""
+    return repos.list_segments(store)
+
+
+def stored_row_keys(store: Store, values: list[str]) -> list[str]:
+    """The row key each warehouse key value is stored as in run folders and write-back tables, in order
+    (identifier-like keys keyed-hashed with the workspace's key; other values unchanged)."""
+    from ttsync.writeback.rowkey import stored_row_keys as row_keys
+    from ttsync.writeback.rowkey import workspace_hasher
+
+    return row_keys(workspace_hasher(store), values)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from ttsync.app.runs import RunOutcome, build_run, start_run
-from ttsync.app.workspace.apply import apply_config
+from ttsync.app.workspace.apply import apply_workspace
 from ttsync.app.workspace.init import init_workspace
 from ttsync.app.workspace.layout import Workspace, load_config
 from ttsync.destinations.tiktok.pipelines.audience import Reporter, RunOptions
 from ttsync.emulator.embedded import EmulatorServer
 from ttsync.sample import apply_churn
-from ttsync.writeback.stored import save_writeback
 
 ORCHESTRATION = "high-value-customers"
 EVENTS_ORCHESTRATION = "store-purchases-last-7-days"
@@ -85,8 +84,7 @@ def run_quickstart(
             if credential.environment == "sandbox" and not credential.sandbox_base_url:
                 credential.sandbox_base_url = emulator.base_url
         with workspace.open_store() as store:
-            apply_config(store, config, environ=environ)
-            save_writeback(workspace.state_dir, config.writeback)
+            apply_workspace(store, workspace, config, environ=environ)
             for attempt in range(2):
                 if attempt == 1:
                     result.churn = apply_churn(workspace.sample_warehouse, fraction=0.05)
@@ -94,7 +92,9 @@ def run_quickstart(
                         f"changed the warehouse: {result.churn.get('left_segment', 0)} people left the "
                         f"segment, {result.churn.get('joined_segment', 0)} joined"
                     )
-                run = build_run(workspace, store, ORCHESTRATION, options=RunOptions(), reporter=reporter)
+                run = build_run(
+                    workspace, store, ORCHESTRATION, options=RunOptions(), reporter=reporter, environ=environ
+                )
                 outcome = start_run(run)
                 result.runs.append(outcome)
                 if not outcome.ok:
@@ -105,7 +105,9 @@ def run_quickstart(
                     result.emulator_members.append(sum(len(v) for v in members.values()))
             if result.runs and result.runs[-1].ok:
                 # Offline events: the last 7 days of store purchases, sent once each.
-                events_run = build_run(workspace, store, EVENTS_ORCHESTRATION, reporter=reporter)
+                events_run = build_run(
+                    workspace, store, EVENTS_ORCHESTRATION, reporter=reporter, environ=environ
+                )
                 result.events = start_run(events_run)
                 result.events_received = len(emulator.admin.events(seed.event_set_id))
     return result

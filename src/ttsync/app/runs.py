@@ -13,9 +13,12 @@ from typing import Any
 
 from ttsync.app.privacy import with_privacy
 from ttsync.app.workspace.layout import Workspace
+from ttsync.destinations.tiktok.client.retrylog import install_retry_logging as install_retry_logging
 from ttsync.destinations.tiktok.oauth import Doctor
 from ttsync.destinations.tiktok.pipelines import pipeline_for
-from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun, Reporter, RunOptions
+from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun
+from ttsync.destinations.tiktok.pipelines.base import Reporter as Reporter
+from ttsync.destinations.tiktok.pipelines.base import RunOptions as RunOptions
 from ttsync.destinations.tiktok.settings import effective_settings
 from ttsync.errors import ConfigError, NotFoundError
 from ttsync.notify import deliver_pending

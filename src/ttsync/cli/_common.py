@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
-from ttsync.app.workspace.layout import Workspace
+from ttsync.app.workspace.layout import SecretKeyError, Store, StoreError, Workspace
 from ttsync.errors import ConfigError, RunRefusedError, WorkspaceError
 
 # Exit codes (listed in the README) are defined, with their meanings, in `ttsync.exitcodes`.
@@ -29,7 +29,6 @@ from ttsync.exitcodes import EXIT_INTERRUPTED as EXIT_INTERRUPTED
 from ttsync.exitcodes import EXIT_USAGE as EXIT_USAGE
 from ttsync.redact import redact_error
 from ttsync.sources import SourceError
-from ttsync.store import SecretKeyError, Store, StoreError
 
 WorkspaceOption = Annotated[
     Path | None,

@@ -12,6 +12,7 @@ from typer._click import exceptions as click_errors  # typer >= 0.29 vendors cli
 from typer.core import TyperOption
 
 from ttsync import __version__
+from ttsync.app.runs import install_retry_logging
 from ttsync.cli import campaigns as campaigns_cli
 from ttsync.cli import credentials as credentials_cli
 from ttsync.cli import emulator as emulator_cli
@@ -21,7 +22,6 @@ from ttsync.cli import server as server_cli
 from ttsync.cli import workspace as workspace_cli
 from ttsync.cli import writeback as writeback_cli
 from ttsync.cli._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, error_document, set_json_mode
-from ttsync.destinations.tiktok.client.retrylog import install_retry_logging
 
 
 def _flag_type(self: TyperOption, ctx: typer.Context) -> str | None:

@@ -15,7 +15,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from ttsync.destinations.tiktok.pipelines.audience import Reporter
+from ttsync.app.runs import Reporter
 
 
 class RichReporter(Reporter):

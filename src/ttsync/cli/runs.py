@@ -1,25 +1,30 @@
-"""`ttsync run`, `ttsync workflows ...` and `ttsync notifications`: start, watch and continue runs."""
+"""`ttsync run`, `ttsync workflows ...` and `ttsync notifications`: start, watch and continue runs (printed by
+`cli.runview`)."""
 
 from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ttsync.app import queries
-from ttsync.app.runs import RunOutcome, build_continue_run, build_run, continue_run, preview_run, start_run
+from ttsync.app.runs import (
+    RunOptions,
+    RunOutcome,
+    build_continue_run,
+    build_run,
+    continue_run,
+    preview_run,
+    start_run,
+)
 from ttsync.app.workspace.layout import Workspace
 from ttsync.cli._common import JsonOption, WorkspaceOption, handle_errors, open_store, print_json
 from ttsync.cli.progress import RichReporter
-from ttsync.destinations.tiktok.pipelines.audience import RunOptions
-from ttsync.exitcodes import for_failed_workflow
-from ttsync.store.records import WorkflowRecord
-from ttsync.workflows.engine import workflow_warnings
-from ttsync.workflows.resolutions import resolution_for
+from ttsync.cli.runview import columns, show_outcome, show_preview, show_workflow
 
 _out = Console()
 _err = Console(stderr=True)
@@ -65,10 +70,10 @@ def run(
     if plan:
         if not show_sql:
             preview.pop("warehouse_sql", None)
-        _show_preview(preview, as_json)
+        show_preview(preview, as_json)
         return
     _prune_after_run(ws, workspace)
-    _show_outcome(outcome, as_json)
+    show_outcome(outcome, as_json)
 
 
 def _prune_after_run(ws: Workspace, workspace: Path | None) -> None:
@@ -80,178 +85,6 @@ def _prune_after_run(ws: Workspace, workspace: Path | None) -> None:
             prune_runs(ws.state_dir, store)
     except Exception as exc:
         _err.print(f"[yellow]warning:[/yellow] could not prune old run folders: {exc}", highlight=False)
-
-
-def _show_preview(preview: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print_json(preview)
-        return
-    if "totals" in preview:
-        _show_event_preview(preview)
-        return
-    p = preview["plan"]
-    table = Table(
-        title=f"Plan for {preview['orchestration']} → {preview['audience_name']}", show_header=False
-    )
-    table.add_row("rows read", f"{preview['rows_read']:,}")
-    table.add_row("people with an identifier", f"{p['current_people']:,}")
-    table.add_row("identifiers now", f"{p['current_ids']:,}")
-    table.add_row("identifiers in TikTok (snapshot)", f"{p['previous_ids']:,}")
-    table.add_row("[green]to add[/green]", f"{p['add_ids']:,}")
-    table.add_row("[red]to remove[/red]", f"{p['remove_ids']:,} ({p['remove_share']:.1%})")
-    table.add_row("audience", _audience_text(preview["audience"]))
-    for reason, count in preview["rejected_by_reason"].items():
-        table.add_row(f"rejected: {reason}", f"{count:,}")
-    _out.print(table)
-    _show_match_report(preview["match_report"])
-    if "warehouse_sql" in preview:
-        sql = preview["warehouse_sql"]
-        _out.print(
-            "SQL run in the warehouse (hash_in_warehouse):"
-            if sql
-            else "This source does not hash in the warehouse (hash_in_warehouse is off, docs/scale.md): its "
-            "query runs as written.",
-            highlight=False,
-        )
-        if sql:
-            _out.print(sql, highlight=False, markup=False)
-    for warning in preview["warnings"]:
-        _err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
-    _out.print("Nothing was sent. Run without --plan to sync.", highlight=False)
-
-
-def _audience_text(audience: dict[str, Any]) -> str:
-    """The plan's audience line: only say "new" or "exists" when TikTok answered."""
-    audience_id = audience.get("audience_id")
-    if audience.get("exists") is None:
-        why = audience.get("check_error") or "no answer"
-        return f"{audience_id or 'unknown'} (could not check TikTok: {why})"
-    if audience_id and audience.get("exists") is False:
-        return f"{audience_id} is gone from TikTok: a new one is created on the next run"
-    return str(audience_id or "new (created on first run)")
-
-
-def _show_event_preview(preview: dict[str, Any]) -> None:
-    totals = preview["totals"]
-    table = Table(
-        title=f"Plan for {preview['orchestration']} → event set {preview['event_set_id']}", show_header=False
-    )
-    table.add_row("warehouse rows", f"{totals['rows']:,}")
-    table.add_row("events", f"{totals['events']:,}")
-    table.add_row("[green]to send[/green]", f"{totals['planned']:,}")
-    table.add_row("already accepted by TikTok (ledger)", f"{totals['duplicate_skipped']:,}")
-    for reason, count in totals["rejected"].items():
-        table.add_row(f"rejected: {reason}", f"{count:,}")
-    _out.print(table)
-    if preview.get("match_report"):
-        _show_match_report(preview["match_report"])
-    if "warehouse_sql" in preview:
-        sql = preview["warehouse_sql"]
-        _out.print(
-            "SQL run in the warehouse (hash_in_warehouse):"
-            if sql
-            else "This source does not hash in the warehouse (hash_in_warehouse is off, docs/scale.md): its "
-            "query runs as written.",
-            highlight=False,
-        )
-        if sql:
-            _out.print(sql, highlight=False, markup=False)
-    for warning in preview["warnings"]:
-        _err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
-    _out.print("Nothing was sent. Run without --plan to send.", highlight=False)
-
-
-def _show_match_report(report: dict[str, Any]) -> None:
-    types = report.get("types") or report.get("by_type") or {}
-    if not isinstance(types, dict) or not types:
-        return
-    table = Table("identifier", "present", "valid", "rejected", "duplicates", title="Match quality")
-    for name, row in types.items():
-        if not isinstance(row, dict):
-            continue
-        rejected = row.get("rejected", {})
-        rejected_total = sum(rejected.values()) if isinstance(rejected, dict) else rejected
-        table.add_row(
-            str(name),
-            f"{row.get('present', 0):,}",
-            f"{row.get('valid', 0):,}",
-            f"{rejected_total:,}",
-            f"{row.get('duplicates', 0):,}",
-        )
-    _out.print(table)
-
-
-def _show_outcome(outcome: RunOutcome, as_json: bool) -> None:
-    # A failed workflow exits 1 (its resolution says what to do), or 3 when TikTok was down or rate-limited.
-    code = for_failed_workflow((outcome.workflow.error or {}).get("resolution"))
-    if as_json:
-        print_json(outcome.to_dict() | ({} if outcome.ok else {"exit_code": code}))
-        if not outcome.ok:
-            raise typer.Exit(code)
-        return
-    _show_workflow(outcome.workflow)
-    if not outcome.ok:
-        raise typer.Exit(code)
-
-
-def _show_workflow(workflow: WorkflowRecord) -> None:
-    color = {"succeeded": "green", "failed": "red"}.get(workflow.state, "yellow")
-    # Warnings print in every mode (terminal, piped, redirected): they are part of the outcome, not progress.
-    warnings = workflow_warnings(workflow)
-    _out.print(
-        f"workflow [bold]{workflow.id}[/bold] for {workflow.orchestration}: [{color}]{workflow.state}[/{color}]"
-    )
-    table = Table("task", "state", "attempts", "seconds", "counts")
-    for task in workflow.tasks:
-        seconds = (
-            f"{(task.finished_at - task.started_at).total_seconds():.1f}"
-            if task.started_at and task.finished_at
-            else ""
-        )
-        counts = ", ".join(
-            f"{k}={v:,}" if isinstance(v, int) and not isinstance(v, bool) else f"{k}={v}"
-            for k, v in task.counts.items()
-            if k != "match_report" and not isinstance(v, dict | list)
-        )
-        tcolor = {"succeeded": "green", "failed": "red"}.get(task.state, "dim")
-        table.add_row(task.name, f"[{tcolor}]{task.state}[/{tcolor}]", str(task.attempts), seconds, counts)
-    _out.print(table)
-    for warning in warnings:
-        _out.print(
-            f"[yellow]warning:[/yellow] {warning['message']} (task {warning['task']})", highlight=False
-        )
-    if warnings and workflow.state == "succeeded_with_warnings":
-        serious = next((w for w in warnings if w.get("serious") and w.get("resolution")), None)
-        if serious is not None:
-            resolution = resolution_for(serious["resolution"])
-            for i, step in enumerate(resolution.steps, 1):
-                _out.print(f"  {i}. {step.replace('ID', workflow.id)}", highlight=False)
-    if workflow.state == "interrupted":
-        _out.print(
-            f"Its process died while it ran (no live lease). Continue with: ttsync workflows retry {workflow.id} "
-            f"(or run {workflow.orchestration} again, which supersedes it)",
-            highlight=False,
-        )
-    if workflow.state == "superseded":
-        by = (workflow.checkpoint or {}).get("superseded_by")
-        _out.print(
-            f"A newer run of {workflow.orchestration}{f' ({by})' if by else ''} replaced it: it can no longer "
-            "be retried; whatever it sent was reconciled by the newer run.",
-            highlight=False,
-        )
-    if workflow.state == "failed":
-        error = workflow.error or {}
-        resolution = resolution_for(error.get("resolution"))
-        _out.print(
-            f"[red bold]{resolution.title}[/red bold] (task {error.get('task')}): {error.get('message')}"
-        )
-        _out.print(f"What happened: {resolution.what}", highlight=False)
-        _out.print(f"Why: {resolution.why}", highlight=False)
-        for i, step in enumerate(resolution.steps, 1):
-            _out.print(f"  {i}. {step.replace('ID', workflow.id)}", highlight=False)
-        _out.print(
-            f"Continue with: ttsync workflows {resolution.action.value} {workflow.id}", highlight=False
-        )
 
 
 @workflows_app.command("list")
@@ -281,14 +114,7 @@ def workflows_list(
     ]
     # Plain aligned columns, never truncated (a table shrinks to the terminal and would cut the ids, which
     # people copy into `workflows show/retry`); the lines may wrap on a narrow terminal instead.
-    typer.echo(_columns(["id", "orchestration", "state", "created", "resolution"], rows))
-
-
-def _columns(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-             for row in [header, *rows]]  # fmt: skip
-    return "\n".join(lines)
+    typer.echo(columns(["id", "orchestration", "state", "created", "resolution"], rows))
 
 
 @workflows_app.command("show")
@@ -303,7 +129,7 @@ def workflows_show(
     if as_json:
         print_json(RunOutcome(workflow, ok=workflow.state != "failed").to_dict())
     else:
-        _show_workflow(workflow)
+        show_workflow(workflow)
 
 
 def _continue(workflow_id: str, action: str, task: str | None, workspace: Path | None, as_json: bool) -> None:
@@ -313,7 +139,7 @@ def _continue(workflow_id: str, action: str, task: str | None, workspace: Path |
         workflow = queries.find_workflow(store, workflow_id)
         audience_run = build_continue_run(ws, store, workflow.orchestration, reporter=reporter)
         outcome = continue_run(audience_run, workflow.id, action, task)
-    _show_outcome(outcome, as_json)
+    show_outcome(outcome, as_json)
 
 
 @workflows_app.command("retry")
@@ -409,7 +235,7 @@ def quickstart(
         _out.print(f"Audience {audience} 'High value customers' on the sandbox advertiser.", highlight=False)
     for outcome in [*result.runs, *([result.events] if result.events else [])]:
         if not outcome.ok:
-            _show_workflow(outcome.workflow)
+            show_workflow(outcome.workflow)
             raise typer.Exit(1)
     if result.events is not None:
         deliver = result.events.workflow.counts.get("deliver", {})

@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 from ttsync.app import accounts, audit
+from ttsync.app.accounts import UserRecord
 from ttsync.app.workspace.layout import Workspace
 from ttsync.cli._common import JsonOption, WorkspaceOption, fail, handle_errors, open_store, print_json
 from ttsync.server.app import ServerConfig, ServeRefusedError, serve
-from ttsync.store.accounts import UserRecord
 
 users_app = typer.Typer(help="Users of the team server (`ttsync serve`).", no_args_is_help=True)
 UserName = Annotated[str, typer.Argument(help="The user's login name.")]

@@ -70,19 +70,15 @@ def apply(
     as_json: JsonOption = False,
 ) -> None:
     """Create or update the objects of a config file in the store (idempotent)."""
-    from ttsync.app.retention import save_retention
-    from ttsync.app.workspace.apply import apply_config
-    from ttsync.app.workspace.layout import Workspace, load_config
-    from ttsync.writeback.stored import save_writeback
+    from ttsync.app.workspace.apply import apply_workspace
+    from ttsync.app.workspace.layout import load_config
 
     with handle_errors():
         ws = Workspace.discover(workspace)
         path = file if file.is_absolute() or file.exists() else ws.root / file
         config = load_config(path)
     with open_store(workspace) as store, handle_errors():
-        result = apply_config(store, config)
-        save_retention(ws.state_dir, config.retention)
-        save_writeback(ws.state_dir, config.writeback)
+        result = apply_workspace(store, ws, config)
     if as_json:
         print_json(result.to_dict())
         return
@@ -105,16 +101,11 @@ def export(
     ] = False,
 ) -> None:
     """Write the store's objects as a config file (secrets only as environment-variable names)."""
-    from ttsync.app.retention import load_retention
-    from ttsync.app.workspace.apply import export_config
-    from ttsync.app.workspace.layout import Workspace
+    from ttsync.app.workspace.apply import export_workspace
     from ttsync.config.file import dump_config
-    from ttsync.writeback.stored import load_writeback
 
     with open_store(workspace) as store, handle_errors():
-        config = export_config(store)
-        config.retention = load_retention(Workspace.discover(workspace).state_dir)
-        config.writeback = load_writeback(Workspace.discover(workspace).state_dir)
+        config = export_workspace(store, Workspace.discover(workspace))
         text = (
             json.dumps(
                 {

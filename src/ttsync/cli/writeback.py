@@ -22,7 +22,7 @@ def rowkey(
 ) -> None:
     """Print the row key each value is stored as in run folders and write-back tables, one per line, in order
     (identifier-like keys are keyed-hashed with the workspace's key; other values print unchanged)."""
-    from ttsync.writeback.rowkey import stored_row_keys, workspace_hasher
+    from ttsync.app.queries import stored_row_keys
 
     given = values or ["-"]
     if given == ["-"]:
@@ -30,7 +30,7 @@ def rowkey(
     if not given:
         raise fail("no values given: pass key values as arguments or one per line on stdin")
     with open_store(workspace) as store, handle_errors():
-        keys = stored_row_keys(workspace_hasher(store), given)
+        keys = stored_row_keys(store, given)
     if as_json:
         print_json({"row_keys": keys})
         return

@@ -110,6 +110,15 @@ def list_workflows(
         return [WorkflowRecord.model_validate(utc_row(row)) for row in conn.execute(query).mappings()]
 
 
+def _changes(
+    state: str | None, counts: dict[str, Any] | None, checkpoint: dict[str, Any] | None, **maybe: object
+) -> dict[str, Any]:
+    """The columns an update sets: None leaves state/counts/checkpoint alone; `UNSET` leaves the others."""
+    values: dict[str, Any] = {"state": state, "counts": counts, "checkpoint": checkpoint}
+    values = {key: value for key, value in values.items() if value is not None}
+    return values | {key: value for key, value in maybe.items() if not isinstance(value, Unset)}
+
+
 def update_workflow(
     store: Store,
     workflow_id: str,
@@ -122,16 +131,7 @@ def update_workflow(
     error: dict[str, Any] | Unset | None = UNSET,
 ) -> None:
     """Change a workflow's fields; arguments left out keep their values (`error=None` clears the error)."""
-    values: dict[str, Any] = {}
-    if state is not None:
-        values["state"] = state
-    if counts is not None:
-        values["counts"] = counts
-    if checkpoint is not None:
-        values["checkpoint"] = checkpoint
-    for key, value in (("started_at", started_at), ("finished_at", finished_at), ("error", error)):
-        if not isinstance(value, Unset):
-            values[key] = value
+    values = _changes(state, counts, checkpoint, started_at=started_at, finished_at=finished_at, error=error)
     if not values:
         return
     with store.engine.begin() as conn:
@@ -157,18 +157,9 @@ def update_task(
 ) -> None:
     """Change a task's fields (same conventions as `update_workflow`); `add_attempt` counts one more try."""
     table = schema.tasks
-    values: dict[str, Any] = {}
-    if state is not None:
-        values["state"] = state
-    if counts is not None:
-        values["counts"] = counts
-    if checkpoint is not None:
-        values["checkpoint"] = checkpoint
+    values = _changes(state, counts, checkpoint, started_at=started_at, finished_at=finished_at, error=error)
     if add_attempt:
         values["attempts"] = table.c.attempts + 1
-    for key, value in (("started_at", started_at), ("finished_at", finished_at), ("error", error)):
-        if not isinstance(value, Unset):
-            values[key] = value
     if not values:
         return
     with store.engine.begin() as conn:

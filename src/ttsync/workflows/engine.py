@@ -17,13 +17,13 @@ from __future__ import annotations
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from ttsync.errors import TaskOrderError
 from ttsync.store import repos
 from ttsync.store.db import Store
 from ttsync.store.records import TaskRecord, WorkflowRecord, WorkflowState
+from ttsync.store.rows import utc_now
 from ttsync.workflows.crashpoints import crash_point
 from ttsync.workflows.errors import classify_exception
 from ttsync.workflows.resolutions import resolution_for
@@ -116,10 +116,6 @@ class WorkflowFailedError(Exception):
         self.workflow = workflow
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 async def run_workflow(
     store: Store,
     workflow_id: str,
@@ -156,7 +152,7 @@ async def run_workflow(
         store,
         workflow_id,
         state="running",
-        started_at=workflow.started_at or _now(),
+        started_at=workflow.started_at or utc_now(),
         finished_at=None,
         error=None,
     )
@@ -169,7 +165,7 @@ async def run_workflow(
             workflow_id,
             spec.name,
             state="running",
-            started_at=_now(),
+            started_at=utc_now(),
             finished_at=None,
             error=None,
             add_attempt=True,
@@ -182,9 +178,11 @@ async def run_workflow(
         except Exception as exc:  # every failure becomes a classified, stored resolution
             error = classify_exception(exc) | {"task": spec.name}
             error["traceback_tail"] = _traceback_tail(exc)
-            repos.update_task(store, workflow_id, spec.name, state="failed", finished_at=_now(), error=error)
+            repos.update_task(
+                store, workflow_id, spec.name, state="failed", finished_at=utc_now(), error=error
+            )
             repos.update_workflow(
-                store, workflow_id, state="failed", finished_at=_now(), error=error, counts=totals
+                store, workflow_id, state="failed", finished_at=utc_now(), error=error, counts=totals
             )
             resolution = resolution_for(error["resolution"])
             repos.add_notification(
@@ -203,14 +201,16 @@ async def run_workflow(
         if ctx.warnings:
             counts = counts | {WARNINGS_KEY: ctx.warnings}
         totals[spec.name] = counts
-        repos.update_task(store, workflow_id, spec.name, state="succeeded", finished_at=_now(), counts=counts)
+        repos.update_task(
+            store, workflow_id, spec.name, state="succeeded", finished_at=utc_now(), counts=counts
+        )
         repos.update_workflow(store, workflow_id, counts=totals)
         crash_point(f"after:{spec.name}")
     done = repos.get_workflow(store, workflow_id)
     warnings = workflow_warnings(done)
     serious = [w for w in warnings if w.get("serious")]
     state: WorkflowState = "succeeded_with_warnings" if serious else "succeeded"
-    repos.update_workflow(store, workflow_id, state=state, finished_at=_now(), counts=totals)
+    repos.update_workflow(store, workflow_id, state=state, finished_at=utc_now(), counts=totals)
     if serious:
         explained_by = next((str(w["resolution"]) for w in serious if w.get("resolution")), None)
         repos.add_notification(

@@ -418,7 +418,8 @@ checks that it is current.
 
 Actions that continue a workflow:
 
-- `retry` — `ttsync workflows retry ID [--task T]` runs the failed task again.
+- `retry` — `ttsync workflows retry ID [--task T]` runs the failed task again (or from an earlier task `T`; a
+  task past the failed one is refused, exit 2, since it would skip the failed task).
 - `restart` — `ttsync workflows restart ID` starts the workflow over from its first task.
 - `resolve` — `ttsync workflows resolve ID` re-checks the (fixed) configuration, then continues from the last checkpoint.
 

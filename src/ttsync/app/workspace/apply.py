@@ -7,12 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+from ttsync.app.retention import load_retention, save_retention
+from ttsync.app.workspace.layout import Workspace
 from ttsync.config.campaigns import check_campaign
 from ttsync.config.file import CONFIG_FILE, CredentialEntry, WorkspaceFile
 from ttsync.destinations.tiktok.settings import audience_name_problem, check_workspace_file
 from ttsync.errors import ConfigError, NotFoundError
 from ttsync.store import Store, repos
 from ttsync.store.records import Change
+from ttsync.writeback.stored import load_writeback, save_writeback
 
 
 @dataclass(frozen=True)
@@ -154,3 +157,22 @@ def export_config(store: Store) -> WorkspaceFile:
         segments=repos.list_segments(store),
         campaigns=repos.list_campaigns(store),
     )
+
+
+def apply_workspace(
+    store: Store, workspace: Workspace, config: WorkspaceFile, *, environ: Mapping[str, str] | None = None
+) -> ApplyResult:
+    """`ttsync apply`: the file's objects into the store (`apply_config`), its `retention:` and `writeback:`
+    blocks into the state folder (where runs and `export` read them)."""
+    result = apply_config(store, config, environ=environ)
+    save_retention(workspace.state_dir, config.retention)
+    save_writeback(workspace.state_dir, config.writeback)
+    return result
+
+
+def export_workspace(store: Store, workspace: Workspace) -> WorkspaceFile:
+    """`ttsync export`: the store's objects and the applied `retention:` / `writeback:` blocks as a file."""
+    config = export_config(store)
+    config.retention = load_retention(workspace.state_dir)
+    config.writeback = load_writeback(workspace.state_dir)
+    return config

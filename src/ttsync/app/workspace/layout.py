@@ -22,7 +22,10 @@ from ttsync.config import file as config_file
 from ttsync.config.file import CONFIG_FILE, WorkspaceFile
 from ttsync.destinations.tiktok.settings import check_workspace_file
 from ttsync.errors import ConfigError
-from ttsync.store import Store, load_key
+from ttsync.store import SecretKeyError as SecretKeyError
+from ttsync.store import Store as Store
+from ttsync.store import StoreError as StoreError
+from ttsync.store import load_key
 from ttsync.store.crypto import KEY_FILE_NAME
 
 WORKSPACE_ENV = "TTSYNC_WORKSPACE"

@@ -7,11 +7,11 @@ against the TikTok models (`settings.models`): at apply / validate time (`check_
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from ttsync.config.common import format_validation_error
+from ttsync.config.common import DestinationKind, format_validation_error
 from ttsync.config.file import WorkspaceFile
 from ttsync.config.models import Credential, DataTemplate, Destination, Orchestration
 from ttsync.destinations.tiktok.settings.models import (
@@ -92,8 +92,13 @@ def effective_settings(
 
 
 def _merged(
-    destination: Destination, template: DataTemplate | None, orchestration: Orchestration
+    kind: DestinationKind,
+    destination: Destination,
+    template: DataTemplate | None,
+    orchestration: Orchestration,
 ) -> dict[str, Any]:
+    if destination.kind != kind:
+        raise ConfigError(f"destination {destination.name!r} is {destination.kind}, not {kind}")
     if template is not None and template.destination != destination.name:
         raise ConfigError(
             f"orchestration {orchestration.name!r} uses data template {template.name!r}, which belongs to "
@@ -110,10 +115,29 @@ def _merged(
     return merged
 
 
+def _require(merged: dict[str, Any], setting: str, message: str) -> None:
+    if not merged.get(setting):
+        raise MissingSettingError(setting, message)
+
+
 def _where_to_set(setting: str, destination: Destination, template: DataTemplate | None) -> str:
     places = [f"destination {destination.name!r}"]
     places.append(f"data template {template.name!r}" if template else "a data template")
-    return f"set `{setting}` on " + " or ".join(places)
+    return f"{setting} is not set: set `{setting}` on " + " or ".join(places)
+
+
+def _on_template(template: DataTemplate | None) -> str:
+    return f"on its data template {template.name!r}" if template else "on its data template"
+
+
+_Resolved = TypeVar("_Resolved", ResolvedAudienceSettings, ResolvedOfflineEventsSettings)
+
+
+def _resolved(model: type[_Resolved], merged: dict[str, Any], orchestration: Orchestration) -> _Resolved:
+    try:
+        return model.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, f"orchestration {orchestration.name!r}")) from None
 
 
 def effective_audience_settings(
@@ -125,52 +149,32 @@ def effective_audience_settings(
     group: str | None = None,
 ) -> ResolvedAudienceSettings:
     """`effective_settings` for an audience destination."""
-    if destination.kind != "audience":
-        raise ConfigError(f"destination {destination.name!r} is {destination.kind}, not audience")
-    merged = _merged(destination, template, orchestration)
+    merged = _merged("audience", destination, template, orchestration)
     # The orchestration's own name wins; next a rendered template name; then template/destination settings.
     if "audience_name" not in orchestration.settings and template is not None:
         rendered = template.render_audience_name(campaign, group)
         if rendered:
             merged["audience_name"] = rendered
-    if not merged.get("audience_name"):
-        holder = f"on its data template {template.name!r}" if template else "on its data template"
-        raise MissingSettingError(
-            "audience_name",
-            f"audience name is required at orchestration: set `audience_name` on orchestration "
-            f"{orchestration.name!r} or {holder}",
-        )
-    if not merged.get("advertiser_ids"):
-        raise MissingSettingError(
-            "advertiser_ids",
-            "advertiser_ids is not set: " + _where_to_set("advertiser_ids", destination, template),
-        )
-    try:
-        return ResolvedAudienceSettings.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, f"orchestration {orchestration.name!r}")) from None
+    _require(
+        merged,
+        "audience_name",
+        "audience name is required at orchestration: set `audience_name` on orchestration "
+        f"{orchestration.name!r} or {_on_template(template)}",
+    )
+    _require(merged, "advertiser_ids", _where_to_set("advertiser_ids", destination, template))
+    return _resolved(ResolvedAudienceSettings, merged, orchestration)
 
 
 def effective_offline_events_settings(
     destination: Destination, template: DataTemplate | None, orchestration: Orchestration
 ) -> ResolvedOfflineEventsSettings:
     """`effective_settings` for an offline-events destination."""
-    if destination.kind != "offline_events":
-        raise ConfigError(f"destination {destination.name!r} is {destination.kind}, not offline_events")
-    merged = _merged(destination, template, orchestration)
-    if not merged.get("event_set_id"):
-        holder = f"on its data template {template.name!r}" if template else "on its data template"
-        raise MissingSettingError(
-            "event_set_id",
-            f"event set id is required at orchestration: set `event_set_id` on orchestration "
-            f"{orchestration.name!r}, {holder}, or on destination {destination.name!r}",
-        )
-    if not merged.get("advertiser_id"):
-        raise MissingSettingError(
-            "advertiser_id",
-            "advertiser_id is not set: " + _where_to_set("advertiser_id", destination, template),
-        )
-    try:
-        return ResolvedOfflineEventsSettings.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, f"orchestration {orchestration.name!r}")) from None
+    merged = _merged("offline_events", destination, template, orchestration)
+    _require(
+        merged,
+        "event_set_id",
+        "event set id is required at orchestration: set `event_set_id` on orchestration "
+        f"{orchestration.name!r}, {_on_template(template)}, or on destination {destination.name!r}",
+    )
+    _require(merged, "advertiser_id", _where_to_set("advertiser_id", destination, template))
+    return _resolved(ResolvedOfflineEventsSettings, merged, orchestration)

@@ -8,10 +8,11 @@ A destination, its data template and an orchestration each give part of these (a
 from __future__ import annotations
 
 import zoneinfo
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pycountry
 from pydantic import (
+    AfterValidator,
     Field,
     ValidationError,
     field_validator,
@@ -42,13 +43,14 @@ def _advertiser_list(value: Any) -> Any:
     return value
 
 
-def _check_region(value: str | None) -> str | None:
-    if value is None:
-        return None
+def _check_region(value: str) -> str:
     upper = value.strip().upper()
     if len(upper) != 2 or pycountry.countries.get(alpha_2=upper) is None:
         raise ValueError("default_region is an ISO 3166 alpha-2 country code, for example 'US' or 'GB'")
     return upper
+
+
+Region = Annotated[str, AfterValidator(_check_region)]  # ISO 3166 alpha-2, upper-cased
 
 
 DEFAULT_MAX_REJECT_RATE = 0.05  # share of rejected rows above which a run ends `succeeded_with_warnings`
@@ -66,7 +68,7 @@ class AudienceSettings(_Model):
     retention_days: int | None = Field(default=None, ge=1, le=365)
     remove_guard: float | None = Field(default=None, ge=0.0, le=1.0)
     max_reject_rate: float | None = Field(default=None, ge=0.0, le=1.0)
-    default_region: str | None = None
+    default_region: Region | None = None
     phone_format: PhoneFormat | None = None
 
     @model_validator(mode="before")
@@ -107,11 +109,6 @@ class AudienceSettings(_Model):
             raise ValueError("each user id type may appear once")
         return value
 
-    @field_validator("default_region")
-    @classmethod
-    def _region(cls, value: str | None) -> str | None:
-        return _check_region(value)
-
     @field_validator("audience_name")
     @classmethod
     def _name_not_blank(cls, value: str | None) -> str | None:
@@ -138,7 +135,7 @@ class ResolvedAudienceSettings(_Model):
     remove_guard: float = Field(default=0.5, ge=0.0, le=1.0)
     # Above this share of rejected identifier values the run ends `succeeded_with_warnings` and notifies.
     max_reject_rate: float = Field(default=DEFAULT_MAX_REJECT_RATE, ge=0.0, le=1.0)
-    default_region: str | None = None
+    default_region: Region | None = None
     phone_format: PhoneFormat = "e164"
 
     @model_validator(mode="after")
@@ -171,15 +168,10 @@ class OfflineEventsSettings(_Model):
     event_source: EventSource | None = None
     test_event_code: str | None = None
     timezone: str | None = None
-    default_region: str | None = None
+    default_region: Region | None = None
     derive_event_id: bool | None = None
     partner_name: str | None = None
     max_reject_rate: float | None = Field(default=None, ge=0.0, le=1.0)
-
-    @field_validator("default_region")
-    @classmethod
-    def _region(cls, value: str | None) -> str | None:
-        return _check_region(value)
 
     @field_validator("advertiser_id", "event_set_id", mode="before")
     @classmethod
@@ -210,7 +202,7 @@ class ResolvedOfflineEventsSettings(_Model):
     event_source: EventSource = "offline"
     test_event_code: str | None = None
     timezone: str = "UTC"
-    default_region: str | None = None  # country of phones written without +country code
+    default_region: Region | None = None  # country of phones written without +country code
     derive_event_id: bool = False  # derive a deterministic event_id when the query has none
     # Sent as event/track/ `partner_name` only when set: TikTok answers 40063 "invalid partner name" for
     # names it does not know, and public clients do not send one (ref §3.1, §9). Use a name TikTok registered.
