@@ -105,6 +105,18 @@ CASES = (
         1,
         frozenset({"requests", "errors", "requests_per_second", "p95_ms"}),
     ),
+    Case(
+        "campaigns.py",
+        ("--people", "20000"),
+        1,
+        frozenset({"people", "audience_after_exclusions", "sizes", "assign_rows_per_s", "peak_rss_mib"}),
+    ),
+    Case(
+        "ui_render.py",
+        ("--workflows", "200", "--notifications", "20", "--renders", "2", "--days", "30"),
+        1,
+        frozenset({"workflows", "target_p95_ms", "slowest", "pages"}),
+    ),
     # The Spark path needs a JVM and a session start (tens of seconds); tests/test_spark_*.py cover it.
     Case(
         "spark_sync.py",
@@ -154,7 +166,8 @@ def outputs() -> Iterator[dict[str, list[dict[str, Any]]]]:
 
 
 def test_every_bench_script_is_covered() -> None:
-    scripts = {p.name for p in BENCH.glob("*.py")} - {"emulator_process.py"}  # a helper, not a bench
+    helpers = {"emulator_process.py", "load_clients.py"}  # imported or started by the benches, not benches
+    scripts = {p.name for p in BENCH.glob("*.py")} - helpers
     assert scripts == {case.script for case in CASES}
 
 
@@ -177,6 +190,14 @@ def test_bench_facts_that_do_not_depend_on_the_machine(outputs: dict[str, list[d
     assert (full["run"], resync["run"]) == ("full", "resync")
     assert full["ids_sent"] > 0
     assert resync["ids_sent"] == resync["expected_ids_sent"] > 0  # exactly the churn, nothing else
+    (campaign,) = outputs["campaigns.py"]
+    sizes = campaign["sizes"]
+    assert (
+        sum(sizes.values()) == campaign["audience_after_exclusions"] > 10_000
+    )  # groups partition the audience
+    assert abs(sizes["holdout"] / campaign["audience_after_exclusions"] - 0.10) < 0.02  # the configured 10%
+    (ui,) = outputs["ui_render.py"]
+    assert len(ui["pages"]) > 10 and all(page["kb"] > 0 for page in ui["pages"].values())
     prepared = {line["kind"]: line for line in outputs["prepare.py"]}
     assert set(prepared) == {"email", "maid", "phone"}
     for line in prepared.values():
