@@ -70,7 +70,7 @@ def env(emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def spark_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """The test session's one SparkSession on `local[2]` (a JVM takes seconds to start), its temporary files in
     a pytest folder. Skipped only where Spark cannot run (no Java runtime, or pyspark not installed)."""
-    from ttsync.spark.session import missing_requirement, spark_session
+    from ttsync.sources.spark_session import missing_requirement, spark_session
 
     reason = missing_requirement()
     if reason:

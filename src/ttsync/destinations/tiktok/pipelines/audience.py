@@ -599,8 +599,8 @@ class AudienceRun(OrchestrationRun):
         return specs, output
 
     def _prepare_on_spark(self, source: Source, specs: list[ColumnSpec], out_dir: Path) -> PreparedOutput:
+        from ttsync.sources.spark_source import SparkSource
         from ttsync.spark.prepare import prepare_with_spark  # pyspark is an optional extra
-        from ttsync.spark.source import SparkSource
 
         assert isinstance(source, SparkSource)
         output = prepare_with_spark(
@@ -614,8 +614,8 @@ class AudienceRun(OrchestrationRun):
         return output
 
     def _plan_on_spark(self, run_dir: Path, audience_id: str | None, id_schemas: list[str]) -> AudiencePlan:
+        from ttsync.sources.spark_session import spark_session
         from ttsync.spark.plan import plan_in_spark, prepared_ids
-        from ttsync.spark.session import spark_session
 
         session = spark_session(self.source.master, self.source.spark_conf)
         return plan_in_spark(
