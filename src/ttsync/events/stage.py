@@ -54,13 +54,7 @@ class Stage:
         self._present.update(
             name for name in OPTIONAL_COLUMNS if rows.column(name).null_count < rows.num_rows
         )
-        seq = rows.column("seq")
-        columns = [_hashes_per_row(prepared.ids, seq, schema) for schema in ID_SCHEMAS.values()]
-        table = (
-            pa.Table.from_batches([rows])
-            .append_column(pa.field("emails", pa.string()), columns[0])
-            .append_column(pa.field("phones", pa.string()), columns[1])
-        )
+        table = staged_table(prepared)
         pq.write_table(table, self.dir / f"rows-{self._parts:06d}.parquet", compression="zstd")
         self._parts += 1
         self._rows += rows.num_rows
@@ -84,6 +78,17 @@ class Stage:
     def cleanup(self) -> None:
         """Delete the parts (they hold hashes; nothing needs them after the run)."""
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def staged_table(prepared: PreparedRows) -> pa.Table:
+    """One prepared batch as the stage stores it: its rows, each with its email and phone hashes (comma-joined
+    in columns `emails` and `phones`). Spark's executors stage rows with it too (ttsync.spark.events)."""
+    columns = [_hashes_per_row(prepared.ids, prepared.rows.column("seq"), s) for s in ID_SCHEMAS.values()]
+    return (
+        pa.Table.from_batches([prepared.rows])
+        .append_column(pa.field("emails", pa.string()), columns[0])
+        .append_column(pa.field("phones", pa.string()), columns[1])
+    )
 
 
 def _hashes_per_row(ids: pa.RecordBatch, seq: pa.Array, id_schema: str) -> pa.Array:

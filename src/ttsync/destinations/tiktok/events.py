@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,7 +38,7 @@ from ttsync.destinations.tiktok.client import (
 from ttsync.events.columns import plan_columns
 from ttsync.events.ledger import Ledger, ledger_namespace
 from ttsync.events.outcomes import EventTotals, OutcomeWriter, scrub_message, write_totals
-from ttsync.events.payload import GroupedEvent, ReadyEvents, RejectedEvents, split_events
+from ttsync.events.payload import GroupedEvent, ReadyEvents, split_events
 from ttsync.events.reasons import Outcome, RejectReason
 from ttsync.events.stage import Stage
 from ttsync.events.validate import EventRules, RowValidator
@@ -81,11 +81,60 @@ class EventRunResult:
     ignored_columns: tuple[str, ...] = ()
 
 
+class StagedEvents(Protocol):
+    """Validated rows grouped into events, ready for delivery: this process's stage (`Stage` and DuckDB), or
+    Spark's executors (`ttsync.spark.events`)."""
+
+    @property
+    def rows(self) -> int:
+        """Warehouse rows validated."""
+
+    @property
+    def ignored(self) -> tuple[str, ...]:
+        """Query columns that make no event field."""
+
+    def events(self, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+        """One row per event (`eventsql.EVENT_COLUMNS`); an optional boolean column `in_ledger` marks events
+        already found in the ledger (never looked up again)."""
+
+    def report(self) -> MatchReport:
+        """Identity's match report over every row."""
+
+    def cleanup(self) -> None:
+        """Delete what staging wrote (hashes and event fields)."""
+
+
 @dataclass
 class _Staged:
     stage: Stage
     validator: RowValidator
     ignored: tuple[str, ...]
+
+    @property
+    def rows(self) -> int:
+        return self.stage.rows
+
+    def events(self, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+        return self.stage.rows_by_event(chunk_rows=chunk_rows)
+
+    def report(self) -> MatchReport:
+        return self.validator.report()
+
+    def cleanup(self) -> None:
+        self.stage.cleanup()
+
+
+def event_rules(settings: ResolvedOfflineEventsSettings, options: EventOptions) -> EventRules:
+    """The validation rules of one delivery, from the destination's settings and the orchestration's options."""
+    # `derive_event_id` is a data-template setting; read it from the settings once the workspace model has it.
+    derive = options.derive_event_id or bool(getattr(settings, "derive_event_id", False))
+    return EventRules(
+        event_set_id=settings.event_set_id,
+        event_source=settings.event_source,
+        timezone=settings.timezone,
+        derive_event_id=derive,
+        default_region=options.default_region,
+    )
 
 
 def _stage(
@@ -97,15 +146,8 @@ def _stage(
     options: EventOptions,
     now: datetime | None,
 ) -> _Staged:
-    # `derive_event_id` is a data-template setting; read it from the settings once the workspace model has it.
-    derive = options.derive_event_id or bool(getattr(settings, "derive_event_id", False))
-    rules = EventRules(
-        event_set_id=settings.event_set_id,
-        event_source=settings.event_source,
-        timezone=settings.timezone,
-        derive_event_id=derive,
-        default_region=options.default_region,
-    )
+    rules = event_rules(settings, options)
+    derive = rules.derive_event_id
     stage = Stage(run_dir)
     validator: RowValidator | None = None
     ignored: tuple[str, ...] = ()
@@ -146,20 +188,25 @@ def plan_events(
     staged = _stage(
         batches, settings=settings, key_column=key_column, run_dir=run_dir, options=options, now=now
     )
+    return plan_staged(staged, settings=settings, run_dir=run_dir, ledger=ledger)
+
+
+def plan_staged(
+    staged: StagedEvents, *, settings: ResolvedOfflineEventsSettings, run_dir: Path, ledger: Ledger
+) -> EventRunResult:
+    """`plan_events` over events staged already (by Spark's executors, `ttsync.spark.events`)."""
     namespace = ledger_namespace(settings.event_set_id, settings.test_event_code)
-    totals = EventTotals(rows=staged.stage.rows)
+    totals = EventTotals(rows=staged.rows)
     writer = OutcomeWriter(run_dir)
     try:
-        for batch in staged.stage.rows_by_event():
-            ready = _filter_chunk(split_events(batch), totals, writer, ledger, namespace)
+        for batch in staged.events(20_000):
+            ready = _filter_chunk(batch, totals, writer, ledger, namespace)
             writer.add_arrow(ready.row_keys(), Outcome.PLANNED, events=ready.row_events())
             totals.planned += len(ready)
     finally:
         writer.close()
-        staged.stage.cleanup()
-    return EventRunResult(
-        totals, writer.path, write_totals(run_dir, totals), staged.validator.report(), staged.ignored
-    )
+        staged.cleanup()
+    return EventRunResult(totals, writer.path, write_totals(run_dir, totals), staged.report(), staged.ignored)
 
 
 async def check_event_set(client: AsyncTikTokClient, settings: ResolvedOfflineEventsSettings) -> None:
@@ -212,17 +259,47 @@ async def deliver_events(
     if not 1 <= batch_size <= MAX_BATCH:
         raise ValueError(f"batch_size must be between 1 and {MAX_BATCH} (ref §3.1)")
     options = options or EventOptions()
+    await check_event_set(client, settings)
+    staged = _stage(
+        batches, settings=settings, key_column=key_column, run_dir=run_dir, options=options, now=now
+    )
+    return await deliver_staged(
+        client,
+        staged,
+        settings=settings,
+        run_dir=run_dir,
+        ledger=ledger,
+        progress=progress,
+        run_id=run_id,
+        batch_size=batch_size,
+        max_in_flight=max_in_flight,
+    )
+
+
+async def deliver_staged(
+    client: AsyncTikTokClient,
+    staged: StagedEvents,
+    *,
+    settings: ResolvedOfflineEventsSettings,
+    run_dir: Path,
+    ledger: Ledger,
+    progress: ProgressCallback | None = None,
+    run_id: str | None = None,
+    batch_size: int = MAX_BATCH,
+    max_in_flight: int = 4,
+) -> EventRunResult:
+    """Send events staged already (by `deliver_events`, or by Spark's executors: `ttsync.spark.events`) once
+    each: check the event set exists first (`check_event_set`). Steps (4) and (5) of the module docstring."""
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise ValueError(f"batch_size must be between 1 and {MAX_BATCH} (ref §3.1)")
     with _relaxed_gc():
         return await _deliver(
             client,
-            batches,
+            staged,
             settings=settings,
-            key_column=key_column,
             run_dir=run_dir,
             ledger=ledger,
-            options=options,
             progress=progress,
-            now=now,
             run_id=run_id,
             batch_size=batch_size,
             max_in_flight=max_in_flight,
@@ -248,26 +325,19 @@ def _relaxed_gc() -> Iterator[None]:
 
 async def _deliver(
     client: AsyncTikTokClient,
-    batches: Iterable[pa.RecordBatch],
+    staged: StagedEvents,
     *,
     settings: ResolvedOfflineEventsSettings,
-    key_column: str | None,
     run_dir: Path,
     ledger: Ledger,
-    options: EventOptions,
     progress: ProgressCallback | None,
-    now: datetime | None,
     run_id: str | None,
     batch_size: int,
     max_in_flight: int,
 ) -> EventRunResult:
-    await check_event_set(client, settings)
-    staged = _stage(
-        batches, settings=settings, key_column=key_column, run_dir=run_dir, options=options, now=now
-    )
     sender = EventSender(client, settings, ledger, run_id)
     totals = sender.totals
-    totals.rows = staged.stage.rows
+    totals.rows = staged.rows
     writer = OutcomeWriter(run_dir)
     in_flight: set[asyncio.Task[None]] = set()
 
@@ -287,8 +357,8 @@ async def _deliver(
 
     try:
         pending = ReadyEvents.empty()
-        for chunk in staged.stage.rows_by_event(chunk_rows=5_000):
-            fresh = _filter_chunk(split_events(chunk), totals, writer, ledger, sender.namespace)
+        for chunk in staged.events(5_000):
+            fresh = _filter_chunk(chunk, totals, writer, ledger, sender.namespace)
             pending = ReadyEvents.concat([pending, fresh])
             start = 0
             while len(pending) - start >= batch_size:
@@ -308,13 +378,11 @@ async def _deliver(
         raise
     finally:
         writer.close()
-        staged.stage.cleanup()
+        staged.cleanup()
         write_totals(run_dir, totals)
     if progress is not None:
         progress(totals)
-    return EventRunResult(
-        totals, writer.path, run_dir / "event_totals.json", staged.validator.report(), staged.ignored
-    )
+    return EventRunResult(totals, writer.path, run_dir / "event_totals.json", staged.report(), staged.ignored)
 
 
 async def _launch(coro: Awaitable[None], in_flight: set[asyncio.Task[None]], limit: int) -> None:
@@ -335,22 +403,29 @@ async def _drain(in_flight: set[asyncio.Task[None]]) -> None:
 
 
 def _filter_chunk(
-    chunk: tuple[ReadyEvents, RejectedEvents],
+    chunk: pa.RecordBatch,
     totals: EventTotals,
     writer: OutcomeWriter,
     ledger: Ledger,
     namespace: str,
 ) -> ReadyEvents:
-    """Record rejected events; drop events already in the ledger; return the events to send."""
-    ready, rejected = chunk
+    """Record rejected events; drop events already in the ledger; return the events to send.
+
+    Events marked `in_ledger` (Spark's anti-join) are skipped without a lookup; the others are looked up in
+    the ledger (a run that recorded them since Spark read the ledger is caught here)."""
+    ready, rejected = split_events(chunk)
     totals.events += len(ready) + sum(rejected.counts.values())
     totals.rejected.update(rejected.counts)
     writer.add_arrow(rejected.row_keys, Outcome.REJECTED, reasons=rejected.reasons)
     keys = ready.keys()
-    done = ledger.accepted(namespace, keys)
-    if not done:
+    known = [False] * len(keys)
+    if "in_ledger" in chunk.schema.names:
+        flags = chunk.filter(pc.is_null(chunk.column("reason"))).column("in_ledger")
+        known = pc.fill_null(flags, False).to_pylist()
+    done = ledger.accepted(namespace, [key for key, flag in zip(keys, known, strict=True) if not flag])
+    if not done and not any(known):
         return ready
-    seen = pa.array([key in done for key in keys], pa.bool_())
+    seen = pa.array([flag or key in done for key, flag in zip(keys, known, strict=True)], pa.bool_())
     skipped = ready.filter(seen)
     writer.add_arrow(skipped.row_keys(), Outcome.DUPLICATE_SKIPPED, events=skipped.row_events())
     totals.duplicate_skipped += len(skipped)
