@@ -26,8 +26,7 @@ import duckdb
 from emulator_process import emulator_process
 from ttsync.app.runs import build_run, start_run
 from ttsync.app.workspace.apply import apply_config
-from ttsync.app.workspace.layout import Workspace
-from ttsync.config.file import parse_config
+from ttsync.app.workspace.layout import Workspace, parse_config
 from ttsync.destinations.tiktok.client import RateLimits
 from ttsync.destinations.tiktok.pipelines.audience import RunOptions
 from ttsync.emulator.embedded import EmulatorAdmin

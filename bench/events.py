@@ -35,9 +35,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from emulator_process import emulator_process
-from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, LimiterRegistry, RateLimits
 from ttsync.destinations.tiktok.events import deliver_events
+from ttsync.destinations.tiktok.settings import ResolvedOfflineEventsSettings
 from ttsync.emulator.embedded import EmulatorAdmin
 from ttsync.events.ledger import Ledger
 

@@ -174,9 +174,11 @@ def test_killed_mid_upload_then_retry_converges(env: Env) -> None:
 
 def test_customer_file_delivery_mirrors_the_query(env: Env) -> None:
     destination = repos.get_destination(env.store, "tiktok-audiences")
-    settings = destination.settings.model_copy(
-        update={"delivery": "customer_file", "user_id_types": ["EMAIL"], "retention_days": 30}
-    )
+    settings = destination.settings | {
+        "delivery": "customer_file",
+        "user_id_types": ["EMAIL"],
+        "retention_days": 30,
+    }
     repos.save_destination(env.store, destination.model_copy(update={"settings": settings}))
 
     def expected_emails() -> set[tuple[str, str]]:

@@ -150,9 +150,11 @@ def test_every_confirmed_batch_is_checkpointed(env: Env) -> None:
 def _customer_file(env: Env) -> set[tuple[str, str]]:
     """Switch the destination to customer-file delivery (emails); return the expected email hashes."""
     destination = repos.get_destination(env.store, "tiktok-audiences")
-    settings = destination.settings.model_copy(
-        update={"delivery": "customer_file", "user_id_types": ["EMAIL"], "retention_days": 30}
-    )
+    settings = destination.settings | {
+        "delivery": "customer_file",
+        "user_id_types": ["EMAIL"],
+        "retention_days": 30,
+    }
     repos.save_destination(env.store, destination.model_copy(update={"settings": settings}))
     return {pair for pair in env.expected() if pair[0] == "EMAIL_SHA256"}
 

@@ -15,8 +15,9 @@ from pydantic import SecretStr
 
 from ttsync.app.workspace.init import init_workspace
 from ttsync.app.workspace.layout import Workspace
-from ttsync.config.models import AudienceSettings, Credential, Destination, OfflineEventsSettings
+from ttsync.config.models import Credential, Destination
 from ttsync.destinations.tiktok.oauth import Doctor
+from ttsync.destinations.tiktok.settings import AudienceSettings, OfflineEventsSettings
 from ttsync.emulator.embedded import EmulatorServer
 from ttsync.store import repos
 
@@ -48,7 +49,7 @@ def _workspace(
                 name="audiences",
                 kind="audience",
                 credential=CREDENTIAL,
-                settings=AudienceSettings(advertiser_ids=seed.advertiser_ids),
+                settings=AudienceSettings(advertiser_ids=seed.advertiser_ids).model_dump(exclude_none=True),
             ),
         )
         repos.save_destination(
@@ -59,7 +60,7 @@ def _workspace(
                 credential=CREDENTIAL,
                 settings=OfflineEventsSettings(
                     advertiser_id=seed.advertiser_ids[0], event_set_id=event_set_id or seed.event_set_id
-                ),
+                ).model_dump(exclude_none=True),
             ),
         )
     return ws

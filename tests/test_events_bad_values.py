@@ -11,9 +11,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, LimiterRegistry, RetryPolicy
 from ttsync.destinations.tiktok.events import deliver_events
+from ttsync.destinations.tiktok.settings import ResolvedOfflineEventsSettings
 from ttsync.emulator.embedded import EmulatorServer
 from ttsync.events.ledger import Ledger
 from ttsync.events.validate import MAX_EVENT_ID_LENGTH

@@ -31,7 +31,7 @@ import pyarrow as pa
 from ttsync.destinations.tiktok.events import deliver_events
 from ttsync.events.ledger import Ledger
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, RetryPolicy
-from ttsync.config.models import ResolvedOfflineEventsSettings
+from ttsync.destinations.tiktok.settings import ResolvedOfflineEventsSettings
 
 cfg = json.loads(sys.argv[1])
 base = datetime.now(UTC) - timedelta(days=2)

@@ -16,7 +16,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.destinations.tiktok.client import (
     AsyncTikTokClient,
     AuthenticationError,
@@ -25,6 +24,7 @@ from ttsync.destinations.tiktok.client import (
     RetryPolicy,
 )
 from ttsync.destinations.tiktok.events import EventSender, EventSetNotFoundError, deliver_events
+from ttsync.destinations.tiktok.settings import ResolvedOfflineEventsSettings
 from ttsync.emulator.embedded import EmulatorServer
 from ttsync.events.ledger import Ledger
 from ttsync.events.outcomes import EventTotals

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, LimiterRegistry
 from ttsync.destinations.tiktok.events import EventRunResult, deliver_events, plan_events
+from ttsync.destinations.tiktok.settings import ResolvedOfflineEventsSettings
 from ttsync.emulator.embedded import EmulatorServer
 from ttsync.events.examples import example_query
 from ttsync.events.ledger import Ledger

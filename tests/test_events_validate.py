@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.destinations.tiktok.events import EventOptions, plan_events
+from ttsync.destinations.tiktok.settings import ResolvedOfflineEventsSettings
 from ttsync.events.columns import EventColumnsError, plan_columns
 from ttsync.events.ledger import Ledger
 from ttsync.events.payload import GroupedEvent, assemble

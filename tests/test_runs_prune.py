@@ -15,7 +15,8 @@ import pytest
 
 from audience_env import Env
 from ttsync.app.retention import load_retention, prune_runs, save_retention
-from ttsync.config.file import Retention, parse_config
+from ttsync.app.workspace.layout import parse_config
+from ttsync.config.file import Retention
 from ttsync.sync.snapshot import distinct_ids
 
 

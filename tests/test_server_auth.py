@@ -25,7 +25,8 @@ SECRETS = {
 }
 # One read per endpoint group (each needs at least `viewer`, except users and audit: `admin`).
 READS = ["/api/credentials", "/api/sources", "/api/destinations", "/api/templates", "/api/orchestrations",
-         "/api/workflows", "/api/notifications", "/api/audiences", "/api/tokens", "/api/schedules", "/api/me"]  # fmt: skip
+         "/api/workflows", "/api/notifications", "/api/audiences", "/api/tokens", "/api/schedules", "/api/me",
+         "/api/events/daily", "/api/audiences/high-value-customers/history"]  # fmt: skip
 # One write per group, with the lowest role allowed.
 WRITES = [
     ("/api/credentials", {"name": "c2", "app_id": "1"}, "admin"),
@@ -120,6 +121,8 @@ def test_restricted_pii_user_does_not_see_or_run_a_destination_that_disallows_it
     names = [d["name"] for d in httpx.get(server.url + "/api/destinations", headers=headers).json()]
     assert "tiktok-audiences" not in names  # allow_restricted_pii: false in the sample
     assert httpx.get(server.url + "/api/destinations/tiktok-audiences", headers=headers).status_code == 404
+    history = httpx.get(server.url + "/api/audiences/high-value-customers/history", headers=headers)
+    assert history.status_code == 404
     orchestrations = [
         o["name"] for o in httpx.get(server.url + "/api/orchestrations", headers=headers).json()
     ]

@@ -13,7 +13,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, LimiterRegistry, RetryPolicy
 from ttsync.destinations.tiktok.events import (
     EventOptions,
@@ -22,6 +21,7 @@ from ttsync.destinations.tiktok.events import (
     deliver_staged,
     event_rules,
 )
+from ttsync.destinations.tiktok.settings import ResolvedOfflineEventsSettings
 from ttsync.emulator.embedded import EmulatorServer
 from ttsync.events.columns import plan_columns
 from ttsync.events.ledger import Ledger, ledger_namespace

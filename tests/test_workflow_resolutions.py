@@ -38,7 +38,7 @@ def test_advertiser_not_found_then_fixed_id_resolves(env: Env) -> None:
     assert resolution_for("advertiser_not_found").action.value == "resolve"
     # The fix: point the destination at an advertiser that exists (as editing ttsync.yaml + apply would).
     destination = repos.get_destination(env.store, "tiktok-audiences")
-    settings = destination.settings.model_copy(update={"advertiser_ids": [second_advertiser]})
+    settings = destination.settings | {"advertiser_ids": [second_advertiser]}
     repos.save_destination(env.store, destination.model_copy(update={"settings": settings}))
     resolved = resolve(env, workflow_id)
     assert resolved.ok, resolved.workflow.error

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ttsync.config.file import parse_config
-from ttsync.config.models import (
-    DataTemplate,
-    Destination,
-    Orchestration,
+from ttsync.app.workspace.layout import parse_config
+from ttsync.config.models import DataTemplate, Destination, Orchestration
+from ttsync.destinations.tiktok.settings import (
     ResolvedAudienceSettings,
     audience_name_warning,
     effective_settings,

@@ -14,9 +14,10 @@ import pytest
 
 from audience_env import ORCH, Env
 from ttsync.app.runs import build_run, continue_run, start_run
-from ttsync.config.writeback import WritebackConfig, save_writeback
+from ttsync.config.writeback import WritebackConfig
 from ttsync.store import repos
 from ttsync.writeback.schema import SCHEMA_VERSION
+from ttsync.writeback.stored import save_writeback
 from ttsync.writeback.target import DuckDBTarget, SQLAlchemyTarget
 from ttsync.writeback.writer import current_version, migrate
 

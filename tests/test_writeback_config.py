@@ -13,9 +13,10 @@ import pytest
 from audience_env import ORCH, Env
 from ttsync.config.file import dump_config, parse_config
 from ttsync.config.models import Source
-from ttsync.config.writeback import ALL_TABLES, WritebackConfig, resolve_target
+from ttsync.config.writeback import ALL_TABLES, WritebackConfig
 from ttsync.errors import ConfigError
 from ttsync.store import repos
+from ttsync.writeback import resolve_target
 
 
 def _config(block: str) -> WritebackConfig | None:

@@ -120,6 +120,13 @@ class WorkflowSupersededError(RunRefusedError):
     exit_code = 4
 
 
+class TaskOrderError(RunRefusedError):
+    """`retry --task X` past a task that has not succeeded: X would run on output that task never made, and
+    the workflow would end `succeeded` with that task still failed. Nothing ran; a usage error (exit 2)."""
+
+    exit_code = 2
+
+
 class RunCancelledError(ResolvableError):
     """Someone cancelled the run; it stopped at a batch boundary and can be retried."""
 

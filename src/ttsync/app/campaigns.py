@@ -26,9 +26,10 @@ import pyarrow.parquet as pq
 from ttsync.app.runs import start_run
 from ttsync.app.workspace.layout import Workspace
 from ttsync.config.campaigns import BASIS_POINTS, Campaign, CampaignDestination, Segment, SubAudience
-from ttsync.config.models import Orchestration, effective_settings
+from ttsync.config.models import Orchestration
 from ttsync.destinations.tiktok.pipelines import pipeline_for
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun, Reporter, RunOptions
+from ttsync.destinations.tiktok.settings import effective_settings
 from ttsync.sources import open_source
 from ttsync.sqltext import sql_identifier
 from ttsync.store import repos

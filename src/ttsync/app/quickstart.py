@@ -17,10 +17,10 @@ from ttsync.app.runs import RunOutcome, build_run, start_run
 from ttsync.app.workspace.apply import apply_config
 from ttsync.app.workspace.init import init_workspace
 from ttsync.app.workspace.layout import Workspace, load_config
-from ttsync.config.writeback import save_writeback
 from ttsync.destinations.tiktok.pipelines.audience import Reporter, RunOptions
 from ttsync.emulator.embedded import EmulatorServer
 from ttsync.sample import apply_churn
+from ttsync.writeback.stored import save_writeback
 
 ORCHESTRATION = "high-value-customers"
 EVENTS_ORCHESTRATION = "store-purchases-last-7-days"

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ttsync.app.workspace.layout import Workspace
-from ttsync.config.models import effective_settings
 from ttsync.destinations.tiktok.oauth import Doctor
 from ttsync.destinations.tiktok.pipelines import pipeline_for
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun, Reporter, RunOptions
+from ttsync.destinations.tiktok.settings import effective_settings
 from ttsync.errors import ConfigError
 from ttsync.notify import deliver_pending
 from ttsync.redact import install_log_redaction
@@ -63,8 +64,11 @@ def build_run(
     *,
     options: RunOptions | None = None,
     reporter: Reporter | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> OrchestrationRun:
-    """Load an orchestration with its destination, template, credential and source; merge the settings."""
+    """Load an orchestration with its destination, template, credential and source; merge the settings.
+
+    `environ`: where the run finds `$TTSYNC_SANDBOX_URL` and sources' `url_env` (default: this process's)."""
     orchestration = repos.get_orchestration(store, orchestration_name)
     destination = repos.get_destination(store, orchestration.destination)
     template = repos.get_template(store, orchestration.template) if orchestration.template else None
@@ -82,6 +86,7 @@ def build_run(
         "source": source,
         "options": options or RunOptions(),
         "reporter": reporter or Reporter(),
+        "environ": os.environ if environ is None else environ,
     }
     return pipeline_for(settings, **common)
 

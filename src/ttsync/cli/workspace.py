@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 import yaml
-from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from ttsync.app import objects
+from ttsync.app.workspace.layout import Workspace
 from ttsync.cli._common import (
     JsonOption,
     WorkspaceOption,
@@ -22,9 +22,6 @@ from ttsync.cli._common import (
     open_store,
     print_json,
 )
-from ttsync.config.models import DataTemplate, Destination, Orchestration, Source, format_validation_error
-from ttsync.errors import ConfigError
-from ttsync.store import Store, repos
 
 ObjectNameArgument = Annotated[str, typer.Argument(help="Name of the object (see this group's `list`).")]
 
@@ -76,7 +73,7 @@ def apply(
     from ttsync.app.retention import save_retention
     from ttsync.app.workspace.apply import apply_config
     from ttsync.app.workspace.layout import Workspace, load_config
-    from ttsync.config.writeback import save_writeback
+    from ttsync.writeback.stored import save_writeback
 
     with handle_errors():
         ws = Workspace.discover(workspace)
@@ -112,7 +109,7 @@ def export(
     from ttsync.app.workspace.apply import export_config
     from ttsync.app.workspace.layout import Workspace
     from ttsync.config.file import dump_config
-    from ttsync.config.writeback import load_writeback
+    from ttsync.writeback.stored import load_writeback
 
     with open_store(workspace) as store, handle_errors():
         config = export_config(store)
@@ -141,38 +138,19 @@ def export(
 # list / show / add / remove per object kind
 
 
-def _load_object_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"{path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold one object (a YAML mapping), as in a ttsync.yaml section entry")
-    return data
-
-
-def _object_group(
-    kind: str,
-    model: type[BaseModel],
-    lister: Callable[[Store], list[Any]],
-    getter: Callable[[Store, str], Any],
-    saver: Callable[[Store, Any], str],
-    remover: Callable[[Store, str], bool],
-    columns: list[str],
-    group_name: str,
-    check: Callable[[Any, Path], None] | None = None,
-) -> typer.Typer:
+def _object_group(group_name: str) -> typer.Typer:
+    """`ttsync GROUP list|show|add|remove` for one kind of object (`app.objects.KINDS`)."""
+    kind = objects.KINDS[group_name].kind
+    columns = objects.KINDS[group_name].columns
     group = typer.Typer(help=f"List, show, add and remove {kind}s.", no_args_is_help=True)
     a_kind = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
     @group.command("list")
     def list_cmd(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
         with open_store(workspace) as store, handle_errors():
-            items = lister(store)
+            items = objects.list_objects(store, group_name)
         if as_json:
-            print_json(repos.model_rows(items))
+            print_json([item.model_dump(mode="json") for item in items])
             return
         table = Table(*columns)
         for item in items:
@@ -186,7 +164,7 @@ def _object_group(
         name: ObjectNameArgument, workspace: WorkspaceOption = None, as_json: JsonOption = False
     ) -> None:
         with open_store(workspace) as store, handle_errors():
-            item = getter(store, name)
+            item = objects.get_object(store, group_name, name)
         data = item.model_dump(mode="json")
         if as_json:
             print_json(data)
@@ -201,22 +179,17 @@ def _object_group(
         workspace: WorkspaceOption = None,
         as_json: JsonOption = False,
     ) -> None:
-        from ttsync.app.workspace.layout import Workspace
-
         with handle_errors():
-            data = _load_object_file(file)
-            try:
-                item = model.model_validate(data)
-            except ValidationError as exc:
-                raise ConfigError(format_validation_error(exc, str(file))) from None
-            if check is not None:
-                check(item, Workspace.discover(workspace).root)
+            item = objects.load_object_file(group_name, file)
+            root = Workspace.discover(workspace).root
         with open_store(workspace) as store, handle_errors():
-            change = saver(store, item)
+            added = objects.add_object(store, group_name, item, root)
+        for warning in added.warnings:
+            _err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
         if as_json:
-            print_json({"kind": kind, "name": data.get("name"), "change": change})
+            print_json({"kind": kind, "name": added.name, "change": added.change})
         else:
-            _out.print(f"{kind} {data.get('name')!r}: {change}", highlight=False)
+            _out.print(f"{kind} {added.name!r}: {added.change}", highlight=False)
 
     add_cmd.__doc__ = f"Create or update {a_kind} from a YAML file (same fields as in ttsync.yaml)."
 
@@ -225,7 +198,7 @@ def _object_group(
         name: ObjectNameArgument, workspace: WorkspaceOption = None, as_json: JsonOption = False
     ) -> None:
         with open_store(workspace) as store, handle_errors():
-            removed = remover(store, name)
+            removed = objects.remove_object(store, group_name, name)
         if not removed:
             raise fail(f"{kind} {name!r} does not exist: see `ttsync {group_name} list`")
         if as_json:
@@ -237,70 +210,11 @@ def _object_group(
     return group
 
 
-def _check_source_files(item: Any, root: Path) -> None:
-    """A file source must name files that exist: refused now rather than at the first run."""
-    assert isinstance(item, Source)
-    if item.kind not in ("duckdb", "csv", "parquet") or not item.path:
-        return
-    path = Path(item.path).expanduser()
-    full = path if path.is_absolute() else root / path
-    if any(ch in item.path for ch in "*?["):  # a glob of CSV/Parquet files: at least one must match
-        if not list(full.parent.glob(full.name)):
-            raise ConfigError(
-                f"source {item.name!r}: no file matches {item.path!r} (relative to the workspace {root}): fix "
-                "`path` or create the files, then add the source again"
-            )
-        return
-    if not full.exists():
-        hint = (
-            "`ttsync init --sample` creates warehouse.duckdb" if item.kind == "duckdb" else "check the name"
-        )
-        raise ConfigError(
-            f"source {item.name!r}: {item.path!r} does not exist (relative paths are relative to the workspace "
-            f"{root}): fix `path` ({hint}), then add the source again"
-        )
-
-
-sources_app = _object_group(
-    "source", Source, repos.list_sources, repos.get_source, repos.save_source, repos.delete_source,
-    ["name", "kind", "path", "url_env"], "sources", _check_source_files,
-)  # fmt: skip
-destinations_app = _object_group(
-    "destination", Destination, repos.list_destinations, repos.get_destination, repos.save_destination,
-    repos.delete_destination, ["name", "kind", "credential", "environment"], "destinations",
-)  # fmt: skip
-templates_app = _object_group(
-    "data template", DataTemplate, repos.list_templates, repos.get_template, repos.save_template,
-    repos.delete_template, ["name", "destination", "available_to_campaigns"], "templates",
-)  # fmt: skip
-orchestrations_app = _object_group(
-    "orchestration", Orchestration, repos.list_orchestrations, repos.get_orchestration, repos.save_orchestration,
-    repos.delete_orchestration, ["name", "source", "destination", "template", "schedule"], "orchestrations",
-)  # fmt: skip
-
-
-def _save_credential_entry(store: Store, entry: Any) -> str:
-    from ttsync.config.file import CredentialEntry
-
-    assert isinstance(entry, CredentialEntry)
-    import os
-
-    credential, warnings = entry.to_credential(os.environ)
-    for warning in warnings:
-        _err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
-    return repos.save_credential(store, credential)
-
-
-def _credentials_app() -> typer.Typer:
-    from ttsync.config.file import CredentialEntry
-
-    return _object_group(
-        "credential", CredentialEntry, repos.list_credentials, repos.get_credential, _save_credential_entry,
-        repos.delete_credential, ["name", "app_id", "environment", "advertiser_ids"], "credentials",
-    )  # fmt: skip
-
-
-credentials_app = _credentials_app()
+sources_app = _object_group("sources")
+destinations_app = _object_group("destinations")
+templates_app = _object_group("templates")
+orchestrations_app = _object_group("orchestrations")
+credentials_app = _object_group("credentials")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,13 +8,13 @@ stable random percentage) plus an optional holdout, and sends each sub-audience 
 from __future__ import annotations
 
 import calendar
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from ttsync.config.common import AUDIENCE_NAME_MAX, ObjectName, UserIdType, _Model
+from ttsync.config.common import ObjectName, UserIdType, _Model
 from ttsync.config.models import DataTemplate, _check_cron
 from ttsync.errors import ConfigError
 
@@ -163,10 +163,12 @@ def check_campaign(
     segments: Mapping[str, Segment],
     templates: Mapping[str, DataTemplate],
     *,
+    audience_name_problem: Callable[[str], str | None],
     today: date | None = None,
 ) -> None:
     """Check a campaign against the workspace's segments and templates; `ConfigError` says how to fix it.
 
+    `audience_name_problem`: the destination's rule for an audience name (why it cannot be used, or None).
     `today`: also refuse a one-time campaign whose launch date is past (given when it is first applied)."""
     where = f"campaign {campaign.name!r}"
     known = ", ".join(sorted(segments)) or "none yet"
@@ -197,12 +199,11 @@ def check_campaign(
                     f"{where}: data template {template.name!r} is not available to campaigns; set "
                     "`available_to_campaigns: true` on it"
                 )
-            name = campaign.audience_name(template, group.name, campaign.launch_date)
-            if len(name) > AUDIENCE_NAME_MAX:
-                raise ConfigError(
-                    f"{where}: the audience name {name!r} has {len(name)} characters; TikTok allows "
-                    f"{AUDIENCE_NAME_MAX}: shorten the campaign or group name or the audience_name_template"
-                )
+            problem = audience_name_problem(
+                campaign.audience_name(template, group.name, campaign.launch_date)
+            )
+            if problem:
+                raise ConfigError(f"{where}: {problem}")
     if today is not None and campaign.timing == "one_time" and campaign.launch_date < today:
         raise ConfigError(
             f"{where}: launch_date {campaign.launch_date} is in the past for a one-time campaign; "

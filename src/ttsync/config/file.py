@@ -6,7 +6,6 @@ Secrets never appear in the file: credentials name environment variables (`app_s
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -15,18 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from ttsync.config.campaigns import Campaign, Segment
-from ttsync.config.models import (
-    Credential,
-    DataTemplate,
-    Destination,
-    DigitsId,
-    Environment,
-    ObjectName,
-    Orchestration,
-    Source,
-    format_validation_error,
-    validate_settings,
-)
+from ttsync.config.common import Environment, ObjectName, format_validation_error
+from ttsync.config.models import Credential, DataTemplate, Destination, Orchestration, Source
 from ttsync.config.writeback import WritebackConfig
 from ttsync.errors import ConfigError
 
@@ -46,7 +35,7 @@ class CredentialEntry(BaseModel):
     app_secret_env: str | None = None
     access_token_env: str | None = None
     refresh_token_env: str | None = None
-    advertiser_ids: list[DigitsId] = Field(default_factory=list)
+    advertiser_ids: list[str] = Field(default_factory=list)
     redirect_uri: str | None = None
     environment: Environment = "sandbox"
     sandbox_base_url: str | None = None
@@ -145,12 +134,6 @@ class WorkspaceFile(BaseModel):
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
                 raise ValueError(f"{section}: names must be unique, repeated: {', '.join(duplicates)}")
-        kinds = {d.name: d.kind for d in self.destinations}
-        for template in self.templates:
-            if template.destination in kinds:
-                validate_settings(
-                    kinds[template.destination], template.settings, f"data template {template.name!r}"
-                )
         return self
 
 
@@ -177,10 +160,11 @@ def interpolate(value: Any, environ: Mapping[str, str]) -> Any:
     return value
 
 
-def parse_config(
-    text: str, *, source: str = CONFIG_FILE, environ: Mapping[str, str] | None = None
-) -> WorkspaceFile:
-    """Parse and validate config text. Errors name the file, the object and the setting."""
+def parse_config(text: str, *, environ: Mapping[str, str], source: str = CONFIG_FILE) -> WorkspaceFile:
+    """Parse config text, `${VAR}` taken from `environ`. Errors name the file, the object and the setting.
+
+    Only the neutral shape is checked here: a destination's settings are validated by its wing
+    (`ttsync.app.workspace.layout.parse_config` does both)."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -193,7 +177,7 @@ def parse_config(
         raise ConfigError(
             f"{source}: the file must be a mapping with credentials, sources, destinations, ..."
         )
-    raw = interpolate(raw, os.environ if environ is None else environ)
+    raw = interpolate(raw, environ)
     try:
         return WorkspaceFile.model_validate(raw)
     except ValidationError as exc:

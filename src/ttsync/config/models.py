@@ -1,13 +1,14 @@
 """Domain models of a workspace: credentials, sources, destinations, data templates, orchestrations.
 
-These are plain pydantic models with no I/O. The store persists them (`ttsync.store.repos`), the config
-file (`ttsync.config.file`) declares them, and `effective_settings` merges destination ← data
-template ← orchestration settings into the complete, validated settings a run uses.
+Plain pydantic models: no I/O (the environment is an argument), no destination's rules. The store persists
+them (`ttsync.store.repos`), the config file (`ttsync.config.file`) declares them. A destination's settings
+are a plain mapping here: its wing validates them and merges destination <- data template <- orchestration
+settings into what a run uses (`ttsync.destinations.tiktok.settings.effective_settings`).
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +17,6 @@ from pydantic import (
     AfterValidator,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -25,74 +25,24 @@ from sqlalchemy.exc import ArgumentError
 
 from ttsync.config.common import (
     _NAME_TEMPLATE_FIELD,
-    AUDIENCE_NAME_CUT,
-    AUDIENCE_NAME_MAX,
-    PRODUCTION_BASE_URL,
-    SANDBOX_URL_ENV,
-    Delivery,
     DestinationKind,
-    DigitsId,
     Environment,
-    EventSource,
     ObjectName,
-    PhoneFormat,
     SourceKind,
-    SyncMode,
-    UserIdType,
     _Model,
-    audience_name_warning,
-    check_strict_audience_name,
 )
-from ttsync.config.settings import (
-    DEFAULT_MAX_REJECT_RATE,
-    AudienceSettings,
-    DestinationSettings,
-    OfflineEventsSettings,
-    ResolvedAudienceSettings,
-    ResolvedOfflineEventsSettings,
-    ResolvedSettings,
-    format_validation_error,
-    settings_model,
-    validate_settings,
-)
-from ttsync.errors import ConfigError, MissingSettingError
+from ttsync.errors import ConfigError
 
 __all__ = [
-    "AUDIENCE_NAME_CUT",
-    "AUDIENCE_NAME_MAX",
-    "DEFAULT_MAX_REJECT_RATE",
-    "PRODUCTION_BASE_URL",
-    "SANDBOX_URL_ENV",
-    "AudienceSettings",
     "Credential",
     "DataTemplate",
-    "Delivery",
     "Destination",
     "DestinationKind",
-    "DestinationSettings",
-    "DigitsId",
     "Environment",
-    "EventSource",
     "ObjectName",
-    "OfflineEventsSettings",
     "Orchestration",
-    "PhoneFormat",
-    "ResolvedAudienceSettings",
-    "ResolvedOfflineEventsSettings",
-    "ResolvedSettings",
     "Source",
     "SourceKind",
-    "SyncMode",
-    "UserIdType",
-    "audience_name_warning",
-    "check_strict_audience_name",
-    "effective_audience_settings",
-    "effective_offline_events_settings",
-    "effective_settings",
-    "format_validation_error",
-    "resolve_base_url",
-    "settings_model",
-    "validate_settings",
 ]
 
 
@@ -114,30 +64,12 @@ class Credential(_Model):
     refresh_token: SecretStr | None = None
     token_expires_at: datetime | None = None
     refresh_token_expires_at: datetime | None = None
-    advertiser_ids: list[DigitsId] = Field(default_factory=list)
+    advertiser_ids: list[str] = Field(default_factory=list)  # checked as the destination's ids on apply
     redirect_uri: str | None = None
     environment: Environment = "sandbox"
     sandbox_base_url: str | None = None
     secret_env: dict[str, str] = Field(default_factory=dict)
     description: str = ""
-
-    def base_url(self) -> str:
-        """The API base URL this credential talks to (see `resolve_base_url`)."""
-        return resolve_base_url(self.environment, self.sandbox_base_url, None)
-
-
-def resolve_base_url(environment: Environment, *sandbox_candidates: str | None) -> str:
-    """Production is TikTok (ref §1); sandbox is the first configured emulator URL, else `$TTSYNC_SANDBOX_URL`."""
-    if environment == "production":
-        return PRODUCTION_BASE_URL
-    for candidate in (*sandbox_candidates, os.environ.get(SANDBOX_URL_ENV)):
-        if candidate:
-            return candidate if candidate.endswith("/") else candidate + "/"
-    raise ConfigError(
-        "the sandbox environment needs the emulator's URL: set `sandbox_base_url` on the credential or "
-        f"destination, or export {SANDBOX_URL_ENV} (for example http://127.0.0.1:8765/open_api/v1.3/ "
-        "after `ttsync emulator serve`)"
-    )
 
 
 class Source(_Model):
@@ -206,12 +138,12 @@ class Source(_Model):
             raise ValueError(f"source {self.name!r}: `table` only names CSV and Parquet files in SQL")
         return self
 
-    def resolved_url(self) -> str:
-        """The SQLAlchemy URL, read from the environment when `url_env` is used."""
+    def resolved_url(self, environ: Mapping[str, str]) -> str:
+        """The SQLAlchemy URL, read from `environ` (the process environment) when `url_env` is used."""
         if self.url:
             return self.url
         assert self.url_env is not None
-        value = os.environ.get(self.url_env)
+        value = environ.get(self.url_env)
         if not value:
             raise ConfigError(f"source {self.name!r}: environment variable {self.url_env} is not set")
         return value
@@ -232,40 +164,20 @@ class Source(_Model):
 
 
 class Destination(_Model):
-    """A TikTok target: credential + kind + settings + access flags + environment."""
+    """A destination: credential + kind + settings + access flags + environment.
+
+    `settings` is the mapping as written; the destination's wing validates it against the kind (on apply, on
+    save, and when a run is built: `ttsync.destinations.tiktok.settings`)."""
 
     name: ObjectName
     kind: DestinationKind
     credential: ObjectName
     environment: Environment = "sandbox"
-    settings: DestinationSettings
+    settings: dict[str, Any] = Field(default_factory=dict)
     admin_only: bool = False
     allow_restricted_pii: bool = False
     sandbox_base_url: str | None = None
     description: str = ""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _settings_by_kind(cls, data: Any) -> Any:
-        # Pick the settings model from `kind` explicitly: both models accept `{}`, so a plain union
-        # would guess.
-        if isinstance(data, dict):
-            kind = data.get("kind")
-            raw = data.get("settings") or {}
-            if kind in ("audience", "offline_events") and isinstance(raw, dict):
-                data = dict(data)
-                data["settings"] = settings_model(kind).model_validate(raw)
-        return data
-
-    @model_validator(mode="after")
-    def _settings_match_kind(self) -> Destination:
-        if not isinstance(self.settings, settings_model(self.kind)):
-            raise ValueError(f"destination {self.name!r}: settings do not belong to kind {self.kind!r}")
-        return self
-
-    def base_url(self, credential: Credential) -> str:
-        """API base URL: TikTok for production; the emulator URL for sandbox."""
-        return resolve_base_url(self.environment, self.sandbox_base_url, credential.sandbox_base_url)
 
 
 class DataTemplate(_Model):
@@ -339,111 +251,3 @@ class Orchestration(_Model):
     schedule: Annotated[str | None, AfterValidator(_check_cron)] = None
     enabled: bool = True
     description: str = ""
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Merging settings
-
-
-def effective_settings(
-    destination: Destination,
-    template: DataTemplate | None,
-    orchestration: Orchestration,
-    *,
-    campaign: str | None = None,
-    group: str | None = None,
-) -> ResolvedSettings:
-    """Merge destination ← data template overrides ← orchestration settings and validate the result.
-
-    Raises `MissingSettingError` naming the setting and where to set it, or `ConfigError` for invalid values.
-    """
-    if destination.kind == "audience":
-        return effective_audience_settings(
-            destination, template, orchestration, campaign=campaign, group=group
-        )
-    return effective_offline_events_settings(destination, template, orchestration)
-
-
-def _merged(
-    destination: Destination, template: DataTemplate | None, orchestration: Orchestration
-) -> dict[str, Any]:
-    if template is not None and template.destination != destination.name:
-        raise ConfigError(
-            f"orchestration {orchestration.name!r} uses data template {template.name!r}, which belongs to "
-            f"destination {template.destination!r}, not {destination.name!r}: pick a template of that destination"
-        )
-    merged: dict[str, Any] = destination.settings.model_dump(exclude_none=True)
-    if template is not None:
-        merged |= validate_settings(
-            destination.kind, template.settings, f"data template {template.name!r}"
-        ).model_dump(exclude_none=True)
-    merged |= validate_settings(
-        destination.kind, orchestration.settings, f"orchestration {orchestration.name!r}"
-    ).model_dump(exclude_none=True)
-    return merged
-
-
-def _where_to_set(setting: str, destination: Destination, template: DataTemplate | None) -> str:
-    places = [f"destination {destination.name!r}"]
-    places.append(f"data template {template.name!r}" if template else "a data template")
-    return f"set `{setting}` on " + " or ".join(places)
-
-
-def effective_audience_settings(
-    destination: Destination,
-    template: DataTemplate | None,
-    orchestration: Orchestration,
-    *,
-    campaign: str | None = None,
-    group: str | None = None,
-) -> ResolvedAudienceSettings:
-    """`effective_settings` for an audience destination."""
-    if destination.kind != "audience":
-        raise ConfigError(f"destination {destination.name!r} is {destination.kind}, not audience")
-    merged = _merged(destination, template, orchestration)
-    # The orchestration's own name wins; next a rendered template name; then template/destination settings.
-    if "audience_name" not in orchestration.settings and template is not None:
-        rendered = template.render_audience_name(campaign, group)
-        if rendered:
-            merged["audience_name"] = rendered
-    if not merged.get("audience_name"):
-        holder = f"on its data template {template.name!r}" if template else "on its data template"
-        raise MissingSettingError(
-            "audience_name",
-            f"audience name is required at orchestration: set `audience_name` on orchestration "
-            f"{orchestration.name!r} or {holder}",
-        )
-    if not merged.get("advertiser_ids"):
-        raise MissingSettingError(
-            "advertiser_ids",
-            "advertiser_ids is not set: " + _where_to_set("advertiser_ids", destination, template),
-        )
-    try:
-        return ResolvedAudienceSettings.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, f"orchestration {orchestration.name!r}")) from None
-
-
-def effective_offline_events_settings(
-    destination: Destination, template: DataTemplate | None, orchestration: Orchestration
-) -> ResolvedOfflineEventsSettings:
-    """`effective_settings` for an offline-events destination."""
-    if destination.kind != "offline_events":
-        raise ConfigError(f"destination {destination.name!r} is {destination.kind}, not offline_events")
-    merged = _merged(destination, template, orchestration)
-    if not merged.get("event_set_id"):
-        holder = f"on its data template {template.name!r}" if template else "on its data template"
-        raise MissingSettingError(
-            "event_set_id",
-            f"event set id is required at orchestration: set `event_set_id` on orchestration "
-            f"{orchestration.name!r}, {holder}, or on destination {destination.name!r}",
-        )
-    if not merged.get("advertiser_id"):
-        raise MissingSettingError(
-            "advertiser_id",
-            "advertiser_id is not set: " + _where_to_set("advertiser_id", destination, template),
-        )
-    try:
-        return ResolvedOfflineEventsSettings.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, f"orchestration {orchestration.name!r}")) from None

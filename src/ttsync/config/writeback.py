@@ -1,27 +1,20 @@
 """The `writeback:` block of `ttsync.yaml`: where a workflow's results are written back, and which tables.
 
-The block is a workspace setting (kept in `state/writeback.json` by `ttsync apply`, like `retention`), with
+The block is a workspace setting (kept in `state/writeback.json` by `ttsync apply`: `ttsync.writeback.stored`), with
 per-orchestration overrides under `orchestrations:`. Without a `path` or `url`, the target is the
 orchestration's own source database (a DuckDB file or a SQLAlchemy URL), in the schema `ttsync`.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from ttsync.config.models import Source, format_validation_error
-from ttsync.errors import ConfigError
-
-WRITEBACK_FILE = "writeback.json"
 DEFAULT_SCHEMA = "ttsync"
 TableName = Literal["ttsync_runs", "ttsync_audience_syncs", "ttsync_row_outcomes", "ttsync_event_outcomes"]
 ALL_TABLES: tuple[TableName, ...] = (
@@ -108,91 +101,3 @@ def enabled_for(config: WritebackConfig | None, orchestration: str) -> bool:
     if override is not None and override.enabled is not None:
         return override.enabled
     return config.enabled is not False
-
-
-def resolve_target(
-    config: WritebackConfig | None, orchestration: str, source: Source, root: Path
-) -> WritebackTarget | None:
-    """The write-back target of `orchestration`, or None when write-back is off for it."""
-    if config is None:
-        return None
-    merged = config.model_dump(exclude={"orchestrations"}, exclude_none=True)
-    override = config.orchestrations.get(orchestration)
-    if override is not None:
-        chosen = override.model_dump(exclude_none=True)
-        if any(
-            chosen.get(k) for k in ("path", "url", "url_env")
-        ):  # a target of its own replaces the default's
-            merged = {k: v for k, v in merged.items() if k not in ("path", "url", "url_env")}
-        merged |= chosen
-    settings = WritebackSettings.model_validate(merged)
-    if not enabled_for(config, orchestration):
-        return None
-    schema = settings.schema_name or DEFAULT_SCHEMA
-    tables = tuple(settings.tables) if settings.tables else ALL_TABLES
-    if settings.path:
-        path = Path(settings.path).expanduser()
-        path = path if path.is_absolute() else root / path
-        return WritebackTarget("duckdb", str(path), schema, tables, str(path))
-    if settings.url:
-        return WritebackTarget("sqlalchemy", settings.url, schema, tables, _safe_url(settings.url))
-    if settings.url_env:
-        return WritebackTarget(
-            "sqlalchemy", _from_env(settings.url_env), schema, tables, f"${settings.url_env}"
-        )
-    # The default: the orchestration's own source database.
-    if source.kind == "duckdb":
-        path = source.resolved_path(root)
-        return WritebackTarget("duckdb", str(path), schema, tables, str(path))
-    if source.kind == "sqlalchemy":
-        where = f"${source.url_env}" if source.url_env else _safe_url(source.url or "")
-        return WritebackTarget("sqlalchemy", source.resolved_url(), schema, tables, where)
-    raise ConfigError(
-        f"write-back for orchestration {orchestration!r}: its source {source.name!r} is a {source.kind} file, "
-        "which cannot hold tables: set `writeback.path` (a DuckDB file) or `writeback.url_env` in ttsync.yaml"
-    )
-
-
-def _from_env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise ConfigError(
-            f"write-back: environment variable {name} is not set: export the target's URL in it"
-        )
-    return value
-
-
-def _safe_url(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<invalid URL>"
-
-
-def save_writeback(state_dir: Path, config: WritebackConfig | None) -> None:
-    """Keep the applied `writeback:` block in the state folder (read by runs and `ttsync export`)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / WRITEBACK_FILE
-    if config is None:
-        path.unlink(missing_ok=True)
-        return
-    tmp = path.with_suffix(".tmp")
-    data = config.model_dump(mode="json", by_alias=True, exclude_none=True)
-    tmp.write_text(json.dumps({"writeback": data}, indent=2) + "\n", encoding="utf-8")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
-def load_writeback(state_dir: Path) -> WritebackConfig | None:
-    """The applied `writeback:` block, or None when write-back was never configured."""
-    path = state_dir / WRITEBACK_FILE
-    if not path.is_file():
-        return None
-    try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-        return WritebackConfig.model_validate(data["writeback"])
-    except (ValueError, KeyError, TypeError) as exc:
-        detail = format_validation_error(exc, str(path)) if isinstance(exc, ValidationError) else str(exc)
-        raise ConfigError(
-            f"{path} is damaged ({detail}): run `ttsync apply -f ttsync.yaml` to write it again"
-        ) from None

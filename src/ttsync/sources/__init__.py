@@ -8,7 +8,8 @@ with open_source(source_config, root=workspace.root) as src:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ttsync.config import models
@@ -32,16 +33,21 @@ __all__ = [
 
 
 def open_source(
-    source: models.Source, root: Path | None = None, *, allowed_dirs: Sequence[Path] | None = None
+    source: models.Source,
+    root: Path | None = None,
+    *,
+    allowed_dirs: Sequence[Path] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Source:
-    """Open `source`; relative file paths are taken from `root` (the workspace folder, default: cwd).
+    """Open `source`; relative file paths are taken from `root` (the workspace folder, default: cwd), a URL
+    given by `url_env` from `environ` (default: the process environment).
 
     A file path must resolve inside `root`, a folder of `$TTSYNC_SOURCE_DIRS` or of `allowed_dirs`
     (see `ttsync.sources.guard`); queries must be one read-only SELECT."""
     base = root if root is not None else Path.cwd()
     if source.kind == "sqlalchemy":
         try:
-            url = source.resolved_url()
+            url = source.resolved_url(os.environ if environ is None else environ)
         except ConfigError as exc:
             raise SourceError(str(exc), resolution_key=SOURCE_CONFIGURATION) from None
         return SQLAlchemySource.open(source.name, url)

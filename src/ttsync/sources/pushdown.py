@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import pyarrow as pa
@@ -19,7 +20,7 @@ def source_dialect(source: models.Source) -> str:
     if source.kind == "duckdb":
         return "duckdb"
     try:
-        backend = make_url(source.resolved_url()).get_backend_name()
+        backend = make_url(source.resolved_url(os.environ)).get_backend_name()
     except ArgumentError:
         raise ConfigError(f"source {source.name!r}: the URL is not a SQLAlchemy URL") from None
     try:

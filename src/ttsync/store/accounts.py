@@ -6,7 +6,7 @@ ids (random 256-bit values, so a fast hash is enough and lookups stay one indexe
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -15,20 +15,10 @@ from pydantic import BaseModel, ConfigDict
 from ttsync.errors import NotFoundError
 from ttsync.store import schema
 from ttsync.store.db import Store
+from ttsync.store.rows import utc_now, utc_row
 
 Role = Literal["viewer", "operator", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _utc(row: sa.RowMapping) -> dict[str, Any]:
-    return {
-        k: (v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v)
-        for k, v in row.items()
-    }
 
 
 class _Record(BaseModel):
@@ -88,7 +78,7 @@ class AuditRecord(_Record):
 
 def add_user(store: Store, name: str, password_hash: str, role: Role, *, restricted_pii: bool) -> None:
     """Insert a user; `ValueError` when the name is taken."""
-    now = _now()
+    now = utc_now()
     try:
         with store.engine.begin() as conn:
             conn.execute(
@@ -116,7 +106,7 @@ def get_user(store: Store, name: str) -> UserRecord:
         row = conn.execute(sa.select(table).where(table.c.name == name)).mappings().first()
     if row is None:
         raise NotFoundError("user", name)
-    return UserRecord.model_validate(_utc(row))
+    return UserRecord.model_validate(utc_row(row))
 
 
 def list_users(store: Store) -> list[UserRecord]:
@@ -124,7 +114,7 @@ def list_users(store: Store) -> list[UserRecord]:
     table = schema.users
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(table).order_by(table.c.name)).mappings().all()
-    return [UserRecord.model_validate(_utc(row)) for row in rows]
+    return [UserRecord.model_validate(utc_row(row)) for row in rows]
 
 
 def update_user(store: Store, name: str, **values: Any) -> None:
@@ -132,7 +122,7 @@ def update_user(store: Store, name: str, **values: Any) -> None:
     table = schema.users
     with store.engine.begin() as conn:
         result = conn.execute(
-            sa.update(table).where(table.c.name == name).values(updated_at=_now(), **values)
+            sa.update(table).where(table.c.name == name).values(updated_at=utc_now(), **values)
         )
     if result.rowcount == 0:
         raise NotFoundError("user", name)
@@ -162,7 +152,7 @@ def token_by_hash(store: Store, token_hash: str) -> TokenRecord | None:
     table = schema.api_tokens
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(table).where(table.c.token_hash == token_hash)).mappings().first()
-    return None if row is None else TokenRecord.model_validate(_utc(row))
+    return None if row is None else TokenRecord.model_validate(utc_row(row))
 
 
 def list_tokens(store: Store, user_name: str | None = None) -> list[TokenRecord]:
@@ -173,7 +163,7 @@ def list_tokens(store: Store, user_name: str | None = None) -> list[TokenRecord]
         query = query.where(table.c.user_name == user_name)
     with store.engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
-    return [TokenRecord.model_validate(_utc(row)) for row in rows]
+    return [TokenRecord.model_validate(utc_row(row)) for row in rows]
 
 
 def get_token(store: Store, token_id: str) -> TokenRecord:
@@ -183,14 +173,14 @@ def get_token(store: Store, token_id: str) -> TokenRecord:
         row = conn.execute(sa.select(table).where(table.c.id == token_id)).mappings().first()
     if row is None:
         raise NotFoundError("token", token_id)
-    return TokenRecord.model_validate(_utc(row))
+    return TokenRecord.model_validate(utc_row(row))
 
 
 def touch_token(store: Store, token_id: str) -> None:
     """Record a use of the token now."""
     table = schema.api_tokens
     with store.engine.begin() as conn:
-        conn.execute(sa.update(table).where(table.c.id == token_id).values(last_used_at=_now()))
+        conn.execute(sa.update(table).where(table.c.id == token_id).values(last_used_at=utc_now()))
 
 
 def revoke_token(store: Store, token_id: str) -> None:
@@ -200,7 +190,7 @@ def revoke_token(store: Store, token_id: str) -> None:
         conn.execute(
             sa.update(table)
             .where(table.c.id == token_id, table.c.revoked_at.is_(None))
-            .values(revoked_at=_now())
+            .values(revoked_at=utc_now())
         )
 
 
@@ -218,7 +208,7 @@ def get_session(store: Store, id_hash: str) -> SessionRecord | None:
     table = schema.sessions
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(table).where(table.c.id_hash == id_hash)).mappings().first()
-    return None if row is None else SessionRecord.model_validate(_utc(row))
+    return None if row is None else SessionRecord.model_validate(utc_row(row))
 
 
 def delete_sessions(store: Store, *, id_hash: str | None = None, user_name: str | None = None) -> None:
@@ -241,7 +231,7 @@ def add_audit(store: Store, actor: str, action: str, target: str, details: dict[
     with store.engine.begin() as conn:
         conn.execute(
             sa.insert(schema.audit_log).values(
-                at=_now(), actor=actor, action=action, target=target, details=details
+                at=utc_now(), actor=actor, action=action, target=target, details=details
             )
         )
 
@@ -258,7 +248,7 @@ def list_audit(
         query = query.where(table.c.action == action)
     with store.engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
-    return [AuditRecord.model_validate(_utc(row)) for row in rows]
+    return [AuditRecord.model_validate(utc_row(row)) for row in rows]
 
 
 # --- server settings ---------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from ttsync.errors import ResolvableError
 from ttsync.store import schema
 from ttsync.store.db import Store
 from ttsync.store.records import LeaseRecord
+from ttsync.store.rows import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +81,6 @@ class Holder:
         return cls(os.getpid(), socket.gethostname())
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _record(row: sa.RowMapping) -> LeaseRecord:
     values = {
         k: (v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v)
@@ -94,7 +91,7 @@ def _record(row: sa.RowMapping) -> LeaseRecord:
 
 def is_live(lease: LeaseRecord, *, timeout: float, now: datetime | None = None) -> bool:
     """Whether the holder still runs: a fresh heartbeat and, on this host, a pid that exists."""
-    if (now or _now()) - lease.heartbeat_at > timedelta(seconds=timeout):
+    if (now or utc_now()) - lease.heartbeat_at > timedelta(seconds=timeout):
         return False
     if lease.holder_host != socket.gethostname():
         return True  # another machine: only its heartbeat can tell
@@ -138,7 +135,7 @@ def acquire(
                 if conn.dialect.name == "postgresql":
                     query = query.with_for_update()
                 row = conn.execute(query).mappings().first()
-                now = _now()
+                now = utc_now()
                 values = {
                     "workflow_id": workflow_id,
                     "holder_pid": me.pid,
@@ -163,7 +160,7 @@ def acquire(
 
 
 def _missing(resource: str) -> LeaseRecord:  # pragma: no cover - the row vanished between two reads
-    now = _now()
+    now = utc_now()
     return LeaseRecord(
         resource=resource, workflow_id="?", holder_pid=0, holder_host="?", acquired_at=now, heartbeat_at=now
     )
@@ -182,7 +179,7 @@ def renew(store: Store, resources: Sequence[str], workflow_id: str, *, holder: H
                 table.c.holder_pid == me.pid,
                 table.c.holder_host == me.host,
             )
-            .values(heartbeat_at=_now())
+            .values(heartbeat_at=utc_now())
         )
     return result.rowcount == len(set(resources))
 

@@ -7,8 +7,8 @@ live in the store, so a restarted server finds its queued runs again.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -16,21 +16,11 @@ from pydantic import BaseModel, ConfigDict
 from ttsync.errors import NotFoundError
 from ttsync.store import schema
 from ttsync.store.db import Store
+from ttsync.store.rows import utc_now, utc_row
 
 QueueState = Literal["queued", "running", "done", "refused", "lost", "cancelled"]
 RunAction = Literal["run", "retry", "resolve", "restart"]
 ACTIVE_STATES: tuple[QueueState, ...] = ("queued", "running")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _utc(row: sa.RowMapping) -> dict[str, Any]:
-    return {
-        k: (v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v)
-        for k, v in row.items()
-    }
 
 
 class QueuedRun(BaseModel):
@@ -80,7 +70,7 @@ def get_queued(store: Store, run_id: str) -> QueuedRun:
         row = conn.execute(sa.select(table).where(table.c.id == run_id)).mappings().first()
     if row is None:
         raise NotFoundError("queued run", run_id)
-    return QueuedRun.model_validate(_utc(row))
+    return QueuedRun.model_validate(utc_row(row))
 
 
 def active_for(
@@ -95,7 +85,7 @@ def active_for(
         query = query.where(table.c.workflow_id == workflow_id)
     with store.engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
-    return [QueuedRun.model_validate(_utc(row)) for row in rows]
+    return [QueuedRun.model_validate(utc_row(row)) for row in rows]
 
 
 def claim_next(store: Store, pid: int, host: str) -> QueuedRun | None:
@@ -111,12 +101,12 @@ def claim_next(store: Store, pid: int, host: str) -> QueuedRun | None:
         result = conn.execute(
             sa.update(table)
             .where(table.c.id == run_id, table.c.state == "queued")
-            .values(state="running", started_at=_now(), holder_pid=pid, holder_host=host)
+            .values(state="running", started_at=utc_now(), holder_pid=pid, holder_host=host)
         )
         if result.rowcount != 1:
             return None
         row = conn.execute(sa.select(table).where(table.c.id == run_id)).mappings().one()
-    return QueuedRun.model_validate(_utc(row))
+    return QueuedRun.model_validate(utc_row(row))
 
 
 def finish(store: Store, run_id: str, state: QueueState, detail: str | None = None) -> None:
@@ -126,7 +116,7 @@ def finish(store: Store, run_id: str, state: QueueState, detail: str | None = No
         conn.execute(
             sa.update(table)
             .where(table.c.id == run_id)
-            .values(state=state, finished_at=_now(), detail=detail)
+            .values(state=state, finished_at=utc_now(), detail=detail)
         )
 
 
@@ -137,7 +127,7 @@ def request_cancel(store: Store, workflow_id: str) -> list[QueuedRun]:
         conn.execute(
             sa.update(table)
             .where(table.c.workflow_id == workflow_id, table.c.state == "queued")
-            .values(state="cancelled", finished_at=_now(), detail="cancelled before it started")
+            .values(state="cancelled", finished_at=utc_now(), detail="cancelled before it started")
         )
         conn.execute(
             sa.update(table)
@@ -159,7 +149,7 @@ def running_rows(store: Store) -> list[QueuedRun]:
     table = schema.run_queue
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(table).where(table.c.state == "running")).mappings().all()
-    return [QueuedRun.model_validate(_utc(row)) for row in rows]
+    return [QueuedRun.model_validate(utc_row(row)) for row in rows]
 
 
 def count_by_state(store: Store) -> dict[str, int]:
@@ -178,7 +168,7 @@ def get_schedule(store: Store, orchestration: str) -> ScheduleRecord | None:
     table = schema.schedule_state
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(table).where(table.c.orchestration == orchestration)).mappings().first()
-    return None if row is None else ScheduleRecord.model_validate(_utc(row))
+    return None if row is None else ScheduleRecord.model_validate(utc_row(row))
 
 
 def list_schedules(store: Store) -> list[ScheduleRecord]:
@@ -186,7 +176,7 @@ def list_schedules(store: Store) -> list[ScheduleRecord]:
     table = schema.schedule_state
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(table).order_by(table.c.orchestration)).mappings().all()
-    return [ScheduleRecord.model_validate(_utc(row)) for row in rows]
+    return [ScheduleRecord.model_validate(utc_row(row)) for row in rows]
 
 
 def put_schedule(store: Store, record: ScheduleRecord) -> None:
@@ -207,4 +197,4 @@ def for_workflow(store: Store, workflow_id: str) -> list[QueuedRun]:
     query = sa.select(table).where(table.c.workflow_id == workflow_id).order_by(table.c.requested_at)
     with store.engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
-    return [QueuedRun.model_validate(_utc(row)) for row in rows]
+    return [QueuedRun.model_validate(utc_row(row)) for row in rows]

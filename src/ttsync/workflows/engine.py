@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ttsync.errors import TaskOrderError
 from ttsync.store import repos
 from ttsync.store.db import Store
 from ttsync.store.records import TaskRecord, WorkflowRecord, WorkflowState
@@ -141,11 +142,15 @@ async def run_workflow(
         raise ValueError(
             f"workflow {workflow_id} has no task {start_at!r}; its tasks are: {', '.join(names)}"
         )
-    begin = (
-        names.index(start_at)
-        if start_at
-        else next((i for i, name in enumerate(names) if states[name].state != "succeeded"), len(names))
-    )
+    first_open = next((i for i, name in enumerate(names) if states[name].state != "succeeded"), len(names))
+    begin = names.index(start_at) if start_at else first_open
+    if begin > first_open:
+        # Starting past a task that has not succeeded would skip it, and the workflow would end `succeeded`
+        # with that task still failed (and what depends on it run on missing output): refuse instead.
+        raise TaskOrderError(
+            f"task {start_at!r} comes after {names[first_open]!r}, which has not succeeded in workflow "
+            f"{workflow_id}: retry from {names[first_open]!r} (leave out --task), or pick an earlier task"
+        )
     shared = shared if shared is not None else {}
     repos.update_workflow(
         store,

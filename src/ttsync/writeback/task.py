@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from ttsync import __version__
-from ttsync.config.writeback import TableName, WritebackTarget, enabled_for, load_writeback, resolve_target
+from ttsync.config.writeback import TableName, WritebackTarget, enabled_for
 from ttsync.destinations.tiktok.pipelines.audience import AudienceRun
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun
 from ttsync.redact import redact_text
@@ -32,6 +32,8 @@ from ttsync.writeback.collect import (
     rejected_by_reason,
     runs_table,
 )
+from ttsync.writeback.resolve import resolve_target
+from ttsync.writeback.stored import load_writeback
 from ttsync.writeback.target import open_target
 from ttsync.writeback.writer import WorkflowRows, write_rows
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from ttsync.config.campaigns import check_campaign
-from ttsync.config.file import CredentialEntry, WorkspaceFile
+from ttsync.config.file import CONFIG_FILE, CredentialEntry, WorkspaceFile
+from ttsync.destinations.tiktok.settings import audience_name_problem, check_workspace_file
 from ttsync.errors import ConfigError, NotFoundError
 from ttsync.store import Store, repos
 from ttsync.store.records import Change
@@ -90,7 +91,13 @@ def _check_campaigns(config: WorkspaceFile, store: Store, today: date) -> None:
         before = stored.get(campaign.name)
         # A launch date already applied is not refused later: re-applying the same file keeps working.
         new_launch = before is None or before.launch_date != campaign.launch_date
-        check_campaign(campaign, segments, templates, today=today if new_launch else None)
+        check_campaign(
+            campaign,
+            segments,
+            templates,
+            audience_name_problem=audience_name_problem,
+            today=today if new_launch else None,
+        )
 
 
 def apply_config(
@@ -104,6 +111,7 @@ def apply_config(
 
     `today` (default: the UTC date) is the clock of the campaigns' launch-date check."""
     env = os.environ if environ is None else environ
+    config = check_workspace_file(config, CONFIG_FILE)  # a model built in code is checked as a file is
     result = ApplyResult()
     credentials = []
     for entry in config.credentials:

@@ -18,7 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ttsync.config.file import CONFIG_FILE, WorkspaceFile, parse_config
+from ttsync.config import file as config_file
+from ttsync.config.file import CONFIG_FILE, WorkspaceFile
+from ttsync.destinations.tiktok.settings import check_workspace_file
 from ttsync.errors import ConfigError
 from ttsync.store import Store, load_key
 from ttsync.store.crypto import KEY_FILE_NAME
@@ -92,6 +94,15 @@ class Workspace:
         secure_state(self.state_dir)
         box = load_key(self.key_file) if with_key else None
         return Store.open_default(self.state_dir, box)
+
+
+def parse_config(
+    text: str, *, source: str = CONFIG_FILE, environ: Mapping[str, str] | None = None
+) -> WorkspaceFile:
+    """Parse config text and validate it whole: the neutral shape (`ttsync.config.file`), then each
+    destination's settings by its wing. `${VAR}` comes from `environ` (default: the process environment)."""
+    parsed = config_file.parse_config(text, source=source, environ=os.environ if environ is None else environ)
+    return check_workspace_file(parsed, source)
 
 
 def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> WorkspaceFile:

@@ -28,13 +28,13 @@ from typing import Final, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.destinations.tiktok.client import (
     AsyncTikTokClient,
     ClientValidationError,
     InvalidRequestError,
     NotFoundError,
 )
+from ttsync.destinations.tiktok.settings import ResolvedOfflineEventsSettings
 from ttsync.events.columns import plan_columns
 from ttsync.events.ledger import Ledger, ledger_namespace
 from ttsync.events.outcomes import EventTotals, OutcomeWriter, scrub_message, write_totals

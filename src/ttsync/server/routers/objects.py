@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel
 
+from ttsync.app import objects as app_objects
 from ttsync.app.audit import record
 from ttsync.config.models import Credential, DataTemplate, Destination, Orchestration, Source
 from ttsync.destinations.tiktok.oauth import Doctor
@@ -93,7 +94,7 @@ def save_credential(
     body: Credential, store: Store = Depends(_store), who: Principal = Depends(admin)
 ) -> Changed:
     """Create or update a credential; secrets left out of the body keep their stored values."""
-    change = repos.save_credential(store, body)
+    change = app_objects.save_credential(store, body)
     fields = body.model_dump(exclude={"app_secret", "access_token", "refresh_token"}, mode="json")
     secrets_set = [k for k in ("app_secret", "access_token", "refresh_token") if getattr(body, k) is not None]
     record(
@@ -181,7 +182,7 @@ def save_destination(
 ) -> Changed:
     """Create or update a destination (its credential must exist)."""
     repos.get_credential(store, body.credential)
-    change = repos.save_destination(store, body)
+    change = app_objects.save_destination(store, body)
     record(store, who.name, "destination.save", f"destination:{body.name}", body.model_dump(mode="json"))
     return Changed(name=body.name, change=change)
 

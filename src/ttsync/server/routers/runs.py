@@ -234,3 +234,33 @@ def audiences(store: Store = Depends(_store), who: Principal = Depends(viewer)) 
     """Each orchestration's TikTok audience with its last known size and state."""
     hidden = set(access.hidden_orchestrations(store, who.user))
     return [item for item in repos.list_audience_states(store) if item.orchestration not in hidden]
+
+
+@router.get("/audiences/{name}/history", tags=["audiences"])
+def audience_history(
+    name: str = NAME,
+    store: Store = Depends(_store),
+    who: Principal = Depends(viewer),
+    limit: int = Query(default=200, ge=1, le=1000),
+) -> list[queries.AudiencePoint]:
+    """Each run of an audience orchestration (`name`: the orchestration, or the TikTok audience id it writes),
+    newest first: audience, advertiser, size and match rate read back, ids added and removed."""
+    hidden = access.hidden_orchestrations(store, who.user)
+    return queries.audience_history(store, name, limit=limit, exclude_orchestrations=hidden)
+
+
+@router.get("/events/daily", tags=["events"])
+def events_daily(
+    store: Store = Depends(_store),
+    who: Principal = Depends(viewer),
+    destination: str | None = Query(default=None, max_length=80),
+    days: int = Query(default=30, ge=1, le=366),
+) -> list[queries.EventDay]:
+    """Offline events per UTC day and destination, newest day first: accepted by TikTok, rejected by reason,
+    skipped as duplicates (of the orchestrations this user may see)."""
+    return queries.events_per_day(
+        store,
+        destination=destination,
+        days=days,
+        exclude_orchestrations=set(access.hidden_orchestrations(store, who.user)),
+    )

@@ -21,8 +21,8 @@ from pydantic import ValidationError
 from ttsync.app import accounts, audit, background, queries
 from ttsync.app.runs import build_run, preview_run
 from ttsync.config.models import Credential, Destination
-from ttsync.config.settings import validate_settings
 from ttsync.destinations.tiktok.oauth import AuthorizeFlow, Callback, CredentialFlowError, Doctor
+from ttsync.destinations.tiktok.settings import validate_settings
 from ttsync.errors import ConfigError, NotFoundError, RunRefusedError
 from ttsync.redact import redact_error
 from ttsync.server import access
@@ -388,7 +388,7 @@ def _destination_page(request: Request, viewer: Viewer, name: str, check: Any) -
     item = repos.get_destination(store_of(request), name)
     if not access.visible(viewer.user, item):
         raise NotFoundError("destination", name)
-    settings = item.settings.model_dump(mode="json", exclude_none=True)
+    settings = item.settings
     return render(request, "destination.html", viewer=viewer, item=item, settings=settings, check=check)
 
 
@@ -416,7 +416,7 @@ def edit_destination(
     item = repos.get_destination(store_of(request), name)
     if not access.visible(viewer.user, item):
         raise NotFoundError("destination", name)
-    settings = item.settings.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    settings = item.settings
     form = item.model_dump(mode="json", exclude={"settings"}) | {
         "settings": yaml.safe_dump(settings, sort_keys=False) if settings else "",
         "new": False,

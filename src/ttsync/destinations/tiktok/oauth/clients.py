@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
 from ttsync.config.models import Credential
 from ttsync.destinations.tiktok.client import RetryPolicy, TikTokClient
 from ttsync.destinations.tiktok.oauth.errors import CredentialFlowError
+from ttsync.destinations.tiktok.settings import credential_base_url
 
 PRODUCTION_PORTAL: Final = "https://business-api.tiktok.com/portal/auth"  # ref §4.1
 API_PATH_MARKER: Final = "/open_api/"
@@ -28,11 +31,16 @@ def require_app_secret(credential: Credential) -> None:
         )
 
 
+def api_base_url(credential: Credential, environ: Mapping[str, str] | None = None) -> str:
+    """The credential's API base URL; `$TTSYNC_SANDBOX_URL` from `environ` (default: the process's)."""
+    return credential_base_url(credential, os.environ if environ is None else environ)
+
+
 def portal_auth_url(credential: Credential, base_url: str | None = None) -> str:
     """The consent page: TikTok's for production (ref §4.1), the emulator's `/portal/auth` for sandbox."""
     if credential.environment == "production":
         return PRODUCTION_PORTAL
-    api = urlsplit(base_url or credential.base_url())
+    api = urlsplit(base_url or api_base_url(credential))
     root = api.path.split(API_PATH_MARKER, 1)[0]
     return urlunsplit((api.scheme, api.netloc, root.rstrip("/") + "/portal/auth", "", ""))
 
@@ -49,6 +57,6 @@ def client_for(
         access_token=credential.access_token if with_token else None,
         app_id=credential.app_id,
         app_secret=credential.app_secret,
-        base_url=base_url or credential.base_url(),
+        base_url=base_url or api_base_url(credential),
         retry=retry,
     )

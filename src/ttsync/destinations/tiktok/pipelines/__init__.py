@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ttsync.config.models import ResolvedAudienceSettings, ResolvedOfflineEventsSettings
 from ttsync.destinations.tiktok.audience.customer_file import single_calculate_type
 from ttsync.destinations.tiktok.pipelines.audience import AudienceRun
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun
 from ttsync.destinations.tiktok.pipelines.events import EventsRun
 from ttsync.destinations.tiktok.schemas import ID_SCHEMAS
+from ttsync.destinations.tiktok.settings import ResolvedAudienceSettings, ResolvedOfflineEventsSettings
 from ttsync.errors import ConfigError
 
 

@@ -25,7 +25,6 @@ from typing import Any, overload
 
 import duckdb
 
-from ttsync.config.models import ResolvedAudienceSettings
 from ttsync.destinations.tiktok.audience.audience import (
     MIN_USABLE_SIZE,
     PROCESSING_STATE,
@@ -48,6 +47,7 @@ from ttsync.destinations.tiktok.client import AsyncTikTokClient
 from ttsync.destinations.tiktok.oauth.clients import CHECK_RETRY
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun, Reporter, RunOptions
 from ttsync.destinations.tiktok.schemas import ID_SCHEMAS, MD5_SCHEMAS
+from ttsync.destinations.tiktok.settings import ResolvedAudienceSettings
 from ttsync.errors import ConfigError, LargeRemovalBlockedError, ResolvableError
 from ttsync.identity import ColumnSpec
 from ttsync.identity.coltypes import Role, check_schema

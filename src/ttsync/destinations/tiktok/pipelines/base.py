@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,6 +17,7 @@ import pyarrow as pa
 from ttsync.config.models import Credential, DataTemplate, Destination, Orchestration, Source
 from ttsync.destinations.tiktok.client import AsyncTikTokClient, RateLimits, RetryPolicy
 from ttsync.destinations.tiktok.oauth import ensure_fresh_token
+from ttsync.destinations.tiktok.settings import destination_base_url
 from ttsync.identity.rowkeys import KeyHasher
 from ttsync.store.db import Store
 from ttsync.store.leases import LeaseKeeper
@@ -72,6 +74,13 @@ class OrchestrationRun:
     change_cap: Callable[[int], int] | None = None
     leases: LeaseKeeper | None = None  # set while the workflow runs: its leases (see services/ownership.py)
     dry_run_dir: Path | None = None  # set during a dry run: its temporary folder, removed afterwards
+    # The environment the app passed (for `$TTSYNC_SANDBOX_URL`); None: the process environment.
+    environ: Mapping[str, str] | None = None
+
+    def base_url(self) -> str:
+        """The API base URL of the destination (the emulator for sandbox)."""
+        environ = os.environ if self.environ is None else self.environ
+        return destination_base_url(self.destination, self.credential, environ)
 
     def run_dir(self, workflow_id: str) -> Path:
         """Folder of this run's intermediate files (hashes, plans and outcomes only)."""
@@ -90,14 +99,12 @@ class OrchestrationRun:
             return self.client_factory()
         # Tokens that carry a refresh token are refreshed shortly before they expire (and stored again);
         # a refused refresh raises inside the task, so the workflow reports `token_expired`.
-        self.credential = ensure_fresh_token(
-            self.store, self.credential.name, base_url=self.destination.base_url(self.credential)
-        )
+        self.credential = ensure_fresh_token(self.store, self.credential.name, base_url=self.base_url())
         return AsyncTikTokClient(
             access_token=self.credential.access_token,
             app_id=self.credential.app_id,
             app_secret=self.credential.app_secret,
-            base_url=self.destination.base_url(self.credential),
+            base_url=self.base_url(),
             max_concurrency=max(self.options.in_flight, 4),
             rate_limits=self.options.rate_limits,
             retry=self.options.retry,

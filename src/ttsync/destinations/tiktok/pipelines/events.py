@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ttsync.config.models import ResolvedOfflineEventsSettings
 from ttsync.destinations.tiktok.events import (
     EventOptions,
     check_event_set,
@@ -30,6 +29,7 @@ from ttsync.destinations.tiktok.events import (
     plan_staged,
 )
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun
+from ttsync.destinations.tiktok.settings import ResolvedOfflineEventsSettings
 from ttsync.errors import ConfigError
 from ttsync.events import EventTotals, Ledger, ledger_namespace
 from ttsync.events.columns import plan_columns

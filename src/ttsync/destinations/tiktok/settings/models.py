@@ -1,7 +1,8 @@
-"""The settings of a destination (audience or offline events), partial as written and complete as resolved.
+"""The settings of a TikTok destination (audience or offline events), partial as written and complete as
+resolved.
 
-A destination, its data template and an orchestration each give part of these; `ttsync.config.models`
-merges them (`effective_settings`). No I/O.
+A destination, its data template and an orchestration each give part of these (as plain mappings in
+`ttsync.config`); `settings.merge` merges and validates them (`effective_settings`). No I/O.
 """
 
 from __future__ import annotations
@@ -17,19 +18,18 @@ from pydantic import (
     model_validator,
 )
 
-from ttsync.config.common import (
-    Delivery,
-    DestinationKind,
+from ttsync.config.common import DestinationKind, UserIdType, _Model, format_validation_error
+from ttsync.destinations.tiktok.settings.rules import (
     DigitsId,
-    EventSource,
-    PhoneFormat,
-    SyncMode,
-    UserIdType,
-    _Model,
     audience_name_warning,
     check_strict_audience_name,
 )
 from ttsync.errors import ConfigError
+
+Delivery = Literal["partner", "customer_file"]
+SyncMode = Literal["mirror", "append", "create", "replace"]
+EventSource = Literal["offline", "web", "crm"]
+PhoneFormat = Literal["e164", "digits"]
 
 # ---------------------------------------------------------------------------------------------------------
 # Destination settings
@@ -240,17 +240,3 @@ def validate_settings(kind: DestinationKind, settings: dict[str, Any], where: st
         return settings_model(kind).model_validate(settings)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, f"{where}: settings")) from None
-
-
-def format_validation_error(exc: ValidationError, where: str) -> str:
-    """One readable line per problem, without echoing the offending input (it may be a secret or PII)."""
-    lines = []
-    for err in exc.errors(include_input=False, include_url=False):
-        loc = ".".join(str(part) for part in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown setting: check the spelling (see docs/configuration.md)"
-        elif err["type"] == "literal_error":
-            msg = msg.replace("Input should be", "use one of")
-        lines.append(f"{where}{'.' + loc if loc else ''}: {msg}")
-    return "\n".join(lines)

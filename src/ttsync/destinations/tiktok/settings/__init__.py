@@ -1,0 +1,75 @@
+"""TikTok's side of a destination's settings: the models (`models`), the merge and the checks at apply time
+(`merge`), TikTok's naming rules and base URL (`rules`). `ttsync.config` stays neutral: it keeps settings as
+plain mappings and names no platform."""
+
+from ttsync.destinations.tiktok.client import PRODUCTION_BASE_URL
+from ttsync.destinations.tiktok.settings.merge import (
+    check_workspace_file,
+    checked_credential,
+    checked_destination,
+    effective_audience_settings,
+    effective_offline_events_settings,
+    effective_settings,
+    settings_of,
+)
+from ttsync.destinations.tiktok.settings.models import (
+    DEFAULT_MAX_REJECT_RATE,
+    AudienceSettings,
+    Delivery,
+    DestinationSettings,
+    EventSource,
+    OfflineEventsSettings,
+    PhoneFormat,
+    ResolvedAudienceSettings,
+    ResolvedOfflineEventsSettings,
+    ResolvedSettings,
+    SyncMode,
+    settings_model,
+    validate_settings,
+)
+from ttsync.destinations.tiktok.settings.rules import (
+    AUDIENCE_NAME_CUT,
+    AUDIENCE_NAME_MAX,
+    SANDBOX_URL_ENV,
+    DigitsId,
+    audience_name_problem,
+    audience_name_warning,
+    check_strict_audience_name,
+    credential_base_url,
+    destination_base_url,
+    resolve_base_url,
+)
+
+__all__ = [
+    "AUDIENCE_NAME_CUT",
+    "AUDIENCE_NAME_MAX",
+    "DEFAULT_MAX_REJECT_RATE",
+    "PRODUCTION_BASE_URL",
+    "SANDBOX_URL_ENV",
+    "AudienceSettings",
+    "Delivery",
+    "DestinationSettings",
+    "DigitsId",
+    "EventSource",
+    "OfflineEventsSettings",
+    "PhoneFormat",
+    "ResolvedAudienceSettings",
+    "ResolvedOfflineEventsSettings",
+    "ResolvedSettings",
+    "SyncMode",
+    "audience_name_problem",
+    "audience_name_warning",
+    "check_strict_audience_name",
+    "check_workspace_file",
+    "checked_credential",
+    "checked_destination",
+    "credential_base_url",
+    "destination_base_url",
+    "effective_audience_settings",
+    "effective_offline_events_settings",
+    "effective_settings",
+    "resolve_base_url",
+    "settings_model",
+    "settings_of",
+    "validate_settings",
+]
