@@ -162,6 +162,25 @@ def test_spark_local_gives_the_local_audience(env: Env, spark_local: Any) -> Non
     assert env.members() == _expected_from_duckdb(env, WITH_PHONE)
 
 
+def test_spark_connect_client_plans_the_local_audience(env: Env, spark_connect_url: str) -> None:
+    """A `sc://` source: `ttsync run --plan` in a child process is only a Spark Connect client (no JVM of its
+    own); identity runs on the server's executors and gives the local path's plan and match report."""
+    local = _ttsync(env, "run", ORCH, "--plan", "--json")
+    assert local.returncode == 0, local.stderr
+    with duckdb.connect(str(env.workspace.sample_warehouse), read_only=True) as con:
+        con.execute(f"COPY Merged_Customers TO '{env.workspace.root / 'customers.parquet'}' (FORMAT parquet)")
+    source = {"name": "warehouse", "kind": "spark", "master": spark_connect_url, "path": "customers.parquet",
+              "table": "Merged_Customers"}  # fmt: skip
+    _configure(env, source, WITH_PHONE)
+    remote = _ttsync(env, "run", ORCH, "--plan", "--json")
+    assert remote.returncode == 0, remote.stdout + remote.stderr
+    assert remote.stderr == ""
+    expected, got = json.loads(local.stdout), json.loads(remote.stdout)
+    assert got["plan"] == expected["plan"]
+    assert got["plan"]["add_ids"] > 0
+    assert got["match_report"] == expected["match_report"]
+
+
 def _ttsync(env: Env, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     environ = (
         {k: v for k, v in os.environ.items() if not k.startswith("TTSYNC_")}

@@ -65,14 +65,16 @@ def spark_session(
         raise SourceError(reason, resolution_key=SOURCE_CONFIGURATION)
     from pyspark.sql import SparkSession
 
+    master = master or DEFAULT_MASTER
     with _LOCK:
+        if master.startswith("sc://"):
+            # Spark Connect: a gRPC client (pyspark's `connect` extra), no JVM here; the server owns every
+            # setting, and its Python workers must have ttsync installed (docs/scale.md).
+            return SparkSession.builder.remote(master).getOrCreate()
         active = SparkSession.getActiveSession()
         if active is not None:
             return active
         settings = dict(conf or {})
-        master = master or DEFAULT_MASTER
-        if master.startswith("sc://"):  # Spark Connect: the server owns every setting
-            return SparkSession.builder.remote(master).getOrCreate()
         local_dir = settings.get("spark.local.dir") or tempfile.mkdtemp(prefix="ttsync-spark-")
         Path(local_dir).mkdir(parents=True, exist_ok=True)
         log4j = Path(local_dir) / "log4j2.properties"
