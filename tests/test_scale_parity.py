@@ -137,13 +137,19 @@ def test_spark_local_gives_the_local_audience(env: Env, spark_local: Any) -> Non
 
     export()
     spark_local.conf.set("spark.sql.files.maxPartitionBytes", "32768")
+    # Snapshots on Spark's file system (a file:// URI here; s3a://, abfss://, gs:// alike on a cluster).
+    lake = env.workspace.root / "lake" / "snapshots"
     source = {"name": "warehouse", "kind": "spark", "master": "local[2]", "path": "customers.parquet",
-              "table": "Merged_Customers"}  # fmt: skip
+              "table": "Merged_Customers", "snapshot_uri": lake.as_uri()}  # fmt: skip
     _configure(env, source, WITH_PHONE)
     assert spark_local.read.parquet(str(parquet)).rdd.getNumPartitions() > 1
     outcome = env.run()
     assert outcome.ok, outcome.to_dict().get("error")
     assert env.members() == _expected_from_duckdb(env, WITH_PHONE)
+    versions = lake / f"tiktok-audiences__{ORCH}" / env.audience_id()
+    assert sorted(p.name for p in versions.iterdir()) == ["v000001"]
+    assert (versions / "v000001" / "_SUCCESS").exists()
+    assert not list(env.workspace.state_dir.glob("snapshots/**/*.parquet"))  # none in the workspace
     prepare = next(t for t in outcome.workflow.tasks if t.name == "prepare").counts
     local = _local_report(env, WITH_PHONE)
     assert prepare["match_report"] == local
@@ -160,6 +166,9 @@ def test_spark_local_gives_the_local_audience(env: Env, spark_local: Any) -> Non
     assert plan["remove_ids"] > 0
     assert not plan["full_upload"]
     assert env.members() == _expected_from_duckdb(env, WITH_PHONE)
+    assert sorted(p.name for p in versions.iterdir() if p.is_dir()) == ["v000001", "v000002"]
+    commit = next(t for t in again.workflow.tasks if t.name == "commit").counts
+    assert commit["snapshot_ids"] == plan["current_ids"]
 
 
 def test_spark_connect_client_plans_the_local_audience(env: Env, spark_connect_url: str) -> None:

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import duckdb
 
@@ -63,6 +63,9 @@ from ttsync.sync.inflight import clear_inflight, inflight_dir, inflight_files, r
 from ttsync.sync.plan import AudiencePlan, SyncMode, commit_plan_snapshot, connect, plan_audience
 from ttsync.sync.prepare import PreparedOutput, prepare_to_parquet
 from ttsync.sync.snapshot import delete_snapshot, distinct_ids, snapshot_path
+
+if TYPE_CHECKING:
+    from ttsync.spark.snapshot import SparkSnapshot
 from ttsync.workflows.crashpoints import crash_point
 from ttsync.workflows.engine import TaskContext, TaskSpec
 from ttsync.workflows.ownership import hold
@@ -199,6 +202,8 @@ class AudienceRun(OrchestrationRun):
                         "everyone again",
                     )
                     delete_snapshot(self.snapshot_file(stored.audience_id))
+                    if (remote := self._spark_snapshot(stored.audience_id)) is not None:
+                        remote.delete()
                     # Nothing sent to the lost audience can linger in the new one.
                     clear_inflight(inflight_files(self.inflight_dir))
             if audience_id is not None:
@@ -243,11 +248,20 @@ class AudienceRun(OrchestrationRun):
         if self.customer_file:
             single_calculate_type(id_schemas)
         max_change = None
-        if self.change_cap is not None and audience_id and self.snapshot_file(audience_id).exists():
+        remote = self._spark_snapshot(audience_id) if audience_id else None
+        if self.change_cap is not None and remote is not None and remote.current() is not None:
+            max_change = self.change_cap(remote.distinct_ids(tuple(id_schemas)))
+        elif self.change_cap is not None and audience_id and self.snapshot_file(audience_id).exists():
             max_change = self.change_cap(distinct_ids(self.snapshot_file(audience_id), id_schemas))
         # What unfinished workflows may have sent counts too, unless a dry run found the run will start a new
         # audience (a real run clears those records when it recreates one; a dry run only leaves them out).
         inflight = [] if ctx.shared.get("new_audience") else inflight_files(self.inflight_dir)
+        if self.source.kind == "spark" and self.source.snapshot_uri and (inflight or max_change is not None):
+            raise ConfigError(
+                f"source {self.source.name!r}: snapshots on snapshot_uri are diffed by Spark only, and this run "
+                "needs the DuckDB diff (in-flight records of an interrupted upload, or a campaign's change cap); "
+                "remove snapshot_uri for this run, or let the interrupted workflow finish (`ttsync retry`)"
+            )
         if (
             self.source.kind == "spark" and not inflight and max_change is None
         ):  # the diff in Spark (docs/scale.md)
@@ -405,12 +419,16 @@ class AudienceRun(OrchestrationRun):
         audience_id = self._audience_id(ctx)
         plan = self._plan(ctx)
         path = self.snapshot_file(audience_id)
-        size = commit_plan_snapshot(
-            plan,
-            path,
-            self.run_dir(ctx.workflow_id) / "commit",
-            memory_limit=self.options.duckdb_memory_limit,
-        )
+        remote = self._spark_snapshot(audience_id)
+        if remote is not None:  # written by Spark to the source's snapshot_uri (docs/scale.md)
+            size = remote.commit(plan)
+        else:
+            size = commit_plan_snapshot(
+                plan,
+                path,
+                self.run_dir(ctx.workflow_id) / "commit",
+                memory_limit=self.options.duckdb_memory_limit,
+            )
         crash_point("commit:snapshot")
         # TikTok now equals this plan: what the records it reconciled (and its own) may have sent is settled.
         upload = ctx.checkpoint_of("upload")
@@ -618,15 +636,30 @@ class AudienceRun(OrchestrationRun):
         from ttsync.spark.plan import plan_in_spark, prepared_ids
 
         session = spark_session(self.source.master, self.source.spark_conf)
+        remote = self._spark_snapshot(audience_id) if audience_id else None
+        snapshot: Path | str | None = self.snapshot_file(audience_id) if audience_id else None
+        if remote is not None:
+            snapshot = remote.current()
         return plan_in_spark(
             session,
             prepared=prepared_ids(session, run_dir / "prepared" / "spark"),
             digests_path=run_dir / "prepared" / "digests.parquet",
-            snapshot=self.snapshot_file(audience_id) if audience_id else None,
+            snapshot=snapshot,
             id_schemas=id_schemas,
             mode=SyncMode(self.settings.mode),
             work_dir=run_dir / "plan",
         )
+
+    def _spark_snapshot(self, audience_id: str) -> SparkSnapshot | None:
+        """The audience's snapshot on Spark's file system, when the spark source sets `snapshot_uri`."""
+        if self.source.kind != "spark" or not self.source.snapshot_uri:
+            return None
+        from ttsync.sources.spark_session import spark_session
+        from ttsync.spark.snapshot import SparkSnapshot, snapshot_uri
+
+        destination = f"{self.destination.name}__{self.orchestration.name}"
+        session = spark_session(self.source.master, self.source.spark_conf)
+        return SparkSnapshot(session, snapshot_uri(self.source.snapshot_uri, destination, audience_id))
 
     @property
     def inflight_dir(self) -> Path:
