@@ -70,7 +70,14 @@ def spark_session(
         if master.startswith("sc://"):
             # Spark Connect: a gRPC client (pyspark's `connect` extra), no JVM here; the server owns every
             # setting, and its Python workers must have ttsync installed (docs/scale.md).
-            return SparkSession.builder.remote(master).getOrCreate()
+            try:
+                return SparkSession.builder.remote(master).getOrCreate()
+            except ImportError as exc:  # the client's gRPC packages are an extra of their own
+                raise SourceError(
+                    f"Spark Connect ({master}) needs pyspark's client packages: pip install "
+                    f"'ttsync[spark-connect]' ({exc})",
+                    resolution_key=SOURCE_CONFIGURATION,
+                ) from None
         active = SparkSession.getActiveSession()
         if active is not None:
             return active

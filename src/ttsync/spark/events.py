@@ -22,6 +22,7 @@ recorded in the ledger right after TikTok confirmed it: exactly once, as on the 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +45,7 @@ from ttsync.identity import ColumnSpec, MatchReport
 from ttsync.identity.report import AutoDecision
 from ttsync.identity.rowkeys import KeyHasher
 from ttsync.spark.prepare import PARTS_ROW_GROUP_BYTES, decide_auto, row_groups
+from ttsync.sqltext import sql_literal
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -130,8 +132,6 @@ def _count_partitions(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBa
 def _group_partitions(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """Step 2's `mapInArrow` function: the local grouping query (DuckDB) over one partition's staged rows,
     which hold every row of their events. The rows wait in a private temporary folder of the executor."""
-    import os
-
     local_dirs = os.environ.get("SPARK_LOCAL_DIRS", "")  # the executor's spark.local.dir
     folder = Path(tempfile.mkdtemp(prefix="ttsync-events-", dir=local_dirs.split(",")[0] or None))
     try:
@@ -140,7 +140,7 @@ def _group_partitions(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBa
             for batch in batches:
                 out.write_table(pa.Table.from_batches([batch]).cast(ROWS_SCHEMA))
         with duckdb.connect(config={"memory_limit": "400MB", "threads": 1}) as con:
-            con.execute(f"SET temp_directory = '{folder / 'spill'}'")
+            con.execute(f"SET temp_directory = {sql_literal(folder / 'spill')}")
             reader = con.sql(events_sql(str(rows))).to_arrow_reader(10_000)
             for batch in reader:
                 yield batch.select(list(EVENT_COLUMNS)).cast(EVENTS_SCHEMA)
