@@ -145,3 +145,13 @@ def test_offline_event_sets_create_and_get(emulator: EmulatorServer, raw_api: Ra
     by_name = raw_api.get("offline/get/", advertiser_id=adv, name="Stores")["data"]["event_set_list"]
     assert [s["event_set_id"] for s in by_name] == [new_id]
     assert track(raw_api, new_id, [event("n")])["code"] == 0
+
+
+def test_bodies_the_fast_parser_refuses_are_read_as_before(emulator: EmulatorServer, raw_api: RawApi) -> None:
+    """The emulator parses bodies with orjson and falls back to `json` for what orjson refuses (integers beyond
+    64 bits, NaN): those requests are answered exactly as before."""
+    es = emulator.seed.event_set_id
+    huge = event("huge-time", event_time=2**70)
+    nan = event("nan-value", properties={"currency": "USD", "value": float("nan")})
+    assert track(raw_api, es, [huge, nan])["code"] == 0
+    assert emulator.admin.state()["events"]["accepted"] == 2

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -73,7 +73,9 @@ def _settings(emu: EmulatorServer, **overrides: Any) -> ResolvedOfflineEventsSet
     return ResolvedOfflineEventsSettings(**values)
 
 
-def _deliver(emu: EmulatorServer, batches: list[pa.RecordBatch], tmp_path: Path, run: str, **kw: Any) -> Any:
+def _deliver(
+    emu: EmulatorServer, batches: Iterable[pa.RecordBatch], tmp_path: Path, run: str, **kw: Any
+) -> Any:
     settings = kw.pop("settings", None) or _settings(emu)
 
     async def go() -> Any:
@@ -326,3 +328,23 @@ def test_partner_name_is_sent_only_when_configured(emulator: EmulatorServer, tmp
         )
     assert info.value.code == 40063
     assert len(emulator.admin.events(emulator.seed.event_set_id)) == 6
+
+
+def test_sending_starts_before_the_query_is_read_to_the_end(emulator: EmulatorServer, tmp_path: Path) -> None:
+    """Events are grouped and sent chunk by chunk: TikTok confirms the first batch while rows still arrive."""
+    read = 0
+    read_at_first_confirmation: list[int] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        nonlocal read
+        for start in range(0, 10_000, 500):
+            read += 1
+            yield _rows(500, start=start)
+
+    def progress(totals: EventTotals) -> None:
+        if not read_at_first_confirmation:
+            read_at_first_confirmation.append(read)
+
+    result = _deliver(emulator, batches(), tmp_path, "run", progress=progress)
+    assert result.totals.sent == 10_000
+    assert read_at_first_confirmation[0] < 20

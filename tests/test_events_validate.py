@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,9 @@ import pytest
 from ttsync.destinations.tiktok.events import EventOptions, plan_events
 from ttsync.destinations.tiktok.settings import ResolvedOfflineEventsSettings
 from ttsync.events.columns import EventColumnsError, plan_columns
+from ttsync.events.grouping import EventGrouper
 from ttsync.events.ledger import Ledger
 from ttsync.events.payload import GroupedEvent, assemble
-from ttsync.events.stage import Stage
 from ttsync.events.validate import EventRules, RowValidator
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -53,22 +54,29 @@ def _batch(rows: list[dict[str, Any]]) -> pa.RecordBatch:
 
 
 def _group(
-    tmp_path: Path, rows: list[dict[str, Any]], *, rules: EventRules | None = None
+    tmp_path: Path,
+    rows: list[dict[str, Any]],
+    *,
+    rules: EventRules | None = None,
+    cuts: tuple[int, ...] = (),
 ) -> tuple[dict[str, GroupedEvent], dict[str, str]]:
-    """Validate and group rows; returns (events by event_id, reason by row key)."""
+    """Validate and group rows (as batches cut before the row numbers in `cuts`); returns (events by event_id,
+    reason by row key)."""
     batch = _batch(rows)
     rules = rules or EventRules(event_set_id=EVENT_SET)
     plan = plan_columns(batch.schema.names, key_column="row_key", derive_event_id=rules.derive_event_id)
     validator = RowValidator(plan, rules, key_column="row_key", now=NOW)
-    stage = Stage(tmp_path / "run")
-    stage.add(validator.process(batch))
+    grouper = EventGrouper()
+    bounds = [0, *cuts, len(rows)]
+    grouped = [grouper.add(validator.process(batch.slice(a, b - a))) for a, b in itertools.pairwise(bounds)]
+    grouped.append(grouper.finish())
     ready: dict[str, GroupedEvent] = {}
     reasons: dict[str, str] = {}
-    for events, rejected in assemble(stage.rows_by_event(chunk_rows=2)):
+    for events, rejected in assemble(b for b in grouped if b is not None):
+        assert not set(ready) & {e.event_id for e in events}, "an event was grouped in two parts"
         ready.update({e.event_id: e for e in events})
         for keys, reason in rejected:
             reasons.update(dict.fromkeys(keys, reason))
-    stage.cleanup()
     return ready, reasons
 
 
@@ -300,7 +308,6 @@ def test_plan_counts_and_per_row_outcomes(tmp_path: Path) -> None:
         ("b", "duplicate_skipped", None),
         ("c", "rejected", "invalid_currency"),
     ]
-    assert not (tmp_path / "run" / "stage").exists()
 
 
 def test_several_emails_in_one_cell_and_across_rows_are_sent_once_each_sorted(tmp_path: Path) -> None:
@@ -313,3 +320,70 @@ def test_several_emails_in_one_cell_and_across_rows_are_sent_once_each_sorted(tm
     assert reasons == {}
     assert ready["o-1"].payload["user"] == {"email": sorted([ALICE_HASH, bob])}
     assert ready["o-1"].row_keys == ["a", "b"]
+
+
+def test_an_event_whose_rows_straddle_batches_is_one_event(tmp_path: Path) -> None:
+    rows = [
+        _row(row_key="a", event_id="o-1", content_id="sku-1", value=1.0),
+        _row(row_key="b", event_id="o-2", content_id="sku-1", value=2.0),
+        _row(row_key="c", event_id="o-2", content_id="sku-2", value=3.0),
+        _row(row_key="d", event_id="o-2", content_id="sku-3", value=4.0),
+        _row(row_key="e", event_id="o-3", value=5.0),
+    ]
+    # o-2 begins in the first batch, fills the second and ends in the third.
+    ready, reasons = _group(tmp_path, rows, cuts=(2, 3))
+    assert reasons == {}
+    assert ready["o-2"].row_keys == ["b", "c", "d"]
+    props = ready["o-2"].payload["properties"]
+    assert props["value"] == 9.0
+    assert [c["content_id"] for c in props["contents"]] == ["sku-1", "sku-2", "sku-3"]
+    assert sorted(ready) == ["o-1", "o-2", "o-3"]
+
+
+def test_a_row_key_repeated_across_a_batch_boundary_is_rejected(tmp_path: Path) -> None:
+    rows = [
+        _row(row_key="a", event_id="x"),
+        _row(row_key="same", event_id="y"),
+        _row(row_key="same", event_id="z"),
+    ]
+    ready, reasons = _group(tmp_path, rows, cuts=(2,))
+    assert set(ready) == {"x"}
+    assert reasons == {"same": "duplicate_row_key"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['say "hi"', "back\\slash", "line\nbreak\ttab", "nul\x00", "café ☕ 東京", "</script>", "a\u2028b"],
+)
+def test_strings_are_escaped_as_json(tmp_path: Path, text: str) -> None:
+    rules = EventRules(event_set_id=EVENT_SET, event_source="web")
+    row = _row(event=f"Custom {text}", event_id=f"id {text}", content_id=text, agent=text, order_id=text)
+    ready, reasons = _group(tmp_path, [row, _row(row_key="plain", event_id="plain")], rules=rules)
+    assert reasons == {}
+    payload = ready[f"id {text}"].payload
+    assert payload["event"] == f"Custom {text}"
+    assert payload["user"]["user_agent"] == text
+    assert payload["properties"]["order_id"] == text
+    assert payload["properties"]["contents"] == [{"content_id": text}]
+    assert ready["plain"].payload["properties"] == {"currency": "USD", "value": 10.5}
+
+
+def test_fields_given_on_some_rows_only_are_left_out_elsewhere(tmp_path: Path) -> None:
+    rules = EventRules(event_set_id=EVENT_SET, event_source="web")
+    rows = [
+        _row(row_key="a", event_id="1", ip="203.0.113.9", currency=None, value=None),
+        _row(row_key="b", event_id="2", email=None, phone="+12065550100", shop_id="s1", content_id="sku"),
+        _row(row_key="c", event_id="3", currency=None, value=None, order_id=None),
+    ]
+    ready, reasons = _group(tmp_path, rows, rules=rules)
+    assert reasons == {}
+    assert ready["1"].payload["user"] == {"email": [ALICE_HASH], "ip": "203.0.113.9"}
+    assert "properties" not in ready["1"].payload
+    assert ready["2"].payload["user"] == {"phone": [PHONE_HASH]}
+    assert ready["2"].payload["properties"] == {
+        "currency": "USD",
+        "shop_id": "s1",
+        "value": 10.5,
+        "contents": [{"content_id": "sku"}],
+    }
+    assert "properties" not in ready["3"].payload

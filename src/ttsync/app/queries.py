@@ -3,17 +3,23 @@ id or prefix; offline events per day; the history of an audience."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
 
+from ttsync.config.models import Orchestration
 from ttsync.errors import NotFoundError
-from ttsync.store import repos, schema
+from ttsync.events.ledger import LEDGER_FILE
+from ttsync.store import repos, runqueue, schema
 from ttsync.store.db import Store
 from ttsync.store.records import NotificationRecord, WorkflowRecord
+from ttsync.store.runqueue import ScheduleRecord
 from ttsync.workflows.ownership import reap_interrupted
 
 
@@ -88,10 +94,17 @@ class AudiencePoint(BaseModel):
 
 
 def _task_rows(
-    store: Store, *, kind: str, task_names: Sequence[str], orchestrations: Collection[str] | None = None
+    store: Store,
+    *,
+    kind: str,
+    task_names: Sequence[str],
+    orchestrations: Collection[str] | None = None,
+    finished_since: datetime | None = None,
+    newest: int | None = None,
 ) -> list[sa.RowMapping]:
     """(workflow id, orchestration, state, created, finished, task name, task finished, task counts) of the
-    named tasks of every workflow of `kind` (of `orchestrations` when given), newest workflow first."""
+    named tasks of every workflow of `kind` (of `orchestrations` when given; of tasks finished at or after
+    `finished_since` when given; of the `newest` workflows when given), newest workflow first."""
     w, t = schema.workflows, schema.tasks
     query = (
         sa.select(
@@ -110,6 +123,20 @@ def _task_rows(
     )
     if orchestrations is not None:
         query = query.where(w.c.orchestration.in_(list(orchestrations)))
+    if newest is not None:
+        # Only the newest workflows' tasks are read (an orchestration may have thousands of runs).
+        ids = sa.select(w.c.id).where(w.c.kind == kind).order_by(w.c.created_at.desc(), w.c.id).limit(newest)
+        if orchestrations is not None:
+            ids = ids.where(w.c.orchestration.in_(list(orchestrations)))
+        query = query.where(w.c.id.in_(ids.scalar_subquery()))
+    if finished_since is not None:
+        # Stored naive on SQLite (UTC) and zoned on PostgreSQL: compare like with like.
+        since = (
+            finished_since
+            if store.engine.dialect.name == "postgresql"
+            else finished_since.replace(tzinfo=None)
+        )
+        query = query.where(t.c.finished_at >= since)
     with store.engine.connect() as conn:
         return list(conn.execute(query).mappings().all())
 
@@ -148,8 +175,14 @@ def events_per_day(
     wanted = None
     if destination is not None:
         wanted = [name for name, dest in by_orchestration.items() if dest == destination]
-    out: dict[tuple[date, str | None], EventDay] = {}
-    for row in _task_rows(store, kind="offline_events", task_names=[DELIVER_TASK], orchestrations=wanted):
+    # Summed in plain dicts and turned into models once: a 30-day window may hold thousands of runs.
+    sums: dict[tuple[date, str | None], list[int]] = {}  # runs, accepted, duplicates, rejected total
+    reasons: dict[tuple[date, str | None], dict[str, int]] = {}
+    since = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
+    rows = _task_rows(
+        store, kind="offline_events", task_names=[DELIVER_TASK], orchestrations=wanted, finished_since=since
+    )
+    for row in rows:
         finished = _utc(row["task_finished_at"])
         counts = row["counts"] or {}
         if finished is None or "sent" not in counts or row["orchestration"] in exclude_orchestrations:
@@ -157,14 +190,27 @@ def events_per_day(
         day = finished.date()
         if day < first or day > today:
             continue
-        dest = by_orchestration.get(row["orchestration"])
-        item = out.setdefault((day, dest), EventDay(day=day, destination=dest))
-        item.runs += 1
-        item.accepted += _int(counts.get("sent"))
-        item.duplicates += _int(counts.get("duplicate_skipped"))
+        key = (day, by_orchestration.get(row["orchestration"]))
+        total = sums.setdefault(key, [0, 0, 0, 0])
+        total[0] += 1
+        total[1] += _int(counts.get("sent"))
+        total[2] += _int(counts.get("duplicate_skipped"))
+        rejected = reasons.setdefault(key, {})
         for reason, n in (counts.get("rejected") or {}).items():
-            item.rejected[str(reason)] = item.rejected.get(str(reason), 0) + _int(n)
-            item.rejected_total += _int(n)
+            rejected[str(reason)] = rejected.get(str(reason), 0) + _int(n)
+            total[3] += _int(n)
+    out = {
+        key: EventDay(
+            day=key[0],
+            destination=key[1],
+            runs=runs,
+            accepted=accepted,
+            duplicates=duplicates,
+            rejected=reasons[key],
+            rejected_total=rejected_total,
+        )
+        for key, (runs, accepted, duplicates, rejected_total) in sums.items()
+    }
     return sorted(out.values(), key=lambda d: (-d.day.toordinal(), d.destination or ""))
 
 
@@ -194,7 +240,11 @@ def audience_history(
         raise NotFoundError("orchestration", orchestration_or_audience)
     advertisers = {s.audience_id: s.advertiser_id for s in states if s.orchestration == name}
     runs: dict[str, dict[str, Any]] = {}
-    for row in _task_rows(store, kind="audience", task_names=AUDIENCE_TASKS, orchestrations=[name]):
+    # By audience id, runs of the orchestration's other audiences are skipped: read them all to fill `limit`.
+    newest = limit if only_audience is None else None
+    for row in _task_rows(
+        store, kind="audience", task_names=AUDIENCE_TASKS, orchestrations=[name], newest=newest
+    ):
         run = runs.setdefault(row["id"], {"row": row})
         run[row["task"]] = row["counts"] or {}
     points = []
@@ -224,3 +274,107 @@ def audience_history(
         if len(points) >= limit:
             break
     return points
+
+
+# --- the web UI's reads (pages hold no store access of their own) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class OrchestrationRow:
+    """An orchestration as its list shows it: the definition, its newest workflow and its schedule."""
+
+    item: Orchestration
+    last: WorkflowRecord | None
+    schedule: ScheduleRecord | None
+
+
+def unread_notifications(store: Store) -> int:
+    """How many notifications are unread (the header's badge): one COUNT, not a listing."""
+    table = schema.notifications
+    query = sa.select(sa.func.count()).select_from(table).where(table.c.read.is_(False))
+    with store.engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def latest_workflows(store: Store) -> dict[str, WorkflowRecord]:
+    """The newest workflow of each orchestration (one query, whatever the number of orchestrations)."""
+    table = schema.workflows
+    newest = (
+        sa.select(table.c.orchestration, sa.func.max(table.c.created_at).label("created_at"))
+        .group_by(table.c.orchestration)
+        .subquery()
+    )
+    query = sa.select(table).join(
+        newest,
+        sa.and_(table.c.orchestration == newest.c.orchestration, table.c.created_at == newest.c.created_at),
+    )
+    latest: dict[str, WorkflowRecord] = {}
+    with store.engine.connect() as conn:
+        for row in conn.execute(query).mappings():
+            record = WorkflowRecord.model_validate(_utc_row(row))
+            latest.setdefault(record.orchestration, record)
+    return latest
+
+
+def orchestration_rows(store: Store, hidden: Collection[str] = ()) -> list[OrchestrationRow]:
+    """Every orchestration not in `hidden`, with its last run and schedule, by name."""
+    schedules = {item.orchestration: item for item in runqueue.list_schedules(store)}
+    latest = latest_workflows(store)
+    return [
+        OrchestrationRow(item, latest.get(item.name), schedules.get(item.name))
+        for item in repos.list_orchestrations(store)
+        if item.name not in hidden
+    ]
+
+
+def page_workflows(
+    store: Store,
+    *,
+    orchestration: str | None = None,
+    state: str | None = None,
+    exclude_orchestrations: Sequence[str] = (),
+    limit: int = 50,
+    after: str | None = None,
+) -> list[WorkflowRecord]:
+    """One page of workflows, newest first, without their tasks (the workflows list and a history): those
+    after workflow `after` (the last one of the previous page) when given. Keyset paging: a page deep in
+    10,000 workflows costs what the first does, where an OFFSET reads every row it skips."""
+    table = schema.workflows
+    query = sa.select(table).order_by(table.c.created_at.desc(), table.c.id).limit(limit)
+    if orchestration is not None:
+        query = query.where(table.c.orchestration == orchestration)
+    if state is not None:
+        query = query.where(table.c.state == state)
+    if exclude_orchestrations:
+        query = query.where(table.c.orchestration.not_in(list(exclude_orchestrations)))
+    with store.engine.connect() as conn:
+        if after is not None:
+            anchor = conn.execute(sa.select(table.c.created_at).where(table.c.id == after)).scalar()
+            if anchor is None:
+                raise NotFoundError("workflow", after)
+            same_time_before = sa.and_(table.c.created_at == anchor, table.c.id <= after)
+            query = query.where(table.c.created_at <= anchor, sa.not_(same_time_before))
+        return [WorkflowRecord.model_validate(_utc_row(row)) for row in conn.execute(query).mappings()]
+
+
+def page_notifications(store: Store, *, limit: int = 200) -> list[NotificationRecord]:
+    """The newest notifications, read or not."""
+    return repos.list_notifications(store, unread_only=False, limit=limit)
+
+
+def _utc_row(row: sa.RowMapping) -> dict[str, Any]:
+    return {key: _utc(value) if isinstance(value, datetime) else value for key, value in row.items()}
+
+
+def ledger_totals(state_dir: Path) -> dict[str, int]:
+    """Accepted offline events the ledger holds, per event set (test events apart, as `SET#test`). Read-only:
+    a workspace that never sent events has no ledger file, and none is created."""
+    path = state_dir / LEDGER_FILE
+    if not path.exists():
+        return {}
+    con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+    try:
+        rows = con.execute("SELECT event_set_id, count(*) FROM accepted GROUP BY event_set_id").fetchall()
+    finally:
+        con.close()
+    return {str(namespace): int(n) for namespace, n in rows}

@@ -14,6 +14,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
@@ -188,9 +189,14 @@ def _parse_json(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        value = json.loads(raw)
-    except ValueError:
-        raise ApiError(PARAM_ERROR, "Request body is not valid JSON") from None
+        # orjson parses an events batch several times faster; it accepts a subset of what `json` accepts (no
+        # NaN, no integer beyond 64 bits, no lone surrogate) with the same result, so `json` decides the rest.
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise ApiError(PARAM_ERROR, "Request body is not valid JSON") from None
     if not isinstance(value, dict):
         raise ApiError(PARAM_ERROR, "Request body must be a JSON object")
     return value

@@ -1,4 +1,4 @@
-"""ttsync.events: the neutral part of offline events (docs/events.md): parameters, validation, staging, the
+"""ttsync.events: the neutral part of offline events (docs/events.md): parameters, validation, grouping, the
 ledger and outcomes. Sending them to TikTok's Events API 2.0 is `ttsync.destinations.tiktok.events`:
 
 from ttsync.destinations.tiktok.events import deliver_events, plan_events

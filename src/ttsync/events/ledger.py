@@ -60,9 +60,11 @@ class Ledger:
         # NORMAL in WAL mode: a commit survives a killed process (it is in the OS page cache); only a power
         # loss may lose the last commits, and those batches are then re-sent and de-duplicated by TikTok.
         self._con.execute("PRAGMA synchronous=NORMAL")
-        # A delivery records a batch every few milliseconds: keep the key index's pages in memory (64 MiB)
-        # and checkpoint the WAL less often (each checkpoint syncs the file).
-        self._con.execute("PRAGMA cache_size=-65536")
+        # A delivery records a batch every few milliseconds: keep the key index's hot pages in memory, and
+        # checkpoint the WAL less often (each checkpoint syncs the file). 16 MiB, not more: the cache fills as
+        # the ledger grows, and a delivery's memory must not grow with the number of events (pages beyond it
+        # come from the OS's file cache).
+        self._con.execute("PRAGMA cache_size=-16384")
         self._con.execute("PRAGMA wal_autocheckpoint=8192")
         self._con.execute(_SCHEMA)
 
@@ -86,6 +88,10 @@ class Ledger:
 
     def accepted(self, namespace: str, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of the (event, event_id) keys TikTok already accepted in `namespace`."""
+        return self.accepted_json(namespace, json.dumps(keys))
+
+    def accepted_json(self, namespace: str, keys_json: str) -> set[tuple[str, str]]:
+        """`accepted` with the keys as one JSON text, `[["event","event_id"],...]` (the bulk path)."""
         # The keys travel as one JSON parameter (SQLite's json_each unpacks them in C): one primary-key
         # lookup per key, without a Python object per bound parameter. CROSS JOIN makes the keys the outer
         # loop (SQLite's planner would otherwise scan the whole namespace once per key).
@@ -93,24 +99,29 @@ class Ledger:
             "SELECT a.event, a.event_id FROM json_each(?) AS k CROSS JOIN accepted AS a "
             "ON a.event_set_id = ? AND a.event_id = json_extract(k.value, '$[1]') "
             "AND a.event = json_extract(k.value, '$[0]')",
-            [json.dumps(keys), namespace],
+            [keys_json, namespace],
         ).fetchall()
         return set(rows)
 
     def record(self, namespace: str, keys: Sequence[tuple[str, str]], *, run_id: str | None = None) -> int:
         """Record keys TikTok confirmed, in one transaction. Call only after the confirmation. Returns count."""
+        self.record_json(namespace, json.dumps(keys), run_id=run_id)
+        return len(keys)
+
+    def record_json(self, namespace: str, keys_json: str, *, run_id: str | None = None) -> None:
+        """`record` with the keys as one JSON text, `[["event","event_id"],...]` (one transaction per
+        confirmed request, the bulk path)."""
         self._con.execute("BEGIN IMMEDIATE")
         try:
             self._con.execute(
                 "INSERT OR IGNORE INTO accepted (event_set_id, event, event_id, accepted_at, run_id) "
                 "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?, ? FROM json_each(?)",
-                [namespace, int(time.time()), run_id, json.dumps(keys)],
+                [namespace, int(time.time()), run_id, keys_json],
             )
         except BaseException:
             self._con.execute("ROLLBACK")
             raise
         self._con.execute("COMMIT")
-        return len(keys)
 
     def keys(self, namespace: str, batch_rows: int = 100_000) -> Iterator[list[tuple[str, str]]]:
         """Every (event, event_id) accepted in `namespace`, `batch_rows` at a time (Spark's anti-join reads

@@ -1,6 +1,6 @@
-"""Events ready to send, kept as Arrow columns; each event's JSON text comes from DuckDB (`eventsql.py`).
+"""Events ready to send, kept as Arrow columns; each event's JSON text comes from `grouping.py`.
 
-`split_events` turns one batch of the grouping query into the events to send (`ReadyEvents`) and the rejected
+`split_events` turns one batch of grouped events into the events to send (`ReadyEvents`) and the rejected
 ones (`RejectedEvents`), without a Python object per event. `ReadyEvents` is what a request is built from:
 `data_json()` joins the events' JSON texts into the `data` array of `event/track/` (ref §3.1). Individual
 `GroupedEvent` objects are made only where one event matters on its own (a row TikTok rejected, tests).
@@ -15,6 +15,8 @@ from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from ttsync.events import jsontext
 
 READY_SCHEMA: Final = pa.schema(
     [
@@ -111,6 +113,29 @@ class ReadyEvents:
         ids = self.table.column("event_id").to_pylist()
         return list(zip(events, ids, strict=True))
 
+    def keys_json(self) -> str:
+        """The ledger's keys as one JSON text, `[["event","event_id"],...]`, built without a Python object per
+        event (the ledger unpacks it in SQLite)."""
+        pairs = pc.binary_join_element_wise(
+            '["',
+            jsontext.escape(self.table.column("event").combine_chunks()),
+            '","',
+            jsontext.escape(self.table.column("event_id").combine_chunks()),
+            '"]',
+            "",
+        )
+        return "[" + _joined(pairs, ",") + "]"
+
+    def is_in(self, keys: set[tuple[str, str]]) -> pa.Array:
+        """Boolean mask: which events have one of `keys` (few: the ones the ledger found)."""
+        joined = pc.binary_join_element_wise(
+            self.table.column("event").combine_chunks(),
+            self.table.column("event_id").combine_chunks(),
+            "\x00",
+        )
+        wanted = pa.array([f"{event}\x00{event_id}" for event, event_id in keys], pa.string())
+        return pc.fill_null(pc.is_in(joined, value_set=wanted), False)
+
     def row_keys(self) -> pa.Array:
         """The row keys of every event, flattened."""
         return pc.list_flatten(self.table.column("row_keys")).combine_chunks()
@@ -128,8 +153,8 @@ class ReadyEvents:
         )
 
     def data_json(self) -> str:
-        """The `data` array of `event/track/`: the events' JSON texts joined."""
-        return "[" + ",".join(self.table.column("json").to_pylist()) + "]"
+        """The `data` array of `event/track/`: the events' JSON texts joined (in Arrow: one Python string)."""
+        return "[" + _joined(self.table.column("json").combine_chunks(), ",") + "]"
 
     def event(self, index: int) -> GroupedEvent:
         """One event as an object."""
@@ -139,6 +164,15 @@ class ReadyEvents:
     def events(self) -> list[GroupedEvent]:
         """Every event as an object (tests, plans of small queries)."""
         return [self.event(i) for i in range(len(self))]
+
+
+def _joined(texts: pa.Array, separator: str) -> str:
+    """All of `texts` joined with `separator`, as one string."""
+    if len(texts) == 0:
+        return ""
+    one_list = pa.ListArray.from_arrays(pa.array([0, len(texts)], pa.int32()), texts)
+    joined: str = pc.binary_join(one_list, separator)[0].as_py()
+    return joined
 
 
 @dataclass(frozen=True)
@@ -151,19 +185,21 @@ class RejectedEvents:
 
 
 def split_events(batch: pa.RecordBatch) -> tuple[ReadyEvents, RejectedEvents]:
-    """One batch of the grouping query (`eventsql.EVENT_COLUMNS`) -> (events to send, rejected events)."""
+    """One batch of grouped events (`grouping.EVENT_COLUMNS`) -> (events to send, rejected events)."""
+    ready = pa.Table.from_batches([batch.select(["event", "event_id", "row_keys", "json"])])
+    if ready.schema != READY_SCHEMA:
+        ready = ready.cast(READY_SCHEMA)
+    if batch.column("reason").null_count == batch.num_rows:  # nothing rejected: the usual case
+        empty = pa.array([], pa.string())
+        return ReadyEvents(ready), RejectedEvents(empty, empty, {})
     bad = pc.is_valid(batch.column("reason"))
-    good = pc.invert(bad)
-    ready = pa.Table.from_batches([batch.select(["event", "event_id", "row_keys", "json"])]).filter(good)
+    ready = ready.filter(pc.invert(bad))
     rejected = batch.filter(bad)
     lists = rejected.column("row_keys")
     reasons = rejected.column("reason")
     counts = {str(r["values"]): int(r["counts"]) for r in pc.value_counts(reasons).to_pylist()}
     per_row = pc.take(reasons, pc.list_parent_indices(lists)) if len(lists) else pa.array([], pa.string())
-    return (
-        ReadyEvents(ready.cast(READY_SCHEMA)),
-        RejectedEvents(pc.list_flatten(lists), per_row, counts),
-    )
+    return ReadyEvents(ready), RejectedEvents(pc.list_flatten(lists), per_row, counts)
 
 
 def assemble(batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[list[GroupedEvent], list[Rejected]]]:

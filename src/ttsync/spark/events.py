@@ -3,18 +3,20 @@
 Each step runs the local path's own code, so reason codes, hashes and each event's JSON text are the local
 ones (docs/events.md):
 
-1. **validate** (`mapInArrow`): one `RowValidator` per partition, its rows staged as the local stage stores
-   them (`events.stage.staged_table`: hashes, never raw emails or phones). Sequence numbers follow the query
+1. **validate** (`mapInArrow`): one `RowValidator` per partition, its rows kept with their hashes
+   (`events.grouping.attach_hashes`: hashes, never raw emails or phones). Sequence numbers follow the query
    order across partitions, so "first value in query order" means the same thing as on one machine; the
    `auto` email and phone columns are decided once on the driver for every partition.
 2. **group**: a row key used twice gets `duplicate_row_key` (a Spark window over the whole set); the rows are
-   then shuffled by event (`event`, `event_id`; a row missing either is an event of its own) and each
-   partition runs the local grouping query (`events.eventsql.events_sql`, DuckDB) over its rows.
+   then shuffled by event (`event`, `event_id`; a row missing either is an event of its own), sorted by event
+   and query order within each partition, and grouped by the local `events.grouping.EventGrouper`. An
+   event's rows are thus always adjacent, so each event is whole even where the query scattered its rows
+   (locally those would make separate events, docs/events.md), and a row key used twice anywhere is caught.
 3. **ledger**: events TikTok already accepted are marked `in_ledger` by a join with the ledger's keys (the
    driver exports them to Parquet once, streaming: it never holds them all).
 
 The driver then streams the events, row group by row group, into the usual delivery
-(`destinations.tiktok.events.deliver_staged`): rejected events are recorded, marked ones skipped without a
+(`destinations.tiktok.events.deliver_staged`, `SparkStagedEvents` being its `GroupedEvents`): rejected events are recorded, marked ones skipped without a
 ledger lookup, the rest looked up once more (a run that recorded them meanwhile) and sent in batches, each
 recorded in the ledger right after TikTok confirmed it: exactly once, as on the local path.
 """
@@ -22,35 +24,30 @@ recorded in the ledger right after TikTok confirmed it: exactly once, as on the 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ttsync.events.columns import ColumnPlan
-from ttsync.events.eventsql import EVENT_COLUMNS, events_sql
+from ttsync.events.grouping import EVENT_COLUMNS, ID_SCHEMAS, EventGrouper, attach_hashes
 from ttsync.events.ledger import Ledger
 from ttsync.events.reasons import RejectReason
-from ttsync.events.stage import ID_SCHEMAS, staged_table
 from ttsync.events.validate import IDENTIFIER_DELIMITER, PREPARED_SCHEMA, EventRules, RowValidator
 from ttsync.identity import ColumnSpec, MatchReport
 from ttsync.identity.report import AutoDecision
 from ttsync.identity.rowkeys import KeyHasher
 from ttsync.spark.prepare import PARTS_ROW_GROUP_BYTES, decide_auto, row_groups
-from ttsync.sqltext import sql_literal
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-# The local stage's rows (`staged_table`); what step 1 writes adds one last row per partition with its rows
+# Validated rows with their hashes (`attach_hashes`); what step 1 writes adds one last row per partition with its rows
 # count and match report.
 ROWS_SCHEMA: Final = pa.schema([*PREPARED_SCHEMA, ("emails", pa.string()), ("phones", pa.string())])
 STAGED_SCHEMA: Final = ROWS_SCHEMA.append(pa.field("report", pa.string()))
@@ -105,7 +102,7 @@ def _validate_partitions(
         )
         rows = 0
         for batch in batches:
-            staged = staged_table(validator.process(batch))
+            staged = attach_hashes(validator.process(batch))
             rows += batch.num_rows
             if staged.num_rows:
                 yield from staged.append_column("report", pa.nulls(staged.num_rows, pa.string())).to_batches()
@@ -130,22 +127,14 @@ def _count_partitions(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBa
 
 
 def _group_partitions(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Step 2's `mapInArrow` function: the local grouping query (DuckDB) over one partition's staged rows,
-    which hold every row of their events. The rows wait in a private temporary folder of the executor."""
-    local_dirs = os.environ.get("SPARK_LOCAL_DIRS", "")  # the executor's spark.local.dir
-    folder = Path(tempfile.mkdtemp(prefix="ttsync-events-", dir=local_dirs.split(",")[0] or None))
-    try:
-        rows = folder / "rows.parquet"
-        with pq.ParquetWriter(rows, ROWS_SCHEMA) as out:
-            for batch in batches:
-                out.write_table(pa.Table.from_batches([batch]).cast(ROWS_SCHEMA))
-        with duckdb.connect(config={"memory_limit": "400MB", "threads": 1}) as con:
-            con.execute(f"SET temp_directory = {sql_literal(folder / 'spill')}")
-            reader = con.sql(events_sql(str(rows))).to_arrow_reader(10_000)
-            for batch in reader:
-                yield batch.select(list(EVENT_COLUMNS)).cast(EVENTS_SCHEMA)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    """Step 2's `mapInArrow` function: the local grouping (`EventGrouper`) over one partition's rows, which
+    hold every row of their events, each event's rows adjacent (sorted by event, then query order)."""
+    grouper = EventGrouper()
+    for batch in batches:
+        if (events := grouper.add_rows(pa.Table.from_batches([batch]).cast(ROWS_SCHEMA))) is not None:
+            yield events.cast(EVENTS_SCHEMA)
+    if (events := grouper.finish()) is not None:
+        yield events.cast(EVENTS_SCHEMA)
 
 
 def _export_ledger(ledger: Ledger, namespace: str, path: Path) -> int:
@@ -162,17 +151,24 @@ def _export_ledger(ledger: Ledger, namespace: str, path: Path) -> int:
 
 @dataclass
 class SparkStagedEvents:
-    """Events staged by Spark's executors (the `StagedEvents` of `destinations.tiktok.events`)."""
+    """Events grouped by Spark's executors (the `GroupedEvents` of `destinations.tiktok.events`)."""
 
     work_dir: Path
     rows: int
     ignored: tuple[str, ...]
     match_report: MatchReport
 
-    def events(self, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    def chunks(self) -> Iterator[pa.RecordBatch]:
         """One row per event and `in_ledger`, streamed from the executors' files one row group at a time."""
         for table in row_groups(self.work_dir / "events", [*EVENT_COLUMNS, "in_ledger"]):
-            yield from table.to_batches(max_chunksize=chunk_rows)
+            yield from table.to_batches(max_chunksize=25_000)
+
+    def group(self, chunk: pa.RecordBatch) -> pa.RecordBatch:
+        """Grouped already: the chunk as it is."""
+        return chunk
+
+    def finish(self) -> None:
+        """Nothing is carried over."""
 
     def report(self) -> MatchReport:
         """Identity's match report: the partitions' reports summed, duplicates counted over the whole set."""
@@ -239,8 +235,10 @@ def stage_events_on_spark(
     )
     blank = (F.coalesce(F.col("event"), F.lit("")) == "") | (F.coalesce(F.col("event_id"), F.lit("")) == "")
     solo = F.when(blank, F.col("seq"))
-    events = keyed.repartition("event", "event_id", solo).mapInArrow(
-        _group_partitions, _spark_schema(EVENTS_SCHEMA)
+    events = (
+        keyed.repartition("event", "event_id", solo)
+        .sortWithinPartitions("event", "event_id", "seq")
+        .mapInArrow(_group_partitions, _spark_schema(EVENTS_SCHEMA))
     )
 
     # Step 3: mark what the ledger holds (only events to send can be skipped; rejected ones stay rejected).

@@ -68,6 +68,12 @@ def _v5_campaigns(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.segments, schema.campaigns])
 
 
+def _v8_workflow_indexes(conn: sa.Connection) -> None:
+    # `checkfirst`: a store created after the indexes joined the schema got them with its tables (v1).
+    for index in schema.WORKFLOW_INDEXES:
+        index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1,
@@ -78,6 +84,7 @@ MIGRATIONS: list[Migration] = [
     Migration(3, "leases: one active workflow per orchestration and per audience", _v3_leases),
     Migration(4, "team server: users, API tokens, sessions, audit log, run queue, schedules", _v4_server),
     Migration(5, "segments and campaigns", _v5_campaigns),
+    Migration(8, "indexes for the web UI's workflow lists and event days", _v8_workflow_indexes),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

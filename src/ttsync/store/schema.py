@@ -131,6 +131,14 @@ tasks = sa.Table(
     sa.Column("error", sa.JSON),
 )
 
+# Migration 8, for the web UI's lists over many workflows: each orchestration's newest workflows, the newest
+# workflows of all, and the offline-event deliveries of a date window.
+WORKFLOW_INDEXES = (
+    sa.Index("ix_workflows_orchestration_created", workflows.c.orchestration, workflows.c.created_at),
+    sa.Index("ix_workflows_created", workflows.c.created_at),
+    sa.Index("ix_tasks_name_finished", tasks.c.name, tasks.c.finished_at),
+)
+
 notifications = sa.Table(
     "notifications",
     metadata,

@@ -1,4 +1,4 @@
-"""Deliver offline events: stage and validate, filter against the ledger, send in batches, bisect rejects.
+"""Deliver offline events: validate and group chunk by chunk, filter against the ledger, send in batches.
 
     result = await deliver_events(client, batches, settings=settings, key_column="row_key",
                                   run_dir=run_dir, ledger=ledger)
@@ -6,11 +6,16 @@
 
 `plan_events` does the same without sending (`ttsync run ORCH --plan`).
 
-Order of work: (1) check the event set exists (`offline/get/`), (2) validate every row and stage the
-prepared rows, (3) group rows into events in query order, (4) drop events already in the ledger, (5) send
-batches of up to 1,000 (a few in flight), recording each batch in the ledger right after TikTok confirmed
-it. Request-level failures (auth, permission, not found, rate limit budget exhausted) stop the delivery with
-the client's typed error; a 40002 about the events themselves is bisected down to the bad events.
+Order of work: (1) check the event set exists (`offline/get/`); then, chunk by chunk as the query's rows
+arrive, (2) validate the rows, (3) group them into events (`ttsync.events.grouping`: an event's rows come
+together in the query result), (4) drop events already in the ledger, (5) send batches of up to 1,000 (a few
+in flight), recording each batch in the ledger right after TikTok confirmed it. Sending starts with the first
+chunk: nothing is staged. Request-level failures (auth, permission, not found, rate limit budget exhausted)
+stop the delivery with the client's typed error; a 40002 about the events themselves is bisected down to the
+bad events (`event_sender.py`).
+
+On a `spark` source, steps (2)-(4) run on Spark's executors instead (`ttsync.spark.events`): `deliver_staged`
+and `plan_staged` take the events they grouped, each marked `in_ledger` or not.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,29 +32,41 @@ from typing import Final, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ttsync.destinations.tiktok.client import (
-    AsyncTikTokClient,
-    ClientValidationError,
-    InvalidRequestError,
-    NotFoundError,
-)
+from ttsync.destinations.tiktok.client import AsyncTikTokClient, NotFoundError
+from ttsync.destinations.tiktok.event_sender import EventSender
 from ttsync.destinations.tiktok.settings import ResolvedOfflineEventsSettings
 from ttsync.events.columns import plan_columns
+from ttsync.events.grouping import EventGrouper
 from ttsync.events.ledger import Ledger, ledger_namespace
-from ttsync.events.outcomes import EventTotals, OutcomeWriter, scrub_message, write_totals
-from ttsync.events.payload import GroupedEvent, ReadyEvents, split_events
+from ttsync.events.outcomes import EventTotals, OutcomeWriter, write_totals
+from ttsync.events.payload import ReadyEvents, split_events
 from ttsync.events.reasons import Outcome, RejectReason
-from ttsync.events.stage import Stage
 from ttsync.events.validate import EventRules, RowValidator
 from ttsync.identity import MatchReport
 from ttsync.identity.rowkeys import KeyHasher
 
+__all__ = [
+    "MAX_BATCH",
+    "EventOptions",
+    "EventRunResult",
+    "EventSender",
+    "EventSetNotFoundError",
+    "GroupedEvents",
+    "check_event_set",
+    "deliver_events",
+    "deliver_staged",
+    "event_rules",
+    "plan_events",
+    "plan_staged",
+]
+
 MAX_BATCH: Final = 1_000  # ref §3.1: more than 1,000 events and TikTok rejects the whole request
-# 40002 messages name the bad event as `data.N.field` (Events API 2.0) or `Batch.N.field` (ref §3.4).
-_EVENT_INDEX: Final = re.compile(r"\b(?:data|batch)\.(\d+)\b", re.IGNORECASE)
-# A 40002 about these request-level fields is not about any one event: bisecting would not help.
-_REQUEST_FIELDS: Final = re.compile(r"\b(event_source_id|event_source|partner_name|test_event_code)\b")
-_BISECT_CODES: Final = frozenset({40000, 40002, 40062})
+# Rows validated and grouped at a time. The first chunk is small, so the first batch goes out within a second
+# of the first rows. Later ones are large enough that the fixed cost of a chunk (some 100 Arrow calls) stays
+# small, and small enough that its intermediate buffers are reused rather than mapped afresh (measured in
+# bench/events.py: grouping costs ~3 µs per row at 25,000 rows a chunk, ~5 µs at 50,000, ~10 µs at 100,000).
+FIRST_CHUNK_ROWS: Final = 5_000
+CHUNK_ROWS: Final = 25_000
 
 ProgressCallback = Callable[[EventTotals], None]
 
@@ -81,49 +97,6 @@ class EventRunResult:
     ignored_columns: tuple[str, ...] = ()
 
 
-class StagedEvents(Protocol):
-    """Validated rows grouped into events, ready for delivery: this process's stage (`Stage` and DuckDB), or
-    Spark's executors (`ttsync.spark.events`)."""
-
-    @property
-    def rows(self) -> int:
-        """Warehouse rows validated."""
-
-    @property
-    def ignored(self) -> tuple[str, ...]:
-        """Query columns that make no event field."""
-
-    def events(self, chunk_rows: int) -> Iterator[pa.RecordBatch]:
-        """One row per event (`eventsql.EVENT_COLUMNS`); an optional boolean column `in_ledger` marks events
-        already found in the ledger (never looked up again)."""
-
-    def report(self) -> MatchReport:
-        """Identity's match report over every row."""
-
-    def cleanup(self) -> None:
-        """Delete what staging wrote (hashes and event fields)."""
-
-
-@dataclass
-class _Staged:
-    stage: Stage
-    validator: RowValidator
-    ignored: tuple[str, ...]
-
-    @property
-    def rows(self) -> int:
-        return self.stage.rows
-
-    def events(self, chunk_rows: int) -> Iterator[pa.RecordBatch]:
-        return self.stage.rows_by_event(chunk_rows=chunk_rows)
-
-    def report(self) -> MatchReport:
-        return self.validator.report()
-
-    def cleanup(self) -> None:
-        self.stage.cleanup()
-
-
 def event_rules(settings: ResolvedOfflineEventsSettings, options: EventOptions) -> EventRules:
     """The validation rules of one delivery, from the destination's settings and the orchestration's options."""
     # `derive_event_id` is a data-template setting; read it from the settings once the workspace model has it.
@@ -137,40 +110,94 @@ def event_rules(settings: ResolvedOfflineEventsSettings, options: EventOptions) 
     )
 
 
-def _stage(
-    batches: Iterable[pa.RecordBatch],
-    *,
-    settings: ResolvedOfflineEventsSettings,
-    key_column: str | None,
-    run_dir: Path,
-    options: EventOptions,
-    now: datetime | None,
-) -> _Staged:
-    rules = event_rules(settings, options)
-    derive = rules.derive_event_id
-    stage = Stage(run_dir)
-    validator: RowValidator | None = None
-    ignored: tuple[str, ...] = ()
-    for batch in batches:
-        if validator is None:
+class GroupedEvents(Protocol):
+    """Where a delivery's grouped events come from: the query's rows grouped here (`_Events`), or events
+    Spark's executors grouped already (`ttsync.spark.events`)."""
+
+    rows: int
+    ignored: tuple[str, ...]
+
+    def chunks(self) -> Iterator[pa.RecordBatch]:
+        """Units of work, in order."""
+
+    def group(self, chunk: pa.RecordBatch) -> pa.RecordBatch | None:
+        """The events (`grouping.EVENT_COLUMNS`) one chunk completes, if any; an optional boolean column
+        `in_ledger` marks events found in the ledger already (skipped without a lookup)."""
+
+    def finish(self) -> pa.RecordBatch | None:
+        """The last events, once every chunk is grouped."""
+
+    def report(self) -> MatchReport:
+        """Identity's match report over every row."""
+
+    def cleanup(self) -> None:
+        """Delete what grouping left behind."""
+
+
+class _Events:
+    """The query's rows -> batches of grouped events (`grouping.EVENT_COLUMNS`), chunk by chunk."""
+
+    def __init__(
+        self,
+        batches: Iterable[pa.RecordBatch],
+        settings: ResolvedOfflineEventsSettings,
+        key_column: str | None,
+        options: EventOptions,
+        now: datetime | None,
+    ) -> None:
+        self.batches = batches
+        self.rules = event_rules(settings, options)
+        self.derive = self.rules.derive_event_id
+        self.key_column = key_column
+        self.options = options
+        self.now = now or datetime.now(UTC)
+        self.validator: RowValidator | None = None
+        self.ignored: tuple[str, ...] = ()
+        self.grouper = EventGrouper()
+        self.rows = 0
+
+    def chunks(self) -> Iterator[pa.RecordBatch]:
+        """Source batches cut to at most `CHUNK_ROWS` rows, the very first to `FIRST_CHUNK_ROWS` (an empty
+        batch passes as it is: its columns are checked)."""
+        size = FIRST_CHUNK_ROWS
+        for batch in self.batches:
+            start = 0
+            while True:
+                yield batch.slice(start, size) if start or batch.num_rows > size else batch
+                start += size
+                size = CHUNK_ROWS
+                if start >= batch.num_rows:
+                    break
+
+    def group(self, chunk: pa.RecordBatch) -> pa.RecordBatch | None:
+        """Validate and group one chunk; the events complete so far, if any."""
+        if self.validator is None:
             plan = plan_columns(
-                batch.schema.names,
-                key_column=key_column,
-                attribute_mapping=options.attribute_mapping,
-                derive_event_id=derive,
+                chunk.schema.names,
+                key_column=self.key_column,
+                attribute_mapping=self.options.attribute_mapping,
+                derive_event_id=self.derive,
             )
-            ignored = plan.ignored
-            validator = RowValidator(
-                plan,
-                rules,
-                key_column=key_column,
-                now=now or datetime.now(UTC),
-                key_hasher=options.key_hasher,
+            self.ignored = plan.ignored
+            self.validator = RowValidator(
+                plan, self.rules, key_column=self.key_column, now=self.now, key_hasher=self.options.key_hasher
             )
-        stage.add(validator.process(batch))
-    if validator is None:
-        raise ValueError("the query returned no batches (not even an empty one with its columns)")
-    return _Staged(stage, validator, ignored)
+        self.rows += chunk.num_rows
+        return self.grouper.add(self.validator.process(chunk))
+
+    def finish(self) -> pa.RecordBatch | None:
+        """The last events (carried over from the last chunk)."""
+        if self.validator is None:
+            raise ValueError("the query returned no batches (not even an empty one with its columns)")
+        return self.grouper.finish()
+
+    def report(self) -> MatchReport:
+        """Identity's match report over every row so far."""
+        assert self.validator is not None
+        return self.validator.report()
+
+    def cleanup(self) -> None:
+        """Nothing to delete: nothing is staged."""
 
 
 def plan_events(
@@ -184,29 +211,33 @@ def plan_events(
     now: datetime | None = None,
 ) -> EventRunResult:
     """Everything a delivery does except sending: counts by outcome (`planned` instead of `sent`)."""
-    options = options or EventOptions()
-    staged = _stage(
-        batches, settings=settings, key_column=key_column, run_dir=run_dir, options=options, now=now
-    )
-    return plan_staged(staged, settings=settings, run_dir=run_dir, ledger=ledger)
+    events = _Events(batches, settings, key_column, options or EventOptions(), now)
+    return plan_staged(events, settings=settings, run_dir=run_dir, ledger=ledger)
 
 
 def plan_staged(
-    staged: StagedEvents, *, settings: ResolvedOfflineEventsSettings, run_dir: Path, ledger: Ledger
+    events: GroupedEvents, *, settings: ResolvedOfflineEventsSettings, run_dir: Path, ledger: Ledger
 ) -> EventRunResult:
-    """`plan_events` over events staged already (by Spark's executors, `ttsync.spark.events`)."""
+    """`plan_events` over events from elsewhere (Spark's executors: `ttsync.spark.events`)."""
     namespace = ledger_namespace(settings.event_set_id, settings.test_event_code)
-    totals = EventTotals(rows=staged.rows)
+    totals = EventTotals()
     writer = OutcomeWriter(run_dir)
-    try:
-        for batch in staged.events(20_000):
+
+    def plan(batch: pa.RecordBatch | None) -> None:
+        if batch is not None:
             ready = _filter_chunk(batch, totals, writer, ledger, namespace)
             writer.add_arrow(ready.row_keys(), Outcome.PLANNED, events=ready.row_events())
             totals.planned += len(ready)
+
+    try:
+        for chunk in events.chunks():
+            plan(events.group(chunk))
+        plan(events.finish())
     finally:
         writer.close()
-        staged.cleanup()
-    return EventRunResult(totals, writer.path, write_totals(run_dir, totals), staged.report(), staged.ignored)
+        events.cleanup()
+    totals.rows = events.rows
+    return EventRunResult(totals, writer.path, write_totals(run_dir, totals), events.report(), events.ignored)
 
 
 async def check_event_set(client: AsyncTikTokClient, settings: ResolvedOfflineEventsSettings) -> None:
@@ -258,14 +289,11 @@ async def deliver_events(
     """
     if not 1 <= batch_size <= MAX_BATCH:
         raise ValueError(f"batch_size must be between 1 and {MAX_BATCH} (ref §3.1)")
-    options = options or EventOptions()
     await check_event_set(client, settings)
-    staged = _stage(
-        batches, settings=settings, key_column=key_column, run_dir=run_dir, options=options, now=now
-    )
+    events = _Events(batches, settings, key_column, options or EventOptions(), now)
     return await deliver_staged(
         client,
-        staged,
+        events,
         settings=settings,
         run_dir=run_dir,
         ledger=ledger,
@@ -278,7 +306,7 @@ async def deliver_events(
 
 async def deliver_staged(
     client: AsyncTikTokClient,
-    staged: StagedEvents,
+    events: GroupedEvents,
     *,
     settings: ResolvedOfflineEventsSettings,
     run_dir: Path,
@@ -288,14 +316,14 @@ async def deliver_staged(
     batch_size: int = MAX_BATCH,
     max_in_flight: int = 4,
 ) -> EventRunResult:
-    """Send events staged already (by `deliver_events`, or by Spark's executors: `ttsync.spark.events`) once
-    each: check the event set exists first (`check_event_set`). Steps (4) and (5) of the module docstring."""
+    """Send events grouped already (by `deliver_events`, or by Spark's executors: `ttsync.spark.events`) once
+    each; steps (4) and (5) of the module docstring. The caller checks the event set (`check_event_set`)."""
     if not 1 <= batch_size <= MAX_BATCH:
         raise ValueError(f"batch_size must be between 1 and {MAX_BATCH} (ref §3.1)")
     with _relaxed_gc():
         return await _deliver(
             client,
-            staged,
+            events,
             settings=settings,
             run_dir=run_dir,
             ledger=ledger,
@@ -325,7 +353,7 @@ def _relaxed_gc() -> Iterator[None]:
 
 async def _deliver(
     client: AsyncTikTokClient,
-    staged: StagedEvents,
+    events: GroupedEvents,
     *,
     settings: ResolvedOfflineEventsSettings,
     run_dir: Path,
@@ -337,12 +365,11 @@ async def _deliver(
 ) -> EventRunResult:
     sender = EventSender(client, settings, ledger, run_id)
     totals = sender.totals
-    totals.rows = staged.rows
     writer = OutcomeWriter(run_dir)
     in_flight: set[asyncio.Task[None]] = set()
 
-    async def send(events: ReadyEvents) -> None:
-        confirmed, rejected = await sender.send(events)
+    async def send(ready: ReadyEvents) -> None:
+        confirmed, rejected = await sender.send(ready)
         writer.add_arrow(confirmed.row_keys(), Outcome.SENT, events=confirmed.row_events())
         for event, message in rejected:
             writer.add(
@@ -355,21 +382,26 @@ async def _deliver(
         if progress is not None:
             progress(totals)
 
-    try:
-        pending = ReadyEvents.empty()
-        for chunk in staged.events(5_000):
-            fresh = _filter_chunk(chunk, totals, writer, ledger, sender.namespace)
+    pending = ReadyEvents.empty()
+
+    async def queue(batch: pa.RecordBatch | None, last: bool = False) -> None:
+        nonlocal pending
+        if batch is not None:
+            fresh = _filter_chunk(batch, totals, writer, ledger, sender.namespace)
             pending = ReadyEvents.concat([pending, fresh])
-            start = 0
-            while len(pending) - start >= batch_size:
-                await _launch(send(pending.slice(start, start + batch_size)), in_flight, max_in_flight)
-                start += batch_size
-            pending = pending.slice(start)
-            # Let finished requests be recorded and new ones start between chunks, so TikTok works on the
-            # batches in flight while this process builds the next ones.
-            await asyncio.sleep(0)
-        if pending:
-            await _launch(send(pending), in_flight, max_in_flight)
+        start = 0
+        while len(pending) - start >= batch_size or (last and start < len(pending)):
+            await _launch(send(pending.slice(start, start + batch_size)), in_flight, max_in_flight)
+            start += batch_size
+        pending = pending.slice(start)
+
+    try:
+        for chunk in events.chunks():
+            # Validation and grouping run in a worker thread (Arrow releases the GIL), so the requests in flight
+            # are confirmed and recorded, and new ones start, while the next chunk is prepared.
+            await queue(await asyncio.to_thread(events.group, chunk))
+            totals.rows = events.rows
+        await queue(events.finish(), last=True)
         await _drain(in_flight)
     except BaseException:
         for task in in_flight:
@@ -378,11 +410,12 @@ async def _deliver(
         raise
     finally:
         writer.close()
-        staged.cleanup()
+        events.cleanup()
+        totals.rows = events.rows
         write_totals(run_dir, totals)
     if progress is not None:
         progress(totals)
-    return EventRunResult(totals, writer.path, run_dir / "event_totals.json", staged.report(), staged.ignored)
+    return EventRunResult(totals, writer.path, run_dir / "event_totals.json", events.report(), events.ignored)
 
 
 async def _launch(coro: Awaitable[None], in_flight: set[asyncio.Task[None]], limit: int) -> None:
@@ -403,7 +436,7 @@ async def _drain(in_flight: set[asyncio.Task[None]]) -> None:
 
 
 def _filter_chunk(
-    chunk: pa.RecordBatch,
+    batch: pa.RecordBatch,
     totals: EventTotals,
     writer: OutcomeWriter,
     ledger: Ledger,
@@ -411,106 +444,23 @@ def _filter_chunk(
 ) -> ReadyEvents:
     """Record rejected events; drop events already in the ledger; return the events to send.
 
-    Events marked `in_ledger` (Spark's anti-join) are skipped without a lookup; the others are looked up in
-    the ledger (a run that recorded them since Spark read the ledger is caught here)."""
-    ready, rejected = split_events(chunk)
+    Events marked `in_ledger` (Spark's anti-join) are skipped without a lookup; the others are looked up (a
+    run that recorded them since Spark read the ledger is caught here)."""
+    ready, rejected = split_events(batch)
     totals.events += len(ready) + sum(rejected.counts.values())
     totals.rejected.update(rejected.counts)
     writer.add_arrow(rejected.row_keys, Outcome.REJECTED, reasons=rejected.reasons)
-    keys = ready.keys()
-    known = [False] * len(keys)
-    if "in_ledger" in chunk.schema.names:
-        flags = chunk.filter(pc.is_null(chunk.column("reason"))).column("in_ledger")
-        known = pc.fill_null(flags, False).to_pylist()
-    done = ledger.accepted(namespace, [key for key, flag in zip(keys, known, strict=True) if not flag])
-    if not done and not any(known):
+    if not len(ready):
         return ready
-    seen = pa.array([flag or key in done for key, flag in zip(keys, known, strict=True)], pa.bool_())
+    marked = None
+    if "in_ledger" in batch.schema.names:
+        marked = pc.fill_null(batch.filter(pc.is_null(batch.column("reason"))).column("in_ledger"), False)
+    unknown = ready if marked is None else ready.filter(pc.invert(marked))
+    done = ledger.accepted_json(namespace, unknown.keys_json()) if len(unknown) else set()
+    if not done and (marked is None or not pc.any(marked).as_py()):
+        return ready
+    seen = ready.is_in(done) if marked is None else pc.or_(ready.is_in(done), marked)
     skipped = ready.filter(seen)
     writer.add_arrow(skipped.row_keys(), Outcome.DUPLICATE_SKIPPED, events=skipped.row_events())
     totals.duplicate_skipped += len(skipped)
     return ready.filter(pc.invert(seen))
-
-
-class EventSender:
-    """Sends one batch; on a 40002 about the events, isolates the bad ones and sends the rest."""
-
-    def __init__(
-        self,
-        client: AsyncTikTokClient,
-        settings: ResolvedOfflineEventsSettings,
-        ledger: Ledger,
-        run_id: str | None,
-    ) -> None:
-        self.client = client
-        self.settings = settings
-        self.ledger = ledger
-        self.run_id = run_id
-        self.namespace = ledger_namespace(settings.event_set_id, settings.test_event_code)
-        self.totals = EventTotals()
-
-    async def send(self, events: ReadyEvents) -> tuple[ReadyEvents, list[tuple[GroupedEvent, str]]]:
-        """Send `events`; returns (confirmed, rejected with TikTok's scrubbed message)."""
-        try:
-            await self._post(events)
-        except InvalidRequestError as exc:
-            if not _is_about_events(exc):
-                raise
-            return await self._isolate(events, exc)
-        return events, []
-
-    async def _post(self, events: ReadyEvents) -> None:
-        self.totals.requests += 1
-        await self.client.track_events_json(
-            event_source=self.settings.event_source,
-            event_source_id=self.settings.event_set_id,
-            data_json=events.data_json(),
-            test_event_code=self.settings.test_event_code,
-            # Only a partner name the user registered with TikTok (40063 otherwise, ref §9); None omits it.
-            partner_name=self.settings.partner_name,
-            deduplicable=True,  # every event has an event_id (validation rejects those without)
-        )
-        # Only now is the batch TikTok's: record it before anything else can fail.
-        self.ledger.record(self.namespace, events.keys(), run_id=self.run_id)
-        self.totals.sent += len(events)
-
-    async def _isolate(
-        self, events: ReadyEvents, exc: InvalidRequestError
-    ) -> tuple[ReadyEvents, list[tuple[GroupedEvent, str]]]:
-        message = scrub_message(exc.message)
-        if len(events) == 1:
-            self._reject(1)
-            return ReadyEvents.empty(), [(events.event(0), message)]
-        index = _event_index(exc.message)
-        if index is not None and index < len(events):
-            # TikTok named an event (`data.N` or `Batch.N`): a hint, checked rather than trusted, since the
-            # format of these messages varies and some name no event at all (ref §3.4, §9). Send the others
-            # first (they may hold more bad ones): if they all go, the named event alone failed the batch;
-            # if not, the named event is sent alone to decide it.
-            confirmed, rejected = await self.send(events.without(index))
-            if not rejected:
-                self._reject(1)
-                return confirmed, [(events.event(index), message)]
-            alone_ok, alone_bad = await self.send(events.slice(index, index + 1))
-            return ReadyEvents.concat([confirmed, alone_ok]), [*alone_bad, *rejected]
-        # No usable index (e.g. "Invalid value for event_id: ..." names only the field): bisect.
-        middle = len(events) // 2
-        left_ok, left_bad = await self.send(events.slice(0, middle))
-        right_ok, right_bad = await self.send(events.slice(middle))
-        return ReadyEvents.concat([left_ok, right_ok]), left_bad + right_bad
-
-    def _reject(self, count: int) -> None:
-        self.totals.rejected[RejectReason.REJECTED_BY_TIKTOK.value] += count
-
-
-def _is_about_events(exc: InvalidRequestError) -> bool:
-    if isinstance(exc, ClientValidationError):
-        return _event_index(exc.message) is not None
-    if exc.code not in _BISECT_CODES:
-        return False
-    return _event_index(exc.message) is not None or _REQUEST_FIELDS.search(exc.message) is None
-
-
-def _event_index(message: str) -> int | None:
-    match = _EVENT_INDEX.search(message)
-    return int(match.group(1)) if match else None

@@ -1,0 +1,377 @@
+"""Grouping: validated rows in, one row per event out, with the event's `event/track/` JSON text.
+
+Works chunk by chunk as the query's rows arrive (`EventGrouper`), so the first events go out while later rows
+are still being read. Every column is built with Arrow compute, so no Python object is made per row or per
+event. Grouping rules (docs/events.md, "Item rows and event-level values"):
+
+- rows with the same (event, event_id) in one chunk are one event; the rows of the chunk's last event are
+  carried over to the next chunk, so an event whose rows are adjacent in the query result is always whole;
+  a row without event or event_id is an event (a rejection) of its own;
+- each row with item fields is one `contents` entry, in query order; event-level fields take the first
+  non-empty value in query order;
+- emails and phones are the distinct hashes of all the event's rows, sorted, sent as lists (ref §3.1: "a
+  string or an array of strings"); ip, user agent, ttclid and ttp are sent as given (never hashed, ref §6.1);
+- `value` is the sum of the rows' `value`; without any, the sum of price x quantity (quantity 1 if missing);
+- if any row of the event is invalid, the whole event is rejected with the first failing row's reason (in
+  query order); an event left without any valid email or phone is rejected too; a row key used twice in a
+  chunk rejects both rows' events (`duplicate_row_key`: their outcomes could not be told apart).
+
+Events made of one row (most of them) skip the aggregation: their columns are the row's.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ttsync.events import jsontext as js
+from ttsync.events.parameters import BY_NAME
+from ttsync.events.reasons import RejectReason
+from ttsync.events.validate import PreparedRows
+from ttsync.identity.spec import id_schema_for
+
+# Identity's id_schema of the hashes the payload sends, by the column that holds them on each row.
+ID_SCHEMAS: Final = {"emails": id_schema_for("email", "sha256"), "phones": id_schema_for("phone", "sha256")}
+# Event-level columns -> (object, key) in the payload, from the parameter table, in payload order.
+# `event_channel` is validated but not sent: TikTok documents `properties.event_channel` only in the legacy
+# offline payload (`offline/track/`), and Events 2.0 may ignore or reject it (ref §3.1, §9).
+EVENT_LEVEL: Final = tuple(
+    (name, *BY_NAME[name].destination.split(".", 1))
+    for name in (
+        "currency",
+        "content_type",
+        "order_id",
+        "shop_id",
+        "ip",
+        "agent",
+        "tiktok_click_id",
+        "cookie_id",
+    )
+)
+ITEMS: Final = tuple(
+    (name, BY_NAME[name].tiktok_name)
+    for name in ("content_id", "content_name", "content_category", "brand", "price", "quantity")
+)
+# Text columns whose values validation limits to fixed lists of plain words: quoting needs no escaping.
+PLAIN_TEXT: Final = frozenset({"currency", "event_channel", "content_type"})
+NUMBERS: Final = frozenset({"price", "quantity"})
+# Columns of a grouped batch (see `group_events`).
+EVENT_COLUMNS: Final = ("event", "event_id", "row_keys", "reason", "json")
+# An event with more rows than this is grouped in parts rather than carried over without bound.
+MAX_CARRY_ROWS: Final = 100_000
+
+_LEVEL: Final = tuple(name for name, _, _ in EVENT_LEVEL)
+_STRING: Final = pa.string()
+
+
+class EventGrouper:
+    """Groups chunks of validated rows into events, carrying the last event's rows to the next chunk."""
+
+    def __init__(self, max_carry_rows: int = MAX_CARRY_ROWS) -> None:
+        self._carry: pa.Table | None = None
+        self._max_carry = max_carry_rows
+
+    def add(self, prepared: PreparedRows) -> pa.RecordBatch | None:
+        """Group one validated batch; returns the events complete so far (None if there are none yet)."""
+        return self.add_rows(attach_hashes(prepared))
+
+    def add_rows(self, table: pa.Table) -> pa.RecordBatch | None:
+        """`add` for rows with their hashes attached already (`attach_hashes`; Spark's executors keep them)."""
+        if self._carry is not None:
+            table = pa.concat_tables([self._carry, table])
+            self._carry = None
+        if table.num_rows == 0:
+            return None
+        # Before the carry-over is split off, so a key used by a carried row and another row is caught too.
+        table = table.set_column(
+            table.schema.get_field_index("reason"),
+            "reason",
+            _flag_duplicate_row_keys(
+                table.column("row_key").combine_chunks(), table.column("reason").combine_chunks()
+            ),
+        )
+        last = table.slice(table.num_rows - 1)
+        event, event_id = last.column("event")[0], last.column("event_id")[0]
+        if event.is_valid and event_id.is_valid and event.as_py() and event_id.as_py():
+            # The last event's rows may go on in the next chunk: keep them (wherever they are in this one).
+            tail = pc.fill_null(
+                pc.and_(pc.equal(table.column("event"), event), pc.equal(table.column("event_id"), event_id)),
+                False,
+            )
+            carried = table.filter(tail)
+            if carried.num_rows <= self._max_carry:
+                self._carry = carried
+                table = table.filter(pc.invert(tail))
+        return group_events(table) if table.num_rows else None
+
+    def finish(self) -> pa.RecordBatch | None:
+        """The events of the rows still carried over (call once the query is exhausted)."""
+        carry, self._carry = self._carry, None
+        return group_events(carry) if carry is not None and carry.num_rows else None
+
+
+def attach_hashes(prepared: PreparedRows) -> pa.Table:
+    """The validated rows with their email and phone hashes (comma-joined per row; null without any)."""
+    rows = prepared.rows
+    seq = rows.column("seq")
+    table = pa.Table.from_batches([rows])
+    for name, schema in ID_SCHEMAS.items():
+        table = table.append_column(pa.field(name, _STRING), [_hashes_per_row(prepared.ids, seq, schema)])
+    return table
+
+
+def group_events(rows: pa.Table) -> pa.RecordBatch:
+    """One row per event of `rows` (columns `EVENT_COLUMNS`), in the order of each event's first row.
+
+    Duplicate row keys must be flagged already (`EventGrouper.add` does).
+    `row_keys` lists the event's row keys in query order; `reason` is the rejection reason (null for an event
+    to send); `json` is the event's `data[]` item (null for a rejected event).
+    """
+    n = rows.num_rows
+    cols = {name: rows.column(name).combine_chunks() for name in rows.column_names}
+    cols["item"] = _item_json(cols, n)
+    group, first_row, size = _groups(cols["event"], cols["event_id"])
+    alone = size[group] == 1
+    if alone.all():
+        events = _singles(cols, pa.array(np.arange(n)))
+    else:
+        single_rows = pa.array(np.flatnonzero(alone))
+        multi = pa.table({name: pc.filter(col, pa.array(~alone)) for name, col in cols.items()})
+        multi = multi.append_column("group", [pa.array(group[~alone])])
+        events = pa.concat_tables([_singles(cols, single_rows), _multis(multi, first_row)])
+        events = events.take(pc.sort_indices(events.column("first_row")))
+    return _finish(events)
+
+
+def _groups(event: pa.Array, event_id: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(group number of each row, first row of each group, rows per group). Rows without event or event_id
+    are groups of their own."""
+    n = len(event)
+    solo = pc.fill_null(pc.or_(pc.equal(event, ""), pc.equal(event_id, "")), True)
+    key = pc.if_else(solo, pa.scalar(None, _STRING), pc.binary_join_element_wise(event, event_id, "\x00"))
+    encoded = pc.dictionary_encode(key)
+    group = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    alone = group < 0
+    groups = len(encoded.dictionary)
+    group[alone] = groups + np.arange(int(alone.sum()))
+    total = groups + int(alone.sum())
+    first_row = np.full(total, n, dtype=np.int64)
+    np.minimum.at(first_row, group, np.arange(n, dtype=np.int64))
+    return group, first_row, np.bincount(group, minlength=total)
+
+
+def _flag_duplicate_row_keys(row_key: pa.Array, reason: pa.Array) -> pa.Array:
+    encoded = pc.dictionary_encode(row_key)
+    if len(encoded.dictionary) + row_key.null_count == len(row_key):
+        return reason  # every key once (the usual case)
+    index = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+    counts = np.bincount(index[index >= 0], minlength=len(encoded.dictionary))
+    dup = (index >= 0) & (counts[np.maximum(index, 0)] > 1)
+    flagged = pc.and_(pa.array(dup), pc.is_null(reason))
+    return pc.if_else(flagged, pa.scalar(RejectReason.DUPLICATE_ROW_KEY.value), reason)
+
+
+def _item_json(cols: dict[str, pa.Array], n: int) -> pa.Array:
+    """Each row's `contents` entry without braces (`"content_id":"sku-1","price":2`); null without items."""
+    fields = [
+        js.raw(key, js.number(cols[name])) if name in NUMBERS else js.text(key, cols[name])
+        for name, key in ITEMS
+        if cols[name].null_count < n
+    ]
+    if not fields:
+        return pa.nulls(n, _STRING)
+    valid = pc.is_valid(fields[0][1])
+    for _, values, _, _ in fields[1:]:
+        valid = pc.or_(valid, pc.is_valid(values))
+    return js.with_validity(js.members(fields, n), valid)
+
+
+def _singles(cols: dict[str, pa.Array], rows: pa.Array) -> pa.Table:
+    """Events of one row each: the row's own values."""
+    take = {name: pc.take(cols[name], rows) for name in ("event", "event_id", "reason", "has_contact")}
+    keys = pc.take(cols["row_key"], rows)
+    offsets = pa.array(np.arange(len(keys) + 1, dtype=np.int32))
+    value = pc.coalesce(cols["value"], _line_total(cols))
+    return pa.table(
+        {
+            "first_row": pc.cast(rows, pa.int64()),
+            **take,
+            "row_keys": pa.ListArray.from_arrays(offsets, keys),
+            "event_time": pc.take(cols["event_time"], rows),
+            "emails": pc.take(cols["emails"], rows),
+            "phones": pc.take(cols["phones"], rows),
+            **{name: pc.take(cols[name], rows) for name in _LEVEL},
+            "value": pc.take(value, rows),
+            "contents": pc.take(cols["item"], rows),
+        }
+    )
+
+
+def _multis(rows: pa.Table, first_row: np.ndarray) -> pa.Table:
+    """Events of several rows: aggregated in query order (ordered aggregation needs use_threads=False)."""
+    rows = rows.append_column("line_total", [_line_total({c: rows.column(c) for c in ("price", "quantity")})])
+    first = pc.ScalarAggregateOptions(skip_nulls=True)
+    some = pc.ScalarAggregateOptions(skip_nulls=True, min_count=1)
+    out = rows.group_by("group", use_threads=False).aggregate(
+        [
+            ("event", "first", first),
+            ("event_id", "first", first),
+            ("reason", "first", first),
+            ("has_contact", "any", first),
+            ("row_key", "list"),
+            ("event_time", "first", first),
+            *((name, "first", first) for name in _LEVEL),
+            ("value", "sum", some),
+            ("line_total", "sum", some),
+        ]
+    )
+    group = out.column("group").combine_chunks()
+    joined = {
+        name: _joined(rows, name, sep, group)
+        for name, sep in (("emails", ","), ("phones", ","), ("item", "},{"))
+    }
+    return pa.table(
+        {
+            "first_row": pa.array(first_row[group.to_numpy()]),
+            "event": out.column("event_first"),
+            "event_id": out.column("event_id_first"),
+            "reason": out.column("reason_first"),
+            "has_contact": out.column("has_contact_any"),
+            "row_keys": out.column("row_key_list"),
+            "event_time": out.column("event_time_first"),
+            "emails": joined["emails"],
+            "phones": joined["phones"],
+            **{name: out.column(f"{name}_first") for name in _LEVEL},
+            "value": pc.coalesce(out.column("value_sum"), out.column("line_total_sum")),
+            "contents": joined["item"],
+        }
+    )
+
+
+def _joined(rows: pa.Table, column: str, separator: str, groups: pa.Array) -> pa.Array:
+    """The non-null values of `column` per group, joined in query order; null for a group without any."""
+    given = rows.filter(pc.is_valid(rows.column(column))).select(["group", column])
+    if given.num_rows == 0:
+        return pa.nulls(len(groups), _STRING)
+    lists = given.group_by("group", use_threads=False).aggregate([(column, "list")])
+    texts = pc.binary_join(lists.column(f"{column}_list").combine_chunks(), separator)
+    return pc.take(texts, pc.index_in(groups, value_set=lists.column("group").combine_chunks()))
+
+
+def _line_total(cols: dict[str, pa.Array] | dict[str, pa.ChunkedArray]) -> pa.Array:
+    return pc.multiply(cols["price"], pc.coalesce(pc.cast(cols["quantity"], pa.float64()), 1.0))
+
+
+def _finish(events: pa.Table) -> pa.RecordBatch:
+    """Judge each event and write its JSON text."""
+    col = {name: events.column(name).combine_chunks() for name in events.column_names}
+    n = events.num_rows
+    no_contact = pc.and_(pc.is_null(col["emails"]), pc.is_null(col["phones"]))
+    contact_reason = pc.if_else(
+        col["has_contact"],
+        pa.scalar(RejectReason.INVALID_EMAIL_OR_PHONE.value),
+        pa.scalar(RejectReason.MISSING_EMAIL_OR_PHONE.value),
+    )
+    # A summed value beyond the largest double (validation bounds single values).
+    infinite = pc.fill_null(pc.invert(pc.is_finite(col["value"])), False)
+    verdict = pc.coalesce(
+        col["reason"],
+        pc.if_else(infinite, pa.scalar(RejectReason.NUMBER_OUT_OF_RANGE.value), pa.scalar(None, _STRING)),
+        pc.if_else(no_contact, contact_reason, pa.scalar(None, _STRING)),
+    )
+    user = js.members(
+        [
+            js.raw("email", _hash_list(col["emails"]), '["', '"]'),
+            js.raw("phone", _hash_list(col["phones"]), '["', '"]'),
+            *(_field(key, col[name]) for name, where, key in EVENT_LEVEL if where == "user"),
+        ],
+        n,
+    )
+    # `"properties":{...}` is left out when an event has no property at all.
+    properties = js.members(
+        [
+            *(_field(key, col[name]) for name, where, key in EVENT_LEVEL if where == "properties"),
+            js.raw("value", js.number(col["value"])),
+            js.raw("contents", col["contents"], "[{", "}]"),
+        ],
+        n,
+        before=',"properties":{',
+        after="}",
+    )
+    text = js.members(
+        [
+            js.text("event", col["event"]),
+            js.text("event_id", col["event_id"]),
+            js.raw("event_time", js.number(col["event_time"])),
+            js.raw("user", user, "{", "}"),
+        ],
+        n,
+        before="{",
+    )
+    text = pc.binary_join_element_wise(text, properties, "}", "")
+    return pa.RecordBatch.from_arrays(
+        [
+            col["event"],
+            col["event_id"],
+            col["row_keys"],
+            verdict,
+            js.with_validity(text, pc.is_null(verdict)),
+        ],
+        names=list(EVENT_COLUMNS),
+    )
+
+
+def _field(key: str, values: pa.Array) -> js.Field:
+    # Values validated to fixed lists of plain words need no escaping.
+    return js.plain_text(key, values) if key in PLAIN_TEXT else js.text(key, values)
+
+
+def _hash_list(text: pa.Array) -> pa.Array:
+    """The distinct hashes in comma-joined text, sorted, as the inside of a JSON array (`h1","h2`); NULL
+    without any. Hashes are lowercase hex (no escaping); one hash (the usual case) is used as it is."""
+    if text.null_count == len(text):
+        return text
+    many = pc.fill_null(pc.greater(pc.binary_length(text), 64), False)  # a SHA-256 hash is 64 characters
+    if not pc.any(many).as_py():
+        return text
+    parts = pc.split_pattern(pc.filter(text, many), ",")
+    pairs = pa.table({"owner": pc.list_parent_indices(parts), "hash": pc.list_flatten(parts)})
+    pairs = pairs.sort_by([("owner", "ascending"), ("hash", "ascending")])
+    owner, hashes = pairs.column("owner").to_numpy(), pairs.column("hash").combine_chunks()
+    fresh = np.ones(len(owner), dtype=bool)
+    fresh[1:] = (owner[1:] != owner[:-1]) | pc.not_equal(hashes[1:], hashes[:-1]).to_numpy(
+        zero_copy_only=False
+    )
+    kept = pa.table({"owner": owner[fresh], "hash": pc.filter(hashes, pa.array(fresh))})
+    lists = kept.group_by("owner", use_threads=False).aggregate([("hash", "list")])
+    # The lists come in the order of the rows they replace (`owner` ascending).
+    return pc.replace_with_mask(text, many, pc.binary_join(lists.column("hash_list").combine_chunks(), '","'))
+
+
+def _hashes_per_row(ids: pa.RecordBatch, seq: pa.Array, id_schema: str) -> pa.Array:
+    """For each row, its hashes of one identifier type joined with commas; null without any.
+
+    Identity returns (row_key, id_schema, hash) rows keyed by the row's `seq` (see `PreparedRows`), with any
+    number of hashes per row (a cell may hold several emails); grouping wants them on the row.
+    """
+    n = len(seq)
+    of_type = ids.filter(pc.equal(ids.column("id_schema"), id_schema))
+    if of_type.num_rows == 0:
+        return pa.nulls(n, _STRING)
+    first = seq[0].as_py() if n else 0
+    positions = pc.subtract(pc.cast(of_type.column("row_key"), pa.int64()), first)
+    hashes = of_type.column("hash").cast(_STRING)
+    if len(positions) > 1 and np.bincount(positions.to_numpy(zero_copy_only=False)).max() > 1:
+        # Some row has several hashes of this type (the rare case): join them per row.
+        grouped = (
+            pa.table({"position": positions, "hash": hashes})
+            .group_by("position", use_threads=False)
+            .aggregate([("hash", "list")])
+        )
+        positions = grouped.column("position").combine_chunks()
+        hashes = pc.binary_join(grouped.column("hash_list"), ",").combine_chunks()
+    at = pc.index_in(pc.subtract(seq, first), value_set=positions)  # seq runs without gaps in a batch
+    return pc.take(hashes, at)
