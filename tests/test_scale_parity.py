@@ -239,9 +239,10 @@ def test_offline_events_refuse_a_pushdown_source(env: Env) -> None:
     assert "Traceback" not in done.stdout + done.stderr
 
 
-def test_offline_events_on_spark_through_the_cli(env: Env) -> None:
-    """The sample's events query through `ttsync run` on Spark: what the local path plans is sent, rejects
-    alike; and the terminal shows what a local run shows (no JVM or log4j lines on stderr)."""
+def test_offline_events_on_spark_through_the_cli(env: Env, spark_connect_url: str) -> None:
+    """The sample's events query through `ttsync run` on Spark: a Spark Connect client (no JVM of its own)
+    sends what the local path plans, rejects alike; a re-run in a child that starts its own JVM sends nothing
+    new; and the terminal shows what a local run shows (no JVM or log4j lines on stderr)."""
     events = "store-purchases-last-7-days"
     local = _ttsync(env, "run", events, "--plan", "--json")
     assert local.returncode == 0, local.stderr
@@ -250,17 +251,28 @@ def test_offline_events_on_spark_through_the_cli(env: Env) -> None:
     query = repos.get_orchestration(env.store, events).query
     with duckdb.connect(str(env.workspace.sample_warehouse), read_only=True) as con:  # the joined rows
         con.execute(f"COPY ({query}) TO '{env.workspace.root / 'purchases.parquet'}' (FORMAT parquet)")
-    source = {"name": "warehouse", "kind": "spark", "master": "local[2]", "path": "purchases.parquet",
+    source = {"name": "warehouse", "kind": "spark", "master": spark_connect_url, "path": "purchases.parquet",
               "table": "purchases"}  # fmt: skip
     _configure(env, source, NO_PHONE)
     orchestration = repos.get_orchestration(env.store, events)
     repos.save_orchestration(env.store, orchestration.model_copy(update={"query": "SELECT * FROM purchases"}))
-    # A JVM starts in the child: minutes allowed on a loaded 2-core machine.
-    spark = _ttsync(env, "run", events, "--json", timeout=400)
-    assert spark.returncode == 0, spark.stdout + spark.stderr
-    assert spark.stderr == local.stderr == ""
-    delivered = json.loads(spark.stdout)["counts"]["deliver"]
+    remote = _ttsync(env, "run", events, "--json", timeout=300)
+    assert remote.returncode == 0, remote.stdout + remote.stderr
+    assert remote.stderr == local.stderr == ""
+    delivered = json.loads(remote.stdout)["counts"]["deliver"]
     assert delivered["sent"] == planned["planned"]
     assert (delivered["rows"], delivered["rejected"]) == (planned["rows"], planned["rejected"])
     assert delivered["rejected"]  # the sample has bad emails: rejects compared too
+    assert len(env.emulator.admin.events(env.emulator.seed.event_set_id)) == planned["planned"]
+
+    # The one child here that starts a JVM (local[1]): its stderr stays quiet too; the ledger marks every
+    # event on the executors, so nothing is sent again.
+    _configure(env, source | {"master": "local[1]"}, NO_PHONE)
+    repos.save_orchestration(env.store, orchestration.model_copy(update={"query": "SELECT * FROM purchases"}))
+    again = _ttsync(env, "run", events, "--json", timeout=400)  # minutes allowed on a loaded 2-core machine
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stderr == ""
+    repeated = json.loads(again.stdout)["counts"]["deliver"]
+    assert (repeated["sent"], repeated["duplicate_skipped"]) == (0, planned["planned"])
+    assert repeated["rejected"] == planned["rejected"]
     assert len(env.emulator.admin.events(env.emulator.seed.event_set_id)) == planned["planned"]

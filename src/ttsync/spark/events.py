@@ -267,12 +267,14 @@ def _duplicates(staged: DataFrame) -> dict[str, int]:
     the digest's first 8 bytes), counted by Spark over every partition."""
     from pyspark.sql import functions as F
 
-    counts: dict[str, int] = {}
-    for column, id_schema in ID_SCHEMAS.items():
-        hashes = staged.select(F.explode(F.split(F.col(column), ",")).alias("h")).where(
-            F.col("h").isNotNull()
-        )
-        row = hashes.agg(F.count("h").alias("n"), F.countDistinct(F.substring("h", 1, 16)).alias("d")).first()
-        if row is not None and row["n"]:
-            counts[id_schema] = int(row["n"] - row["d"])
-    return counts
+    # One job for both columns: each hash tagged with its column, counted per column.
+    hashes = [
+        staged.select(F.lit(column).alias("c"), F.explode(F.split(F.col(column), ",")).alias("h"))
+        for column in ID_SCHEMAS
+    ]
+    union = hashes[0].unionByName(hashes[1]).where(F.col("h").isNotNull())
+    rows = union.groupBy("c").agg(
+        F.count("h").alias("n"), F.countDistinct(F.substring("h", 1, 16)).alias("d")
+    )
+    found = {row["c"]: int(row["n"] - row["d"]) for row in rows.collect() if row["n"]}
+    return {id_schema: found[column] for column, id_schema in ID_SCHEMAS.items() if column in found}
