@@ -4,19 +4,20 @@
     .venv/bin/python bench/api_load.py                       # 10,000 workflows, 1,000 notifications, 50 clients
     .venv/bin/python bench/api_load.py --workflows 1000 --clients 10 --seconds 5 --no-run
 
-Prints one JSON document: request count, errors, latency p50/p95/p99/max in ms, requests per second.
+The clients run in `--client-processes` processes (threads of one Python process would mostly measure their
+own wait for its GIL). Prints one JSON document: request count, errors, latency p50/p95/p99/max in ms, requests per second.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -24,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+import psutil
 import sqlalchemy as sa
 
+from load_clients import client_process
 from ttsync.app.workspace.apply import apply_config
 from ttsync.app.workspace.init import init_workspace
 from ttsync.app.workspace.layout import load_config
@@ -60,25 +63,27 @@ def _fill(store_url_engine: sa.Engine, workflows: int, notifications: int) -> st
     return str(rows[workflows // 2]["id"])
 
 
-def _client(
-    url: str, token: str, workflow_id: str, until: float, latencies: list[float], errors: list[str]
-) -> None:
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
-        turn = 0
-        while time.monotonic() < until:
-            path = "/api/workflows?limit=50" if turn % 2 == 0 else f"/api/workflows/{workflow_id}"
-            turn += 1
-            began = time.perf_counter()
-            try:
-                answer = client.get(path)
-                ok = answer.status_code == 200
-            except httpx.HTTPError as exc:
-                ok, answer = False, None
-                errors.append(type(exc).__name__)
-            latencies.append(time.perf_counter() - began)
-            if not ok and answer is not None:
-                errors.append(str(answer.status_code))
+def _api_processes(server_pid: int, port: int) -> list[psutil.Process]:
+    """The processes that serve HTTP: those listening on the port (the server itself, or its uvicorn workers
+    with `--http-workers`), not the run workers."""
+    server = psutil.Process(server_pid)
+    listening = [
+        process
+        for process in [server, *server.children(recursive=True)]
+        if any(
+            c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+            for c in process.net_connections()
+        )
+    ]
+    return [p for p in listening if p.pid != server_pid] or listening
+
+
+def _cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def main() -> None:
@@ -89,6 +94,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rows", type=int, default=200_000, help="people in the sync that runs meanwhile")
     parser.add_argument("--no-run", action="store_true", help="no sync in progress during the load")
+    parser.add_argument(
+        "--client-processes", type=int, default=5, help="processes the clients are spread over"
+    )
+    parser.add_argument("--http-workers", type=int, default=1, help="`ttsync serve --http-workers`")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="ttsync-api-load-") as tmp, EmulatorServer() as emulator:
@@ -109,7 +118,8 @@ def main() -> None:
         subprocess.run([*ttsync, "users", "add", "bench", "--role", "admin", "--password-env", "BENCH_PASSWORD",
                         "-w", str(root)], env=environ, check=True, capture_output=True)  # fmt: skip
         port = 8700 + os.getpid() % 1000
-        server = subprocess.Popen([*ttsync, "serve", "-w", str(root), "--port", str(port), "--workers", "1"],
+        server = subprocess.Popen([*ttsync, "serve", "-w", str(root), "--port", str(port), "--workers", "1",
+                                   "--http-workers", str(args.http_workers)],
                                   env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:
@@ -135,15 +145,29 @@ def main() -> None:
                     time.sleep(1.0)
             latencies: list[float] = []
             errors: list[str] = []
-            until = time.monotonic() + args.seconds
-            threads = [threading.Thread(target=_client, args=(url, token, workflow_id, until, latencies, errors))
-                       for _ in range(args.clients)]  # fmt: skip
-            began = time.monotonic()
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            elapsed = time.monotonic() - began
+            context = multiprocessing.get_context("spawn")
+            results = context.Queue()
+            go = context.Event()
+            share = [args.clients // args.client_processes + (i < args.clients % args.client_processes)
+                     for i in range(args.client_processes)]  # fmt: skip
+            processes = [context.Process(target=client_process,
+                                         args=(url, token, workflow_id, args.seconds, n, go, results))
+                         for n in share if n]  # fmt: skip
+            for process in processes:
+                process.start()
+            for _ in processes:
+                assert results.get(timeout=120) == "ready"
+            api = _api_processes(server.pid, port)
+            cpu_before = _cpu_seconds(api)
+            go.set()  # every client starts at the same moment
+            for _ in processes:
+                got, failed = results.get(timeout=args.seconds + 120)
+                latencies.extend(got)
+                errors.extend(failed)
+            api_cpu = _cpu_seconds(api) - cpu_before
+            for process in processes:
+                process.join(timeout=30)
+            elapsed = args.seconds
             if run_state:
                 shown = httpx.get(
                     f"{url}/api/workflows/{run_state['workflow_id']}",
@@ -166,6 +190,9 @@ def main() -> None:
         "error_kinds": sorted(set(errors)), "requests_per_second": round(len(latencies) / elapsed, 1),
         "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "max_ms": round(ordered[-1] * 1000, 1),
         "mean_ms": round(statistics.fmean(ordered) * 1000, 1), "sync_in_progress": run_state or None,
+        # CPU the API spent (the HTTP processes, not the run worker) per request: what bounds the throughput.
+        "api_cpu_ms_per_request": round(api_cpu * 1000 / max(1, len(latencies)), 2),
+        "api_processes": len(api), "load_average_1m": round(os.getloadavg()[0], 1),
     }, indent=2))  # fmt: skip
 
 

@@ -7,21 +7,31 @@ against `ttsync emulator serve` in its own process. The ceiling is what the conf
     python bench/audience_sync.py --people 1000000 --qps 10 --batch-rows 10000
     python bench/audience_sync.py --people 10000000 --qps 10 --batch-rows 10000 --churn 0.01
 
-Peak RSS is this process's (ttsync's), not the emulator's.
+Peak RSS is this process's (ttsync's), not the emulator's. CPU is sampled every 50 ms for this process
+(all threads) and for the emulator's process, and integrated over the upload task's span, so that
+`client_cpu_ms_per_request` (reading the plan, building the body, HTTP, commit bookkeeping) and
+`emulator_cpu_ms_per_request` are each side's own cost; `local_seconds` is prepare + plan, the local work of
+a run. Targets (issue 16): client_cpu_ms_per_request <= 10 at 10,000 rows per request; fraction_of_ceiling
+>= 0.95 at 10 and 50 QPS where the emulator's CPU allows; a 1 % churn re-sync at 10M people sends exactly
+`expected_ids_sent` with local_seconds <= 5 and peak_rss_mib <= 1024.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import resource
 import tempfile
+import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import psutil
 
 from emulator_process import emulator_process
 from ttsync.app.runs import build_run, start_run
@@ -84,6 +94,42 @@ def churn(path: Path, fraction: float) -> int:
     return int(rows[0][0])
 
 
+class CpuSampler:
+    """Samples (wall time, this process's CPU, the emulator's CPU) every `interval` seconds in a thread."""
+
+    def __init__(self, emulator: psutil.Process, interval: float = 0.05) -> None:
+        self._emulator = emulator
+        self._interval = interval
+        self._stop = threading.Event()
+        self.samples: list[tuple[float, float, float]] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        times = self._emulator.cpu_times()
+        self.samples.append((time.time(), time.process_time(), times.user + times.system))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def between(self, start: datetime, end: datetime) -> tuple[float, float]:
+        """(client CPU seconds, emulator CPU seconds) spent from `start` to `end` (nearest samples)."""
+        stamps = [s[0] for s in self.samples]
+        first = self.samples[max(0, bisect.bisect_right(stamps, start.timestamp()) - 1)]
+        last = self.samples[min(len(stamps) - 1, bisect.bisect_left(stamps, end.timestamp()))]
+        return last[1] - first[1], last[2] - first[2]
+
+
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -103,7 +149,7 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="ttsync-bench-"))
-    with emulator_process() as (seed, _process):
+    with emulator_process() as (seed, process), CpuSampler(process) as sampler:
         root = seed["root_url"]
         # The emulator's segment limit equals the client's configured rate: the ceiling is real on both sides.
         admin = EmulatorAdmin(root, seed["admin_token"])
@@ -122,10 +168,10 @@ def main() -> None:
         options = RunOptions(batch_rows=args.batch_rows, rate_limits=RateLimits(segment=args.qps))
         with workspace.open_store() as store:
             apply_config(store, parse_config(config))
-            results = [run_once(workspace, store, options, args, "full")]
+            results = [run_once(workspace, store, options, args, "full", sampler)]
             if not args.no_resync:
                 changed = churn(workspace.root / "people.duckdb", args.churn)
-                result = run_once(workspace, store, options, args, "resync")
+                result = run_once(workspace, store, options, args, "resync", sampler)
                 result["people_changed"] = changed
                 result["expected_ids_sent"] = 2 * changed
                 result["wall_share_of_full"] = round(result["wall_seconds"] / results[0]["wall_seconds"], 4)
@@ -135,7 +181,12 @@ def main() -> None:
 
 
 def run_once(
-    workspace: Workspace, store: Any, options: RunOptions, args: argparse.Namespace, label: str
+    workspace: Workspace,
+    store: Any,
+    options: RunOptions,
+    args: argparse.Namespace,
+    label: str,
+    sampler: CpuSampler,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     cpu_started = time.process_time()
@@ -152,6 +203,17 @@ def run_once(
     )
     sent = int(upload.counts["added_ids"]) + int(upload.counts["removed_ids"])
     requests = int(upload.counts["requests"])
+    time.sleep(0.12)  # let the sampler take a sample after the upload ended
+    client_cpu, emulator_cpu = (
+        sampler.between(upload.started_at, upload.finished_at)
+        if upload.started_at and upload.finished_at
+        else (0.0, 0.0)
+    )
+    task_seconds = {
+        name: round((t.finished_at - t.started_at).total_seconds(), 2)
+        for name, t in tasks.items()
+        if t.finished_at and t.started_at
+    }
     ceiling = args.qps * args.batch_rows
     # Ids/s against the ceiling: the last request's ids arrive in one burst, so rate the full batches only.
     achieved = sent / upload_seconds if upload_seconds else 0.0
@@ -164,16 +226,18 @@ def run_once(
         "ids_sent": sent,
         "requests": requests,
         "wall_seconds": round(wall, 2),
-        "task_seconds": {
-            name: round((t.finished_at - t.started_at).total_seconds(), 2)
-            for name, t in tasks.items()
-            if t.finished_at and t.started_at
-        },
+        "task_seconds": task_seconds,
+        "local_seconds": round(task_seconds.get("prepare", 0.0) + task_seconds.get("plan", 0.0), 2),
         "upload_ids_per_second": round(achieved),
         "ceiling_ids_per_second": round(ceiling),
         "fraction_of_ceiling": round(achieved / ceiling, 4) if requests > 1 else None,
         "requests_per_second": round(requests / upload_seconds, 3) if upload_seconds else None,
         "cpu_seconds": round(time.process_time() - cpu_started, 2),
+        "upload_client_cpu_seconds": round(client_cpu, 2),
+        "upload_emulator_cpu_seconds": round(emulator_cpu, 2),
+        "client_cpu_ms_per_request": round(1000 * client_cpu / requests, 2) if requests else None,
+        "emulator_cpu_ms_per_request": round(1000 * emulator_cpu / requests, 2) if requests else None,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
         "peak_rss_mib": round(peak_rss_mib(), 1),
     }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -26,11 +27,15 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def emulator_process(startup_seconds: float = 30.0) -> Iterator[tuple[dict[str, Any], psutil.Process]]:
+def emulator_process(startup_seconds: float | None = None) -> Iterator[tuple[dict[str, Any], psutil.Process]]:
     """Run the emulator with the demo seed on a free loopback port; yield (seed JSON + `root_url`, process).
 
-    The process is always stopped (SIGINT, then kill) when the block ends.
+    `startup_seconds` bounds the wait for it to answer (default: $TTSYNC_BENCH_STARTUP_SECONDS, else 30; the
+    CI smoke starts every bench at once on a small machine and allows more). The process is always stopped
+    (SIGINT, then kill) when the block ends.
     """
+    if startup_seconds is None:
+        startup_seconds = float(os.environ.get("TTSYNC_BENCH_STARTUP_SECONDS", "30"))
     with tempfile.TemporaryDirectory() as tmp:
         seed_file = Path(tmp) / "seed.json"
         port = _free_port()

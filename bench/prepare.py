@@ -5,22 +5,35 @@ line per kind. Each kind runs in its own subprocess so that its peak RSS is its 
 rows/s it reports the CPU time of those calls (all threads) and the 1-minute load average, since
 this machine's 2 cores are shared: cpu_ns_per_row is the cost, rows_per_s what the cores gave us.
 
+Every line also carries the anchors, measured in the same run (before the kinds): OpenSSL's SHA-256 of
+32-byte inputs per core (`openssl speed -evp sha256 -bytes 32`), a Python hashlib loop over 32-byte inputs,
+DuckDB's sha256() over 32-character strings (all its threads), and phonenumbers parse + E.164 format of this
+bench's phone values (one core). `fraction_of_sha256_limit` is rows_per_s over the SHA-256 limit of all
+cores: OpenSSL's per-core rate (the hashlib loop's when the openssl binary is missing) times the CPU count;
+`rows_per_s_all_cores_at_cpu_cost` and `fraction_of_sha256_limit_at_cpu_cost` are the same at this run's CPU
+cost per row on every core (what the code costs, when the machine is shared).
+
     python bench/prepare.py --rows 10000000 [--batch-rows 500000] [--kinds email,maid,phone]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
+import re
 import resource
+import shutil
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
 
+import duckdb
+import phonenumbers
 import pyarrow as pa
 
 from ttsync.identity import ColumnSpec, Preparer, kernels
@@ -172,17 +185,71 @@ def run_kind(kind: str, rows: int, batch_rows: int) -> dict[str, object]:
     }
 
 
+def _openssl_sha256_32b_per_s() -> float | None:
+    """Hashes/s of one core from `openssl speed -evp sha256 -bytes 32` (None without the binary)."""
+    binary = shutil.which("openssl")
+    if binary is None:
+        return None
+    cmd = [binary, "speed", "-seconds", "1", "-evp", "sha256", "-bytes", "32"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False).stdout
+    match = re.search(r"^sha256\s+([0-9.]+)k", out, re.MULTILINE)  # "The 'numbers' are in 1000s of bytes"
+    return float(match.group(1)) * 1000 / 32 if match else None
+
+
+def anchors(hashes: int) -> dict[str, float | int | None]:
+    """The reference rates this run is compared with, measured now on this machine."""
+    inputs = [i.to_bytes(32, "little") for i in range(hashes)]
+    sha256 = hashlib.sha256
+    c0 = time.process_time()
+    for data in inputs:
+        sha256(data).digest()
+    hashlib_rate = hashes / max(time.process_time() - c0, 1e-9)
+    con = duckdb.connect()
+    t0 = time.perf_counter()
+    con.execute(f"SELECT count(sha256(lpad(i::VARCHAR, 32, 'x'))) FROM range({hashes}) t(i)").fetchall()
+    duckdb_rate = hashes / max(time.perf_counter() - t0, 1e-9)
+    duckdb_threads = con.execute("SELECT current_setting('threads')").fetchone()
+    con.close()
+    rng = random.Random(11)
+    phones = [_phone(rng) for _ in range(max(hashes // 10, 100))]
+    c0 = time.process_time()
+    for text in phones:
+        try:
+            number = phonenumbers.parse(text, "US")
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    phonenumbers_rate = len(phones) / max(time.process_time() - c0, 1e-9)
+    return {
+        "openssl_sha256_32b_per_s_per_core": round(openssl)
+        if (openssl := _openssl_sha256_32b_per_s())
+        else None,
+        "hashlib_sha256_32b_per_s": round(hashlib_rate),
+        "duckdb_sha256_per_s": round(duckdb_rate),
+        "duckdb_threads": int(duckdb_threads[0]) if duckdb_threads else None,
+        "phonenumbers_per_s": round(phonenumbers_rate),
+        "cpus": os.cpu_count() or 1,
+    }
+
+
 def main() -> None:
     """Parse arguments; run each kind in a subprocess and print its JSON line."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--batch-rows", type=int, default=500_000)
     parser.add_argument("--kinds", default="email,maid,phone")
+    parser.add_argument(
+        "--anchor-hashes", type=int, default=2_000_000, help="inputs of the hashlib and DuckDB anchor loops"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(run_kind(args.one, args.rows, args.batch_rows)), flush=True)
         return
+    reference = anchors(args.anchor_hashes)
+    per_core = reference["openssl_sha256_32b_per_s_per_core"] or reference["hashlib_sha256_32b_per_s"]
+    limit = float(per_core or 0) * float(reference["cpus"] or 1)
     for kind in args.kinds.split(","):
         cmd = [
             sys.executable,
@@ -194,7 +261,20 @@ def main() -> None:
             "--batch-rows",
             str(args.batch_rows),
         ]
-        subprocess.run(cmd, check=True, timeout=1800)
+        out = subprocess.run(cmd, check=True, timeout=1800, capture_output=True, text=True).stdout
+        line = json.loads(out)
+        line["anchors"] = reference
+        line["sha256_limit_per_s"] = round(limit)
+        line["fraction_of_sha256_limit"] = (
+            round(line["rows_per_s"] / limit, 4) if line["rows_per_s"] else None
+        )
+        # What all cores would give at this run's CPU cost per row: on a shared machine the wall rate says how
+        # much CPU the run got; this says what the code costs.
+        cpu_ns = line["cpu_ns_per_row"]
+        cpu_rate = float(reference["cpus"] or 1) * 1e9 / cpu_ns if cpu_ns else 0.0
+        line["rows_per_s_all_cores_at_cpu_cost"] = round(cpu_rate)
+        line["fraction_of_sha256_limit_at_cpu_cost"] = round(cpu_rate / limit, 4) if limit else None
+        print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":

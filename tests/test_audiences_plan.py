@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ttsync.destinations.tiktok.client.batch_data import batch_data_json
+from ttsync.destinations.tiktok.client.batch_data import batch_data_json, build_batch_data
 from ttsync.sync.plan import (
     AudiencePlan,
     SyncMode,
@@ -162,6 +163,37 @@ def test_batches_are_stable_for_checkpoints(tmp_path: Path) -> None:
 def test_plan_state_round_trip(tmp_path: Path) -> None:
     _con, plan = run_plan(tmp_path, [("1", E, h(1))], None, SyncMode.MIRROR)
     assert AudiencePlan.from_state(plan.to_state()) == plan
+
+
+def test_batch_data_json_matches_the_typed_builder_on_slices_and_nulls() -> None:
+    """The bulk path (Arrow buffers) and the typed path (a dict per identifier) write the same rows, also for
+    a slice of a batch (Arrow offsets not at zero), as the upload's re-batching produces."""
+    md5 = "IDFA_MD5"
+    emails = [h(i) if i % 3 else None for i in range(40)]
+    idfas = [
+        hashlib.md5(str(i).encode(), usedforsecurity=False).hexdigest() if i % 4 else None for i in range(40)
+    ]
+    batch = pa.record_batch({E: emails, md5: idfas})
+    for start, length in ((0, 40), (5, 17), (39, 1)):
+        part = batch.slice(start, length)
+        rows = [
+            (e, i) for e, i in zip(emails[start : start + length], idfas[start : start + length], strict=True)
+        ]
+        kept = [r for r in rows if any(r)]  # the typed builder refuses a row with no identifier at all
+        expected = build_batch_data([E, md5], kept, ["7"])  # type: ignore[list-item]
+        got = [row for row in json.loads(batch_data_json(part, ["7"])) if row != [{}, {}]]
+        assert got == expected
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["a" * 63, "a" * 65, "a" * 33, "g" * 64, "A" * 32, "a" * 63 + "\n", "", "é" * 32, "0" * 31 + " "],
+    ids=["63", "65", "33", "non-hex", "upper", "newline", "empty", "multibyte", "space"],
+)
+def test_batch_data_json_refuses_what_is_not_a_hex_digest(bad: str) -> None:
+    batch = pa.record_batch({E: pa.array([h(1), bad, None], pa.string()).slice(1)})
+    with pytest.raises(ValueError, match="not lowercase hex hashes"):
+        batch_data_json(batch, ["1"])
 
 
 def test_batch_data_json_refuses_anything_but_hashes() -> None:

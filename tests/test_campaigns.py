@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -16,12 +17,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from audience_env import Env
-from ttsync.app.campaigns import run_campaign
+from ttsync.app import background
+from ttsync.app.campaigns import plan_campaign, run_campaign
 from ttsync.app.workspace.apply import apply_config
 from ttsync.config.file import WorkspaceFile
-from ttsync.errors import ConfigError
+from ttsync.errors import ConfigError, NotFoundError
 from ttsync.identity import InvalidIdentifier, hash_identifier
-from ttsync.store import repos
+from ttsync.store import repos, runqueue
 from ttsync.sync.groups import bucket_of
 from ttsync.workflows.crashpoints import CRASH_ENV
 from ttsync.writeback.rowkey import stored_row_keys, workspace_hasher
@@ -267,3 +269,141 @@ def test_killed_mid_delivery_then_rerun_converges(env: Env, point: str) -> None:
     assert a == want["a"]
     assert b == want["b"]
     assert eligible
+
+
+def test_failed_delivery_retried_and_resolved_by_workflow_id(env: Env) -> None:
+    """A delivery's orchestration is derived, never stored: `workflows retry/resolve` and the Python API's
+    retry still rebuild it from the campaign (a real failure: the emulator refuses every mapping call)."""
+    import ttsync
+
+    apply(env, campaign())
+    env.emulator.admin.set_faults(rate=1.0, codes=[40000], paths=["segment/mapping/"])
+    failed = run_campaign(env.workspace, env.store, "spring", today=LAUNCH)
+    assert failed.status == "failed"
+    assert [d["ok"] for d in failed.deliveries] == [False, False]
+    env.emulator.admin.clear_faults()
+    first, second = (d["workflow_id"] for d in failed.deliveries)
+    base = [sys.executable, "-m", "ttsync", "workflows"]
+    ws = ["--workspace", str(env.workspace.root), "--json"]
+    retried = subprocess.run([*base, "retry", first[:8], *ws], capture_output=True, text=True, check=False)
+    assert retried.returncode == 0, retried.stderr
+    assert json.loads(retried.stdout)["ok"] is True
+    resolved = subprocess.run([*base, "resolve", second, *ws], capture_output=True, text=True, check=False)
+    assert resolved.returncode == 0, resolved.stderr
+    assert json.loads(resolved.stdout)["id"] == second
+    # The Python API retries a finished one as a no-op.
+    assert ttsync.Workspace(env.workspace.root).retry(first).ok
+    # The server's queue (what `POST /api/workflows/ID/restart` enqueues; the worker's own code, in-process).
+    queued = background.enqueue(
+        env.store, "spring.b.tiktok-audiences", "restart", actor="t", workflow_id=second
+    )
+    assert background.claim(env.store) is not None
+    background.execute(env.workspace, env.store, queued)
+    assert runqueue.get_queued(env.store, queued.id).state == "done"
+    with pytest.raises(NotFoundError):
+        background.enqueue(env.store, "spring.zz.tiktok-audiences", "retry", actor="t", workflow_id=second)
+    want: dict[str, set[str]] = {"a": set(), "b": set()}
+    audience = emails_of(env, "SELECT amperity_id, email FROM Merged_Customers WHERE lifetime_value >= 300")
+    excluded = emails_of(env, "SELECT amperity_id, email FROM Merged_Customers WHERE lifetime_value >= 2000")
+    for key, digest in audience.items():
+        if key not in excluded and bucket_of("spring", key) < 9000:
+            want["a" if bucket_of("spring", key) < 4500 else "b"].add(digest)
+    assert members(env, "spring.a.tiktok-audiences") == want["a"]
+    assert members(env, "spring.b.tiktok-audiences") == want["b"]
+
+
+def test_segment_preview_counts_without_values(env: Env) -> None:
+    apply(env, campaign())
+    cmd = [sys.executable, "-m", "ttsync", "segments", "preview", "valuable"]
+    cmd += ["--workspace", str(env.workspace.root), "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    sql = "SELECT amperity_id, email FROM Merged_Customers WHERE lifetime_value >= 300"
+    with duckdb.connect(str(env.workspace.sample_warehouse), read_only=True) as con:
+        rows = con.execute(sql).fetchall()
+    valid = emails_of(env, sql)  # scalar hashing: the people with a usable e-mail
+    assert data["size"] == len(rows)
+    email = data["coverage"]["EMAIL"]
+    assert email["people"] == len(valid)
+    assert email["present"] == sum(1 for _, e in rows if e is not None)
+    assert email["rejected"] == email["present"] - email["valid"] > 0  # the sample has bad e-mails
+    assert sum(r["count"] for r in data["rejections"] if r["type"] == "EMAIL") == email["rejected"]
+    assert data["match_quality"]["people_matchable"] == len(valid)  # the segment returns e-mails only
+    assert not any(e and e.strip() and e.strip() in done.stdout for _, e in rows)  # no raw value
+    text = subprocess.run(cmd[:-1], capture_output=True, text=True, check=False)
+    assert "match quality" in text.stdout
+    missing = subprocess.run([*cmd[:5], "nope", *cmd[6:-1]], capture_output=True, text=True, check=False)
+    assert missing.returncode != 0
+    assert "segment 'nope'" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_plan_per_destination_matches_the_run_and_warns_near_the_audience_cap(env: Env) -> None:
+    apply(env, campaign())
+    plan = plan_campaign(env.workspace, env.store, "spring", today=LAUNCH)
+    ran = run_campaign(env.workspace, env.store, "spring", today=LAUNCH)
+    assert ran.ok
+    for planned, sent in zip(plan["deliveries"], ran.deliveries, strict=True):
+        assert planned["orchestration"] == sent["orchestration"]
+        assert (planned["adds"], planned["removes"]) == (sent["add_ids"], sent["remove_ids"])
+        assert planned["adds"] == len(members(env, sent["orchestration"]))
+        assert sum(planned["rejected_by_reason"].values()) > 0  # the sample's bad e-mails, by reason code
+    assert not any("limit of 400" in w for w in plan["warnings"])  # recurring: no new audiences
+
+    # One-time: each delivery creates an audience; an advertiser at 395 gets a warning before anything runs.
+    apply(env, campaign(name="flash", timing="one_time", launch_date="2030-02-01"))
+    advertiser = env.emulator.seed.advertiser_ids[0]
+    assert env.emulator.admin.fill_audiences(advertiser, 393) == 395  # + spring's a and b
+    one_time = plan_campaign(env.workspace, env.store, "flash", today=LAUNCH)
+    (cap,) = [w for w in one_time["warnings"] if "limit of 400" in w]
+    assert "has 395 custom audiences" in cap
+    assert "creates 2 more (397)" in cap
+    assert one_time["deliveries"][0]["audience_name"] == "flash - a - 2030-02-01"
+    assert any("not launched yet" in w for w in one_time["warnings"])
+    assert one_time["deliveries"][0]["deferred_adds"] == 0
+
+
+def test_lookalike_created_once_when_the_audience_is_large_enough(env: Env) -> None:
+    spec = {"min_people": 100, "audience_size": "BROAD", "location_ids": ["6252001"]}
+    dest = [DEST[0] | {"lookalike": spec}]
+    small = {
+        "name": "b",
+        "percent": 45,
+        "destinations": [DEST[0] | {"lookalike": spec | {"min_people": 100_000}}],
+    }
+    apply(env, campaign(sub_audiences=[{"name": "a", "percent": 45}, small], destinations=dest))
+    first = run_campaign(env.workspace, env.store, "spring", today=LAUNCH)
+    assert first.ok, first.to_dict()
+    a, b = first.deliveries
+    assert b["lookalike"].startswith("waiting: ")
+    assert "lookalike_id" not in b
+    made = a["lookalike_id"]
+    (source,) = repos.get_audience_states(env.store, "tiktok-audiences", "spring.a.tiktok-audiences")
+    audiences = {x["audience_id"]: x for x in env.emulator.admin.state()["audiences"]}
+    assert audiences[made]["name"] == "spring - a - lookalike"
+    assert audiences[made]["audience_type"] == "Lookalike Audience"
+    assert audiences[made]["lookalike_spec"]["source_audience_id"] == source.audience_id
+    assert audiences[made]["lookalike_spec"]["audience_size"] == "BROAD"
+    again = run_campaign(env.workspace, env.store, "spring", today=LAUNCH)
+    assert again.deliveries[0]["lookalike_id"] == made  # created once
+    after = env.emulator.admin.state()["audiences"]
+    assert sum(1 for x in after if x["name"] == "spring - a - lookalike") == 1
+
+
+def test_bench_smoke_size_prints_json() -> None:
+    """bench/campaigns.py at its CI size: runs, and its split is the configured 30/30/30/10."""
+    bench = Path(__file__).resolve().parents[1] / "bench" / "campaigns.py"
+    done = subprocess.run(
+        [sys.executable, str(bench), "--people", "20000"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    sizes = result["sizes"]
+    assert sum(sizes.values()) == result["audience_after_exclusions"] > 10_000
+    assert abs(sizes["holdout"] / result["audience_after_exclusions"] - 0.10) < 0.02
+    assert result["peak_rss_mib"] > 0

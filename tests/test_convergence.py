@@ -94,7 +94,9 @@ def test_two_concurrent_runs_exactly_one_sends(env: Env) -> None:
 
 
 def test_retry_of_a_running_workflow_is_refused(env: Env) -> None:
-    env.emulator.admin.set_faults(rate=0.0, codes=[], latency_ms=400, paths=["segment/mapping/"])
+    # Each mapping answer takes 8 s (well under the client's 30 s timeout), so the run is still uploading while
+    # the retry process starts, even on a loaded machine where starting a CLI process takes seconds.
+    env.emulator.admin.set_faults(rate=0.0, codes=[], latency_ms=8000, paths=["segment/mapping/"])
     proc = popen(env, "run", ORCH, "--batch-rows", "25")
     try:
         deadline = time.monotonic() + 60
@@ -109,6 +111,7 @@ def test_retry_of_a_running_workflow_is_refused(env: Env) -> None:
         data = json.loads(refused.stdout)
         assert data["resolution"] == "workflow_running"
         assert running in data["error"]
+        env.emulator.admin.clear_faults()
         assert proc.wait(timeout=180) == 0
     finally:
         if proc.poll() is None:

@@ -134,6 +134,57 @@ def test_restricted_pii_user_does_not_see_or_run_a_destination_that_disallows_it
     assert httpx.get(server.url + "/api/destinations/tiktok-audiences", headers=plain).status_code == 200
 
 
+KINDS = {"credentials": "sandbox", "sources": "warehouse", "destinations": "tiktok-audiences",
+         "templates": "best-profile", "orchestrations": "high-value-customers"}  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "name"), KINDS.items())
+def test_every_kind_reads_one_object_and_refuses_deletes_below_its_role(
+    server: Server, kind: str, name: str
+) -> None:
+    viewer = _bearer(_token(server, "view"))
+    shown = httpx.get(f"{server.url}/api/{kind}/{name}", headers=viewer)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["name"] == name
+    assert (
+        SECRETS["TTSYNC_ACCESS_TOKEN"] not in shown.text
+    )  # a credential answers has_* flags, never a secret
+    refused = httpx.delete(f"{server.url}/api/{kind}/{name}", headers=viewer)
+    assert refused.status_code == 403
+    missing = httpx.delete(
+        f"{server.url}/api/{kind}/no-such-{kind}", headers=_bearer(_token(server, "admin"))
+    )
+    assert missing.status_code == 404
+    assert missing.json()["resolution"] == "object_not_found"
+
+
+def test_restricted_pii_user_can_neither_read_nor_delete_hidden_objects(server: Server) -> None:
+    restricted = _bearer(_token(server, "rop"))
+    for path in ("/api/templates/best-profile", "/api/orchestrations/high-value-customers"):
+        assert httpx.get(server.url + path, headers=restricted).status_code == 404, path
+        assert httpx.delete(server.url + path, headers=restricted).status_code == 404, path
+    templates = [t["name"] for t in httpx.get(server.url + "/api/templates", headers=restricted).json()]
+    assert "best-profile" not in templates
+    admin = _bearer(_token(server, "admin"))
+    assert (
+        httpx.get(server.url + "/api/orchestrations/high-value-customers", headers=admin).status_code == 200
+    )
+
+
+def test_delete_removes_an_unused_object_and_refuses_a_used_one(server: Server) -> None:
+    admin = _bearer(_token(server, "admin"))
+    source = {"name": "spare-source", "kind": "duckdb", "path": "warehouse.duckdb"}
+    assert httpx.post(server.url + "/api/sources", json=source, headers=admin).status_code == 200
+    deleted = httpx.delete(server.url + "/api/sources/spare-source", headers=admin)
+    assert deleted.json() == {"name": "spare-source", "change": "deleted"}
+    assert httpx.get(server.url + "/api/sources/spare-source", headers=admin).status_code == 404
+    audit = httpx.get(server.url + "/api/audit?action=source.delete", headers=admin).json()
+    assert any(item["target"] == "source:spare-source" for item in audit)
+    used = httpx.delete(server.url + "/api/sources/warehouse", headers=admin)  # orchestrations read it
+    assert used.status_code == 422
+    assert "remove or change those first" in used.json()["detail"]
+
+
 def test_admin_only_destination_refuses_operators(server: Server) -> None:
     admin = _bearer(_token(server, "admin"))
     destination = httpx.get(server.url + "/api/destinations/tiktok-offline-events", headers=admin).json()

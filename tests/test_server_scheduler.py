@@ -1,4 +1,5 @@
-"""The scheduler: due runs are queued once, missed runs are skipped unless catch_up is latest, a run is never
+"""The scheduler: due runs are queued once, missed runs are skipped unless catch_up is latest (the server's
+flag) or true (the orchestration's setting, which wins), a run is never
 started while the previous one is active ("skipped: still running"), and of two real servers on one real
 PostgreSQL store exactly one schedules (the leader lease), the other taking over when it dies."""
 
@@ -13,14 +14,16 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 import sqlalchemy as sa
+from pydantic import ValidationError
 
 from pg import missing_reason, postgres_server
 from server_env import running_server, server_environ, ttsync
 from ttsync.app.workspace.apply import apply_config
 from ttsync.app.workspace.init import init_workspace
 from ttsync.app.workspace.layout import Workspace, load_config
+from ttsync.config.models import Orchestration
 from ttsync.server.scheduler import Scheduler, next_after
-from ttsync.store import runqueue, schema
+from ttsync.store import repos, runqueue, schema
 from ttsync.store.db import Store
 from ttsync.store.leases import acquire, orchestration_resource, release
 from ttsync.store.runqueue import ScheduleRecord
@@ -99,6 +102,44 @@ def test_missed_runs_are_skipped_unless_catch_up_latest(store: Store) -> None:
     _due(store, now - timedelta(hours=3))
     scheduler.catch_up = "latest"
     assert scheduler.tick(now) == [ORCH]
+
+
+def _set_catch_up(store: Store, value: object) -> None:
+    orchestration = repos.get_orchestration(store, ORCH)
+    repos.save_orchestration(
+        store, Orchestration.model_validate(orchestration.model_dump() | {"catch_up": value})
+    )
+
+
+def test_an_orchestration_with_catch_up_true_runs_a_missed_schedule_once(store: Store) -> None:
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # the server comes back 3 hours after the 06:00 run
+    _set_catch_up(store, True)
+    _due(store, start - timedelta(hours=3))
+    scheduler = Scheduler(store)  # the server's default: skip
+    assert scheduler.tick(start) == [ORCH]
+    assert scheduler.tick(start + timedelta(seconds=10)) == []  # once, not once per missed day or tick
+    [item] = _queued(store)
+    state = runqueue.get_schedule(store, ORCH)
+    assert state is not None
+    assert state.last_outcome == f"queued workflow {item.workflow_id}"
+    assert state.next_run_at == datetime(2026, 3, 3, 6, 0, tzinfo=UTC)  # then on its cron again
+
+
+def test_an_orchestration_with_catch_up_false_skips_even_when_the_server_catches_up(store: Store) -> None:
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    _set_catch_up(store, "skip")  # the server flag's words are accepted too
+    assert repos.get_orchestration(store, ORCH).catch_up is False
+    _due(store, start - timedelta(hours=3))
+    assert Scheduler(store, catch_up="latest").tick(start) == []
+    state = runqueue.get_schedule(store, ORCH)
+    assert state is not None
+    assert state.last_outcome == "skipped: missed at 2026-03-02 06:00 UTC while no server ran"
+    assert _queued(store) == []
+
+
+def test_catch_up_refuses_other_values_with_a_fix(store: Store) -> None:
+    with pytest.raises(ValidationError, match=r"catch_up is true .* or false"):
+        _set_catch_up(store, "sometimes")
 
 
 def test_never_starts_while_the_previous_run_is_active(store: Store) -> None:

@@ -376,8 +376,10 @@ def test_every_endpoint_path_keeps_the_trailing_slash() -> None:
     import inspect
     import re
 
+    from ttsync.destinations.tiktok.client import _dmp, _segment
     from ttsync.destinations.tiktok.client import client as client_module
 
-    paths = re.findall(r'path = "([^"]+)"', inspect.getsource(client_module))
+    source = "".join(inspect.getsource(m) for m in (client_module, _segment, _dmp))  # the endpoint modules
+    paths = re.findall(r'path = "([^"]+)"', source)
     assert len(paths) > 15
     assert [p for p in paths if not p.endswith("/")] == []

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ttsync.app.runs import RunOutcome, build_run, continue_run, preview_run, start_run
+from ttsync.app.runs import RunOutcome, build_continue_run, build_run, continue_run, preview_run, start_run
 from ttsync.app.workspace.layout import Workspace as _Layout
 from ttsync.destinations.tiktok.pipelines.base import RunOptions
 from ttsync.errors import RunRefusedError as _Refused
@@ -145,7 +145,7 @@ class Workspace:
         """Continue a failed workflow from its failed task (or write a failed write-back again)."""
         with self._store() as store:
             workflow = repos.get_workflow(store, repos.resolve_workflow_id(store, workflow_id))
-            run = build_run(self._layout, store, workflow.orchestration)
+            run = build_continue_run(self._layout, store, workflow.orchestration)
             outcome = continue_run(run, workflow.id, "retry")
         return _checked(outcome)
 

@@ -11,13 +11,14 @@ import uuid
 from datetime import UTC, datetime
 
 from ttsync.app.audit import record
-from ttsync.app.runs import build_run, continue_run, start_run
+from ttsync.app.campaigns import orchestration_named
+from ttsync.app.runs import build_continue_run, build_run, continue_run, start_run
 from ttsync.app.workspace.layout import Workspace
 from ttsync.errors import ResolvableError, RunCancelledError, RunRefusedError
 from ttsync.redact import redact_error
 from ttsync.store import repos, runqueue
 from ttsync.store.db import Store
-from ttsync.store.leases import get_lease, is_live, lease_timeout, orchestration_resource
+from ttsync.store.leases import get_lease, is_live, lease_timeout, orchestration_resource, pid_alive
 from ttsync.store.runqueue import QueuedRun, RunAction
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,9 @@ def _now() -> datetime:
 
 
 def orchestration_active(store: Store, orchestration: str) -> bool:
-    """Whether a run of the orchestration is queued, claimed, or holds its lease (a CLI run counts too)."""
+    """Whether a run of the orchestration is queued, claimed, or holds its lease (a CLI run counts too). A
+    claimed run whose worker died is not: it is marked lost first."""
+    reclaim_lost(store)
     if runqueue.active_for(store, orchestration=orchestration):
         return True
     lease = get_lease(store, orchestration_resource(orchestration))
@@ -51,8 +54,12 @@ def enqueue(
     Refused (`RunRefusedError`, resolution `workflow_running`) while a run of the orchestration is active."""
     if action != "run" and workflow_id is None:
         raise ValueError(f"{action} needs the workflow id")
-    repos.get_orchestration(store, orchestration)  # NotFoundError for an unknown name
-    reclaim_lost(store)  # a row whose worker died does not block the retry of its workflow
+    # NotFoundError for an unknown name; a retry may name a campaign delivery (derived, not stored).
+    if action == "run":
+        repos.get_orchestration(store, orchestration)
+    else:
+        orchestration_named(store, orchestration)
+    # (a row whose worker died does not block the retry of its workflow: `orchestration_active` reclaims it)
     if orchestration_active(store, orchestration):
         raise RunRefusedError(
             f"refused: a run of {orchestration} is queued or running; wait for it to finish",
@@ -104,10 +111,11 @@ def execute(workspace: Workspace, store: Store, item: QueuedRun) -> None:
             )
 
     try:
-        run = build_run(workspace, store, item.orchestration)
         if item.action == "run":
+            run = build_run(workspace, store, item.orchestration)
             outcome = start_run(run, workflow_id=item.workflow_id, stop=stop)
-        else:
+        else:  # a campaign delivery's workflow too (its orchestration is derived, not stored)
+            run = build_continue_run(workspace, store, item.orchestration)
             outcome = continue_run(run, item.workflow_id, item.action, stop=stop)
     except RunRefusedError as exc:
         runqueue.finish(
@@ -134,14 +142,7 @@ def reclaim_lost(store: Store) -> list[str]:
     for item in runqueue.running_rows(store):
         if item.holder_host != socket.gethostname() or item.holder_pid is None:
             continue
-        try:
-            os.kill(item.holder_pid, 0)
-            alive = True
-        except ProcessLookupError:
-            alive = False
-        except PermissionError:
-            alive = True
-        if not alive:
+        if not pid_alive(item.holder_pid):
             runqueue.finish(store, item.id, "lost", "the worker process died; the workflow is retryable")
             lost.append(item.id)
     return lost

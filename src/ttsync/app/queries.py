@@ -137,7 +137,7 @@ def _task_rows(
             else finished_since.replace(tzinfo=None)
         )
         query = query.where(t.c.finished_at >= since)
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         return list(conn.execute(query).mappings().all())
 
 

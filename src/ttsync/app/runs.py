@@ -11,12 +11,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ttsync.app.privacy import with_privacy
 from ttsync.app.workspace.layout import Workspace
 from ttsync.destinations.tiktok.oauth import Doctor
 from ttsync.destinations.tiktok.pipelines import pipeline_for
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun, Reporter, RunOptions
 from ttsync.destinations.tiktok.settings import effective_settings
-from ttsync.errors import ConfigError
+from ttsync.errors import ConfigError, NotFoundError
 from ttsync.notify import deliver_pending
 from ttsync.redact import install_log_redaction
 from ttsync.store import repos
@@ -91,6 +92,26 @@ def build_run(
     return pipeline_for(settings, **common)
 
 
+def build_continue_run(
+    workspace: Workspace, store: Store, orchestration_name: str, *, reporter: Reporter | None = None
+) -> OrchestrationRun:
+    """The run that continues (retry, resolve, restart) a workflow of `orchestration_name`: a stored
+    orchestration's, or a campaign delivery's (`CAMPAIGN.GROUP.DESTINATION`, derived on each campaign run and
+    never stored). `NotFoundError` when it is neither."""
+    # app.campaigns builds on this module (start_run), so it is imported here, not at the top.
+    from ttsync.app.campaigns import delivery_run
+
+    try:
+        return build_run(workspace, store, orchestration_name, reporter=reporter)
+    except NotFoundError as missing:
+        if missing.kind != "orchestration" or missing.name != orchestration_name:
+            raise
+        run = delivery_run(workspace, store, orchestration_name, reporter=reporter)
+        if run is None:
+            raise
+        return run
+
+
 async def start(
     run: OrchestrationRun, *, workflow_id: str | None = None, stop: Callable[[], None] | None = None
 ) -> RunOutcome:
@@ -101,7 +122,9 @@ async def start(
     the same for synchronous callers. `workflow_id`: the id to create (the server names it when it queues the
     run); `stop`: called at every task and batch boundary, raises to stop there (the server's cancel)."""
     workflow_id = workflow_id or uuid.uuid4().hex
-    specs = writeback.with_writeback(run, run.tasks())  # + the `writeback` task when write-back is on
+    # The workspace's forget requests and suppression lists apply to every audience run (app.privacy);
+    # + the `writeback` task when write-back is on.
+    specs = writeback.with_writeback(run, with_privacy(run, run.tasks()))
     with LeaseKeeper(run.store, workflow_id, timeout=lease_timeout()) as keeper:
         hold(keeper, orchestration_resource(run.orchestration.name))
         repos.create_workflow(
@@ -143,7 +166,7 @@ async def continue_(
         return RunOutcome(workflow, ok=True)
     if action not in ("retry", "resolve", "restart"):
         raise ValueError(f"unknown action {action!r}: use retry, resolve or restart")
-    specs = writeback.with_writeback(run, run.tasks(), workflow)
+    specs = writeback.with_writeback(run, with_privacy(run, run.tasks()), workflow)
     with LeaseKeeper(run.store, workflow_id, timeout=lease_timeout()) as keeper:
         hold(keeper, orchestration_resource(run.orchestration.name))
         # Read again under the lease: a run that finished meanwhile may have superseded it.

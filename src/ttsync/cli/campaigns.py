@@ -8,13 +8,18 @@ from typing import Annotated
 
 import typer
 
-from ttsync.app.campaigns import campaign_report, plan_campaign, run_campaign
+from ttsync.app import campaigns as use_cases
+from ttsync.app.campaigns import campaign_report, plan_campaign, preview_segment, run_campaign
+from ttsync.app.privacy import add_suppression_hashes, listed
+from ttsync.app.privacy import forget as forget_request
 from ttsync.app.workspace.layout import Workspace
 from ttsync.cli._common import EXIT_FAILED, JsonOption, WorkspaceOption, handle_errors, open_store, print_json
-from ttsync.store import repos
 
 app = typer.Typer(help="Campaigns: segments split into sub-audiences and a holdout (docs/campaigns.md).")
 segments_app = typer.Typer(help="Segments: named queries that campaigns combine (docs/campaigns.md).")
+suppression_app = typer.Typer(
+    help="Suppression lists: hashed identifiers no audience of the workspace may hold (docs/campaigns.md)."
+)
 
 NameArgument = Annotated[str, typer.Argument(help="The campaign's name.")]
 TodayOption = Annotated[
@@ -39,7 +44,7 @@ def _workspace(path: Path | None) -> Workspace:
 def list_campaigns(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
     """List the campaigns."""
     with open_store(workspace) as store, handle_errors():
-        items = [c.model_dump(mode="json") for c in repos.list_campaigns(store)]
+        items = [c.model_dump(mode="json") for c in use_cases.list_campaigns(store)]
     if as_json:
         print_json(items)
         return
@@ -54,7 +59,8 @@ def plan(
     as_json: JsonOption = False,
     today: TodayOption = None,
 ) -> None:
-    """Show each group's size, the audiences it goes to and warnings; sends nothing."""
+    """Each group's size; per group and destination the audience name, adds, removes, deferred (learning
+    phase) and rejects by reason; warnings. Sends nothing."""
     with open_store(workspace) as store, handle_errors():
         result = plan_campaign(_workspace(workspace), store, name, today=_today(today))
     if as_json:
@@ -63,7 +69,12 @@ def plan(
     for group, size in result["sizes"].items():
         typer.echo(f"{group}: {size}")
     for item in result["deliveries"]:
-        typer.echo(f"{item['group']} -> {item['destination']}: {item['audience_name']!r}")
+        rejected = ", ".join(f"{k} {v:,}" for k, v in sorted(item["rejected_by_reason"].items())) or "none"
+        typer.echo(
+            f"{item['group']} -> {item['destination']} {item['audience_name']!r}: +{item['adds']:,} "
+            f"-{item['removes']:,}, deferred +{item['deferred_adds']:,} -{item['deferred_removes']:,}, "
+            f"rejected: {rejected}"
+        )
     for warning in result["warnings"]:
         typer.echo(f"warning: {warning}")
 
@@ -93,8 +104,7 @@ def run(
 def report(name: NameArgument, workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
     """Sizes per group and holdout over the recorded runs."""
     with open_store(workspace) as store, handle_errors():
-        repos.get_campaign(store, name)  # an unknown name is an error, not an empty report
-        runs = campaign_report(_workspace(workspace), name)
+        runs = campaign_report(_workspace(workspace), name, store=store)
     if as_json:
         print_json(runs)
         return
@@ -107,7 +117,7 @@ def report(name: NameArgument, workspace: WorkspaceOption = None, as_json: JsonO
 def list_segments(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
     """List the segments."""
     with open_store(workspace) as store, handle_errors():
-        items = [s.model_dump(mode="json") for s in repos.list_segments(store)]
+        items = [s.model_dump(mode="json") for s in use_cases.list_segments(store)]
     if as_json:
         print_json(items)
         return
@@ -115,7 +125,145 @@ def list_segments(workspace: WorkspaceOption = None, as_json: JsonOption = False
         typer.echo(f"{item['name']}\t{item['source']}\tkey {item['key_column']}")
 
 
+@segments_app.command("preview")
+def preview(
+    name: Annotated[str, typer.Argument(help="The segment's name.")],
+    region: Annotated[
+        str | None, typer.Option("--region", help="Default region of phones without +/00, e.g. US.")
+    ] = None,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Size, identifier coverage per type, a match-quality estimate and the most frequent rejection reasons
+    (counts only, never a value); sends nothing."""
+    with open_store(workspace) as store, handle_errors():
+        result = preview_segment(_workspace(workspace), store, name, region=region)
+    if as_json:
+        print_json(result)
+        return
+    quality = result["match_quality"]
+    typer.echo(f"segment {result['segment']}: {result['size']:,} people")
+    for kind, item in result["coverage"].items():
+        typer.echo(
+            f"  {kind}: {item['people']:,} people ({item['share_of_people']:.1%}), "
+            f"{item['valid']:,} valid of {item['present']:,} values"
+        )
+    typer.echo(
+        f"  match quality: {quality['estimate']} ({quality['share_matchable']:.1%} of people have a usable "
+        "identifier; TikTok matches a share of them)"
+    )
+    for item in result["rejections"]:
+        typer.echo(f"  rejected {item['type']} {item['reason']}: {item['count']:,}")
+    for warning in result["warnings"]:
+        typer.echo(f"warning: {warning}")
+
+
+_FILE_KINDS = ("email", "phone", "maid", "key")
+
+
+def _read_forget_file(path: Path) -> dict[str, list[str]]:
+    """`KIND:VALUE` per line (email, phone, maid or key); blank lines and `#` comments are skipped."""
+    found: dict[str, list[str]] = {kind: [] for kind in _FILE_KINDS}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise typer.BadParameter(f"--file {path}: cannot read it ({exc.strerror})") from None
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        kind, sep, value = text.partition(":")
+        if not sep or kind.strip().lower() not in _FILE_KINDS or not value.strip():
+            # The line's text is not quoted back: it may be personal data.
+            raise typer.BadParameter(
+                f"--file {path}: line {number} is not KIND:VALUE with KIND one of {', '.join(_FILE_KINDS)}"
+            )
+        found[kind.strip().lower()].append(value.strip())
+    return found
+
+
+def forget(
+    email: Annotated[
+        list[str] | None, typer.Option("--email", help="An e-mail to forget (repeatable).")
+    ] = None,
+    phone: Annotated[
+        list[str] | None,
+        typer.Option("--phone", help="A phone number, international (+1...) or with --region."),
+    ] = None,
+    maid: Annotated[
+        list[str] | None, typer.Option("--maid", help="A mobile advertising id (IDFA or AAID).")
+    ] = None,
+    key: Annotated[
+        list[str] | None, typer.Option("--key", help="A warehouse key (the key column's value).")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="A file of KIND:VALUE lines (email, phone, maid, key).")
+    ] = None,
+    region: Annotated[str | None, typer.Option("--region", help="Region of national phone numbers.")] = None,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Forget people: the values are hashed at once (never stored), removed from every audience of the
+    workspace at its next run whatever the guards, never sent again, and recorded in the audit log."""
+    values = _read_forget_file(file) if file is not None else {kind: [] for kind in _FILE_KINDS}
+    with open_store(workspace) as store, handle_errors():
+        added = forget_request(
+            _workspace(workspace).state_dir,
+            store,
+            emails=[*(email or []), *values["email"]],
+            phones=[*(phone or []), *values["phone"]],
+            maids=[*(maid or []), *values["maid"]],
+            keys=[*(key or []), *values["key"]],
+            region=region,
+        )
+    if as_json:
+        print_json(added.to_dict())
+        return
+    rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(added.rejected.items()))
+    typer.echo(
+        f"forget request {added.request}: {added.identifiers} identifiers and {added.keys} keys; removed from "
+        "every audience at its next run" + (f" (refused: {rejected})" if rejected else "")
+    )
+
+
+@suppression_app.command("add")
+def suppression_add(
+    name: Annotated[str, typer.Argument(help="The list's name (for the audit log and write-back).")],
+    file: Annotated[Path, typer.Option("--file", help="SHA-256 hex digests, one a line.")],
+    user_id_type: Annotated[str, typer.Option("--type", help="EMAIL, PHONE, IDFA or AAID.")],
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add an uploaded list of hashed identifiers: nobody on it is sent by any audience of the workspace,
+    and those already sent are removed at the next run."""
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise typer.BadParameter(f"--file {file}: cannot read it ({exc.strerror})") from None
+    with open_store(workspace) as store, handle_errors():
+        added = add_suppression_hashes(_workspace(workspace).state_dir, store, name, user_id_type, lines)
+    if as_json:
+        print_json(added.to_dict())
+        return
+    typer.echo(
+        f"suppression list {name}: {added.identifiers} identifiers added; refused: {added.rejected or 'none'}"
+    )
+
+
+@suppression_app.command("list")
+def suppression_list(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
+    """How many identifiers and keys forget requests and suppression lists hold (counts only)."""
+    counts = listed(_workspace(workspace).state_dir)
+    if as_json:
+        print_json(counts)
+        return
+    for origin, n in counts.items():
+        typer.echo(f"{origin}\t{n}")
+
+
 def register(main: typer.Typer) -> None:
     """Add `campaigns` and `segments` to the main app."""
     main.add_typer(app, name="campaigns")
     main.add_typer(segments_app, name="segments")
+    main.add_typer(suppression_app, name="suppression")
+    main.command("forget")(forget)

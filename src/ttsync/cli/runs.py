@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ttsync.app import queries
-from ttsync.app.runs import RunOutcome, build_run, continue_run, preview_run, start_run
+from ttsync.app.runs import RunOutcome, build_continue_run, build_run, continue_run, preview_run, start_run
 from ttsync.app.workspace.layout import Workspace
 from ttsync.cli._common import JsonOption, WorkspaceOption, handle_errors, open_store, print_json
 from ttsync.cli.progress import RichReporter
@@ -311,7 +311,7 @@ def _continue(workflow_id: str, action: str, task: str | None, workspace: Path |
     reporter = RichReporter(enabled=not as_json and _err.is_terminal)
     with open_store(workspace) as store, reporter, handle_errors():
         workflow = queries.find_workflow(store, workflow_id)
-        audience_run = build_run(ws, store, workflow.orchestration, reporter=reporter)
+        audience_run = build_continue_run(ws, store, workflow.orchestration, reporter=reporter)
         outcome = continue_run(audience_run, workflow.id, action, task)
     _show_outcome(outcome, as_json)
 

@@ -32,6 +32,14 @@ def serve_command(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8700,
     workers: Annotated[int, typer.Option(min=1, max=32, help="Run worker processes.")] = 2,
+    http_workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=16,
+            help="HTTP worker processes (API and pages); the scheduler stays one, in the main process.",
+        ),
+    ] = 1,
     behind_proxy: Annotated[
         bool,
         typer.Option(
@@ -55,7 +63,7 @@ def serve_command(
 ) -> None:
     """Start the team server: REST API (/api/docs), scheduler and run workers."""
     config = ServerConfig(
-        host=host, port=port, workers=workers, behind_proxy=behind_proxy, insecure_public=insecure_public,
+        host=host, port=port, workers=workers, http_workers=http_workers, behind_proxy=behind_proxy, insecure_public=insecure_public,
         timezone=timezone, catch_up=catch_up, tick_seconds=tick,
     )  # fmt: skip
     with handle_errors():

@@ -30,7 +30,27 @@ class Segment(_Model):
     source: ObjectName
     key_column: str = Field(min_length=1)
     query: str = Field(min_length=1)
+    # A suppression segment: its people (by identifier) are never sent by any audience of the workspace, and
+    # those already sent are removed at the next run whatever the guards (docs/campaigns.md).
+    suppression: bool = False
     description: str = ""
+
+
+class Lookalike(_Model):
+    """A TikTok lookalike of a delivery's audience, created once the audience holds `min_people` (TikTok's
+    `dmp/custom_audience/lookalike/create/`, reference §2.x; only the documented fields)."""
+
+    min_people: int = Field(default=1000, ge=100)  # TikTok needs a source of at least 100 people
+    audience_size: Literal["NARROW", "BALANCED", "BROAD"] = "BALANCED"
+    # TikTok's lookalike location ids (digits, e.g. "6252001"), quoted in YAML so they stay strings.
+    location_ids: list[Annotated[str, Field(pattern=r"^[0-9]{1,32}$")]] | None = Field(
+        default=None, min_length=1
+    )
+    include_source: bool = False
+    mobile_os: Literal["ALL", "ANDROID", "IOS"] | None = None
+    placements: list[Literal["TikTok", "TopBuzz & BuzzVideo", "Pangle"]] | None = Field(
+        default=None, min_length=1
+    )
 
 
 class CampaignDestination(_Model):
@@ -40,6 +60,7 @@ class CampaignDestination(_Model):
     template: ObjectName
     # Which identifier types this destination receives; default: the destination's `user_id_types`.
     user_id_types: list[UserIdType] | None = None
+    lookalike: Lookalike | None = None  # also create a lookalike of this audience once it is large enough
 
 
 class SubAudience(_Model):

@@ -196,7 +196,7 @@ EXPORT_KEY_ORDER: dict[str, tuple[str, ...]] = {
                   "audience_name_template", "available_to_campaigns"),
     "orchestrations": ("name", "source", "destination", "template", "key_column", "settings", "schedule",
                        "query"),
-    "segments": ("name", "source", "key_column", "description", "query"),
+    "segments": ("name", "source", "key_column", "suppression", "description", "query"),
     "campaigns": ("name", "description", "audience", "exclusions", "holdout_percent", "sub_audiences",
                   "destinations", "timing", "launch_date", "end_date", "schedule"),
     "settings": ("advertiser_ids", "advertiser_id", "user_id_types", "delivery", "mode", "remove_guard",

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
     SecretStr,
     field_validator,
@@ -248,6 +249,17 @@ def _check_cron(value: str | None) -> str | None:
     return " ".join(fields)
 
 
+def _catch_up(value: object) -> object:
+    """`latest` and `skip` (the words of `ttsync serve --catch-up`) as true and false."""
+    if isinstance(value, str) and value.strip().lower() in ("latest", "skip"):
+        return value.strip().lower() == "latest"
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(
+            "catch_up is true (or latest: run once a schedule missed while no server ran) or false"
+        )
+    return value
+
+
 class Orchestration(_Model):
     """Query + source + destination + data template + settings required at orchestration + schedule."""
 
@@ -259,5 +271,8 @@ class Orchestration(_Model):
     key_column: str | None = Field(default=None, min_length=1)  # required for audiences
     settings: dict[str, Any] = Field(default_factory=dict)
     schedule: Annotated[str | None, AfterValidator(_check_cron)] = None
+    # A schedule missed while no server ran: run it once when the server starts (true) or skip it (false);
+    # unset: as `ttsync serve --catch-up` says.
+    catch_up: Annotated[bool | None, BeforeValidator(_catch_up)] = None
     enabled: bool = True
     description: str = ""

@@ -23,6 +23,7 @@ WRITE_ROLES = frozenset({"Admin", "Operator"})
 # Partner (Segment API) audiences; customer-file audiences made by dmp/custom_audience/create/ (ref §2).
 PARTNER = "Partner"
 CUSTOMER_FILE = "Customer File Audience"
+LOOKALIKE = "Lookalike Audience"  # dmp/custom_audience/lookalike/create/ (ref §2.x)
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Audience:
     audience_id: str
     name: str
     owner_id: str
-    audience_type: str  # PARTNER or CUSTOMER_FILE
+    audience_type: str  # PARTNER, CUSTOMER_FILE or LOOKALIKE
     calculate_type: str
     created_at: float
     ready_at: float  # is_valid becomes true at this emulator time (processing delay)
@@ -98,6 +99,7 @@ class Audience:
     deleted: bool = False
     # A customer-file audience that ended below 1,000 people lands at size 0 and is not editable (ref §2.5).
     landed_at_zero: bool = False
+    lookalike_spec: dict[str, Any] | None = None  # a lookalike audience's spec, as list/get show it
     # id schema -> member hashes. A dict with bytes keys and None values rather than a set: CPython never
     # tracks such a dict for garbage collection, whereas every full collection walks a set entry by entry
     # (0.65 s per collection at 10M members, which halved mapping throughput at that size; measured).

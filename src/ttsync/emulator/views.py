@@ -62,7 +62,7 @@ def audience_details(
         "msg": "",
         "error_msg": zero_error if aud.landed_at_zero else "",
         "rule": "",
-        "lookalike_spec": None,
+        "lookalike_spec": aud.lookalike_spec,
         "audience_enhancement": False,
         "enhancement_status": "",
     }

@@ -3,6 +3,7 @@ data template that overrides them), as the workspace settings describe."""
 
 from __future__ import annotations
 
+from ttsync.app.campaigns import orchestration_named
 from ttsync.config.models import DataTemplate, Destination
 from ttsync.server.problems import Problem
 from ttsync.store import repos
@@ -45,7 +46,7 @@ def check_use(user: UserRecord, destination: Destination, template: DataTemplate
 
 def check_orchestration(store: Store, user: UserRecord, name: str, *, use: bool) -> None:
     """404 for an orchestration whose destination is hidden from `user`; with `use`, also 403 admin-only."""
-    orchestration = repos.get_orchestration(store, name)
+    orchestration = orchestration_named(store, name)  # a campaign delivery's derived one too
     destination = repos.get_destination(store, orchestration.destination)
     template = repos.get_template(store, orchestration.template) if orchestration.template else None
     if not visible(user, destination, template):

@@ -5,10 +5,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Response
 from fastapi.concurrency import run_in_threadpool
@@ -21,8 +24,8 @@ from ttsync import __version__
 from ttsync.app import accounts, background
 from ttsync.app.workspace.layout import Workspace
 from ttsync.server import problems
-from ttsync.server.auth import cookie_key
-from ttsync.server.metrics import Metrics
+from ttsync.server.auth import TokenCache, cookie_key
+from ttsync.server.metrics import Metrics, use_metrics_dir
 from ttsync.server.routers import admin, objects, runs, session
 from ttsync.server.scheduler import Scheduler
 from ttsync.server.web import pages
@@ -39,6 +42,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8700
     workers: int = 2
+    http_workers: int = 1  # HTTP processes; the scheduler and the run workers stay in the one main process
     behind_proxy: bool = False
     insecure_public: bool = False
     timezone: str = "UTC"
@@ -91,12 +95,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if background_work:
-            lost = await run_in_threadpool(background.reclaim_lost, store)
-            if lost:
-                log.warning(
-                    "%d run(s) of a previous server were lost with their worker; they are retryable",
-                    len(lost),
-                )
+            await run_in_threadpool(_reclaim, store)
             pool.start()
             scheduler.start()
         try:
@@ -119,6 +118,7 @@ def create_app(
     app.state.store = store
     app.state.config = config
     app.state.cookie_key = cookie_key(store)
+    app.state.tokens = tokens = TokenCache()
     app.state.scheduler = scheduler
     app.state.pool = pool
     metrics = Metrics(store)
@@ -133,7 +133,7 @@ def create_app(
         """The web UI."""
         return RedirectResponse("/ui/", status_code=303)
 
-    app.add_middleware(_Measure, metrics=metrics)
+    app.add_middleware(_Measure, metrics=metrics, tokens=tokens)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
@@ -152,11 +152,14 @@ def create_app(
                 f"the store does not answer ({type(exc).__name__})",
                 resolution="store_unreachable",
             )
-        if background_work and not leader:
+        # An HTTP worker process of `serve --http-workers N` has no scheduler of its own, but its server does.
+        if (background_work or config.http_workers > 1) and not leader:
             return problems.problem_response(
                 503, "Not ready", "no scheduler leader yet", resolution="scheduler_starting"
             )
         body = {"status": "ready", "scheduler_leader": scheduler.is_leader, "workers": pool.alive()}
+        if not background_work:
+            body["workers"] = None  # they belong to the main process
         return Response(json.dumps(body), media_type="application/json")
 
     @app.get("/metrics", tags=["health"], include_in_schema=False)
@@ -169,11 +172,12 @@ def create_app(
 
 class _Measure:
     """Pure ASGI middleware (cheaper than `BaseHTTPMiddleware` on every request): counts and times requests
-    by route, and adds `nosniff` and `no-store` to every answer."""
+    by route, adds `nosniff` and `no-store` to every answer, and forgets verified tokens after a write."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, tokens: TokenCache) -> None:
         self.app = app
         self.metrics = metrics
+        self.tokens = tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -194,6 +198,8 @@ class _Measure:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+                self.tokens.clear()  # a write may have revoked a token or changed a user
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(scope["method"], route, str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - began)
@@ -217,22 +223,59 @@ def _register_problem_schema(app: FastAPI) -> None:
     setattr(app, "openapi", schema)  # noqa: B010 (FastAPI's documented way to customize the schema)
 
 
+_SERVE_SPEC_ENV = "TTSYNC_SERVE_SPEC"  # how the main process tells its HTTP worker processes what to serve
+
+
 def serve(workspace: Workspace, config: ServerConfig) -> None:
-    """Check, then run the server until interrupted."""
+    """Check, then run the server until interrupted.
+
+    With `http_workers` > 1, uvicorn starts that many HTTP processes (each serves the API and the pages, a
+    request costs CPU in one of them, so two cores serve twice the requests); this process keeps the one
+    scheduler and the run worker pool, so nothing runs twice."""
     import uvicorn
 
     check_options(config)
     store = workspace.open_store()
     try:
         check_can_serve(store, config)
-        app = create_app(workspace, store, config)
-        uvicorn.run(
-            app,
-            host=config.host,
-            port=config.port,
-            log_level="warning",
-            proxy_headers=config.behind_proxy,
-            forwarded_allow_ips="127.0.0.1" if config.behind_proxy else None,
-        )
+        use_metrics_dir(workspace.state_dir, config.port)  # before any process or metric is made
+        options: dict[str, Any] = {
+            "host": config.host,
+            "port": config.port,
+            "log_level": "warning",
+            "proxy_headers": config.behind_proxy,
+            "forwarded_allow_ips": "127.0.0.1" if config.behind_proxy else None,
+        }
+        if config.http_workers <= 1:
+            uvicorn.run(create_app(workspace, store, config), **options)
+            return
+        os.environ[_SERVE_SPEC_ENV] = json.dumps({"root": str(workspace.root), "config": asdict(config)})
+        scheduler = Scheduler(store, zone=config.timezone, tick=config.tick_seconds, catch_up=config.catch_up)
+        pool = WorkerPool(workspace, config.workers)
+        _reclaim(store)
+        pool.start()
+        scheduler.start()
+        try:
+            uvicorn.run(f"{__name__}:http_worker_app", factory=True, workers=config.http_workers, **options)
+        finally:
+            scheduler.stop()
+            pool.stop()
     finally:
         store.close()
+
+
+def http_worker_app() -> FastAPI:
+    """The app of one HTTP worker process of `serve` (uvicorn's factory): the API and pages only."""
+    spec = json.loads(os.environ[_SERVE_SPEC_ENV])
+    workspace = Workspace(Path(spec["root"]))
+    store = workspace.open_store()
+    return create_app(workspace, store, ServerConfig(**spec["config"]), background_work=False)
+
+
+def _reclaim(store: Store) -> None:
+    """Runs a previous server's workers held when it died are lost (retryable): say so once at start."""
+    lost = background.reclaim_lost(store)
+    if lost:
+        log.warning(
+            "%d run(s) of a previous server were lost with their worker; they are retryable", len(lost)
+        )

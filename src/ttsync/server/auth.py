@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,7 +15,7 @@ from fastapi import Depends, Request
 
 from ttsync.app import accounts
 from ttsync.server.problems import Problem
-from ttsync.store.accounts import Role, UserRecord, get_or_create_setting
+from ttsync.store.accounts import Role, TokenRecord, UserRecord, get_or_create_setting
 from ttsync.store.db import Store
 
 SESSION_COOKIE = "ttsync_session"
@@ -55,6 +57,40 @@ def unsign(key: bytes, value: str) -> str | None:
     return session_id if hmac.compare_digest(good, mac) else None
 
 
+class TokenCache:
+    """Bearer tokens this process verified in the last `ttl` seconds, by the token's SHA-256 (never the token).
+
+    Every API call of a script carries its token; verifying it reads the token and its user from the store.
+    A hit skips both reads. `clear()` runs after every write this process serves (a revoke, a disabled user,
+    a changed role take effect on the next request); a change made through another process (another HTTP
+    worker, the CLI) takes effect within `ttl` seconds."""
+
+    def __init__(self, ttl: float = 2.0) -> None:
+        self.ttl = ttl
+        self._items: dict[str, tuple[float, UserRecord, TokenRecord]] = {}
+        self._lock = threading.Lock()
+
+    def verify(self, store: Store, token: str) -> tuple[UserRecord, TokenRecord]:
+        """`accounts.token_user`, answered from the cache while fresh; failures are never cached."""
+        key = accounts.sha256(token)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1], hit[2]
+        user, item = accounts.token_user(store, token)
+        with self._lock:
+            if len(self._items) > 10_000:  # bounded: forget everything rather than grow
+                self._items.clear()
+            self._items[key] = (now, user, item)
+        return user, item
+
+    def clear(self) -> None:
+        """Forget every verified token (after a write that may revoke one or change a user)."""
+        with self._lock:
+            self._items.clear()
+
+
 def store_of(request: Request) -> Store:
     """The server's store."""
     store: Store = request.app.state.store
@@ -71,8 +107,9 @@ def principal(request: Request) -> Principal:
             raise Problem(
                 401, "Not authenticated", "use `Authorization: Bearer TOKEN`", resolution="not_authenticated"
             )
+        tokens: TokenCache = request.app.state.tokens
         try:
-            user, item = accounts.token_user(store, token.strip())
+            user, item = tokens.verify(store, token.strip())
         except accounts.AccessError as exc:
             raise Problem(401, "Not authenticated", str(exc), resolution="not_authenticated") from None
         role = item.role if accounts.rank(item.role) <= accounts.rank(user.role) else user.role

@@ -3,7 +3,9 @@
 Exactly one scheduler acts per store: each tick first takes (or renews) the `scheduler:leader` lease in the
 store's `leases` table (the lease mechanism of the workflows); a server that does not hold it only waits. A
 due orchestration whose previous run is still active is not started: its schedule records "skipped: still
-running". Runs missed while no server ran are skipped, unless `catch_up` is `latest` (then one runs).
+running". Runs missed while no server ran are skipped, unless the orchestration says `catch_up: true` (then
+one runs when the server starts); an orchestration without `catch_up` follows the server's `--catch-up`
+(skip, or latest).
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ class Scheduler:
         self.is_leader = True
         return True
 
+    def catches_up(self, setting: bool | None) -> bool:
+        """Whether a missed run of an orchestration runs once: its `catch_up`, else the server's default."""
+        return setting if setting is not None else self.catch_up == "latest"
+
     def leader_known(self) -> bool:
         """Whether some live server holds the leader lease (for /readyz)."""
         lease = get_lease(self.store, LEADER_RESOURCE)
@@ -87,7 +93,7 @@ class Scheduler:
             # Due. Was it due just now, or missed while no server ran?
             missed = now - state.next_run_at > timedelta(seconds=max(self.tick_seconds * 3, 60))
             outcome: str
-            if missed and self.catch_up != "latest":
+            if missed and not self.catches_up(item.catch_up):
                 outcome = f"skipped: missed at {state.next_run_at:%Y-%m-%d %H:%M} UTC while no server ran"
             elif background.orchestration_active(self.store, item.name):
                 outcome = background.STILL_RUNNING

@@ -12,15 +12,21 @@ import signal
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
 
 from ttsync.app import background
 from ttsync.app.workspace.layout import Workspace
+from ttsync.errors import NotFoundError
+from ttsync.server.metrics import RunMetrics, observe_tiktok_calls
+from ttsync.store import repos
+from ttsync.store.db import Store
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
+WORKER_NICENESS = 5
 
 
 def _die_with_parent() -> None:
@@ -38,9 +44,12 @@ def worker_main(root: str, stop_after: float | None = None) -> None:
     """A worker process: claim and execute queued runs until terminated."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops its workers itself
     _die_with_parent()
+    # A sync is batch work: on a busy machine the API's requests (and the scheduler) come first.
+    os.nice(WORKER_NICENESS)
     parent = os.getppid()
     workspace = Workspace(Path(root))
     store = workspace.open_store()
+    metrics = observe_tiktok_calls()
     try:
         while os.getppid() == parent:  # the server died (killed): stop claiming, its restart takes over
             item = background.claim(store)
@@ -48,9 +57,23 @@ def worker_main(root: str, stop_after: float | None = None) -> None:
                 time.sleep(POLL_SECONDS)
                 continue
             log.info("worker: running %s of %s", item.action, item.orchestration)
+            began = datetime.now(UTC)
             background.execute(workspace, store, item)
+            _count(store, metrics, item.workflow_id, began)
     finally:
         store.close()
+
+
+def _count(store: Store, metrics: RunMetrics, workflow_id: str, began: datetime) -> None:
+    """Add what the run did to the metrics; never stops the worker (metrics are not worth a lost run)."""
+    try:
+        workflow = repos.get_workflow(store, workflow_id)
+    except NotFoundError:
+        return  # refused before its workflow existed: nothing ran
+    try:
+        metrics.record_run(workflow, began)
+    except Exception:
+        log.exception("could not count the metrics of workflow %s", workflow_id)
 
 
 class WorkerPool:

@@ -102,7 +102,7 @@ def add_user(store: Store, name: str, password_hash: str, role: Role, *, restric
 def get_user(store: Store, name: str) -> UserRecord:
     """The user, or `NotFoundError`."""
     table = schema.users
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         row = conn.execute(sa.select(table).where(table.c.name == name)).mappings().first()
     if row is None:
         raise NotFoundError("user", name)
@@ -112,7 +112,7 @@ def get_user(store: Store, name: str) -> UserRecord:
 def list_users(store: Store) -> list[UserRecord]:
     """Every user, by name."""
     table = schema.users
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         rows = conn.execute(sa.select(table).order_by(table.c.name)).mappings().all()
     return [UserRecord.model_validate(utc_row(row)) for row in rows]
 
@@ -131,7 +131,7 @@ def update_user(store: Store, name: str, **values: Any) -> None:
 def count_admins(store: Store) -> int:
     """Enabled admin users."""
     table = schema.users
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         value = conn.execute(
             sa.select(sa.func.count()).where(table.c.role == "admin", table.c.disabled.is_(False))
         ).scalar()
@@ -150,7 +150,7 @@ def add_token(store: Store, record: TokenRecord) -> None:
 def token_by_hash(store: Store, token_hash: str) -> TokenRecord | None:
     """The token with this hash, revoked or not, or None."""
     table = schema.api_tokens
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         row = conn.execute(sa.select(table).where(table.c.token_hash == token_hash)).mappings().first()
     return None if row is None else TokenRecord.model_validate(utc_row(row))
 
@@ -161,7 +161,7 @@ def list_tokens(store: Store, user_name: str | None = None) -> list[TokenRecord]
     query = sa.select(table).order_by(table.c.created_at.desc())
     if user_name is not None:
         query = query.where(table.c.user_name == user_name)
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         rows = conn.execute(query).mappings().all()
     return [TokenRecord.model_validate(utc_row(row)) for row in rows]
 
@@ -169,7 +169,7 @@ def list_tokens(store: Store, user_name: str | None = None) -> list[TokenRecord]
 def get_token(store: Store, token_id: str) -> TokenRecord:
     """The token with this id, or `NotFoundError`."""
     table = schema.api_tokens
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         row = conn.execute(sa.select(table).where(table.c.id == token_id)).mappings().first()
     if row is None:
         raise NotFoundError("token", token_id)
@@ -206,7 +206,7 @@ def add_session(store: Store, record: SessionRecord) -> None:
 def get_session(store: Store, id_hash: str) -> SessionRecord | None:
     """The session with this id hash, or None."""
     table = schema.sessions
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         row = conn.execute(sa.select(table).where(table.c.id_hash == id_hash)).mappings().first()
     return None if row is None else SessionRecord.model_validate(utc_row(row))
 
@@ -246,7 +246,7 @@ def list_audit(
         query = query.where(table.c.actor == actor)
     if action is not None:
         query = query.where(table.c.action == action)
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         rows = conn.execute(query).mappings().all()
     return [AuditRecord.model_validate(utc_row(row)) for row in rows]
 
@@ -257,7 +257,7 @@ def list_audit(
 def get_or_create_setting(store: Store, key: str, make: Any) -> str:
     """The stored value of `key`; stores `make()` first when absent (of two racing servers, one wins)."""
     table = schema.server_settings
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         value = conn.execute(sa.select(table.c.value).where(table.c.key == key)).scalar()
     if value is not None:
         return str(value)
@@ -266,5 +266,5 @@ def get_or_create_setting(store: Store, key: str, make: Any) -> str:
             conn.execute(sa.insert(table).values(key=key, value=str(make())))
     except sa.exc.IntegrityError:
         pass  # another server stored it first: use theirs
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         return str(conn.execute(sa.select(table.c.value).where(table.c.key == key)).scalar_one())

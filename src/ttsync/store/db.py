@@ -15,6 +15,7 @@ from ttsync.store.crypto import SecretBox, SecretKeyError
 from ttsync.store.migrations import migrate
 
 STORE_URL_ENV = "TTSYNC_STORE_URL"
+_READ_ONLY = "ttsync_read_only"
 
 
 class StoreError(Exception):
@@ -40,7 +41,10 @@ def _tune_sqlite(engine: sa.Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reader (`Store.read`) takes no lock: in WAL mode it reads a snapshot while a writer commits, where
+        # BEGIN IMMEDIATE would queue every API read behind the other readers and a running sync's writes.
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 class Store:
@@ -87,6 +91,11 @@ class Store:
         """`$TTSYNC_STORE_URL` if set, else SQLite at `state_dir/ttsync.db`."""
         url = os.environ.get(STORE_URL_ENV) or sqlite_url(state_dir / "ttsync.db")
         return cls.open(url, box)
+
+    def read(self) -> sa.Connection:
+        """A connection for reads only (`with store.read() as conn:`): on SQLite its transaction takes no
+        lock, so it neither waits for nor delays writers. Writes go through `store.engine.begin()`."""
+        return self.engine.connect().execution_options(**{_READ_ONLY: True})
 
     @property
     def box(self) -> SecretBox:

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -95,19 +96,30 @@ def is_live(lease: LeaseRecord, *, timeout: float, now: datetime | None = None) 
         return False
     if lease.holder_host != socket.gethostname():
         return True  # another machine: only its heartbeat can tell
+    return pid_alive(lease.holder_pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` of this host runs. A zombie does not: a killed process whose parent died too is
+    adopted by the container's init, which may reap it late, and until then `kill(pid, 0)` still succeeds."""
     try:
-        os.kill(lease.holder_pid, 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by another user
         return True
-    return True
+    try:
+        # /proc/PID/stat: "pid (comm) STATE ..."; comm may contain spaces and parentheses, so split at the last ")".
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True  # not Linux, or gone meanwhile: kill said it existed
+    return state != "Z"
 
 
 def get_lease(store: Store, resource: str) -> LeaseRecord | None:
     """The lease of `resource`, live or not, or None."""
     table = schema.leases
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         row = conn.execute(sa.select(table).where(table.c.resource == resource)).mappings().first()
     return None if row is None else _record(row)
 
@@ -115,7 +127,7 @@ def get_lease(store: Store, resource: str) -> LeaseRecord | None:
 def leases_of(store: Store, workflow_id: str) -> list[LeaseRecord]:
     """Every lease row naming `workflow_id`."""
     table = schema.leases
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         rows = conn.execute(sa.select(table).where(table.c.workflow_id == workflow_id)).mappings().all()
     return [_record(row) for row in rows]
 

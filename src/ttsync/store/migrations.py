@@ -1,6 +1,8 @@
 """Numbered schema migrations, applied in order when a store is opened, recorded in `schema_version`.
 
-Rules for adding one: append a `Migration` with the next number; never edit an applied migration;
+Rules for adding one: append a `Migration` with the number you were given; never edit an applied migration;
+every migration not recorded in a store is applied, in list order (so each must be safe on a store that
+already has the later ones);
 keep `schema.py` equal to the schema after the last migration (the store tests check that).
 """
 
@@ -68,6 +70,16 @@ def _v5_campaigns(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.segments, schema.campaigns])
 
 
+def _v7_server_reads(conn: sa.Connection) -> None:
+    # A store made at version 1 by this ttsync already has them: `create_all` makes the tables as `schema`
+    # describes them now, with their indexes and every column.
+    for index in schema.SERVER_READ_INDEXES:
+        index.create(conn, checkfirst=True)
+    columns = {column["name"] for column in sa.inspect(conn).get_columns("orchestrations")}
+    if "catch_up" not in columns:
+        conn.execute(sa.text("ALTER TABLE orchestrations ADD COLUMN catch_up BOOLEAN"))
+
+
 def _v8_workflow_indexes(conn: sa.Connection) -> None:
     # `checkfirst`: a store created after the indexes joined the schema got them with its tables (v1).
     for index in schema.WORKFLOW_INDEXES:
@@ -84,6 +96,11 @@ MIGRATIONS: list[Migration] = [
     Migration(3, "leases: one active workflow per orchestration and per audience", _v3_leases),
     Migration(4, "team server: users, API tokens, sessions, audit log, run queue, schedules", _v4_server),
     Migration(5, "segments and campaigns", _v5_campaigns),
+    Migration(
+        7,
+        "workflows: indexes for pages newest first and for running ones; orchestrations: catch_up",
+        _v7_server_reads,
+    ),
     Migration(8, "indexes for the web UI's workflow lists and event days", _v8_workflow_indexes),
 ]
 
@@ -114,8 +131,11 @@ def migrate(engine: sa.Engine) -> list[int]:
                 f"the store is at schema version {version}, newer than this ttsync ({LATEST_VERSION}): "
                 "upgrade ttsync"
             )
+        # Every migration not recorded yet, not only those above the highest: numbers are handed out to
+        # branches worked on in parallel, so a store may hold 8 before a branch's 7 is merged.
+        done = set(conn.execute(sa.select(schema.schema_version.c.version)).scalars())
         for migration in MIGRATIONS:
-            if migration.version <= version:
+            if migration.version in done:
                 continue
             migration.apply(conn)
             conn.execute(

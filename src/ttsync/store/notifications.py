@@ -55,7 +55,7 @@ def list_notifications(
     query = sa.select(table).order_by(table.c.id.desc()).limit(limit)
     if unread_only:
         query = query.where(table.c.read.is_(False))
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         return [NotificationRecord.model_validate(utc_row(row)) for row in conn.execute(query).mappings()]
 
 
@@ -84,7 +84,7 @@ def update_notification(
 def get_notification(store: Store, notification_id: int) -> NotificationRecord:
     """One notification, or `NotFoundError`."""
     table = schema.notifications
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         row = conn.execute(sa.select(table).where(table.c.id == notification_id)).mappings().first()
     if row is None:
         raise NotFoundError("notification", str(notification_id))

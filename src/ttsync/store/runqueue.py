@@ -66,7 +66,7 @@ def enqueue(store: Store, run: QueuedRun) -> None:
 def get_queued(store: Store, run_id: str) -> QueuedRun:
     """The queue row, or `NotFoundError`."""
     table = schema.run_queue
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         row = conn.execute(sa.select(table).where(table.c.id == run_id)).mappings().first()
     if row is None:
         raise NotFoundError("queued run", run_id)
@@ -83,7 +83,7 @@ def active_for(
         query = query.where(table.c.orchestration == orchestration)
     if workflow_id is not None:
         query = query.where(table.c.workflow_id == workflow_id)
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         rows = conn.execute(query).mappings().all()
     return [QueuedRun.model_validate(utc_row(row)) for row in rows]
 
@@ -140,14 +140,14 @@ def request_cancel(store: Store, workflow_id: str) -> list[QueuedRun]:
 def cancel_requested(store: Store, run_id: str) -> bool:
     """Whether someone asked this run to stop."""
     table = schema.run_queue
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         return bool(conn.execute(sa.select(table.c.cancel_requested).where(table.c.id == run_id)).scalar())
 
 
 def running_rows(store: Store) -> list[QueuedRun]:
     """Rows claimed by a worker and not finished."""
     table = schema.run_queue
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         rows = conn.execute(sa.select(table).where(table.c.state == "running")).mappings().all()
     return [QueuedRun.model_validate(utc_row(row)) for row in rows]
 
@@ -155,7 +155,7 @@ def running_rows(store: Store) -> list[QueuedRun]:
 def count_by_state(store: Store) -> dict[str, int]:
     """Queue rows per state."""
     table = schema.run_queue
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         rows = conn.execute(sa.select(table.c.state, sa.func.count()).group_by(table.c.state)).all()
     return {str(state): int(count) for state, count in rows}
 
@@ -166,7 +166,7 @@ def count_by_state(store: Store) -> dict[str, int]:
 def get_schedule(store: Store, orchestration: str) -> ScheduleRecord | None:
     """The schedule state of an orchestration, or None before the scheduler first saw it."""
     table = schema.schedule_state
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         row = conn.execute(sa.select(table).where(table.c.orchestration == orchestration)).mappings().first()
     return None if row is None else ScheduleRecord.model_validate(utc_row(row))
 
@@ -174,7 +174,7 @@ def get_schedule(store: Store, orchestration: str) -> ScheduleRecord | None:
 def list_schedules(store: Store) -> list[ScheduleRecord]:
     """Every schedule state, by orchestration."""
     table = schema.schedule_state
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         rows = conn.execute(sa.select(table).order_by(table.c.orchestration)).mappings().all()
     return [ScheduleRecord.model_validate(utc_row(row)) for row in rows]
 
@@ -195,6 +195,6 @@ def for_workflow(store: Store, workflow_id: str) -> list[QueuedRun]:
     """Every queue row of a workflow (its runs, retries and resolves), oldest first."""
     table = schema.run_queue
     query = sa.select(table).where(table.c.workflow_id == workflow_id).order_by(table.c.requested_at)
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         rows = conn.execute(query).mappings().all()
     return [QueuedRun.model_validate(utc_row(row)) for row in rows]

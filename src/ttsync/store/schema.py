@@ -95,6 +95,7 @@ orchestrations = sa.Table(
     sa.Column("key_column", sa.String(200)),  # optional for offline events (positional keys)
     sa.Column("settings", sa.JSON, nullable=False),
     sa.Column("schedule", sa.String(100)),
+    sa.Column("catch_up", sa.Boolean),  # None: the server's --catch-up (migration 7)
     sa.Column("enabled", sa.Boolean, nullable=False, default=True),
     sa.Column("description", sa.Text, nullable=False, default=""),
     sa.Column("created_at", TS, nullable=False),
@@ -114,6 +115,13 @@ workflows = sa.Table(
     sa.Column("counts", sa.JSON, nullable=False),
     sa.Column("checkpoint", sa.JSON, nullable=False),
     sa.Column("error", sa.JSON),
+)
+
+# Pages of workflows newest first (the API's list, 10,000s of rows) and the reaper's look for running ones,
+# without reading and sorting every workflow (migration 7).
+SERVER_READ_INDEXES = (
+    sa.Index("ix_workflows_created_at_id", workflows.c.created_at.desc(), workflows.c.id),
+    sa.Index("ix_workflows_state", workflows.c.state),
 )
 
 tasks = sa.Table(

@@ -55,7 +55,7 @@ def create_workflow(
 
 def get_workflow(store: Store, workflow_id: str) -> WorkflowRecord:
     """A workflow with its tasks."""
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         row = (
             conn.execute(sa.select(schema.workflows).where(schema.workflows.c.id == workflow_id))
             .mappings()
@@ -81,7 +81,7 @@ def resolve_workflow_id(store: Store, text: str) -> str:
     Raises NotFoundError when none matches, AmbiguousIdError (listing the matches) when several do."""
     text = text.strip()
     ids = schema.workflows.c.id
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         if conn.execute(sa.select(ids).where(ids == text)).first() is not None:
             return text
         if len(text) < MIN_ID_PREFIX:
@@ -106,7 +106,7 @@ def list_workflows(
     query = sa.select(schema.workflows).order_by(schema.workflows.c.created_at.desc()).limit(limit)
     if orchestration is not None:
         query = query.where(schema.workflows.c.orchestration == orchestration)
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         return [WorkflowRecord.model_validate(utc_row(row)) for row in conn.execute(query).mappings()]
 
 
@@ -197,7 +197,7 @@ def page_workflows(
         query = query.where(table.c.state == state)
     if exclude_orchestrations:
         query = query.where(table.c.orchestration.not_in(list(exclude_orchestrations)))
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         return [WorkflowRecord.model_validate(utc_row(row)) for row in conn.execute(query).mappings()]
 
 
@@ -207,7 +207,7 @@ def count_workflows_by_state(store: Store) -> list[tuple[str, str, int]]:
     query = sa.select(table.c.orchestration, table.c.state, sa.func.count()).group_by(
         table.c.orchestration, table.c.state
     )
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         return [(str(o), str(s), int(n)) for o, s, n in conn.execute(query).all()]
 
 
@@ -215,5 +215,5 @@ def workflow_ids_of(store: Store, orchestrations: Sequence[str]) -> list[str]:
     """Ids of every workflow of these orchestrations."""
     table = schema.workflows
     query = sa.select(table.c.id).where(table.c.orchestration.in_(list(orchestrations)))
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         return [str(i) for i in conn.execute(query).scalars()]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -24,6 +25,25 @@ def bucket_of(campaign: str, key: str) -> int:
     return int.from_bytes(digest, "big") % BUCKETS
 
 
+def buckets(campaign: str, keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The bucket of every key of a column (-1 where the key is null): `bucket_of`, once per row."""
+    values = pc.cast(keys, pa.string()).to_pylist()
+    prefix = f"{campaign}\0".encode()
+    out = np.empty(len(values), dtype=np.int32)
+    for i, key in enumerate(values):
+        if key is None:
+            out[i] = -1
+            continue
+        digest = hashlib.blake2b(prefix + key.encode(), key=_KEY, digest_size=8).digest()
+        out[i] = int.from_bytes(digest, "big") % BUCKETS
+    return out
+
+
+def in_range(bucket: np.ndarray, low: int, high: int) -> pa.Array:
+    """True where a bucket lies in [low, high) (never for a null key's -1)."""
+    return pa.array((bucket >= max(low, 0)) & (bucket < high), pa.bool_())
+
+
 @dataclass(frozen=True)
 class BucketFilter:
     """Keep the rows of a batch whose key's bucket lies in [low, high); rows without a key are dropped
@@ -36,10 +56,7 @@ class BucketFilter:
 
     def mask(self, batch: pa.RecordBatch) -> pa.Array:
         """True for the rows in this group."""
-        keys = pc.cast(batch.column(self.key_column), pa.string()).to_pylist()
-        return pa.array(
-            [k is not None and self.low <= bucket_of(self.campaign, k) < self.high for k in keys], pa.bool_()
-        )
+        return in_range(buckets(self.campaign, batch.column(self.key_column)), self.low, self.high)
 
     def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         return batch.filter(self.mask(batch))

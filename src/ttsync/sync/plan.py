@@ -6,39 +6,51 @@ planning 10M people stays within a bounded footprint.
 Inputs are the prepared identifiers written by the prepare stage (Parquet files with `row_key`, `id_schema`
 and the digest words `k1..k4`) and the snapshot of the audience (the same columns, see snapshot.py). Outputs
 are two Parquet files in the run folder, with hex digests as TikTok takes them: the rows to add (one row per
-person and identifier slot, aligned to the id schema) and the identifiers to remove.
+person and identifier slot, aligned to the id schema) and the identifiers to remove. The SQL of the diff
+is in diff.py; reading the plan's files back in batches, in batches.py.
 """
 
 from __future__ import annotations
 
-import enum
 import glob
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ttsync.identity.digests import HEX_SQL, KEY_COLUMNS
-from ttsync.sqltext import sql_identifier, sql_literal
+from ttsync.sqltext import sql_literal
+from ttsync.sync.batches import batch_count, iter_add_batches, iter_remove_batches
+from ttsync.sync.diff import (
+    _EMPTY_SNAPSHOT,
+    WORDS,
+    _cap_changes,
+    _copy,
+    _diff_against_snapshot,
+    _digests,
+    _Files,
+    _one,
+    _rows,
+    _same,
+    _write_add_rows,
+)
 from ttsync.sync.inflight import inflight_sql
+from ttsync.sync.modes import SyncMode
 from ttsync.sync.prepare import read_footer
 from ttsync.sync.snapshot import commit_snapshot, commit_snapshot_file, distinct_ids, snapshot_sql
 
-WORDS = ", ".join(KEY_COLUMNS)
-
-
-class SyncMode(enum.StrEnum):
-    """How an audience follows its query. See docs/audiences.md."""
-
-    MIRROR = "mirror"  # membership equals the query: adds and removes
-    APPEND = "append"  # add only; nobody is removed
-    CREATE = "create"  # a new one-time audience per delivery (full upload)
-    REPLACE = "replace"  # customer-file REPLACE of the whole audience (full upload)
+__all__ = [
+    "AudiencePlan",
+    "SyncMode",
+    "batch_count",
+    "commit_plan_snapshot",
+    "connect",
+    "iter_add_batches",
+    "iter_remove_batches",
+    "next_snapshot_sql",
+    "plan_audience",
+]
 
 
 @dataclass(frozen=True)
@@ -237,164 +249,6 @@ def plan_audience(
     )
 
 
-def _cap_changes(
-    con: duckdb.DuckDBPyConnection, snapshot: Path, files: _Files, max_change: int, work_dir: Path
-) -> tuple[int, int] | None:
-    """Keep at most `max_change` of the diff (adds and removes in proportion, each in a stable order so the
-    same identifiers go first on every try); rewrite the owners and remove files and write the capped
-    snapshot-to-be (`capped_ids.parquet`). Returns the deferred (adds, removes), or None when under the cap."""
-    adds, removes = _rows(files.owners), _rows(files.remove_ids)
-    if adds + removes <= max_change:
-        return None
-    keep_removes = (max_change * removes) // (adds + removes)
-    keep_adds = max_change - keep_removes
-    diff = f"read_parquet({sql_literal(files.diff)})"
-    order = f"id_schema, {WORDS}"
-    kept_owners, kept_removed = work_dir / "owners_capped.parquet", work_dir / "removed_capped.parquet"
-    _copy(
-        con,
-        f"SELECT * FROM read_parquet({sql_literal(files.owners)}) ORDER BY row_key, {order} LIMIT {keep_adds}",
-        kept_owners,
-    )
-    _copy(con, f"SELECT id_schema, {WORDS} FROM {diff} WHERE removed ORDER BY {order} LIMIT {keep_removes}",
-          kept_removed)  # fmt: skip
-    removed = f"read_parquet({sql_literal(kept_removed)})"
-    _copy(con, f"SELECT id_schema, {HEX_SQL} AS hash FROM {removed}", files.remove_ids)
-    os.replace(kept_owners, files.owners)
-    snap = snapshot_sql(snapshot)
-    _copy(
-        con,
-        f"SELECT s.id_schema, {', '.join('s.' + k for k in KEY_COLUMNS)} FROM {snap} s "
-        f"ANTI JOIN {removed} r ON s.id_schema = r.id_schema AND {_same('s', 'r')} "
-        f"UNION ALL SELECT id_schema, {WORDS} FROM read_parquet({sql_literal(files.owners)})",
-        work_dir / "capped_ids.parquet",
-    )
-    return adds - keep_adds, removes - keep_removes
-
-
-# A snapshot of nothing (no delivery committed yet, but in-flight records to reconcile).
-_EMPTY_SNAPSHOT = (
-    "(SELECT NULL::VARCHAR AS id_schema, NULL::UBIGINT AS k1, NULL::UBIGINT AS k2, NULL::UBIGINT AS k3, "
-    "NULL::UBIGINT AS k4 WHERE false)"
-)
-
-
-@dataclass(frozen=True)
-class _Files:
-    """The plan's Parquet files in its work folder."""
-
-    owners: Path  # identifiers to add, each with its owner row key
-    diff: Path  # changed identifiers (digest words, removed or not)
-    add_rows: Path
-    remove_ids: Path
-
-    @classmethod
-    def in_folder(cls, work_dir: Path) -> _Files:
-        return cls(*(work_dir / f"{name}.parquet" for name in ("owners", "diff", "add_rows", "remove_ids")))
-
-
-def _diff_against_snapshot(
-    con: duckdb.DuckDBPyConnection,
-    source: str,
-    prepared: str,
-    snap: str,
-    schemas: tuple[str, ...],
-    mode: SyncMode,
-    files: _Files,
-    *,
-    possible: str | None = None,
-) -> None:
-    """Write the owners of the added identifiers and the removed identifiers (hex) of a re-sync.
-
-    A re-sync mostly re-confirms what TikTok has. The digests of each id schema are diffed on their own (a join
-    on integer words; only-new are adds, only-in-snapshot are removes), then row keys are read for the few
-    added identifiers only. `possible` (default: `snap`) is what TikTok may hold beyond `snap` (what it surely
-    holds): removes are diffed against it.
-    """
-    parts = []
-    for schema in schemas:
-        cur = f"(SELECT {WORDS} FROM {source} WHERE id_schema = {sql_literal(schema)} AND k1 IS NOT NULL)"
-        old = f"(SELECT {WORDS} FROM {snap} WHERE id_schema = {sql_literal(schema)})"
-        if possible is not None:
-            maybe = f"(SELECT {WORDS} FROM {possible} WHERE id_schema = {sql_literal(schema)})"
-            parts.append(
-                f"SELECT {sql_literal(schema)} AS id_schema, {WORDS}, false AS removed "
-                f"FROM {cur} c ANTI JOIN {old} s ON {_same('c', 's')}"
-            )
-            if mode is not SyncMode.APPEND:
-                parts.append(
-                    f"SELECT {sql_literal(schema)} AS id_schema, {WORDS}, true AS removed "
-                    f"FROM {maybe} s ANTI JOIN {cur} c ON {_same('s', 'c')}"
-                )
-        elif mode is SyncMode.APPEND:
-            parts.append(
-                f"SELECT {sql_literal(schema)} AS id_schema, {WORDS}, false AS removed "
-                f"FROM {cur} c ANTI JOIN {old} s ON {_same('c', 's')}"
-            )
-        else:
-            either = ", ".join(f"coalesce(c.{k}, s.{k}) AS {k}" for k in KEY_COLUMNS)
-            parts.append(
-                f"SELECT {sql_literal(schema)} AS id_schema, {either}, c.k1 IS NULL AS removed "
-                f"FROM {cur} c FULL OUTER JOIN {old} s ON {_same('c', 's')} WHERE c.k1 IS NULL OR s.k1 IS NULL"
-            )
-    # DISTINCT: an identifier two people share appears twice in the prepared file (and its snapshot).
-    _copy(con, f"SELECT DISTINCT * FROM ({' UNION ALL '.join(parts)})", files.diff)
-    diff = f"read_parquet({sql_literal(files.diff)})"
-    _copy(
-        con,
-        f"SELECT p.id_schema, {', '.join('p.' + k for k in KEY_COLUMNS)}, min(p.row_key) AS row_key "
-        f"FROM {prepared} p SEMI JOIN (SELECT * FROM {diff} WHERE NOT removed) a "
-        f"ON p.id_schema = a.id_schema AND {_same('p', 'a')} GROUP BY ALL",
-        files.owners,
-    )
-    _copy(con, f"SELECT id_schema, {HEX_SQL} AS hash FROM {diff} WHERE removed", files.remove_ids)
-
-
-def _write_add_rows(
-    con: duckdb.DuckDBPyConnection, owners: str, schemas: tuple[str, ...], path: Path
-) -> None:
-    """The rows to add, one column per id schema with hex digests (null: the person has none of that type)."""
-    if len(schemas) == 1:
-        # One identifier per row: every owner is its own add row.
-        _copy(
-            con, f"SELECT row_key, 1 AS slot, {HEX_SQL} AS {sql_identifier(schemas[0])} FROM {owners}", path
-        )
-        return
-    pivot = ", ".join(
-        f"max(hash) FILTER (WHERE id_schema = {sql_literal(s)}) AS {sql_identifier(s)}" for s in schemas
-    )
-    # A person with two emails and one phone becomes two rows: [e1, p1] and [e2, {}], aligned to id_schema.
-    _copy(
-        con,
-        f"""WITH numbered AS (
-              SELECT row_key, id_schema, hash,
-                     row_number() OVER (PARTITION BY row_key, id_schema ORDER BY hash) AS slot
-              FROM (SELECT row_key, id_schema, {HEX_SQL} AS hash FROM {owners}))
-            SELECT row_key, slot, {pivot} FROM numbered GROUP BY row_key, slot""",
-        path,
-    )
-
-
-def _digests(con: duckdb.DuckDBPyConnection, prepared: str, work_dir: Path) -> Path:
-    """The prepared identifiers without row keys, in one file (the snapshot to be: hashes only)."""
-    path = work_dir / "current_ids.parquet"
-    _copy(con, f"SELECT id_schema, {WORDS} FROM {prepared}", path)
-    return path
-
-
-def _same(a: str, b: str) -> str:
-    """Join condition: the digests of aliases `a` and `b` are equal (all four words; an MD5 has null k3, k4)."""
-    return " AND ".join(
-        f"{a}.{k} = {b}.{k}" if k in ("k1", "k2") else f"{a}.{k} IS NOT DISTINCT FROM {b}.{k}"
-        for k in KEY_COLUMNS
-    )
-
-
-def _rows(path: Path) -> int:
-    """Rows in a Parquet file (from its footer)."""
-    return int(pq.ParquetFile(path).metadata.num_rows)
-
-
 def next_snapshot_sql(plan: AudiencePlan, snapshot: Path | None) -> str | None:
     """SQL selecting the snapshot to commit once every batch of the plan is confirmed (any connection), or
     None when the snapshot is exactly the plan's `current_ids_path` file (every mode but a non-full append)."""
@@ -416,73 +270,3 @@ def commit_plan_snapshot(
         return commit_snapshot(con, union_sql, snapshot)
     finally:
         con.close()
-
-
-def iter_add_batches(
-    con: duckdb.DuckDBPyConnection, plan: AudiencePlan, batch_rows: int
-) -> Iterator[pa.RecordBatch]:
-    """Add rows in a fixed order, `batch_rows` rows at a time; one column per id schema (null = no value)."""
-    cols = ", ".join(sql_identifier(s) for s in plan.id_schemas)
-    reader = (
-        _file_order_cursor(con)
-        .sql(f"SELECT {cols} FROM read_parquet({sql_literal(plan.add_rows_path)})")
-        .to_arrow_reader(batch_rows)
-    )
-    yield from _rebatch(reader, batch_rows)
-
-
-def iter_remove_batches(
-    con: duckdb.DuckDBPyConnection, plan: AudiencePlan, batch_rows: int
-) -> Iterator[pa.RecordBatch]:
-    """Identifiers to remove, one per row, laid out like add rows (a value only in its schema's column)."""
-    cols = ", ".join(
-        f"CASE WHEN id_schema = {sql_literal(s)} THEN hash END AS {sql_identifier(s)}"
-        for s in plan.id_schemas
-    )
-    reader = (
-        _file_order_cursor(con)
-        .sql(f"SELECT {cols} FROM read_parquet({sql_literal(plan.remove_ids_path)})")
-        .to_arrow_reader(batch_rows)
-    )
-    yield from _rebatch(reader, batch_rows)
-
-
-def _file_order_cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """A cursor of its own (a reader left half-read never blocks the plan's connection) that reads Parquet
-    in file order: the plan files are written once, so file order is the stable batch order checkpoints
-    count in, without sorting millions of rows again on every read."""
-    cursor = con.cursor()
-    cursor.execute("SET preserve_insertion_order = true")
-    return cursor
-
-
-def batch_count(rows: int, batch_rows: int) -> int:
-    """How many batches `rows` rows make."""
-    return (rows + batch_rows - 1) // batch_rows
-
-
-def _rebatch(reader: pa.RecordBatchReader, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    # DuckDB may hand back smaller chunks than asked; batch boundaries must be stable for checkpoints.
-    pending: list[pa.RecordBatch] = []
-    pending_rows = 0
-    for batch in reader:
-        pending.append(batch)
-        pending_rows += batch.num_rows
-        while pending_rows >= batch_rows:
-            table = pa.Table.from_batches(pending)
-            head, tail = table.slice(0, batch_rows), table.slice(batch_rows)
-            yield head.combine_chunks().to_batches()[0]
-            pending = tail.combine_chunks().to_batches() if tail.num_rows else []
-            pending_rows = tail.num_rows
-    if pending_rows:
-        table = pa.Table.from_batches(pending).combine_chunks()
-        yield table.to_batches()[0]
-
-
-def _copy(con: duckdb.DuckDBPyConnection, select_sql: str, path: Path) -> None:
-    con.execute(f"COPY ({select_sql}) TO {sql_literal(path)} (FORMAT parquet)")
-
-
-def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[int, ...]:
-    rows = con.execute(sql).fetchall()  # fetchall finishes the result; DuckDB 2 refuses work on an open one
-    return tuple(int(v) for v in rows[0])

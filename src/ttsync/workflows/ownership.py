@@ -74,7 +74,7 @@ def reap_interrupted(store: Store, *, timeout: float | None = None) -> list[str]
     """Mark `running` workflows whose process is gone (no live lease) `interrupted`; return their ids."""
     limit = leases.lease_timeout() if timeout is None else timeout
     table = schema.workflows
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         running = list(conn.execute(sa.select(table.c.id).where(table.c.state == "running")).scalars())
     reaped: list[str] = []
     for wid in running:

@@ -8,6 +8,9 @@ per-row outcomes in hashed form (row keys keyed-hashed where they look like iden
     in_audience  the identifier was already in the audience (sent by an earlier workflow), nothing to send
     deferred     planned but not confirmed yet: the workflow stopped before its upload finished
     rejected     the value failed the identity rules; `reason` says why (docs/identity.md)
+    excluded     left out on purpose: a forget request or suppression list (`reason` forgotten / suppressed,
+                 from `prepared/excluded.parquet`), or a campaign's exclusion segment (`campaign_row_outcomes`)
+    holdout      a campaign's control group: sent nowhere, recorded for measurement (`campaign_row_outcomes`)
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ EVENT_STATUS = {
     "planned": "planned",
 }
 DELIVERED_TASK = "upload"  # an audience's adds are confirmed once this task succeeded
+# Written by the privacy step (`ttsync.app.privacy`): row key, id schema and reason of each identifier it
+# removed from a run's prepared files, relative to the run folder.
+EXCLUDED_FILE = "prepared/excluded.parquet"
 
 RUNS_SCHEMA = pa.schema(
     [
@@ -203,6 +209,12 @@ def audience_row_outcomes(
         parts.append(
             f"SELECT {wf}, {orch}, r.row_key, t.typ, r.column, 'rejected', r.reason "
             f"FROM read_parquet({sql_literal(rejects)}) r LEFT JOIN ttsync_column_types t ON t.col = r.column"
+        )
+    excluded = run_dir / EXCLUDED_FILE
+    if excluded.is_file():
+        parts.append(
+            f"SELECT DISTINCT {wf}, {orch}, row_key, split_part(id_schema, '_', 1), NULL::VARCHAR, 'excluded', "
+            f"reason FROM read_parquet({sql_literal(excluded)})"
         )
     if not parts:
         return _empty_outcomes()

@@ -1,5 +1,5 @@
 """Endpoint handlers; importing this package registers them all in ``common.REGISTRY``."""
 
-from ttsync.emulator.endpoints import audiences, dmp, events, oauth, offline
+from ttsync.emulator.endpoints import audiences, dmp, events, lookalike, oauth, offline
 
-__all__ = ["audiences", "dmp", "events", "oauth", "offline"]
+__all__ = ["audiences", "dmp", "events", "lookalike", "oauth", "offline"]

@@ -4,12 +4,19 @@ Writes are upserts of the whole object (as `ttsync apply` does); secrets are wri
 answered with `has_*` flags, never its secret values, and the audit log records only that a secret was set.
 Rights: everyone reads (restricted-PII users do not see destinations that do not allow them); operators
 edit templates and orchestrations; admins the rest.
+
+List, get and delete are the same for every kind (`Kind.add_routes`, over the store's generic `ConfigRepo`);
+saves stay per kind: each checks its own references and rights.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from enum import Enum
+from types import GenericAlias
+from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel
@@ -21,10 +28,12 @@ from ttsync.destinations.tiktok.oauth import Doctor
 from ttsync.server import access
 from ttsync.server.auth import Principal, admin, operator, store_of, viewer
 from ttsync.server.problems import Problem
-from ttsync.store import repos
+from ttsync.store import objects, repos
+from ttsync.store.configrepo import ConfigRepo
 from ttsync.store.db import Store
 
 router = APIRouter(prefix="/api")
+M = TypeVar("M", bound=BaseModel)
 
 NAME = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$", description="object name")
 
@@ -72,21 +81,128 @@ def _store(request: Request) -> Store:
     return store_of(request)
 
 
+def _not_found(kind: str, name: str) -> Problem:
+    return Problem(404, "Not found", f"no {kind} named {name!r}", resolution="object_not_found")
+
+
+@dataclass(frozen=True)
+class Kind(Generic[M]):
+    """How the API lists, shows and deletes one kind of configuration object over its generic `ConfigRepo`:
+    who may see which objects, who may delete them, and how an object is shown."""
+
+    path: str  # "/api/<path>": also the tag and the operation names (`list_<path>`)
+    audit: str  # the audit log's name of the kind: "template" for data templates
+    repo: ConfigRepo[M]
+    view: type[BaseModel]  # what the API answers with (the model itself, or a view without secrets)
+    deleter: Callable[..., Principal]  # the role dependency of delete
+    docs: tuple[str, str, str]  # docstrings of list, get and delete
+    show: Callable[[M], BaseModel] = lambda item: item
+    # The objects of a list this caller may see (default: all).
+    visible: Callable[[Store, Principal, list[M]], list[M]] = lambda _store, _who, items: items
+    # Refuse (raise `Problem`) deleting an object the caller may see but not use (default: the role suffices).
+    check_use: Callable[[Store, Principal, M], None] = lambda _store, _who, _item: None
+
+    def may_see(self, store: Store, who: Principal, item: M) -> bool:
+        """Whether `who` sees `item` (hidden objects answer 404, as missing ones)."""
+        return bool(self.visible(store, who, [item]))
+
+    def add_routes(self, router: APIRouter) -> None:
+        """`GET /api/<path>`, `GET /api/<path>/{name}` and `DELETE /api/<path>/{name}`."""
+        list_doc, get_doc, delete_doc = self.docs
+
+        def list_items(store: Store = Depends(_store), who: Principal = Depends(viewer)) -> list[Any]:
+            return [self.show(item) for item in self.visible(store, who, self.repo.list(store))]
+
+        def get_item(
+            name: str = NAME, store: Store = Depends(_store), who: Principal = Depends(viewer)
+        ) -> Any:
+            item = self.repo.get(store, name)
+            if not self.may_see(store, who, item):
+                raise _not_found(self.repo.kind, name)
+            return self.show(item)
+
+        def delete_item(
+            name: str = NAME, store: Store = Depends(_store), who: Principal = Depends(self.deleter)
+        ) -> Changed:
+            item = self.repo.get(store, name)
+            if not self.may_see(store, who, item):
+                raise _not_found(self.repo.kind, name)
+            self.check_use(store, who, item)
+            if not self.repo.delete(store, name):
+                raise _not_found(self.repo.kind, name)  # deleted meanwhile
+            record(store, who.name, f"{self.audit}.delete", f"{self.audit}:{name}", {})
+            return Changed(name=name, change="deleted")
+
+        tags: list[str | Enum] = [self.path]
+        one = f"/{self.path}/{{name}}"
+        router.add_api_route(
+            f"/{self.path}", list_items, methods=["GET"], name=f"list_{self.path}", tags=tags,
+            response_model=GenericAlias(list, (self.view,)), description=list_doc,
+        )  # fmt: skip
+        router.add_api_route(
+            one, get_item, methods=["GET"], name=f"get_{self.kind_name}", tags=tags,
+            response_model=self.view, description=get_doc,
+        )  # fmt: skip
+        router.add_api_route(
+            one, delete_item, methods=["DELETE"], name=f"delete_{self.kind_name}", tags=tags,
+            response_model=Changed, description=delete_doc,
+        )  # fmt: skip
+
+    @property
+    def kind_name(self) -> str:
+        """The singular of `path`, as the operation names have it: `get_credential`."""
+        return self.path.removesuffix("s")
+
+
+def _hidden_orchestrations(store: Store, who: Principal, items: list[Orchestration]) -> list[Orchestration]:
+    hidden = set(access.hidden_orchestrations(store, who.user))
+    return [item for item in items if item.name not in hidden]
+
+
+def _visible_templates(store: Store, who: Principal, items: list[DataTemplate]) -> list[DataTemplate]:
+    destinations = {d.name: d for d in repos.list_destinations(store)}
+    return [t for t in items if access.visible(who.user, destinations[t.destination], t)]
+
+
+def _use_template(store: Store, who: Principal, item: DataTemplate) -> None:
+    access.check_use(who.user, repos.get_destination(store, item.destination), item)
+
+
+def _use_orchestration(store: Store, who: Principal, item: Orchestration) -> None:
+    access.check_orchestration(store, who.user, item.name, use=True)
+
+
+CREDENTIALS = Kind(
+    "credentials", "credential", objects.CREDENTIALS, CredentialView, admin,
+    ("Credentials, secrets left out.", "One credential, secrets left out.",
+     "Delete a credential no destination uses."),
+    show=_credential_view,
+)  # fmt: skip
+SOURCES = Kind(
+    "sources", "source", objects.SOURCES, Source, admin,
+    ("Warehouse sources.", "One source.", "Delete a source no orchestration uses."),
+)  # fmt: skip
+DESTINATIONS = Kind(
+    "destinations", "destination", objects.DESTINATIONS, Destination, admin,
+    ("Destinations this user may see.", "One destination.", "Delete a destination nothing uses."),
+    visible=lambda _store, who, items: [item for item in items if access.visible(who.user, item)],
+)  # fmt: skip
+TEMPLATES = Kind(
+    "templates", "template", objects.TEMPLATES, DataTemplate, operator,
+    ("Data templates whose destination this user may see.", "One data template.",
+     "Delete a data template no orchestration uses."),
+    visible=_visible_templates, check_use=_use_template,
+)  # fmt: skip
+ORCHESTRATIONS = Kind(
+    "orchestrations", "orchestration", objects.ORCHESTRATIONS, Orchestration, operator,
+    ("Orchestrations this user may see.", "One orchestration.", "Delete an orchestration."),
+    visible=_hidden_orchestrations, check_use=_use_orchestration,
+)  # fmt: skip
+
+
 # --- credentials -------------------------------------------------------------------------------------------
 
-
-@router.get("/credentials", tags=["credentials"])
-def list_credentials(store: Store = Depends(_store), _: Principal = Depends(viewer)) -> list[CredentialView]:
-    """Credentials, secrets left out."""
-    return [_credential_view(item) for item in repos.list_credentials(store)]
-
-
-@router.get("/credentials/{name}", tags=["credentials"])
-def get_credential(
-    name: str = NAME, store: Store = Depends(_store), _: Principal = Depends(viewer)
-) -> CredentialView:
-    """One credential, secrets left out."""
-    return _credential_view(repos.get_credential(store, name))
+CREDENTIALS.add_routes(router)
 
 
 @router.post("/credentials", tags=["credentials"])
@@ -107,30 +223,9 @@ def save_credential(
     return Changed(name=body.name, change=change)
 
 
-@router.delete("/credentials/{name}", tags=["credentials"])
-def delete_credential(
-    name: str = NAME, store: Store = Depends(_store), who: Principal = Depends(admin)
-) -> Changed:
-    """Delete a credential no destination uses."""
-    if not repos.delete_credential(store, name):
-        raise Problem(404, "Not found", f"no credential named {name!r}", resolution="object_not_found")
-    record(store, who.name, "credential.delete", f"credential:{name}", {})
-    return Changed(name=name, change="deleted")
-
-
 # --- sources -----------------------------------------------------------------------------------------------
 
-
-@router.get("/sources", tags=["sources"])
-def list_sources(store: Store = Depends(_store), _: Principal = Depends(viewer)) -> list[Source]:
-    """Warehouse sources."""
-    return repos.list_sources(store)
-
-
-@router.get("/sources/{name}", tags=["sources"])
-def get_source(name: str = NAME, store: Store = Depends(_store), _: Principal = Depends(viewer)) -> Source:
-    """One source."""
-    return repos.get_source(store, name)
+SOURCES.add_routes(router)
 
 
 @router.post("/sources", tags=["sources"])
@@ -141,39 +236,9 @@ def save_source(body: Source, store: Store = Depends(_store), who: Principal = D
     return Changed(name=body.name, change=change)
 
 
-@router.delete("/sources/{name}", tags=["sources"])
-def delete_source(
-    name: str = NAME, store: Store = Depends(_store), who: Principal = Depends(admin)
-) -> Changed:
-    """Delete a source no orchestration uses."""
-    if not repos.delete_source(store, name):
-        raise Problem(404, "Not found", f"no source named {name!r}", resolution="object_not_found")
-    record(store, who.name, "source.delete", f"source:{name}", {})
-    return Changed(name=name, change="deleted")
-
-
 # --- destinations ------------------------------------------------------------------------------------------
 
-
-def _visible_destination(store: Store, who: Principal, name: str) -> Destination:
-    item = repos.get_destination(store, name)
-    if not access.visible(who.user, item):
-        raise Problem(404, "Not found", f"no destination named {name!r}", resolution="object_not_found")
-    return item
-
-
-@router.get("/destinations", tags=["destinations"])
-def list_destinations(store: Store = Depends(_store), who: Principal = Depends(viewer)) -> list[Destination]:
-    """Destinations this user may see."""
-    return [item for item in repos.list_destinations(store) if access.visible(who.user, item)]
-
-
-@router.get("/destinations/{name}", tags=["destinations"])
-def get_destination(
-    name: str = NAME, store: Store = Depends(_store), who: Principal = Depends(viewer)
-) -> Destination:
-    """One destination."""
-    return _visible_destination(store, who, name)
+DESTINATIONS.add_routes(router)
 
 
 @router.post("/destinations", tags=["destinations"])
@@ -187,47 +252,19 @@ def save_destination(
     return Changed(name=body.name, change=change)
 
 
-@router.delete("/destinations/{name}", tags=["destinations"])
-def delete_destination(
-    name: str = NAME, store: Store = Depends(_store), who: Principal = Depends(admin)
-) -> Changed:
-    """Delete a destination nothing uses."""
-    if not repos.delete_destination(store, name):
-        raise Problem(404, "Not found", f"no destination named {name!r}", resolution="object_not_found")
-    record(store, who.name, "destination.delete", f"destination:{name}", {})
-    return Changed(name=name, change="deleted")
-
-
 @router.post("/destinations/{name}/test", tags=["destinations"])
 def check_destination(
     name: str = NAME, store: Store = Depends(_store), who: Principal = Depends(admin)
 ) -> dict[str, Any]:
     """Test connection: the token, the advertisers and the write permission, as `ttsync doctor` checks them."""
-    _visible_destination(store, who, name)
+    if not DESTINATIONS.may_see(store, who, repos.get_destination(store, name)):
+        raise _not_found("destination", name)
     return Doctor(store).destination(name).to_dict()
 
 
 # --- data templates ----------------------------------------------------------------------------------------
 
-
-@router.get("/templates", tags=["templates"])
-def list_templates(store: Store = Depends(_store), who: Principal = Depends(viewer)) -> list[DataTemplate]:
-    """Data templates whose destination this user may see."""
-    destinations = {d.name: d for d in repos.list_destinations(store)}
-    return [
-        t for t in repos.list_templates(store) if access.visible(who.user, destinations[t.destination], t)
-    ]
-
-
-@router.get("/templates/{name}", tags=["templates"])
-def get_template(
-    name: str = NAME, store: Store = Depends(_store), who: Principal = Depends(viewer)
-) -> DataTemplate:
-    """One data template."""
-    item = repos.get_template(store, name)
-    if not access.visible(who.user, repos.get_destination(store, item.destination), item):
-        raise Problem(404, "Not found", f"no data template named {name!r}", resolution="object_not_found")
-    return item
+TEMPLATES.add_routes(router)
 
 
 @router.post("/templates", tags=["templates"])
@@ -241,37 +278,9 @@ def save_template(
     return Changed(name=body.name, change=change)
 
 
-@router.delete("/templates/{name}", tags=["templates"])
-def delete_template(
-    name: str = NAME, store: Store = Depends(_store), who: Principal = Depends(operator)
-) -> Changed:
-    """Delete a data template no orchestration uses."""
-    item = repos.get_template(store, name)
-    access.check_use(who.user, repos.get_destination(store, item.destination), item)
-    repos.delete_template(store, name)
-    record(store, who.name, "template.delete", f"template:{name}", {})
-    return Changed(name=name, change="deleted")
-
-
 # --- orchestrations ----------------------------------------------------------------------------------------
 
-
-@router.get("/orchestrations", tags=["orchestrations"])
-def list_orchestrations(
-    store: Store = Depends(_store), who: Principal = Depends(viewer)
-) -> list[Orchestration]:
-    """Orchestrations this user may see."""
-    hidden = set(access.hidden_orchestrations(store, who.user))
-    return [item for item in repos.list_orchestrations(store) if item.name not in hidden]
-
-
-@router.get("/orchestrations/{name}", tags=["orchestrations"])
-def get_orchestration(
-    name: str = NAME, store: Store = Depends(_store), who: Principal = Depends(viewer)
-) -> Orchestration:
-    """One orchestration."""
-    access.check_orchestration(store, who.user, name, use=False)
-    return repos.get_orchestration(store, name)
+ORCHESTRATIONS.add_routes(router)
 
 
 @router.post("/orchestrations", tags=["orchestrations"])
@@ -285,14 +294,3 @@ def save_orchestration(
     change = repos.save_orchestration(store, body)
     record(store, who.name, "orchestration.save", f"orchestration:{body.name}", body.model_dump(mode="json"))
     return Changed(name=body.name, change=change)
-
-
-@router.delete("/orchestrations/{name}", tags=["orchestrations"])
-def delete_orchestration(
-    name: str = NAME, store: Store = Depends(_store), who: Principal = Depends(operator)
-) -> Changed:
-    """Delete an orchestration."""
-    access.check_orchestration(store, who.user, name, use=True)
-    repos.delete_orchestration(store, name)
-    record(store, who.name, "orchestration.delete", f"orchestration:{name}", {})
-    return Changed(name=name, change="deleted")

@@ -14,6 +14,7 @@ import httpx2
 import stamina
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from ttsync.destinations.tiktok.client import observe
 from ttsync.destinations.tiktok.client._redact import install_log_redaction, scrub
 from ttsync.destinations.tiktok.client.codes import PARTIAL_SUCCESS_CODE, is_success
 from ttsync.destinations.tiktok.client.errors import (
@@ -295,16 +296,24 @@ class BaseAsyncClient:
             headers["Content-Type"] = "application/json"
 
         async with self._semaphore:
-            await limiter.acquire()
+            if observe.OBSERVERS:
+                began = time.monotonic()
+                await limiter.acquire()
+                observe.waited(spec.path, time.monotonic() - began)
+            else:
+                await limiter.acquire()
             spec.requests_sent += 1
             self.stats.requests += 1
             try:
                 response = await self._http.request(spec.method, spec.path, **kwargs)
             except httpx2.TransportError as exc:
+                observe.answered(spec.path, "transport_error")
                 err = transport_error(spec.path, f"{type(exc).__name__}: could not complete the request")
                 # A timeout or dropped connection after sending is ambiguous for a create: do not repeat it.
                 err.ambiguous = not spec.idempotent and not isinstance(exc, _NOT_SENT)
                 raise err from None
+        if observe.OBSERVERS:
+            observe.answered(spec.path, _answer_code(response))
         return self._parse(spec, response)
 
     def _parse(self, spec: CallSpec, response: httpx2.Response) -> tuple[dict[str, Any], str | None, bool]:
@@ -332,6 +341,17 @@ class BaseAsyncClient:
             raise from_envelope(code, message, endpoint=spec.path, request_id=request_id)
         data = envelope.get("data")
         return (data if isinstance(data, dict) else {}), request_id, code == PARTIAL_SUCCESS_CODE
+
+
+def _answer_code(response: httpx2.Response) -> str:
+    """TikTok's code of an answer (`http_STATUS` when it is not a TikTok envelope), for observers."""
+    if response.status_code != 200:
+        return f"http_{response.status_code}"
+    try:
+        code = response.json().get("code")
+    except (ValueError, AttributeError):
+        return "unparsed"
+    return str(code) if isinstance(code, int) and not isinstance(code, bool) else "unparsed"
 
 
 def _secret(value: str | SecretStr | None) -> SecretStr | None:

@@ -133,6 +133,7 @@ class TikTokClient:
     get_custom_audiences = _blocking(AsyncTikTokClient.get_custom_audiences)
     upload_audience_file = _blocking(AsyncTikTokClient.upload_audience_file)
     create_custom_audience = _blocking(AsyncTikTokClient.create_custom_audience)
+    create_lookalike_audience = _blocking(AsyncTikTokClient.create_lookalike_audience)
     update_custom_audience = _blocking(AsyncTikTokClient.update_custom_audience)
     share_custom_audiences = _blocking(AsyncTikTokClient.share_custom_audiences)
     cancel_custom_audience_share = _blocking(AsyncTikTokClient.cancel_custom_audience_share)

@@ -18,18 +18,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
-
-import duckdb
+from dataclasses import dataclass
+from typing import Any
 
 from ttsync.destinations.tiktok.audience.audience import (
     MIN_USABLE_SIZE,
     PROCESSING_STATE,
-    AudienceStatus,
-    audience_count,
     audience_status,
     clear_create_intent,
     create_once,
@@ -38,40 +32,20 @@ from ttsync.destinations.tiktok.audience.audience import (
     share_audience,
 )
 from ttsync.destinations.tiktok.audience.customer_file import (
-    CustomerFileOptions,
-    deliver_customer_file,
     single_calculate_type,
 )
 from ttsync.destinations.tiktok.audience.deliver import MappingCheckpoint, deliver_partner
-from ttsync.destinations.tiktok.client import AsyncTikTokClient
-from ttsync.destinations.tiktok.oauth.clients import CHECK_RETRY
-from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun, Reporter, RunOptions
-from ttsync.destinations.tiktok.schemas import ID_SCHEMAS, MD5_SCHEMAS
-from ttsync.destinations.tiktok.settings import ResolvedAudienceSettings
-from ttsync.errors import ConfigError, LargeRemovalBlockedError, ResolvableError
-from ttsync.identity import ColumnSpec
+from ttsync.destinations.tiktok.pipelines.audience_base import rejects_by_reason
+from ttsync.destinations.tiktok.pipelines.audience_steps import AudienceRunSteps
+from ttsync.destinations.tiktok.pipelines.base import Reporter, RunOptions
+from ttsync.errors import ConfigError, LargeRemovalBlockedError
 from ttsync.identity.coltypes import Role, check_schema
-from ttsync.identity.pushdown import PushdownPreparer
-from ttsync.sources import Source, open_source
-from ttsync.sources.pushdown import warehouse_query
-from ttsync.sqltext import sql_literal
-from ttsync.store import repos
-from ttsync.store.leases import audience_resource
-from ttsync.store.records import AudienceStateRecord
-from ttsync.sync.columns import audience_column_specs
-from ttsync.sync.inflight import clear_inflight, inflight_dir, inflight_files, record_inflight
+from ttsync.sources import open_source
+from ttsync.sync.inflight import clear_inflight, inflight_files
 from ttsync.sync.plan import AudiencePlan, SyncMode, commit_plan_snapshot, connect, plan_audience
-from ttsync.sync.prepare import PreparedOutput, prepare_to_parquet
-from ttsync.sync.snapshot import delete_snapshot, distinct_ids, snapshot_path
-
-if TYPE_CHECKING:
-    from ttsync.spark.snapshot import SparkSnapshot
+from ttsync.sync.snapshot import delete_snapshot, distinct_ids
 from ttsync.workflows.crashpoints import crash_point
 from ttsync.workflows.engine import TaskContext, TaskSpec
-from ttsync.workflows.ownership import hold
-
-# The kinds of warning of a dry run (`TaskContext.warn(key=...)`), in the order `run --plan` shows them.
-_PREVIEW_WARNING_ORDER = ("settings", "audience_check", "remove_guard", "reject_rate", "min_size")
 
 AUDIENCE_TASKS = ("query", "prepare", "verify_audience", "plan", "upload", "commit", "read_back")
 
@@ -79,46 +53,8 @@ __all__ = ["AUDIENCE_TASKS", "AudienceRun", "Reporter", "RunOptions"]
 
 
 @dataclass(kw_only=True)
-class AudienceRun(OrchestrationRun):
+class AudienceRun(AudienceRunSteps):
     """Everything the tasks of one audience workflow need."""
-
-    kind = "audience"
-    settings: ResolvedAudienceSettings
-    warehouse_sql: str | None = None  # the query as rewritten by hash_in_warehouse, once prepared
-
-    @property
-    def key_column(self) -> str:
-        """The column that identifies a person (required for audiences; checked when the run is built)."""
-        if not self.orchestration.key_column:
-            raise ConfigError(f"orchestration {self.orchestration.name!r} needs `key_column` for an audience")
-        return self.orchestration.key_column
-
-    @property
-    def primary_advertiser(self) -> str:
-        """The advertiser that owns the audience; the others get it shared."""
-        return self.settings.advertiser_ids[0]
-
-    def id_schemas(self, specs: list[ColumnSpec]) -> list[str]:
-        """The id schema of each user id type the destination allows, in its order.
-
-        Also the types this query has no column for: their identifiers in the snapshot are then removed
-        (mirror), so dropping a column from a query converges like dropping rows."""
-        md5_kinds = {spec.kind.upper() for spec in specs if spec.hash_state == "md5"}
-        return [
-            MD5_SCHEMAS[t] if t in md5_kinds and t in MD5_SCHEMAS else ID_SCHEMAS[t]
-            for t in self.settings.user_id_types
-        ]
-
-    def column_specs(self, columns: list[str]) -> list[ColumnSpec]:
-        """Identifier column specs from the template's attribute mapping (or column names)."""
-        mapping = self.template.attribute_mapping if self.template else {}
-        return audience_column_specs(
-            user_id_types=self.settings.user_id_types,
-            mapping=mapping,
-            columns=columns,
-            default_region=self.settings.default_region,
-            phone_format=self.settings.phone_format,
-        )
 
     # -- tasks -------------------------------------------------------------------------------------------
 
@@ -377,43 +313,6 @@ class AudienceRun(OrchestrationRun):
             con.close()
         return counts.to_dict()
 
-    async def _upload_customer_file(self, ctx: TaskContext) -> dict[str, Any]:
-        """Customer-file delivery: hashed CSV files, upload, create or update with an explicit action."""
-        plan = self._plan(ctx)
-        run_dir = self.run_dir(ctx.workflow_id)
-        con = connect(run_dir / "upload", memory_limit=self.options.duckdb_memory_limit)
-        self.reporter.stage(
-            "upload", plan.current_ids if plan.full_upload else plan.add_ids + plan.remove_ids
-        )
-        try:
-            self._record_inflight(ctx, con, plan)
-            async with self.client() as client:
-                result = await deliver_customer_file(
-                    client,
-                    con,
-                    plan,
-                    advertiser_ids=self.settings.advertiser_ids,
-                    audience_id=self._audience_id(ctx, required=False),
-                    audience_name=self.settings.audience_name,
-                    retention_in_days=self.settings.retention_days,
-                    work_dir=run_dir / "customer_file",
-                    checkpoint=ctx.checkpoint.get("customer_file"),
-                    save_checkpoint=lambda cp: ctx.save_checkpoint(ctx.checkpoint | {"customer_file": cp}),
-                    options=CustomerFileOptions(ready_timeout_seconds=self.options.ready_timeout_seconds),
-                    progress=lambda step, n: self.reporter.advance("upload", n) if step == "upload" else None,
-                    create_intent=self.create_intent_path,
-                )
-        finally:
-            con.close()
-        self._save_state(result.audience_id, None, None)
-        clear_create_intent(self.create_intent_path)
-        ctx.shared["audience_id"] = result.audience_id
-        for warning in result.warnings:
-            self._warn(ctx, warning, serious=True)
-        counts = result.to_dict()
-        counts.pop("checkpoint", None)
-        return counts
-
     async def task_commit(self, ctx: TaskContext) -> dict[str, Any]:
         """Replace the snapshot: every batch of the plan was confirmed by TikTok."""
         audience_id = self._audience_id(ctx)
@@ -483,337 +382,3 @@ class AudienceRun(OrchestrationRun):
         if isinstance(committed, int):
             return committed
         return plan.current_ids if SyncMode(self.settings.mode) is SyncMode.MIRROR else None
-
-    def preview(self) -> dict[str, Any]:
-        """What a run would do, sending nothing and changing nothing: adds, removes, rejects by reason, the
-        match-quality report and warnings. The workflow's own tasks in a dry run (`query` to `plan`); reads the
-        stored audience's status from TikTok when it can."""
-        shared: dict[str, Any] = {}
-        results = self.dry_run(shared)  # the prepared files are gone after it: rejects are counted inside
-        warnings = [w for result in results.values() for w in result.warnings]
-        # The order `run --plan` has always printed: settings, the audience check, the remove guard, rejects.
-        warnings.sort(key=lambda w: _PREVIEW_WARNING_ORDER.index(w.get("key", "settings")))
-        prepared = results["prepare"].counts
-        return {
-            "orchestration": self.orchestration.name,
-            "destination": self.destination.name,
-            "audience_name": self.settings.audience_name,
-            "advertiser_ids": self.settings.advertiser_ids,
-            "audience": results["verify_audience"].counts,
-            "rows_read": prepared["rows_read"],
-            "plan": results["plan"].counts,
-            "rejected_by_reason": shared["rejected_by_reason"],
-            "match_report": prepared["match_report"],
-            "warnings": [str(w["message"]) for w in warnings],
-            "warehouse_sql": self.warehouse_sql,
-        }
-
-    async def _look_up_audience(self, ctx: TaskContext, stored: AudienceStateRecord | None) -> dict[str, Any]:
-        """The dry run of `verify_audience`: look the stored audience up in TikTok, create nothing. Its counts
-        are the plan's `audience` (`exists` None when TikTok could not be asked)."""
-        audience: dict[str, Any] = {"audience_id": None, "exists": False}
-        if stored is None or SyncMode(self.settings.mode) is SyncMode.CREATE:
-            # A create-mode run starts another audience: nothing in flight to the stored one counts.
-            ctx.shared["new_audience"] = stored is not None
-            # "New" is only true if TikTok answered: check the advertiser is reachable at all.
-            try:
-                await self._audience_count()
-            except Exception as exc:
-                audience = {"audience_id": None, "exists": None, "check_error": type(exc).__name__}
-                self._warn(
-                    ctx,
-                    f"could not check TikTok ({type(exc).__name__}): the run creates the audience if TikTok "
-                    "has none for this orchestration",
-                    key="audience_check",
-                )
-            return audience
-        audience = {"audience_id": stored.audience_id, "exists": None}
-        try:
-            status = await self._status(stored.audience_id)
-        except Exception as exc:  # the plan still shows the diff; the run itself will report the error
-            audience["check_error"] = type(exc).__name__
-            self._warn(
-                ctx,
-                f"could not check audience {stored.audience_id} in TikTok: {type(exc).__name__}",
-                key="audience_check",
-            )
-            ctx.shared["audience_id"] = stored.audience_id
-            return audience
-        audience = {
-            "audience_id": stored.audience_id,
-            "exists": status.usable,
-            "tiktok_size": status.cover_num,
-        }
-        if status.usable:
-            ctx.shared["audience_id"] = stored.audience_id
-        else:
-            ctx.shared["new_audience"] = True
-            self._warn(
-                ctx,
-                f"audience {stored.audience_id} is gone from TikTok: the run will create a new one and upload "
-                "everyone",
-                key="audience_check",
-            )
-        return audience
-
-    def _check_client(self) -> AsyncTikTokClient:
-        # A plan only looks: a couple of quick retries, not a run's minute of backoff when TikTok is down.
-        saved = self.options
-        self.options = replace(saved, retry=CHECK_RETRY)
-        try:
-            return self.client()
-        finally:
-            self.options = saved
-
-    async def _audience_count(self) -> int:
-        async with self._check_client() as client:
-            return await audience_count(client, self.primary_advertiser)
-
-    async def _status(self, audience_id: str) -> AudienceStatus:
-        async with self._check_client() as client:
-            return await audience_status(client, self.primary_advertiser, audience_id)
-
-    # -- helpers -------------------------------------------------------------------------------------------
-
-    def _prepare(
-        self, out_dir: Path, columns: list[str] | None = None
-    ) -> tuple[list[ColumnSpec], PreparedOutput]:
-        """Stream the query through the identity rules into `out_dir` (hashes, rejects, match report)."""
-        with open_source(self.source, self.root) as source:
-            specs = self.column_specs(columns or source.columns(self.orchestration.query))
-            self.reporter.stage("prepare")
-            if self.row_filter is not None and (self.source.kind == "spark" or self.source.hash_in_warehouse):
-                # The split needs each row's key before hashing; these paths never bring rows to ttsync.
-                raise ConfigError(
-                    f"source {self.source.name!r}: campaign splits and holdouts need the rows in ttsync; use a "
-                    "source without `hash_in_warehouse` (and not Spark) for this campaign's segments"
-                )
-            if self.source.kind == "spark":  # identity on the executors (docs/scale.md)
-                return specs, self._prepare_on_spark(source, specs, out_dir)
-            # hash_in_warehouse: the warehouse runs the identity rules and returns digests only (docs/scale.md).
-            pushdown = warehouse_query(
-                self.source,
-                self.orchestration.query,
-                specs,
-                self.key_column,
-                source.schema(self.orchestration.query) if self.source.hash_in_warehouse else None,
-            )
-            self.warehouse_sql = pushdown.sql if pushdown else None
-            batches = source.stream(
-                pushdown.sql if pushdown else self.orchestration.query,
-                batch_rows=self.options.read_batch_rows,
-            )
-            if self.row_filter is not None:
-                batches = map(self.row_filter, batches)
-            output = prepare_to_parquet(
-                batches,
-                specs=specs,
-                key_column=self.key_column,
-                out_dir=out_dir,
-                progress=lambda n: self.reporter.advance("prepare", n),
-                key_hasher=self.key_hasher(),
-                make_preparer=(lambda key: PushdownPreparer(pushdown, key)) if pushdown else None,
-            )
-        return specs, output
-
-    def _prepare_on_spark(self, source: Source, specs: list[ColumnSpec], out_dir: Path) -> PreparedOutput:
-        from ttsync.sources.spark_source import SparkSource
-        from ttsync.spark.prepare import prepare_with_spark  # pyspark is an optional extra
-
-        assert isinstance(source, SparkSource)
-        output = prepare_with_spark(
-            source.dataframe(self.orchestration.query),
-            specs=specs,
-            key_column=self.key_column,
-            out_dir=out_dir,
-            key_hasher=self.key_hasher(),
-        )
-        self.reporter.advance("prepare", output.rows_read)
-        return output
-
-    def _plan_on_spark(self, run_dir: Path, audience_id: str | None, id_schemas: list[str]) -> AudiencePlan:
-        from ttsync.sources.spark_session import spark_session
-        from ttsync.spark.plan import plan_in_spark, prepared_ids
-
-        session = spark_session(self.source.master, self.source.spark_conf)
-        remote = self._spark_snapshot(audience_id) if audience_id else None
-        snapshot: Path | str | None = self.snapshot_file(audience_id) if audience_id else None
-        if remote is not None:
-            snapshot = remote.current()
-        return plan_in_spark(
-            session,
-            prepared=prepared_ids(session, run_dir / "prepared" / "spark"),
-            digests_path=run_dir / "prepared" / "digests.parquet",
-            snapshot=snapshot,
-            id_schemas=id_schemas,
-            mode=SyncMode(self.settings.mode),
-            work_dir=run_dir / "plan",
-        )
-
-    def _spark_snapshot(self, audience_id: str) -> SparkSnapshot | None:
-        """The audience's snapshot on Spark's file system, when the spark source sets `snapshot_uri`."""
-        if self.source.kind != "spark" or not self.source.snapshot_uri:
-            return None
-        from ttsync.sources.spark_session import spark_session
-        from ttsync.spark.snapshot import SparkSnapshot, snapshot_uri
-
-        destination = f"{self.destination.name}__{self.orchestration.name}"
-        session = spark_session(self.source.master, self.source.spark_conf)
-        return SparkSnapshot(session, snapshot_uri(self.source.snapshot_uri, destination, audience_id))
-
-    @property
-    def inflight_dir(self) -> Path:
-        """This orchestration's in-flight records and create intent (see audiences/inflight.py)."""
-        return inflight_dir(self.state_dir, f"{self.destination.name}__{self.orchestration.name}")
-
-    @property
-    def create_intent_path(self) -> Path:
-        """Where a create whose answer may be lost is announced (see audiences/audience.py)."""
-        return self.inflight_dir / "create-intent.json"
-
-    def _hold_audience(self, audience_id: str) -> None:
-        """Take the audience's lease too: one workflow per TikTok audience, whichever orchestration."""
-        if self.leases is not None:
-            hold(self.leases, audience_resource(self.primary_advertiser, audience_id))
-
-    def _record_inflight(self, ctx: TaskContext, con: Any, plan: AudiencePlan) -> None:
-        """Write the plan's in-flight record once, before the upload's first request."""
-        if plan.mode in (SyncMode.CREATE, SyncMode.REPLACE) or ctx.checkpoint.get("inflight_record"):
-            return
-        path = record_inflight(con, plan, self.inflight_dir, ctx.workflow_id)
-        ctx.save_checkpoint(ctx.checkpoint | {"inflight_record": str(path)})
-        crash_point("upload:inflight")
-
-    def _save_mapping(self, ctx: TaskContext, checkpoint: MappingCheckpoint) -> None:
-        ctx.save_checkpoint(ctx.checkpoint | {"mapping": checkpoint.to_json()})
-        crash_point("upload:batch")
-
-    def snapshot_file(self, audience_id: str) -> Path:
-        """The snapshot of this orchestration's audience on this destination."""
-        return snapshot_path(
-            self.state_dir, f"{self.destination.name}__{self.orchestration.name}", audience_id
-        )
-
-    @property
-    def customer_file(self) -> bool:
-        """Delivery through the customer-file API rather than the partner segment API."""
-        return self.settings.delivery == "customer_file"
-
-    @overload
-    def _audience_id(self, ctx: TaskContext) -> str: ...
-    @overload
-    def _audience_id(self, ctx: TaskContext, *, required: bool) -> str | None: ...
-    def _audience_id(self, ctx: TaskContext, *, required: bool = True) -> str | None:
-        audience_id = ctx.shared.get("audience_id")
-        if audience_id is None and not ctx.dry_run:  # a dry run has only what its verify_audience found
-            # In a resumed workflow: the upload's (customer files are created there), else the verified one.
-            audience_id = ctx.output_of("upload").get("audience_id") or ctx.output_of("verify_audience").get(
-                "audience_id"
-            )
-        if not audience_id:
-            if required:
-                raise ResolvableError("the audience was not verified yet: restart the workflow")
-            return None
-        ctx.shared["audience_id"] = audience_id
-        return str(audience_id)
-
-    def _stored_state(self) -> AudienceStateRecord | None:
-        """The audience this orchestration last used on the primary advertiser, as stored."""
-        states = {
-            s.advertiser_id: s
-            for s in repos.get_audience_states(self.store, self.destination.name, self.orchestration.name)
-        }
-        return states.get(self.primary_advertiser)
-
-    def _save_state_if(self, audience_id: str | None) -> None:
-        if audience_id:
-            self._save_state(audience_id, None, None)
-
-    def _plan(self, ctx: TaskContext) -> AudiencePlan:
-        return AudiencePlan.from_state(ctx.checkpoint_of("plan")["plan"])
-
-    def _save_state(self, audience_id: str, size: int | None, valid: bool | None) -> None:
-        repos.put_audience_state(
-            self.store,
-            AudienceStateRecord(
-                destination=self.destination.name,
-                orchestration=self.orchestration.name,
-                advertiser_id=self.primary_advertiser,
-                audience_id=audience_id,
-                audience_name=self.settings.audience_name,
-                last_size=size,
-                is_valid=valid,
-                checked_at=datetime.now(UTC) if size is not None or valid is not None else None,
-            ),
-        )
-
-    def remove_guard_warning(self, remove_share: float) -> str | None:
-        """A warning when a run removes more than 80% of what the remove guard allows (but not more)."""
-        guard = self.settings.remove_guard
-        if guard <= 0 or remove_share <= 0.8 * guard or remove_share > guard:
-            return None
-        return (
-            f"this run removes {remove_share:.0%} of the audience, close to the remove guard of {guard:.0%}: "
-            "a run that removes more stops before sending"
-        )
-
-    def reject_rate_warning(self, report: dict[str, Any]) -> str | None:
-        """A warning when a larger share of the rows than `max_reject_rate` has no usable identifier (every value
-        rejected or missing), else None. Single bad values of a person with another valid one do not count:
-        that person is still sent."""
-        people = int(report.get("people") or 0)
-        unusable = people - int(report.get("people_matchable") or 0)
-        limit = self.settings.max_reject_rate
-        if not people or unusable / people <= limit:
-            return None
-        rejected: dict[str, int] = {}
-        for stats in report.get("types") or []:
-            for reason, count in (stats.get("rejected") or {}).items():
-                rejected[reason] = rejected.get(reason, 0) + int(count)
-        reasons = ", ".join(
-            f"{reason} {count:,}" for reason, count in sorted(rejected.items(), key=lambda x: -x[1])
-        )
-        return (
-            f"{unusable:,} of {people:,} rows ({unusable / people:.1%}) have no usable identifier, more than "
-            f"max_reject_rate {limit:.0%}" + (f" (rejected values: {reasons})" if reasons else "")
-        )
-
-    def _warn(
-        self,
-        ctx: TaskContext,
-        message: str,
-        *,
-        serious: bool = False,
-        resolution: str | None = None,
-        key: str | None = None,
-    ) -> None:
-        """A warning: shown now on a terminal, and stored with the task for every other output. A dry run
-        (`run --plan`) prints its warnings itself, with the plan."""
-        if not ctx.dry_run:
-            self.reporter.note(f"warning: {message}")
-        ctx.warn(message, serious=serious, resolution=resolution, key=key)
-
-    def _notify(
-        self, ctx: TaskContext, severity: str, message: str, *, title: str = "audience recreated"
-    ) -> None:
-        self.reporter.note(message)
-        ctx.warn(message)  # also in the run's output and record (the notification below is its own)
-        repos.add_notification(
-            self.store,
-            workflow_id=ctx.workflow_id,
-            severity="warning" if severity == "warning" else "info",
-            title=f"{self.orchestration.name}: {title}",
-            message=message,
-        )
-
-
-def rejects_by_reason(rejects_path: Path) -> dict[str, int]:
-    """Rejected values by reason, most first, from a prepared rejects file."""
-    con = duckdb.connect()
-    try:
-        rows = con.execute(
-            f"SELECT reason, count(*) FROM read_parquet({sql_literal(rejects_path)}) GROUP BY reason ORDER BY 2 DESC"
-        ).fetchall()
-    finally:
-        con.close()
-    return {str(reason): int(n) for reason, n in rows}

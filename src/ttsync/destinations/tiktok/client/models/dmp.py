@@ -132,6 +132,26 @@ class CustomAudienceCreateResult(ApiResult):
     custom_audience_id: str
 
 
+class LookalikeSpec(RequestModel):
+    """`lookalike_spec` of `dmp/custom_audience/lookalike/create/` (ref §2.x Lookalike audiences)."""
+
+    source_audience_id: Id  # at least 100 people, never a lookalike itself (TikTok checks)
+    location_ids: list[str] | None = Field(default=None, min_length=1)
+    audience_size: Literal["NARROW", "BALANCED", "BROAD"] | None = None
+    include_source: bool | None = None
+    mobile_os: Literal["ALL", "ANDROID", "IOS"] | None = None
+    placements: list[str] | None = Field(default=None, min_length=1)
+
+
+class LookalikeCreateRequest(RequestModel):
+    """`POST dmp/custom_audience/lookalike/create/` body; the answer is `CustomAudienceCreateResult`."""
+
+    advertiser_id: Id
+    custom_audience_name: str = Field(min_length=1, max_length=128)
+    audience_sub_type: Literal["NORMAL", "REACH_FREQUENCY"] | None = None
+    lookalike_spec: LookalikeSpec
+
+
 class CustomAudienceUpdateRequest(RequestModel):
     """`POST dmp/custom_audience/update/` body; `action` is always sent explicitly (DESIGN rule)."""
 

@@ -1,0 +1,136 @@
+"""Forget requests and suppression lists (docs/campaigns.md): real runs against the emulator over HTTP, the CLI
+as a process, real DuckDB; the privacy removal bypasses a remove guard of 0 and nothing raw reaches disk."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from audience_env import KINDS, ORCH, Env
+from ttsync.app.audit import entries
+from ttsync.config.writeback import WritebackConfig
+from ttsync.identity import InvalidIdentifier, hash_identifier
+from ttsync.store import repos
+from ttsync.writeback.rowkey import stored_row_keys, workspace_hasher
+from ttsync.writeback.stored import save_writeback
+
+
+def _cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "ttsync", *args, "--workspace", str(env.workspace.root)]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+
+
+def _people(env: Env, n: int) -> list[dict[str, Any]]:
+    """`n` audience members whose e-mail is valid and nobody else's."""
+    sql = (
+        "SELECT amperity_id, email, phone, country, idfa, aaid FROM Merged_Customers WHERE lifetime_value >= 500 "
+        "AND email IN (SELECT email FROM Merged_Customers GROUP BY email HAVING count(*) = 1) "
+        "AND phone IN (SELECT phone FROM Merged_Customers GROUP BY phone HAVING count(*) = 1) ORDER BY amperity_id"
+    )
+    with duckdb.connect(str(env.workspace.sample_warehouse), read_only=True) as con:
+        cursor = con.execute(sql)
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    out = []
+    for row in rows:
+        with contextlib.suppress(InvalidIdentifier):
+            row["email_hash"] = hash_identifier("email", row["email"])
+            out.append(row)
+        if len(out) == n:
+            break
+    return out
+
+
+def _hashes(row: dict[str, Any]) -> set[tuple[str, str]]:
+    out = set()
+    for column, (kind, schema) in KINDS.items():
+        if row.get(column) is None:
+            continue
+        with contextlib.suppress(InvalidIdentifier):
+            out.add((schema, hash_identifier(kind, str(row[column]), region=row.get("country") or "US")))
+    return out
+
+
+def test_forget_and_suppression_remove_at_next_run_past_a_zero_guard(env: Env, tmp_path: Path) -> None:
+    save_writeback(env.workspace.state_dir, WritebackConfig.model_validate({}))
+    assert env.run().ok
+    by_email, by_key, suppressed = _people(env, 3)
+    for person in (by_email, by_key, suppressed):
+        assert _hashes(person) <= env.members()
+    # The guard at 0: any ordinary removal would stop the run; a privacy request is not ordinary.
+    current = repos.get_orchestration(env.store, ORCH)
+    repos.save_orchestration(
+        env.store, current.model_copy(update={"settings": {**current.settings, "remove_guard": 0.0}})
+    )
+
+    done = _cli(env, "forget", "--email", f"  {by_email['email'].upper()} ", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["identifiers"] == 1
+    listing = tmp_path / "forget.txt"
+    listing.write_text(f"# a request\nkey:{by_key['amperity_id']}\nphone:not a phone\n", encoding="utf-8")
+    done = _cli(env, "forget", "--file", str(listing), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) | {"request": ""} == {
+        "request": "", "identifiers": 0, "keys": 1, "rejected": {"invalid_phone": 1}
+    }  # fmt: skip
+    hashed = tmp_path / "optouts.txt"
+    hashed.write_text(f"{suppressed['email_hash'].upper()}\nnot-a-hash\n", encoding="utf-8")
+    done = _cli(env, "suppression", "add", "optouts", "--file", str(hashed), "--type", "EMAIL", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rejected"] == {"not_sha256_hex": 1}
+
+    second = env.run()
+    assert second.ok, second.workflow.error
+    members = env.members()
+    assert ("EMAIL_SHA256", by_email["email_hash"]) not in members
+    assert not _hashes(by_key) & members  # every identifier of the forgotten key
+    assert ("EMAIL_SHA256", suppressed["email_hash"]) not in members
+    plan = next(t for t in second.workflow.tasks if t.name == "plan").counts
+    assert plan["privacy_removed_ids"] == 2 + len(_hashes(by_key))
+    assert plan["remove_ids"] == 0  # removed before the plan: nothing for the guard to weigh
+    assert members == env.expected() - {("EMAIL_SHA256", by_email["email_hash"]),
+                                        ("EMAIL_SHA256", suppressed["email_hash"])} - _hashes(by_key)  # fmt: skip
+
+    third = env.run()  # never re-added
+    assert third.ok
+    assert env.members() == members
+
+    # Write-back explains it: excluded, with the reason, by the stored row key (keyed-hashed UUIDs).
+    hasher = workspace_hasher(env.store)
+    keys = stored_row_keys(
+        hasher, [by_email["amperity_id"], by_key["amperity_id"], suppressed["amperity_id"]]
+    )
+    with duckdb.connect(str(env.workspace.sample_warehouse), read_only=True) as con:
+        rows = con.execute(
+            "SELECT row_key, identifier_type, reason FROM ttsync.ttsync_row_outcomes "
+            "WHERE workflow_id = ? AND status = 'excluded'",
+            [third.workflow.id],
+        ).fetchall()
+    assert (keys[0], "EMAIL", "forgotten") in rows
+    assert (keys[2], "EMAIL", "suppressed") in rows
+    assert {r[1] for r in rows if r[0] == keys[1]} == {s.split("_")[0] for s, _ in _hashes(by_key)}
+
+    # Audit: the request's hash, the audiences touched; never a raw value anywhere on disk.
+    audit = entries(env.store, limit=20)
+    forgot = next(e for e in audit if e.action == "privacy.forget" and e.details.get("hashes"))
+    assert forgot.details["hashes"] == [by_email["email_hash"]]
+    assert any(e.action == "privacy.removed" and e.target == f"audience:{env.audience_id()}" for e in audit)
+    raw = [by_email["email"], by_key["email"], suppressed["email"], str(by_key["phone"])]
+    for path in env.workspace.state_dir.rglob("*"):  # the store (state/ttsync.db) included
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(value.encode() in data for value in raw), path
+
+
+def test_forget_refuses_nothing_usable_without_echoing_it(env: Env) -> None:
+    done = _cli(env, "forget", "--email", "not-an-email")
+    assert done.returncode != 0
+    assert "invalid_email" in done.stderr
+    assert "not-an-email" not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
