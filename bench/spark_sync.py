@@ -117,9 +117,9 @@ def run_local(data: Path, work: Path) -> dict[str, Any]:
 
 def run_spark(data: Path, work: Path, master: str) -> dict[str, Any]:
     from ttsync.identity.rowkeys import KeyHasher
+    from ttsync.sources.spark_session import spark_session
     from ttsync.spark.plan import plan_in_spark, prepared_ids
     from ttsync.spark.prepare import prepare_with_spark
-    from ttsync.spark.session import spark_session
     from ttsync.sync.plan import SyncMode
 
     began = time.perf_counter()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,14 +72,30 @@ def env(emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def spark_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """The test session's one SparkSession on `local[2]` (a JVM takes seconds to start), its temporary files in
     a pytest folder. Skipped only where Spark cannot run (no Java runtime, or pyspark not installed)."""
-    from ttsync.spark.session import missing_requirement, spark_session
+    from ttsync.sources.spark_session import missing_requirement, spark_session
 
     reason = missing_requirement()
     if reason:
         pytest.skip(reason)
     local_dir = tmp_path_factory.mktemp("spark")
-    session = spark_session(
-        "local[2]", {"spark.local.dir": str(local_dir), "spark.sql.shuffle.partitions": "4"}
-    )
+    with socket.socket() as probe:  # a free port for the Spark Connect server below
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = {
+        "spark.local.dir": str(local_dir),
+        "spark.sql.shuffle.partitions": "4",
+        # The same JVM serves Spark Connect clients too (`sc://`, `spark_connect_url`): tests of the client
+        # start no second JVM.
+        "spark.plugins": "org.apache.spark.sql.connect.SparkConnectPlugin",
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.connect.grpc.binding.port": str(port),
+    }
+    session = spark_session("local[2]", settings)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_connect_url(spark_local: Any) -> str:
+    """`sc://` URL of the Spark Connect server inside the test session's SparkSession (127.0.0.1 only)."""
+    return f"sc://127.0.0.1:{spark_local.conf.get('spark.connect.grpc.binding.port')}"

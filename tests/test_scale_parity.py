@@ -137,13 +137,19 @@ def test_spark_local_gives_the_local_audience(env: Env, spark_local: Any) -> Non
 
     export()
     spark_local.conf.set("spark.sql.files.maxPartitionBytes", "32768")
+    # Snapshots on Spark's file system (a file:// URI here; s3a://, abfss://, gs:// alike on a cluster).
+    lake = env.workspace.root / "lake" / "snapshots"
     source = {"name": "warehouse", "kind": "spark", "master": "local[2]", "path": "customers.parquet",
-              "table": "Merged_Customers"}  # fmt: skip
+              "table": "Merged_Customers", "snapshot_uri": lake.as_uri()}  # fmt: skip
     _configure(env, source, WITH_PHONE)
     assert spark_local.read.parquet(str(parquet)).rdd.getNumPartitions() > 1
     outcome = env.run()
     assert outcome.ok, outcome.to_dict().get("error")
     assert env.members() == _expected_from_duckdb(env, WITH_PHONE)
+    versions = lake / f"tiktok-audiences__{ORCH}" / env.audience_id()
+    assert sorted(p.name for p in versions.iterdir()) == ["v000001"]
+    assert (versions / "v000001" / "_SUCCESS").exists()
+    assert not list(env.workspace.state_dir.glob("snapshots/**/*.parquet"))  # none in the workspace
     prepare = next(t for t in outcome.workflow.tasks if t.name == "prepare").counts
     local = _local_report(env, WITH_PHONE)
     assert prepare["match_report"] == local
@@ -160,9 +166,31 @@ def test_spark_local_gives_the_local_audience(env: Env, spark_local: Any) -> Non
     assert plan["remove_ids"] > 0
     assert not plan["full_upload"]
     assert env.members() == _expected_from_duckdb(env, WITH_PHONE)
+    assert sorted(p.name for p in versions.iterdir() if p.is_dir()) == ["v000001", "v000002"]
+    commit = next(t for t in again.workflow.tasks if t.name == "commit").counts
+    assert commit["snapshot_ids"] == plan["current_ids"]
 
 
-def _ttsync(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+def test_spark_connect_client_plans_the_local_audience(env: Env, spark_connect_url: str) -> None:
+    """A `sc://` source: `ttsync run --plan` in a child process is only a Spark Connect client (no JVM of its
+    own); identity runs on the server's executors and gives the local path's plan and match report."""
+    local = _ttsync(env, "run", ORCH, "--plan", "--json")
+    assert local.returncode == 0, local.stderr
+    with duckdb.connect(str(env.workspace.sample_warehouse), read_only=True) as con:
+        con.execute(f"COPY Merged_Customers TO '{env.workspace.root / 'customers.parquet'}' (FORMAT parquet)")
+    source = {"name": "warehouse", "kind": "spark", "master": spark_connect_url, "path": "customers.parquet",
+              "table": "Merged_Customers"}  # fmt: skip
+    _configure(env, source, WITH_PHONE)
+    remote = _ttsync(env, "run", ORCH, "--plan", "--json")
+    assert remote.returncode == 0, remote.stdout + remote.stderr
+    assert remote.stderr == ""
+    expected, got = json.loads(local.stdout), json.loads(remote.stdout)
+    assert got["plan"] == expected["plan"]
+    assert got["plan"]["add_ids"] > 0
+    assert got["match_report"] == expected["match_report"]
+
+
+def _ttsync(env: Env, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     environ = (
         {k: v for k, v in os.environ.items() if not k.startswith("TTSYNC_")}
         | env.environ
@@ -170,7 +198,7 @@ def _ttsync(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
     )
     return subprocess.run(
         [sys.executable, "-m", "ttsync", *args], cwd=env.workspace.root, env=environ, capture_output=True,
-        text=True, timeout=120,
+        text=True, timeout=timeout,
     )  # fmt: skip
 
 
@@ -209,9 +237,42 @@ def test_offline_events_refuse_a_pushdown_source(env: Env) -> None:
     assert done.returncode != 0
     assert "applies to audiences only" in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
-    _configure(env, {"name": "warehouse", "kind": "spark", "path": "warehouse.parquet"}, NO_PHONE)
-    spark = _ttsync(env, "run", "store-purchases-last-7-days", "--plan")
-    assert spark.returncode != 0
-    assert (
-        "offline events on a spark source ('warehouse') are not supported yet" in spark.stdout + spark.stderr
-    )
+
+
+def test_offline_events_on_spark_through_the_cli(env: Env, spark_connect_url: str) -> None:
+    """The sample's events query through `ttsync run` on Spark: a Spark Connect client (no JVM of its own)
+    sends what the local path plans, rejects alike; a re-run in a child that starts its own JVM sends nothing
+    new; and the terminal shows what a local run shows (no JVM or log4j lines on stderr)."""
+    events = "store-purchases-last-7-days"
+    local = _ttsync(env, "run", events, "--plan", "--json")
+    assert local.returncode == 0, local.stderr
+    planned = json.loads(local.stdout)["totals"]
+    assert planned["planned"] > 0
+    query = repos.get_orchestration(env.store, events).query
+    with duckdb.connect(str(env.workspace.sample_warehouse), read_only=True) as con:  # the joined rows
+        con.execute(f"COPY ({query}) TO '{env.workspace.root / 'purchases.parquet'}' (FORMAT parquet)")
+    source = {"name": "warehouse", "kind": "spark", "master": spark_connect_url, "path": "purchases.parquet",
+              "table": "purchases"}  # fmt: skip
+    _configure(env, source, NO_PHONE)
+    orchestration = repos.get_orchestration(env.store, events)
+    repos.save_orchestration(env.store, orchestration.model_copy(update={"query": "SELECT * FROM purchases"}))
+    remote = _ttsync(env, "run", events, "--json", timeout=300)
+    assert remote.returncode == 0, remote.stdout + remote.stderr
+    assert remote.stderr == local.stderr == ""
+    delivered = json.loads(remote.stdout)["counts"]["deliver"]
+    assert delivered["sent"] == planned["planned"]
+    assert (delivered["rows"], delivered["rejected"]) == (planned["rows"], planned["rejected"])
+    assert delivered["rejected"]  # the sample has bad emails: rejects compared too
+    assert len(env.emulator.admin.events(env.emulator.seed.event_set_id)) == planned["planned"]
+
+    # The one child here that starts a JVM (local[1]): its stderr stays quiet too; the ledger marks every
+    # event on the executors, so nothing is sent again.
+    _configure(env, source | {"master": "local[1]"}, NO_PHONE)
+    repos.save_orchestration(env.store, orchestration.model_copy(update={"query": "SELECT * FROM purchases"}))
+    again = _ttsync(env, "run", events, "--json", timeout=400)  # minutes allowed on a loaded 2-core machine
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stderr == ""
+    repeated = json.loads(again.stdout)["counts"]["deliver"]
+    assert (repeated["sent"], repeated["duplicate_skipped"]) == (0, planned["planned"])
+    assert repeated["rejected"] == planned["rejected"]
+    assert len(env.emulator.admin.events(env.emulator.seed.event_set_id)) == planned["planned"]

@@ -11,6 +11,7 @@ import pytest
 
 from ttsync.identity import ColumnSpec
 from ttsync.spark.plan import plan_in_spark, read_ids
+from ttsync.spark.snapshot import SparkSnapshot
 from ttsync.sync.plan import (
     AudiencePlan,
     SyncMode,
@@ -91,3 +92,36 @@ def test_first_delivery_in_spark_uploads_everyone(spark_local: Any, tmp_path: Pa
         ).fetchall()[0][0]
     assert spark.add_ids == distinct
     assert spark.remove_ids == 0
+
+
+def test_snapshot_versions_on_a_hadoop_uri(spark_local: Any, tmp_path: Path) -> None:
+    """Commits write the next version; the current one is the highest with `_SUCCESS`; an append unions; only
+    the previous version is kept besides the current one."""
+    first = _prepare(_people(0, 120), tmp_path / "first")
+    second = _prepare(_people(100, 150), tmp_path / "second")
+
+    def plan(mode: SyncMode, prepared: Path, full: bool) -> AudiencePlan:
+        return AudiencePlan(
+            mode=mode, id_schemas=tuple(SCHEMAS), add_rows_path=prepared, remove_ids_path=prepared,
+            current_ids_path=prepared / "digests.parquet", current_ids=0, current_people=0, previous_ids=0,
+            add_ids=0, add_rows=0, remove_ids=0, full_upload=full,
+        )  # fmt: skip
+
+    def distinct(*folders: Path) -> int:
+        with duckdb.connect() as con:
+            files = ", ".join(f"'{f / 'digests.parquet'}'" for f in folders)
+            query = f"SELECT count(*) FROM (SELECT DISTINCT id_schema, k1, k2, k3, k4 FROM read_parquet([{files}]))"
+            return int(con.execute(query).fetchall()[0][0])
+
+    store = SparkSnapshot(spark_local, (tmp_path / "lake" / "a1").as_uri())
+    assert store.current() is None
+    assert store.commit(plan(SyncMode.MIRROR, first, True)) == distinct(first)
+    assert store.commit(plan(SyncMode.APPEND, second, False)) == distinct(first, second)  # the union
+    assert store.distinct_ids() == distinct(first, second)
+    assert store.commit(plan(SyncMode.MIRROR, second, False)) == distinct(second)
+    versions = tmp_path / "lake" / "a1"
+    assert sorted(p.name for p in versions.iterdir()) == ["v000002", "v000003"]
+    (versions / "v000004").mkdir()  # a commit that died before Spark's `_SUCCESS`: not a snapshot
+    assert store.current() == (versions / "v000003").as_uri()
+    store.delete()
+    assert not versions.exists()

@@ -89,6 +89,9 @@ class Source(_Model):
     # Spark sources (docs/scale.md): the master URL (local[*], spark://..., yarn, sc://...) and Spark settings.
     master: str | None = None
     spark_conf: dict[str, str] = Field(default_factory=dict)
+    # Where a spark source's audience snapshots live: a Hadoop URI (file://, hdfs://, s3a://, abfss://, gs://)
+    # read and written by Spark; default: the workspace's state folder.
+    snapshot_uri: str | None = None
 
     @model_validator(mode="after")
     def _check_scale_fields(self) -> Source:
@@ -99,8 +102,15 @@ class Source(_Model):
             )
         if self.e164_columns and not self.hash_in_warehouse:
             raise ValueError(f"source {self.name!r}: e164_columns only applies with hash_in_warehouse: true")
-        if (self.master or self.spark_conf) and self.kind != "spark":
-            raise ValueError(f"source {self.name!r}: `master` and `spark_conf` are only for spark sources")
+        if (self.master or self.spark_conf or self.snapshot_uri) and self.kind != "spark":
+            raise ValueError(
+                f"source {self.name!r}: `master`, `spark_conf` and `snapshot_uri` are only for spark sources"
+            )
+        if self.snapshot_uri is not None and "://" not in self.snapshot_uri:
+            raise ValueError(
+                f"source {self.name!r}: snapshot_uri must be a URI with a scheme (file:///srv/ttsync/snapshots, "
+                "s3a://bucket/ttsync/snapshots, ...); leave it out to keep snapshots in the workspace"
+            )
         return self
 
     @model_validator(mode="after")

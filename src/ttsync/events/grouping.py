@@ -76,7 +76,10 @@ class EventGrouper:
 
     def add(self, prepared: PreparedRows) -> pa.RecordBatch | None:
         """Group one validated batch; returns the events complete so far (None if there are none yet)."""
-        table = attach_hashes(prepared)
+        return self.add_rows(attach_hashes(prepared))
+
+    def add_rows(self, table: pa.Table) -> pa.RecordBatch | None:
+        """`add` for rows with their hashes attached already (`attach_hashes`; Spark's executors keep them)."""
         if self._carry is not None:
             table = pa.concat_tables([self._carry, table])
             self._carry = None

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -122,6 +122,13 @@ class Ledger:
             self._con.execute("ROLLBACK")
             raise
         self._con.execute("COMMIT")
+
+    def keys(self, namespace: str, batch_rows: int = 100_000) -> Iterator[list[tuple[str, str]]]:
+        """Every (event, event_id) accepted in `namespace`, `batch_rows` at a time (Spark's anti-join reads
+        them from a file; the driver never holds them all)."""
+        cursor = self._con.execute("SELECT event, event_id FROM accepted WHERE event_set_id = ?", [namespace])
+        while rows := cursor.fetchmany(batch_rows):
+            yield rows
 
     def count(self, namespace: str | None = None) -> int:
         """Number of accepted events (in one namespace, or in all)."""

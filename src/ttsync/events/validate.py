@@ -9,6 +9,7 @@ Grouping rows into events and building the payload happen next (`ttsync.events.g
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -39,6 +40,7 @@ from ttsync.events.reasons import RejectReason
 from ttsync.identity import ColumnSpec, MatchReport, Preparer
 from ttsync.identity.coltypes import Role, check_schema
 from ttsync.identity.prepare import identifier_texts
+from ttsync.identity.report import AutoDecision
 from ttsync.identity.rowkeys import KeyHasher, looks_like_identifier
 
 # ref §3.3: offline events must have happened within the last 28 days.
@@ -113,7 +115,12 @@ class RowValidator:
         key_column: str | None,
         now: datetime,
         key_hasher: KeyHasher | None = None,
+        first_seq: int = 0,
+        decided: Sequence[AutoDecision] = (),
     ) -> None:
+        """`first_seq`: the sequence number of the first row (a Spark partition's place in the query order);
+        `decided`: the `auto` email and phone columns decided beforehand (by Spark's driver, for every
+        partition alike), else each is decided from its first values."""
         self.plan = plan
         self.rules = rules
         self.key_column = key_column
@@ -122,7 +129,7 @@ class RowValidator:
         # rejected instead. Row keys only need to be consistent within the run.
         self._event_ids = key_hasher
         self._row_keys = key_hasher or KeyHasher.ephemeral()
-        self._seq = 0
+        self._seq = first_seq
         self._zone = zoneinfo.ZoneInfo(rules.timezone)
         now_s = int(now.timestamp())
         self._oldest = now_s - int(MAX_EVENT_AGE.total_seconds())
@@ -136,7 +143,7 @@ class RowValidator:
             )
             for c in plan.phones
         ]
-        self._preparer = Preparer(specs, key_column="row_key")
+        self._preparer = Preparer(specs, key_column="row_key", decided=decided)
 
     def report(self) -> MatchReport:
         """Identity's match report over every batch so far (per identifier type: valid, rejected by reason)."""

@@ -17,6 +17,7 @@ from ttsync.errors import ConfigError
 from ttsync.sources.base import DEFAULT_BATCH_ROWS, SOURCE_CONFIGURATION, Source, SourceError
 from ttsync.sources.duckdb_source import DuckDBSource
 from ttsync.sources.guard import SOURCE_DIRS_ENV, allowed_roots, check_source_path
+from ttsync.sources.spark_source import SparkSource, open_spark_source
 from ttsync.sources.sqlalchemy_source import SQLAlchemySource
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "SQLAlchemySource",
     "Source",
     "SourceError",
+    "SparkSource",
     "open_source",
 ]
 
@@ -49,9 +51,7 @@ def open_source(
         except ConfigError as exc:
             raise SourceError(str(exc), resolution_key=SOURCE_CONFIGURATION) from None
         return SQLAlchemySource.open(source.name, url)
-    if source.kind == "spark":
-        from ttsync.spark.source import open_spark_source  # pyspark is an optional extra: imported on use
-
+    if source.kind == "spark":  # pyspark (an optional extra) is imported only when a session starts
         return open_spark_source(source, base)
     path = check_source_path(source.name, source.resolved_path(base), allowed_roots(base, allowed_dirs))
     if source.kind == "duckdb":

@@ -60,7 +60,7 @@ def plan_in_spark(
     *,
     prepared: DataFrame,
     digests_path: Path,
-    snapshot: Path | None,
+    snapshot: Path | str | None,
     id_schemas: Sequence[str],
     mode: SyncMode,
     work_dir: Path,
@@ -68,7 +68,8 @@ def plan_in_spark(
     """Adds and removes of one audience, computed by Spark (see the module docstring).
 
     `prepared`: row_key, id_schema, k1..k4 (BIGINT) of the new set; `digests_path`: the prepare stage's
-    digests-only file of the same set (the snapshot to be, and its footer's counts)."""
+    digests-only file of the same set (the snapshot to be, and its footer's counts). `snapshot`: a local file,
+    or the URI of a snapshot version on Spark's file system (`ttsync.spark.snapshot`)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -76,7 +77,8 @@ def plan_in_spark(
     if not schemas:
         raise ValueError("at least one id schema is required")
     work_dir.mkdir(parents=True, exist_ok=True)
-    full_upload = mode in (SyncMode.CREATE, SyncMode.REPLACE) or snapshot is None or not snapshot.exists()
+    missing = snapshot is None or (isinstance(snapshot, Path) and not snapshot.exists())
+    full_upload = mode in (SyncMode.CREATE, SyncMode.REPLACE) or missing
     words = ["id_schema", *KEY_COLUMNS]
     current = prepared.where(F.col("id_schema").isin(list(schemas)) & F.col("k1").isNotNull())
     # Null-safe equality on k3/k4: an MD5 digest has only two words.
@@ -95,7 +97,7 @@ def plan_in_spark(
             new_words = current.select(*words).distinct()
             again = [old[c].eqNullSafe(new_words[c]) for c in words]
             removed = old.join(new_words, on=again, how="left_anti")
-        previous_ids = distinct_ids(snapshot, schemas)
+        previous_ids = distinct_ids(snapshot, schemas) if isinstance(snapshot, Path) else old.count()
     # One owner row key per identifier: two customers sharing an email must not send it twice.
     owners = added.groupBy(*words).agg(F.min("row_key").alias("row_key"))
     owners_dir = _write(owners, work_dir / "owners")

@@ -119,9 +119,10 @@ def _rejects(rejects: pa.RecordBatch) -> pa.RecordBatch:
     )
 
 
-def decide_auto(frame: DataFrame, specs: Sequence[ColumnSpec], key_column: str) -> list[AutoDecision]:
+def decide_auto(frame: DataFrame, specs: Sequence[ColumnSpec], key_column: str | None) -> list[AutoDecision]:
     """Decide every `auto` column once, on the driver, from its first non-empty values (a sample of at most
-    1,000 per column: the local rule), so all partitions read a column the same way."""
+    1,000 per column: the local rule), so all partitions read a column the same way. Rows without a key are
+    left out (`key_column` None: every row counts)."""
     from pyspark.sql import functions as F
 
     decisions: list[AutoDecision] = []
@@ -130,7 +131,7 @@ def decide_auto(frame: DataFrame, specs: Sequence[ColumnSpec], key_column: str) 
             continue
         value = F.col(f"`{spec.column}`").cast("string")
         # Rows without a key are rejected before anything else, as on the local path.
-        keyed = frame.where(F.col(f"`{key_column}`").isNotNull())
+        keyed = frame if key_column is None else frame.where(F.col(f"`{key_column}`").isNotNull())
         sample = keyed.select(value.alias("v")).where(F.trim(value) != "").limit(AUTO_SAMPLE)
         values = [row["v"] for row in sample.collect()]  # at most 1,000 values, in memory only
         batch = pa.record_batch(
@@ -140,7 +141,9 @@ def decide_auto(frame: DataFrame, specs: Sequence[ColumnSpec], key_column: str) 
             }
         )
         with Preparer(
-            [ColumnSpec(column="v", kind=spec.kind, hash_state="auto")], key_column="k", workers=1
+            [ColumnSpec(column="v", kind=spec.kind, hash_state="auto", delimiter=spec.delimiter)],
+            key_column="k",
+            workers=1,
         ) as probe:
             probe.process(batch)
             for decision in probe.report().auto:
@@ -212,19 +215,24 @@ def prepare_with_spark(
     )
 
 
-def _parts(parts_dir: Path, part: str, columns: list[str]) -> Iterator[pa.Table]:
-    """The rows of kind `part` in the executors' output, one Parquet row group at a time, files in name order.
+def row_groups(parts_dir: Path, columns: list[str]) -> Iterator[pa.Table]:
+    """`columns` of the executors' Parquet output in `parts_dir`, one row group at a time, files in name order.
 
     Row group by row group on purpose: measured, pyarrow's dataset scanner and `iter_batches` let the driver's
     memory grow with the input (about 30 MiB per million rows), reading row groups one by one keeps it flat."""
     for path in sorted(parts_dir.glob("*.parquet")):
         file = pq.ParquetFile(path)
         for index in range(file.num_row_groups):
-            table = file.read_row_group(index, columns=["part", *columns])
-            selected = table.filter(pc.equal(table.column("part"), part)).drop_columns(["part"])
-            del table
-            if selected.num_rows:
-                yield selected
+            yield file.read_row_group(index, columns=columns)
+
+
+def _parts(parts_dir: Path, part: str, columns: list[str]) -> Iterator[pa.Table]:
+    """The rows of kind `part` in the executors' output (see `row_groups`)."""
+    for table in row_groups(parts_dir, ["part", *columns]):
+        selected = table.filter(pc.equal(table.column("part"), part)).drop_columns(["part"])
+        del table
+        if selected.num_rows:
+            yield selected
 
 
 def count_duplicates(parts: DataFrame) -> dict[str, int]:

@@ -174,7 +174,8 @@ def clear_credential_tokens(store: Store, name: str) -> None:
 
 def save_source(store: Store, source: Source) -> Change:
     """Create or update a source."""
-    fields = {"path", "url", "url_env", "table", "hash_in_warehouse", "e164_columns", "master", "spark_conf"}
+    fields = {"path", "url", "url_env", "table", "hash_in_warehouse", "e164_columns", "master", "spark_conf",
+              "snapshot_uri"}  # fmt: skip
     config = source.model_dump(include=fields, exclude_defaults=True)
     values = {"kind": source.kind, "config": config, "description": source.description}
     return upsert(store, schema.sources, source.name, values, same_columns(values))

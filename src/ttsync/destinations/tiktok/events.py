@@ -13,6 +13,9 @@ in flight), recording each batch in the ledger right after TikTok confirmed it. 
 chunk: nothing is staged. Request-level failures (auth, permission, not found, rate limit budget exhausted)
 stop the delivery with the client's typed error; a 40002 about the events themselves is bisected down to the
 bad events (`event_sender.py`).
+
+On a `spark` source, steps (2)-(4) run on Spark's executors instead (`ttsync.spark.events`): `deliver_staged`
+and `plan_staged` take the events they grouped, each marked `in_ledger` or not.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,7 +39,7 @@ from ttsync.events.columns import plan_columns
 from ttsync.events.grouping import EventGrouper
 from ttsync.events.ledger import Ledger, ledger_namespace
 from ttsync.events.outcomes import EventTotals, OutcomeWriter, write_totals
-from ttsync.events.payload import ReadyEvents, RejectedEvents, split_events
+from ttsync.events.payload import ReadyEvents, split_events
 from ttsync.events.reasons import Outcome, RejectReason
 from ttsync.events.validate import EventRules, RowValidator
 from ttsync.identity import MatchReport
@@ -48,9 +51,13 @@ __all__ = [
     "EventRunResult",
     "EventSender",
     "EventSetNotFoundError",
+    "GroupedEvents",
     "check_event_set",
     "deliver_events",
+    "deliver_staged",
+    "event_rules",
     "plan_events",
+    "plan_staged",
 ]
 
 MAX_BATCH: Final = 1_000  # ref §3.1: more than 1,000 events and TikTok rejects the whole request
@@ -90,25 +97,57 @@ class EventRunResult:
     ignored_columns: tuple[str, ...] = ()
 
 
+def event_rules(settings: ResolvedOfflineEventsSettings, options: EventOptions) -> EventRules:
+    """The validation rules of one delivery, from the destination's settings and the orchestration's options."""
+    # `derive_event_id` is a data-template setting; read it from the settings once the workspace model has it.
+    derive = options.derive_event_id or bool(getattr(settings, "derive_event_id", False))
+    return EventRules(
+        event_set_id=settings.event_set_id,
+        event_source=settings.event_source,
+        timezone=settings.timezone,
+        derive_event_id=derive,
+        default_region=options.default_region,
+    )
+
+
+class GroupedEvents(Protocol):
+    """Where a delivery's grouped events come from: the query's rows grouped here (`_Events`), or events
+    Spark's executors grouped already (`ttsync.spark.events`)."""
+
+    rows: int
+    ignored: tuple[str, ...]
+
+    def chunks(self) -> Iterator[pa.RecordBatch]:
+        """Units of work, in order."""
+
+    def group(self, chunk: pa.RecordBatch) -> pa.RecordBatch | None:
+        """The events (`grouping.EVENT_COLUMNS`) one chunk completes, if any; an optional boolean column
+        `in_ledger` marks events found in the ledger already (skipped without a lookup)."""
+
+    def finish(self) -> pa.RecordBatch | None:
+        """The last events, once every chunk is grouped."""
+
+    def report(self) -> MatchReport:
+        """Identity's match report over every row."""
+
+    def cleanup(self) -> None:
+        """Delete what grouping left behind."""
+
+
 class _Events:
     """The query's rows -> batches of grouped events (`grouping.EVENT_COLUMNS`), chunk by chunk."""
 
     def __init__(
         self,
+        batches: Iterable[pa.RecordBatch],
         settings: ResolvedOfflineEventsSettings,
         key_column: str | None,
         options: EventOptions,
         now: datetime | None,
     ) -> None:
-        # `derive_event_id` is a data-template setting; read it from the settings once the workspace model has it.
-        self.derive = options.derive_event_id or bool(getattr(settings, "derive_event_id", False))
-        self.rules = EventRules(
-            event_set_id=settings.event_set_id,
-            event_source=settings.event_source,
-            timezone=settings.timezone,
-            derive_event_id=self.derive,
-            default_region=options.default_region,
-        )
+        self.batches = batches
+        self.rules = event_rules(settings, options)
+        self.derive = self.rules.derive_event_id
         self.key_column = key_column
         self.options = options
         self.now = now or datetime.now(UTC)
@@ -117,11 +156,11 @@ class _Events:
         self.grouper = EventGrouper()
         self.rows = 0
 
-    def chunks(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def chunks(self) -> Iterator[pa.RecordBatch]:
         """Source batches cut to at most `CHUNK_ROWS` rows, the very first to `FIRST_CHUNK_ROWS` (an empty
         batch passes as it is: its columns are checked)."""
         size = FIRST_CHUNK_ROWS
-        for batch in batches:
+        for batch in self.batches:
             start = 0
             while True:
                 yield batch.slice(start, size) if start or batch.num_rows > size else batch
@@ -157,6 +196,9 @@ class _Events:
         assert self.validator is not None
         return self.validator.report()
 
+    def cleanup(self) -> None:
+        """Nothing to delete: nothing is staged."""
+
 
 def plan_events(
     batches: Iterable[pa.RecordBatch],
@@ -169,23 +211,31 @@ def plan_events(
     now: datetime | None = None,
 ) -> EventRunResult:
     """Everything a delivery does except sending: counts by outcome (`planned` instead of `sent`)."""
-    events = _Events(settings, key_column, options or EventOptions(), now)
+    events = _Events(batches, settings, key_column, options or EventOptions(), now)
+    return plan_staged(events, settings=settings, run_dir=run_dir, ledger=ledger)
+
+
+def plan_staged(
+    events: GroupedEvents, *, settings: ResolvedOfflineEventsSettings, run_dir: Path, ledger: Ledger
+) -> EventRunResult:
+    """`plan_events` over events from elsewhere (Spark's executors: `ttsync.spark.events`)."""
     namespace = ledger_namespace(settings.event_set_id, settings.test_event_code)
     totals = EventTotals()
     writer = OutcomeWriter(run_dir)
 
     def plan(batch: pa.RecordBatch | None) -> None:
         if batch is not None:
-            ready = _filter_chunk(split_events(batch), totals, writer, ledger, namespace)
+            ready = _filter_chunk(batch, totals, writer, ledger, namespace)
             writer.add_arrow(ready.row_keys(), Outcome.PLANNED, events=ready.row_events())
             totals.planned += len(ready)
 
     try:
-        for chunk in events.chunks(batches):
+        for chunk in events.chunks():
             plan(events.group(chunk))
         plan(events.finish())
     finally:
         writer.close()
+        events.cleanup()
     totals.rows = events.rows
     return EventRunResult(totals, writer.path, write_totals(run_dir, totals), events.report(), events.ignored)
 
@@ -239,18 +289,45 @@ async def deliver_events(
     """
     if not 1 <= batch_size <= MAX_BATCH:
         raise ValueError(f"batch_size must be between 1 and {MAX_BATCH} (ref §3.1)")
-    options = options or EventOptions()
+    await check_event_set(client, settings)
+    events = _Events(batches, settings, key_column, options or EventOptions(), now)
+    return await deliver_staged(
+        client,
+        events,
+        settings=settings,
+        run_dir=run_dir,
+        ledger=ledger,
+        progress=progress,
+        run_id=run_id,
+        batch_size=batch_size,
+        max_in_flight=max_in_flight,
+    )
+
+
+async def deliver_staged(
+    client: AsyncTikTokClient,
+    events: GroupedEvents,
+    *,
+    settings: ResolvedOfflineEventsSettings,
+    run_dir: Path,
+    ledger: Ledger,
+    progress: ProgressCallback | None = None,
+    run_id: str | None = None,
+    batch_size: int = MAX_BATCH,
+    max_in_flight: int = 4,
+) -> EventRunResult:
+    """Send events grouped already (by `deliver_events`, or by Spark's executors: `ttsync.spark.events`) once
+    each; steps (4) and (5) of the module docstring. The caller checks the event set (`check_event_set`)."""
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise ValueError(f"batch_size must be between 1 and {MAX_BATCH} (ref §3.1)")
     with _relaxed_gc():
         return await _deliver(
             client,
-            batches,
+            events,
             settings=settings,
-            key_column=key_column,
             run_dir=run_dir,
             ledger=ledger,
-            options=options,
             progress=progress,
-            now=now,
             run_id=run_id,
             batch_size=batch_size,
             max_in_flight=max_in_flight,
@@ -276,21 +353,16 @@ def _relaxed_gc() -> Iterator[None]:
 
 async def _deliver(
     client: AsyncTikTokClient,
-    batches: Iterable[pa.RecordBatch],
+    events: GroupedEvents,
     *,
     settings: ResolvedOfflineEventsSettings,
-    key_column: str | None,
     run_dir: Path,
     ledger: Ledger,
-    options: EventOptions,
     progress: ProgressCallback | None,
-    now: datetime | None,
     run_id: str | None,
     batch_size: int,
     max_in_flight: int,
 ) -> EventRunResult:
-    await check_event_set(client, settings)
-    events = _Events(settings, key_column, options, now)
     sender = EventSender(client, settings, ledger, run_id)
     totals = sender.totals
     writer = OutcomeWriter(run_dir)
@@ -315,7 +387,7 @@ async def _deliver(
     async def queue(batch: pa.RecordBatch | None, last: bool = False) -> None:
         nonlocal pending
         if batch is not None:
-            fresh = _filter_chunk(split_events(batch), totals, writer, ledger, sender.namespace)
+            fresh = _filter_chunk(batch, totals, writer, ledger, sender.namespace)
             pending = ReadyEvents.concat([pending, fresh])
         start = 0
         while len(pending) - start >= batch_size or (last and start < len(pending)):
@@ -324,7 +396,7 @@ async def _deliver(
         pending = pending.slice(start)
 
     try:
-        for chunk in events.chunks(batches):
+        for chunk in events.chunks():
             # Validation and grouping run in a worker thread (Arrow releases the GIL), so the requests in flight
             # are confirmed and recorded, and new ones start, while the next chunk is prepared.
             await queue(await asyncio.to_thread(events.group, chunk))
@@ -338,6 +410,7 @@ async def _deliver(
         raise
     finally:
         writer.close()
+        events.cleanup()
         totals.rows = events.rows
         write_totals(run_dir, totals)
     if progress is not None:
@@ -363,23 +436,30 @@ async def _drain(in_flight: set[asyncio.Task[None]]) -> None:
 
 
 def _filter_chunk(
-    chunk: tuple[ReadyEvents, RejectedEvents],
+    batch: pa.RecordBatch,
     totals: EventTotals,
     writer: OutcomeWriter,
     ledger: Ledger,
     namespace: str,
 ) -> ReadyEvents:
-    """Record rejected events; drop events already in the ledger; return the events to send."""
-    ready, rejected = chunk
+    """Record rejected events; drop events already in the ledger; return the events to send.
+
+    Events marked `in_ledger` (Spark's anti-join) are skipped without a lookup; the others are looked up (a
+    run that recorded them since Spark read the ledger is caught here)."""
+    ready, rejected = split_events(batch)
     totals.events += len(ready) + sum(rejected.counts.values())
     totals.rejected.update(rejected.counts)
     writer.add_arrow(rejected.row_keys, Outcome.REJECTED, reasons=rejected.reasons)
     if not len(ready):
         return ready
-    done = ledger.accepted_json(namespace, ready.keys_json())
-    if not done:
+    marked = None
+    if "in_ledger" in batch.schema.names:
+        marked = pc.fill_null(batch.filter(pc.is_null(batch.column("reason"))).column("in_ledger"), False)
+    unknown = ready if marked is None else ready.filter(pc.invert(marked))
+    done = ledger.accepted_json(namespace, unknown.keys_json()) if len(unknown) else set()
+    if not done and (marked is None or not pc.any(marked).as_py()):
         return ready
-    seen = ready.is_in(done)
+    seen = ready.is_in(done) if marked is None else pc.or_(ready.is_in(done), marked)
     skipped = ready.filter(seen)
     writer.add_arrow(skipped.row_keys(), Outcome.DUPLICATE_SKIPPED, events=skipped.row_events())
     totals.duplicate_skipped += len(skipped)

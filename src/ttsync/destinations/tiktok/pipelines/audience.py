@@ -138,6 +138,8 @@ class AudienceRun(AudienceRunSteps):
                         "everyone again",
                     )
                     delete_snapshot(self.snapshot_file(stored.audience_id))
+                    if (remote := self._spark_snapshot(stored.audience_id)) is not None:
+                        remote.delete()
                     # Nothing sent to the lost audience can linger in the new one.
                     clear_inflight(inflight_files(self.inflight_dir))
             if audience_id is not None:
@@ -182,11 +184,20 @@ class AudienceRun(AudienceRunSteps):
         if self.customer_file:
             single_calculate_type(id_schemas)
         max_change = None
-        if self.change_cap is not None and audience_id and self.snapshot_file(audience_id).exists():
+        remote = self._spark_snapshot(audience_id) if audience_id else None
+        if self.change_cap is not None and remote is not None and remote.current() is not None:
+            max_change = self.change_cap(remote.distinct_ids(tuple(id_schemas)))
+        elif self.change_cap is not None and audience_id and self.snapshot_file(audience_id).exists():
             max_change = self.change_cap(distinct_ids(self.snapshot_file(audience_id), id_schemas))
         # What unfinished workflows may have sent counts too, unless a dry run found the run will start a new
         # audience (a real run clears those records when it recreates one; a dry run only leaves them out).
         inflight = [] if ctx.shared.get("new_audience") else inflight_files(self.inflight_dir)
+        if self.source.kind == "spark" and self.source.snapshot_uri and (inflight or max_change is not None):
+            raise ConfigError(
+                f"source {self.source.name!r}: snapshots on snapshot_uri are diffed by Spark only, and this run "
+                "needs the DuckDB diff (in-flight records of an interrupted upload, or a campaign's change cap); "
+                "remove snapshot_uri for this run, or let the interrupted workflow finish (`ttsync retry`)"
+            )
         if (
             self.source.kind == "spark" and not inflight and max_change is None
         ):  # the diff in Spark (docs/scale.md)
@@ -307,12 +318,16 @@ class AudienceRun(AudienceRunSteps):
         audience_id = self._audience_id(ctx)
         plan = self._plan(ctx)
         path = self.snapshot_file(audience_id)
-        size = commit_plan_snapshot(
-            plan,
-            path,
-            self.run_dir(ctx.workflow_id) / "commit",
-            memory_limit=self.options.duckdb_memory_limit,
-        )
+        remote = self._spark_snapshot(audience_id)
+        if remote is not None:  # written by Spark to the source's snapshot_uri (docs/scale.md)
+            size = remote.commit(plan)
+        else:
+            size = commit_plan_snapshot(
+                plan,
+                path,
+                self.run_dir(ctx.workflow_id) / "commit",
+                memory_limit=self.options.duckdb_memory_limit,
+            )
         crash_point("commit:snapshot")
         # TikTok now equals this plan: what the records it reconciled (and its own) may have sent is settled.
         upload = ctx.checkpoint_of("upload")

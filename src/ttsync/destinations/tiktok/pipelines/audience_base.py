@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import duckdb
 
@@ -26,6 +26,9 @@ from ttsync.sync.snapshot import snapshot_path
 from ttsync.workflows.crashpoints import crash_point
 from ttsync.workflows.engine import TaskContext
 from ttsync.workflows.ownership import hold
+
+if TYPE_CHECKING:
+    from ttsync.spark.snapshot import SparkSnapshot
 
 
 @dataclass(kw_only=True)
@@ -69,6 +72,17 @@ class AudienceRunBase(OrchestrationRun):
             default_region=self.settings.default_region,
             phone_format=self.settings.phone_format,
         )
+
+    def _spark_snapshot(self, audience_id: str) -> SparkSnapshot | None:
+        """The audience's snapshot on Spark's file system, when the spark source sets `snapshot_uri`."""
+        if self.source.kind != "spark" or not self.source.snapshot_uri:
+            return None
+        from ttsync.sources.spark_session import spark_session
+        from ttsync.spark.snapshot import SparkSnapshot, snapshot_uri
+
+        destination = f"{self.destination.name}__{self.orchestration.name}"
+        session = spark_session(self.source.master, self.source.spark_conf)
+        return SparkSnapshot(session, snapshot_uri(self.source.snapshot_uri, destination, audience_id))
 
     @property
     def inflight_dir(self) -> Path:

@@ -207,8 +207,8 @@ class AudienceRunSteps(AudienceRunBase):
         return specs, output
 
     def _prepare_on_spark(self, source: Source, specs: list[ColumnSpec], out_dir: Path) -> PreparedOutput:
+        from ttsync.sources.spark_source import SparkSource
         from ttsync.spark.prepare import prepare_with_spark  # pyspark is an optional extra
-        from ttsync.spark.source import SparkSource
 
         assert isinstance(source, SparkSource)
         output = prepare_with_spark(
@@ -222,15 +222,19 @@ class AudienceRunSteps(AudienceRunBase):
         return output
 
     def _plan_on_spark(self, run_dir: Path, audience_id: str | None, id_schemas: list[str]) -> AudiencePlan:
+        from ttsync.sources.spark_session import spark_session
         from ttsync.spark.plan import plan_in_spark, prepared_ids
-        from ttsync.spark.session import spark_session
 
         session = spark_session(self.source.master, self.source.spark_conf)
+        remote = self._spark_snapshot(audience_id) if audience_id else None
+        snapshot: Path | str | None = self.snapshot_file(audience_id) if audience_id else None
+        if remote is not None:
+            snapshot = remote.current()
         return plan_in_spark(
             session,
             prepared=prepared_ids(session, run_dir / "prepared" / "spark"),
             digests_path=run_dir / "prepared" / "digests.parquet",
-            snapshot=self.snapshot_file(audience_id) if audience_id else None,
+            snapshot=snapshot,
             id_schemas=id_schemas,
             mode=SyncMode(self.settings.mode),
             work_dir=run_dir / "plan",

@@ -15,16 +15,27 @@ nothing is sent twice; the one batch that may have been in flight when a process
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from ttsync.destinations.tiktok.events import EventOptions, check_event_set, deliver_events, plan_events
+from ttsync.destinations.tiktok.events import (
+    EventOptions,
+    check_event_set,
+    deliver_events,
+    deliver_staged,
+    event_rules,
+    plan_events,
+    plan_staged,
+)
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun
 from ttsync.destinations.tiktok.settings import ResolvedOfflineEventsSettings
 from ttsync.errors import ConfigError
-from ttsync.events import EventTotals, Ledger
+from ttsync.events import EventTotals, Ledger, ledger_namespace
 from ttsync.events.columns import plan_columns
 from ttsync.events.validate import check_event_schema
-from ttsync.sources import open_source
+from ttsync.sources import SparkSource, open_source
+from ttsync.spark.events import SparkStagedEvents, stage_events_on_spark
 from ttsync.workflows.engine import TaskContext, TaskSpec
 
 EVENT_TASKS = ("query", "verify_event_set", "deliver")
@@ -95,18 +106,31 @@ class EventsRun(OrchestrationRun):
 
         with open_source(self.source, self.root) as source, Ledger.open(self.state_dir) as ledger:
             async with self.client() as client:
-                result = await deliver_events(
-                    client,
-                    source.stream(self.orchestration.query, batch_rows=self.options.read_batch_rows),
-                    settings=self.settings,
-                    key_column=self.orchestration.key_column,
-                    run_dir=run_dir,
-                    ledger=ledger,
-                    options=self.event_options(),
-                    progress=progress,
-                    run_id=ctx.workflow_id,
-                    max_in_flight=self.options.in_flight,
-                )
+                if isinstance(source, SparkSource):  # validated and grouped on the executors (docs/scale.md)
+                    await check_event_set(client, self.settings)
+                    result = await deliver_staged(
+                        client,
+                        self._stage_on_spark(source, run_dir, ledger),
+                        settings=self.settings,
+                        run_dir=run_dir,
+                        ledger=ledger,
+                        progress=progress,
+                        run_id=ctx.workflow_id,
+                        max_in_flight=self.options.in_flight,
+                    )
+                else:
+                    result = await deliver_events(
+                        client,
+                        source.stream(self.orchestration.query, batch_rows=self.options.read_batch_rows),
+                        settings=self.settings,
+                        key_column=self.orchestration.key_column,
+                        run_dir=run_dir,
+                        ledger=ledger,
+                        options=self.event_options(),
+                        progress=progress,
+                        run_id=ctx.workflow_id,
+                        max_in_flight=self.options.in_flight,
+                    )
         totals = result.totals.to_dict()
         warning = self.reject_warning(result.totals)
         if warning is not None:
@@ -137,19 +161,13 @@ class EventsRun(OrchestrationRun):
         ctx.warn(message, serious=serious, resolution=resolution)
 
     def _refuse_pushdown(self) -> None:
-        """Sources whose promise offline events cannot keep are refused before anything is read (docs/scale.md)."""
+        """A source whose promise offline events cannot keep is refused before anything is read (docs/scale.md)."""
         if self.source.hash_in_warehouse:
             # Offline events are validated and hashed by ttsync: the raw rows would leave the warehouse.
             raise ConfigError(
                 f"source {self.source.name!r} has hash_in_warehouse: true, which applies to audiences only; "
                 "offline events are validated and hashed by ttsync. Use another source (without "
                 "hash_in_warehouse) for orchestration " + repr(self.orchestration.name)
-            )
-        if self.source.kind == "spark":
-            raise ConfigError(
-                f"offline events on a spark source ({self.source.name!r}) are not supported yet: write the "
-                "query's rows to Parquet and use a parquet source for orchestration "
-                + repr(self.orchestration.name)
             )
 
     def preview(self) -> dict[str, Any]:
@@ -168,15 +186,44 @@ class EventsRun(OrchestrationRun):
 
     def _plan_events(self, ctx: TaskContext) -> dict[str, Any]:
         """The dry run of `deliver`: what would be sent, rejected or skipped by the ledger."""
+        run_dir = self.run_dir(ctx.workflow_id)
         with open_source(self.source, self.root) as source, Ledger.open(self.state_dir) as ledger:
-            result = plan_events(
-                source.stream(self.orchestration.query, batch_rows=self.options.read_batch_rows),
-                settings=self.settings,
-                key_column=self.orchestration.key_column,
-                run_dir=self.run_dir(ctx.workflow_id),
-                ledger=ledger,
-                options=self.event_options(),
-            )
+            if isinstance(source, SparkSource):
+                staged = self._stage_on_spark(source, run_dir, ledger)
+                result = plan_staged(staged, settings=self.settings, run_dir=run_dir, ledger=ledger)
+            else:
+                result = plan_events(
+                    source.stream(self.orchestration.query, batch_rows=self.options.read_batch_rows),
+                    settings=self.settings,
+                    key_column=self.orchestration.key_column,
+                    run_dir=run_dir,
+                    ledger=ledger,
+                    options=self.event_options(),
+                )
         if (warning := self.reject_warning(result.totals)) is not None:
             self._warn(ctx, warning[0])
         return {"totals": result.totals.to_dict(), "match_report": result.match_report.to_dict()}
+
+    def _stage_on_spark(self, source: SparkSource, run_dir: Path, ledger: Ledger) -> SparkStagedEvents:
+        """Validation, hashing, grouping and the ledger anti-join on Spark's executors (ttsync.spark.events)."""
+        options = self.event_options()
+        rules = event_rules(self.settings, options)
+        frame = source.dataframe(self.orchestration.query)
+        plan = plan_columns(
+            frame.columns,
+            key_column=self.orchestration.key_column,
+            attribute_mapping=options.attribute_mapping,
+            derive_event_id=rules.derive_event_id,
+        )
+        assert options.key_hasher is not None  # event_options always has the workspace's
+        return stage_events_on_spark(
+            frame,
+            plan=plan,
+            rules=rules,
+            key_column=self.orchestration.key_column,
+            run_dir=run_dir,
+            ledger=ledger,
+            namespace=ledger_namespace(self.settings.event_set_id, self.settings.test_event_code),
+            key_hasher=options.key_hasher,
+            now=datetime.now(UTC),
+        )

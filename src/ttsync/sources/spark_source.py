@@ -20,7 +20,7 @@ from ttsync.sources.base import (
     SourceError,
 )
 from ttsync.sources.guard import allowed_roots, check_read_only_query, check_source_path
-from ttsync.spark.session import spark_session
+from ttsync.sources.spark_session import spark_session
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

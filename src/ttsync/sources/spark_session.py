@@ -19,7 +19,9 @@ if TYPE_CHECKING:  # pyspark is an optional extra
 
 DEFAULT_MASTER = "local[*]"
 _LOCK = threading.Lock()
-# Log4j 2 configuration: errors only (Spark's INFO/WARN lines would drown a run's output).
+# Log4j 2 configuration: errors only (Spark's INFO/WARN lines would drown a run's output). The REPL logger at
+# the root's level too: pyspark counts as an interactive shell, and Spark prints "Setting default log level
+# to WARN" (two lines on stderr) when that logger's level differs from the root's.
 _LOG4J = """rootLogger.level = error
 rootLogger.appenderRef.stderr.ref = console
 appender.console.type = Console
@@ -27,7 +29,13 @@ appender.console.name = console
 appender.console.target = SYSTEM_ERR
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n
+logger.repl.name = org.apache.spark.repl.Main
+logger.repl.level = error
 """
+# The driver JVM's stderr (its own warnings, such as "Using incubator modules", log4j's errors, and the
+# executors' Python workers' stderr in local mode) goes to this file in `spark.local.dir`, not to the
+# terminal: a Spark run prints what a local run prints. Failures still reach ttsync as exceptions.
+JVM_LOG = "spark-jvm.log"
 
 
 def missing_requirement() -> str | None:
@@ -57,14 +65,23 @@ def spark_session(
         raise SourceError(reason, resolution_key=SOURCE_CONFIGURATION)
     from pyspark.sql import SparkSession
 
+    master = master or DEFAULT_MASTER
     with _LOCK:
+        if master.startswith("sc://"):
+            # Spark Connect: a gRPC client (pyspark's `connect` extra), no JVM here; the server owns every
+            # setting, and its Python workers must have ttsync installed (docs/scale.md).
+            try:
+                return SparkSession.builder.remote(master).getOrCreate()
+            except ImportError as exc:  # the client's gRPC packages are an extra of their own
+                raise SourceError(
+                    f"Spark Connect ({master}) needs pyspark's client packages: pip install "
+                    f"'ttsync[spark-connect]' ({exc})",
+                    resolution_key=SOURCE_CONFIGURATION,
+                ) from None
         active = SparkSession.getActiveSession()
         if active is not None:
             return active
         settings = dict(conf or {})
-        master = master or DEFAULT_MASTER
-        if master.startswith("sc://"):  # Spark Connect: the server owns every setting
-            return SparkSession.builder.remote(master).getOrCreate()
         local_dir = settings.get("spark.local.dir") or tempfile.mkdtemp(prefix="ttsync-spark-")
         Path(local_dir).mkdir(parents=True, exist_ok=True)
         log4j = Path(local_dir) / "log4j2.properties"
@@ -91,12 +108,29 @@ def spark_session(
             # Python workers start from the environment, not from the settings above, in local mode.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        builder = SparkSession.builder.master(master).appName(name)
-        for key, value in (defaults | settings).items():
-            builder = builder.config(key, value)
-        session = builder.getOrCreate()
+        session = _start(master, name, defaults | settings, Path(local_dir) / JVM_LOG)
         session.sparkContext.setLogLevel("ERROR")
         if "spark.local.dir" not in settings:
             atexit.register(shutil.rmtree, local_dir, True)
         atexit.register(session.stop)
         return session
+
+
+def _start(master: str, name: str, settings: Mapping[str, str], jvm_log: Path) -> SparkSession:
+    """Start the driver JVM with its stderr in `jvm_log` (pyspark's `popen_kwargs` hook for exactly this),
+    then the session on it."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+    from pyspark.sql import SparkSession
+
+    conf = SparkConf().setMaster(master).setAppName(name).setAll(list(settings.items()))
+    fd = os.open(jvm_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        with os.fdopen(fd, "ab") as log:  # the JVM keeps its own copy of the descriptor
+            gateway = launch_gateway(conf, popen_kwargs={"stderr": log})  # type: ignore[no-untyped-call]
+    except Exception as exc:  # pyspark raises its own classes; the reason is in the JVM's log
+        raise SourceError(
+            f"Spark could not start its driver JVM ({exc}); its log: {jvm_log}",
+            resolution_key=SOURCE_CONFIGURATION,
+        ) from None
+    return SparkSession(SparkContext(conf=conf, gateway=gateway))
