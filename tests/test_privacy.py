@@ -202,3 +202,14 @@ def test_forget_now_removes_from_every_audience_and_snapshot_at_once(env: Env) -
     assert_no_leaks(
         [env.workspace.state_dir], [done.stdout, done.stderr, report.stdout, text.stdout], emails, phones
     )
+
+
+def test_forget_report_alone_and_empty(env: Env) -> None:
+    empty = _cli(env, "forget", "--report")
+    assert empty.returncode == 0, empty.stderr
+    assert "no forgotten identifier" in empty.stdout
+    mixed = _cli(env, "forget", "--report", "--email", "someone@example.com")
+    assert mixed.returncode != 0
+    assert "--report" in mixed.stderr
+    assert "someone@example.com" not in mixed.stderr + mixed.stdout
+    assert "Traceback" not in mixed.stderr

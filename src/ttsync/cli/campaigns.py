@@ -216,6 +216,8 @@ def forget(
     workspace at its next run whatever the guards (or at once with --now), never sent again, and recorded in
     the audit log. `--report` alone shows where forgotten identifiers are still held."""
     if show_report:
+        if email or phone or maid or key or file or now:
+            raise typer.BadParameter("--report shows the forget requests so far: give it alone (with --json)")
         _forget_report(workspace, as_json)
         return
     values = _read_forget_file(file) if file is not None else {kind: [] for kind in _FILE_KINDS}
