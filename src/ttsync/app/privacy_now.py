@@ -17,6 +17,7 @@ from ttsync.app.audit import entries, record
 from ttsync.app.privacy import FORGET, delete_held, held_in_snapshot, privacy_dir
 from ttsync.app.runs import build_run
 from ttsync.app.workspace.layout import Workspace
+from ttsync.destinations.tiktok.client.errors import TikTokError
 from ttsync.destinations.tiktok.pipelines.audience import AudienceRun
 from ttsync.errors import ConfigError
 from ttsync.identity.digests import HEX_SQL
@@ -67,8 +68,9 @@ def forget_now(
     actor: str = "cli",
 ) -> dict[str, Any]:
     """Remove every forgotten identifier from every audience of the workspace now: a segment-API audience gets
-    a `segment/mapping/` delete of those its snapshot holds, then the snapshot drops them; a customer-file
-    audience (no per-identifier delete) is reported as pending until its next full upload. An audit entry
+    a `segment/mapping/` delete of those its snapshot holds, then the snapshot drops them (status `removed`,
+    or `failed` with the reason when TikTok refuses); a customer-file audience (no per-identifier delete) is
+    reported as `pending_full_upload`. An audit entry
     records the hashes and the audiences touched. Returns the audiences with what was removed (hashes only)."""
     hashes_sql = _forgotten_sql(workspace)
     audiences: list[dict[str, Any]] = []
@@ -84,7 +86,12 @@ def forget_now(
                           "reason": "customer-file audiences have no per-identifier delete: ttsync removes them "
                           "at the audience's next full upload (`mode: replace`)"}  # fmt: skip
         else:
-            found = asyncio.run(delete_held(run, item["audience_id"], str(hashes_sql)))
+            try:
+                found = asyncio.run(delete_held(run, item["audience_id"], str(hashes_sql)))
+            except TikTokError as exc:  # the other audiences are still cleared; this one keeps its snapshot
+                entry |= {"status": "failed", "reason": f"TikTok refused the delete: {exc.message}; the next "
+                          "run of this audience (or `ttsync forget --now` again) retries"}  # fmt: skip
+                found = []
             if found:
                 entry |= {"status": "removed", "removed": [f"{schema}:{digest}" for schema, digest in found]}
         audiences.append(entry)

@@ -232,8 +232,11 @@ def forget(
             region=region,
         )
         applied = forget_now(_workspace(workspace), store, added.request) if now else None
+    failed = applied is not None and any(a["status"] == "failed" for a in applied["audiences"])
     if as_json:
         print_json(added.to_dict() | ({"now": applied["audiences"]} if applied else {}))
+        if failed:
+            raise typer.Exit(1)
         return
     rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(added.rejected.items()))
     typer.echo(
@@ -246,6 +249,8 @@ def forget(
             + (f", {len(audience['removed'])} removed" if audience["removed"] else "")
             + (f" — {audience['reason']}" if audience.get("reason") else "")
         )
+    if failed:
+        raise typer.Exit(1)  # an audience still holds them: the reason is printed above
 
 
 def _forget_report(workspace: Path | None, as_json: bool) -> None:
