@@ -8,18 +8,17 @@ A module of its own, beside `app/privacy.py`: it builds audience runs (`app/runs
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from typing import Any
 
 import duckdb
 
 from ttsync.app.audit import entries, record
 from ttsync.app.privacy import FORGET, delete_held, held_in_snapshot, privacy_dir
-from ttsync.app.runs import build_run
+from ttsync.app.runs import build_continue_run
 from ttsync.app.workspace.layout import Workspace
 from ttsync.destinations.tiktok.client.errors import TikTokError
 from ttsync.destinations.tiktok.pipelines.audience import AudienceRun
-from ttsync.errors import ConfigError
+from ttsync.errors import WorkspaceError
 from ttsync.identity.digests import HEX_SQL
 from ttsync.sqltext import sql_literal
 from ttsync.store import repos
@@ -38,17 +37,16 @@ def _forgotten_sql(workspace: Workspace) -> str | None:
     return f"(SELECT * FROM read_parquet({sql_literal(path)}) WHERE origin = {sql_literal(FORGET)})"
 
 
-def _audience_runs(
-    workspace: Workspace, store: Store, environ: Mapping[str, str] | None
-) -> list[dict[str, Any]]:
+def _audience_runs(workspace: Workspace, store: Store) -> list[dict[str, Any]]:
     """Every TikTok audience the workspace manages, with its run (None and a reason when it cannot be built)."""
     out = []
     for state in repos.list_audience_states(store):
         item: dict[str, Any] = {"audience_id": state.audience_id, "orchestration": state.orchestration,
                                 "destination": state.destination, "run": None, "reason": None}  # fmt: skip
         try:
-            run = build_run(workspace, store, state.orchestration, environ=environ)
-        except ConfigError as exc:
+            # A stored orchestration's run, or a campaign delivery's (derived, never stored).
+            run = build_continue_run(workspace, store, state.orchestration)
+        except WorkspaceError as exc:
             item["reason"] = f"orchestration cannot be loaded: {exc}"
         else:
             if not isinstance(run, AudienceRun) or run.destination.name != state.destination:
@@ -64,7 +62,6 @@ def forget_now(
     store: Store,
     request: str,
     *,
-    environ: Mapping[str, str] | None = None,
     actor: str = "cli",
 ) -> dict[str, Any]:
     """Remove every forgotten identifier from every audience of the workspace now: a segment-API audience gets
@@ -74,7 +71,7 @@ def forget_now(
     records the hashes and the audiences touched. Returns the audiences with what was removed (hashes only)."""
     hashes_sql = _forgotten_sql(workspace)
     audiences: list[dict[str, Any]] = []
-    for item in _audience_runs(workspace, store, environ) if hashes_sql else []:
+    for item in _audience_runs(workspace, store) if hashes_sql else []:
         run: AudienceRun | None = item.pop("run")
         entry = item | {"removed": [], "status": "not_held"}
         if run is None:
