@@ -13,10 +13,14 @@ from typing import Any
 import duckdb
 
 from audience_env import KINDS, ORCH, Env
+from test_pii_scan import assert_no_leaks, raw_values
 from ttsync.app.audit import entries
+from ttsync.app.runs import build_run, start_run
 from ttsync.config.writeback import WritebackConfig
 from ttsync.identity import InvalidIdentifier, hash_identifier
+from ttsync.identity.digests import HEX_SQL
 from ttsync.store import repos
+from ttsync.sync.snapshot import snapshot_path, snapshot_sql
 from ttsync.writeback.rowkey import stored_row_keys, workspace_hasher
 from ttsync.writeback.stored import save_writeback
 
@@ -134,3 +138,101 @@ def test_forget_refuses_nothing_usable_without_echoing_it(env: Env) -> None:
     assert "invalid_email" in done.stderr
     assert "not-an-email" not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def _snapshot_hashes(env: Env, orchestration: str, audience_id: str) -> set[tuple[str, str]]:
+    path = snapshot_path(env.workspace.state_dir, f"tiktok-audiences__{orchestration}", audience_id)
+    with duckdb.connect() as con:
+        rows = con.execute(f"SELECT id_schema, {HEX_SQL} FROM {snapshot_sql(path)}").fetchall()
+    return {(str(s), str(h)) for s, h in rows}
+
+
+def test_forget_now_removes_from_every_audience_and_snapshot_at_once(env: Env) -> None:
+    # A second audience of the workspace (same people, its own TikTok audience and snapshot).
+    second = "high-value-copy"
+    current = repos.get_orchestration(env.store, ORCH)
+    repos.save_orchestration(env.store, current.model_copy(update={"name": second}))
+    assert env.run().ok
+    assert start_run(build_run(env.workspace, env.store, second)).ok
+    audiences = {
+        ORCH: env.audience_id(),
+        second: repos.get_audience_states(env.store, "tiktok-audiences", second)[0].audience_id,
+    }
+    assert len(set(audiences.values())) == 2
+    by_email, by_phone = _people(env, 2)
+    phone_hash = hash_identifier("phone", str(by_phone["phone"]), region=by_phone["country"] or "US")
+    gone = {("EMAIL_SHA256", by_email["email_hash"]), ("PHONE_SHA256", phone_hash)}
+    before = {name: env.members(aid) for name, aid in audiences.items()}
+    for name, aid in audiences.items():
+        assert gone <= before[name]
+        assert gone <= _snapshot_hashes(env, name, aid)
+
+    args = ["forget", "--email", by_email["email"], "--phone", str(by_phone["phone"])]
+    done = _cli(env, *args, "--region", by_phone["country"] or "US", "--now", "--json")
+    assert done.returncode == 0, done.stderr
+    applied = {a["audience_id"]: a for a in json.loads(done.stdout)["now"]}
+    assert set(applied) == set(audiences.values())
+    for name, aid in audiences.items():
+        assert applied[aid]["status"] == "removed"
+        assert sorted(applied[aid]["removed"]) == sorted(f"{s}:{h}" for s, h in gone)
+        assert env.members(aid) == before[name] - gone  # nobody else touched
+        assert not gone & _snapshot_hashes(env, name, aid)
+
+    report = _cli(env, "forget", "--report", "--json")
+    assert report.returncode == 0, report.stderr
+    rows = json.loads(report.stdout)["rows"]
+    assert {(r["id_schema"], r["hash_prefix"], r["audience_id"]) for r in rows} == {
+        (s, h[:12], aid) for s, h in gone for aid in audiences.values()
+    }
+    assert all(r["snapshot"] and not r["held"] and r["removal_sent"] for r in rows)
+    text = _cli(env, "forget", "--report")
+    assert text.returncode == 0
+    assert "HELD" not in text.stdout
+    assert "removal sent" in text.stdout
+
+    audit = next(e for e in entries(env.store, limit=5) if e.action == "privacy.forget_now")
+    assert audit.details["hashes"] == sorted(f"{s}:{h}" for s, h in gone)
+    assert {a["audience_id"] for a in audit.details["audiences"]} == set(audiences.values())
+
+    after = env.run()  # the next run neither re-adds them nor has anything left to remove
+    assert after.ok, after.workflow.error
+    assert "privacy_removed_ids" not in next(t for t in after.workflow.tasks if t.name == "plan").counts
+    assert env.members() == before[ORCH] - gone
+    emails, phones = raw_values(env.workspace.sample_warehouse)
+    assert_no_leaks(
+        [env.workspace.state_dir], [done.stdout, done.stderr, report.stdout, text.stdout], emails, phones
+    )
+
+
+def test_forget_report_alone_and_empty(env: Env) -> None:
+    empty = _cli(env, "forget", "--report")
+    assert empty.returncode == 0, empty.stderr
+    assert "no forgotten identifier" in empty.stdout
+    mixed = _cli(env, "forget", "--report", "--email", "someone@example.com")
+    assert mixed.returncode != 0
+    assert "--report" in mixed.stderr
+    assert "someone@example.com" not in mixed.stderr + mixed.stdout
+    assert "Traceback" not in mixed.stderr
+
+
+def test_forget_now_reports_customer_file_audiences_as_pending(env: Env) -> None:
+    destination = repos.get_destination(env.store, "tiktok-audiences")
+    settings = destination.settings | {
+        "delivery": "customer_file",
+        "user_id_types": ["EMAIL"],
+        "retention_days": 30,
+    }
+    repos.save_destination(env.store, destination.model_copy(update={"settings": settings}))
+    assert env.run().ok
+    (person,) = _people(env, 1)
+    before = env.members()
+    assert ("EMAIL_SHA256", person["email_hash"]) in before
+
+    done = _cli(env, "forget", "--email", person["email"], "--now", "--json")
+    assert done.returncode == 0, done.stderr
+    (applied,) = json.loads(done.stdout)["now"]
+    assert applied["status"] == "pending_full_upload"
+    assert "customer-file" in applied["reason"]
+    assert env.members() == before  # no per-identifier delete was sent
+    rows = json.loads(_cli(env, "forget", "--report", "--json").stdout)["rows"]
+    assert [(r["held"], r["removal_sent"]) for r in rows] == [(True, False)]

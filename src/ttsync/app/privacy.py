@@ -391,39 +391,62 @@ async def remove_listed(run: AudienceRun, ctx: TaskContext) -> int:
     snapshot = run.snapshot_file(str(audience_id))
     if not snapshot.is_file():
         return 0
-    same = " AND ".join(f"s.{k} IS NOT DISTINCT FROM h.{k}" for k in KEY_COLUMNS)
-    with duckdb.connect() as con:
-        held = (
-            f"(SELECT s.* FROM {snapshot_sql(snapshot)} s SEMI JOIN {_read_hashes(hash_files)} h "
-            f"ON s.id_schema = h.id_schema AND {same})"
-        )
-        found = con.execute(f"SELECT DISTINCT id_schema, {HEX_SQL} AS hash FROM {held}").fetchall()
-        if not found:
-            return 0
-        if run.customer_file:
+    if run.customer_file:
+        held = held_in_snapshot(snapshot, _read_hashes(hash_files))
+        if held:
             ctx.warn(
-                f"{len(found)} identifiers of forget requests or suppression lists are in customer-file audience "
+                f"{len(held)} identifiers of forget requests or suppression lists are in customer-file audience "
                 f"{audience_id}; ttsync removes them at its next full upload (`mode: replace`) — customer-file "
                 "audiences have no per-identifier delete here",
                 serious=True,
             )
-            return 0
-        by_schema: dict[str, list[str]] = {}
-        for schema, digest in found:
-            by_schema.setdefault(str(schema), []).append(str(digest))
-        async with run.client() as client:
-            for schema, digests in sorted(by_schema.items()):
-                for start in range(0, len(digests), _DELETE_BATCH):
-                    await client.segment_mapping(
-                        action="delete",
-                        advertiser_ids=list(run.settings.advertiser_ids),
-                        audience_ids=[str(audience_id)],
-                        id_schema=[schema],  # type: ignore[list-item]
-                        rows=[[d] for d in digests[start : start + _DELETE_BATCH]],
-                    )
-        # TikTok confirmed: the snapshot no longer holds them (a crash before this re-sends the deletes).
+        return 0
+    found = await delete_held(run, str(audience_id), _read_hashes(hash_files))
+    if not found:
+        return 0
+    record(ctx.store, "ttsync", "privacy.removed", f"audience:{audience_id}",
+           {"workflow_id": ctx.workflow_id, "orchestration": run.orchestration.name, "removed": len(found)})  # fmt: skip
+    return len(found)
+
+
+def held_in_snapshot(snapshot: Path, hashes_sql: str) -> list[tuple[str, str]]:
+    """The (id schema, SHA-256 hex) pairs of `hashes_sql` (a DuckDB relation of id_schema and digest words)
+    that an audience's snapshot holds."""
+    if not snapshot.is_file():
+        return []
+    same = " AND ".join(f"s.{k} IS NOT DISTINCT FROM h.{k}" for k in KEY_COLUMNS)
+    with duckdb.connect() as con:
+        rows = con.execute(
+            f"SELECT DISTINCT id_schema, {HEX_SQL} AS hash FROM (SELECT s.* FROM {snapshot_sql(snapshot)} s "
+            f"SEMI JOIN {hashes_sql} h ON s.id_schema = h.id_schema AND {same}) ORDER BY 1, 2"
+        ).fetchall()
+    return [(str(schema), str(digest)) for schema, digest in rows]
+
+
+async def delete_held(run: AudienceRun, audience_id: str, hashes_sql: str) -> list[tuple[str, str]]:
+    """Delete from a segment-API audience the identifiers of `hashes_sql` its snapshot holds, then drop them from
+    the snapshot (only once TikTok accepted every delete: a crash before re-sends them). Returns the pairs."""
+    snapshot = run.snapshot_file(audience_id)
+    found = held_in_snapshot(snapshot, hashes_sql)
+    if not found:
+        return []
+    by_schema: dict[str, list[str]] = {}
+    for schema, digest in found:
+        by_schema.setdefault(schema, []).append(digest)
+    async with run.client() as client:
+        for schema, digests in sorted(by_schema.items()):
+            for start in range(0, len(digests), _DELETE_BATCH):
+                await client.segment_mapping(
+                    action="delete",
+                    advertiser_ids=list(run.settings.advertiser_ids),
+                    audience_ids=[audience_id],
+                    id_schema=[schema],  # type: ignore[list-item]
+                    rows=[[d] for d in digests[start : start + _DELETE_BATCH]],
+                )
+    same = " AND ".join(f"s.{k} IS NOT DISTINCT FROM h.{k}" for k in KEY_COLUMNS)
+    with duckdb.connect() as con:
         kept = con.sql(
-            f"SELECT * FROM {snapshot_sql(snapshot)} s ANTI JOIN {_read_hashes(hash_files)} h "
+            f"SELECT * FROM {snapshot_sql(snapshot)} s ANTI JOIN {hashes_sql} h "
             f"ON s.id_schema = h.id_schema AND {same}"
         ).to_arrow_table()
     tmp = snapshot.with_suffix(".privacy.tmp")
@@ -431,6 +454,4 @@ async def remove_listed(run: AudienceRun, ctx: TaskContext) -> int:
     with contextlib.suppress(OSError), open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, snapshot)
-    record(ctx.store, "ttsync", "privacy.removed", f"audience:{audience_id}",
-           {"workflow_id": ctx.workflow_id, "orchestration": run.orchestration.name, "removed": len(found)})  # fmt: skip
-    return len(found)
+    return found

@@ -12,6 +12,8 @@ from ttsync.app import campaigns as use_cases
 from ttsync.app.campaigns import campaign_report, plan_campaign, run_campaign
 from ttsync.app.privacy import add_suppression_hashes, listed
 from ttsync.app.privacy import forget as forget_request
+from ttsync.app.privacy_now import forget_now
+from ttsync.app.privacy_now import report as forget_report
 from ttsync.app.segments import preview_segment
 from ttsync.app.workspace.layout import Workspace
 from ttsync.cli._common import EXIT_FAILED, JsonOption, WorkspaceOption, handle_errors, open_store, print_json
@@ -201,11 +203,24 @@ def forget(
         Path | None, typer.Option("--file", help="A file of KIND:VALUE lines (email, phone, maid, key).")
     ] = None,
     region: Annotated[str | None, typer.Option("--region", help="Region of national phone numbers.")] = None,
+    now: Annotated[
+        bool, typer.Option("--now", help="Also remove every forgotten identifier from every audience now.")
+    ] = False,
+    show_report: Annotated[
+        bool,
+        typer.Option("--report", help="Show, per forgotten identifier and audience, whether it is held."),
+    ] = False,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Forget people: the values are hashed at once (never stored), removed from every audience of the
-    workspace at its next run whatever the guards, never sent again, and recorded in the audit log."""
+    workspace at its next run whatever the guards (or at once with --now), never sent again, and recorded in
+    the audit log. `--report` alone shows where forgotten identifiers are still held."""
+    if show_report:
+        if email or phone or maid or key or file or now:
+            raise typer.BadParameter("--report shows the forget requests so far: give it alone (with --json)")
+        _forget_report(workspace, as_json)
+        return
     values = _read_forget_file(file) if file is not None else {kind: [] for kind in _FILE_KINDS}
     with open_store(workspace) as store, handle_errors():
         added = forget_request(
@@ -217,14 +232,43 @@ def forget(
             keys=[*(key or []), *values["key"]],
             region=region,
         )
+        applied = forget_now(_workspace(workspace), store, added.request) if now else None
+    failed = applied is not None and any(a["status"] == "failed" for a in applied["audiences"])
     if as_json:
-        print_json(added.to_dict())
+        print_json(added.to_dict() | ({"now": applied["audiences"]} if applied else {}))
+        if failed:
+            raise typer.Exit(1)
         return
     rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(added.rejected.items()))
     typer.echo(
         f"forget request {added.request}: {added.identifiers} identifiers and {added.keys} keys; removed from "
         "every audience at its next run" + (f" (refused: {rejected})" if rejected else "")
     )
+    for audience in applied["audiences"] if applied else []:
+        typer.echo(
+            f"  audience {audience['audience_id']} ({audience['orchestration']}): {audience['status']}"
+            + (f", {len(audience['removed'])} removed" if audience["removed"] else "")
+            + (f" — {audience['reason']}" if audience.get("reason") else "")
+        )
+    if failed:
+        raise typer.Exit(1)  # an audience still holds them: the reason is printed above
+
+
+def _forget_report(workspace: Path | None, as_json: bool) -> None:
+    """`ttsync forget --report`: one line per forgotten identifier (hash prefix) and audience."""
+    with open_store(workspace) as store, handle_errors():
+        rows = forget_report(_workspace(workspace), store)
+    if as_json:
+        print_json({"rows": rows})
+        return
+    if not rows:
+        typer.echo("no forgotten identifier, or no audience yet")
+    for row in rows:
+        typer.echo(
+            f"{row['request']}\t{row['id_schema']}:{row['hash_prefix']}\t{row['audience_id']}\t"
+            + ("HELD" if row["held"] else "not held" if row["snapshot"] else "no snapshot")
+            + ("\tremoval sent" if row["removal_sent"] else "")
+        )
 
 
 @suppression_app.command("add")
