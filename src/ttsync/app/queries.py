@@ -125,12 +125,11 @@ def _task_rows(
     kind: str,
     task_names: Sequence[str],
     orchestrations: Collection[str] | None = None,
-    finished_since: datetime | None = None,
     newest: int | None = None,
 ) -> list[sa.RowMapping]:
     """(workflow id, orchestration, state, created, finished, task name, task finished, task counts) of the
-    named tasks of every workflow of `kind` (of `orchestrations` when given; of tasks finished at or after
-    `finished_since` when given; of the `newest` workflows when given), newest workflow first."""
+    named tasks of every workflow of `kind` (of `orchestrations` when given; of the `newest` workflows when
+    given), newest workflow first."""
     w, t = schema.workflows, schema.tasks
     query = (
         sa.select(
@@ -155,14 +154,6 @@ def _task_rows(
         if orchestrations is not None:
             ids = ids.where(w.c.orchestration.in_(list(orchestrations)))
         query = query.where(w.c.id.in_(ids.scalar_subquery()))
-    if finished_since is not None:
-        # Stored naive on SQLite (UTC) and zoned on PostgreSQL: compare like with like.
-        since = (
-            finished_since
-            if store.engine.dialect.name == "postgresql"
-            else finished_since.replace(tzinfo=None)
-        )
-        query = query.where(t.c.finished_at >= since)
     with store.read() as conn:
         return list(conn.execute(query).mappings().all())
 
@@ -172,10 +163,6 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def events_per_day(
@@ -219,9 +206,10 @@ def events_per_day(
     for orchestration, day, reason, n in rejects:
         if first <= day <= today:
             key = (day, by_orchestration.get(orchestration))
-            rejected = reasons[key]
+            # setdefault: a delivery stored between the two queries may show up in the second only.
+            rejected = reasons.setdefault(key, {})
             rejected[reason] = rejected.get(reason, 0) + n
-            sums[key][3] += n
+            sums.setdefault(key, [0, 0, 0, 0])[3] += n
     out = {
         key: EventDay(
             day=key[0],
@@ -237,7 +225,7 @@ def events_per_day(
     return sorted(out.values(), key=lambda d: (-d.day.toordinal(), d.destination or ""))
 
 
-# Per dialect: a stored count as an integer (a JSON integer, else 0, like `_int`), the key's presence, the
+# Per dialect: a stored count as an integer (a JSON integer, else 0: not a boolean, fraction or text), the key's presence, the
 # `rejected` object's entries, and the UTC day a task finished (SQLite stores naive UTC, PostgreSQL zoned).
 _SQL: Final = {
     "sqlite": {
