@@ -10,7 +10,7 @@ import socket
 import uuid
 
 from ttsync.app.audit import record
-from ttsync.app.campaigns import orchestration_named
+from ttsync.app.campaign_deliveries import orchestration_named
 from ttsync.app.runs import build_continue_run, build_run, continue_run, start_run
 from ttsync.app.workspace.layout import Workspace
 from ttsync.errors import ResolvableError, RunCancelledError, RunRefusedError

@@ -102,7 +102,7 @@ def build_continue_run(
     orchestration's, or a campaign delivery's (`CAMPAIGN.GROUP.DESTINATION`, derived on each campaign run and
     never stored). `NotFoundError` when it is neither."""
     # app.campaigns builds on this module (start_run), so it is imported here, not at the top.
-    from ttsync.app.campaigns import delivery_run
+    from ttsync.app.campaign_deliveries import delivery_run
 
     try:
         return build_run(workspace, store, orchestration_name, reporter=reporter)

@@ -9,9 +9,10 @@ from typing import Annotated
 import typer
 
 from ttsync.app import campaigns as use_cases
-from ttsync.app.campaigns import campaign_report, plan_campaign, preview_segment, run_campaign
+from ttsync.app.campaigns import campaign_report, plan_campaign, run_campaign
 from ttsync.app.privacy import add_suppression_hashes, listed
 from ttsync.app.privacy import forget as forget_request
+from ttsync.app.segments import preview_segment
 from ttsync.app.workspace.layout import Workspace
 from ttsync.cli._common import EXIT_FAILED, JsonOption, WorkspaceOption, handle_errors, open_store, print_json
 

@@ -3,7 +3,7 @@ data template that overrides them), as the workspace settings describe."""
 
 from __future__ import annotations
 
-from ttsync.app.campaigns import orchestration_named
+from ttsync.app.campaign_deliveries import orchestration_named
 from ttsync.config.models import DataTemplate, Destination
 from ttsync.server.problems import Problem
 from ttsync.store import repos

@@ -12,7 +12,8 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 
 from ttsync.app import audit
-from ttsync.app.campaigns import build_delivery_run, campaign_report, deliveries, plan_campaign, run_campaign
+from ttsync.app.campaign_deliveries import build_delivery_run, campaign_report, deliveries
+from ttsync.app.campaigns import plan_campaign, run_campaign
 from ttsync.app.runs import preview_run
 from ttsync.config.campaigns import Campaign
 from ttsync.errors import NotFoundError
