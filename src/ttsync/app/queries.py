@@ -225,8 +225,9 @@ def events_per_day(
     return sorted(out.values(), key=lambda d: (-d.day.toordinal(), d.destination or ""))
 
 
-# Per dialect: a stored count as an integer (a JSON integer, else 0: not a boolean, fraction or text), the key's presence, the
-# `rejected` object's entries, and the UTC day a task finished (SQLite stores naive UTC, PostgreSQL zoned).
+# Per dialect: a stored count as an integer (a JSON integer, else 0: not a boolean, fraction or text), the
+# key's presence, the `rejected` object's entries, and the UTC day a task finished (SQLite stores naive UTC,
+# PostgreSQL zoned). SQLite's `r.type` and not `json_type(r.value)`: the latter reads the text "7" as 7.
 _SQL: Final = {
     "sqlite": {
         "int": "CASE WHEN json_type({doc}, '$.{key}') = 'integer' THEN json_extract({doc}, '$.{key}') ELSE 0 END",
