@@ -125,12 +125,11 @@ def _task_rows(
     kind: str,
     task_names: Sequence[str],
     orchestrations: Collection[str] | None = None,
-    finished_since: datetime | None = None,
     newest: int | None = None,
 ) -> list[sa.RowMapping]:
     """(workflow id, orchestration, state, created, finished, task name, task finished, task counts) of the
-    named tasks of every workflow of `kind` (of `orchestrations` when given; of tasks finished at or after
-    `finished_since` when given; of the `newest` workflows when given), newest workflow first."""
+    named tasks of every workflow of `kind` (of `orchestrations` when given; of the `newest` workflows when
+    given), newest workflow first."""
     w, t = schema.workflows, schema.tasks
     query = (
         sa.select(
@@ -155,14 +154,6 @@ def _task_rows(
         if orchestrations is not None:
             ids = ids.where(w.c.orchestration.in_(list(orchestrations)))
         query = query.where(w.c.id.in_(ids.scalar_subquery()))
-    if finished_since is not None:
-        # Stored naive on SQLite (UTC) and zoned on PostgreSQL: compare like with like.
-        since = (
-            finished_since
-            if store.engine.dialect.name == "postgresql"
-            else finished_since.replace(tzinfo=None)
-        )
-        query = query.where(t.c.finished_at >= since)
     with store.read() as conn:
         return list(conn.execute(query).mappings().all())
 
@@ -172,10 +163,6 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def events_per_day(
@@ -201,30 +188,28 @@ def events_per_day(
     wanted = None
     if destination is not None:
         wanted = [name for name, dest in by_orchestration.items() if dest == destination]
-    # Summed in plain dicts and turned into models once: a 30-day window may hold thousands of runs.
+    # Summed by the database per orchestration and day (a 30-day window may hold thousands of deliveries:
+    # reading and parsing each one's totals cost most of the events page's render time), merged here per
+    # destination (several orchestrations may deliver to one).
     sums: dict[tuple[date, str | None], list[int]] = {}  # runs, accepted, duplicates, rejected total
     reasons: dict[tuple[date, str | None], dict[str, int]] = {}
     since = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
-    rows = _task_rows(
-        store, kind="offline_events", task_names=[DELIVER_TASK], orchestrations=wanted, finished_since=since
-    )
-    for row in rows:
-        finished = _utc(row["task_finished_at"])
-        counts = row["counts"] or {}
-        if finished is None or "sent" not in counts or row["orchestration"] in exclude_orchestrations:
-            continue
-        day = finished.date()
-        if day < first or day > today:
-            continue
-        key = (day, by_orchestration.get(row["orchestration"]))
-        total = sums.setdefault(key, [0, 0, 0, 0])
-        total[0] += 1
-        total[1] += _int(counts.get("sent"))
-        total[2] += _int(counts.get("duplicate_skipped"))
-        rejected = reasons.setdefault(key, {})
-        for reason, n in (counts.get("rejected") or {}).items():
-            rejected[str(reason)] = rejected.get(str(reason), 0) + _int(n)
-            total[3] += _int(n)
+    totals, rejects = _delivery_sums(store, wanted, exclude_orchestrations, since)
+    for orchestration, day, runs, accepted, duplicates in totals:
+        if first <= day <= today:
+            key = (day, by_orchestration.get(orchestration))
+            total = sums.setdefault(key, [0, 0, 0, 0])
+            total[0] += runs
+            total[1] += accepted
+            total[2] += duplicates
+            reasons.setdefault(key, {})
+    for orchestration, day, reason, n in rejects:
+        if first <= day <= today:
+            key = (day, by_orchestration.get(orchestration))
+            # setdefault: a delivery stored between the two queries may show up in the second only.
+            rejected = reasons.setdefault(key, {})
+            rejected[reason] = rejected.get(reason, 0) + n
+            sums.setdefault(key, [0, 0, 0, 0])[3] += n
     out = {
         key: EventDay(
             day=key[0],
@@ -238,6 +223,90 @@ def events_per_day(
         for key, (runs, accepted, duplicates, rejected_total) in sums.items()
     }
     return sorted(out.values(), key=lambda d: (-d.day.toordinal(), d.destination or ""))
+
+
+# Per dialect: a stored count as an integer (a JSON integer, else 0: not a boolean, fraction or text), the
+# key's presence, the `rejected` object's entries, and the UTC day a task finished (SQLite stores naive UTC,
+# PostgreSQL zoned). SQLite's `r.type` and not `json_type(r.value)`: the latter reads the text "7" as 7.
+_SQL: Final = {
+    "sqlite": {
+        "int": "CASE WHEN json_type({doc}, '$.{key}') = 'integer' THEN json_extract({doc}, '$.{key}') ELSE 0 END",
+        "has": "json_type(t.counts, '$.sent') IS NOT NULL",
+        "each": "json_each(t.counts, '$.rejected') AS r",
+        "is_object": "json_type(t.counts, '$.rejected') = 'object'",
+        "entry": "r.type = 'integer'",
+        "value": "r.value",
+        "day": "date(t.finished_at)",
+    },
+    "postgresql": {
+        "int": "CASE WHEN json_typeof({doc} -> '{key}') = 'number' AND ({doc} ->> '{key}') ~ '^-?[0-9]+$'"
+        " THEN ({doc} ->> '{key}')::bigint ELSE 0 END",
+        "has": "(t.counts -> 'sent') IS NOT NULL",
+        "each": "json_each(t.counts -> 'rejected') AS r",
+        "is_object": "json_typeof(t.counts -> 'rejected') = 'object'",
+        "entry": "json_typeof(r.value) = 'number' AND (r.value #>> '{}') ~ '^-?[0-9]+$'",
+        "value": "r.value #>> '{}'",
+        "day": "CAST(t.finished_at AT TIME ZONE 'UTC' AS DATE)",
+    },
+}
+
+
+def _delivery_sums(
+    store: Store, orchestrations: Collection[str] | None, exclude: Collection[str], since: datetime
+) -> tuple[list[tuple[str, date, int, int, int]], list[tuple[str, date, str, int]]]:
+    """The offline-events `deliver` tasks that stored totals (`sent` among them) and finished at or after
+    `since` (of `orchestrations` when given, none of `exclude`), summed per orchestration and UTC day:
+    (orchestration, day, runs, accepted, duplicates) and (orchestration, day, reason, rejected)."""
+    sql = _SQL["postgresql" if store.engine.dialect.name == "postgresql" else "sqlite"]
+    where = [
+        "t.name = :task",
+        "w.kind = 'offline_events'",
+        "t.finished_at >= :since",
+        sql["has"],
+    ]
+    params: dict[str, Any] = {
+        "task": DELIVER_TASK,
+        # Stored naive on SQLite (UTC) and zoned on PostgreSQL: compare like with like.
+        "since": since if store.engine.dialect.name == "postgresql" else since.replace(tzinfo=None),
+    }
+    expanding = []
+    if orchestrations is not None:
+        where.append("w.orchestration IN :wanted")
+        params["wanted"] = list(orchestrations) or [""]  # an empty IN list: the "" orchestration never exists
+        expanding.append("wanted")
+    if exclude:
+        where.append("w.orchestration NOT IN :exclude")
+        params["exclude"] = list(exclude)
+        expanding.append("exclude")
+    source = "FROM tasks t JOIN workflows w ON w.id = t.workflow_id"
+    totals = sa.text(
+        f"SELECT w.orchestration, {sql['day']} AS day, COUNT(*),"
+        f" SUM({sql['int'].format(doc='t.counts', key='sent')}),"
+        f" SUM({sql['int'].format(doc='t.counts', key='duplicate_skipped')})"
+        f" {source} WHERE {' AND '.join(where)} GROUP BY w.orchestration, day"
+    )
+    entry = f"CASE WHEN {sql['entry']} THEN CAST({sql['value']} AS BIGINT) ELSE 0 END"
+    rejects = sa.text(
+        f"SELECT w.orchestration, {sql['day']} AS day, r.key, SUM({entry}) {source}, {sql['each']}"
+        f" WHERE {' AND '.join([*where, sql['is_object']])} GROUP BY w.orchestration, day, r.key"
+    )
+    for name in expanding:
+        totals = totals.bindparams(sa.bindparam(name, expanding=True))
+        rejects = rejects.bindparams(sa.bindparam(name, expanding=True))
+    with store.read() as conn:
+        sums = [
+            (o, _day(d), int(runs), int(accepted or 0), int(dups or 0))
+            for o, d, runs, accepted, dups in conn.execute(totals, params)
+        ]
+        rejected = [
+            (o, _day(d), str(reason), int(n or 0)) for o, d, reason, n in conn.execute(rejects, params)
+        ]
+    return sums, rejected
+
+
+def _day(value: object) -> date:
+    """A day as the database returns it: a date (PostgreSQL) or its ISO text (SQLite)."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def audience_history(
