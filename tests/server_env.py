@@ -98,3 +98,19 @@ def server_environ(base: dict[str, str]) -> dict[str, str]:
     environ.pop("TTSYNC_STORE_URL", None)
     environ["ADMIN_PASSWORD"] = ADMIN_PASSWORD
     return environ
+
+
+def add_admin(root: Path, environ: dict[str, str]) -> None:
+    """`ttsync users add admin --role admin` in a real process: a server never starts without an admin."""
+    ttsync(
+        "users",
+        "add",
+        "admin",
+        "--role",
+        "admin",
+        "--password-env",
+        "ADMIN_PASSWORD",
+        "-w",
+        str(root),
+        env=environ,
+    )

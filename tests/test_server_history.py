@@ -13,7 +13,7 @@ import httpx2 as httpx
 import pytest
 
 from audience_env import ORCH, Env
-from server_env import Server, running_server, server_environ, ttsync
+from server_env import Server, add_admin, running_server, server_environ, ttsync
 from ttsync.store import repos
 
 pytestmark = pytest.mark.slow
@@ -54,18 +54,7 @@ def _task(workflow: dict[str, Any], name: str) -> dict[str, Any]:
 def test_events_per_day_and_audience_history_after_real_runs(env: Env) -> None:
     environ = server_environ(env.environ)
     root = str(env.workspace.root)
-    ttsync(
-        "users",
-        "add",
-        "admin",
-        "--role",
-        "admin",
-        "--password-env",
-        "ADMIN_PASSWORD",
-        "-w",
-        root,
-        env=environ,
-    )
+    add_admin(env.workspace.root, environ)
     ttsync(
         "users",
         "add",

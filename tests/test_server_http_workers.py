@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from audience_env import ORCH, Env
-from server_env import running_server, server_environ, ttsync
+from server_env import add_admin, running_server, server_environ
 from ttsync.store import runqueue
 
 pytestmark = pytest.mark.slow
@@ -18,19 +18,7 @@ pytestmark = pytest.mark.slow
 
 def test_two_http_workers_share_one_scheduler_and_worker_pool(env: Env) -> None:
     environ = server_environ(env.environ)
-    root = str(env.workspace.root)
-    ttsync(
-        "users",
-        "add",
-        "admin",
-        "--role",
-        "admin",
-        "--password-env",
-        "ADMIN_PASSWORD",
-        "-w",
-        root,
-        env=environ,
-    )
+    add_admin(env.workspace.root, environ)
     with running_server(env.workspace.root, environ, "--workers", "1", "--http-workers", "2") as server:
         port = int(server.url.rsplit(":", 1)[1])
         listening = [

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from audience_env import ORCH, Env
-from server_env import Server, running_server, server_environ, ttsync
+from server_env import Server, add_admin, running_server, server_environ
 
 pytestmark = pytest.mark.slow
 EVENTS = "store-purchases-last-7-days"
@@ -53,19 +53,7 @@ def _value(samples: dict[str, dict[tuple[tuple[str, str], ...], float]], name: s
 
 def test_metrics_count_what_the_worker_runs_did(env: Env) -> None:
     environ = server_environ(env.environ)
-    root = str(env.workspace.root)
-    ttsync(
-        "users",
-        "add",
-        "admin",
-        "--role",
-        "admin",
-        "--password-env",
-        "ADMIN_PASSWORD",
-        "-w",
-        root,
-        env=environ,
-    )
+    add_admin(env.workspace.root, environ)
     with running_server(env.workspace.root, environ, "--workers", "1") as server:
         folder = env.workspace.state_dir / "metrics" / server.url.rsplit(":", 1)[1]
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
@@ -131,19 +119,7 @@ def test_metrics_count_what_the_worker_runs_did(env: Env) -> None:
 
 def test_a_restart_starts_from_an_empty_metrics_folder(env: Env) -> None:
     environ = server_environ(env.environ)
-    root = str(env.workspace.root)
-    ttsync(
-        "users",
-        "add",
-        "admin",
-        "--role",
-        "admin",
-        "--password-env",
-        "ADMIN_PASSWORD",
-        "-w",
-        root,
-        env=environ,
-    )
+    add_admin(env.workspace.root, environ)
     with running_server(env.workspace.root, environ, "--workers", "1") as server:
         port = server.url.rsplit(":", 1)[1]
         httpx.get(server.url + "/healthz")
