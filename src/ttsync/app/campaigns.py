@@ -151,6 +151,10 @@ def plan_campaign(
                 "removes": int(plan.get("remove_ids") or 0),
                 "deferred_adds": int(plan.get("deferred_adds") or 0),
                 "deferred_removes": int(plan.get("deferred_removes") or 0),
+                # Forget requests and suppression, as the run applies them (app.privacy): left out, and
+                # removed from the audience before the plan.
+                "suppressed": int(plan.get("suppressed_ids") or 0),
+                "privacy_removes": int(plan.get("privacy_removed_ids") or 0),
                 "rejected_by_reason": preview["rejected_by_reason"],
                 "warnings": preview["warnings"],
             }

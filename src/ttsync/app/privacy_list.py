@@ -190,18 +190,21 @@ def _append(state_dir: Path, path: Path, table: pa.Table) -> None:
         os.replace(tmp, path)
 
 
-def append_hashes(state_dir: Path, rows: list[tuple[str, str]], origin: str, request: str) -> None:
-    """Add (id schema, SHA-256 hex) pairs to the list with their origin and request."""
-    if not rows:
-        return
+def hashes_table(rows: list[tuple[str, str]], origin: str, request: str) -> pa.Table:
+    """(id schema, SHA-256 hex) pairs in the list's layout (`HASHES_SCHEMA`)."""
     words = digest_keys(pa.array([d for _, d in rows], pa.string()))
     now = datetime.now(UTC)
-    table = pa.Table.from_arrays(
+    return pa.Table.from_arrays(
         [pa.array([s for s, _ in rows], pa.string()), *words, pa.array([origin] * len(rows)),
          pa.array([request] * len(rows)), pa.array([now] * len(rows), pa.timestamp("us", tz="UTC"))],
         schema=HASHES_SCHEMA,
     )  # fmt: skip
-    _append(state_dir, hashes_file(state_dir), table)
+
+
+def append_hashes(state_dir: Path, rows: list[tuple[str, str]], origin: str, request: str) -> None:
+    """Add (id schema, SHA-256 hex) pairs to the list with their origin and request."""
+    if rows:
+        _append(state_dir, hashes_file(state_dir), hashes_table(rows, origin, request))
 
 
 def _append_keys(state_dir: Path, keys: list[str], request: str) -> None:

@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ttsync.app.privacy_list import FORGET, SUPPRESSION, append_hashes, hashes_file, keys_file
+from ttsync.app.privacy_list import FORGET, SUPPRESSION, append_hashes, hashes_file, hashes_table, keys_file
 from ttsync.errors import ConfigError
 from ttsync.identity.digests import HEX_SQL, KEY_COLUMNS
 from ttsync.identity.prepare import Preparer
@@ -28,11 +28,14 @@ from ttsync.writeback.collect import EXCLUDED_FILE
 
 # The identifiers of the workspace's suppression segments, hashed by each run (relative to its run folder).
 SEGMENT_HASHES_FILE = "prepared/suppression_segments.parquet"
+# A dry run's identifiers of forgotten keys (a run adds them to the workspace's list; a preview changes
+# nothing there, so it keeps them in its own folder).
+KEY_HASHES_FILE = "prepared/forgotten_keys.parquet"
 
 
 def hash_files(state_dir: Path, run_dir: Path) -> list[Path]:
     """The listed identifiers that apply to a run: the workspace's list, and the run's suppression segments."""
-    files = [hashes_file(state_dir), run_dir / SEGMENT_HASHES_FILE]
+    files = [hashes_file(state_dir), run_dir / SEGMENT_HASHES_FILE, run_dir / KEY_HASHES_FILE]
     return [f for f in files if f.is_file()]
 
 
@@ -143,8 +146,11 @@ def filter_prepared(state_dir: Path, prepared: Path, *, dry_run: bool = False) -
     if digests.is_file():
         _rewrite(digests, new_ids.select(["id_schema", *KEY_COLUMNS]), footer)
     pq.write_table(excluded, prepared.parent / EXCLUDED_FILE)
+    found = [(str(s), str(h)) for s, h in through_keys]
     if not dry_run:
-        append_hashes(state_dir, [(str(s), str(h)) for s, h in through_keys], FORGET, "keys")
+        append_hashes(state_dir, found, FORGET, "keys")
+    elif found:
+        pq.write_table(hashes_table(found, FORGET, "keys"), prepared.parent / KEY_HASHES_FILE)
     return hit
 
 
@@ -154,3 +160,20 @@ def _rewrite(path: Path, table: pa.Table, footer: dict[str, str]) -> None:
     tmp = path.with_suffix(".privacy.tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, path)
+
+
+def list_applies(state_dir: Path, store: Store) -> bool:
+    """Whether the workspace lists anyone: forget requests, suppression lists or suppression segments."""
+    return (
+        hashes_file(state_dir).is_file()
+        or keys_file(state_dir).is_file()
+        or any(s.suppression for s in repos.list_segments(store))
+    )
+
+
+def filter_preview(store: Store, root: Path, state_dir: Path, folder: Path) -> int:
+    """A preview's privacy step over `folder/prepared/ids.parquet` (a temporary folder): hash the suppression
+    segments and drop the listed identifiers, as a run does after `prepare`, changing nothing of the
+    workspace. Returns the identifiers dropped."""
+    hash_suppression_segments(store, root, folder)
+    return filter_prepared(state_dir, folder / "prepared", dry_run=True)

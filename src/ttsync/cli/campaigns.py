@@ -76,7 +76,7 @@ def plan(
         typer.echo(
             f"{item['group']} -> {item['destination']} {item['audience_name']!r}: +{item['adds']:,} "
             f"-{item['removes']:,}, deferred +{item['deferred_adds']:,} -{item['deferred_removes']:,}, "
-            f"rejected: {rejected}"
+            f"suppressed: {item['suppressed']:,} (-{item['privacy_removes']:,} now), rejected: {rejected}"
         )
     for warning in result["warnings"]:
         typer.echo(f"warning: {warning}")
