@@ -32,7 +32,7 @@ def _customer_file(env: Env) -> None:
 def test_forget_now_removes_from_a_customer_file_audience_at_once(env: Env) -> None:
     _customer_file(env)
     assert env.run().ok
-    (person,) = _people(env, 1)
+    person, later = _people(env, 2)
     gone = ("EMAIL_SHA256", person["email_hash"])
     before = env.members()
     assert gone in before
@@ -48,9 +48,12 @@ def test_forget_now_removes_from_a_customer_file_audience_at_once(env: Env) -> N
     rows = json.loads(_cli(env, "forget", "--report", "--json").stdout)["rows"]
     assert [(r["held"], r["removal_sent"]) for r in rows] == [(False, True)]
 
-    after = env.run()  # nothing left for the run to remove, and the person is not sent again
+    # Without --now, the next run removes a forgotten person from the customer-file audience the same way.
+    assert _cli(env, "forget", "--email", later["email"]).returncode == 0
+    after = env.run()
     assert after.ok, after.workflow.error
-    assert gone not in env.members()
+    assert next(t for t in after.workflow.tasks if t.name == "plan").counts["privacy_removed_ids"] == 1
+    assert env.members() == before - {gone, ("EMAIL_SHA256", later["email_hash"])}
     emails, phones = raw_values(env.workspace.sample_warehouse)
     assert_no_leaks([env.workspace.state_dir], [done.stdout, done.stderr], emails, phones)
 

@@ -157,16 +157,18 @@ def _suppress(
     workspace: Workspace, store: Store, kept: Path, people_by_type: dict[str, int], report: MatchReport
 ) -> dict[str, int]:
     """Apply the privacy step to the written identifiers; count people per type (and matchable) after it."""
-    ids = kept / "prepared" / "ids.parquet"
-    with duckdb.connect() as con:
-        before = int(con.execute(f"SELECT count(DISTINCT row_key) FROM read_parquet({sql_literal(ids)})").fetchone()[0])  # type: ignore[index]  # fmt: skip
+    ids = f"read_parquet({sql_literal(kept / 'prepared' / 'ids.parquet')})"
+    before = _people(ids)
     dropped = filter_preview(store, workspace.root, workspace.state_dir, kept)
+    for kind in people_by_type:
+        people_by_type[kind] = _people(ids, kind)
+    report.people_matchable = _people(ids)
+    return {"identifiers": dropped, "people": before - report.people_matchable}
+
+
+def _people(ids_sql: str, kind: str | None = None) -> int:
+    """Distinct row keys of a prepared file (with an identifier of `kind`, e.g. EMAIL, when given)."""
+    where = f"WHERE starts_with(id_schema, {sql_literal(kind + '_')})" if kind else ""
     with duckdb.connect() as con:
-        source = f"read_parquet({sql_literal(ids)})"
-        for kind in people_by_type:
-            people_by_type[kind] = int(con.execute(  # type: ignore[index]
-                f"SELECT count(DISTINCT row_key) FROM {source} WHERE starts_with(id_schema, ?)", [kind + "_"]
-            ).fetchone()[0])  # fmt: skip
-        after = int(con.execute(f"SELECT count(DISTINCT row_key) FROM {source}").fetchone()[0])  # type: ignore[index]
-    report.people_matchable = after
-    return {"identifiers": dropped, "people": before - after}
+        row = con.execute(f"SELECT count(DISTINCT row_key) FROM {ids_sql} {where}").fetchone()
+    return int(row[0]) if row else 0
