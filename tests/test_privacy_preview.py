@@ -88,6 +88,11 @@ def test_campaign_plan_and_segment_preview_leave_out_forgotten_people(env: Env) 
     assert after["suppressed"]["identifiers"] >= len(keys)
     assert after["suppressed"]["people"] == len(keys)  # their only identifiers are e-mails here
     assert after["coverage"]["EMAIL"]["people"] == before["coverage"]["EMAIL"]["people"] - len(keys)
+    text = _cli(env, "segments", "preview", "valuable")
+    assert text.returncode == 0, text.stderr
+    assert (
+        f"suppressed: {after['suppressed']['identifiers']:,} identifiers, {len(keys)} people" in text.stdout
+    )
     assert (
         after["match_quality"]["people_matchable"]
         == before["match_quality"]["people_matchable"] - (after["suppressed"]["people"])

@@ -62,9 +62,8 @@ def preview_segment(
         report = MatchReport()
         # Forget requests and suppression apply as in a run: the identifiers are written (hashes and stored
         # row keys, as a run's prepared file) to a temporary folder and filtered there.
-        kept = Path(tempfile.mkdtemp(prefix="ttsync-preview-")) if specs and list_applies(
-            workspace.state_dir, store
-        ) else None  # fmt: skip
+        listed = bool(specs) and list_applies(workspace.state_dir, store)
+        kept = Path(tempfile.mkdtemp(prefix="ttsync-preview-")) if listed else None
         try:
             if specs:
                 size, report = _prepare(source, segment, specs, people_by_type, kept, workspace_hasher(store))

@@ -155,6 +155,11 @@ def preview(
         f"  match quality: {quality['estimate']} ({quality['share_matchable']:.1%} of people have a usable "
         "identifier; TikTok matches a share of them)"
     )
+    suppressed = result["suppressed"]
+    typer.echo(
+        f"  suppressed: {suppressed['identifiers']:,} identifiers, {suppressed['people']:,} people left with none "
+        "(forget requests and suppression, left out as a run leaves them out)"
+    )
     for item in result["rejections"]:
         typer.echo(f"  rejected {item['type']} {item['reason']}: {item['count']:,}")
     for warning in result["warnings"]:
