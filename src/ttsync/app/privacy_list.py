@@ -68,7 +68,6 @@ class Added:
     identifiers: int = 0
     keys: int = 0
     rejected: dict[str, int] = field(default_factory=dict)  # reason code -> values refused
-    stored_keys: list[str] = field(default_factory=list, repr=False)  # keyed hashes, for `forget --now`
 
     def to_dict(self) -> dict[str, Any]:
         """JSON for `--json`."""
@@ -114,7 +113,6 @@ def forget(
     append_hashes(state_dir, rows, FORGET, added.request)
     _append_keys(state_dir, stored_keys, added.request)
     added.identifiers, added.keys = len({d for _, d in rows}), len(stored_keys)
-    added.stored_keys = stored_keys
     record(store, actor, "privacy.forget", f"request:{added.request}",
            {"hashes": sorted({d for _, d in rows}), "keys": len(stored_keys), "rejected": added.rejected})  # fmt: skip
     return added

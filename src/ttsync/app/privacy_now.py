@@ -141,9 +141,8 @@ def _remove_from(
         except TikTokError as exc:  # the other audiences are still cleared; this one keeps its snapshot
             return {"status": "failed", "reason": f"TikTok refused the removal: {exc.message}; the next run of "
                     "this audience (or `ttsync forget --now` again) retries"}  # fmt: skip
-        except (
-            ResolvableError
-        ) as exc:  # a customer-file audience still processing, or that would get too small
+        except ResolvableError as exc:
+            # A customer-file audience still processing past the wait, or that would end under 1,000 people.
             return {"status": "failed", "reason": str(exc)}
     if not found:
         return {"status": "not_held"}
