@@ -109,6 +109,14 @@ def _warehouse(path: Path, people: int) -> None:
         )
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak RSS (VmHWM: ru_maxrss of a child can carry its parent's peak across fork/exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
+
+
 def _plan(kind: str, root: Path) -> dict[str, Any]:
     """Child process: one plan, measured on its own (imports are done before the clock starts)."""
     from datetime import date
@@ -117,7 +125,7 @@ def _plan(kind: str, root: Path) -> dict[str, Any]:
     from ttsync.app.runs import build_run, preview_run
 
     workspace = Workspace(root)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_before = _peak_rss_mib()
     usage, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     with workspace.open_store() as store:
         if kind == "orchestration":
@@ -136,7 +144,7 @@ def _plan(kind: str, root: Path) -> dict[str, Any]:
     return {
         "seconds": round(wall, 2),
         "cpu_seconds": round(cpu, 2),
-        "peak_rss_mib": round(after.ru_maxrss / 1024),
+        "peak_rss_mib": round(_peak_rss_mib()),
         "rss_after_imports_mib": round(rss_before),
         **detail,
     }

@@ -43,6 +43,7 @@ from ttsync.destinations.tiktok.pipelines.audience import AudienceRun
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun, RunOptions
 from ttsync.redact import redact_text
 from ttsync.sources import open_source
+from ttsync.sqltext import sql_identifier
 from ttsync.store import repos
 from ttsync.store.db import Store
 from ttsync.store.records import TaskRecord, WorkflowRecord
@@ -93,10 +94,11 @@ def group_sizes(
     ranges, holdout = group_ranges(campaign)
     sizes = {g.name: 0 for g in campaign.sub_audiences} | {"holdout": 0}
     by_where = any(g.percent is None for g in campaign.sub_audiences)
+    key = sql_identifier(audience.key_column)
     source_model = repos.get_source(store, audience.source)
     with open_source(source_model, workspace.root) as source:
         hasher, held_keys = workspace_hasher(store), []
-        for batch in source.stream(campaign_query(campaign, segments, None)):
+        for batch in source.stream(_keys_only(campaign_query(campaign, segments, None), key)):
             bucket = buckets(campaign.name, batch.column(audience.key_column))  # once per row
             held = batch.filter(in_range(bucket, *holdout))
             sizes["holdout"] += int(held.num_rows)
@@ -110,7 +112,7 @@ def group_sizes(
         if by_where:
             for group, (low, high) in zip(campaign.sub_audiences, ranges, strict=True):
                 split = BucketFilter(campaign.name, audience.key_column, low, high)
-                for batch in source.stream(campaign_query(campaign, segments, group)):
+                for batch in source.stream(_keys_only(campaign_query(campaign, segments, group), key)):
                     sizes[group.name] += split(batch).num_rows
     if holdout_path is not None:
         holdout_path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,6 +120,11 @@ def group_sizes(
         pq.write_table(keys_table, holdout_path.with_suffix(".tmp"))
         holdout_path.with_suffix(".tmp").replace(holdout_path)
     return sizes
+
+
+def _keys_only(query: str, key: str) -> str:
+    # Only the key is needed to assign groups: the warehouse need not read or return the other columns.
+    return f"SELECT {key} FROM ({query}) AS ttsync_group"
 
 
 def plan_campaign(
