@@ -66,6 +66,9 @@ static void compress(uint64_t h[8], const unsigned char block[128], uint64_t t, 
     if (last) {
         v[14] = ~v[14];
     }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 12 /* constant message indices: m[] stays in registers */
+#endif
     for (int r = 0; r < 12; r++) {
         const uint8_t *s = SIGMA[r];
         G(v[0], v[4], v[8], v[12], m[s[0]], m[s[1]]);
