@@ -53,7 +53,7 @@ def _chunk_buckets(prefix: bytes, values: pa.Array) -> np.ndarray:
         offsets, data if data is not None else b"", values.offset, len(values), _KEY, prefix, BUCKETS
     )
     out = np.frombuffer(raw, dtype=np.int32).copy()
-    if values.null_count:  # a null's offsets span no bytes: its computed bucket is meaningless
+    if values.null_count:  # a null slot may span any bytes: its computed bucket is discarded
         out[np.asarray(values.is_null())] = -1
     return out
 
