@@ -47,6 +47,11 @@ def test_buckets_equal_bucket_of_for_every_key(implementation: str) -> None:
 def test_nulls_slices_chunks_and_other_types(implementation: str) -> None:
     with_nulls = ["c1", None, "c2", None, "x" * 200]
     assert buckets("spring", pa.array(with_nulls)).tolist() == _expected("spring", with_nulls)
+    # A null slot may span bytes (Arrow allows it): still -1.
+    offsets = pa.py_buffer(np.array([0, 2, 5, 7], dtype=np.int32).tobytes())
+    validity = pa.py_buffer(bytes([0b101]))
+    spanning = pa.StringArray.from_buffers(3, offsets, pa.py_buffer(b"c1XXXc3"), validity, 1)
+    assert buckets("spring", spanning).tolist() == _expected("spring", ["c1", None, "c3"])
     sliced = pa.array(KEYS).slice(3, 40)  # an array whose offsets do not start at 0
     assert buckets("spring", sliced).tolist() == _expected("spring", KEYS[3:43])
     chunked = pa.chunked_array([pa.array(KEYS[:10]), pa.array([], pa.string()), pa.array(KEYS[10:30])])
