@@ -17,7 +17,7 @@ import pytest
 
 from audience_env import Env
 from ttsync.app import background
-from ttsync.app.campaigns import plan_campaign, run_campaign
+from ttsync.app.campaigns import group_sizes, plan_campaign, run_campaign
 from ttsync.app.workspace.apply import apply_config
 from ttsync.config.file import WorkspaceFile
 from ttsync.errors import ConfigError, NotFoundError
@@ -157,6 +157,8 @@ def test_nothing_is_sent_before_the_launch_date(env: Env) -> None:
 def test_where_groups_first_match_wins(env: Env) -> None:
     groups = [{"name": "us", "where": "country = 'US'"}, {"name": "rest", "where": "TRUE"}]
     apply(env, campaign(sub_audiences=groups, holdout_percent=0, exclusions=[]))
+    plan = plan_campaign(env.workspace, env.store, "spring", today=LAUNCH)
+    assert plan["sizes"] == group_sizes(env.workspace, env.store, repos.get_campaign(env.store, "spring"))
     assert run_campaign(env.workspace, env.store, "spring", today=LAUNCH).ok
     us, rest = members(env, "spring.us.tiktok-audiences"), members(env, "spring.rest.tiktok-audiences")
     expected_us = emails_of(
@@ -341,6 +343,9 @@ def test_segment_preview_counts_without_values(env: Env) -> None:
 def test_plan_per_destination_matches_the_run_and_warns_near_the_audience_cap(env: Env) -> None:
     apply(env, campaign())
     plan = plan_campaign(env.workspace, env.store, "spring", today=LAUNCH)
+    # Sizes from the deliveries' own reads (and a count for the holdout) equal a separate assignment pass.
+    assert plan["sizes"] == group_sizes(env.workspace, env.store, repos.get_campaign(env.store, "spring"))
+    assert plan["sizes"]["holdout"] > 0
     ran = run_campaign(env.workspace, env.store, "spring", today=LAUNCH)
     assert ran.ok
     for planned, sent in zip(plan["deliveries"], ran.deliveries, strict=True):

@@ -36,7 +36,7 @@ from ttsync.app.campaign_deliveries import (
 )
 from ttsync.app.runs import start_run
 from ttsync.app.workspace.layout import Workspace
-from ttsync.config.campaigns import Campaign, Segment
+from ttsync.config.campaigns import BASIS_POINTS, Campaign, Segment
 from ttsync.destinations.tiktok.audience.audience import (
     AUDIENCE_CAP,
     audience_count,
@@ -49,6 +49,7 @@ from ttsync.destinations.tiktok.pipelines.audience import AudienceRun
 from ttsync.destinations.tiktok.pipelines.base import OrchestrationRun, RunOptions
 from ttsync.redact import redact_text
 from ttsync.sources import open_source
+from ttsync.sqltext import sql_identifier
 from ttsync.store import repos
 from ttsync.store.db import Store
 from ttsync.store.records import TaskRecord, WorkflowRecord
@@ -100,10 +101,11 @@ def group_sizes(
     ranges, holdout = group_ranges(campaign)
     sizes = {g.name: 0 for g in campaign.sub_audiences} | {"holdout": 0}
     by_where = any(g.percent is None for g in campaign.sub_audiences)
+    key = sql_identifier(audience.key_column)
     source_model = repos.get_source(store, audience.source)
     with open_source(source_model, workspace.root) as source:
         hasher, held_keys = workspace_hasher(store), []
-        for batch in source.stream(campaign_query(campaign, segments, None)):
+        for batch in source.stream(_keys_only(campaign_query(campaign, segments, None), key)):
             bucket = buckets(campaign.name, batch.column(audience.key_column))  # once per row
             held = batch.filter(in_range(bucket, *holdout))
             sizes["holdout"] += int(held.num_rows)
@@ -117,7 +119,7 @@ def group_sizes(
         if by_where:
             for group, (low, high) in zip(campaign.sub_audiences, ranges, strict=True):
                 split = BucketFilter(campaign.name, audience.key_column, low, high)
-                for batch in source.stream(campaign_query(campaign, segments, group)):
+                for batch in source.stream(_keys_only(campaign_query(campaign, segments, group), key)):
                     sizes[group.name] += split(batch).num_rows
     if holdout_path is not None:
         holdout_path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,6 +127,11 @@ def group_sizes(
         pq.write_table(keys_table, holdout_path.with_suffix(".tmp"))
         holdout_path.with_suffix(".tmp").replace(holdout_path)
     return sizes
+
+
+def _keys_only(query: str, key: str) -> str:
+    # Only the key is needed to assign groups: the warehouse need not read or return the other columns.
+    return f"SELECT {key} FROM ({query}) AS ttsync_group"
 
 
 def plan_campaign(
@@ -135,18 +142,11 @@ def plan_campaign(
     nothing is sent or stored), plus warnings (small groups, not launched, TikTok's audience cap)."""
     campaign = repos.get_campaign(store, name)
     day = max(today or datetime.now(UTC).date(), campaign.launch_date)
-    sizes = group_sizes(workspace, store, campaign)
-    warnings = [
-        f"sub-audience {group!r} has {size} people; TikTok needs at least 1,000 to target an audience"
-        for group, size in sizes.items()
-        if group != "holdout" and size < 1000
-    ]
-    if (today or datetime.now(UTC).date()) < campaign.launch_date:
-        warnings.append(f"not launched yet: nothing is sent before {campaign.launch_date}")
-    planned, runs = [], []
+    planned, runs, read = [], [], dict[str, int]()
     for delivery in deliveries(store, campaign, day):
         run = build_delivery_run(workspace, store, campaign, delivery, day=day)
         preview = run.preview()
+        read.setdefault(delivery.group, int(preview["rows_read"]))
         plan = preview["plan"]
         planned.append(
             {
@@ -167,6 +167,14 @@ def plan_campaign(
             }
         )
         runs.append(run)
+    sizes = _planned_sizes(workspace, store, campaign, read)
+    warnings = [
+        f"sub-audience {group!r} has {size} people; TikTok needs at least 1,000 to target an audience"
+        for group, size in sizes.items()
+        if group != "holdout" and size < 1000
+    ]
+    if (today or datetime.now(UTC).date()) < campaign.launch_date:
+        warnings.append(f"not launched yet: nothing is sent before {campaign.launch_date}")
     if campaign.timing == "one_time":
         warnings += _audience_cap_warnings(runs)
     return {
@@ -176,6 +184,30 @@ def plan_campaign(
         "deliveries": planned,
         "warnings": warnings,
     }
+
+
+def _planned_sizes(
+    workspace: Workspace, store: Store, campaign: Campaign, read: dict[str, int]
+) -> dict[str, int]:
+    """`group_sizes`, from what the plan's dry runs already read where that is exact: each delivery of a
+    percentage group reads its group's keyed-hash share (null keys dropped), so with groups that tile the
+    buckets below the holdout, the holdout is the rest of the non-null keys: a count in the warehouse instead
+    of reading and hashing every key once more. Otherwise (conditions, a group of everyone) a separate
+    assignment pass."""
+    ranges, (holdout_low, _) = group_ranges(campaign)
+    by_percent = all(g.percent is not None for g in campaign.sub_audiences)  # then ranges are contiguous
+    # A group of everyone (0, BASIS_POINTS) is read without a split, so its count would include null keys.
+    exact = by_percent and ranges[-1][1] == holdout_low and (0, BASIS_POINTS) not in ranges
+    if not exact or set(read) != {g.name for g in campaign.sub_audiences}:
+        return group_sizes(workspace, store, campaign)
+    segments = campaign_segments(store, campaign)
+    audience = segments[campaign.audience]
+    key = sql_identifier(audience.key_column)
+    count_sql = f"SELECT count({key}) AS ttsync_keys FROM ({campaign_query(campaign, segments, None)}) AS t"
+    with open_source(repos.get_source(store, audience.source), workspace.root) as source:
+        eligible = sum(int(b.column(0)[0].as_py()) for b in source.stream(count_sql))
+    sizes = {g.name: read[g.name] for g in campaign.sub_audiences}
+    return sizes | {"holdout": eligible - sum(sizes.values())}
 
 
 AUDIENCE_CAP_WARN_SHARE = 0.9  # warn once a one-time delivery would bring an advertiser this close to the cap

@@ -14,9 +14,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+try:
+    from ttsync.sync import _groups
+except ImportError:  # not built (no compiler at install time): the hashlib loop gives identical buckets
+    _groups = None  # type: ignore[assignment]
+
 BUCKETS = 10_000
 # A fixed key: the buckets must agree on every machine, and the campaign name already separates campaigns.
 _KEY = b"ttsync.campaign.groups.v1"
+
+
+def kernel_built() -> bool:
+    """Whether the compiled bucket kernel was built (else buckets come from hashlib, identically)."""
+    return _groups is not None
 
 
 def bucket_of(campaign: str, key: str) -> int:
@@ -26,11 +36,31 @@ def bucket_of(campaign: str, key: str) -> int:
 
 
 def buckets(campaign: str, keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """The bucket of every key of a column (-1 where the key is null): `bucket_of`, once per row."""
-    values = pc.cast(keys, pa.string()).to_pylist()
+    """The bucket of every key of a column (-1 where the key is null): `bucket_of`, once per row (in the
+    compiled kernel when it was built: the per-key cost of a campaign's plan)."""
+    strings = pc.cast(keys, pa.string())
+    chunks = strings.chunks if isinstance(strings, pa.ChunkedArray) else [strings]
     prefix = f"{campaign}\0".encode()
+    parts = [_chunk_buckets(prefix, chunk) for chunk in chunks]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int32)
+
+
+def _chunk_buckets(prefix: bytes, values: pa.Array) -> np.ndarray:
+    if _groups is None or len(values) == 0:
+        return _python_buckets(prefix, values)
+    _, offsets, data = values.buffers()
+    raw = _groups.buckets(
+        offsets, data if data is not None else b"", values.offset, len(values), _KEY, prefix, BUCKETS
+    )
+    out = np.frombuffer(raw, dtype=np.int32).copy()
+    if values.null_count:  # a null slot may span any bytes: its computed bucket is discarded
+        out[np.asarray(values.is_null())] = -1
+    return out
+
+
+def _python_buckets(prefix: bytes, values: pa.Array) -> np.ndarray:
     out = np.empty(len(values), dtype=np.int32)
-    for i, key in enumerate(values):
+    for i, key in enumerate(values.to_pylist()):
         if key is None:
             out[i] = -1
             continue
