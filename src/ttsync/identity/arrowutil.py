@@ -84,7 +84,10 @@ class Outcome:
 
 
 def concat(pieces: list[pa.Array], type_: pa.DataType) -> pa.Array:
-    """Concatenate arrays (cast to `type_`); an empty list gives an empty array."""
+    """Concatenate arrays (cast to `type_`); an empty list gives an empty array. One piece is returned
+    as it is: Arrow's concatenation always copies, and a batch's 64-byte hex digests are its largest array."""
     if not pieces:
         return pa.array([], type_)
+    if len(pieces) == 1 and pieces[0].type == type_:
+        return pieces[0]
     return pa.concat_arrays([p.cast(type_) if p.type != type_ else p for p in pieces])

@@ -48,6 +48,78 @@ def sha256_hex(values: pa.Array) -> tuple[pa.StringArray, pa.UInt64Array] | None
     return hashes, dup_keys
 
 
+_HEX_OFFSETS: list[pa.Buffer] = [pa.array([0], pa.int32()).buffers()[1]]
+
+
+def _hex_offsets(n: int) -> pa.Buffer:
+    """int32 offsets 0, 64, ..., 64 * n (at least): every digest array shares one cached buffer."""
+    cached = _HEX_OFFSETS[0]
+    if cached.size // 4 < n + 1:
+        size = max(n + 1, 2 * (cached.size // 4), 1024)
+        steps = pc.cumulative_sum(pa.repeat(pa.scalar(64, pa.int32()), size))
+        cached = pc.subtract(steps, pa.scalar(64, pa.int32())).cast(pa.int32()).buffers()[1]
+        _HEX_OFFSETS[0] = cached
+    return cached
+
+
+class DigestWriter:
+    """SHA-256 hex digests and duplicate keys (as sha256_hex gives them) of several pieces written into
+    one pair of buffers, in the order they are added: no intermediate joined or concatenated strings.
+    `create` gives None when the kernels are not built; then hash with sha256_hex or DuckDB."""
+
+    def __init__(self, capacity: int) -> None:
+        assert _kernels is not None
+        self.capacity = capacity
+        self._hex = pa.allocate_buffer(64 * capacity)
+        self._keys = pa.allocate_buffer(8 * capacity)
+        self.count = 0
+
+    @classmethod
+    def create(cls, capacity: int) -> DigestWriter | None:
+        """A writer for at most `capacity` digests, or None without the kernels (or an older build)."""
+        if _kernels is None or not hasattr(_kernels, "email_sha256_into") or capacity > MAX_KERNEL_ROWS:
+            return None
+        return cls(capacity)
+
+    def add(self, values: pa.Array, prefix: str = "") -> bool:
+        """Append SHA-256(prefix + value) of each value; False (nothing written) if the kernel cannot
+        take the array: then the caller hashes it some other way."""
+        buffers = _buffers(values)
+        if buffers is None or _kernels is None or self.count + len(values) > self.capacity:
+            return False
+        _kernels.sha256_hex_into(
+            *buffers, values.offset, len(values), prefix.encode(), self._hex, self._keys, self.count
+        )
+        self.count += len(values)
+        return True
+
+    def add_fast_emails(
+        self, values: pa.Array, max_length: int, refused_tlds: Sequence[str]
+    ) -> pa.BooleanArray | None:
+        """The email fast path in one pass (see _kernels.c email_sha256_into): for each raw value, whether
+        it passed kinds.EMAIL_FAST_RE once trimmed and lowercased (then its SHA-256 was appended, in row
+        order), or None if the kernel cannot take the array (nothing appended)."""
+        buffers = _buffers(values)
+        if buffers is None or _kernels is None or self.count + len(values) > self.capacity:
+            return None
+        if not all(t.isascii() and t.isalpha() and t.islower() for t in refused_tlds):
+            return None  # the kernel compares single-label TLDs only
+        refused = ("." + ".".join(refused_tlds) + ".").encode("ascii")
+        flags, count = _kernels.email_sha256_into(
+            *buffers, values.offset, len(values), max_length, refused, self._hex, self._keys, self.count
+        )
+        self.count += count
+        as_bytes = pa.Array.from_buffers(pa.uint8(), len(values), [None, pa.py_buffer(flags)])
+        return pc.cast(as_bytes, pa.bool_())
+
+    def finish(self) -> tuple[pa.StringArray, pa.UInt64Array]:
+        """(hex digests, duplicate keys) of everything added, in order."""
+        n = self.count
+        hashes = pa.StringArray.from_buffers(n, _hex_offsets(n), self._hex)
+        keys = pa.Array.from_buffers(pa.uint64(), n, [None, self._keys])
+        return hashes, keys
+
+
 def hmac_sha256_hex(values: pa.Array, key: bytes, prefix: str, hex_chars: int) -> pa.StringArray | None:
     """`prefix` + the first `hex_chars` hex characters of HMAC-SHA256(key, value) for each string (key at
     most 64 bytes), or None: then use DuckDB."""

@@ -24,6 +24,7 @@ from ttsync.identity import kinds
 from ttsync.identity.arrowutil import Outcome, arange, concat, fill_false
 from ttsync.identity.coltypes import as_text
 from ttsync.identity.duplicates import DuplicateCounter
+from ttsync.identity.kernels import DigestWriter
 from ttsync.identity.phone_fast import parse_phones
 from ttsync.identity.reasons import Reason
 from ttsync.identity.report import AutoDecision, MatchReport, TypeStats
@@ -299,6 +300,66 @@ class Preparer:
             region = as_text(spec.region_column, batch.column(spec.region_column), "region")
             region_values = pc.take(region, rows)
         present = len(values)
+        guard_raw = spec.hash_state == "auto" and state == "raw"
+        if state in ("sha256", "md5"):
+            algorithm = None  # pre-hashed: checked and lowercased, never hashed again
+        else:
+            algorithm = spec.maid_hash if spec.kind in MAID_KINDS else "sha256"
+        # Raw emails: the fast rules and SHA-256 in one compiled pass, straight into the digest array;
+        # only the values it does not take (a few percent) go through the rules below.
+        writer = DigestWriter.create(present) if spec.kind == "email" and algorithm == "sha256" else None
+        taken = kinds.hash_fast_emails(values, writer) if writer is not None else None
+        if writer is None or taken is None:
+            out = self._decide(values, region_values, spec, state, guard_raw)
+        else:
+            idx = arange(present)
+            rest = pc.invert(taken)
+            rest_regions = pc.filter(region_values, rest) if region_values is not None else None
+            out = remap(
+                self._decide(pc.filter(values, rest), rest_regions, spec, state, guard_raw),
+                pc.filter(idx, rest),
+            )
+        ok_idx, ok_val = out.ok_arrays()
+        bad_idx, bad_reason = out.bad_arrays()
+        if algorithm is not None and spec.kind == "phone" and spec.phone_format == "digits":
+            ok_val = pc.utf8_slice_codeunits(ok_val, 1)
+        if writer is not None and taken is not None:
+            # The fast values' digests come first in the writer, then the rest's.
+            ok_idx = concat([pc.filter(arange(present), taken), ok_idx], pa.int64())
+            if writer.add(ok_val):
+                hashes, dup_keys = writer.finish()
+            else:  # not expected (the writer holds a digest per value); hash the rest apart
+                fast_hashes, fast_keys = writer.finish()
+                rest_hashes, rest_keys = self._hasher.digest(ok_val, algorithm)
+                hashes = concat([fast_hashes, rest_hashes], pa.string())
+                dup_keys = concat([fast_keys, rest_keys], pa.uint64())
+        else:
+            hashes, dup_keys = self._hasher.digest(ok_val, algorithm)
+        id_schema = spec.schema_for(state)
+        self._duplicates.add(id_schema, dup_keys)
+        ok_rows = pc.take(rows, ok_idx)
+        rejected: dict[str, int] = {}
+        if len(bad_reason):
+            for item in pc.value_counts(bad_reason).to_pylist():
+                rejected[str(item["values"])] = int(item["counts"])
+        result = _ColumnResult(
+            spec=spec,
+            id_schema=id_schema,
+            ok_keys=pc.take(keys, ok_rows),
+            hashes=hashes,
+            bad_keys=pc.take(keys, pc.take(rows, bad_idx)),
+            bad_reasons=bad_reason,
+            present=present,
+            valid=len(ok_idx),
+            rejected=rejected,
+        )
+        return result, ok_rows, flattened
+
+    def _decide(
+        self, values: pa.Array, region_values: pa.Array | None, spec: ColumnSpec, state: str, guard_raw: bool
+    ) -> Outcome:
+        """Normalize or reject each (non-null) value of one column; positions index `values`."""
+        present = len(values)
         out = Outcome()
         idx = arange(present)
         # Printable ASCII (no tabs or control characters) is decided by the vectorized rules;
@@ -311,7 +372,6 @@ class Preparer:
         blank = pc.or_(empty, pc.and_(ascii_ok, fill_false(pc.ascii_is_space(values))))
         out.bad(pc.filter(idx, blank), Reason.EMPTY)
         sel = pc.and_(sel, pc.invert(blank))
-        guard_raw = spec.hash_state == "auto" and state == "raw"
         if guard_raw:
             hashed = pc.and_(sel, kinds.looks_hashed(values))
             out.bad(pc.filter(idx, hashed), Reason.LOOKS_HASHED)
@@ -332,31 +392,4 @@ class Preparer:
             part = kinds.external_ids(sub)
         out.extend(remap(part, sub_idx))
         decide_deferred(out, values, region_values, spec, state, guard_raw)
-        ok_idx, ok_val = out.ok_arrays()
-        bad_idx, bad_reason = out.bad_arrays()
-        if state in ("sha256", "md5"):
-            algorithm = None  # pre-hashed: checked and lowercased, never hashed again
-        else:
-            if spec.kind == "phone" and spec.phone_format == "digits":
-                ok_val = pc.utf8_slice_codeunits(ok_val, 1)
-            algorithm = spec.maid_hash if spec.kind in MAID_KINDS else "sha256"
-        hashes, dup_keys = self._hasher.digest(ok_val, algorithm)
-        id_schema = spec.schema_for(state)
-        self._duplicates.add(id_schema, dup_keys)
-        ok_rows = pc.take(rows, ok_idx)
-        rejected: dict[str, int] = {}
-        if len(bad_reason):
-            for item in pc.value_counts(bad_reason).to_pylist():
-                rejected[str(item["values"])] = int(item["counts"])
-        result = _ColumnResult(
-            spec=spec,
-            id_schema=id_schema,
-            ok_keys=pc.take(keys, ok_rows),
-            hashes=hashes,
-            bad_keys=pc.take(keys, pc.take(rows, bad_idx)),
-            bad_reasons=bad_reason,
-            present=present,
-            valid=len(ok_idx),
-            rejected=rejected,
-        )
-        return result, ok_rows, flattened
+        return out
