@@ -83,7 +83,9 @@ class DigestWriter:
 
     def add(self, values: pa.Array, prefix: str = "") -> bool:
         """Append SHA-256(prefix + value) of each value; False (nothing written) if the kernel cannot
-        take the array: then the caller hashes it some other way."""
+        take the array (nulls, another string type, more than the capacity left)."""
+        if len(values) == 0:
+            return True
         buffers = _buffers(values)
         if buffers is None or _kernels is None or self.count + len(values) > self.capacity:
             return False

@@ -305,11 +305,14 @@ class Preparer:
             algorithm = None  # pre-hashed: checked and lowercased, never hashed again
         else:
             algorithm = spec.maid_hash if spec.kind in MAID_KINDS else "sha256"
-        # Raw emails: the fast rules and SHA-256 in one compiled pass, straight into the digest array;
-        # only the values it does not take (a few percent) go through the rules below.
-        writer = DigestWriter.create(present) if spec.kind == "email" and algorithm == "sha256" else None
-        taken = kinds.hash_fast_emails(values, writer) if writer is not None else None
-        if writer is None or taken is None:
+        # SHA-256 goes straight into one digest array (kernels.DigestWriter). Raw emails: the fast
+        # rules and SHA-256 in one compiled pass; only the values it does not take (a few percent) go
+        # through the rules below.
+        writer = DigestWriter.create(present) if algorithm == "sha256" else None
+        taken = (
+            kinds.hash_fast_emails(values, writer) if writer is not None and spec.kind == "email" else None
+        )
+        if taken is None:
             out = self._decide(values, region_values, spec, state, guard_raw)
         else:
             idx = arange(present)
@@ -319,22 +322,24 @@ class Preparer:
                 self._decide(pc.filter(values, rest), rest_regions, spec, state, guard_raw),
                 pc.filter(idx, rest),
             )
-        ok_idx, ok_val = out.ok_arrays()
         bad_idx, bad_reason = out.bad_arrays()
-        if algorithm is not None and spec.kind == "phone" and spec.phone_format == "digits":
-            ok_val = pc.utf8_slice_codeunits(ok_val, 1)
-        if writer is not None and taken is not None:
-            # The fast values' digests come first in the writer, then the rest's.
-            ok_idx = concat([pc.filter(arange(present), taken), ok_idx], pa.int64())
-            if writer.add(ok_val):
-                hashes, dup_keys = writer.finish()
-            else:  # not expected (the writer holds a digest per value); hash the rest apart
-                fast_hashes, fast_keys = writer.finish()
-                rest_hashes, rest_keys = self._hasher.digest(ok_val, algorithm)
-                hashes = concat([fast_hashes, rest_hashes], pa.string())
-                dup_keys = concat([fast_keys, rest_keys], pa.uint64())
+        digits = algorithm is not None and spec.kind == "phone" and spec.phone_format == "digits"
+        fast_idx = pc.filter(arange(present), taken) if taken is not None else None
+        n_fast = len(fast_idx) if fast_idx is not None else 0
+        hashed = self._digest_into(writer, out, digits) if writer is not None else None
+        if hashed is not None:
+            hashes, dup_keys, ok_idx = hashed
         else:
+            ok_idx, ok_val = out.ok_arrays()
+            if digits:
+                ok_val = pc.utf8_slice_codeunits(ok_val, 1)
             hashes, dup_keys = self._hasher.digest(ok_val, algorithm)
+            if writer is not None and fast_idx is not None:  # the kernel refused a piece: not expected
+                fast_hashes, fast_keys = writer.finish()
+                hashes = concat([fast_hashes.slice(0, n_fast), hashes], pa.string())
+                dup_keys = concat([fast_keys.slice(0, n_fast), dup_keys], pa.uint64())
+        if fast_idx is not None:  # the fast emails' digests come first
+            ok_idx = concat([fast_idx, ok_idx], pa.int64())
         id_schema = spec.schema_for(state)
         self._duplicates.add(id_schema, dup_keys)
         ok_rows = pc.take(rows, ok_idx)
@@ -354,6 +359,25 @@ class Preparer:
             rejected=rejected,
         )
         return result, ok_rows, flattened
+
+    @staticmethod
+    def _digest_into(
+        writer: DigestWriter, out: Outcome, digits: bool
+    ) -> tuple[pa.Array, pa.Array, pa.Array] | None:
+        """(hashes, duplicate keys, positions) of the outcome's normalized pieces hashed into `writer`
+        after what it holds, or None if the kernel cannot take a piece (nothing usable written)."""
+        positions = []
+        for idx, values, prefix in out.ok_pieces():
+            if digits:  # the `+` is dropped: from the prefix, or from each value
+                if prefix:
+                    prefix = prefix[1:]
+                else:
+                    values = pc.utf8_slice_codeunits(values, 1)
+            if not writer.add(values, prefix):
+                return None
+            positions.append(idx)
+        hashes, keys = writer.finish()
+        return hashes, keys, concat(positions, pa.int64())
 
     def _decide(
         self, values: pa.Array, region_values: pa.Array | None, spec: ColumnSpec, state: str, guard_raw: bool

@@ -149,8 +149,8 @@ def prepare_value(
 def remap(part: Outcome, positions: pa.Array) -> Outcome:
     """Re-index an outcome computed on a subset back to the subset's positions."""
     out = Outcome()
-    for i, v in zip(part.ok_idx, part.ok_val, strict=True):
-        out.ok(pc.take(positions, i), v)
+    for i, v, prefix in part.ok_pieces():
+        out.ok(pc.take(positions, i), v, prefix)
     for i, r in zip(part.bad_idx, part.bad_reason, strict=True):
         out.bad_each(pc.take(positions, i), r)
     for i in part.fallback:
