@@ -13,6 +13,9 @@
  *   - Matching kinds.EMAIL_FAST_RE and refusing special-use TLDs: ~120 ns/row in RE2 and six
  *     ends_with passes; a hand-written matcher of the same language costs ~10 ns
  *     (tests/test_identity_kernels.py compares it with RE2 on generated near-valid addresses).
+ *   - Raw emails: trimming, lowercasing, that check and SHA-256 are one pass (email_sha256_into), and
+ *     every digest goes straight into one caller-owned buffer (the *_into kernels): the intermediate
+ *     string arrays and the concatenation of pieces cost more than the hashing (first touch of fresh pages).
  *
  * Optional: if this module cannot be built (no compiler or OpenSSL headers), ttsync.identity.kernels
  * reports it unavailable and the callers use DuckDB / Arrow with identical results.

@@ -1,4 +1,5 @@
-"""Whole-array kernels (SHA-256 hex, digit extraction, the email fast check): compiled when built.
+"""Whole-array kernels (SHA-256 hex, digit extraction, the email fast check, and the email fast path and
+SHA-256 fused into one pass): compiled when built.
 
 The compiled module (_kernels.c: OpenSSL's SHA-256, byte loops for the rest; GIL released) is optional
 at build time. Each function here returns None when it cannot take the array (module not built,
@@ -117,8 +118,13 @@ class DigestWriter:
     def finish(self) -> tuple[pa.StringArray, pa.UInt64Array]:
         """(hex digests, duplicate keys) of everything added, in order."""
         n = self.count
-        hashes = pa.StringArray.from_buffers(n, _hex_offsets(n), self._hex)
-        keys = pa.Array.from_buffers(pa.uint64(), n, [None, self._keys])
+        hex_buffer, keys_buffer = self._hex, self._keys
+        if n < self.capacity // 2:
+            # Mostly invalid values: copy the few digests out rather than keep the whole buffer alive.
+            hex_buffer = pa.py_buffer(memoryview(hex_buffer)[: 64 * n].tobytes())
+            keys_buffer = pa.py_buffer(memoryview(keys_buffer)[: 8 * n].tobytes())
+        hashes = pa.StringArray.from_buffers(n, _hex_offsets(n), hex_buffer)
+        keys = pa.Array.from_buffers(pa.uint64(), n, [None, keys_buffer])
         return hashes, keys
 
 

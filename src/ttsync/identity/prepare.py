@@ -2,7 +2,9 @@
 
 Per batch and column: split multi-value cells, drop nulls, reject blanks, run the kind's vectorized
 normalization (ttsync.identity.kinds / phone_fast), send what it cannot decide to the scalar
-reference, then hash with DuckDB's sha256()/md5(). Batches are split across worker threads (Arrow
+reference, then hash: SHA-256 by the compiled kernel straight into one digest array per column
+(kernels.DigestWriter; raw emails are checked and hashed in the same compiled pass), otherwise and for
+MD5 with DuckDB's sha256()/md5(). Batches are split across worker threads (Arrow
 kernels and DuckDB release the GIL). Each worker does everything per-row for its slice — hashing,
 taking row keys, counting rejects, recording duplicate keys, counting matchable rows — so the main
 thread only concatenates and adds up counters. Nothing but the report's fixed-size counters (and
@@ -324,22 +326,15 @@ class Preparer:
             )
         bad_idx, bad_reason = out.bad_arrays()
         digits = algorithm is not None and spec.kind == "phone" and spec.phone_format == "digits"
-        fast_idx = pc.filter(arange(present), taken) if taken is not None else None
-        n_fast = len(fast_idx) if fast_idx is not None else 0
-        hashed = self._digest_into(writer, out, digits) if writer is not None else None
-        if hashed is not None:
-            hashes, dup_keys, ok_idx = hashed
+        if writer is not None:
+            hashes, dup_keys, ok_idx = self._digest_into(writer, out, digits)
+            if taken is not None:  # the fast emails' digests come first
+                ok_idx = concat([pc.filter(arange(present), taken), ok_idx], pa.int64())
         else:
             ok_idx, ok_val = out.ok_arrays()
             if digits:
                 ok_val = pc.utf8_slice_codeunits(ok_val, 1)
             hashes, dup_keys = self._hasher.digest(ok_val, algorithm)
-            if writer is not None and fast_idx is not None:  # the kernel refused a piece: not expected
-                fast_hashes, fast_keys = writer.finish()
-                hashes = concat([fast_hashes.slice(0, n_fast), hashes], pa.string())
-                dup_keys = concat([fast_keys.slice(0, n_fast), dup_keys], pa.uint64())
-        if fast_idx is not None:  # the fast emails' digests come first
-            ok_idx = concat([fast_idx, ok_idx], pa.int64())
         id_schema = spec.schema_for(state)
         self._duplicates.add(id_schema, dup_keys)
         ok_rows = pc.take(rows, ok_idx)
@@ -361,11 +356,9 @@ class Preparer:
         return result, ok_rows, flattened
 
     @staticmethod
-    def _digest_into(
-        writer: DigestWriter, out: Outcome, digits: bool
-    ) -> tuple[pa.Array, pa.Array, pa.Array] | None:
-        """(hashes, duplicate keys, positions) of the outcome's normalized pieces hashed into `writer`
-        after what it holds, or None if the kernel cannot take a piece (nothing usable written)."""
+    def _digest_into(writer: DigestWriter, out: Outcome, digits: bool) -> tuple[pa.Array, pa.Array, pa.Array]:
+        """(hashes, duplicate keys) of what `writer` holds followed by the outcome's normalized pieces,
+        and the positions of those pieces."""
         positions = []
         for idx, values, prefix in out.ok_pieces():
             if digits:  # the `+` is dropped: from the prefix, or from each value
@@ -373,8 +366,8 @@ class Preparer:
                     prefix = prefix[1:]
                 else:
                     values = pc.utf8_slice_codeunits(values, 1)
-            if not writer.add(values, prefix):
-                return None
+            if not writer.add(values, prefix):  # normalized values are null-free strings, one per position
+                raise RuntimeError("the digest writer refused normalized values")
             positions.append(idx)
         hashes, keys = writer.finish()
         return hashes, keys, concat(positions, pa.int64())
