@@ -56,7 +56,7 @@ def _hex_offsets(n: int) -> pa.Buffer:
     """int32 offsets 0, 64, ..., 64 * n (at least): every digest array shares one cached buffer."""
     cached = _HEX_OFFSETS[0]
     if cached.size // 4 < n + 1:
-        size = max(n + 1, 2 * (cached.size // 4), 1024)
+        size = max(n + 1, min(2 * (cached.size // 4), MAX_KERNEL_ROWS + 1), 1024)  # 64 * size fits int32
         steps = pc.cumulative_sum(pa.repeat(pa.scalar(64, pa.int32()), size))
         cached = pc.subtract(steps, pa.scalar(64, pa.int32())).cast(pa.int32()).buffers()[1]
         _HEX_OFFSETS[0] = cached
