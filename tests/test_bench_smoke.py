@@ -42,6 +42,8 @@ CASES = (
                 "rows",
                 "rows_per_s",
                 "cpu_ns_per_row",
+                "first_batch_cpu_ns_per_row",
+                "later_batches_cpu_ns_per_row",
                 "ids",
                 "rejected",
                 "peak_rss_mib",

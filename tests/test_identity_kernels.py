@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from ttsync.identity import ColumnSpec, Preparer, kernels
+from ttsync.identity import ColumnSpec, Preparer, kernels, kinds
 from ttsync.identity.kinds import EMAIL_FAST_MAX_LENGTH, EMAIL_FAST_RE, EMAIL_SPECIAL_USE_SUFFIXES
 from ttsync.identity.phone_fast import SHAPE_RE, digits_only
 
@@ -166,6 +166,83 @@ def test_email_fast_kernel_matches_re2_and_special_use_suffixes() -> None:
         ]
         assert mismatches == []
     assert 0.05 < pc.mean(pc.cast(expected, pa.int8())).as_py() < 0.95  # the corpus has both outcomes
+
+
+def _raw_email(rng: random.Random) -> str:
+    """A near-valid address as a warehouse holds it: padding, mixed case, now and then a tab."""
+    text = "".join(c.upper() if rng.random() < 0.2 else c for c in _email_like(rng))
+    return rng.choice(["", " ", "  ", "\t"]) + text + rng.choice(["", " ", " \t", "   "])
+
+
+@needs_kernel
+def test_fused_email_kernel_matches_the_arrow_rules_and_hashlib() -> None:
+    rng = random.Random(13)
+    texts = [
+        "",
+        "   ",
+        " A@B.CO ",
+        "\tA@b.co",
+        "a@b.co\t",
+        "é@b.co",
+        " " * 70 + "a@b.co",
+        "x" * 58 + "@b.co ",
+    ]
+    texts += [_raw_email(rng) for _ in range(60_000)]
+    values = pa.array(["lead-in", *texts])
+    # The Arrow rules of kinds.emails on printable, non-blank values (what the preparer did before).
+    normalized = kinds.trim_lower(values)
+    special = [pc.ends_with(normalized, suffix) for suffix in EMAIL_SPECIAL_USE_SUFFIXES]
+    reference = functools.reduce(
+        pc.and_,
+        [
+            pc.fill_null(pc.ascii_is_printable(values), False),
+            pc.invert(pc.fill_null(pc.ascii_is_space(values), False)),
+            pc.fill_null(pc.match_substring_regex(normalized, EMAIL_FAST_RE), False),
+            pc.less_equal(pc.binary_length(normalized), EMAIL_FAST_MAX_LENGTH),
+            pc.invert(functools.reduce(pc.or_, special)),
+        ],
+    ).slice(1)
+    writer = kernels.DigestWriter.create(len(texts) + 2)
+    assert writer is not None
+    # A piece before the emails: their digests go after it.
+    assert writer.add(pa.array(["x", "y", "z"]).slice(1), prefix="+1")
+    taken = kinds.hash_fast_emails(values.slice(1), writer)
+    assert taken is not None
+    assert [
+        t for t, a, b in zip(texts, taken.to_pylist(), reference.to_pylist(), strict=True) if a != b
+    ] == []
+    hashes, keys = writer.finish()
+    hashes.validate(full=True)
+    passed = pc.filter(normalized.slice(1), taken).to_pylist()
+    expected = [hashlib.sha256(v.encode()).hexdigest() for v in ["+1y", "+1z", *passed]]
+    assert hashes.to_pylist() == expected
+    assert keys.to_pylist() == [int.from_bytes(bytes.fromhex(h[:16]), "little") for h in expected]
+    assert 0.05 < len(passed) / len(texts) < 0.95  # the corpus has both outcomes
+
+
+@needs_kernel
+def test_digest_writer_refuses_what_does_not_fit() -> None:
+    writer = kernels.DigestWriter.create(2)
+    assert writer is not None
+    assert not writer.add(pa.array(["a", "b", "c"]))  # more than its capacity: nothing written
+    assert not writer.add(pa.array(["a", None]))
+    assert writer.add(pa.array(["a"]))
+    assert writer.finish()[0].to_pylist() == [hashlib.sha256(b"a").hexdigest()]
+    # Mostly empty: the few digests are copied out of the large buffers, and read the same.
+    sparse = kernels.DigestWriter.create(1000)
+    assert sparse is not None
+    assert sparse.add(pa.array(["b", "c"]), prefix="+")
+    hashes, keys = sparse.finish()
+    hashes.validate(full=True)
+    assert hashes.to_pylist() == [hashlib.sha256(b"+b").hexdigest(), hashlib.sha256(b"+c").hexdigest()]
+    assert keys.to_pylist() == [int.from_bytes(bytes.fromhex(h[:16]), "little") for h in hashes.to_pylist()]
+    from ttsync.identity import _kernels
+
+    offsets = pa.array([0, 1], pa.int32()).buffers()[1]
+    with pytest.raises(ValueError, match="cannot hold"):
+        _kernels.sha256_hex_into(offsets, b"a", 0, 1, b"", bytearray(63), bytearray(8), 0)
+    with pytest.raises(ValueError, match="cannot hold"):
+        _kernels.email_sha256_into(offsets, b"a", 0, 1, 64, b".test.", bytearray(64), bytearray(8), 1)
 
 
 def _prepare(batches: list[pa.RecordBatch]) -> tuple[Rows, Rows, dict[str, Any]]:

@@ -13,6 +13,9 @@
  *   - Matching kinds.EMAIL_FAST_RE and refusing special-use TLDs: ~120 ns/row in RE2 and six
  *     ends_with passes; a hand-written matcher of the same language costs ~10 ns
  *     (tests/test_identity_kernels.py compares it with RE2 on generated near-valid addresses).
+ *   - Raw emails: trimming, lowercasing, that check and SHA-256 are one pass (email_sha256_into), and
+ *     every digest goes straight into one caller-owned buffer (the *_into kernels): the intermediate
+ *     string arrays and the concatenation of pieces cost more than the hashing (first touch of fresh pages).
  *
  * Optional: if this module cannot be built (no compiler or OpenSSL headers), ttsync.identity.kernels
  * reports it unavailable and the callers use DuckDB / Arrow with identical results.
@@ -293,6 +296,173 @@ done:
     return result;
 }
 
+/* Parse the output arguments of the *_into kernels: `out_hex` and `out_keys` must hold `pos + n` digests. */
+static int check_outputs(const Py_buffer *out_hex, const Py_buffer *out_keys, Py_ssize_t pos, Py_ssize_t n) {
+    if (pos < 0 || n < 0 || pos > (INT32_MAX / 64) - 1 - n || out_hex->len < 64 * (pos + n) ||
+        out_keys->len < (Py_ssize_t)sizeof(uint64_t) * (pos + n)) {
+        PyErr_SetString(PyExc_ValueError, "the output buffers cannot hold the digests");
+        return -1;
+    }
+    return 0;
+}
+
+/* One SHA-256: lowercase hex at out_hex + 64 * k, the first 8 digest bytes at out_keys + 8 * k. */
+static void digest_one(const SHA256_CTX *start_ctx, const unsigned char *bytes, size_t len, char *out_hex,
+                       unsigned char *out_keys, Py_ssize_t k) {
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256_CTX ctx = *start_ctx;
+    SHA256_Update(&ctx, bytes, len);
+    SHA256_Final(md, &ctx);
+    char *w = out_hex + 64 * k;
+    for (int b = 0; b < SHA256_DIGEST_LENGTH; b++) {
+        w[2 * b] = HEX_DIGITS[md[b] >> 4];
+        w[2 * b + 1] = HEX_DIGITS[md[b] & 15];
+    }
+    memcpy(out_keys + 8 * k, md, 8);
+}
+
+/* sha256_hex_into(offsets, data, start, n, prefix, out_hex, out_keys, pos) -> None
+ *
+ * SHA-256 of `prefix` + each string, written like sha256_hex but into caller-owned (writable) buffers at
+ * digest positions pos .. pos + n - 1, so several pieces (a fast path's values, the scalar reference's,
+ * one phone country code after another) end up in one array without a copy or a joined string.
+ */
+static PyObject *sha256_hex_into(PyObject *self, PyObject *args) {
+    Py_buffer offsets, data, prefix, out_hex, out_keys;
+    Py_ssize_t start, n, pos;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*nny*w*w*n", &offsets, &data, &start, &n, &prefix, &out_hex, &out_keys, &pos)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (start < 0 || n < 0 || (start + n + 1) > offsets.len / (Py_ssize_t)sizeof(int32_t)) {
+        PyErr_SetString(PyExc_ValueError, "offsets do not cover the requested values");
+        goto done;
+    }
+    if (check_outputs(&out_hex, &out_keys, pos, n) < 0) {
+        goto done;
+    }
+    const int32_t *offs = (const int32_t *)offsets.buf + start;
+    const unsigned char *bytes = (const unsigned char *)data.buf;
+    const Py_ssize_t data_len = data.len;
+    char *hex = (char *)out_hex.buf;
+    unsigned char *keys = (unsigned char *)out_keys.buf;
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    SHA256_CTX with_prefix;
+    SHA256_Init(&with_prefix);
+    SHA256_Update(&with_prefix, prefix.buf, (size_t)prefix.len);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const int32_t lo = offs[i], hi = offs[i + 1];
+        if (lo < 0 || hi < lo || (Py_ssize_t)hi > data_len) {
+            bad = 1;
+            break;
+        }
+        digest_one(&with_prefix, bytes + lo, (size_t)(hi - lo), hex, keys, pos + i);
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "invalid string offsets");
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&prefix);
+    PyBuffer_Release(&out_hex);
+    PyBuffer_Release(&out_keys);
+    return result;
+}
+
+/* email_sha256_into(offsets, data, start, n, max_length, refused_tlds, out_hex, out_keys, pos) -> (flags, count)
+ *
+ * The whole email fast path in one pass: trim spaces, ASCII-lowercase, the email_fast check (at most
+ * max_length bytes once trimmed, EMAIL_FAST_RE, TLD not refused) and, for the values that pass, SHA-256
+ * of the lowercased text written at digest positions pos, pos + 1, ... in row order. flags: one byte
+ * per value, 1 if it passed (was hashed). count: how many did. Equivalent to kinds.trim_lower, then
+ * email_fast, then sha256_hex of the passing values, without the three intermediate string arrays: a
+ * value with a tab or a byte outside printable ASCII never passes (EMAIL_FAST_RE has no such byte), so
+ * trimming spaces alone is ascii_trim(" \t") for every value that can pass.
+ */
+static PyObject *email_sha256_into(PyObject *self, PyObject *args) {
+    Py_buffer offsets, data, refused, out_hex, out_keys;
+    Py_ssize_t start, n, max_length, pos;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*nnny*w*w*n", &offsets, &data, &start, &n, &max_length, &refused, &out_hex,
+                          &out_keys, &pos)) {
+        return NULL;
+    }
+    PyObject *result = NULL, *flags = NULL;
+    enum { MAX_FAST = 256 };
+    if (start < 0 || n < 0 || (start + n + 1) > offsets.len / (Py_ssize_t)sizeof(int32_t)) {
+        PyErr_SetString(PyExc_ValueError, "offsets do not cover the requested values");
+        goto done;
+    }
+    if (max_length < 0 || max_length > MAX_FAST) {
+        PyErr_SetString(PyExc_ValueError, "max_length must be between 0 and 256");
+        goto done;
+    }
+    if (check_outputs(&out_hex, &out_keys, pos, n) < 0) {
+        goto done;
+    }
+    flags = PyBytes_FromStringAndSize(NULL, n);
+    if (flags == NULL) {
+        goto done;
+    }
+    const int32_t *offs = (const int32_t *)offsets.buf + start;
+    const unsigned char *bytes = (const unsigned char *)data.buf;
+    const Py_ssize_t data_len = data.len;
+    const unsigned char *refused_tlds = (const unsigned char *)refused.buf;
+    const Py_ssize_t refused_len = refused.len;
+    char *hex = (char *)out_hex.buf;
+    unsigned char *keys = (unsigned char *)out_keys.buf;
+    unsigned char *out_flags = (unsigned char *)PyBytes_AS_STRING(flags);
+    Py_ssize_t count = 0;
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    SHA256_CTX empty;
+    SHA256_Init(&empty);
+    unsigned char lowered[MAX_FAST];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int32_t lo = offs[i], hi = offs[i + 1];
+        if (lo < 0 || hi < lo || (Py_ssize_t)hi > data_len) {
+            bad = 1;
+            break;
+        }
+        while (lo < hi && bytes[lo] == ' ') lo++;
+        while (hi > lo && bytes[hi - 1] == ' ') hi--;
+        const int32_t len = hi - lo;
+        int pass = 0;
+        if (len > 0 && (Py_ssize_t)len <= max_length) {
+            for (int32_t j = 0; j < len; j++) {
+                const unsigned char c = bytes[lo + j];
+                lowered[j] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+            }
+            pass = email_fast_match(lowered, len, refused_tlds, refused_len);
+        }
+        out_flags[i] = (unsigned char)pass;
+        if (pass) {
+            digest_one(&empty, lowered, (size_t)len, hex, keys, pos + count);
+            count++;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "invalid string offsets");
+        goto done;
+    }
+    result = Py_BuildValue("(On)", flags, count);
+done:
+    Py_XDECREF(flags);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&refused);
+    PyBuffer_Release(&out_hex);
+    PyBuffer_Release(&out_keys);
+    return result;
+}
+
 /* hmac_sha256_hex(offsets, data, start, n, key, prefix, hex_chars) -> (out, out_offsets)
  *
  * HMAC-SHA256 (RFC 2104) of each string under `key`, written as `prefix` + the first `hex_chars` hex
@@ -386,6 +556,10 @@ static PyMethodDef METHODS[] = {
      "sha256_hex(offsets, data, start, n) -> (hex, hex_offsets, keys) for an Arrow string array."},
     {"hmac_sha256_hex", hmac_sha256_hex, METH_VARARGS,
      "hmac_sha256_hex(offsets, data, start, n, key, prefix, hex_chars) -> (out, out_offsets)."},
+    {"sha256_hex_into", sha256_hex_into, METH_VARARGS,
+     "sha256_hex_into(offsets, data, start, n, prefix, out_hex, out_keys, pos) -> None."},
+    {"email_sha256_into", email_sha256_into, METH_VARARGS,
+     "email_sha256_into(offsets, data, start, n, max_length, refused_tlds, out_hex, out_keys, pos) -> (flags, count)."},
     {"phone_scan", phone_scan, METH_VARARGS,
      "phone_scan(offsets, data, start, n) -> (digits, digit_offsets, flags) for an Arrow string array."},
     {NULL, NULL, 0, NULL},

@@ -30,20 +30,24 @@ class Outcome:
     """Results of a vectorized step, not aligned with the input: positions and values.
 
     ok: (position, normalized value); bad: (position, reason); fallback: positions the fast path
-    could not decide, to be sent to the scalar reference.
+    could not decide, to be sent to the scalar reference. An ok piece may carry a prefix of all its
+    values (a phone's `+` and country code), joined on only when the values are materialized: the
+    SHA-256 kernel hashes prefix and value without the joined strings.
     """
 
     ok_idx: list[pa.Array] = field(default_factory=list)
     ok_val: list[pa.Array] = field(default_factory=list)
+    ok_prefix: list[str] = field(default_factory=list)
     bad_idx: list[pa.Array] = field(default_factory=list)
     bad_reason: list[pa.Array] = field(default_factory=list)
     fallback: list[pa.Array] = field(default_factory=list)
 
-    def ok(self, idx: pa.Array, values: pa.Array) -> None:
-        """Record normalized values at positions `idx`."""
+    def ok(self, idx: pa.Array, values: pa.Array, prefix: str = "") -> None:
+        """Record normalized values (each `prefix` + value) at positions `idx`."""
         if len(idx):
             self.ok_idx.append(idx)
             self.ok_val.append(values)
+            self.ok_prefix.append(prefix)
 
     def bad(self, idx: pa.Array, reason: str) -> None:
         """Record rejections with one reason at positions `idx`."""
@@ -66,6 +70,7 @@ class Outcome:
         """Add another outcome's pieces (positions must already refer to the same input)."""
         self.ok_idx += other.ok_idx
         self.ok_val += other.ok_val
+        self.ok_prefix += other.ok_prefix
         self.bad_idx += other.bad_idx
         self.bad_reason += other.bad_reason
         self.fallback += other.fallback
@@ -74,9 +79,17 @@ class Outcome:
         """All deferred positions as one array."""
         return concat(self.fallback, pa.int64())
 
+    def ok_pieces(self) -> list[tuple[pa.Array, pa.Array, str]]:
+        """(positions, values, prefix) of each normalized piece, in order."""
+        return list(zip(self.ok_idx, self.ok_val, self.ok_prefix, strict=True))
+
     def ok_arrays(self) -> tuple[pa.Int64Array, pa.StringArray]:
-        """(positions, values) of everything normalized."""
-        return concat(self.ok_idx, pa.int64()), concat(self.ok_val, pa.string())
+        """(positions, values) of everything normalized (prefixes joined on)."""
+        values = [
+            pc.binary_join_element_wise(prefix, v, "") if prefix else v
+            for v, prefix in zip(self.ok_val, self.ok_prefix, strict=True)
+        ]
+        return concat(self.ok_idx, pa.int64()), concat(values, pa.string())
 
     def bad_arrays(self) -> tuple[pa.Int64Array, pa.StringArray]:
         """(positions, reasons) of everything rejected."""
@@ -84,7 +97,10 @@ class Outcome:
 
 
 def concat(pieces: list[pa.Array], type_: pa.DataType) -> pa.Array:
-    """Concatenate arrays (cast to `type_`); an empty list gives an empty array."""
+    """Concatenate arrays (cast to `type_`); an empty list gives an empty array. One piece is returned
+    as it is: Arrow's concatenation always copies, and a batch's 64-byte hex digests are its largest array."""
     if not pieces:
         return pa.array([], type_)
+    if len(pieces) == 1 and pieces[0].type == type_:
+        return pieces[0]
     return pa.concat_arrays([p.cast(type_) if p.type != type_ else p for p in pieces])

@@ -1,4 +1,5 @@
-"""Whole-array kernels (SHA-256 hex, digit extraction, the email fast check): compiled when built.
+"""Whole-array kernels (SHA-256 hex, digit extraction, the email fast check, and the email fast path and
+SHA-256 fused into one pass): compiled when built.
 
 The compiled module (_kernels.c: OpenSSL's SHA-256, byte loops for the rest; GIL released) is optional
 at build time. Each function here returns None when it cannot take the array (module not built,
@@ -46,6 +47,85 @@ def sha256_hex(values: pa.Array) -> tuple[pa.StringArray, pa.UInt64Array] | None
     hashes = pa.StringArray.from_buffers(n, pa.py_buffer(hex_offsets), pa.py_buffer(hex_digests))
     dup_keys = pa.Array.from_buffers(pa.uint64(), n, [None, pa.py_buffer(keys)])
     return hashes, dup_keys
+
+
+_HEX_OFFSETS: list[pa.Buffer] = [pa.array([0], pa.int32()).buffers()[1]]
+
+
+def _hex_offsets(n: int) -> pa.Buffer:
+    """int32 offsets 0, 64, ..., 64 * n (at least): every digest array shares one cached buffer."""
+    cached = _HEX_OFFSETS[0]
+    if cached.size // 4 < n + 1:
+        size = max(n + 1, min(2 * (cached.size // 4), MAX_KERNEL_ROWS + 1), 1024)  # 64 * size fits int32
+        steps = pc.cumulative_sum(pa.repeat(pa.scalar(64, pa.int32()), size))
+        cached = pc.subtract(steps, pa.scalar(64, pa.int32())).cast(pa.int32()).buffers()[1]
+        _HEX_OFFSETS[0] = cached
+    return cached
+
+
+class DigestWriter:
+    """SHA-256 hex digests and duplicate keys (as sha256_hex gives them) of several pieces written into
+    one pair of buffers, in the order they are added: no intermediate joined or concatenated strings.
+    `create` gives None when the kernels are not built; then hash with sha256_hex or DuckDB."""
+
+    def __init__(self, capacity: int) -> None:
+        assert _kernels is not None
+        self.capacity = capacity
+        self._hex = pa.allocate_buffer(64 * capacity)
+        self._keys = pa.allocate_buffer(8 * capacity)
+        self.count = 0
+
+    @classmethod
+    def create(cls, capacity: int) -> DigestWriter | None:
+        """A writer for at most `capacity` digests, or None without the kernels (or an older build)."""
+        if _kernels is None or not hasattr(_kernels, "email_sha256_into") or capacity > MAX_KERNEL_ROWS:
+            return None
+        return cls(capacity)
+
+    def add(self, values: pa.Array, prefix: str = "") -> bool:
+        """Append SHA-256(prefix + value) of each value; False (nothing written) if the kernel cannot
+        take the array (nulls, another string type, more than the capacity left)."""
+        if len(values) == 0:
+            return True
+        buffers = _buffers(values)
+        if buffers is None or _kernels is None or self.count + len(values) > self.capacity:
+            return False
+        _kernels.sha256_hex_into(
+            *buffers, values.offset, len(values), prefix.encode(), self._hex, self._keys, self.count
+        )
+        self.count += len(values)
+        return True
+
+    def add_fast_emails(
+        self, values: pa.Array, max_length: int, refused_tlds: Sequence[str]
+    ) -> pa.BooleanArray | None:
+        """The email fast path in one pass (see _kernels.c email_sha256_into): for each raw value, whether
+        it passed kinds.EMAIL_FAST_RE once trimmed and lowercased (then its SHA-256 was appended, in row
+        order), or None if the kernel cannot take the array (nothing appended)."""
+        buffers = _buffers(values)
+        if buffers is None or _kernels is None or self.count + len(values) > self.capacity:
+            return None
+        if not all(t.isascii() and t.isalpha() and t.islower() for t in refused_tlds):
+            return None  # the kernel compares single-label TLDs only
+        refused = ("." + ".".join(refused_tlds) + ".").encode("ascii")
+        flags, count = _kernels.email_sha256_into(
+            *buffers, values.offset, len(values), max_length, refused, self._hex, self._keys, self.count
+        )
+        self.count += count
+        as_bytes = pa.Array.from_buffers(pa.uint8(), len(values), [None, pa.py_buffer(flags)])
+        return pc.cast(as_bytes, pa.bool_())
+
+    def finish(self) -> tuple[pa.StringArray, pa.UInt64Array]:
+        """(hex digests, duplicate keys) of everything added, in order."""
+        n = self.count
+        hex_buffer, keys_buffer = self._hex, self._keys
+        if n < self.capacity // 2:
+            # Mostly invalid values: copy the few digests out rather than keep the whole buffer alive.
+            hex_buffer = pa.py_buffer(memoryview(hex_buffer)[: 64 * n].tobytes())
+            keys_buffer = pa.py_buffer(memoryview(keys_buffer)[: 8 * n].tobytes())
+        hashes = pa.StringArray.from_buffers(n, _hex_offsets(n), hex_buffer)
+        keys = pa.Array.from_buffers(pa.uint64(), n, [None, keys_buffer])
+        return hashes, keys
 
 
 def hmac_sha256_hex(values: pa.Array, key: bytes, prefix: str, hex_chars: int) -> pa.StringArray | None:

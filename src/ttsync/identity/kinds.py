@@ -75,6 +75,14 @@ def emails(values: pa.Array) -> Outcome:
     return out
 
 
+def hash_fast_emails(values: pa.Array, writer: kernels.DigestWriter) -> pa.BooleanArray | None:
+    """For raw values: whether each passes the email fast path of `emails` (printable ASCII that, trimmed
+    and lowercased, matches EMAIL_FAST_RE within EMAIL_FAST_MAX_LENGTH, not a special-use domain); the
+    SHA-256 of each passing value's normalized text is appended to `writer` in row order. None when the
+    kernel cannot take the array (nothing appended): then use `emails`."""
+    return writer.add_fast_emails(values, EMAIL_FAST_MAX_LENGTH, [s[1:] for s in EMAIL_SPECIAL_USE_SUFFIXES])
+
+
 def maids(values: pa.Array) -> Outcome:
     """Trim, lowercase, UUID check, all-zero check. Fully decided here."""
     out = Outcome()

@@ -178,7 +178,7 @@ def _finish(out: Outcome, idx: pa.Array, national: pa.Array, country_code: int, 
     valid = pc.and_(pc.invert(bad_length), _valid(national, country_code))
     out.bad(pc.filter(idx, pc.invert(valid)), Reason.INVALID_PHONE)
     good = pc.filter(national, valid)
-    out.ok(pc.filter(idx, valid), pc.binary_join_element_wise(f"+{country_code}", good, ""))
+    out.ok(pc.filter(idx, valid), good, prefix=f"+{country_code}")
 
 
 def _international(out: Outcome, idx: pa.Array, digits: pa.Array, from_plus: bool) -> None:

@@ -2,7 +2,9 @@
 
 Per batch and column: split multi-value cells, drop nulls, reject blanks, run the kind's vectorized
 normalization (ttsync.identity.kinds / phone_fast), send what it cannot decide to the scalar
-reference, then hash with DuckDB's sha256()/md5(). Batches are split across worker threads (Arrow
+reference, then hash: SHA-256 by the compiled kernel straight into one digest array per column
+(kernels.DigestWriter; raw emails are checked and hashed in the same compiled pass), otherwise and for
+MD5 with DuckDB's sha256()/md5(). Batches are split across worker threads (Arrow
 kernels and DuckDB release the GIL). Each worker does everything per-row for its slice — hashing,
 taking row keys, counting rejects, recording duplicate keys, counting matchable rows — so the main
 thread only concatenates and adds up counters. Nothing but the report's fixed-size counters (and
@@ -24,6 +26,7 @@ from ttsync.identity import kinds
 from ttsync.identity.arrowutil import Outcome, arange, concat, fill_false
 from ttsync.identity.coltypes import as_text
 from ttsync.identity.duplicates import DuplicateCounter
+from ttsync.identity.kernels import DigestWriter
 from ttsync.identity.phone_fast import parse_phones
 from ttsync.identity.reasons import Reason
 from ttsync.identity.report import AutoDecision, MatchReport, TypeStats
@@ -299,6 +302,81 @@ class Preparer:
             region = as_text(spec.region_column, batch.column(spec.region_column), "region")
             region_values = pc.take(region, rows)
         present = len(values)
+        guard_raw = spec.hash_state == "auto" and state == "raw"
+        if state in ("sha256", "md5"):
+            algorithm = None  # pre-hashed: checked and lowercased, never hashed again
+        else:
+            algorithm = spec.maid_hash if spec.kind in MAID_KINDS else "sha256"
+        # SHA-256 goes straight into one digest array (kernels.DigestWriter). Raw emails: the fast
+        # rules and SHA-256 in one compiled pass; only the values it does not take (a few percent) go
+        # through the rules below.
+        writer = DigestWriter.create(present) if algorithm == "sha256" else None
+        taken = (
+            kinds.hash_fast_emails(values, writer) if writer is not None and spec.kind == "email" else None
+        )
+        if taken is None:
+            out = self._decide(values, region_values, spec, state, guard_raw)
+        else:
+            idx = arange(present)
+            rest = pc.invert(taken)
+            rest_regions = pc.filter(region_values, rest) if region_values is not None else None
+            out = remap(
+                self._decide(pc.filter(values, rest), rest_regions, spec, state, guard_raw),
+                pc.filter(idx, rest),
+            )
+        bad_idx, bad_reason = out.bad_arrays()
+        digits = algorithm is not None and spec.kind == "phone" and spec.phone_format == "digits"
+        if writer is not None:
+            hashes, dup_keys, ok_idx = self._digest_into(writer, out, digits)
+            if taken is not None:  # the fast emails' digests come first
+                ok_idx = concat([pc.filter(arange(present), taken), ok_idx], pa.int64())
+        else:
+            ok_idx, ok_val = out.ok_arrays()
+            if digits:
+                ok_val = pc.utf8_slice_codeunits(ok_val, 1)
+            hashes, dup_keys = self._hasher.digest(ok_val, algorithm)
+        id_schema = spec.schema_for(state)
+        self._duplicates.add(id_schema, dup_keys)
+        ok_rows = pc.take(rows, ok_idx)
+        rejected: dict[str, int] = {}
+        if len(bad_reason):
+            for item in pc.value_counts(bad_reason).to_pylist():
+                rejected[str(item["values"])] = int(item["counts"])
+        result = _ColumnResult(
+            spec=spec,
+            id_schema=id_schema,
+            ok_keys=pc.take(keys, ok_rows),
+            hashes=hashes,
+            bad_keys=pc.take(keys, pc.take(rows, bad_idx)),
+            bad_reasons=bad_reason,
+            present=present,
+            valid=len(ok_idx),
+            rejected=rejected,
+        )
+        return result, ok_rows, flattened
+
+    @staticmethod
+    def _digest_into(writer: DigestWriter, out: Outcome, digits: bool) -> tuple[pa.Array, pa.Array, pa.Array]:
+        """(hashes, duplicate keys) of what `writer` holds followed by the outcome's normalized pieces,
+        and the positions of those pieces."""
+        positions = []
+        for idx, values, prefix in out.ok_pieces():
+            if digits:  # the `+` is dropped: from the prefix, or from each value
+                if prefix:
+                    prefix = prefix[1:]
+                else:
+                    values = pc.utf8_slice_codeunits(values, 1)
+            if not writer.add(values, prefix):  # normalized values are null-free strings, one per position
+                raise RuntimeError("the digest writer refused normalized values")
+            positions.append(idx)
+        hashes, keys = writer.finish()
+        return hashes, keys, concat(positions, pa.int64())
+
+    def _decide(
+        self, values: pa.Array, region_values: pa.Array | None, spec: ColumnSpec, state: str, guard_raw: bool
+    ) -> Outcome:
+        """Normalize or reject each (non-null) value of one column; positions index `values`."""
+        present = len(values)
         out = Outcome()
         idx = arange(present)
         # Printable ASCII (no tabs or control characters) is decided by the vectorized rules;
@@ -311,7 +389,6 @@ class Preparer:
         blank = pc.or_(empty, pc.and_(ascii_ok, fill_false(pc.ascii_is_space(values))))
         out.bad(pc.filter(idx, blank), Reason.EMPTY)
         sel = pc.and_(sel, pc.invert(blank))
-        guard_raw = spec.hash_state == "auto" and state == "raw"
         if guard_raw:
             hashed = pc.and_(sel, kinds.looks_hashed(values))
             out.bad(pc.filter(idx, hashed), Reason.LOOKS_HASHED)
@@ -332,31 +409,4 @@ class Preparer:
             part = kinds.external_ids(sub)
         out.extend(remap(part, sub_idx))
         decide_deferred(out, values, region_values, spec, state, guard_raw)
-        ok_idx, ok_val = out.ok_arrays()
-        bad_idx, bad_reason = out.bad_arrays()
-        if state in ("sha256", "md5"):
-            algorithm = None  # pre-hashed: checked and lowercased, never hashed again
-        else:
-            if spec.kind == "phone" and spec.phone_format == "digits":
-                ok_val = pc.utf8_slice_codeunits(ok_val, 1)
-            algorithm = spec.maid_hash if spec.kind in MAID_KINDS else "sha256"
-        hashes, dup_keys = self._hasher.digest(ok_val, algorithm)
-        id_schema = spec.schema_for(state)
-        self._duplicates.add(id_schema, dup_keys)
-        ok_rows = pc.take(rows, ok_idx)
-        rejected: dict[str, int] = {}
-        if len(bad_reason):
-            for item in pc.value_counts(bad_reason).to_pylist():
-                rejected[str(item["values"])] = int(item["counts"])
-        result = _ColumnResult(
-            spec=spec,
-            id_schema=id_schema,
-            ok_keys=pc.take(keys, ok_rows),
-            hashes=hashes,
-            bad_keys=pc.take(keys, pc.take(rows, bad_idx)),
-            bad_reasons=bad_reason,
-            present=present,
-            valid=len(ok_idx),
-            rejected=rejected,
-        )
-        return result, ok_rows, flattened
+        return out

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from ttsync.identity.arrowutil import Outcome, arange, fill_false
 from ttsync.identity.coltypes import as_text, check_column_type
 from ttsync.identity.digests import duplicate_keys
+from ttsync.identity.email_domains import EmailDomains
 from ttsync.identity.kernels import sha256_hex as kernel_sha256_hex
 from ttsync.identity.reasons import InvalidIdentifier, Reason
 from ttsync.identity.scalar import (
@@ -25,6 +26,10 @@ from ttsync.identity.scalar import (
     sha256_hex,
 )
 from ttsync.identity.spec import MAID_KINDS, ColumnSpec
+
+# What email-validator concluded about each domain the scalar fallback saw (bounded; shared by every
+# preparer of the process: a verdict depends on the domain alone).
+EMAIL_DOMAINS = EmailDomains()
 
 
 class Hasher:
@@ -86,7 +91,7 @@ def decide_deferred(
         decided = seen.get(key)
         if decided is None:
             try:
-                decided = (True, scalar_one(spec, state, guard_raw, str(text), region))
+                decided = (True, scalar_one(spec, state, guard_raw, str(text), region, EMAIL_DOMAINS))
             except InvalidIdentifier as exc:
                 decided = (False, exc.reason.value)
                 traceback.clear_frames(exc.__traceback__)
@@ -101,8 +106,16 @@ def decide_deferred(
     out.bad_each(pa.array(bad_idx, pa.int64()), pa.array(bad_reason, pa.string()))
 
 
-def scalar_one(spec: ColumnSpec, state: str, guard_raw: bool, text: str, region: str | None) -> str:
-    """The scalar rule for one value of a column (the reference the fast paths must match)."""
+def scalar_one(
+    spec: ColumnSpec,
+    state: str,
+    guard_raw: bool,
+    text: str,
+    region: str | None,
+    email_domains: EmailDomains | None = None,
+) -> str:
+    """The scalar rule for one value of a column (the reference the fast paths must match); with
+    `email_domains`, emails are decided through its per-domain verdicts (the same results)."""
     if state in ("sha256", "md5"):
         return check_prehashed(spec.kind, text, state)
     if not text.strip():
@@ -111,6 +124,8 @@ def scalar_one(spec: ColumnSpec, state: str, guard_raw: bool, text: str, region:
         folded = text.strip().lower()
         if SHA256_HEX_RE.fullmatch(folded) or MD5_HEX_RE.fullmatch(folded):
             raise InvalidIdentifier(spec.kind, Reason.LOOKS_HASHED)
+    if spec.kind == "email" and email_domains is not None:
+        return email_domains.normalize(text)
     return normalize(spec.kind, text, region=region)
 
 
@@ -134,8 +149,8 @@ def prepare_value(
 def remap(part: Outcome, positions: pa.Array) -> Outcome:
     """Re-index an outcome computed on a subset back to the subset's positions."""
     out = Outcome()
-    for i, v in zip(part.ok_idx, part.ok_val, strict=True):
-        out.ok(pc.take(positions, i), v)
+    for i, v, prefix in part.ok_pieces():
+        out.ok(pc.take(positions, i), v, prefix)
     for i, r in zip(part.bad_idx, part.bad_reason, strict=True):
         out.bad_each(pc.take(positions, i), r)
     for i in part.fallback:
