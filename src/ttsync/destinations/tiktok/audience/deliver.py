@@ -16,7 +16,7 @@ from typing import Protocol
 import duckdb
 import pyarrow as pa
 
-from ttsync.destinations.tiktok.client.batch_data import batch_data_json
+from ttsync.destinations.tiktok.client.batch_data import batch_data_bytes
 from ttsync.sync.plan import AudiencePlan, batch_count, iter_add_batches, iter_remove_batches
 
 
@@ -24,7 +24,7 @@ class MappingSender(Protocol):
     """What delivery needs from the TikTok client: one `segment/mapping/` call with a prebuilt batch_data."""
 
     async def __call__(
-        self, *, action: str, advertiser_ids: Sequence[str], id_schema: Sequence[str], batch_data_json: str
+        self, *, action: str, advertiser_ids: Sequence[str], id_schema: Sequence[str], batch_data_json: bytes
     ) -> None: ...
 
 
@@ -124,7 +124,7 @@ async def deliver_partner(
         tasks: list[asyncio.Task[None]] = []
         failures: list[BaseException] = []
 
-        async def send_one(index: int, body: str, ids: int) -> None:
+        async def send_one(index: int, body: bytes, ids: int) -> None:
             nonlocal confirmed_since_save
             try:
                 await send(
@@ -156,7 +156,7 @@ async def deliver_partner(
             if failures:  # stop producing batches after the first failure
                 slots.release()
                 break
-            body = batch_data_json(batch, audience)
+            body = batch_data_bytes(batch, audience)
             tasks.append(asyncio.create_task(send_one(index, body, _non_null_cells(batch))))
         await asyncio.gather(*tasks)
         await persist()
