@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ttsync.destinations.tiktok.client.batch_data import batch_data_json, build_batch_data
+from ttsync.sync.inflight import clear_inflight, inflight_files, inflight_sql, record_inflight
 from ttsync.sync.plan import (
     AudiencePlan,
     SyncMode,
@@ -203,3 +204,34 @@ def test_batch_data_json_refuses_anything_but_hashes() -> None:
     upper = pa.record_batch({E: [h(10).upper()]})
     with pytest.raises(ValueError, match=E):
         batch_data_json(upper, ["1"])
+
+
+def test_inflight_record_keeps_what_was_sent_when_the_plan_is_written_again(tmp_path: Path) -> None:
+    """The record links the plan's add rows instead of copying them; planning again in the same folder writes
+    new files, so the record still says what the first upload may have sent, and a later plan removes it."""
+    con, first = run_plan(tmp_path, [("1", E, h(1)), ("1", P, h(2)), ("2", E, h(3))], None, SyncMode.MIRROR)
+    record = record_inflight(con, first, tmp_path / "inflight", "wf1")
+    files = inflight_files(tmp_path / "inflight")
+    assert len(files) == 2  # the record (removes) and its adds
+    con, _second = run_plan(tmp_path, [("3", E, h(4))], None, SyncMode.MIRROR)  # same work folder
+    recorded = con.execute(
+        f"SELECT op, id_schema, k1, k4 FROM {inflight_sql(files)} ORDER BY 2, 4"
+    ).fetchall()
+    assert recorded == [("add", E, 0, 1), ("add", E, 0, 3), ("add", P, 0, 2)]
+    # A plan reconciling the record removes what may have been sent and is no longer in the query.
+    write_ids(tmp_path / "ids" / "part-0.parquet", [("1", E, h(1))])
+    third = plan_audience(
+        con,
+        prepared_glob=str(tmp_path / "ids" / "*.parquet"),
+        snapshot=None,
+        id_schemas=(E, P),
+        mode=SyncMode.MIRROR,
+        work_dir=tmp_path / "work3",
+        inflight=files,
+    )
+    removed = sorted(
+        b[E] or b[P] for b in pa.Table.from_batches(list(iter_remove_batches(con, third, 10))).to_pylist()
+    )
+    assert removed == [h(2), h(3)]
+    clear_inflight([record])
+    assert inflight_files(tmp_path / "inflight") == []

@@ -134,3 +134,23 @@ def test_groups_match_contract() -> None:
     assert group_for_path("dmp/custom_audience/list/") == "default"
     defaults = RateLimits()
     assert (defaults.default, defaults.segment, defaults.events) == (10.0, 10_000.0, 1_000.0)
+
+
+def test_a_late_send_costs_milliseconds_not_a_slot() -> None:
+    """At 9.7 QPS (3 % headroom) a send that went out 15 ms late makes the send ten slots later wait until
+    the window frees, a few milliseconds; the pacing after it stays on its grid."""
+    limiter = AdaptiveRateLimiter(RateLimits(default=10.0), "default", clock=(clock := Clock()))
+    start = clock.now
+    slots = [start + limiter.reserve() for _ in range(30)]  # 30 callers take their turns up front
+    waits = []
+    for i, slot in enumerate(slots):
+        clock.now = slot + (0.015 if i == 0 else 0.0)  # the first caller wakes 15 ms late
+        wait = limiter.try_claim()
+        waits.append(wait)
+        if wait:
+            clock.now += wait
+            assert limiter.try_claim() == 0.0
+    assert [i for i, w in enumerate(waits) if w] == [10]
+    assert waits[10] == pytest.approx(0.015 + 1.02 - 10 / 9.7)
+    assert clock.now == pytest.approx(start + 29 / 9.7)  # the last send on its slot: no interval lost
+    assert limiter.stats.refused == 1

@@ -150,7 +150,8 @@ class ApiApp:
             params = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
         else:
             raw = await _read_body(receive)
-            params = _parse_json(raw)
+            fast = ep.parse(raw) if ep.parse is not None else None
+            params = fast if fast is not None else _parse_json(raw)
         ctx = Ctx(state=state, path=path, method=method, params=params, now=now, body=raw, form=form)
         app_id: str | None
         if ep.auth:

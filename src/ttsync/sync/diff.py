@@ -177,6 +177,9 @@ def _rows(path: Path) -> int:
 
 
 def _copy(con: duckdb.DuckDBPyConnection, select_sql: str, path: Path) -> None:
+    # Always a new file (inode): an upload's in-flight record may hard-link an earlier plan's add rows, and
+    # writing over them in place (a re-planned workflow) would change what that record says was sent.
+    path.unlink(missing_ok=True)
     con.execute(f"COPY ({select_sql}) TO {sql_literal(path)} (FORMAT parquet)")
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
+import orjson
+
 from ttsync.emulator.endpoints.common import Ctx, JsonDict, advertiser_access, endpoint
+from ttsync.emulator.endpoints.mapping_body import PackedRows, parse_mapping_body
 from ttsync.emulator.errors import NOT_FOUND, PARAM_ERROR, TASK_NOT_READY, TOO_MANY_IDS, ApiError, param_error
 from ttsync.emulator.model import PARTNER, Audience
 from ttsync.emulator.ops import create_audience, delete_audience
@@ -63,7 +66,7 @@ def _mappable(ctx: Ctx, audience_id: str, advertiser_ids: list[str], field: str)
     return aud
 
 
-@endpoint("segment/mapping/", "POST")
+@endpoint("segment/mapping/", "POST", parse=parse_mapping_body)
 def segment_mapping(ctx: Ctx) -> JsonDict:
     """Add (default) or delete member hashes; all-or-nothing: any bad row rejects the request (ref §8.5)."""
     p = ctx.params
@@ -81,9 +84,15 @@ def segment_mapping(ctx: Ctx) -> JsonDict:
     if len(set(schema)) != len(schema):
         raise param_error("id_schema", "Duplicate id types are not allowed")
     rows = p.get("batch_data")
+    if isinstance(rows, PackedRows) and any(
+        length != (32 if s.endswith("_MD5") else 64)
+        for s, length in zip(schema, rows.hash_lengths, strict=False)
+    ):
+        # A hash of the wrong length for its id_schema: the row-by-row checks name the first one.
+        rows = orjson.loads(ctx.body)["batch_data"]
     if rows is None:
         raise param_error("batch_data", "Missing data for required field")
-    if not isinstance(rows, list):
+    if not isinstance(rows, list | PackedRows):
         raise param_error("batch_data", NOT_LIST)
     if not rows:
         raise param_error("batch_data", "Length must be at least 1")
@@ -96,6 +105,9 @@ def segment_mapping(ctx: Ctx) -> JsonDict:
             TOO_MANY_IDS, f"Too many IDs: batch_data holds {len(rows)} rows, at most {limit} allowed."
         )
 
+    if isinstance(rows, PackedRows):
+        _apply_packed(ctx, rows, schema, advertiser_ids, action)
+        return {}
     width = len(schema)
     matchers = [(_MD5 if s.endswith("_MD5") else _SHA256).fullmatch for s in schema]
     checked: dict[str, Audience] = {}
@@ -145,3 +157,30 @@ def segment_mapping(ctx: Ctx) -> JsonDict:
     for (audience_id, c), hashes in pending.items():
         apply(checked[audience_id], schema[c], hashes)
     return {}
+
+
+def _apply_packed(
+    ctx: Ctx, rows: PackedRows, schema: list[str], advertiser_ids: list[str], action: str
+) -> None:
+    """Apply rows of the compact layout (see mapping_body.py): the same checks and result as the row-by-row
+    path, whose checks of shape and hashes `PackedRows` already holds for every row."""
+    width = len(schema)
+    if len(rows.hash_lengths) != width and not (
+        ctx.state.config.has("short-rows") and 0 < len(rows.hash_lengths) < width
+    ):
+        raise param_error(
+            "batch_data.0", f"Each row must be a list of {width} items, one per id_schema entry"
+        )
+    checked: dict[str, Audience] = {}
+    pending: dict[tuple[str, int], list[bytes]] = {}
+    for c, audience_ids in enumerate(rows.audience_ids):
+        hashes = rows.column(c)
+        for a, audience_id in enumerate(audience_ids):
+            if audience_id not in checked:
+                field = f"batch_data.0.{c}.audience_ids.{a}"
+                checked[audience_id] = _mappable(ctx, audience_id, advertiser_ids, field)
+            # An audience named twice in an entry gets the row twice, as in the row-by-row path.
+            pending.setdefault((audience_id, c), []).extend(hashes)
+    apply = ctx.state.add_members if action == "add" else ctx.state.remove_members
+    for (audience_id, c), hashes in pending.items():
+        apply(checked[audience_id], schema[c], hashes)

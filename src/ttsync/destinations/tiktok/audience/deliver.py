@@ -9,14 +9,15 @@ after every batch of the plan is confirmed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import duckdb
 import pyarrow as pa
 
-from ttsync.destinations.tiktok.client.batch_data import batch_data_json
+from ttsync.destinations.tiktok.client.batch_data import batch_data_bytes
 from ttsync.sync.plan import AudiencePlan, batch_count, iter_add_batches, iter_remove_batches
 
 
@@ -24,7 +25,7 @@ class MappingSender(Protocol):
     """What delivery needs from the TikTok client: one `segment/mapping/` call with a prebuilt batch_data."""
 
     async def __call__(
-        self, *, action: str, advertiser_ids: Sequence[str], id_schema: Sequence[str], batch_data_json: str
+        self, *, action: str, advertiser_ids: Sequence[str], id_schema: Sequence[str], batch_data_json: bytes
     ) -> None: ...
 
 
@@ -81,7 +82,7 @@ class DeliveryCounts:
 
 
 Progress = Callable[[str, int], None]  # (phase, identifiers just confirmed)
-SaveCheckpoint = Callable[[MappingCheckpoint], Awaitable[None] | None]
+SaveCheckpoint = Callable[[MappingCheckpoint], None]  # called in a worker thread, in order
 
 
 async def deliver_partner(
@@ -99,7 +100,8 @@ async def deliver_partner(
     """Send the plan's removes then adds; return counts. Raises the client's typed error on failure.
 
     Every confirmed batch is checkpointed (`checkpoint_every=1`: one small store write per batch of 10,000
-    identifiers), so a crash re-sends only the batches that were in flight (at most `in_flight`).
+    identifiers, stored in order off the event loop), so a crash re-sends only the batches that were in
+    flight (at most `in_flight`) or whose write had not landed yet.
 
     On failure the checkpoint already holds every batch TikTok confirmed before the error, so calling again
     with the same plan and checkpoint continues where this call stopped.
@@ -112,61 +114,95 @@ async def deliver_partner(
         ("add", checkpoint.added, iter_add_batches(con, plan, checkpoint.batch_rows)),
     ]
     confirmed_since_save = 0
+    failures: list[BaseException] = []
+    with _CheckpointWriter(save_checkpoint, failures) as writer:
 
-    async def persist() -> None:
-        result = save_checkpoint(checkpoint)
-        if asyncio.iscoroutine(result):
-            await result
-
-    async def run_phase(action: str, done: set[int], batches: Iterator[pa.RecordBatch]) -> None:
-        nonlocal confirmed_since_save
-        slots = asyncio.Semaphore(in_flight)
-        tasks: list[asyncio.Task[None]] = []
-        failures: list[BaseException] = []
-
-        async def send_one(index: int, body: str, ids: int) -> None:
+        async def run_phase(action: str, done: set[int], batches: Iterator[pa.RecordBatch]) -> None:
             nonlocal confirmed_since_save
-            try:
-                await send(
-                    action=action, advertiser_ids=advertiser_ids, id_schema=schemas, batch_data_json=body
-                )
-            except Exception as exc:  # the typed client error; re-raised after in-flight batches settle
-                failures.append(exc)
-                return
-            finally:
-                slots.release()
-            done.add(index)
-            counts.requests += 1
-            if action == "add":
-                counts.added_ids += ids
-            else:
-                counts.removed_ids += ids
-            if progress is not None:
-                progress(action, ids)
-            confirmed_since_save += 1
-            if confirmed_since_save >= checkpoint_every:
-                confirmed_since_save = 0
-                await persist()
+            slots = asyncio.Semaphore(in_flight)
+            tasks: list[asyncio.Task[None]] = []
 
-        for index, batch in enumerate(batches):
-            if index in done:
-                counts.batches_skipped += 1
-                continue
-            await slots.acquire()
-            if failures:  # stop producing batches after the first failure
-                slots.release()
-                break
-            body = batch_data_json(batch, audience)
-            tasks.append(asyncio.create_task(send_one(index, body, _non_null_cells(batch))))
-        await asyncio.gather(*tasks)
-        await persist()
-        confirmed_since_save = 0
-        if failures:
-            raise failures[0]
+            async def send_one(index: int, body: bytes, ids: int) -> None:
+                nonlocal confirmed_since_save
+                try:
+                    await send(
+                        action=action, advertiser_ids=advertiser_ids, id_schema=schemas, batch_data_json=body
+                    )
+                except Exception as exc:  # the typed client error; re-raised after in-flight batches settle
+                    failures.append(exc)
+                    return
+                finally:
+                    slots.release()
+                done.add(index)
+                counts.requests += 1
+                if action == "add":
+                    counts.added_ids += ids
+                else:
+                    counts.removed_ids += ids
+                if progress is not None:
+                    progress(action, ids)
+                confirmed_since_save += 1
+                if confirmed_since_save >= checkpoint_every:
+                    confirmed_since_save = 0
+                    await writer.save(checkpoint)
 
-    for action, done, batches in phases:
-        await run_phase(action, done, batches)
+            for index, batch in enumerate(batches):
+                if index in done:
+                    counts.batches_skipped += 1
+                    continue
+                await slots.acquire()
+                if failures:  # stop producing batches after the first failure (a send's or a save's)
+                    slots.release()
+                    break
+                body = batch_data_bytes(batch, audience)
+                tasks.append(asyncio.create_task(send_one(index, body, _non_null_cells(batch))))
+            await asyncio.gather(*tasks)
+            await writer.save(checkpoint)
+            confirmed_since_save = 0
+            await writer.flush()
+            if failures:
+                raise failures[0]
+
+        for action, done, batches in phases:
+            await run_phase(action, done, batches)
     return counts
+
+
+class _CheckpointWriter:
+    """Stores checkpoints in order, in a thread of its own: a store write ends with an fsync, and on the event
+    loop it would hold every send back meanwhile. Each save stores a copy taken when it was asked for, so
+    every confirmed batch still gets its own write (the crash tests count them); `flush` waits for all of
+    them. A failed save (e.g. the workflow's lease was lost) lands in `failures`, which stops the sending."""
+
+    def __init__(self, save: SaveCheckpoint, failures: list[BaseException]) -> None:
+        self._save = save
+        self._failures = failures
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="ttsync-checkpoint")
+        self._pending: list[asyncio.Future[object]] = []
+
+    async def save(self, checkpoint: MappingCheckpoint) -> None:
+        """Queue a store write of the checkpoint as it is now."""
+        frozen = replace(checkpoint, removed=set(checkpoint.removed), added=set(checkpoint.added))
+        future: asyncio.Future[object] = asyncio.get_running_loop().run_in_executor(
+            self._pool, self._save, frozen
+        )
+        future.add_done_callback(self._failed)
+        self._pending.append(future)
+
+    def _failed(self, future: asyncio.Future[object]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            self._failures.append(future.exception())  # type: ignore[arg-type]
+
+    async def flush(self) -> None:
+        """Wait until every queued write is stored (their failures are in `failures`)."""
+        pending, self._pending = self._pending, []
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def __enter__(self) -> _CheckpointWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True)
 
 
 def expected_batches(plan: AudiencePlan, batch_rows: int) -> tuple[int, int]:

@@ -6,6 +6,7 @@ refusal (TikTok documents no maximum) shrinks the request to the stated limit, l
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -40,8 +41,26 @@ def _dumps(rows: Any) -> str:
     return json.dumps(rows, separators=(",", ":"))
 
 
-def _mapping_body(fields: dict[str, Any], rows_json: str) -> bytes:
-    return (json.dumps(fields)[:-1] + ', "batch_data": ' + rows_json + "}").encode()
+def _mapping_body(fields: dict[str, Any], rows_json: str | bytes) -> bytes:
+    rows = rows_json.encode() if isinstance(rows_json, str) else rows_json
+    return b"".join((json.dumps(fields)[:-1].encode(), b', "batch_data": ', rows, b"}"))
+
+
+@functools.lru_cache(maxsize=64)
+def _mapping_fields(
+    action: Literal["add", "delete"], advertiser_ids: tuple[str, ...], id_schema: tuple[IdSchema, ...]
+) -> dict[str, Any]:
+    """The validated non-row fields of a mapping request (`ClientValidationError` when invalid)."""
+    head = build_request(
+        SegmentMappingRequest,
+        "segment/mapping/",
+        advertiser_ids=list(advertiser_ids),
+        action=action,
+        id_schema=list(id_schema),
+        batch_data=[[{}] * len(id_schema)],  # placeholder: validated shape, replaced by the caller's rows
+    )
+    fields: dict[str, Any] = head.model_dump(mode="json", exclude={"batch_data"}, exclude_none=True)
+    return fields
 
 
 class SegmentMethods(BaseAsyncClient):
@@ -103,24 +122,16 @@ class SegmentMethods(BaseAsyncClient):
         action: Literal["add", "delete"],
         advertiser_ids: Sequence[str],
         id_schema: Sequence[IdSchema],
-        batch_data_json: str,
+        batch_data_json: str | bytes,
     ) -> EmptyResult:
         """`POST segment/mapping/` with `batch_data` already serialized (the bulk path of audience sync).
 
-        `batch_data_json` must be a JSON array of rows aligned with `id_schema` (ref §2.1); it is built from
-        Arrow columns by `ttsync.destinations.tiktok.client.batch_data`, which avoids one Python object per identifier. The other
-        fields are validated as in `segment_mapping`.
+        `batch_data_json` must be a JSON array of rows aligned with `id_schema` (ref §2.1), as text or UTF-8
+        bytes; it is built from Arrow columns by `ttsync.destinations.tiktok.client.batch_data`, which avoids
+        one Python object per identifier. The other fields are validated as in `segment_mapping` (once per
+        distinct set of them: a delivery sends the same ones thousands of times).
         """
-        path = "segment/mapping/"
-        head = build_request(
-            SegmentMappingRequest,
-            path,
-            advertiser_ids=list(advertiser_ids),
-            action=action,
-            id_schema=list(id_schema),
-            batch_data=[[{}] * len(id_schema)],  # placeholder: validated shape, replaced below
-        )
-        fields = head.model_dump(mode="json", exclude={"batch_data"}, exclude_none=True)
+        fields = _mapping_fields(action, tuple(advertiser_ids), tuple(id_schema))
         return await self._send_mapping(fields, batch_data_json, None)
 
     def mapping_row_limit(self) -> int | None:
@@ -130,7 +141,7 @@ class SegmentMethods(BaseAsyncClient):
         return self._registry.mapping_row_limits.get((self._limiter_scope, self.app_id or ""))
 
     async def _send_mapping(
-        self, fields: dict[str, Any], rows_json: str | None, rows: list[Any] | None
+        self, fields: dict[str, Any], rows_json: str | bytes | None, rows: list[Any] | None
     ) -> EmptyResult:
         """Send one mapping, split into requests of at most the remembered row limit.
 
@@ -151,13 +162,13 @@ class SegmentMethods(BaseAsyncClient):
             except InvalidRequestError as exc:
                 if exc.code not in _SIZE_CODES:
                     raise
-                rows = rows if rows is not None else json.loads(rows_json or "[]")
+                rows = rows if rows is not None else json.loads(rows_json or b"[]")
                 limit = _shrunk(len(rows), exc.message)
                 if limit is None:
                     raise
                 limits[key] = limit
         if rows is None:
-            rows = json.loads(rows_json or "[]")
+            rows = json.loads(rows_json or b"[]")
         result = EmptyResult()
         start = 0
         while start < len(rows):

@@ -1,5 +1,5 @@
 """Build `segment/mapping/` batch_data (ref §2.1): from Python rows (`build_batch_data`, the client's
-`add_segment_members`) or as JSON text straight from Arrow columns (`batch_data_json`, audience runs). Both
+`add_segment_members`) or as JSON straight from Arrow columns (`batch_data_bytes`, audience runs). Both
 take only lowercase hex hashes (`HASH_PATTERNS`), so a raw identifier can never leave the process.
 
 A mapping row is one person: entry i belongs to id_schema[i], `{}` where the person has no value for that
@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -25,33 +26,62 @@ HASH_PATTERNS: Final = {
     "SHA256": re.compile(r"[0-9a-f]{64}"),
     "MD5": re.compile(r"[0-9a-f]{32}"),
 }
-_HASH_PATTERN = "^(?:" + "|".join(p.pattern for p in HASH_PATTERNS.values()) + ")$"
 
 
 def batch_data_json(batch: pa.RecordBatch, audience_ids: Sequence[str]) -> str:
-    """The JSON array for `batch_data`: one row per record, one entry per column (null -> `{}`).
+    """The JSON array for `batch_data` as text (see `batch_data_bytes`, which the upload sends)."""
+    return batch_data_bytes(batch, audience_ids).decode()
+
+
+def batch_data_bytes(batch: pa.RecordBatch, audience_ids: Sequence[str]) -> bytes:
+    """The JSON array for `batch_data`, UTF-8: one row per record, one entry per column (null -> `{}`).
 
     Values must be lowercase hex SHA-256 or MD5 hashes: checked here for the whole batch at once (so a raw
-    value can never leave the process, and no value needs JSON escaping); otherwise `ValueError`.
+    value can never leave the process, and no value needs JSON escaping); otherwise `ValueError`. Each row is
+    written with a trailing comma by one Arrow kernel call, so the array is the kernel's data buffer as it
+    is, minus the last comma: no Python object per row.
     """
     if batch.num_columns == 0 or batch.num_rows == 0:
-        return "[]"
+        return b"[]"
     tail = '","audience_ids":' + json.dumps([str(a) for a in audience_ids]) + "}"
-    cells: list[pa.Array] = []
+    texts: list[pa.Array] = []
     for name, column in zip(batch.schema.names, batch.columns, strict=True):
         text = pc.cast(column, pa.string())
-        if pc.any(pc.invert(pc.match_substring_regex(text, _HASH_PATTERN))).as_py():
+        if not _all_hex_digests(text):
             raise ValueError(f"column {name}: values that are not lowercase hex hashes cannot be sent")
-        entry = pc.binary_join_element_wise('{"id":"', text, tail, "")
-        cells.append(pc.fill_null(entry, "{}"))
-    parts: list[pa.Array | str] = ["["]
-    for i, cell in enumerate(cells):
-        if i:
-            parts.append(",")
-        parts.append(cell)
-    parts.append("]")
-    rows = pc.binary_join_element_wise(*parts, "")
-    return "[" + ",".join(rows.to_pylist()) + "]"
+        texts.append(text)
+    if len(texts) == 1 and texts[0].null_count == 0:  # the common case: one identifier type, no gaps
+        rows = pc.binary_join_element_wise('[{"id":"', texts[0], tail + "],", "")
+    else:
+        parts: list[pa.Array | str] = ["["]
+        for i, text in enumerate(texts):
+            if i:
+                parts.append(",")
+            parts.append(pc.fill_null(pc.binary_join_element_wise('{"id":"', text, tail, ""), "{}"))
+        parts.append("],")
+        rows = pc.binary_join_element_wise(*parts, "")
+    offsets = np.frombuffer(rows.buffers()[1], np.int32)
+    data = memoryview(rows.buffers()[2])[offsets[rows.offset] : offsets[rows.offset + len(rows)] - 1]
+    return b"".join((b"[", data, b"]"))
+
+
+def _all_hex_digests(text: pa.Array) -> bool:
+    """True when every non-null value is 64 or 32 lowercase hex characters (SHA-256, MD5).
+
+    Vectorized over the Arrow buffers (lengths from the offsets, bytes by range): ~10x cheaper than a regex
+    kernel, which matters at 10,000 identifiers a request.
+    """
+    values = pc.drop_null(text) if text.null_count else text
+    if len(values) == 0:
+        return True
+    offsets = np.frombuffer(values.buffers()[1], np.int32)[values.offset : values.offset + len(values) + 1]
+    lengths = np.diff(offsets)
+    if not ((lengths == 64) | (lengths == 32)).all():
+        return False
+    data = np.frombuffer(values.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
+    digit = (data - np.uint8(ord("0"))) < 10  # uint8 wraps below '0': one comparison per range
+    letter = (data - np.uint8(ord("a"))) < 6
+    return bool((digit | letter).all())
 
 
 def build_batch_data(

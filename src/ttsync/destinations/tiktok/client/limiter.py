@@ -166,8 +166,10 @@ class AdaptiveRateLimiter:
         when network jitter shifts requests by up to that margin; with the default 3 % headroom, evenly
         paced sends never hit this check. It matters in two cases: a caller that reserved before a
         slow-down must obey the new rate, and callers that woke late (a busy event loop) may catch up only
-        as far as the window allows. A refused caller gets a fresh slot at the back of the line, so refused
-        callers do not all wake at the same instant.
+        as far as the window allows. A caller refused because an earlier send went out late by less than
+        an interval waits only until the window frees (its slot stays its own: jitter costs milliseconds,
+        not a slot); any other refused caller gets a fresh slot at the back of the line, so refused callers
+        do not all wake at the same instant.
         """
         with self._lock:
             now = self._clock()
@@ -181,6 +183,10 @@ class AdaptiveRateLimiter:
                 return 0.0
             self.stats.refused += 1
             free_at = sent[len(sent) - cap] + WINDOW if len(sent) >= cap else now
+            if now >= self._not_before and free_at - now <= 1.0 / self._rate:
+                # An earlier send went out a little late (its caller woke late): wait the few milliseconds
+                # until the window frees and keep this slot, rather than lose a whole interval of pacing.
+                return free_at - now
             start = max(self._tat, free_at, self._not_before)
             self._tat = start + 1.0 / self._rate
             return start - now

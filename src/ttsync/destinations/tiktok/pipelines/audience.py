@@ -287,7 +287,7 @@ class AudienceRun(AudienceRunSteps):
                 # `deliver_until_ready` resumes from the checkpoint until `ready_timeout_seconds`.
 
                 async def send(
-                    *, action: str, advertiser_ids: Any, id_schema: Any, batch_data_json: str
+                    *, action: str, advertiser_ids: Any, id_schema: Any, batch_data_json: bytes
                 ) -> None:
                     await client.segment_mapping_json(
                         action="add" if action == "add" else "delete",
