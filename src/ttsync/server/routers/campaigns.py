@@ -28,8 +28,10 @@ from ttsync.app.privacy_now import forget_now
 from ttsync.app.privacy_now import report as forget_report
 from ttsync.app.segments import preview_segment
 from ttsync.config.campaigns import Campaign, Segment
+from ttsync.errors import NotFoundError
 from ttsync.server import access
 from ttsync.server.auth import Principal, admin, operator, store_of, viewer
+from ttsync.server.problems import Problem
 from ttsync.server.routers.objects import NAME, Changed, Kind
 from ttsync.store.db import Store
 from ttsync.store.records import WorkflowRecord
@@ -63,6 +65,19 @@ def _campaign(store: Store, who: Principal, name: str, *, use: bool) -> Campaign
     campaign = CAMPAIGNS.get(store, name)
     access.check_campaign(store, who.user, campaign, use=use)
     return campaign
+
+
+def _run(store: Store, name: str, run_id: str) -> QueuedRun:
+    """The queue row of a run of the campaign; 404 problem otherwise."""
+    try:
+        return background.campaign_run(store, name, run_id)
+    except NotFoundError:
+        raise Problem(
+            404,
+            "Not found",
+            f"campaign {name!r} has no run {run_id!r}: POST /api/campaigns/{name}/runs starts one",
+            resolution="object_not_found",
+        ) from None
 
 
 SEGMENTS_KIND = Kind(
@@ -172,7 +187,7 @@ def show_run(
 ) -> CampaignRunView:
     """One campaign run and its deliveries' workflows."""
     _campaign(store, who, name, use=False)
-    item = background.campaign_run(store, name, run_id)
+    item = _run(store, name, run_id)
     return CampaignRunView(
         run=item,
         outcome=background.campaign_outcome(item),
@@ -187,7 +202,7 @@ def cancel_run(
     """Stop the campaign run at its next batch boundary (a queued one never starts; deliveries not started
     are not started); each delivery's workflow stays retryable."""
     _campaign(store, who, name, use=True)
-    item = background.campaign_run(store, name, run_id)
+    item = _run(store, name, run_id)
     return background.cancel(store, item.workflow_id, actor=who.name)
 
 
