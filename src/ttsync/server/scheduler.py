@@ -25,7 +25,8 @@ from croniter import croniter
 
 from ttsync.app import background
 from ttsync.config.campaigns import Campaign
-from ttsync.errors import RunRefusedError
+from ttsync.errors import ResolvableError, RunRefusedError
+from ttsync.redact import redact_error
 from ttsync.store import repos, runqueue
 from ttsync.store.db import Store
 from ttsync.store.leases import LeaseHeldError, acquire, get_lease, is_live
@@ -183,8 +184,8 @@ class Scheduler:
             queued = background.enqueue_campaign(self.store, name, day, actor="scheduler", origin="schedule")
         except RunRefusedError:
             return background.STILL_RUNNING
-        except Exception as exc:  # a campaign whose segment was deleted since: say so, keep scheduling others
-            return f"not queued: {type(exc).__name__}"
+        except ResolvableError as exc:  # e.g. its segment was deleted since: say so, keep scheduling others
+            return f"not queued: {redact_error(exc)}"
         return f"queued campaign run {queued.workflow_id}"
 
     def _put(
