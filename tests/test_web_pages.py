@@ -24,7 +24,8 @@ from ttsync.errors import NotFoundError
 from ttsync.server.app import ServerConfig, create_app
 from ttsync.server.web import pages
 from ttsync.server.web.credentials import Expiry, token_expiry
-from ttsync.store import repos
+from ttsync.store import repos, runqueue
+from ttsync.store.runqueue import ScheduleRecord
 
 EVENTS = "store-purchases-last-7-days"
 USERS = [("admin", "admin", False), ("operator", "operator", False), ("viewer", "viewer", False),
@@ -317,6 +318,22 @@ def test_campaign_plan_shows_each_group_and_destination_then_run_now_sends_them(
     # The page now lists those deliveries as the last ones.
     again = app_client.get("/ui/campaigns/spring-offer").text
     assert set(re.findall(r'href="/ui/workflows/([0-9a-f]+)"', again)) == set(links)
+    # A scheduled campaign's page shows its next and last scheduled run.
+    repos.save_campaign(site.store, campaign.model_copy(update={"schedule": "30 7 * * 1"}))
+    at = datetime(2030, 1, 7, 7, 30, tzinfo=UTC)
+    runqueue.put_schedule(site.store, ScheduleRecord(orchestration="spring-offer", kind="campaign", cron="30 7 * * 1",
+                                                     next_run_at=at, last_run_at=at - timedelta(days=7),
+                                                     last_outcome="skipped: still running", updated_at=at))  # fmt: skip
+    try:
+        state = re.search(
+            r'<span id="schedule-state">(.*?)</span>', app_client.get("/ui/campaigns/spring-offer").text
+        )
+        assert state
+        assert "next run <time" in state.group(1)
+        assert "2030-01-07 07:30:00" in state.group(1)
+        assert "2029-12-31 07:30:00</time> UTC: skipped: still running" in state.group(1)
+    finally:
+        repos.save_campaign(site.store, campaign)
 
 
 def test_audience_and_events_charts_are_inline_svg_of_the_runs(app_client: TestClient, site: Env) -> None:

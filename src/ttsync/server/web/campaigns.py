@@ -23,7 +23,7 @@ from ttsync.errors import NotFoundError
 from ttsync.server import access
 from ttsync.server.auth import store_of
 from ttsync.server.web.core import NAME, Viewer, page_router, posted, render, signed_in
-from ttsync.store import repos
+from ttsync.store import repos, runqueue
 from ttsync.store.runqueue import ACTIVE_STATES
 
 router = page_router()
@@ -65,6 +65,7 @@ def _campaign_page(request: Request, viewer: Viewer, campaign: Campaign, **extra
         item=campaign,
         segments=segments,
         last=runs[-1] if runs else None,
+        schedule=runqueue.get_schedule(store, campaign.name, "campaign"),
         **context,
     )
 
