@@ -117,7 +117,8 @@ MIGRATIONS: list[Migration] = [
     Migration(11, "campaign runs in the server's queue, and campaign schedules", _v11_campaign_runs),
 ]
 
-LATEST_VERSION = MIGRATIONS[-1].version
+# The highest, not the last: numbers are handed out to parallel branches, merged in any order.
+LATEST_VERSION = max(m.version for m in MIGRATIONS)
 
 # Arbitrary constant: the key of the Postgres advisory lock that serializes concurrent migrators.
 _PG_MIGRATION_LOCK = 7_417_001
