@@ -117,13 +117,14 @@ def test_segment_campaign_plan_run_in_a_worker_then_report(
     assert [a["details"]["run_id"] for a in audit] == [run["run_id"]]
 
     # Cancelled at once: stopped before it starts (or, claimed already, before its first delivery or at a
-    # batch boundary of it); any delivery workflow it began reads `cancelled`, and no report line is added.
+    # batch boundary of it), and no report line is added.
     again = api.post("/api/campaigns/summer/runs").json()
     cancelled = api.post(f"/api/campaigns/summer/runs/{again['run_id']}/cancel")
     assert cancelled.status_code == 200, cancelled.text
     view = _finished(server, headers, again["links"]["run"])
     assert view["run"]["state"] == "cancelled"
-    assert all(w["state"] == "cancelled" for w in view["workflows"])
+    # (claimed already: a delivery it began stopped at a batch boundary, failed `run_cancelled`, retryable)
+    assert all(w["error"]["resolution"] == "run_cancelled" for w in view["workflows"])
     assert len(api.get("/api/campaigns/summer/report").json()) == 1  # a cancelled run records no report line
     api.close()
 

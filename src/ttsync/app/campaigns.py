@@ -237,7 +237,7 @@ def run_campaign(
             build_delivery_run(workspace, store, campaign, delivery, options, day=day), stop=stop
         )
         if stop is not None:
-            stop()  # a delivery cancelled mid-way ends its workflow `cancelled`: stop the campaign too
+            stop()  # a delivery cancelled mid-way failed `run_cancelled` (retryable): stop the campaign too
         outcome.deliveries.append(
             {
                 "group": delivery.group,
