@@ -116,15 +116,24 @@ def test_segment_campaign_plan_run_in_a_worker_then_report(
     audit = api.get("/api/audit", params={"action": "campaign.run"}).json()
     assert [a["details"]["run_id"] for a in audit] == [run["run_id"]]
 
-    # Cancelled at once: stopped before it starts (or, claimed already, before its first delivery or at a
-    # batch boundary of it), and no report line is added.
-    again = api.post("/api/campaigns/summer/runs").json()
-    cancelled = api.post(f"/api/campaigns/summer/runs/{again['run_id']}/cancel")
-    assert cancelled.status_code == 200, cancelled.text
-    view = _finished(server, headers, again["links"]["run"])
+    # Cancelled while its first delivery runs (TikTok slowed down): that delivery stops at a batch boundary
+    # (failed `run_cancelled`, retryable), the second is never started, and no report line is added.
+    env.emulator.admin.set_faults(rate=0.0, codes=[50002], latency_ms=700)
+    try:
+        again = api.post("/api/campaigns/summer/runs").json()
+        deadline = time.monotonic() + 60
+        while not api.get(again["links"]["run"]).json()["workflows"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        cancelled = api.post(f"/api/campaigns/summer/runs/{again['run_id']}/cancel")
+        assert cancelled.status_code == 200, cancelled.text
+        view = _finished(server, headers, again["links"]["run"])
+    finally:
+        env.emulator.admin.clear_faults()
     assert view["run"]["state"] == "cancelled"
-    # (claimed already: a delivery it began stopped at a batch boundary, failed `run_cancelled`, retryable)
-    assert all(w["error"]["resolution"] == "run_cancelled" for w in view["workflows"])
+    assert [w["orchestration"] for w in view["workflows"]] == ["summer.a.tiktok-audiences"]
+    assert view["workflows"][0]["state"] == "failed"
+    assert view["workflows"][0]["error"]["resolution"] == "run_cancelled"
     assert len(api.get("/api/campaigns/summer/report").json()) == 1  # a cancelled run records no report line
     api.close()
 
