@@ -148,6 +148,14 @@ def test_restricted_pii_user_does_not_see_or_run_a_destination_that_disallows_it
         answer = httpx.request(method, server.url + path, headers=headers)
         assert answer.status_code == 404, (method, path)
         assert answer.json()["resolution"] == "object_not_found"
+    # ... nor replaced by one through a destination they may see.
+    campaign = httpx.get(
+        server.url + "/api/campaigns/spring-offer", headers=_bearer(_token(server, "admin"))
+    ).json()
+    visible = [{"destination": "tiktok-offline-events", "template": "store-purchases"}]
+    body = campaign | {"destinations": visible}
+    replaced = httpx.post(server.url + "/api/campaigns", json=body, headers=headers)
+    assert replaced.status_code == 404, replaced.text
     # The same operator without the mark sees it.
     plain = _bearer(_token(server, "op"))
     assert httpx.get(server.url + "/api/destinations/tiktok-audiences", headers=plain).status_code == 200

@@ -10,6 +10,7 @@ logged; a validation error never quotes it).
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -129,6 +130,8 @@ def save_campaign_route(request: Request, body: Campaign, who: Principal = Depen
     """Create or update a campaign, checked as `ttsync apply` checks it (segments, templates, audience
     names, a one-time launch date in the past); only through destinations this user may use."""
     store = store_of(request)
+    with contextlib.suppress(NotFoundError):  # replacing one: the stored campaign must be usable too
+        access.check_campaign(store, who.user, CAMPAIGNS.get(store, body.name), use=True)
     access.check_campaign(store, who.user, body, use=True)
     change = save_campaign(store, body, today=_today(request))
     record(store, who.name, "campaign.save", f"campaign:{body.name}", body.model_dump(mode="json"))
