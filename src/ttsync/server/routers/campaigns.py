@@ -23,8 +23,8 @@ from ttsync.app import background
 from ttsync.app.audit import record
 from ttsync.app.campaign_objects import CAMPAIGNS, SEGMENTS, save_campaign, save_segment
 from ttsync.app.campaigns import campaign_report, plan_campaign
-from ttsync.app.privacy import add_suppression_hashes, listed
-from ttsync.app.privacy import forget as forget_request
+from ttsync.app.privacy_list import add_suppression_hashes, listed
+from ttsync.app.privacy_list import forget as forget_request
 from ttsync.app.privacy_now import forget_now
 from ttsync.app.privacy_now import report as forget_report
 from ttsync.app.segments import preview_segment
