@@ -26,14 +26,22 @@ SECRETS = {
 # One read per endpoint group (each needs at least `viewer`, except users and audit: `admin`).
 READS = ["/api/credentials", "/api/sources", "/api/destinations", "/api/templates", "/api/orchestrations",
          "/api/workflows", "/api/notifications", "/api/audiences", "/api/tokens", "/api/schedules", "/api/me",
-         "/api/events/daily", "/api/audiences/high-value-customers/history"]  # fmt: skip
+         "/api/events/daily", "/api/audiences/high-value-customers/history", "/api/segments", "/api/campaigns",
+         "/api/campaigns/spring-offer/report"]  # fmt: skip
+ADMIN_READS = ["/api/users", "/api/audit", "/api/suppression", "/api/forget/report"]
 # One write per group, with the lowest role allowed.
 WRITES = [
     ("/api/credentials", {"name": "c2", "app_id": "1"}, "admin"),
     ("/api/sources", {"name": "s2", "kind": "duckdb", "path": "warehouse.duckdb"}, "admin"),
     ("/api/orchestrations/high-value-customers/runs", None, "operator"),
     ("/api/users", {"name": "u9", "password": "long enough pw", "role": "viewer"}, "admin"),
-]
+    ("/api/segments", {"name": "s9", "source": "warehouse", "key_column": "amperity_id",
+                       "query": "SELECT amperity_id FROM Merged_Customers"}, "operator"),
+    ("/api/campaigns/spring-offer/plan", None, "operator"),
+    ("/api/campaigns/spring-offer/runs", None, "operator"),
+    ("/api/suppression", {"name": "optouts", "type": "EMAIL", "hashes": ["0" * 64]}, "admin"),
+    ("/api/forget", {"emails": ["forget.me@example.com"]}, "admin"),
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +85,7 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.mark.parametrize("path", [*READS, "/api/users", "/api/audit"])
+@pytest.mark.parametrize("path", [*READS, *ADMIN_READS])
 def test_unauthenticated_reads_are_refused(server: Server, path: str) -> None:
     answer = httpx.get(server.url + path)
     assert answer.status_code == 401
@@ -112,8 +120,10 @@ def test_viewer_reads_every_group(server: Server) -> None:
     headers = _bearer(_token(server, "view"))
     for path in READS:
         assert httpx.get(server.url + path, headers=headers).status_code == 200, path
-    assert httpx.get(server.url + "/api/users", headers=headers).status_code == 403
-    assert httpx.get(server.url + "/api/audit", headers=headers).status_code == 403
+    for path in ADMIN_READS:
+        assert httpx.get(server.url + path, headers=headers).status_code == 403, path
+    operator = _bearer(_token(server, "op"))
+    assert httpx.get(server.url + "/api/suppression", headers=operator).status_code == 403
 
 
 def test_restricted_pii_user_does_not_see_or_run_a_destination_that_disallows_it(server: Server) -> None:
@@ -129,13 +139,31 @@ def test_restricted_pii_user_does_not_see_or_run_a_destination_that_disallows_it
     assert "high-value-customers" not in orchestrations
     run = httpx.post(server.url + "/api/orchestrations/high-value-customers/runs", headers=headers)
     assert run.status_code == 404
+    # Its campaign (sent through tiktok-audiences) is hidden and refused as its orchestrations are.
+    campaigns = [c["name"] for c in httpx.get(server.url + "/api/campaigns", headers=headers).json()]
+    assert "spring-offer" not in campaigns
+    for method, path in [("GET", "/api/campaigns/spring-offer"), ("POST", "/api/campaigns/spring-offer/runs"),
+                         ("POST", "/api/campaigns/spring-offer/plan"), ("GET", "/api/campaigns/spring-offer/report"),
+                         ("DELETE", "/api/campaigns/spring-offer")]:  # fmt: skip
+        answer = httpx.request(method, server.url + path, headers=headers)
+        assert answer.status_code == 404, (method, path)
+        assert answer.json()["resolution"] == "object_not_found"
+    # ... nor replaced by one through a destination they may see.
+    campaign = httpx.get(
+        server.url + "/api/campaigns/spring-offer", headers=_bearer(_token(server, "admin"))
+    ).json()
+    visible = [{"destination": "tiktok-offline-events", "template": "store-purchases"}]
+    body = campaign | {"destinations": visible}
+    replaced = httpx.post(server.url + "/api/campaigns", json=body, headers=headers)
+    assert replaced.status_code == 404, replaced.text
     # The same operator without the mark sees it.
     plain = _bearer(_token(server, "op"))
     assert httpx.get(server.url + "/api/destinations/tiktok-audiences", headers=plain).status_code == 200
 
 
 KINDS = {"credentials": "sandbox", "sources": "warehouse", "destinations": "tiktok-audiences",
-         "templates": "best-profile", "orchestrations": "high-value-customers"}  # fmt: skip
+         "templates": "best-profile", "orchestrations": "high-value-customers", "segments": "high-value",
+         "campaigns": "spring-offer"}  # fmt: skip
 
 
 @pytest.mark.parametrize(("kind", "name"), KINDS.items())
@@ -183,6 +211,9 @@ def test_delete_removes_an_unused_object_and_refuses_a_used_one(server: Server) 
     used = httpx.delete(server.url + "/api/sources/warehouse", headers=admin)  # orchestrations read it
     assert used.status_code == 422
     assert "remove or change those first" in used.json()["detail"]
+    segment = httpx.delete(server.url + "/api/segments/high-value", headers=admin)  # spring-offer's audience
+    assert segment.status_code == 422
+    assert "used by campaign 'spring-offer'" in segment.json()["detail"]
 
 
 def test_admin_only_destination_refuses_operators(server: Server) -> None:
@@ -201,6 +232,28 @@ def test_admin_only_destination_refuses_operators(server: Server) -> None:
         )
         assert answer.status_code == 403
         assert "admin_only" in answer.json()["detail"]
+    finally:
+        httpx.post(server.url + "/api/destinations", json=destination, headers=admin)
+
+
+def test_a_campaign_through_an_admin_only_destination_refuses_operators(server: Server) -> None:
+    admin = _bearer(_token(server, "admin"))
+    destination = httpx.get(server.url + "/api/destinations/tiktok-audiences", headers=admin).json()
+    campaign = httpx.get(server.url + "/api/campaigns/spring-offer", headers=admin).json()
+    saved = httpx.post(
+        server.url + "/api/destinations", json=destination | {"admin_only": True}, headers=admin
+    )
+    assert saved.status_code == 200
+    operator = _bearer(_token(server, "op"))
+    try:
+        for method, path, body in [("POST", "/api/campaigns/spring-offer/runs", None),
+                                   ("POST", "/api/campaigns/spring-offer/plan", None),
+                                   ("POST", "/api/campaigns", campaign | {"name": "copy"}),
+                                   ("DELETE", "/api/campaigns/spring-offer", None)]:  # fmt: skip
+            answer = httpx.request(method, server.url + path, json=body, headers=operator)
+            assert answer.status_code == 403, (method, path, answer.text)
+            assert "admin_only" in answer.json()["detail"]
+        assert httpx.get(server.url + "/api/campaigns/spring-offer", headers=operator).status_code == 200
     finally:
         httpx.post(server.url + "/api/destinations", json=destination, headers=admin)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx2 as httpx
@@ -18,9 +18,11 @@ from pydantic import ValidationError
 
 from pg import missing_reason, postgres_server
 from server_env import running_server, server_environ, ttsync
+from ttsync.app.campaign_deliveries import deliveries
 from ttsync.app.workspace.apply import apply_config
 from ttsync.app.workspace.init import init_workspace
 from ttsync.app.workspace.layout import Workspace, load_config
+from ttsync.config.campaigns import Campaign
 from ttsync.config.models import Orchestration
 from ttsync.server.scheduler import Scheduler, next_after
 from ttsync.store import repos, runqueue, schema
@@ -164,6 +166,89 @@ def test_only_the_lease_holder_schedules(store: Store) -> None:
     _due(store, now - timedelta(seconds=1))
     assert second.tick(now) == []
     assert first.tick(now) == [ORCH]
+
+
+CAMPAIGN = "spring-offer"  # the sample's campaign (no schedule of its own)
+
+
+def _schedule_campaign(store: Store, **changes: object) -> Campaign:
+    campaign = Campaign.model_validate(repos.get_campaign(store, CAMPAIGN).model_dump() | changes)
+    repos.save_campaign(store, campaign)
+    return campaign
+
+
+def _campaign_state(store: Store) -> ScheduleRecord:
+    state = runqueue.get_schedule(store, CAMPAIGN, "campaign")
+    assert state is not None
+    return state
+
+
+def test_campaigns_run_on_their_cron_between_launch_and_end_never_twice_at_once(store: Store) -> None:
+    zone = "America/New_York"
+    _schedule_campaign(
+        store, schedule="30 7 * * *", launch_date=date(2026, 3, 10), end_date=date(2026, 3, 11)
+    )
+    scheduler = Scheduler(store, zone=zone)
+    # Before the launch date the next run is the first one on the launch day (07:30 EDT), nothing is queued.
+    assert scheduler.tick(datetime(2026, 3, 1, 12, 0, tzinfo=UTC)) == []
+    assert _campaign_state(store).next_run_at == datetime(2026, 3, 10, 11, 30, tzinfo=UTC)
+    # A run that came due before the launch date (the date moved since) is skipped and says why.
+    runqueue.put_schedule(
+        store,
+        _campaign_state(store).model_copy(update={"next_run_at": datetime(2026, 3, 9, 11, 30, tzinfo=UTC)}),
+    )
+    assert scheduler.tick(datetime(2026, 3, 9, 11, 30, 5, tzinfo=UTC)) == []
+    assert _campaign_state(store).last_outcome == "skipped: not launched (launch date 2026-03-10)"
+    assert _queued(store) == []
+    # Launch day, 07:30 in the server's zone: one campaign run, for that day.
+    launch = datetime(2026, 3, 10, 11, 30, 5, tzinfo=UTC)
+    assert scheduler.tick(launch) == [CAMPAIGN]
+    [item] = _queued(store)
+    assert (item.kind, item.orchestration, item.run_day, item.origin) == (
+        "campaign",
+        CAMPAIGN,
+        date(2026, 3, 10),
+        "schedule",
+    )
+    state = _campaign_state(store)
+    assert state.last_outcome == f"queued campaign run {item.workflow_id}"
+    assert state.next_run_at == datetime(2026, 3, 11, 11, 30, tzinfo=UTC)
+    # Due again while that run is still queued: skipped, nothing queued twice.
+    day2 = datetime(2026, 3, 11, 11, 30, 5, tzinfo=UTC)
+    assert scheduler.tick(day2) == []
+    assert _campaign_state(store).last_outcome == "skipped: still running"
+    assert len(_queued(store)) == 1
+    # ... and the end date is the last day: no next run after it.
+    assert _campaign_state(store).next_run_at is None
+    assert scheduler.tick(day2 + timedelta(days=3)) == []
+    assert len(_queued(store)) == 1
+    # The schedule is listed with the orchestrations' (GET /api/schedules shows it).
+    assert [(s.kind, s.orchestration) for s in runqueue.list_schedules(store) if s.kind == "campaign"] == [
+        ("campaign", CAMPAIGN)
+    ]
+
+
+def test_a_campaign_is_not_started_while_a_delivery_runs_and_missed_runs_are_skipped(store: Store) -> None:
+    campaign = _schedule_campaign(store, schedule="30 7 * * *", launch_date=date(2026, 1, 1))
+    scheduler = Scheduler(store)
+    now = datetime(2026, 3, 2, 7, 30, 5, tzinfo=UTC)
+    due = ScheduleRecord(orchestration=CAMPAIGN, kind="campaign", cron="30 7 * * *", updated_at=now,
+                         next_run_at=now - timedelta(seconds=5))  # fmt: skip
+    [delivery, *_] = deliveries(store, campaign, now.date())
+    acquire(store, orchestration_resource(delivery.orchestration.name), "a-cli-delivery", timeout=60)
+    try:
+        runqueue.put_schedule(store, due)
+        assert scheduler.tick(now) == []
+        assert _campaign_state(store).last_outcome == "skipped: still running"
+    finally:
+        release(store, "a-cli-delivery")
+    runqueue.put_schedule(store, due.model_copy(update={"next_run_at": now - timedelta(hours=3)}))
+    assert scheduler.tick(now) == []
+    assert (_campaign_state(store).last_outcome or "").startswith("skipped: missed at 2026-03-02 04:30")
+    assert _queued(store) == []
+    runqueue.put_schedule(store, due.model_copy(update={"next_run_at": now - timedelta(hours=3)}))
+    scheduler.catch_up = "latest"
+    assert scheduler.tick(now) == [CAMPAIGN]
 
 
 @pytest.mark.postgres

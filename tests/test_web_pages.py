@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from audience_env import ORCH, Env, make_env
 from server_env import ADMIN_PASSWORD
-from ttsync.app import accounts, audit, queries
+from ttsync.app import accounts, audit, background, queries
 from ttsync.app.runs import build_run, start_run
 from ttsync.config.models import Credential
 from ttsync.emulator.embedded import EmulatorServer
@@ -24,13 +24,20 @@ from ttsync.errors import NotFoundError
 from ttsync.server.app import ServerConfig, create_app
 from ttsync.server.web import pages
 from ttsync.server.web.credentials import Expiry, token_expiry
-from ttsync.store import repos
+from ttsync.store import repos, runqueue
+from ttsync.store.runqueue import ScheduleRecord
 
 EVENTS = "store-purchases-last-7-days"
 USERS = [("admin", "admin", False), ("operator", "operator", False), ("viewer", "viewer", False),
          ("restricted", "operator", True)]  # fmt: skip
 # A real name for each path parameter, so a refusal is the role's and not a 404.
-NAMES = {"name": ORCH, "workflow_id": "abcd1234", "action": "retry", "notification_id": "1"}
+NAMES = {
+    "name": ORCH,
+    "workflow_id": "abcd1234",
+    "action": "retry",
+    "notification_id": "1",
+    "run_id": "0" * 32,
+}
 ADMIN_ONLY = {"/ui/destinations", "/ui/destinations/{name}/test", "/ui/credentials", "/ui/users",
               "/ui/credentials/{name}/authorize", "/ui/credentials/{name}/test", "/ui/credentials/{name}/revoke",
               "/ui/users/{name}/role"}  # fmt: skip
@@ -288,15 +295,45 @@ def test_campaign_plan_shows_each_group_and_destination_then_run_now_sends_them(
     assert "nothing was sent" in page
     assert not repos.get_audience_states(site.store, "tiktok-audiences", ORCH)
 
-    page = app_client.post("/ui/campaigns/spring-offer/run", data={"csrf_token": csrf}).text
-    assert 'id="run-result"' in page
-    assert "Run: sent" in page
+    # Run now queues the run and opens its page; a worker executes it (here this process, as a worker would).
+    answer = app_client.post(
+        "/ui/campaigns/spring-offer/run", data={"csrf_token": csrf}, follow_redirects=False
+    )
+    assert answer.status_code == 303
+    run_page = answer.headers["location"]
+    assert re.fullmatch(r"/ui/campaigns/spring-offer/runs/[0-9a-f]{32}", run_page)
+    page = app_client.get(run_page).text
+    assert 'data-state="queued"' in page
+    assert 'id="cancel-run"' in page
+    item = background.claim(site.store)
+    assert item is not None
+    assert item.kind == "campaign"
+    background.execute(site.workspace, site.store, item)
+    page = app_client.get(run_page).text
+    assert 'data-state="done"' in page
+    assert re.search(r"Run [0-9a-f]{12}: sent", page)
     links = re.findall(r'href="/ui/workflows/([0-9a-f]+)"', page)
     assert len(set(links)) == len(expected)
     assert all(repos.get_workflow(site.store, w).state.startswith("succeeded") for w in set(links))
     # The page now lists those deliveries as the last ones.
     again = app_client.get("/ui/campaigns/spring-offer").text
     assert set(re.findall(r'href="/ui/workflows/([0-9a-f]+)"', again)) == set(links)
+    # A scheduled campaign's page shows its next and last scheduled run.
+    repos.save_campaign(site.store, campaign.model_copy(update={"schedule": "30 7 * * 1"}))
+    at = datetime(2030, 1, 7, 7, 30, tzinfo=UTC)
+    runqueue.put_schedule(site.store, ScheduleRecord(orchestration="spring-offer", kind="campaign", cron="30 7 * * 1",
+                                                     next_run_at=at, last_run_at=at - timedelta(days=7),
+                                                     last_outcome="skipped: still running", updated_at=at))  # fmt: skip
+    try:
+        state = re.search(
+            r'<span id="schedule-state">(.*?)</span>', app_client.get("/ui/campaigns/spring-offer").text
+        )
+        assert state
+        assert "next run <time" in state.group(1)
+        assert "2030-01-07 07:30:00" in state.group(1)
+        assert "2029-12-31 07:30:00</time> UTC: skipped: still running" in state.group(1)
+    finally:
+        repos.save_campaign(site.store, campaign)
 
 
 def test_audience_and_events_charts_are_inline_svg_of_the_runs(app_client: TestClient, site: Env) -> None:

@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -254,10 +255,14 @@ def run_campaign(
     *,
     today: date | None = None,
     options: RunOptions | None = None,
+    stop: Callable[[], None] | None = None,
 ) -> CampaignOutcome:
     """`ttsync campaigns run`: one audience workflow per sub-audience × destination, then the holdout is
     recorded (its row keys in `STATE/campaigns/NAME.holdout.parquet`; sizes per run in `NAME.jsonl`). Nothing is sent before the launch date or after
-    the end date. `today` is the clock (tests inject one)."""
+    the end date. `today` is the clock (tests inject one).
+
+    `stop` (the server's cancel) is called before each delivery and at each batch boundary of one; it raises
+    to stop (`RunCancelledError`): deliveries not started yet are not started, no report line is recorded."""
     campaign = repos.get_campaign(store, name)
     day = today or datetime.now(UTC).date()
     if not campaign.enabled:
@@ -269,7 +274,13 @@ def run_campaign(
     started = datetime.now(UTC)
     outcome = CampaignOutcome(campaign.name, "sent")
     for delivery in deliveries(store, campaign, day):
-        result = start_run(build_delivery_run(workspace, store, campaign, delivery, options, day=day))
+        if stop is not None:
+            stop()
+        result = start_run(
+            build_delivery_run(workspace, store, campaign, delivery, options, day=day), stop=stop
+        )
+        if stop is not None:
+            stop()  # a delivery cancelled mid-way failed `run_cancelled` (retryable): stop the campaign too
         outcome.deliveries.append(
             {
                 "group": delivery.group,

@@ -4,6 +4,7 @@ data template that overrides them), as the workspace settings describe."""
 from __future__ import annotations
 
 from ttsync.app.campaign_deliveries import orchestration_named
+from ttsync.config.campaigns import Campaign
 from ttsync.config.models import DataTemplate, Destination
 from ttsync.server.problems import Problem
 from ttsync.store import repos
@@ -67,3 +68,35 @@ def hidden_orchestrations(store: Store, user: UserRecord) -> list[str]:
         if not visible(user, destinations[item.destination], template):
             hidden.append(item.name)
     return hidden
+
+
+def _campaign_targets(campaign: Campaign) -> list[tuple[str, str]]:
+    """(destination, template) of every delivery of the campaign."""
+    pairs = {(d.destination, d.template) for d in campaign.destinations}
+    for group in campaign.sub_audiences:
+        pairs |= {(d.destination, d.template) for d in group.destinations or []}
+    return sorted(pairs)
+
+
+def campaign_visible(store: Store, user: UserRecord, campaign: Campaign, *, use: bool = False) -> bool:
+    """Whether `user` may see (with `use`: send through) every destination of the campaign, as for an
+    orchestration; `use` raises the 403 problem for an admin-only destination. A destination or template
+    deleted since is left to the plan and the run, which say what is missing."""
+    destinations = {d.name: d for d in repos.list_destinations(store)}
+    templates = {t.name: t for t in repos.list_templates(store)}
+    for destination_name, template_name in _campaign_targets(campaign):
+        destination = destinations.get(destination_name)
+        if destination is None:
+            continue
+        template = templates.get(template_name)
+        if not visible(user, destination, template):
+            return False
+        if use:
+            check_use(user, destination, template)
+    return True
+
+
+def check_campaign(store: Store, user: UserRecord, campaign: Campaign, *, use: bool) -> None:
+    """404 for a campaign with a destination hidden from `user`; with `use`, also 403 for an admin-only one."""
+    if not campaign_visible(store, user, campaign, use=use):
+        raise Problem(404, "Not found", f"no campaign named {campaign.name!r}", resolution="object_not_found")

@@ -26,7 +26,7 @@ from ttsync.app.workspace.layout import Workspace
 from ttsync.server import problems
 from ttsync.server.auth import TokenCache, cookie_key
 from ttsync.server.metrics import Metrics, use_metrics_dir
-from ttsync.server.routers import admin, objects, runs, session
+from ttsync.server.routers import admin, campaigns, objects, runs, session
 from ttsync.server.scheduler import Scheduler
 from ttsync.server.web import pages
 from ttsync.server.workers import WorkerPool
@@ -123,7 +123,7 @@ def create_app(
     app.state.pool = pool
     metrics = Metrics(store)
     problems.install(app)
-    for router in (session.router, objects.router, runs.router, admin.router):
+    for router in (session.router, objects.router, runs.router, campaigns.router, admin.router):
         app.include_router(router, responses=problems.RESPONSES)
     _register_problem_schema(app)
     app.include_router(pages.router)

@@ -20,8 +20,9 @@ from ttsync.app import background
 from ttsync.app.workspace.layout import Workspace
 from ttsync.errors import NotFoundError
 from ttsync.server.metrics import RunMetrics, observe_tiktok_calls
-from ttsync.store import repos
+from ttsync.store import repos, runqueue
 from ttsync.store.db import Store
+from ttsync.store.runqueue import QueuedRun
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,22 @@ def worker_main(root: str, stop_after: float | None = None) -> None:
             log.info("worker: running %s of %s", item.action, item.orchestration)
             began = datetime.now(UTC)
             background.execute(workspace, store, item)
-            _count(store, metrics, item.workflow_id, began)
+            for workflow_id in _workflows_of(store, item):
+                _count(store, metrics, workflow_id, began)
     finally:
         store.close()
+
+
+def _workflows_of(store: Store, item: QueuedRun) -> list[str]:
+    """The workflows a queue row ran: its own, or a campaign run's deliveries' (never stops the worker)."""
+    if item.kind != "campaign":
+        return [item.workflow_id]
+    try:
+        finished = runqueue.get_queued(store, item.id)
+        return [w.id for w in background.campaign_run_workflows(store, finished)]
+    except Exception:  # the campaign deleted meanwhile: its metrics are not worth a worker
+        log.exception("could not find the deliveries of campaign run %s", item.workflow_id)
+        return []
 
 
 def _count(store: Store, metrics: RunMetrics, workflow_id: str, began: datetime) -> None:

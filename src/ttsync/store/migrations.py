@@ -86,6 +86,18 @@ def _v8_workflow_indexes(conn: sa.Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+def _v11_campaign_runs(conn: sa.Connection) -> None:
+    # A store created after this change already has both (`create_all` of v4 makes `run_queue` as now).
+    columns = {column["name"] for column in sa.inspect(conn).get_columns("run_queue")}
+    if "kind" not in columns:
+        conn.execute(
+            sa.text("ALTER TABLE run_queue ADD COLUMN kind VARCHAR(16) NOT NULL DEFAULT 'orchestration'")
+        )
+    if "run_day" not in columns:
+        conn.execute(sa.text("ALTER TABLE run_queue ADD COLUMN run_day DATE"))
+    schema.metadata.create_all(conn, tables=[schema.campaign_schedule_state])
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1,
@@ -102,9 +114,11 @@ MIGRATIONS: list[Migration] = [
         _v7_server_reads,
     ),
     Migration(8, "indexes for the web UI's workflow lists and event days", _v8_workflow_indexes),
+    Migration(11, "campaign runs in the server's queue, and campaign schedules", _v11_campaign_runs),
 ]
 
-LATEST_VERSION = MIGRATIONS[-1].version
+# The highest, not the last: numbers are handed out to parallel branches, merged in any order.
+LATEST_VERSION = max(m.version for m in MIGRATIONS)
 
 # Arbitrary constant: the key of the Postgres advisory lock that serializes concurrent migrators.
 _PG_MIGRATION_LOCK = 7_417_001

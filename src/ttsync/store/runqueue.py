@@ -2,12 +2,14 @@
 
 A run asked for by the API or a schedule is a `run_queue` row first (`queued`); a worker process claims it
 atomically (`claim_next`: of two workers exactly one gets a row), runs it, and records how it ended. Rows
-live in the store, so a restarted server finds its queued runs again.
+live in the store, so a restarted server finds its queued runs again. A row runs an orchestration, or a
+whole campaign (`kind="campaign"`: `orchestration` then holds the campaign's name, and `workflow_id` is the
+campaign run's own id; each delivery is a workflow of its own).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 import sqlalchemy as sa
@@ -20,6 +22,7 @@ from ttsync.store.rows import utc_now, utc_row
 
 QueueState = Literal["queued", "running", "done", "refused", "lost", "cancelled"]
 RunAction = Literal["run", "retry", "resolve", "restart"]
+RunKind = Literal["orchestration", "campaign"]
 ACTIVE_STATES: tuple[QueueState, ...] = ("queued", "running")
 
 
@@ -42,14 +45,17 @@ class QueuedRun(BaseModel):
     holder_host: str | None = None
     cancel_requested: bool = False
     detail: str | None = None
+    kind: RunKind = "orchestration"
+    run_day: date | None = None  # a campaign run's day, in the server's time zone
 
 
 class ScheduleRecord(BaseModel):
-    """Next and last run of an orchestration's schedule."""
+    """Next and last run of an orchestration's (or, `kind="campaign"`, a campaign's) schedule."""
 
     model_config = ConfigDict(extra="forbid")
 
-    orchestration: str
+    orchestration: str  # the orchestration's name, or the campaign's
+    kind: RunKind = "orchestration"
     cron: str
     next_run_at: datetime | None = None
     last_run_at: datetime | None = None
@@ -74,13 +80,18 @@ def get_queued(store: Store, run_id: str) -> QueuedRun:
 
 
 def active_for(
-    store: Store, *, orchestration: str | None = None, workflow_id: str | None = None
+    store: Store,
+    *,
+    orchestration: str | None = None,
+    workflow_id: str | None = None,
+    kind: RunKind = "orchestration",
 ) -> list[QueuedRun]:
-    """Queued or running rows of an orchestration or a workflow, oldest first."""
+    """Queued or running rows of an orchestration (or, with `kind="campaign"`, a campaign) or of a
+    workflow, oldest first."""
     table = schema.run_queue
     query = sa.select(table).where(table.c.state.in_(ACTIVE_STATES)).order_by(table.c.requested_at)
     if orchestration is not None:
-        query = query.where(table.c.orchestration == orchestration)
+        query = query.where(table.c.orchestration == orchestration, table.c.kind == kind)
     if workflow_id is not None:
         query = query.where(table.c.workflow_id == workflow_id)
     with store.read() as conn:
@@ -163,30 +174,45 @@ def count_by_state(store: Store) -> dict[str, int]:
 # --- schedules ---------------------------------------------------------------------------------------------
 
 
-def get_schedule(store: Store, orchestration: str) -> ScheduleRecord | None:
-    """The schedule state of an orchestration, or None before the scheduler first saw it."""
-    table = schema.schedule_state
+def _schedule_table(kind: RunKind) -> tuple[sa.Table, sa.Column[str]]:
+    if kind == "campaign":
+        return schema.campaign_schedule_state, schema.campaign_schedule_state.c.campaign
+    return schema.schedule_state, schema.schedule_state.c.orchestration
+
+
+def _schedule(row: sa.RowMapping, kind: RunKind) -> ScheduleRecord:
+    values = dict(utc_row(row))
+    if kind == "campaign":
+        values["orchestration"] = values.pop("campaign")
+    return ScheduleRecord.model_validate(values | {"kind": kind})
+
+
+def get_schedule(store: Store, name: str, kind: RunKind = "orchestration") -> ScheduleRecord | None:
+    """The schedule state of an orchestration (or a campaign), or None before the scheduler first saw it."""
+    table, key = _schedule_table(kind)
     with store.read() as conn:
-        row = conn.execute(sa.select(table).where(table.c.orchestration == orchestration)).mappings().first()
-    return None if row is None else ScheduleRecord.model_validate(utc_row(row))
+        row = conn.execute(sa.select(table).where(key == name)).mappings().first()
+    return None if row is None else _schedule(row, kind)
 
 
 def list_schedules(store: Store) -> list[ScheduleRecord]:
-    """Every schedule state, by orchestration."""
-    table = schema.schedule_state
+    """Every schedule state: orchestrations by name, then campaigns by name."""
+    out = []
+    kinds: tuple[RunKind, ...] = ("orchestration", "campaign")
     with store.read() as conn:
-        rows = conn.execute(sa.select(table).order_by(table.c.orchestration)).mappings().all()
-    return [ScheduleRecord.model_validate(utc_row(row)) for row in rows]
+        for kind in kinds:
+            table, key = _schedule_table(kind)
+            rows = conn.execute(sa.select(table).order_by(key)).mappings().all()
+            out += [_schedule(row, kind) for row in rows]
+    return out
 
 
 def put_schedule(store: Store, record: ScheduleRecord) -> None:
     """Insert or replace a schedule state."""
-    table = schema.schedule_state
-    values = record.model_dump()
+    table, key = _schedule_table(record.kind)
+    values = record.model_dump(exclude={"kind", "orchestration"}) | {key.name: record.orchestration}
     with store.engine.begin() as conn:
-        result = conn.execute(
-            sa.update(table).where(table.c.orchestration == record.orchestration).values(**values)
-        )
+        result = conn.execute(sa.update(table).where(key == record.orchestration).values(**values))
         if result.rowcount == 0:
             conn.execute(sa.insert(table).values(**values))
 

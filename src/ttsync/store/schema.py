@@ -258,12 +258,28 @@ run_queue = sa.Table(
     sa.Column("holder_host", sa.String(255)),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
     sa.Column("detail", sa.Text),
+    # Added by migration 11: what the row runs (an orchestration, or a campaign: then `orchestration` holds
+    # the campaign's name) and a campaign run's day (its launch/end gating and one-time audience names).
+    sa.Column("kind", sa.String(16), nullable=False, default="orchestration", server_default="orchestration"),
+    sa.Column("run_day", sa.Date),
 )
 
 schedule_state = sa.Table(
     "schedule_state",
     metadata,
     sa.Column("orchestration", NAME, primary_key=True),
+    sa.Column("cron", sa.String(100), nullable=False),
+    sa.Column("next_run_at", TS),
+    sa.Column("last_run_at", TS),
+    sa.Column("last_outcome", sa.Text),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+# The schedule state of campaigns (migration 11): as `schedule_state`, keyed by the campaign.
+campaign_schedule_state = sa.Table(
+    "campaign_schedule_state",
+    metadata,
+    sa.Column("campaign", NAME, primary_key=True),
     sa.Column("cron", sa.String(100), nullable=False),
     sa.Column("next_run_at", TS),
     sa.Column("last_run_at", TS),

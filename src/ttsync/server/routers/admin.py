@@ -13,7 +13,7 @@ from ttsync.server import access
 from ttsync.server.auth import Principal, admin, store_of, viewer
 from ttsync.server.problems import Problem
 from ttsync.store import accounts as account_rows
-from ttsync.store import runqueue
+from ttsync.store import repos, runqueue
 from ttsync.store.accounts import AuditRecord, Role
 from ttsync.store.db import Store
 from ttsync.store.runqueue import ScheduleRecord
@@ -172,6 +172,13 @@ def audit_log(
 
 @router.get("/schedules", tags=["schedules"])
 def schedules(store: Store = Depends(_store), who: Principal = Depends(viewer)) -> list[ScheduleRecord]:
-    """Each scheduled orchestration's next and last run and how the last one went."""
+    """Each scheduled orchestration's and campaign's (`kind`) next and last run and how the last one went."""
     hidden = set(access.hidden_orchestrations(store, who.user))
-    return [item for item in runqueue.list_schedules(store) if item.orchestration not in hidden]
+    hidden_campaigns = {
+        c.name for c in repos.list_campaigns(store) if not access.campaign_visible(store, who.user, c)
+    }
+    return [
+        item
+        for item in runqueue.list_schedules(store)
+        if item.orchestration not in (hidden_campaigns if item.kind == "campaign" else hidden)
+    ]

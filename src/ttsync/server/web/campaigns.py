@@ -1,62 +1,39 @@
 """Campaigns (docs/campaigns.md): list, page (segments, groups, holdout, exclusions, destinations, last
 deliveries), Plan (group sizes and each group × destination's adds and removes, sending nothing) and Run
-now, as `ttsync campaigns plan|run` do. A campaign is hidden from a user who may not see one of its
-destinations, and only run by a user who may use them all."""
+now, as `ttsync campaigns plan|run` do. Run now queues the campaign run (a worker process executes it) and
+opens its page: its state and its deliveries' workflows as they start, with Cancel while it is active. A
+campaign is hidden from a user who may not see one of its destinations, and only run by a user who may use
+them all."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi import Depends, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ttsync.app import audit
+from ttsync.app import background
 from ttsync.app.campaign_deliveries import build_delivery_run, campaign_report, deliveries
-from ttsync.app.campaigns import plan_campaign, run_campaign
+from ttsync.app.campaigns import plan_campaign
 from ttsync.app.runs import preview_run
 from ttsync.config.campaigns import Campaign
 from ttsync.errors import NotFoundError
 from ttsync.server import access
 from ttsync.server.auth import store_of
 from ttsync.server.web.core import NAME, Viewer, page_router, posted, render, signed_in
-from ttsync.store import repos
-from ttsync.store.accounts import UserRecord
-from ttsync.store.db import Store
+from ttsync.store import repos, runqueue
+from ttsync.store.runqueue import ACTIVE_STATES
 
 router = page_router()
-
-
-def _targets(campaign: Campaign) -> list[tuple[str, str]]:
-    """(destination, template) of every delivery of the campaign."""
-    pairs = {(d.destination, d.template) for d in campaign.destinations}
-    for group in campaign.sub_audiences:
-        pairs |= {(d.destination, d.template) for d in group.destinations or []}
-    return sorted(pairs)
-
-
-def _visible(store: Store, user: UserRecord, campaign: Campaign, *, use: bool = False) -> bool:
-    """Whether `user` may see (with `use`: send through) every destination of the campaign; `use` raises
-    the API's 403 for an admin-only destination. A destination or template deleted since is left to the
-    plan and the run, which say what is missing."""
-    destinations = {d.name: d for d in repos.list_destinations(store)}
-    templates = {t.name: t for t in repos.list_templates(store)}
-    for destination_name, template_name in _targets(campaign):
-        destination = destinations.get(destination_name)
-        if destination is None:
-            continue
-        template = templates.get(template_name)
-        if not access.visible(user, destination, template):
-            return False
-        if use:
-            access.check_use(user, destination, template)
-    return True
+RUN_ID = Path(pattern=r"^[0-9a-f]{32}$")
 
 
 def _campaign(request: Request, viewer: Viewer, name: str, *, use: bool = False) -> Campaign:
     store = store_of(request)
     campaign = repos.get_campaign(store, name)
-    if not _visible(store, viewer.user, campaign, use=use):
+    if not access.campaign_visible(store, viewer.user, campaign, use=use):
         raise NotFoundError("campaign", name)
     return campaign
 
@@ -68,7 +45,7 @@ def campaigns(request: Request, viewer: Viewer = Depends(signed_in)) -> HTMLResp
     workspace = request.app.state.workspace
     rows = []
     for item in repos.list_campaigns(store):
-        if _visible(store, viewer.user, item):
+        if access.campaign_visible(store, viewer.user, item):
             runs = campaign_report(workspace, item.name)
             rows.append({"item": item, "last": runs[-1] if runs else None})
     return render(request, "campaigns.html", viewer=viewer, rows=rows)
@@ -80,7 +57,7 @@ def _campaign_page(request: Request, viewer: Viewer, campaign: Campaign, **extra
         s.name: s for s in repos.list_segments(store) if s.name in {campaign.audience, *campaign.exclusions}
     }
     runs = campaign_report(request.app.state.workspace, campaign.name)
-    context: dict[str, Any] = {"plan": None, "outcome": None} | extra
+    context: dict[str, Any] = {"plan": None, "run": None} | extra
     return render(
         request,
         "campaign.html",
@@ -88,6 +65,7 @@ def _campaign_page(request: Request, viewer: Viewer, campaign: Campaign, **extra
         item=campaign,
         segments=segments,
         last=runs[-1] if runs else None,
+        schedule=runqueue.get_schedule(store, campaign.name, "campaign"),
         **context,
     )
 
@@ -123,11 +101,41 @@ def plan(request: Request, name: str = NAME, viewer: Viewer = Depends(posted("op
 
 
 @router.post("/campaigns/{name}/run")
-def run_now(request: Request, name: str = NAME, viewer: Viewer = Depends(posted("operator"))) -> HTMLResponse:
-    """`ttsync campaigns run`: every group to its destinations now (nothing before the launch date); each
-    delivery is an ordinary workflow, linked from the result."""
+def run_now(request: Request, name: str = NAME, viewer: Viewer = Depends(posted("operator"))) -> Response:
+    """Queue `ttsync campaigns run` (every group to its destinations; nothing before the launch date) for a
+    worker process, and open the run's page."""
+    _campaign(request, viewer, name, use=True)
+    zone = ZoneInfo(request.app.state.config.timezone)
+    day = datetime.now(UTC).astimezone(zone).date()
+    item = background.enqueue_campaign(store_of(request), name, day, actor=viewer.user.name)
+    return RedirectResponse(f"/ui/campaigns/{name}/runs/{item.workflow_id}", status_code=303)
+
+
+@router.get("/campaigns/{name}/runs/{run_id}")
+def campaign_run(
+    request: Request, name: str = NAME, run_id: str = RUN_ID, viewer: Viewer = Depends(signed_in)
+) -> HTMLResponse:
+    """A campaign run: queued, running (reload to follow) or how it ended, and its deliveries' workflows."""
+    item = _campaign(request, viewer, name)
+    store = store_of(request)
+    queued = background.campaign_run(store, name, run_id)
+    run = {
+        "item": queued,
+        "active": queued.state in ACTIVE_STATES,
+        "outcome": background.campaign_outcome(queued),
+        "workflows": background.campaign_run_workflows(store, queued),
+    }
+    return _campaign_page(request, viewer, item, run=run)
+
+
+@router.post("/campaigns/{name}/runs/{run_id}/cancel")
+def cancel(
+    request: Request, name: str = NAME, run_id: str = RUN_ID, viewer: Viewer = Depends(posted("operator"))
+) -> Response:
+    """Stop the campaign run at its next batch boundary (deliveries not started are not started)."""
     _campaign(request, viewer, name, use=True)
     store = store_of(request)
-    outcome = run_campaign(request.app.state.workspace, store, name)
-    audit.record(store, viewer.user.name, "campaign.run", f"campaign:{name}", {"status": outcome.status})
-    return _campaign_page(request, viewer, _campaign(request, viewer, name), outcome=outcome.to_dict())
+    queued = background.campaign_run(store, name, run_id)
+    if queued.state in ACTIVE_STATES:
+        background.cancel(store, queued.workflow_id, actor=viewer.user.name)
+    return RedirectResponse(f"/ui/campaigns/{name}/runs/{queued.workflow_id}", status_code=303)
