@@ -16,6 +16,7 @@ from ttsync.destinations.tiktok.settings import ResolvedOfflineEventsSettings
 from ttsync.events.columns import plan_columns
 from ttsync.events.grouping import EventGrouper
 from ttsync.events.outcomes import EventTotals
+from ttsync.events.seen_keys import SeenKeys
 from ttsync.events.validate import EventRules, RowValidator
 from ttsync.identity import MatchReport
 from ttsync.identity.rowkeys import KeyHasher
@@ -106,7 +107,8 @@ class QueryEvents:
         self.now = now or datetime.now(UTC)
         self.validator: RowValidator | None = None
         self.ignored: tuple[str, ...] = ()
-        self.grouper = EventGrouper()
+        self.seen = SeenKeys()  # row keys of earlier chunks (a key used again is a `duplicate_row_key`)
+        self.grouper = EventGrouper(seen=self.seen)
         self.rows = 0
 
     def chunks(self) -> Iterator[pa.RecordBatch]:
@@ -150,4 +152,5 @@ class QueryEvents:
         return self.validator.report()
 
     def cleanup(self) -> None:
-        """Nothing to delete: nothing is staged."""
+        """Delete the row keys kept on disk (nothing else is staged)."""
+        self.seen.close()

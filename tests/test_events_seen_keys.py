@@ -1,0 +1,32 @@
+"""SeenKeys: exact answers whatever the Bloom filter says, with runs on disk, and nothing left behind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from ttsync.events.seen_keys import SeenKeys
+
+
+def test_seen_is_exact_through_a_saturated_filter_and_runs_on_disk() -> None:
+    # A 64-bit filter says "maybe" for nearly every key, and runs of 3 keys put most hashes on disk: every
+    # answer then comes from the exact lookup.
+    seen = SeenKeys(bloom_bits=64, run_keys=3)
+    tmp = seen._tmp
+    added = [f"key-{i}" for i in range(0, 40, 2)]
+    for start in range(0, len(added), 4):
+        seen.add(seen.hashes(pa.array(added[start : start + 4])))
+    assert (tmp / "runs.u64").stat().st_size > 0
+    asked = [f"key-{i}" for i in range(40)]
+    assert seen.seen(seen.hashes(pa.array(asked))).tolist() == [i % 2 == 0 for i in range(40)]
+    seen.close()
+    assert not tmp.exists()
+
+
+def test_a_fresh_set_has_seen_nothing() -> None:
+    seen = SeenKeys()
+    hashes = seen.hashes(pa.array(["a", "b", None]))
+    assert not np.any(seen.seen(hashes))
+    seen.add(hashes[:1])
+    assert seen.seen(hashes).tolist() == [True, False, False]
+    seen.close()
