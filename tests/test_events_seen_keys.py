@@ -9,16 +9,16 @@ from ttsync.events.seen_keys import SeenKeys
 
 
 def test_seen_is_exact_through_a_saturated_filter_and_runs_on_disk() -> None:
-    # A 64-bit filter says "maybe" for nearly every key, and runs of 3 keys put most hashes on disk: every
-    # answer then comes from the exact lookup.
-    seen = SeenKeys(bloom_bits=64, run_keys=3)
+    # A 64-bit filter says "maybe" for nearly every key, and runs of 1,000 keys (two blocks each) put most
+    # hashes on disk: every answer then comes from the exact lookup.
+    seen = SeenKeys(bloom_bits=64, run_keys=1_000)
     tmp = seen._tmp
-    added = [f"key-{i}" for i in range(0, 40, 2)]
-    for start in range(0, len(added), 4):
-        seen.add(seen.hashes(pa.array(added[start : start + 4])))
+    added = [f"key-{i}" for i in range(0, 5_000, 2)]
+    for start in range(0, len(added), 300):
+        seen.add(seen.hashes(pa.array(added[start : start + 300])))
     assert (tmp / "runs.u64").stat().st_size > 0
-    asked = [f"key-{i}" for i in range(40)]
-    assert seen.seen(seen.hashes(pa.array(asked))).tolist() == [i % 2 == 0 for i in range(40)]
+    asked = [f"key-{i}" for i in range(5_000)]
+    assert seen.seen(seen.hashes(pa.array(asked))).tolist() == [i % 2 == 0 for i in range(5_000)]
     seen.close()
     assert not tmp.exists()
 

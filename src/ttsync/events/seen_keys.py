@@ -8,8 +8,8 @@ as text; row keys that look like identifiers are keyed-hashed before this point 
   key, without touching disk: memory does not grow with the number of rows.
 - Every hash is also appended to a file in a private temporary directory (deleted on close), in sorted runs
   of up to `RUN_KEYS` (the latest run is held in memory until it is full). Only the keys the filter reports
-  as maybe seen (true repeats, and about 1 new key in 1,000 at 10M rows) are looked up there exactly, by
-  binary search in each run (`np.memmap`: only the pages searched are read).
+  as maybe seen (true repeats, and about 1 new key in 1,000 at 10M rows) are looked up there exactly: one
+  4 KiB block per run, found through the run's fence (every 512th hash, in memory: 16 KB per million keys).
 
 Exact up to 64-bit hash collisions: a new key is taken for a repeated one with probability about 3e-6 in a
 query of 10M rows (the same bound as identity's duplicate counter).
@@ -30,6 +30,7 @@ import pyarrow as pa
 BLOOM_BITS: Final = 2**28  # 32 MiB: a false "maybe" for ~1 new key in 1,000 at 11M keys (measured)
 PROBES: Final = 5
 RUN_KEYS: Final = 1_000_000  # hashes per sorted run on disk (8 MB)
+FENCE: Final = 512  # hashes per block of a run read for an exact lookup (4 KiB)
 
 
 class SeenKeys:
@@ -48,6 +49,7 @@ class SeenKeys:
         self._cleanup = weakref.finalize(self, shutil.rmtree, self._tmp, ignore_errors=True)
         self._file = self._tmp / "runs.u64"
         self._runs: list[tuple[int, int]] = []  # (offset in keys, length) of each sorted run in the file
+        self._fences: list[np.ndarray] = []  # each run's every FENCE-th hash
         self._stored = 0
         self._pending: list[np.ndarray] = []  # the latest run's hashes, each part sorted
         self._pending_keys = 0
@@ -86,6 +88,7 @@ class SeenKeys:
             with self._file.open("ab") as out:
                 run.tofile(out)
             self._runs.append((self._stored, len(run)))
+            self._fences.append(run[::FENCE].copy())
             self._stored += len(run)
             self._pending, self._pending_keys = [], 0
 
@@ -105,10 +108,21 @@ class SeenKeys:
         return word, bits
 
     def _stored_exactly(self, hashes: np.ndarray) -> np.ndarray:
-        """Which of `hashes` (few: the filter's "maybe") were added before, by binary search in each run."""
+        """Which of `hashes` (few: the filter's "maybe") were added before. Each run on disk is searched through
+        its fence (every `FENCE`-th hash, in memory): one block of the file is read per hash and run."""
         found = np.zeros(len(hashes), dtype=bool)
-        runs = [np.memmap(self._file, np.uint64, "r", offset * 8, (length,)) for offset, length in self._runs]
-        for run in [*runs, *self._pending]:
-            at = np.minimum(np.searchsorted(run, hashes), len(run) - 1)
-            found |= np.asarray(run[at]) == hashes
+        for part in self._pending:  # sorted: a binary search each (np.isin would sort them again)
+            found |= part[np.minimum(np.searchsorted(part, hashes), len(part) - 1)] == hashes
+        if not self._runs:
+            return found
+        with self._file.open("rb") as file:
+            for (offset, length), fence in zip(self._runs, self._fences, strict=True):
+                blocks = np.searchsorted(fence, hashes, side="right") - 1
+                for block in np.unique(blocks[blocks >= 0]):
+                    start = int(block) * FENCE
+                    file.seek((offset + start) * 8)
+                    values = np.frombuffer(file.read(min(FENCE, length - start) * 8), np.uint64)
+                    mine = np.flatnonzero(blocks == block)
+                    at = np.minimum(np.searchsorted(values, hashes[mine]), len(values) - 1)
+                    found[mine] |= values[at] == hashes[mine]
         return found
