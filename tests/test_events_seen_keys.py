@@ -30,3 +30,17 @@ def test_a_fresh_set_has_seen_nothing() -> None:
     seen.add(hashes[:1])
     assert seen.seen(hashes).tolist() == [True, False, False]
     seen.close()
+
+
+def test_the_filter_grows_and_keeps_every_key() -> None:
+    # From 128 KiB the filter doubles as keys come; every key added before a growth is still seen after it.
+    seen = SeenKeys(run_keys=50_000)
+    start = len(seen._words)
+    keys = pa.array([f"row-{i}" for i in range(200_000)])
+    hashes = seen.hashes(keys)
+    for part in range(0, 200_000, 25_000):
+        seen.add(hashes[part : part + 25_000])
+    assert len(seen._words) > start
+    assert seen.seen(hashes).all()
+    assert not seen.seen(seen.hashes(pa.array([f"other-{i}" for i in range(10_000)]))).any()
+    seen.close()

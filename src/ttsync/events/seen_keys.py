@@ -4,8 +4,9 @@ Grouping catches a row key used twice within a chunk (`grouping._flag_duplicate_
 a key that comes back in a later chunk. Each key is reduced to a 64-bit hash (DuckDB's `hash`), never stored
 as text; row keys that look like identifiers are keyed-hashed before this point anyway (identity/rowkeys.py).
 
-- A Bloom filter of fixed size (`BLOOM_BITS` bits, 5 probes per key in one 64-bit word) says "certainly new" for almost every
-  key, without touching disk: memory does not grow with the number of rows.
+- A Bloom filter (5 probes per key in one 64-bit word) says "certainly new" for almost every key, without
+  touching disk. It grows with the keys (24 bits each, ~3 MiB at a million) up to `BLOOM_BITS` (32 MiB,
+  reached at ~11M keys), then stays: memory does not grow beyond it with the number of rows.
 - Every hash is also appended to a file in a private temporary directory (deleted on close), in sorted runs
   of up to `RUN_KEYS` (the latest run is held in memory until it is full). Only the keys the filter reports
   as maybe seen (true repeats, and about 1 new key in 1,000 at 10M rows) are looked up there exactly: one
@@ -27,7 +28,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-BLOOM_BITS: Final = 2**28  # 32 MiB: a false "maybe" for ~1 new key in 1,000 at 11M keys (measured)
+BLOOM_BITS: Final = 2**28  # 32 MiB at most: a false "maybe" for ~1 new key in 1,000 at 11M keys (measured)
+BITS_PER_KEY: Final = 24  # the filter doubles when it holds fewer bits than this per key (until the maximum)
+MIN_WORDS: Final = 2**14  # 128 KiB to start with
 PROBES: Final = 5
 RUN_KEYS: Final = 1_000_000  # hashes per sorted run on disk (8 MB)
 FENCE: Final = 512  # hashes per block of a run read for an exact lookup (4 KiB)
@@ -40,9 +43,10 @@ class SeenKeys:
     def __init__(self, bloom_bits: int = BLOOM_BITS, run_keys: int = RUN_KEYS) -> None:
         if bloom_bits & (bloom_bits - 1) or bloom_bits < 64:
             raise ValueError("bloom_bits must be a power of two of at least 64")
-        # A blocked filter: each key's probes fall in one 64-bit word (one memory access per key).
-        # Zeroed pages are mapped lazily: a small query touches only part of it.
-        self._words = np.zeros(bloom_bits // 64, dtype=np.uint64)
+        # A blocked filter: each key's probes fall in one 64-bit word (one memory access per key). It starts
+        # small and doubles (rebuilt from the hashes on disk) as keys come, up to `bloom_bits`.
+        self._max_words = bloom_bits // 64
+        self._words = np.zeros(min(self._max_words, MIN_WORDS), dtype=np.uint64)
         self._word_mask = np.uint64(len(self._words) - 1)
         self._run_keys = run_keys
         self._tmp = Path(tempfile.mkdtemp(prefix="ttsync-rowkeys-"))
@@ -78,11 +82,13 @@ class SeenKeys:
         """Record `hashes`."""
         if not len(hashes):
             return
-        word, bits = self._probes(hashes)
-        # `.at`, not `words[word] |= bits`: two keys may share a word in one call.
-        np.bitwise_or.at(self._words, word, bits)
         self._pending.append(np.sort(hashes))
         self._pending_keys += len(hashes)
+        full = (self._stored + self._pending_keys) * BITS_PER_KEY > len(self._words) * 64
+        if full and len(self._words) < self._max_words:
+            self._grow()
+        else:
+            self._set(hashes)
         if self._pending_keys >= self._run_keys:
             run = np.sort(np.concatenate(self._pending))
             with self._file.open("ab") as out:
@@ -91,6 +97,27 @@ class SeenKeys:
             self._fences.append(run[::FENCE].copy())
             self._stored += len(run)
             self._pending, self._pending_keys = [], 0
+
+    def _set(self, hashes: np.ndarray) -> None:
+        word, bits = self._probes(hashes)
+        # `.at`, not `words[word] |= bits`: two keys may share a word in one call.
+        np.bitwise_or.at(self._words, word, bits)
+
+    def _grow(self) -> None:
+        """Double the filter (or more, up to its maximum) and set the bits of every hash added so far."""
+        keys = self._stored + self._pending_keys
+        words = len(self._words)
+        while keys * BITS_PER_KEY > words * 64 and words < self._max_words:
+            words *= 2
+        self._words = np.zeros(words, dtype=np.uint64)
+        self._word_mask = np.uint64(words - 1)
+        if self._runs:
+            with self._file.open("rb") as file:
+                # In slices: the probes of a whole run would take several temporary arrays of its size.
+                while len(part := np.fromfile(file, np.uint64, 65_536)):
+                    self._set(part)
+        for part in self._pending:
+            self._set(part)
 
     def close(self) -> None:
         """Release DuckDB and delete the temporary directory."""
