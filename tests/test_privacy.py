@@ -213,26 +213,3 @@ def test_forget_report_alone_and_empty(env: Env) -> None:
     assert "--report" in mixed.stderr
     assert "someone@example.com" not in mixed.stderr + mixed.stdout
     assert "Traceback" not in mixed.stderr
-
-
-def test_forget_now_reports_customer_file_audiences_as_pending(env: Env) -> None:
-    destination = repos.get_destination(env.store, "tiktok-audiences")
-    settings = destination.settings | {
-        "delivery": "customer_file",
-        "user_id_types": ["EMAIL"],
-        "retention_days": 30,
-    }
-    repos.save_destination(env.store, destination.model_copy(update={"settings": settings}))
-    assert env.run().ok
-    (person,) = _people(env, 1)
-    before = env.members()
-    assert ("EMAIL_SHA256", person["email_hash"]) in before
-
-    done = _cli(env, "forget", "--email", person["email"], "--now", "--json")
-    assert done.returncode == 0, done.stderr
-    (applied,) = json.loads(done.stdout)["now"]
-    assert applied["status"] == "pending_full_upload"
-    assert "customer-file" in applied["reason"]
-    assert env.members() == before  # no per-identifier delete was sent
-    rows = json.loads(_cli(env, "forget", "--report", "--json").stdout)["rows"]
-    assert [(r["held"], r["removal_sent"]) for r in rows] == [(True, False)]

@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ttsync.app.privacy import with_privacy
 from ttsync.app.workspace.layout import Workspace
 from ttsync.config.campaigns import BASIS_POINTS, Campaign, CampaignDestination, Segment, SubAudience
 from ttsync.config.models import Orchestration
@@ -219,6 +220,7 @@ def build_delivery_run(
         reporter=reporter or Reporter(),
         row_filter=delivery.split,
         change_cap=_change_cap(workspace, campaign, day or datetime.now(UTC).date()),
+        wrap_tasks=with_privacy,  # `campaigns plan` applies forget requests and suppression as a run does
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -36,7 +37,12 @@ from ttsync.app.campaign_deliveries import (
 from ttsync.app.runs import start_run
 from ttsync.app.workspace.layout import Workspace
 from ttsync.config.campaigns import Campaign, Segment
-from ttsync.destinations.tiktok.audience.audience import AUDIENCE_CAP, audience_count
+from ttsync.destinations.tiktok.audience.audience import (
+    AUDIENCE_CAP,
+    audience_count,
+    clear_create_intent,
+    create_once,
+)
 from ttsync.destinations.tiktok.client.errors import TikTokError
 from ttsync.destinations.tiktok.client.models.dmp import LookalikeSpec
 from ttsync.destinations.tiktok.pipelines.audience import AudienceRun
@@ -47,6 +53,7 @@ from ttsync.store import repos
 from ttsync.store.db import Store
 from ttsync.store.records import TaskRecord, WorkflowRecord
 from ttsync.sync.groups import BucketFilter, buckets, in_range
+from ttsync.workflows.crashpoints import crash_point
 from ttsync.writeback.campaign import CampaignRun, write_campaign_run
 from ttsync.writeback.rowkey import workspace_hasher
 
@@ -151,6 +158,10 @@ def plan_campaign(
                 "removes": int(plan.get("remove_ids") or 0),
                 "deferred_adds": int(plan.get("deferred_adds") or 0),
                 "deferred_removes": int(plan.get("deferred_removes") or 0),
+                # Forget requests and suppression, as the run applies them (app.privacy): left out, and
+                # removed from the audience before the plan.
+                "suppressed": int(plan.get("suppressed_ids") or 0),
+                "privacy_removes": int(plan.get("privacy_removed_ids") or 0),
                 "rejected_by_reason": preview["rejected_by_reason"],
                 "warnings": preview["warnings"],
             }
@@ -290,26 +301,41 @@ def _lookalike(
     lookalike_name = (delivery.orchestration.settings["audience_name"] + LOOKALIKE_SUFFIX)[:128]
     fields = spec.model_dump(exclude={"min_people"}, exclude_none=True)
 
+    # The intent is written before the create: a run killed after TikTok answered but before the id below
+    # is stored adopts the lookalike that create made (listed under its name) instead of making another.
+    intent = path.with_name(f"{name}.lookalike-intent.json")
+
     async def create() -> str:
         async with run.client() as client:
-            answer = await client.create_lookalike_audience(
-                run.primary_advertiser,
-                name=lookalike_name,
-                lookalike_spec=LookalikeSpec(source_audience_id=state.audience_id, **fields),
+
+            async def make() -> str:
+                answer = await client.create_lookalike_audience(
+                    run.primary_advertiser,
+                    name=lookalike_name,
+                    lookalike_spec=LookalikeSpec(source_audience_id=state.audience_id, **fields),
+                )
+                return answer.custom_audience_id
+
+            made_id, _adopted = await create_once(
+                client, run.primary_advertiser, lookalike_name, intent, make
             )
-            return answer.custom_audience_id
+            return made_id
 
     try:
         lookalike_id = asyncio.run(create())
     except TikTokError as exc:
         return {"lookalike_error": redact_text(str(exc))}
+    crash_point("lookalike:created")
     made[name] = {
         "lookalike_id": lookalike_id,
         "source_audience_id": state.audience_id,
         "date": day.isoformat(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(made, indent=2, sort_keys=True), encoding="utf-8")
+    tmp = path.with_suffix(".tmp")  # replaced whole: a crash never leaves half a file
+    tmp.write_text(json.dumps(made, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+    clear_create_intent(intent)
     return {"lookalike_id": lookalike_id}
 
 

@@ -91,6 +91,7 @@ def build_run(
         "options": options or RunOptions(),
         "reporter": reporter or Reporter(),
         "environ": os.environ if environ is None else environ,
+        "wrap_tasks": with_privacy,  # `run --plan` applies forget requests and suppression as a run does
     }
     return pipeline_for(settings, **common)
 

@@ -10,9 +10,9 @@ import typer
 
 from ttsync.app import campaigns as use_cases
 from ttsync.app.campaigns import campaign_report, plan_campaign, run_campaign
-from ttsync.app.privacy import add_suppression_hashes, listed
-from ttsync.app.privacy import forget as forget_request
-from ttsync.app.privacy_now import forget_now
+from ttsync.app.privacy_list import add_suppression_hashes, listed
+from ttsync.app.privacy_list import forget as forget_request
+from ttsync.app.privacy_now import DEFAULT_WAIT_SECONDS, forget_now
 from ttsync.app.privacy_now import report as forget_report
 from ttsync.app.segments import preview_segment
 from ttsync.app.workspace.layout import Workspace
@@ -76,7 +76,7 @@ def plan(
         typer.echo(
             f"{item['group']} -> {item['destination']} {item['audience_name']!r}: +{item['adds']:,} "
             f"-{item['removes']:,}, deferred +{item['deferred_adds']:,} -{item['deferred_removes']:,}, "
-            f"rejected: {rejected}"
+            f"suppressed: {item['suppressed']:,} (-{item['privacy_removes']:,} now), rejected: {rejected}"
         )
     for warning in result["warnings"]:
         typer.echo(f"warning: {warning}")
@@ -155,6 +155,11 @@ def preview(
         f"  match quality: {quality['estimate']} ({quality['share_matchable']:.1%} of people have a usable "
         "identifier; TikTok matches a share of them)"
     )
+    suppressed = result["suppressed"]
+    typer.echo(
+        f"  suppressed: {suppressed['identifiers']:,} identifiers, {suppressed['people']:,} people left with none "
+        "(forget requests and suppression, left out as a run leaves them out)"
+    )
     for item in result["rejections"]:
         typer.echo(f"  rejected {item['type']} {item['reason']}: {item['count']:,}")
     for warning in result["warnings"]:
@@ -206,6 +211,14 @@ def forget(
     now: Annotated[
         bool, typer.Option("--now", help="Also remove every forgotten identifier from every audience now.")
     ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            min=0,
+            help="With --now: seconds to wait for a sync running on an audience before leaving it busy.",
+        ),
+    ] = DEFAULT_WAIT_SECONDS,
     show_report: Annotated[
         bool,
         typer.Option("--report", help="Show, per forgotten identifier and audience, whether it is held."),
@@ -232,8 +245,8 @@ def forget(
             keys=[*(key or []), *values["key"]],
             region=region,
         )
-        applied = forget_now(_workspace(workspace), store, added.request) if now else None
-    failed = applied is not None and any(a["status"] == "failed" for a in applied["audiences"])
+        applied = forget_now(_workspace(workspace), store, added.request, wait_seconds=wait) if now else None
+    failed = applied is not None and any(a["status"] in ("failed", "busy") for a in applied["audiences"])
     if as_json:
         print_json(added.to_dict() | ({"now": applied["audiences"]} if applied else {}))
         if failed:

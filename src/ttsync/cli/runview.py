@@ -34,6 +34,9 @@ def show_preview(preview: dict[str, Any], as_json: bool) -> None:
         ("identifiers in TikTok (snapshot)", f"{p['previous_ids']:,}"),
         ("[green]to add[/green]", f"{p['add_ids']:,}"),
         ("[red]to remove[/red]", f"{p['remove_ids']:,} ({p['remove_share']:.1%})"),
+        # Forget requests and suppression lists (app.privacy): left out, and removed before the plan.
+        ("suppressed", f"{p.get('suppressed_ids', 0):,}"),
+        ("[red]removed for privacy first[/red]", f"{p.get('privacy_removed_ids', 0):,}"),
         ("audience", _audience_text(preview["audience"])),
     ]
     title = f"Plan for {preview['orchestration']} → {preview['audience_name']}"

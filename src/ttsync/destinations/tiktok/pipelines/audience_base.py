@@ -113,6 +113,12 @@ class AudienceRunBase(OrchestrationRun):
 
     def snapshot_file(self, audience_id: str) -> Path:
         """The snapshot of this orchestration's audience on this destination."""
+        if self.dry_run_dir is not None:
+            # A preview's view of the snapshot once the privacy step took listed identifiers out (app.privacy):
+            # the plan then counts exactly what the run would.
+            preview = self.dry_run_dir / "snapshots" / f"{audience_id}.parquet"
+            if preview.is_file():
+                return preview
         return snapshot_path(
             self.state_dir, f"{self.destination.name}__{self.orchestration.name}", audience_id
         )

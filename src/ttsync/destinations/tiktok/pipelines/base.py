@@ -76,6 +76,9 @@ class OrchestrationRun:
     dry_run_dir: Path | None = None  # set during a dry run: its temporary folder, removed afterwards
     # The environment the app passed (for `$TTSYNC_SANDBOX_URL`); None: the process environment.
     environ: Mapping[str, str] | None = None
+    # What the app adds around the run's tasks (forget requests and suppression lists, `app.privacy`): a dry
+    # run (`preview`) runs the same tasks as the workflow would.
+    wrap_tasks: Callable[[OrchestrationRun, list[TaskSpec]], list[TaskSpec]] | None = None
 
     def base_url(self) -> str:
         """The API base URL of the destination (the emulator for sandbox)."""
@@ -118,6 +121,11 @@ class OrchestrationRun:
         """The workflow's tasks in order."""
         raise NotImplementedError
 
+    def workflow_tasks(self) -> list[TaskSpec]:
+        """The tasks with what the app adds around them (`wrap_tasks`): what a workflow of this run runs."""
+        tasks = self.tasks()
+        return self.wrap_tasks(self, tasks) if self.wrap_tasks is not None else tasks
+
     def preview(self) -> dict[str, Any]:
         """What a run would do, sending nothing (`ttsync run --plan`)."""
         raise NotImplementedError
@@ -129,7 +137,7 @@ class OrchestrationRun:
         self.dry_run_dir = work
         try:
             return asyncio.run(
-                dry_run_workflow(self.store, f"plan-{uuid.uuid4().hex}", self.tasks(), shared=shared)
+                dry_run_workflow(self.store, f"plan-{uuid.uuid4().hex}", self.workflow_tasks(), shared=shared)
             )
         finally:
             self.dry_run_dir = None
