@@ -106,6 +106,26 @@ def test_raw_pii_is_refused(emulator: EmulatorServer, raw_api: RawApi) -> None:
     assert "a@example.com" not in out["message"]
 
 
+def test_every_hash_is_checked_even_when_the_batch_looks_right_as_a_whole(
+    emulator: EmulatorServer, raw_api: RawApi
+) -> None:
+    # The batch-wide check must not be fooled by hashes whose lengths or newlines add up (63 + 65 characters,
+    # a newline inside a hash) nor by upper case: each of these is refused, naming the first bad hash.
+    es = emulator.seed.event_set_id
+    good = "a" * 64
+    cases: list[tuple[list[str], str]] = [
+        (["b" * 63, "c" * 65], "data.1.user.email.0"),
+        ([good, "d" * 32 + "\n" + "d" * 31], "data.1.user.email.1"),
+        (["E" * 64], "data.1.user.email.0"),
+        ([good, "ü" * 64], "data.1.user.email.1"),
+    ]
+    for emails, path in cases:
+        out = track(raw_api, es, [event("good", user={"email": good}), event("bad", user={"email": emails})])
+        assert out["code"] == 40062, out
+        assert out["message"].startswith(path), out["message"]
+    assert emulator.admin.events(es) == []
+
+
 def test_event_source_checks(emulator: EmulatorServer, raw_api: RawApi) -> None:
     es = emulator.seed.event_set_id
     out = raw_api.post(

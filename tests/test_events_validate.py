@@ -387,3 +387,25 @@ def test_fields_given_on_some_rows_only_are_left_out_elsewhere(tmp_path: Path) -
         "contents": [{"content_id": "sku"}],
     }
     assert "properties" not in ready["3"].payload
+
+
+def test_a_row_key_used_again_in_a_later_chunk_rejects_the_later_event(tmp_path: Path) -> None:
+    # Four source batches, so four chunks: "same" is grouped (and would be sent) with the first chunk, two
+    # chunks before it comes back.
+    settings = ResolvedOfflineEventsSettings(advertiser_id="1", event_set_id=EVENT_SET)
+    batches = [
+        _batch([_row(row_key="same", event_id="o-1"), _row(row_key="a", event_id="o-2")]),
+        _batch([_row(row_key="b", event_id="o-3")]),
+        _batch([_row(row_key="e", event_id="o-4"), _row(row_key="c", event_id="o-5")]),
+        _batch([_row(row_key="d", event_id="o-6"), _row(row_key="same", event_id="o-7")]),
+    ]
+    with Ledger.open(tmp_path / "state") as ledger:
+        result = plan_events(
+            batches, settings=settings, key_column="row_key", run_dir=tmp_path / "run", ledger=ledger, now=NOW
+        )
+    assert (result.totals.planned, dict(result.totals.rejected)) == (6, {"duplicate_row_key": 1})
+    outcomes = pq.read_table(result.outcomes_path).to_pylist()
+    assert sorted((o["row_key"], o["outcome"], o["reason"]) for o in outcomes if o["row_key"] == "same") == [
+        ("same", "planned", None),
+        ("same", "rejected", "duplicate_row_key"),
+    ]

@@ -14,7 +14,9 @@ event. Grouping rules (docs/events.md, "Item rows and event-level values"):
 - `value` is the sum of the rows' `value`; without any, the sum of price x quantity (quantity 1 if missing);
 - if any row of the event is invalid, the whole event is rejected with the first failing row's reason (in
   query order); an event left without any valid email or phone is rejected too; a row key used twice in a
-  chunk rejects both rows' events (`duplicate_row_key`: their outcomes could not be told apart).
+  chunk rejects both rows' events (`duplicate_row_key`: their outcomes could not be told apart), and a key
+  used again in a later chunk rejects the later row's event (the earlier one may be sent already; the keys of
+  earlier chunks are kept in bounded memory by `seen_keys.SeenKeys`).
 
 Events made of one row (most of them) skip the aggregation: their columns are the row's.
 """
@@ -30,6 +32,7 @@ import pyarrow.compute as pc
 from ttsync.events import jsontext as js
 from ttsync.events.parameters import BY_NAME
 from ttsync.events.reasons import RejectReason
+from ttsync.events.seen_keys import SeenKeys
 from ttsync.events.validate import PreparedRows
 from ttsync.identity.spec import id_schema_for
 
@@ -70,9 +73,12 @@ _STRING: Final = pa.string()
 class EventGrouper:
     """Groups chunks of validated rows into events, carrying the last event's rows to the next chunk."""
 
-    def __init__(self, max_carry_rows: int = MAX_CARRY_ROWS) -> None:
+    def __init__(self, max_carry_rows: int = MAX_CARRY_ROWS, seen: SeenKeys | None = None) -> None:
+        """`seen`: where the row keys of earlier chunks are kept, to reject a key used again in a later chunk
+        (without it, only keys repeated within a chunk are; Spark's executors check every key beforehand)."""
         self._carry: pa.Table | None = None
         self._max_carry = max_carry_rows
+        self._seen = seen
 
     def add(self, prepared: PreparedRows) -> pa.RecordBatch | None:
         """Group one validated batch; returns the events complete so far (None if there are none yet)."""
@@ -86,15 +92,17 @@ class EventGrouper:
         if table.num_rows == 0:
             return None
         # Before the carry-over is split off, so a key used by a carried row and another row is caught too.
-        table = table.set_column(
-            table.schema.get_field_index("reason"),
-            "reason",
-            _flag_duplicate_row_keys(
-                table.column("row_key").combine_chunks(), table.column("reason").combine_chunks()
-            ),
-        )
+        row_key = table.column("row_key").combine_chunks()
+        reason = _flag_duplicate_row_keys(row_key, table.column("reason").combine_chunks())
+        hashes = None
+        if self._seen is not None:
+            hashes = self._seen.hashes(row_key)
+            again = pc.and_(pa.array(self._seen.seen(hashes)), pc.is_null(reason))
+            reason = pc.if_else(again, pa.scalar(RejectReason.DUPLICATE_ROW_KEY.value), reason)
+        table = table.set_column(table.schema.get_field_index("reason"), "reason", reason)
         last = table.slice(table.num_rows - 1)
         event, event_id = last.column("event")[0], last.column("event_id")[0]
+        done = None
         if event.is_valid and event_id.is_valid and event.as_py() and event_id.as_py():
             # The last event's rows may go on in the next chunk: keep them (wherever they are in this one).
             tail = pc.fill_null(
@@ -104,7 +112,11 @@ class EventGrouper:
             carried = table.filter(tail)
             if carried.num_rows <= self._max_carry:
                 self._carry = carried
-                table = table.filter(pc.invert(tail))
+                done = pc.invert(tail)
+                table = table.filter(done)
+        if hashes is not None and self._seen is not None:
+            # Carried rows are checked again with the next chunk: only the rows grouped now are recorded.
+            self._seen.add(hashes if done is None else hashes[done.to_numpy(zero_copy_only=False)])
         return group_events(table) if table.num_rows else None
 
     def finish(self) -> pa.RecordBatch | None:
@@ -142,7 +154,9 @@ def group_events(rows: pa.Table) -> pa.RecordBatch:
         multi = pa.table({name: pc.filter(col, pa.array(~alone)) for name, col in cols.items()})
         multi = multi.append_column("group", [pa.array(group[~alone])])
         events = pa.concat_tables([_singles(cols, single_rows), _multis(multi, first_row)])
-        events = events.take(pc.sort_indices(events.column("first_row")))
+        # Into query order after `_finish`, which leaves five columns of the twenty to reorder.
+        order = pc.sort_indices(events.column("first_row"))
+        return _finish(events).take(order)
     return _finish(events)
 
 

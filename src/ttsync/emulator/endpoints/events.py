@@ -46,7 +46,7 @@ _EVENT_PATH = re.compile(r"^data\.(\d+)(?:\.([^:]*))?: (.*)$", re.DOTALL)
 MAX_EVENTS: Final = 1_000  # ref §3.1
 HASHED_USER_FIELDS: Final = ("email", "phone", "external_id")  # SHA-256 lowercase hex (ref §6.1)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_SHA256_LINES = re.compile(r"[0-9a-f]{64}(?:\n[0-9a-f]{64})*")  # hashes joined with newlines
+_HEX_AND_NEWLINE: Final = b"0123456789abcdef\n"
 BAD_SOURCE_ID: Final = "Invalid value for event_source_id: not a valid string."  # observed wording (ref §3.5)
 
 
@@ -178,12 +178,26 @@ def _fast_keys(data: list[object], source_id: str, check_names: bool) -> list[by
         keys.append(
             blake2b(f"{prefix}{name}\x00{event_id}".encode(), digest_size=16).digest() if event_id else None
         )
-    if hashes:
-        joined = "\n".join(hashes)
-        # The length check makes each hash exactly one line (a hash holding a newline would add a line).
-        if len(joined) != 65 * len(hashes) - 1 or _SHA256_LINES.fullmatch(joined) is None:
-            return None
+    if hashes and not _all_sha256_hex(hashes):
+        return None
     return keys
+
+
+def _all_sha256_hex(hashes: list[str]) -> bool:
+    """Whether every string is 64 lowercase hex characters (`_SHA256`), checked on all of them at once.
+
+    Joined with newlines: the length and the newlines (exactly one every 65 characters, and no other) make
+    each string exactly 64 characters long; deleting every hex digit and newline must then leave nothing.
+    """
+    joined = "\n".join(hashes)
+    n = len(hashes)
+    if len(joined) != 65 * n - 1 or joined.count("\n") != n - 1 or joined[64::65] != "\n" * (n - 1):
+        return False
+    try:
+        raw = joined.encode("ascii")
+    except UnicodeEncodeError:
+        return False
+    return not raw.translate(None, _HEX_AND_NEWLINE)
 
 
 @endpoint("event/track/", "POST")

@@ -1,0 +1,196 @@
+"""Step (5) of a delivery: send the events in batches, a few requests in flight, as chunks are grouped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+import pyarrow as pa
+
+from ttsync.destinations.tiktok.client import AsyncTikTokClient
+from ttsync.destinations.tiktok.events.event_set import check_event_set
+from ttsync.destinations.tiktok.events.ledger_filter import filter_chunk
+from ttsync.destinations.tiktok.events.sender import EventSender
+from ttsync.destinations.tiktok.events.source import EventOptions, EventRunResult, GroupedEvents, QueryEvents
+from ttsync.destinations.tiktok.settings import ResolvedOfflineEventsSettings
+from ttsync.events.ledger import Ledger
+from ttsync.events.outcomes import EventTotals, OutcomeWriter, write_totals
+from ttsync.events.payload import ReadyEvents
+from ttsync.events.reasons import Outcome, RejectReason
+
+MAX_BATCH: Final = 1_000  # ref §3.1: more than 1,000 events and TikTok rejects the whole request
+
+ProgressCallback = Callable[[EventTotals], None]
+
+
+async def deliver_events(
+    client: AsyncTikTokClient,
+    batches: Iterable[pa.RecordBatch],
+    *,
+    settings: ResolvedOfflineEventsSettings,
+    key_column: str | None,
+    run_dir: Path,
+    ledger: Ledger,
+    options: EventOptions | None = None,
+    progress: ProgressCallback | None = None,
+    now: datetime | None = None,
+    run_id: str | None = None,
+    batch_size: int = MAX_BATCH,
+    max_in_flight: int = 4,
+) -> EventRunResult:
+    """Send the query's events to `event/track/` once each; see the module docstring for the steps.
+
+    Raises the client's `TikTokError` subclasses for request-level failures (after the client's own retries)
+    and `EventSetNotFoundError` / `EventColumnsError` before anything is sent.
+    """
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise ValueError(f"batch_size must be between 1 and {MAX_BATCH} (ref §3.1)")
+    await check_event_set(client, settings)
+    events = QueryEvents(batches, settings, key_column, options or EventOptions(), now)
+    return await deliver_staged(
+        client,
+        events,
+        settings=settings,
+        run_dir=run_dir,
+        ledger=ledger,
+        progress=progress,
+        run_id=run_id,
+        batch_size=batch_size,
+        max_in_flight=max_in_flight,
+    )
+
+
+async def deliver_staged(
+    client: AsyncTikTokClient,
+    events: GroupedEvents,
+    *,
+    settings: ResolvedOfflineEventsSettings,
+    run_dir: Path,
+    ledger: Ledger,
+    progress: ProgressCallback | None = None,
+    run_id: str | None = None,
+    batch_size: int = MAX_BATCH,
+    max_in_flight: int = 4,
+) -> EventRunResult:
+    """Send events grouped already (by `deliver_events`, or by Spark's executors: `ttsync.spark.events`) once
+    each; steps (4) and (5) of the module docstring. The caller checks the event set (`check_event_set`)."""
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise ValueError(f"batch_size must be between 1 and {MAX_BATCH} (ref §3.1)")
+    with _relaxed_gc():
+        return await _deliver(
+            client,
+            events,
+            settings=settings,
+            run_dir=run_dir,
+            ledger=ledger,
+            progress=progress,
+            run_id=run_id,
+            batch_size=batch_size,
+            max_in_flight=max_in_flight,
+        )
+
+
+@contextlib.contextmanager
+def _relaxed_gc() -> Iterator[None]:
+    """Collect cyclic garbage rarely while a delivery runs, and restore the thresholds afterwards.
+
+    A delivery keeps hundreds of thousands of small acyclic objects alive (events waiting for their batch);
+    with the default thresholds every young-generation collection walks them again. Measured in
+    bench/events.py, that was the largest single cost (pydantic and the event loop allocate constantly).
+    Reference counting still frees everything as usual; only cycle detection runs less often.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(200_000, 50, 1_000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+async def _deliver(
+    client: AsyncTikTokClient,
+    events: GroupedEvents,
+    *,
+    settings: ResolvedOfflineEventsSettings,
+    run_dir: Path,
+    ledger: Ledger,
+    progress: ProgressCallback | None,
+    run_id: str | None,
+    batch_size: int,
+    max_in_flight: int,
+) -> EventRunResult:
+    sender = EventSender(client, settings, ledger, run_id)
+    totals = sender.totals
+    writer = OutcomeWriter(run_dir)
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def send(ready: ReadyEvents) -> None:
+        confirmed, rejected = await sender.send(ready)
+        writer.add_arrow(confirmed.row_keys(), Outcome.SENT, events=confirmed.row_events())
+        for event, message in rejected:
+            writer.add(
+                event.row_keys,
+                Outcome.REJECTED,
+                RejectReason.REJECTED_BY_TIKTOK.value,
+                message,
+                event=(event.event, event.event_id),
+            )
+        if progress is not None:
+            progress(totals)
+
+    pending = ReadyEvents.empty()
+
+    async def queue(batch: pa.RecordBatch | None, last: bool = False) -> None:
+        nonlocal pending
+        if batch is not None:
+            fresh = filter_chunk(batch, totals, writer, ledger, sender.namespace)
+            pending = ReadyEvents.concat([pending, fresh])
+        start = 0
+        while len(pending) - start >= batch_size or (last and start < len(pending)):
+            await _launch(send(pending.slice(start, start + batch_size)), in_flight, max_in_flight)
+            start += batch_size
+        pending = pending.slice(start)
+
+    try:
+        for chunk in events.chunks():
+            # Validation and grouping run in a worker thread (Arrow releases the GIL), so the requests in flight
+            # are confirmed and recorded, and new ones start, while the next chunk is prepared.
+            await queue(await asyncio.to_thread(events.group, chunk))
+            totals.rows = events.rows
+        await queue(events.finish(), last=True)
+        await _drain(in_flight)
+    except BaseException:
+        for task in in_flight:
+            task.cancel()
+        await asyncio.gather(*in_flight, return_exceptions=True)
+        raise
+    finally:
+        writer.close()
+        events.cleanup()
+        totals.rows = events.rows
+        write_totals(run_dir, totals)
+    if progress is not None:
+        progress(totals)
+    return EventRunResult(totals, writer.path, run_dir / "event_totals.json", events.report(), events.ignored)
+
+
+async def _launch(coro: Awaitable[None], in_flight: set[asyncio.Task[None]], limit: int) -> None:
+    while len(in_flight) >= limit:
+        done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            in_flight.discard(task)
+            task.result()  # re-raise a request-level failure now
+    in_flight.add(asyncio.ensure_future(coro))
+
+
+async def _drain(in_flight: set[asyncio.Task[None]]) -> None:
+    while in_flight:
+        done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            in_flight.discard(task)
+            task.result()

@@ -1,0 +1,42 @@
+"""Step (4) of a delivery: record the events grouping rejected, and drop those the ledger holds already."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ttsync.events.ledger import Ledger
+from ttsync.events.outcomes import EventTotals, OutcomeWriter
+from ttsync.events.payload import ReadyEvents, split_events
+from ttsync.events.reasons import Outcome
+
+
+def filter_chunk(
+    batch: pa.RecordBatch,
+    totals: EventTotals,
+    writer: OutcomeWriter,
+    ledger: Ledger,
+    namespace: str,
+) -> ReadyEvents:
+    """Record rejected events; drop events already in the ledger; return the events to send.
+
+    Events marked `in_ledger` (Spark's anti-join) are skipped without a lookup; the others are looked up (a
+    run that recorded them since Spark read the ledger is caught here)."""
+    ready, rejected = split_events(batch)
+    totals.events += len(ready) + sum(rejected.counts.values())
+    totals.rejected.update(rejected.counts)
+    writer.add_arrow(rejected.row_keys, Outcome.REJECTED, reasons=rejected.reasons)
+    if not len(ready):
+        return ready
+    marked = None
+    if "in_ledger" in batch.schema.names:
+        marked = pc.fill_null(batch.filter(pc.is_null(batch.column("reason"))).column("in_ledger"), False)
+    unknown = ready if marked is None else ready.filter(pc.invert(marked))
+    done = ledger.accepted_json(namespace, unknown.keys_json()) if len(unknown) else set()
+    if not done and (marked is None or not pc.any(marked).as_py()):
+        return ready
+    seen = ready.is_in(done) if marked is None else pc.or_(ready.is_in(done), marked)
+    skipped = ready.filter(seen)
+    writer.add_arrow(skipped.row_keys(), Outcome.DUPLICATE_SKIPPED, events=skipped.row_events())
+    totals.duplicate_skipped += len(skipped)
+    return ready.filter(pc.invert(seen))
