@@ -152,7 +152,9 @@ def main() -> None:
                     run_state["workflow_id"] = started["workflow_id"]
                     time.sleep(1.0)
             api = _api_processes(server.pid, port)
+            load_started = datetime.now(UTC)
             closed = _load(args, url, token, workflow_id, api, rate=None)
+            load_ended = datetime.now(UTC)
             opened = (
                 _load(args, url, token, workflow_id, api, rate=args.open_rate) if args.open_rate else None
             )
@@ -164,6 +166,14 @@ def main() -> None:
                 run_state["state_after_load"] = shown["workflow"]["state"]
                 run_state["error"] = (shown["workflow"].get("error") or {}).get("message")
                 run_state["tasks"] = {t["name"]: t["state"] for t in shown["workflow"]["tasks"]}
+                # How much of the closed-loop phase the sync was really in progress for (1.0: all of it).
+                finished = shown["workflow"].get("finished_at")
+                end = min(load_ended, datetime.fromisoformat(finished)) if finished else load_ended
+                run_state["running_fraction_of_load"] = round(
+                    max(0.0, (end - load_started).total_seconds())
+                    / (load_ended - load_started).total_seconds(),
+                    3,
+                )
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
@@ -67,6 +69,27 @@ def store_of(request: Request) -> Store:
     return store
 
 
+log = logging.getLogger(__name__)
+
+# The last-used time is written by one thread of its own: a read must never wait for the store's write lock
+# (a sync's transaction may hold it), least of all a read the fast path does on the event loop (server.hot).
+_TOUCHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ttsync-token-touch")
+_TOUCHING: set[str] = set()  # tokens whose write is queued: a burst of requests queues one write, not fifty
+
+
+def _touch_later(store: Store, token_id: str) -> None:
+    if token_id in _TOUCHING:
+        return
+    _TOUCHING.add(token_id)
+
+    def touched(future: Future[None]) -> None:
+        _TOUCHING.discard(token_id)
+        if future.exception() is not None:  # only the time is lost; a use a minute later writes it again
+            log.warning("could not record an API token's last use: %s", type(future.exception()).__name__)
+
+    _TOUCHER.submit(touch_token, store, token_id).add_done_callback(touched)
+
+
 _TOKENS, _USERS = schema.api_tokens, schema.users
 _TOKEN_USER = (
     sa.select(_TOKENS.c.id, _TOKENS.c.role, _TOKENS.c.last_used_at, _TOKENS.c.revoked_at, *_USERS.c)
@@ -90,7 +113,8 @@ def token_user(store: Store, token: str) -> tuple[UserRecord, Role]:
     if user.disabled:
         raise accounts.AccessError("this token's user is disabled")
     if last_used_at is None or utc_now() - last_used_at > timedelta(seconds=60):
-        touch_token(store, token_id)  # minute resolution spares every API call a write, as in `accounts`
+        # Minute resolution spares every API call a write, as in `accounts`.
+        _touch_later(store, token_id)
     return user, scope
 
 

@@ -5,7 +5,8 @@ Through FastAPI, each of these requests costs about as much in routing (the app 
 middleware stack, parameter validation and dependency solving as in its own work. This ASGI middleware sits in
 front of all that: a well-formed request (GET, known parameters within the documented bounds) runs the very
 functions the FastAPI routes run (`routers.runs.read_workflow_page` / `read_workflow`: authentication, the
-role and PII rules, one lean query) in one worker thread, and is answered as they answer it.
+role and PII rules, one lean query), on the event loop for a SQLite store and in a worker thread for
+PostgreSQL, and is answered as they answer it.
 
 Everything else goes to FastAPI unchanged: another method or path, a parameter it would refuse or coerce, and
 any request whose read raised (a bad token, a hidden or unknown workflow...): the route then runs again and
@@ -25,6 +26,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ttsync.server.auth import store_of
 from ttsync.server.jsonout import json_response
 from ttsync.server.routers import runs
 
@@ -62,7 +64,14 @@ class HotReads:
             return
         route, read = matched
         try:
-            body = await asyncio.get_running_loop().run_in_executor(self.executor, read, Request(scope))
+            request = Request(scope)
+            if store_of(request).engine.dialect.name == "sqlite":
+                # A SQLite read of one page takes well under a millisecond: done on the event loop it costs
+                # less than the hop to a thread, and above all it avoids the GIL hand-offs between the loop
+                # and the threads, which at 50 concurrent clients tripled p99 (156 ms against 56 ms, measured).
+                body = read(request)
+            else:  # a database over the network: never block the event loop on it
+                body = await asyncio.get_running_loop().run_in_executor(self.executor, read, request)
         except Exception:
             # Refused or not found (or a bug): FastAPI's route runs the same read again and answers with the
             # problem document (or the 500) the error calls for.
