@@ -365,3 +365,15 @@ def test_restricted_pii_user_does_not_see_notifications_or_schedules_of_hidden_o
     assert "high-value-customers" in schedules
     hidden = [s["orchestration"] for s in httpx.get(server.url + "/api/schedules", headers=restricted).json()]
     assert "high-value-customers" not in hidden
+
+
+def test_restricted_pii_user_does_not_see_a_hidden_campaigns_runs(server: Server) -> None:
+    admin = _bearer(_token(server, "admin"))
+    queued = httpx.post(server.url + "/api/campaigns/spring-offer/runs", headers=admin)
+    assert queued.status_code == 202, queued.text
+    run_id = queued.json()["run_id"]
+    assert httpx.get(server.url + f"/api/workflows/{run_id}", headers=admin).status_code == 200
+    restricted = _bearer(_token(server, "rop"))  # spring-offer sends through a destination hidden from them
+    assert httpx.get(server.url + f"/api/workflows/{run_id}", headers=restricted).status_code == 404
+    listed = httpx.get(server.url + "/api/workflows", params={"limit": 500}, headers=restricted).json()
+    assert not [w for w in listed if w["orchestration"].split(".")[0] == "spring-offer"]

@@ -610,3 +610,12 @@ def _workflow_view(store: Store, workflow_id: str) -> dict[str, Any] | None:
     active = [runqueue.QueuedRun.model_validate(_utc_row(item)).model_dump() for item in queue_rows]
     workflow = _LEAN_WORKFLOWS.row(row) | {"tasks": [_LEAN_TASKS.row(t) for t in task_rows]}
     return {"workflow": workflow, "queue": active}
+
+
+def campaign_delivery_orchestrations(store: Store, campaign: str) -> list[str]:
+    """The (derived) orchestration names of the campaign's delivery workflows in the store: each is named
+    `CAMPAIGN.GROUP.DESTINATION[.DAY]` (`app.campaign_deliveries`)."""
+    column = schema.workflows.c.orchestration
+    query = sa.select(column).distinct().where(column.startswith(f"{campaign}.", autoescape=True))
+    with store.read() as conn:
+        return [str(name) for name in conn.execute(query).scalars()]

@@ -3,6 +3,7 @@ data template that overrides them), as the workspace settings describe."""
 
 from __future__ import annotations
 
+from ttsync.app import queries
 from ttsync.app.campaign_deliveries import orchestration_named
 from ttsync.config.campaigns import Campaign
 from ttsync.config.models import DataTemplate, Destination
@@ -57,7 +58,8 @@ def check_orchestration(store: Store, user: UserRecord, name: str, *, use: bool)
 
 
 def hidden_orchestrations(store: Store, user: UserRecord) -> list[str]:
-    """Names of the orchestrations `user` may not see (empty for everyone not restricted-PII)."""
+    """Names of the orchestrations `user` may not see, campaigns' runs included (empty for everyone not
+    restricted-PII)."""
     if not user.restricted_pii:
         return []
     destinations = {d.name: d for d in repos.list_destinations(store)}
@@ -67,6 +69,11 @@ def hidden_orchestrations(store: Store, user: UserRecord) -> list[str]:
         template = templates.get(item.template) if item.template else None
         if not visible(user, destinations[item.destination], template):
             hidden.append(item.name)
+    # A campaign hidden from the user hides its runs too: the queued run (named after the campaign) and its
+    # deliveries' workflows (on derived orchestrations, not stored ones).
+    for campaign in repos.list_campaigns(store):
+        if not campaign_visible(store, user, campaign):
+            hidden += [campaign.name, *queries.campaign_delivery_orchestrations(store, campaign.name)]
     return hidden
 
 
