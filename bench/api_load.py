@@ -4,8 +4,12 @@
     .venv/bin/python bench/api_load.py                       # 10,000 workflows, 1,000 notifications, 50 clients
     .venv/bin/python bench/api_load.py --workflows 1000 --clients 10 --seconds 5 --no-run
 
-The clients run in `--client-processes` processes (threads of one Python process would mostly measure their
-own wait for its GIL). Prints one JSON document: request count, errors, latency p50/p95/p99/max in ms, requests per second.
+The clients are coroutines on raw keep-alive connections (bench/load_clients.py), cheap next to the server
+they measure; each answer is checked (status, body). The headline is the closed loop: every client sends its
+next request as soon as its answer came. `--open-rate R` adds an open-loop phase (each client sends R requests
+per second whatever the answers do; latency counted from when a request was due). Prints one JSON document:
+requests, errors, latency p50/p95/p99/max in ms, requests per second, and the CPU per request of the HTTP
+processes and of the clients.
 """
 
 from __future__ import annotations
@@ -95,8 +99,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000, help="people in the sync that runs meanwhile")
     parser.add_argument("--no-run", action="store_true", help="no sync in progress during the load")
     parser.add_argument(
-        "--client-processes", type=int, default=5, help="processes the clients are spread over"
+        "--client-processes", type=int, default=1, help="processes the clients are spread over"
     )
+    parser.add_argument(
+        "--open-rate", type=float, default=0.0,
+        help="also run an open-loop phase: each client sends this many requests per second (0: none)",
+    )  # fmt: skip
     parser.add_argument("--http-workers", type=int, default=1, help="`ttsync serve --http-workers`")
     args = parser.parse_args()
 
@@ -143,31 +151,11 @@ def main() -> None:
                     ).json()
                     run_state["workflow_id"] = started["workflow_id"]
                     time.sleep(1.0)
-            latencies: list[float] = []
-            errors: list[str] = []
-            context = multiprocessing.get_context("spawn")
-            results = context.Queue()
-            go = context.Event()
-            share = [args.clients // args.client_processes + (i < args.clients % args.client_processes)
-                     for i in range(args.client_processes)]  # fmt: skip
-            processes = [context.Process(target=client_process,
-                                         args=(url, token, workflow_id, args.seconds, n, go, results))
-                         for n in share if n]  # fmt: skip
-            for process in processes:
-                process.start()
-            for _ in processes:
-                assert results.get(timeout=120) == "ready"
             api = _api_processes(server.pid, port)
-            cpu_before = _cpu_seconds(api)
-            go.set()  # every client starts at the same moment
-            for _ in processes:
-                got, failed = results.get(timeout=args.seconds + 120)
-                latencies.extend(got)
-                errors.extend(failed)
-            api_cpu = _cpu_seconds(api) - cpu_before
-            for process in processes:
-                process.join(timeout=30)
-            elapsed = args.seconds
+            closed = _load(args, url, token, workflow_id, api, rate=None)
+            opened = (
+                _load(args, url, token, workflow_id, api, rate=args.open_rate) if args.open_rate else None
+            )
             if run_state:
                 shown = httpx.get(
                     f"{url}/api/workflows/{run_state['workflow_id']}",
@@ -179,21 +167,66 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
-    ordered = sorted(latencies)
+    print(json.dumps({
+        "workflows": args.workflows, "notifications": args.notifications, "clients": args.clients,
+        "seconds": args.seconds, "http_workers": args.http_workers, **closed,
+        "open_loop": opened, "sync_in_progress": run_state or None,
+        "api_processes": len(api), "load_average_1m": round(os.getloadavg()[0], 1),
+    }, indent=2))  # fmt: skip
+
+
+def _load(
+    args: argparse.Namespace,
+    url: str,
+    token: str,
+    workflow_id: str,
+    api: list[psutil.Process],
+    rate: float | None,
+) -> dict[str, Any]:
+    """One load phase: `args.clients` clients for `args.seconds`, closed loop, or open loop at `rate` requests
+    per second per client. Returns the latency percentiles, errors, and CPU per request of both sides."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    client_cpu = 0.0
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    go = context.Event()
+    share = [args.clients // args.client_processes + (i < args.clients % args.client_processes)
+             for i in range(args.client_processes)]  # fmt: skip
+    processes = [context.Process(target=client_process,
+                                 args=(url, token, workflow_id, args.seconds, n, go, results, rate))
+                 for n in share if n]  # fmt: skip
+    for process in processes:
+        process.start()
+    for _ in processes:
+        assert results.get(timeout=120) == "ready"
+    cpu_before = _cpu_seconds(api)
+    go.set()  # every client starts at the same moment
+    for _ in processes:
+        got, failed, cpu = results.get(timeout=args.seconds + 120)
+        latencies.extend(got)
+        errors.extend(failed)
+        client_cpu += cpu
+    api_cpu = _cpu_seconds(api) - cpu_before
+    for process in processes:
+        process.join(timeout=30)
+    ordered = sorted(latencies) or [0.0]
+    requests = len(latencies)
 
     def pct(p: float) -> float:
         return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 1)
 
-    print(json.dumps({
-        "workflows": args.workflows, "notifications": args.notifications, "clients": args.clients,
-        "seconds": round(elapsed, 1), "requests": len(latencies), "errors": len(errors),
-        "error_kinds": sorted(set(errors)), "requests_per_second": round(len(latencies) / elapsed, 1),
+    return {
+        "mode": "closed_loop" if rate is None else f"open_loop_{rate:g}_per_s_per_client",
+        "requests": requests, "errors": len(errors), "error_kinds": sorted(set(errors)),
+        "requests_per_second": round(requests / args.seconds, 1),
         "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "max_ms": round(ordered[-1] * 1000, 1),
-        "mean_ms": round(statistics.fmean(ordered) * 1000, 1), "sync_in_progress": run_state or None,
-        # CPU the API spent (the HTTP processes, not the run worker) per request: what bounds the throughput.
-        "api_cpu_ms_per_request": round(api_cpu * 1000 / max(1, len(latencies)), 2),
-        "api_processes": len(api), "load_average_1m": round(os.getloadavg()[0], 1),
-    }, indent=2))  # fmt: skip
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 1),
+        # CPU the API spent (the HTTP processes, not the run worker) per request: what bounds the throughput;
+        # and what the load generator spent, which the server did not have.
+        "api_cpu_ms_per_request": round(api_cpu * 1000 / max(1, requests), 3),
+        "client_cpu_ms_per_request": round(client_cpu * 1000 / max(1, requests), 3),
+    }  # fmt: skip
 
 
 if __name__ == "__main__":

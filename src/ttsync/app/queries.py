@@ -3,13 +3,16 @@ id or prefix; offline events per day; the history of an audience; campaigns, seg
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
 
@@ -473,3 +476,137 @@ def ledger_totals(state_dir: Path) -> dict[str, int]:
     finally:
         con.close()
     return {str(namespace): int(n) for namespace, n in rows}
+
+
+# --- Lean reads for the API's busiest endpoints ------------------------------------------------------------
+# GET /api/workflows and GET /api/workflows/{id} are what scripts and dashboards poll. Their rows go to JSON
+# as plain dicts: no pydantic model per row, statements built once, JSON columns read as their stored text
+# (SQLAlchemy's stdlib decoder costs more than the rest of the row). Timestamps are left as the driver returns
+# them: SQLite's are naive, and UTC (the server's JSON writer says so: `server.jsonout`). The fields are those
+# of `WorkflowRecord` / `TaskRecord`, and the API's JSON the same (tests/test_server_lean.py holds them to it).
+
+
+@dataclass(frozen=True)
+class _LeanTable:
+    """The columns to select from a table (JSON ones as text), their names, and where the JSON ones are."""
+
+    columns: tuple[sa.ColumnElement[Any], ...]
+    names: tuple[str, ...]  # plain `str`: a column's name is a str subclass, which orjson refuses as a key
+    json_at: tuple[int, ...]
+
+    @classmethod
+    def of(cls, table: sa.Table) -> _LeanTable:
+        """`table`'s columns; a JSON one CAST to text on every backend (Postgres would decode it itself)."""
+        is_json = [isinstance(c.type, sa.JSON) for c in table.c]
+        return cls(
+            tuple(
+                sa.cast(c, sa.Text).label(c.name) if j else c for c, j in zip(table.c, is_json, strict=True)
+            ),
+            tuple(str(c.name) for c in table.c),
+            tuple(i for i, j in enumerate(is_json) if j),
+        )
+
+    def row(self, row: sa.Row[Any], *, fragments: bool = False) -> dict[str, Any]:
+        """A fetched row as a dict, its JSON columns parsed; with `fragments`, as `orjson.Fragment`s of their
+        stored text instead, which orjson writes into its output as they are (nothing parsed)."""
+        values = list(row)
+        for i in self.json_at:
+            values[i] = _json_fragment(values[i]) if fragments else _json_value(values[i])
+        return dict(zip(self.names, values, strict=True))
+
+
+_LEAN_WORKFLOWS: Final = _LeanTable.of(schema.workflows)
+_LEAN_TASKS: Final = _LeanTable.of(schema.tasks)
+
+
+def _json_value(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # `json` wrote NaN or Infinity, which orjson does not read
+        return json.loads(text)
+
+
+def _json_fragment(text: str | None) -> Any:
+    if text is None or "NaN" in text or "Infinity" in text:
+        # Python's `json` writes NaN and Infinity, which are not JSON: parse them (the answer says null).
+        return _json_value(text)
+    return orjson.Fragment(text)
+
+
+@cache
+def _page_query(by_orchestration: bool, by_state: bool) -> sa.Select[Any]:
+    table = schema.workflows
+    query = sa.select(*_LEAN_WORKFLOWS.columns).order_by(table.c.created_at.desc(), table.c.id)
+    query = query.limit(sa.bindparam("limit")).offset(sa.bindparam("offset"))
+    if by_orchestration:
+        query = query.where(table.c.orchestration == sa.bindparam("orchestration"))
+    if by_state:
+        query = query.where(table.c.state == sa.bindparam("state"))
+    return query
+
+
+def workflow_page_rows(
+    store: Store,
+    *,
+    orchestration: str | None = None,
+    state: str | None = None,
+    exclude_orchestrations: Sequence[str] = (),
+    limit: int = 50,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """`repos.page_workflows` (newest first, filtered, OFFSET paging, no tasks) for the API's list: dicts
+    with the fields of `WorkflowRecord`, their JSON columns `orjson.Fragment`s (for orjson to write)."""
+    query = _page_query(orchestration is not None, state is not None)
+    if exclude_orchestrations:
+        query = query.where(schema.workflows.c.orchestration.not_in(list(exclude_orchestrations)))
+    params = {"orchestration": orchestration, "state": state, "limit": limit, "offset": offset}
+    with store.read() as conn:
+        rows = conn.execute(query, {k: v for k, v in params.items() if v is not None}).all()
+    return [_LEAN_WORKFLOWS.row(row, fragments=True) | {"tasks": []} for row in rows]
+
+
+def workflow_view(store: Store, workflow_id: str) -> dict[str, Any]:
+    """`show_workflow` and the workflow's active queue rows, for the API: `{"workflow": ..., "queue": ...}`,
+    the workflow a plain dict with the fields of `WorkflowRecord` (tasks included), the queue rows
+    `QueuedRun.model_dump()`s. The workflow with this id or unique prefix; a `running` one whose process died
+    reads `interrupted`. `NotFoundError` when no workflow has it (a queued run may: `runqueue.for_workflow`)."""
+    found = _workflow_view(store, workflow_id) or _workflow_view(
+        store, repos.resolve_workflow_id(store, workflow_id)
+    )
+    if found is None:
+        raise NotFoundError("workflow", workflow_id)
+    workflow = found["workflow"]
+    if workflow["state"] == "running" and workflow["id"] in reap_interrupted(store):
+        # Only a running workflow can be one whose process died: others are shown without a look at leases.
+        found = _workflow_view(store, workflow["id"]) or found
+    return found
+
+
+_WORKFLOW: Final = sa.select(*_LEAN_WORKFLOWS.columns).where(schema.workflows.c.id == sa.bindparam("id"))
+_TASKS: Final = (
+    sa.select(*_LEAN_TASKS.columns)
+    .where(schema.tasks.c.workflow_id == sa.bindparam("id"))
+    .order_by(schema.tasks.c.position)
+)
+_ACTIVE_QUEUE: Final = (  # `runqueue.active_for`, with no IN list (SQLAlchemy renders one anew each time)
+    sa.select(schema.run_queue)
+    .where(
+        schema.run_queue.c.workflow_id == sa.bindparam("id"),
+        sa.or_(*(schema.run_queue.c.state == state for state in runqueue.ACTIVE_STATES)),
+    )
+    .order_by(schema.run_queue.c.requested_at)
+)
+
+
+def _workflow_view(store: Store, workflow_id: str) -> dict[str, Any] | None:
+    with store.read() as conn:  # one snapshot of the three
+        row = conn.execute(_WORKFLOW, {"id": workflow_id}).first()
+        if row is None:
+            return None
+        task_rows = conn.execute(_TASKS, {"id": workflow_id}).all()
+        queue_rows = conn.execute(_ACTIVE_QUEUE, {"id": workflow_id}).mappings().all()
+    active = [runqueue.QueuedRun.model_validate(_utc_row(item)).model_dump() for item in queue_rows]
+    workflow = _LEAN_WORKFLOWS.row(row) | {"tasks": [_LEAN_TASKS.row(t) for t in task_rows]}
+    return {"workflow": workflow, "queue": active}

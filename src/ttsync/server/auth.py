@@ -6,17 +6,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import cast
 
-from fastapi import Depends, Request
+import sqlalchemy as sa
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 
 from ttsync.app import accounts
 from ttsync.server.problems import Problem
-from ttsync.store.accounts import Role, TokenRecord, UserRecord, get_or_create_setting
+from ttsync.store import schema
+from ttsync.store.accounts import Role, UserRecord, get_or_create_setting, touch_token
 from ttsync.store.db import Store
+from ttsync.store.rows import as_utc, utc_now
 
 SESSION_COOKIE = "ttsync_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -57,44 +61,37 @@ def unsign(key: bytes, value: str) -> str | None:
     return session_id if hmac.compare_digest(good, mac) else None
 
 
-class TokenCache:
-    """Bearer tokens this process verified in the last `ttl` seconds, by the token's SHA-256 (never the token).
-
-    Every API call of a script carries its token; verifying it reads the token and its user from the store.
-    A hit skips both reads. `clear()` runs after every write this process serves (a revoke, a disabled user,
-    a changed role take effect on the next request); a change made through another process (another HTTP
-    worker, the CLI) takes effect within `ttl` seconds."""
-
-    def __init__(self, ttl: float = 2.0) -> None:
-        self.ttl = ttl
-        self._items: dict[str, tuple[float, UserRecord, TokenRecord]] = {}
-        self._lock = threading.Lock()
-
-    def verify(self, store: Store, token: str) -> tuple[UserRecord, TokenRecord]:
-        """`accounts.token_user`, answered from the cache while fresh; failures are never cached."""
-        key = accounts.sha256(token)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._items.get(key)
-        if hit is not None and now - hit[0] < self.ttl:
-            return hit[1], hit[2]
-        user, item = accounts.token_user(store, token)
-        with self._lock:
-            if len(self._items) > 10_000:  # bounded: forget everything rather than grow
-                self._items.clear()
-            self._items[key] = (now, user, item)
-        return user, item
-
-    def clear(self) -> None:
-        """Forget every verified token (after a write that may revoke one or change a user)."""
-        with self._lock:
-            self._items.clear()
-
-
 def store_of(request: Request) -> Store:
     """The server's store."""
     store: Store = request.app.state.store
     return store
+
+
+_TOKENS, _USERS = schema.api_tokens, schema.users
+_TOKEN_USER = (
+    sa.select(_TOKENS.c.id, _TOKENS.c.role, _TOKENS.c.last_used_at, _TOKENS.c.revoked_at, *_USERS.c)
+    .join_from(_TOKENS, _USERS, _TOKENS.c.user_name == _USERS.c.name)
+    .where(_TOKENS.c.token_hash == sa.bindparam("token_hash"))
+)
+_USER_COLUMNS = tuple(str(c.name) for c in _USERS.c)
+
+
+def token_user(store: Store, token: str) -> tuple[UserRecord, Role]:
+    """`accounts.token_user` (the same rules and messages) in one read of the token joined with its user, as
+    every bearer request needs it: the user and the token's scope; `AccessError` when the token is unknown or
+    revoked or its user disabled."""
+    with store.read() as conn:
+        row = conn.execute(_TOKEN_USER, {"token_hash": accounts.sha256(token)}).first()
+    if row is None or row[3] is not None:
+        raise accounts.AccessError("unknown or revoked API token")
+    token_id, scope, last_used_at = row[0], cast(Role, row[1]), as_utc(row[2])
+    values = zip(_USER_COLUMNS, row[4:], strict=True)
+    user = UserRecord.model_validate({k: as_utc(v) if isinstance(v, datetime) else v for k, v in values})
+    if user.disabled:
+        raise accounts.AccessError("this token's user is disabled")
+    if last_used_at is None or utc_now() - last_used_at > timedelta(seconds=60):
+        touch_token(store, token_id)  # minute resolution spares every API call a write, as in `accounts`
+    return user, scope
 
 
 def principal(request: Request) -> Principal:
@@ -107,12 +104,13 @@ def principal(request: Request) -> Principal:
             raise Problem(
                 401, "Not authenticated", "use `Authorization: Bearer TOKEN`", resolution="not_authenticated"
             )
-        tokens: TokenCache = request.app.state.tokens
         try:
-            user, item = tokens.verify(store, token.strip())
+            # Read from the store on every request (no cache): a revoked token, a disabled user or a lowered
+            # role takes effect at once, whichever process or CLI changed it.
+            user, scope = token_user(store, token.strip())
         except accounts.AccessError as exc:
             raise Problem(401, "Not authenticated", str(exc), resolution="not_authenticated") from None
-        role = item.role if accounts.rank(item.role) <= accounts.rank(user.role) else user.role
+        role = scope if accounts.rank(scope) <= accounts.rank(user.role) else user.role
         return Principal(user, role, "token")
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
@@ -147,15 +145,25 @@ def principal(request: Request) -> Principal:
     return Principal(user, user.role, "session")
 
 
-def require(role: Role) -> Callable[..., Principal]:
-    """A dependency admitting callers of `role` or above (403 problem otherwise)."""
+def authorize(request: Request, role: Role) -> Principal:
+    """`principal`, then refuse (403 problem) a caller below `role`. Blocking (it reads the store): the
+    `require` dependencies run it in a worker thread; the busiest read endpoints call it in the same worker
+    thread call as their query (one thread hop per request instead of two)."""
+    who = principal(request)
+    if accounts.rank(who.role) < accounts.rank(role):
+        raise Problem(
+            403, "Forbidden", f"this needs the {role} role; you are {who.role}", resolution="forbidden"
+        )
+    return who
 
-    def check(who: Principal = Depends(principal)) -> Principal:
-        if accounts.rank(who.role) < accounts.rank(role):
-            raise Problem(
-                403, "Forbidden", f"this needs the {role} role; you are {who.role}", resolution="forbidden"
-            )
-        return who
+
+def require(role: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting callers of `role` or above (403 problem otherwise). Async, so FastAPI runs it
+    on the event loop and it takes a single worker thread for `authorize` (a sync dependency chain costs a
+    thread hop per function)."""
+
+    async def check(request: Request) -> Principal:
+        return await run_in_threadpool(authorize, request, role)
 
     return check
 

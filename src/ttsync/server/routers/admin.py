@@ -22,7 +22,8 @@ router = APIRouter(prefix="/api")
 USER = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,79}$")
 
 
-def _store(request: Request) -> Store:
+async def _store(request: Request) -> Store:
+    # async: FastAPI runs a sync dependency in a worker thread, a hop that costs more than this does
     return store_of(request)
 
 

@@ -11,7 +11,7 @@ saves stay per kind: each checks its own references and rights.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -77,7 +77,8 @@ def _credential_view(item: Credential) -> CredentialView:
     )
 
 
-def _store(request: Request) -> Store:
+async def _store(request: Request) -> Store:
+    # async: FastAPI runs a sync dependency in a worker thread, a hop that costs more than this does
     return store_of(request)
 
 
@@ -94,7 +95,7 @@ class Kind(Generic[M]):
     audit: str  # the audit log's name of the kind: "template" for data templates
     repo: ConfigRepo[M]
     view: type[BaseModel]  # what the API answers with (the model itself, or a view without secrets)
-    deleter: Callable[..., Principal]  # the role dependency of delete
+    deleter: Callable[..., Awaitable[Principal]]  # the role dependency of delete
     docs: tuple[str, str, str]  # docstrings of list, get and delete
     show: Callable[[M], BaseModel] = lambda item: item
     # The objects of a list this caller may see (default: all).

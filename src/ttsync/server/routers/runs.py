@@ -8,7 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
@@ -17,7 +17,8 @@ from ttsync.app import background, queries
 from ttsync.app.runs import build_run, preview_run
 from ttsync.errors import NotFoundError
 from ttsync.server import access
-from ttsync.server.auth import Principal, operator, store_of, viewer
+from ttsync.server.auth import Principal, authorize, operator, store_of, viewer
+from ttsync.server.jsonout import json_response
 from ttsync.server.routers.objects import NAME
 from ttsync.store import repos, runqueue
 from ttsync.store.db import Store
@@ -31,7 +32,8 @@ WORKFLOW_ID = Path(pattern=r"^[0-9a-f]{4,40}$", description="workflow id or uniq
 FINISHED = {"succeeded", "succeeded_with_warnings", "failed", "cancelled", "interrupted", "superseded"}
 
 
-def _store(request: Request) -> Store:
+async def _store(request: Request) -> Store:
+    # async: FastAPI runs a sync dependency in a worker thread, a hop that costs more than this does
     return store_of(request)
 
 
@@ -110,17 +112,14 @@ def _queued_workflow(rows: list[QueuedRun]) -> WorkflowRecord:
     )
 
 
-@router.get("/workflows", tags=["workflows"])
-def list_workflows(
-    store: Store = Depends(_store),
-    who: Principal = Depends(viewer),
-    orchestration: str | None = Query(default=None, max_length=80),
-    state: str | None = Query(default=None, max_length=32),
-    limit: int = Query(default=50, ge=1, le=500),
-    offset: int = Query(default=0, ge=0, le=10_000_000),
-) -> list[WorkflowRecord]:
-    """Workflows, newest first, filtered and paged."""
-    return repos.page_workflows(
+def read_workflow_page(
+    request: Request, *, orchestration: str | None, state: str | None, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    """GET /api/workflows once its parameters are checked: authenticate, then one lean query. Blocking (call it
+    in a worker thread): `list_workflows` and the fast path of `server.hot` share it."""
+    who = authorize(request, "viewer")
+    store = store_of(request)
+    return queries.workflow_page_rows(
         store,
         orchestration=orchestration,
         state=state,
@@ -130,20 +129,49 @@ def list_workflows(
     )
 
 
-@router.get("/workflows/{workflow_id}", tags=["workflows"])
-def show_workflow(
-    workflow_id: str = WORKFLOW_ID, store: Store = Depends(_store), who: Principal = Depends(viewer)
-) -> WorkflowView:
-    """One workflow: tasks with counts (its live progress), error, resolution, queue rows."""
-    workflow = _visible_workflow(store, who, workflow_id)
-    resolution = None
-    if workflow.error:
-        resolution = resolution_for(workflow.error.get("resolution")).to_dict()
-    return WorkflowView(
-        workflow=workflow,
-        resolution=resolution,
-        queue=runqueue.active_for(store, workflow_id=workflow.id),
+def read_workflow(request: Request, workflow_id: str) -> dict[str, Any]:
+    """GET /api/workflows/{id} once its parameter is checked (blocking, as `read_workflow_page`): the
+    `WorkflowView` as a plain dict."""
+    who = authorize(request, "viewer")
+    store = store_of(request)
+    try:
+        view = queries.workflow_view(store, workflow_id)
+    except NotFoundError:  # perhaps queued and not started yet: `_visible_workflow` knows
+        found = _visible_workflow(store, who, workflow_id)
+        queue = runqueue.active_for(store, workflow_id=found.id)
+        view = {"workflow": found.model_dump(), "queue": [item.model_dump() for item in queue]}
+    workflow = view["workflow"]
+    if workflow["orchestration"] in access.hidden_orchestrations(store, who.user):
+        raise NotFoundError("workflow", workflow_id)
+    error = workflow["error"]
+    resolution = resolution_for(error.get("resolution")).to_dict() if error else None
+    return {"workflow": workflow, "resolution": resolution, "queue": view["queue"]}
+
+
+# The two endpoints scripts and dashboards poll most: async, with authentication and the query in a single
+# worker thread call, answered as orjson bytes (`response_model` documents and fuzz-checks the shape).
+# `server.hot` answers well-formed requests to them before FastAPI's routing; these serve the rest.
+
+
+@router.get("/workflows", tags=["workflows"], response_model=list[WorkflowRecord])
+async def list_workflows(
+    request: Request,
+    orchestration: str | None = Query(default=None, max_length=80),
+    state: str | None = Query(default=None, max_length=32),
+    limit: int = Query(default=50, ge=1, le=500),
+    offset: int = Query(default=0, ge=0, le=10_000_000),
+) -> Response:
+    """Workflows, newest first, filtered and paged."""
+    rows = await run_in_threadpool(
+        read_workflow_page, request, orchestration=orchestration, state=state, limit=limit, offset=offset
     )
+    return json_response(rows)
+
+
+@router.get("/workflows/{workflow_id}", tags=["workflows"], response_model=WorkflowView)
+async def show_workflow(request: Request, workflow_id: str = WORKFLOW_ID) -> Response:
+    """One workflow: tasks with counts (its live progress), error, resolution, queue rows."""
+    return json_response(await run_in_threadpool(read_workflow, request, workflow_id))
 
 
 @router.post("/workflows/{workflow_id}/cancel", tags=["workflows"])
