@@ -81,7 +81,7 @@ async def deliver_staged(
     each; steps (4) and (5) of the module docstring. The caller checks the event set (`check_event_set`)."""
     if not 1 <= batch_size <= MAX_BATCH:
         raise ValueError(f"batch_size must be between 1 and {MAX_BATCH} (ref §3.1)")
-    with _relaxed_gc():
+    with _relaxed_gc(), _system_memory_pool():
         return await _deliver(
             client,
             events,
@@ -110,6 +110,29 @@ def _relaxed_gc() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*thresholds)
+
+
+@contextlib.contextmanager
+def _system_memory_pool() -> Iterator[None]:
+    """Allocate Arrow buffers with the C library's malloc while a delivery runs, then restore the pool.
+
+    Chunks are validated and grouped in a worker thread and their buffers mostly freed on the event loop's
+    thread. Arrow's default pool (mimalloc) keeps such cross-thread frees resident for a while: measured in
+    bench/events.py, peak RSS 497 against 454 MiB at 1M events and 573 against 513 MiB at 3M, at no extra
+    CPU. Buffers remember their pool, so ones allocated before or after are freed correctly. The pool is
+    process-wide: a delivery started while another runs finds it set already and leaves it to the first.
+    """
+    previous = pa.default_memory_pool()
+    system = pa.system_memory_pool()
+    if previous.backend_name == system.backend_name:
+        yield
+        return
+    pa.set_memory_pool(system)
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+        system.release_unused()  # hand the run's freed memory back to the OS (malloc_trim)
 
 
 async def _deliver(
