@@ -207,6 +207,18 @@ def claim(store: Store) -> QueuedRun | None:
     return runqueue.claim_next(store, os.getpid(), socket.gethostname())
 
 
+def _refusal(item: QueuedRun, exc: Exception) -> str:
+    """What a queue row records when its run raised before it could end: still running, a configuration
+    problem found before the workflow existed (redacted), or for a bug the type only (its text may quote
+    data). Called in the `except` block, so a bug's traceback is logged."""
+    if isinstance(exc, RunRefusedError):
+        return STILL_RUNNING if exc.resolution_key == "workflow_running" else str(exc)
+    if isinstance(exc, ResolvableError | ValueError | OSError):
+        return redact_error(exc)
+    log.exception("queued %s run %s failed unexpectedly", item.kind, item.id)
+    return f"unexpected {type(exc).__name__}"
+
+
 def execute(workspace: Workspace, store: Store, item: QueuedRun) -> None:
     """Run a claimed queue row to its end in this (worker) process and record how it ended."""
 
@@ -226,18 +238,8 @@ def execute(workspace: Workspace, store: Store, item: QueuedRun) -> None:
         else:  # a campaign delivery's workflow too (its orchestration is derived, not stored)
             run = build_continue_run(workspace, store, item.orchestration)
             outcome = continue_run(run, item.workflow_id, item.action, stop=stop)
-    except RunRefusedError as exc:
-        runqueue.finish(
-            store, item.id, "refused", STILL_RUNNING if exc.resolution_key == "workflow_running" else str(exc)
-        )
-        return
-    except (ResolvableError, ValueError, OSError) as exc:
-        # A configuration problem found before the workflow existed: recorded on the queue row.
-        runqueue.finish(store, item.id, "refused", redact_error(exc))
-        return
-    except Exception as exc:  # a bug: keep the worker alive, record the type only (its text may quote data)
-        log.exception("queued run %s failed unexpectedly", item.id)
-        runqueue.finish(store, item.id, "refused", f"unexpected {type(exc).__name__}")
+    except Exception as exc:  # the worker stays alive whatever the run raised
+        runqueue.finish(store, item.id, "refused", _refusal(item, exc))
         return
     state = outcome.workflow.state
     cancelled = (outcome.workflow.error or {}).get("resolution") == "run_cancelled"
@@ -251,17 +253,8 @@ def _execute_campaign(workspace: Workspace, store: Store, item: QueuedRun, stop:
     except RunCancelledError as exc:
         runqueue.finish(store, item.id, "cancelled", str(exc))
         return
-    except RunRefusedError as exc:
-        runqueue.finish(
-            store, item.id, "refused", STILL_RUNNING if exc.resolution_key == "workflow_running" else str(exc)
-        )
-        return
-    except (ResolvableError, ValueError, OSError) as exc:
-        runqueue.finish(store, item.id, "refused", redact_error(exc))
-        return
-    except Exception as exc:  # a bug: keep the worker alive, record the type only (its text may quote data)
-        log.exception("queued campaign run %s failed unexpectedly", item.id)
-        runqueue.finish(store, item.id, "refused", f"unexpected {type(exc).__name__}")
+    except Exception as exc:  # the worker stays alive whatever the run raised
+        runqueue.finish(store, item.id, "refused", _refusal(item, exc))
         return
     runqueue.finish(store, item.id, "done", json.dumps(outcome.to_dict()))
 
