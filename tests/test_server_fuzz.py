@@ -14,7 +14,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from server_env import Server, running_server, server_environ, ttsync
+from server_env import Server, add_admin, running_server, server_environ
 from ttsync.app.workspace.apply import apply_config
 from ttsync.app.workspace.init import init_workspace
 from ttsync.app.workspace.layout import load_config
@@ -33,18 +33,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serv
     with workspace.open_store() as store:
         apply_config(store, load_config(workspace.config_path, environ=SECRETS))
     environ = server_environ(SECRETS)
-    ttsync(
-        "users",
-        "add",
-        "admin",
-        "--role",
-        "admin",
-        "--password-env",
-        "ADMIN_PASSWORD",
-        "-w",
-        str(root),
-        env=environ,
-    )
+    add_admin(root, environ)
     with running_server(root, environ, "--workers", "1", "--tick", "5") as server:
         client, csrf = server.login()
         try:

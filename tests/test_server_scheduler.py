@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from pg import missing_reason, postgres_server
-from server_env import running_server, server_environ, ttsync
+from server_env import add_admin, running_server, server_environ
 from ttsync.app.campaign_deliveries import deliveries
 from ttsync.app.workspace.apply import apply_config
 from ttsync.app.workspace.init import init_workspace
@@ -264,18 +264,7 @@ def test_two_servers_on_one_postgres_never_double_run(
         root = tmp_path / "ws"
         monkeypatch.setenv("TTSYNC_STORE_URL", url)
         _workspace(root)
-        ttsync(
-            "users",
-            "add",
-            "admin",
-            "--role",
-            "admin",
-            "--password-env",
-            "ADMIN_PASSWORD",
-            "-w",
-            str(root),
-            env=environ,
-        )
+        add_admin(root, environ)
         store = Store.open(url)
         try:
             args = ("--workers", "1", "--tick", "0.3")
