@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -373,4 +374,42 @@ def test_arrow_uses_the_system_allocator_during_a_delivery_only(
 
     with pytest.raises(RuntimeError):
         _deliver(emulator, failing(), tmp_path, "run2")
+    assert pa.default_memory_pool().backend_name == before
+
+
+def test_overlapping_deliveries_keep_the_system_allocator_until_the_last_one_ends(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """Arrow's pool is process-wide: a delivery that started first and ends first must not hand the pool back
+    while another delivery of the process still runs (each runs its own event loop in its own thread here)."""
+    before = pa.default_memory_pool().backend_name
+    first_started, second_started, first_done = threading.Event(), threading.Event(), threading.Event()
+    seen_by_second: list[str] = []
+
+    def first_batches() -> Iterator[pa.RecordBatch]:
+        first_started.set()
+        yield _rows(10)
+        assert second_started.wait(timeout=30)
+
+    def second_batches() -> Iterator[pa.RecordBatch]:
+        second_started.set()
+        yield _rows(10, start=100)
+        assert first_done.wait(timeout=30)
+        seen_by_second.append(pa.default_memory_pool().backend_name)
+        yield _rows(10, start=200)
+
+    def first() -> None:
+        try:
+            assert _deliver(emulator, first_batches(), tmp_path / "a", "run").totals.sent == 10
+        finally:
+            first_done.set()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert first_started.wait(timeout=30)  # the first delivery switched the pool before the second starts
+        assert _deliver(emulator, second_batches(), tmp_path / "b", "run").totals.sent == 20
+    finally:
+        thread.join(timeout=60)
+    assert seen_by_second == ["system"]
     assert pa.default_memory_pool().backend_name == before

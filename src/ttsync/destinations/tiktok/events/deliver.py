@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -112,27 +113,49 @@ def _relaxed_gc() -> Iterator[None]:
         gc.set_threshold(*thresholds)
 
 
-@contextlib.contextmanager
-def _system_memory_pool() -> Iterator[None]:
-    """Allocate Arrow buffers with the C library's malloc while a delivery runs, then restore the pool.
+class _SystemMemoryPool:
+    """Allocate Arrow buffers with the C library's malloc while any delivery of this process runs.
 
     Chunks are validated and grouped in a worker thread and their buffers mostly freed on the event loop's
     thread. Arrow's default pool (mimalloc) keeps such cross-thread frees resident for a while: measured in
     bench/events.py, peak RSS 497 against 454 MiB at 1M events and 573 against 513 MiB at 3M, at no extra
-    CPU. Buffers remember their pool, so ones allocated before or after are freed correctly. The pool is
-    process-wide: a delivery started while another runs finds it set already and leaves it to the first.
+    CPU. Buffers remember their pool, so ones allocated before or after are freed correctly.
+
+    Arrow's default pool is process-wide, so the switch is counted: the first delivery to start sets it and
+    the last one to end restores the pool that was there before (deliveries may overlap, on one event loop or
+    in several threads).
     """
-    previous = pa.default_memory_pool()
-    system = pa.system_memory_pool()
-    if previous.backend_name == system.backend_name:
-        yield
-        return
-    pa.set_memory_pool(system)
-    try:
-        yield
-    finally:
-        pa.set_memory_pool(previous)
-        system.release_unused()  # hand the run's freed memory back to the OS (malloc_trim)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._previous: pa.MemoryPool | None = None
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        system = pa.system_memory_pool()
+        with self._lock:
+            if self._users == 0:
+                previous = pa.default_memory_pool()
+                if previous.backend_name != system.backend_name:
+                    self._previous = previous
+                    pa.set_memory_pool(system)
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                previous, restore = self._previous, self._users == 0
+                if restore:
+                    self._previous = None
+                    if previous is not None:
+                        pa.set_memory_pool(previous)
+            if restore:
+                system.release_unused()  # hand the runs' freed memory back to the OS (malloc_trim)
+
+
+_system_memory_pool = _SystemMemoryPool()
 
 
 async def _deliver(
