@@ -8,7 +8,7 @@ MD5 with DuckDB's sha256()/md5(). Batches are split across worker threads (Arrow
 kernels and DuckDB release the GIL). Each worker does everything per-row for its slice — hashing,
 taking row keys, counting rejects, recording duplicate keys, counting matchable rows — so the main
 thread only concatenates and adds up counters. Nothing but the report's fixed-size counters (and
-the duplicate counter's spillable key table) outlives a batch. Cell splitting, the scalar fallback and
+the duplicate counter's keys, on disk) outlives a batch. Cell splitting, the scalar fallback and
 hashing are in `values.py`.
 """
 
