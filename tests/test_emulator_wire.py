@@ -141,12 +141,13 @@ def test_paced_client_at_the_limit_never_sees_40100(emulator: EmulatorServer, ra
 
 def test_requests_count_against_the_limit_in_arrival_order(emulator: EmulatorServer, raw_api: RawApi) -> None:
     # A large body still uploading when later, smaller requests finish: it counts as it arrived (first), not
-    # when its body is complete, so the third request is the one over a limit of 2.
+    # when its body is complete, so the third request is the one over a limit of 2. (A per-minute limit, so
+    # the test may wait for the first request to arrive; the per-second one is counted the same way.)
     seed = emulator.seed
     adv = seed.advertiser_ids[0]
     audience = raw_api.post("segment/audience/", {"advertiser_id": adv, "custom_audience_name": "Order"})
     emulator.admin.advance_clock(3 * 3600)  # past the new audience's processing delay
-    emulator.admin.set_rate_limit("segment", qps=2)  # also forgets the create above
+    emulator.admin.set_rate_limit("segment", qps=None, qpm=2)  # also forgets the create above
 
     def mapping(hashes: range) -> bytes:
         rows = [[{"id": f"{i:064x}", "audience_ids": [audience["data"]["audience_id"]]}] for i in hashes]
@@ -163,7 +164,7 @@ def test_requests_count_against_the_limit_in_arrival_order(emulator: EmulatorSer
     ):
         slow.putheader(name, value)
     slow.endheaders(body[:100])
-    time.sleep(0.2)  # the emulator has read the first request's headers: it has arrived
+    time.sleep(1.0)  # the emulator has read the first request's headers: it has arrived
     codes = [
         raw_api.post("segment/mapping/", json.loads(mapping(range(n, n + 1))))["code"] for n in (5000, 6000)
     ]
