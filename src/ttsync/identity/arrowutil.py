@@ -20,6 +20,24 @@ def arange(n: int) -> pa.Int64Array:
     return cached.slice(0, n)
 
 
+_REPEATS: dict[str, pa.StringArray] = {}
+MAX_CACHED_REPEAT = 1 << 22
+
+
+def repeat(text: str, n: int) -> pa.StringArray:
+    """`text` n times as a string array: a zero-copy slice of a cached one (an id schema or a column name
+    on every output row of a batch would otherwise be written out again for each batch)."""
+    if n > MAX_CACHED_REPEAT:
+        return pa.repeat(pa.scalar(text, pa.string()), n)
+    cached = _REPEATS.get(text)
+    if cached is None or len(cached) < n:
+        size = min(max(n, 2 * len(cached) if cached is not None else 0, 1024), MAX_CACHED_REPEAT)
+        cached = pa.repeat(pa.scalar(text, pa.string()), size)
+        if len(_REPEATS) < 256:  # a handful of id schemas and column names; never grows unbounded
+            _REPEATS[text] = cached
+    return cached.slice(0, n)
+
+
 def fill_false(mask: pa.BooleanArray) -> pa.BooleanArray:
     """Nulls in a mask count as False."""
     return pc.fill_null(mask, False)
