@@ -115,7 +115,7 @@ def corpus(seed: int = 20240603) -> list[tuple[str, str]]:
     return rows
 
 
-def _reference(value: str, region: str) -> tuple[str | None, str | None]:
+def _reference(value: str, region: str | None) -> tuple[str | None, str | None]:
     try:
         return normalize_phone(value, region), None
     except InvalidIdentifier as exc:
@@ -168,3 +168,42 @@ def test_phone_fast_path_single_region_matches(region: str) -> None:
     for i, r in zip(bad_idx.to_pylist(), bad_reason.to_pylist(), strict=True):
         assert (None, r) == _reference(*rows[i]), rows[i]
     assert len(ok_idx) + len(bad_idx) + len(out.fallback_positions()) == len(rows)
+
+
+def _unknown_code_numbers(rng: random.Random, count: int) -> list[str]:
+    """`+` numbers whose first digits are no known country code (parse() retries them without the `+`),
+    some starting with an international prefix of a region, written with punctuation."""
+    known = {str(cc) for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
+    unknown = [
+        d
+        for d in (f"{i}" for i in range(1000))
+        if not any(d[:w] in known for w in (1, 2, 3)) and not d.startswith("0")
+    ]
+    heads = [*unknown, "0", "00", "011", "0011", "010", "001", "0044", "01149"]
+    out = []
+    for _ in range(count):
+        digits = rng.choice(heads) + "".join(str(rng.randrange(10)) for _ in range(rng.randrange(2, 14)))
+        cut = rng.randrange(1, len(digits))
+        sep = rng.choice([" ", "-", "", ".", ") "])
+        out.append(
+            f"+{digits[:cut]}{sep}{digits[cut:]}" if sep != ") " else f"(+{digits[:cut]}) {digits[cut:]}"
+        )
+    return out
+
+
+@pytest.mark.parametrize("region", [None, "US", "GB", "DE", "AU", "JP", "BR", "XX", "001", " us "])
+def test_unknown_country_code_after_plus_matches(region: str | None) -> None:
+    rows = _unknown_code_numbers(random.Random(7), 600)
+    out = parse_phones(pa.array(rows), region)
+    ok_idx, ok_val = out.ok_arrays()
+    bad_idx, bad_reason = out.bad_arrays()
+    decided = 0
+    for i, v in zip(ok_idx.to_pylist(), ok_val.to_pylist(), strict=True):
+        assert (v, None) == _reference(rows[i], region), rows[i]
+        decided += 1
+    for i, r in zip(bad_idx.to_pylist(), bad_reason.to_pylist(), strict=True):
+        assert (None, r) == _reference(rows[i], region), rows[i]
+        decided += 1
+    assert decided + len(out.fallback_positions()) == len(rows)
+    # Only numbers after the region's international prefix (or its own country code) are left over.
+    assert decided > 0.6 * len(rows)
