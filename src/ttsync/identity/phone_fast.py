@@ -292,6 +292,33 @@ def _national(out: Outcome, idx: pa.Array, digits: pa.Array, region: str | None)
     return idd_idx, idd_digits
 
 
+# Full-width digits (U+FF10..U+FF19), as CJK forms and spreadsheets write numbers: parse() reads every
+# Unicode decimal digit as its ASCII digit, in its patterns and in its normalization alike.
+FULLWIDTH_DIGITS = tuple(chr(0xFF10 + d) for d in range(10))
+
+
+def narrow_digits(values: pa.Array, candidates: pa.BooleanArray) -> tuple[pa.Array, pa.BooleanArray | None]:
+    """(values with full-width digits written as ASCII digits at the candidate rows that become printable
+    ASCII that way, a mask of those rows), or (values, None) when there are none.
+
+    parse() gives a string and its ASCII-digit twin the same result (the same length in characters, and
+    every regular expression it runs uses Unicode \\d), so these rows can take the fast path. A narrowed
+    row always held a full-width digit: never blank, never a hex digest."""
+    if not pc.any(candidates).as_py():
+        return values, None
+    narrowed = sub = pc.filter(values, candidates)
+    for digit, wide in enumerate(FULLWIDTH_DIGITS):
+        narrowed = pc.replace_substring(narrowed, wide, str(digit))
+    ascii_now = pc.and_(
+        fill_false(pc.ascii_is_printable(narrowed)),
+        pc.not_equal(pc.binary_length(narrowed), pc.binary_length(sub)),
+    )
+    if not pc.any(ascii_now).as_py():
+        return values, None
+    mask = _scatter(candidates, ascii_now)
+    return pc.replace_with_mask(values, mask, pc.filter(narrowed, ascii_now)), mask
+
+
 # Everything SHAPE_RE lets through besides the digits.
 SHAPE_PUNCTUATION = " ()./-+"
 

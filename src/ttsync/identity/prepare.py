@@ -27,7 +27,7 @@ from ttsync.identity.arrowutil import Outcome, arange, concat, fill_false, repea
 from ttsync.identity.coltypes import as_text
 from ttsync.identity.duplicates import DuplicateCounter
 from ttsync.identity.kernels import DigestWriter
-from ttsync.identity.phone_fast import parse_phones
+from ttsync.identity.phone_fast import narrow_digits, parse_phones
 from ttsync.identity.reasons import Reason
 from ttsync.identity.report import AutoDecision, MatchReport, TypeStats
 from ttsync.identity.spec import MAID_KINDS, ColumnSpec
@@ -435,11 +435,21 @@ class Preparer:
         present = len(values)
         out = Outcome()
         idx = arange(present)
-        # Printable ASCII (no tabs or control characters) is decided by the vectorized rules;
-        # everything else goes to the scalar reference.
+        # Printable ASCII (no tabs or control characters) is decided by the vectorized rules, and so are
+        # phones that are printable ASCII once full-width digits are narrowed; everything else goes to the
+        # scalar reference.
         empty = pc.equal(values, "")
         ascii_ok = pc.or_(fill_false(pc.ascii_is_printable(values)), empty)
-        out.defer(pc.filter(idx, pc.invert(ascii_ok)))
+        other = pc.invert(ascii_ok)
+        narrowed: pa.BooleanArray | None = (
+            None  # phones whose only non-ASCII characters are full-width digits
+        )
+        parse_values = values
+        if spec.kind == "phone" and state not in ("sha256", "md5"):
+            parse_values, narrowed = narrow_digits(values, other)
+            if narrowed is not None:
+                other = pc.and_(other, pc.invert(narrowed))
+        out.defer(pc.filter(idx, other))
         sel = ascii_ok
         # Printable ASCII is blank for str.strip() when it is only spaces (tabs are not printable).
         blank = pc.or_(empty, pc.and_(ascii_ok, fill_false(pc.ascii_is_space(values))))
@@ -449,8 +459,10 @@ class Preparer:
             hashed = pc.and_(sel, kinds.looks_hashed(values))
             out.bad(pc.filter(idx, hashed), Reason.LOOKS_HASHED)
             sel = pc.and_(sel, pc.invert(hashed))
+        if narrowed is not None:  # never blank nor hashed: they hold a digit and a non-ASCII character
+            sel = pc.or_(sel, narrowed)
         sub_idx = pc.filter(idx, sel)
-        sub = pc.filter(values, sel)
+        sub = pc.filter(parse_values, sel)
         if state in ("sha256", "md5"):
             part = kinds.prehashed(sub, state)
         elif spec.kind == "email":
