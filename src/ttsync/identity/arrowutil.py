@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -15,7 +16,7 @@ def arange(n: int) -> pa.Int64Array:
     cached = _ARANGE[0]
     if len(cached) < n:
         size = max(n, 2 * len(cached), 1024)
-        cached = pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), size)), 1)
+        cached = pa.array(np.arange(size, dtype=np.int64))
         _ARANGE[0] = cached
     return cached.slice(0, n)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -57,8 +58,7 @@ def _hex_offsets(n: int) -> pa.Buffer:
     cached = _HEX_OFFSETS[0]
     if cached.size // 4 < n + 1:
         size = max(n + 1, min(2 * (cached.size // 4), MAX_KERNEL_ROWS + 1), 1024)  # 64 * size fits int32
-        steps = pc.cumulative_sum(pa.repeat(pa.scalar(64, pa.int32()), size))
-        cached = pc.subtract(steps, pa.scalar(64, pa.int32())).cast(pa.int32()).buffers()[1]
+        cached = pa.py_buffer(np.arange(0, 64 * size, 64, dtype=np.int32))
         _HEX_OFFSETS[0] = cached
     return cached
 
