@@ -128,13 +128,16 @@ def prepare_to_parquet(
 
 
 def _digest_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
-    # Digest words are random: compressing them only costs time.
+    # Digest words are random: compressing them only costs time. So do their min/max statistics (they
+    # span the whole range, so no reader can skip a row group by them) and the row keys' (a string min/max
+    # per page; nothing filters on row key ranges): about 0.6 s of CPU per 10M identifiers.
     compression = {"row_key": "zstd", "id_schema": "zstd"} | dict.fromkeys(KEY_COLUMNS, "none")
     return pq.ParquetWriter(
         path,
         schema,
         compression={k: v for k, v in compression.items() if k in schema.names},
         use_dictionary=["id_schema"],
+        write_statistics=["id_schema"],
     )
 
 
