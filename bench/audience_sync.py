@@ -11,7 +11,8 @@ Peak RSS is this process's (ttsync's), not the emulator's. CPU is sampled every 
 (all threads) and for the emulator's process, and integrated over the upload task's span, so that
 `client_cpu_ms_per_request` (reading the plan, building the body, HTTP, commit bookkeeping) and
 `emulator_cpu_ms_per_request` are each side's own cost; `local_seconds` is prepare + plan, the local work of
-a run. What bounds the upload rate shows beside it: `paced_fraction_of_ceiling` (the rate between the
+a run, and `local_cpu_seconds` this process's CPU over the same span (the figure to judge under load).
+What bounds the upload rate shows beside it: `paced_fraction_of_ceiling` (the rate between the
 first and the last answer: the pacing alone), `first_answer_after_seconds` (the upload's start-up),
 `rate_limit_answers` (40100s from the emulator, each of which slows the client's limiter),
 `limiter_wait_ms_per_request` (high when the limiter's pace is the bound) and `in_flight` (requests the
@@ -245,6 +246,14 @@ def run_once(
         if upload.started_at and upload.finished_at
         else (0.0, 0.0)
     )
+    # The local work's CPU (this process, prepare start to plan end): what a re-sync costs on an idle machine
+    # whatever the load, where `local_seconds` is the wall time the run happened to get.
+    prepare, plan = tasks.get("prepare"), tasks.get("plan")
+    local_cpu = (
+        sampler.between(prepare.started_at, plan.finished_at)[0]
+        if prepare and plan and prepare.started_at and plan.finished_at
+        else None
+    )
     task_seconds = {
         name: round((t.finished_at - t.started_at).total_seconds(), 2)
         for name, t in tasks.items()
@@ -268,6 +277,7 @@ def run_once(
         "wall_seconds": round(wall, 2),
         "task_seconds": task_seconds,
         "local_seconds": round(task_seconds.get("prepare", 0.0) + task_seconds.get("plan", 0.0), 2),
+        "local_cpu_seconds": round(local_cpu, 2) if local_cpu is not None else None,
         "upload_ids_per_second": round(achieved),
         "ceiling_ids_per_second": round(ceiling),
         "fraction_of_ceiling": round(achieved / ceiling, 4) if requests > 1 else None,

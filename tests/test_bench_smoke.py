@@ -85,6 +85,7 @@ CASES = (
                 "requests",
                 "task_seconds",
                 "local_seconds",
+                "local_cpu_seconds",
                 "fraction_of_ceiling",
                 "client_cpu_ms_per_request",
                 "emulator_cpu_ms_per_request",
