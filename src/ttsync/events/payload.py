@@ -113,28 +113,9 @@ class ReadyEvents:
         ids = self.table.column("event_id").to_pylist()
         return list(zip(events, ids, strict=True))
 
-    def keys_json(self) -> str:
-        """The ledger's keys as one JSON text, `[["event","event_id"],...]`, built without a Python object per
-        event (the ledger unpacks it in SQLite)."""
-        pairs = pc.binary_join_element_wise(
-            '["',
-            jsontext.escape(self.table.column("event").combine_chunks()),
-            '","',
-            jsontext.escape(self.table.column("event_id").combine_chunks()),
-            '"]',
-            "",
-        )
-        return "[" + _joined(pairs, ",") + "]"
-
-    def is_in(self, keys: set[tuple[str, str]]) -> pa.Array:
-        """Boolean mask: which events have one of `keys` (few: the ones the ledger found)."""
-        joined = pc.binary_join_element_wise(
-            self.table.column("event").combine_chunks(),
-            self.table.column("event_id").combine_chunks(),
-            "\x00",
-        )
-        wanted = pa.array([f"{event}\x00{event_id}" for event, event_id in keys], pa.string())
-        return pc.fill_null(pc.is_in(joined, value_set=wanted), False)
+    def column(self, name: str) -> pa.Array:
+        """One column (`event`, `event_id`, `row_keys`, `json`) as one array."""
+        return self.table.column(name).combine_chunks()
 
     def row_keys(self) -> pa.Array:
         """The row keys of every event, flattened."""
@@ -154,7 +135,7 @@ class ReadyEvents:
 
     def data_json(self) -> str:
         """The `data` array of `event/track/`: the events' JSON texts joined (in Arrow: one Python string)."""
-        return "[" + _joined(self.table.column("json").combine_chunks(), ",") + "]"
+        return "[" + jsontext.join_all(self.table.column("json").combine_chunks(), ",") + "]"
 
     def event(self, index: int) -> GroupedEvent:
         """One event as an object."""
@@ -164,15 +145,6 @@ class ReadyEvents:
     def events(self) -> list[GroupedEvent]:
         """Every event as an object (tests, plans of small queries)."""
         return [self.event(i) for i in range(len(self))]
-
-
-def _joined(texts: pa.Array, separator: str) -> str:
-    """All of `texts` joined with `separator`, as one string."""
-    if len(texts) == 0:
-        return ""
-    one_list = pa.ListArray.from_arrays(pa.array([0, len(texts)], pa.int32()), texts)
-    joined: str = pc.binary_join(one_list, separator)[0].as_py()
-    return joined
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -31,11 +32,20 @@ def filter_chunk(
     marked = None
     if "in_ledger" in batch.schema.names:
         marked = pc.fill_null(batch.filter(pc.is_null(batch.column("reason"))).column("in_ledger"), False)
-    unknown = ready if marked is None else ready.filter(pc.invert(marked))
-    done = ledger.accepted_json(namespace, unknown.keys_json()) if len(unknown) else set()
-    if not done and (marked is None or not pc.any(marked).as_py()):
+    # Events marked already need no lookup; the others are looked up, and the mask put back in place.
+    found = np.zeros(len(ready), dtype=bool)
+    unknown = np.ones(len(ready), dtype=bool) if marked is None else ~marked.to_numpy(zero_copy_only=False)
+    events, ids = ready.column("event"), ready.column("event_id")
+    if unknown.all():
+        found = ledger.seen(namespace, events, ids)
+    elif unknown.any():
+        keep = pa.array(unknown)
+        found[unknown] = ledger.seen(namespace, events.filter(keep), ids.filter(keep))
+    if marked is not None:
+        found |= ~unknown
+    if not found.any():
         return ready
-    seen = ready.is_in(done) if marked is None else pc.or_(ready.is_in(done), marked)
+    seen = pa.array(found)
     skipped = ready.filter(seen)
     writer.add_arrow(skipped.row_keys(), Outcome.DUPLICATE_SKIPPED, events=skipped.row_events())
     totals.duplicate_skipped += len(skipped)
