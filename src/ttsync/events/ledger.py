@@ -134,6 +134,8 @@ class Ledger:
         for statement in _SCHEMA:
             self._con.execute(statement)
         self._legacy: dict[str, bool] = {}  # namespace -> whether format 1's table holds any of its keys
+        # namespace -> (indexed_upto, last batch read, keys of the batches waiting (sorted), their batches)
+        self._waiting: dict[str, tuple[int, int, np.ndarray, np.ndarray]] = {}
 
     @classmethod
     def open(cls, state_dir: Path, *, index_after: int = INDEX_AFTER) -> Ledger:
@@ -163,19 +165,23 @@ class Ledger:
         found = self.seen(namespace, events, ids)
         return {key for key, hit in zip(keys, found.tolist(), strict=True) if hit}
 
-    def seen(self, namespace: str, events: pa.Array, event_ids: pa.Array) -> np.ndarray:
+    def seen(
+        self, namespace: str, events: pa.Array, event_ids: pa.Array, keys: np.ndarray | None = None
+    ) -> np.ndarray:
         """Boolean mask: which of the (event, event_id) pairs TikTok already accepted in `namespace` (the bulk
-        path: the arrays' strings never become Python objects unless their 64-bit key is found)."""
+        path: the arrays' strings never become Python objects unless their 64-bit key is found). `keys`: their
+        `event_keys`, if the caller has them already."""
         found = np.zeros(len(events), dtype=bool)
         if not len(events):
             return found
-        keys = event_keys(namespace, events, event_ids)
+        if keys is None:
+            keys = event_keys(namespace, events, event_ids)
         self._index(self.index_after)
         self._con.execute("BEGIN")  # one snapshot: an index bulk by another process cannot hide a batch
         try:
             for positions, seqs in (
                 self._indexed_candidates(keys),
-                self._backlog_candidates(namespace, keys),
+                self._waiting_candidates(namespace, keys),
             ):
                 if len(positions):
                     self._confirm(namespace, positions, seqs, events, event_ids, found)
@@ -193,13 +199,20 @@ class Ledger:
         return len(keys)
 
     def record_arrays(
-        self, namespace: str, events: pa.Array, event_ids: pa.Array, *, run_id: str | None = None
+        self,
+        namespace: str,
+        events: pa.Array,
+        event_ids: pa.Array,
+        *,
+        keys: np.ndarray | None = None,
+        run_id: str | None = None,
     ) -> None:
         """Record the (event, event_id) pairs of one confirmed request as one appended batch, in one
-        transaction (the bulk path). Call only after the confirmation."""
+        transaction (the bulk path). Call only after the confirmation. `keys`: their `event_keys`, if the
+        caller has them already (from the lookup)."""
         if not len(events):
             return
-        keys = np.sort(event_keys(namespace, events, event_ids))
+        keys = np.sort(event_keys(namespace, events, event_ids) if keys is None else keys)
         pairs = pc.binary_join_element_wise(
             '["', jsontext.escape(events), '","', jsontext.escape(event_ids), '"]', ""
         )
@@ -271,31 +284,40 @@ class Ledger:
 
     def _indexed_candidates(self, keys: np.ndarray) -> Candidates:
         """(position in `keys`, batch) for each key the index holds."""
-        order = np.argsort(keys, kind="stable")
         # Sorted probes visit the index's B-tree pages in order (each page read once per lookup).
         rows = self._con.execute(
             "SELECT k.key, k.seq FROM json_each(?) AS q CROSS JOIN key_index AS k ON k.key = q.value",
-            [json.dumps(keys[order].tolist())],
+            [json.dumps(np.sort(keys).tolist())],
         ).fetchall()
         if not rows:
             return _NONE
-        found = np.array(rows, dtype=np.int64).reshape(-1, 2)
-        return _positions(keys, order, found[:, 0], found[:, 1])
+        hits = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        order = np.argsort(hits[:, 0], kind="stable")
+        return _matches(hits[order, 0], hits[order, 1], keys)
 
-    def _backlog_candidates(self, namespace: str, keys: np.ndarray) -> Candidates:
-        """(position in `keys`, batch) for each key in a batch of `namespace` not indexed yet."""
+    def _waiting_candidates(self, namespace: str, keys: np.ndarray) -> Candidates:
+        """(position in `keys`, batch) for each key in a batch of `namespace` not indexed yet.
+
+        Those batches' keys are kept in memory between lookups, sorted (at most about `index_after` of them,
+        16 bytes each): a lookup reads only the batches recorded since the previous one. Batches only come
+        after those read (their numbers grow with each commit), so none is missed."""
+        upto = self._indexed_upto()
+        cached = self._waiting.get(namespace)
+        if cached is None or cached[0] != upto:
+            cached = (upto, upto, _NONE[0], _NONE[1])
+        _, last, held, seqs = cached
         rows = self._con.execute(
-            "SELECT seq, key_blob FROM batches WHERE seq > ? AND event_set_id = ?",
-            [self._indexed_upto(), namespace],
+            "SELECT seq, key_blob FROM batches WHERE seq > ? AND event_set_id = ? ORDER BY seq",
+            [last, namespace],
         ).fetchall()
-        if not rows:
-            return _NONE
-        waiting = np.concatenate([np.frombuffer(blob, dtype="<i8") for _, blob in rows])
-        hits = np.isin(waiting, keys)
-        if not hits.any():
-            return _NONE
-        seqs = np.repeat([seq for seq, _ in rows], [len(blob) // 8 for _, blob in rows])
-        return _positions(keys, np.argsort(keys, kind="stable"), waiting[hits], seqs[hits])
+        if rows:
+            held = np.concatenate([held, *(np.frombuffer(blob, dtype="<i8") for _, blob in rows)])
+            seqs = np.concatenate([seqs, np.repeat([seq for seq, _ in rows], [len(b) // 8 for _, b in rows])])
+            order = np.argsort(held, kind="stable")  # sorted runs: merged rather than sorted anew
+            held, seqs = held[order], seqs[order]
+            last = int(rows[-1][0])
+        self._waiting[namespace] = (upto, last, held, seqs)
+        return _matches(held, seqs, keys)
 
     def _confirm(
         self,
@@ -371,12 +393,15 @@ def ledger_counts(con: sqlite3.Connection) -> dict[str, int]:
     return counts
 
 
-def _positions(keys: np.ndarray, order: np.ndarray, found: np.ndarray, seqs: np.ndarray) -> Candidates:
-    """(positions in `keys`, batches) for each (found key, its batch): every position holding that key."""
-    ordered = keys[order]
-    lo = np.searchsorted(ordered, found, "left")
-    counts = np.searchsorted(ordered, found, "right") - lo
+def _matches(held: np.ndarray, seqs: np.ndarray, keys: np.ndarray) -> Candidates:
+    """(position in `keys`, batch) for every entry of the sorted `held` (with its batch in `seqs`) equal to a
+    key: each key's run of equal entries (a key is usually held once, or not at all)."""
+    if not len(held):
+        return _NONE
+    lo = np.searchsorted(held, keys, "left")
+    counts = np.searchsorted(held, keys, "right") - lo
     total = int(counts.sum())
-    # Each found key's run of equal keys in `ordered`, expanded (a key is usually there once).
+    if not total:
+        return _NONE
     step = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    return order[np.repeat(lo, counts) + step], np.repeat(seqs, counts)
+    return np.repeat(np.arange(len(keys)), counts), seqs[np.repeat(lo, counts) + step]

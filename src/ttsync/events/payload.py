@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -52,6 +53,7 @@ class GroupedEvent:
 
 
 Rejected = tuple[list[str], str]
+LEDGER_KEY: Final = "ledger_key"
 
 
 class ReadyEvents:
@@ -84,9 +86,23 @@ class ReadyEvents:
 
     @classmethod
     def concat(cls, parts: Iterable[ReadyEvents]) -> ReadyEvents:
-        """Several runs as one."""
+        """Several runs as one (their ledger keys too, when every run has them)."""
         tables = [p.table for p in parts if p.table.num_rows]
+        if any(t.schema != tables[0].schema for t in tables):
+            tables = [t.select(READY_SCHEMA.names) for t in tables]
         return cls(pa.concat_tables(tables)) if tables else cls.empty()
+
+    def with_ledger_keys(self, keys: np.ndarray) -> ReadyEvents:
+        """These events with their ledger keys (`ledger.event_keys`, computed for the lookup) attached, so that
+        recording them once TikTok confirmed them need not compute them again."""
+        return ReadyEvents(self.table.append_column(LEDGER_KEY, pa.array(keys, pa.int64())))
+
+    def ledger_keys(self) -> np.ndarray | None:
+        """The ledger keys attached by `with_ledger_keys`, if any."""
+        if LEDGER_KEY not in self.table.schema.names:
+            return None
+        keys: np.ndarray = self.table.column(LEDGER_KEY).to_numpy()
+        return keys
 
     def __len__(self) -> int:
         return int(self.table.num_rows)

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ttsync.events.ledger import Ledger
+from ttsync.events.ledger import Ledger, event_keys
 from ttsync.events.outcomes import EventTotals, OutcomeWriter
 from ttsync.events.payload import ReadyEvents, split_events
 from ttsync.events.reasons import Outcome
@@ -32,15 +32,18 @@ def filter_chunk(
     marked = None
     if "in_ledger" in batch.schema.names:
         marked = pc.fill_null(batch.filter(pc.is_null(batch.column("reason"))).column("in_ledger"), False)
+    # The ledger keys are computed once: for the lookup here, and (attached) for the record after sending.
     # Events marked already need no lookup; the others are looked up, and the mask put back in place.
+    events, ids = ready.column("event"), ready.column("event_id")
+    keys = event_keys(namespace, events, ids)
+    ready = ready.with_ledger_keys(keys)
     found = np.zeros(len(ready), dtype=bool)
     unknown = np.ones(len(ready), dtype=bool) if marked is None else ~marked.to_numpy(zero_copy_only=False)
-    events, ids = ready.column("event"), ready.column("event_id")
     if unknown.all():
-        found = ledger.seen(namespace, events, ids)
+        found = ledger.seen(namespace, events, ids, keys)
     elif unknown.any():
         keep = pa.array(unknown)
-        found[unknown] = ledger.seen(namespace, events.filter(keep), ids.filter(keep))
+        found[unknown] = ledger.seen(namespace, events.filter(keep), ids.filter(keep), keys[unknown])
     if marked is not None:
         found |= ~unknown
     if not found.any():

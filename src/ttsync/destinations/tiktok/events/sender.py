@@ -64,7 +64,11 @@ class EventSender:
         )
         # Only now is the batch TikTok's: record it before anything else can fail.
         self.ledger.record_arrays(
-            self.namespace, events.column("event"), events.column("event_id"), run_id=self.run_id
+            self.namespace,
+            events.column("event"),
+            events.column("event_id"),
+            keys=events.ledger_keys(),
+            run_id=self.run_id,
         )
         self.totals.sent += len(events)
 
