@@ -176,3 +176,19 @@ def test_tiktok_messages_lose_anything_that_could_be_a_value() -> None:
     for leaked in ("alice", "a+b@c.org", "ab" * 32, "555-0100"):
         assert leaked not in scrubbed
     assert "64 lowercase hex characters" in scrubbed
+
+
+def test_a_lookup_sees_batches_another_connection_records_and_indexes(tmp_path: Path) -> None:
+    # The batches waiting are cached between lookups: later batches, and an index bulk by another
+    # connection, must still be seen.
+    key = [("Purchase", str(i)) for i in range(4)]
+    with Ledger.open(tmp_path, index_after=10**9) as reader:
+        writer = Ledger.open(tmp_path, index_after=10**9)
+        writer.record("es1", key[:1])
+        assert reader.accepted("es1", key) == set(key[:1])
+        writer.record("es1", key[1:2])
+        assert reader.accepted("es1", key) == set(key[:2])
+        writer.close()  # indexes both batches
+        with Ledger.open(tmp_path, index_after=10**9) as other:
+            other.record("es1", key[2:3])
+            assert reader.accepted("es1", key) == set(key[:3])
