@@ -131,7 +131,9 @@ def test_a_64_bit_key_collision_never_drops_a_different_event(
 ) -> None:
     # SHA-256 collisions cannot be produced, so the key function is replaced by one that maps every event to
     # the same key: a key found must then be confirmed by the full (event, event_id) in its batch.
-    def one_key(namespace: str, events: pa.Array, event_ids: pa.Array) -> np.ndarray:
+    def one_key(
+        namespace: str, events: pa.Array, event_ids: pa.Array, tails: pa.Array | None = None
+    ) -> np.ndarray:
         return np.full(len(events), 42, dtype=np.int64)
 
     monkeypatch.setattr(ledger_module, "event_keys", one_key)

@@ -94,17 +94,23 @@ def ledger_namespace(event_set_id: str, test_event_code: str | None) -> str:
     return f"{event_set_id}#test" if test_event_code else event_set_id
 
 
-def event_keys(namespace: str, events: pa.Array, event_ids: pa.Array) -> np.ndarray:
-    """The 64-bit ledger key of each (event, event_id) in `namespace` (int64): the first 8 bytes of SHA-256
-    over the JSON text `["namespace","event","event_id"]` (unambiguous whatever the strings hold)."""
-    texts = pc.binary_join_element_wise(
-        json.dumps([namespace])[:-1] + ',"',
-        jsontext.escape(events),
-        '","',
-        jsontext.escape(event_ids),
-        '"]',
-        "",
+def pair_tails(events: pa.Array, event_ids: pa.Array) -> pa.Array:
+    """`"event","event_id"]` per event, escaped: the tail of both the ledger's JSON texts (a batch's keys,
+    `[` + tail each; the text a key is hashed from, `["namespace",` + tail), built once per chunk."""
+    return pc.binary_join_element_wise(
+        '"', jsontext.escape(events), '","', jsontext.escape(event_ids), '"]', ""
     )
+
+
+def event_keys(
+    namespace: str, events: pa.Array, event_ids: pa.Array, tails: pa.Array | None = None
+) -> np.ndarray:
+    """The 64-bit ledger key of each (event, event_id) in `namespace` (int64): the first 8 bytes of SHA-256
+    over the JSON text `["namespace","event","event_id"]` (unambiguous whatever the strings hold). `tails`:
+    their `pair_tails`, if the caller has them already."""
+    if tails is None:
+        tails = pair_tails(events, event_ids)
+    texts = pc.binary_join_element_wise(json.dumps([namespace])[:-1] + ",", tails, "")
     hashed = kernels.sha256_hex(texts)
     if hashed is not None:
         # The kernel copies the digest's first 8 bytes: read them little-endian on any machine.
@@ -176,15 +182,18 @@ class Ledger:
             return found
         if keys is None:
             keys = event_keys(namespace, events, event_ids)
+        # Sorted, the keys visit the index's B-tree pages and the keys waiting in order.
+        order = np.argsort(keys)
+        ordered = keys[order]
         self._index(self.index_after)
         self._con.execute("BEGIN")  # one snapshot: an index bulk by another process cannot hide a batch
         try:
             for positions, seqs in (
-                self._indexed_candidates(keys),
-                self._waiting_candidates(namespace, keys),
+                self._indexed_candidates(ordered),
+                self._waiting_candidates(namespace, ordered),
             ):
                 if len(positions):
-                    self._confirm(namespace, positions, seqs, events, event_ids, found)
+                    self._confirm(namespace, order[positions], seqs, events, event_ids, found)
             if self._has_legacy(namespace):
                 self._legacy_lookup(namespace, events, event_ids, found)
         finally:
@@ -205,18 +214,20 @@ class Ledger:
         event_ids: pa.Array,
         *,
         keys: np.ndarray | None = None,
+        tails: pa.Array | None = None,
         run_id: str | None = None,
     ) -> None:
         """Record the (event, event_id) pairs of one confirmed request as one appended batch, in one
-        transaction (the bulk path). Call only after the confirmation. `keys`: their `event_keys`, if the
-        caller has them already (from the lookup)."""
+        transaction (the bulk path). Call only after the confirmation. `keys` and `tails`: their `event_keys`
+        and `pair_tails`, if the caller has them already (from the lookup)."""
         if not len(events):
             return
-        keys = np.sort(event_keys(namespace, events, event_ids) if keys is None else keys)
-        pairs = pc.binary_join_element_wise(
-            '["', jsontext.escape(events), '","', jsontext.escape(event_ids), '"]', ""
-        )
-        keys_json = "[" + jsontext.join_all(pairs, ",") + "]"
+        if tails is None:
+            tails = pair_tails(events, event_ids)
+        if keys is None:
+            keys = event_keys(namespace, events, event_ids, tails)
+        keys = np.sort(keys)
+        keys_json = "[[" + jsontext.join_all(tails, ",[") + "]"
         # One statement is one transaction in autocommit mode: durable before the next batch is sent.
         self._con.execute(
             "INSERT INTO batches (event_set_id, accepted_at, run_id, n, key_blob, keys_json) "
@@ -287,11 +298,10 @@ class Ledger:
         return int(row[0]) if row else 0
 
     def _indexed_candidates(self, keys: np.ndarray) -> Candidates:
-        """(position in `keys`, batch) for each key the index holds."""
-        # Sorted probes visit the index's B-tree pages in order (each page read once per lookup).
+        """(position in the sorted `keys`, batch) for each key the index holds."""
         rows = self._con.execute(
             "SELECT k.key, k.seq FROM json_each(?) AS q CROSS JOIN key_index AS k ON k.key = q.value",
-            ["[" + jsontext.join_all(pc.cast(pa.array(np.sort(keys)), pa.string()), ",") + "]"],
+            ["[" + jsontext.join_all(pc.cast(pa.array(keys), pa.string()), ",") + "]"],
         ).fetchall()
         if not rows:
             return _NONE
@@ -300,7 +310,7 @@ class Ledger:
         return _matches(hits[order, 0], hits[order, 1], keys)
 
     def _waiting_candidates(self, namespace: str, keys: np.ndarray) -> Candidates:
-        """(position in `keys`, batch) for each key in a batch of `namespace` not indexed yet.
+        """(position in the sorted `keys`, batch) for each key in a batch of `namespace` not indexed yet.
 
         Those batches' keys are kept in memory between lookups, sorted (at most about `index_after` of them,
         16 bytes each): a lookup reads only the batches recorded since the previous one. Batches only come
@@ -362,14 +372,11 @@ class Ledger:
     ) -> None:
         """Format 1's table: the keys as one JSON text, unpacked by SQLite's json_each; CROSS JOIN makes the
         keys the outer loop (a primary-key lookup each)."""
-        pairs = pc.binary_join_element_wise(
-            '["', jsontext.escape(events), '","', jsontext.escape(event_ids), '"]', ""
-        )
         rows = self._con.execute(
             "SELECT k.key FROM json_each(?) AS k CROSS JOIN accepted AS a "
             "ON a.event_set_id = ? AND a.event_id = json_extract(k.value, '$[1]') "
             "AND a.event = json_extract(k.value, '$[0]')",
-            ["[" + jsontext.join_all(pairs, ",") + "]", namespace],
+            ["[[" + jsontext.join_all(pair_tails(events, event_ids), ",[") + "]", namespace],
         ).fetchall()
         for (position,) in rows:
             found[int(position)] = True
@@ -400,17 +407,18 @@ def ledger_counts(con: sqlite3.Connection) -> dict[str, int]:
 
 
 def _matches(held: np.ndarray, seqs: np.ndarray, keys: np.ndarray) -> Candidates:
-    """(position in `keys`, batch) for every entry of the sorted `held` (with its batch in `seqs`) equal to a
-    key: each key's run of equal entries (a key is usually held once, or not at all)."""
+    """(position in the sorted `keys`, batch) for every entry of the sorted `held` (with its batch in `seqs`)
+    equal to a key: each key's run of equal entries (a key is usually held once, or not at all)."""
     if not len(held):
         return _NONE
     lo = np.searchsorted(held, keys, "left")
-    counts = np.searchsorted(held, keys, "right") - lo
-    total = int(counts.sum())
-    if not total:
+    hit = np.flatnonzero(held[np.minimum(lo, len(held) - 1)] == keys)
+    if not len(hit):
         return _NONE
-    step = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    return np.repeat(np.arange(len(keys)), counts), seqs[np.repeat(lo, counts) + step]
+    lo = lo[hit]
+    counts = np.searchsorted(held, keys[hit], "right") - lo
+    step = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(hit, counts), seqs[np.repeat(lo, counts) + step]
 
 
 def _pairs_json(keys: np.ndarray, seqs: np.ndarray) -> str:

@@ -54,6 +54,7 @@ class GroupedEvent:
 
 Rejected = tuple[list[str], str]
 LEDGER_KEY: Final = "ledger_key"
+LEDGER_TAIL: Final = "ledger_tail"
 
 
 class ReadyEvents:
@@ -92,17 +93,19 @@ class ReadyEvents:
             tables = [t.select(READY_SCHEMA.names) for t in tables]
         return cls(pa.concat_tables(tables)) if tables else cls.empty()
 
-    def with_ledger_keys(self, keys: np.ndarray) -> ReadyEvents:
-        """These events with their ledger keys (`ledger.event_keys`, computed for the lookup) attached, so that
-        recording them once TikTok confirmed them need not compute them again."""
-        return ReadyEvents(self.table.append_column(LEDGER_KEY, pa.array(keys, pa.int64())))
+    def with_ledger_keys(self, keys: np.ndarray, tails: pa.Array) -> ReadyEvents:
+        """These events with their ledger keys and key texts (`ledger.event_keys`, `ledger.pair_tails`,
+        computed for the lookup) attached, so that recording them once TikTok confirmed them need not compute
+        them again, request by request."""
+        table = self.table.append_column(LEDGER_KEY, pa.array(keys, pa.int64()))
+        return ReadyEvents(table.append_column(LEDGER_TAIL, tails))
 
-    def ledger_keys(self) -> np.ndarray | None:
-        """The ledger keys attached by `with_ledger_keys`, if any."""
+    def ledger_keys(self) -> tuple[np.ndarray, pa.Array] | tuple[None, None]:
+        """The ledger keys and key texts attached by `with_ledger_keys`, if any."""
         if LEDGER_KEY not in self.table.schema.names:
-            return None
+            return None, None
         keys: np.ndarray = self.table.column(LEDGER_KEY).to_numpy()
-        return keys
+        return keys, self.column(LEDGER_TAIL)
 
     def __len__(self) -> int:
         return int(self.table.num_rows)

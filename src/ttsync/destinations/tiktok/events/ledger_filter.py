@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ttsync.events.ledger import Ledger, event_keys
+from ttsync.events.ledger import Ledger, event_keys, pair_tails
 from ttsync.events.outcomes import EventTotals, OutcomeWriter
 from ttsync.events.payload import ReadyEvents, split_events
 from ttsync.events.reasons import Outcome
@@ -35,8 +35,9 @@ def filter_chunk(
     # The ledger keys are computed once: for the lookup here, and (attached) for the record after sending.
     # Events marked already need no lookup; the others are looked up, and the mask put back in place.
     events, ids = ready.column("event"), ready.column("event_id")
-    keys = event_keys(namespace, events, ids)
-    ready = ready.with_ledger_keys(keys)
+    tails = pair_tails(events, ids)
+    keys = event_keys(namespace, events, ids, tails)
+    ready = ready.with_ledger_keys(keys, tails)
     found = np.zeros(len(ready), dtype=bool)
     unknown = np.ones(len(ready), dtype=bool) if marked is None else ~marked.to_numpy(zero_copy_only=False)
     if unknown.all():
