@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -49,6 +50,8 @@ import pyarrow.compute as pc
 
 from ttsync.events import jsontext
 from ttsync.identity import kernels
+
+_log = logging.getLogger(__name__)
 
 LEDGER_FILE: Final = Path("ledger") / "events.sqlite"
 # Keys in batches not yet indexed before a lookup indexes them (2 MiB of keys read per lookup at most).
@@ -152,6 +155,10 @@ class Ledger:
         """Index the batches recorded since the last bulk (so the next run starts from the index), close."""
         try:
             self._index(0)
+        except sqlite3.Error as exc:
+            # The index is derived from `batches`: the next lookup indexes what waits. A failure here must not
+            # hide what the caller is doing (closing after an error, often).
+            _log.warning("ledger %s: indexing deferred to the next run (%s)", self.path, exc)
         finally:
             self._con.close()
 
