@@ -110,8 +110,9 @@ def test_format_1_ledgers_are_still_honoured(tmp_path: Path) -> None:
     assert ledger_totals(tmp_path) == {"es1": 3}
 
 
-def test_indexed_and_waiting_batches_are_both_found(tmp_path: Path) -> None:
+def test_indexed_and_waiting_batches_are_both_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # index_after=3: the first lookups index the batches, later batches wait; every key is found either way.
+    monkeypatch.setattr(ledger_module, "_INDEX_SLICE", 3)  # a bulk of several slices
     with Ledger.open(tmp_path, index_after=3) as ledger:
         for start in range(0, 8, 2):
             ledger.record("es1", [("Purchase", str(i)) for i in range(start, start + 2)])
