@@ -88,6 +88,9 @@ CASES = (
                 "fraction_of_ceiling",
                 "client_cpu_ms_per_request",
                 "emulator_cpu_ms_per_request",
+                "rate_limit_answers",
+                "limiter_wait_ms_per_request",
+                "in_flight",
                 "peak_rss_mib",
             }
         ),
