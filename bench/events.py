@@ -16,7 +16,7 @@ shows how shared it was): `cpu_us_per_event` is ttsync's (this process's CPU les
 emulator process's. `peak_rss_mib` is this process's peak (VmHWM; `start_rss_mib` its RSS once everything is imported
 and the emulator runs, before the first row). Targets (issue 16, docs/performance.md): ttsync CPU <= 10 µs
 and emulator <= 8 µs per event at 1M events, first batch <= 1 s, peak RSS <= 512 MiB and flat in N.
-Run: python bench/events.py --events 1000000     (CI smoke: --events 2000)
+Run: python bench/events.py --events 1000000 [--random-ids]     (CI smoke: --events 2000)
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import resource
 import tempfile
@@ -47,10 +48,13 @@ from ttsync.emulator.embedded import EmulatorAdmin
 from ttsync.events.ledger import Ledger
 
 
-def source_batches(events: int, batch_rows: int = 100_000) -> Iterator[pa.RecordBatch]:
+def source_batches(
+    events: int, batch_rows: int = 100_000, random_ids: bool = False
+) -> Iterator[pa.RecordBatch]:
     """Synthetic warehouse rows built with numpy and Arrow compute (a real source streams Arrow batches just as
     cheaply). One row per event, plus a second item row for every tenth event (the rows of one event are
-    adjacent, as a query ordered by event id gives them)."""
+    adjacent). Event ids are `order-N` in ascending order, or with `random_ids` 32 hex characters in no order
+    (a hashed order id, as real warehouses have: the ledger's keys then arrive at random)."""
     base = int((datetime.now(UTC) - timedelta(days=3)).timestamp())
     per_batch = batch_rows * 10 // 11
     for start in range(0, events, per_batch):
@@ -63,6 +67,7 @@ def source_batches(events: int, batch_rows: int = 100_000) -> Iterator[pa.Record
         )
         n = len(event_no)
         text = pc.cast(pa.array(event_no), pa.string())
+        event_id = _random_ids(event_no) if random_ids else pc.binary_join_element_wise("order-", text, "")
         item = pa.array(item_no)
         stamps = pc.cast(pa.array(event_no % 200_000 + base).cast(pa.timestamp("s", tz="UTC")), pa.string())
         yield pa.RecordBatch.from_pydict(
@@ -75,7 +80,7 @@ def source_batches(events: int, batch_rows: int = 100_000) -> Iterator[pa.Record
                     "+1 206 555 ", pc.utf8_lpad(pc.cast(pa.array(event_no % 10_000), pa.string()), 4, "0"), ""
                 ),
                 "event": pa.repeat(pa.scalar("CompletePayment"), n),
-                "event_id": pc.binary_join_element_wise("order-", text, ""),
+                "event_id": event_id,
                 "timestamp": stamps,
                 "currency": pa.repeat(pa.scalar("USD"), n),
                 "event_channel": pa.repeat(pa.scalar("in_store"), n),
@@ -84,6 +89,13 @@ def source_batches(events: int, batch_rows: int = 100_000) -> Iterator[pa.Record
                 "quantity": pa.repeat(pa.scalar(1, pa.int64()), n),
             }
         )
+
+
+def _random_ids(event_no: np.ndarray) -> pa.Array:
+    """32 hex characters per event number, unordered and unique (the first 128 bits of its SHA-256)."""
+    numbers = pc.cast(pa.array(np.unique(event_no)), pa.string()).to_pylist()
+    ids = pa.array([hashlib.sha256(n.encode()).hexdigest()[:32] for n in numbers], pa.string())
+    return pc.take(ids, pa.array(event_no - event_no[0]))
 
 
 def _rss_mib(field: str) -> float:
@@ -119,7 +131,9 @@ class _PeakRss:
         self._thread.join(timeout=5)
 
 
-async def _run(seed: dict[str, Any], events: int, work: Path, in_flight: int) -> dict[str, Any]:
+async def _run(
+    seed: dict[str, Any], events: int, work: Path, in_flight: int, random_ids: bool
+) -> dict[str, Any]:
     settings = ResolvedOfflineEventsSettings(
         advertiser_id=seed["advertiser_ids"][0], event_set_id=seed["event_set_id"]
     )
@@ -151,7 +165,7 @@ async def _run(seed: dict[str, Any], events: int, work: Path, in_flight: int) ->
             start = time.perf_counter()
             result = await deliver_events(
                 client,
-                timed(source_batches(events)),
+                timed(source_batches(events, random_ids=random_ids)),
                 settings=settings,
                 key_column="row_key",
                 run_dir=work / "run",
@@ -174,6 +188,7 @@ async def _run(seed: dict[str, Any], events: int, work: Path, in_flight: int) ->
         "rejected": dict(totals.rejected),
         "requests": totals.requests,
         "in_flight": in_flight,
+        "random_ids": random_ids,
         "source_cpu_seconds": round(marks.get("source_cpu", 0.0), 2),
     }
 
@@ -183,6 +198,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--in-flight", type=int, default=4)
+    parser.add_argument(
+        "--random-ids", action="store_true", help="hashed event ids in no order (as real warehouses have)"
+    )
     args = parser.parse_args()
     with emulator_process() as (seed, emulator), tempfile.TemporaryDirectory() as tmp:
         admin = EmulatorAdmin(seed["root_url"], seed["admin_token"])
@@ -194,7 +212,7 @@ def main() -> None:
         own_before = resource.getrusage(resource.RUSAGE_SELF)
         emu_before = emulator.cpu_times()
         with _PeakRss(emulator) as emulator_rss:
-            report = asyncio.run(_run(seed, args.events, Path(tmp), args.in_flight))
+            report = asyncio.run(_run(seed, args.events, Path(tmp), args.in_flight, args.random_ids))
         own_after = resource.getrusage(resource.RUSAGE_SELF)
         emu_after = emulator.cpu_times()
         # CPU seconds say what the work costs independently of other load on a shared machine.

@@ -13,6 +13,8 @@ cores: OpenSSL's per-core rate (the hashlib loop's when the openssl binary is mi
 `rows_per_s_all_cores_at_cpu_cost` and `fraction_of_sha256_limit_at_cpu_cost` are the same at this run's CPU
 cost per row on every core (what the code costs, when the machine is shared).
 
+`main_thread_cpu_ns_per_row` / `worker_cpu_ns_per_row` split it by thread: the calling thread's share
+(`serial_fraction`) is work the workers cannot overlap, so it bounds the wall rate of 2 workers on 2 cores.
 `first_batch_cpu_ns_per_row` and `later_batches_cpu_ns_per_row` split that cost: the first batch also pays
 once-per-process setup (phone metadata, first touch of memory). `--workers 1` against the default (2 on
 2 CPUs) shows whether the worker threads scale, on a quiet machine.
@@ -161,6 +163,7 @@ def run_kind(kind: str, rows: int, batch_rows: int, workers: int | None = None) 
     )
     seconds = 0.0
     cpu_seconds = 0.0
+    main_cpu_seconds = 0.0  # the calling thread's own CPU: work no worker thread can overlap
     first_cpu_seconds = 0.0
     first_rows = 0
     produced = 0
@@ -168,7 +171,9 @@ def run_kind(kind: str, rows: int, batch_rows: int, workers: int | None = None) 
     for batch in batches(kind, rows, batch_rows):
         t0 = time.perf_counter()
         c0 = time.process_time()
+        m0 = time.thread_time()
         out = preparer.process(batch)
+        main_cpu_seconds += time.thread_time() - m0
         cpu = time.process_time() - c0
         if not first_rows:
             # The first batch also pays once-per-process costs: libphonenumber's metadata and the
@@ -192,6 +197,13 @@ def run_kind(kind: str, rows: int, batch_rows: int, workers: int | None = None) 
         if rows > first_rows
         else None,
         "cores_used": round(cpu_seconds / seconds, 2) if seconds else None,
+        # With workers: CPU on the calling thread (splitting a batch, joining the slices' results) against
+        # CPU on the worker threads; serial_fraction is the calling thread's share of the process CPU.
+        "main_thread_cpu_ns_per_row": round(main_cpu_seconds * 1e9 / rows) if rows else None,
+        "worker_cpu_ns_per_row": round((cpu_seconds - main_cpu_seconds) * 1e9 / rows) if rows else None,
+        "serial_fraction": round(main_cpu_seconds / cpu_seconds, 3)
+        if cpu_seconds and preparer.workers > 1
+        else None,
         "ids": produced,
         "rejected": {k: v for t in report.types for k, v in t.rejected.items()},
         "duplicates": sum(t.duplicates for t in report.types),

@@ -13,8 +13,10 @@ import pytest
 from ttsync.identity import ColumnSpec
 from ttsync.identity.digests import HEX_SQL, digest_keys, duplicate_keys
 from ttsync.identity.kernels import sha256_hex as kernel_sha256_hex
+from ttsync.sync import prepare as prepare_module
+from ttsync.sync.groups import kernel_built
 from ttsync.sync.plan import SyncMode, connect, plan_audience
-from ttsync.sync.prepare import prepare_to_parquet, read_footer
+from ttsync.sync.prepare import hex_digest_words, prepare_to_parquet, read_footer
 from ttsync.sync.snapshot import distinct_ids, snapshot_sql
 
 
@@ -44,6 +46,31 @@ def test_null_hashes_give_null_words_and_bad_values_are_refused() -> None:
         digest_keys(pa.array(["z" * 64]))
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["kernel", "numpy"])
+def test_prepared_words_equal_digest_keys(kernel: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if kernel and not kernel_built():
+        pytest.skip("the compiled sync kernel was not built")
+    if not kernel:
+        monkeypatch.setattr(
+            prepare_module, "_groups", None
+        )  # the fallback, as on a machine without a compiler
+    sha = [hashlib.sha256(f"user{i}@example.com".encode()).hexdigest() for i in range(40)]
+    sha += ["0" * 64, "f" * 64, ("0123456789abcdef" * 4).upper()]
+    for hashes in (
+        pa.array(sha),
+        pa.array(sha).slice(3, 30),  # an offset into shared buffers
+        pa.array([*sha[:5], hashlib.md5(b"device").hexdigest()]),  # noqa: S324 - an MD5 id: the generic decoder
+        pa.array([sha[0], None], pa.string()),
+        pa.array([], pa.string()),
+    ):
+        words = hex_digest_words(hashes)
+        assert [w.to_pylist() for w in words] == [w.to_pylist() for w in digest_keys(hashes)]
+        assert all(w.type == pa.uint64() for w in words)
+    for bad in (["z" * 64], [sha[0], sha[1][:63] + "g"], ["abc"]):
+        with pytest.raises(ValueError, match=r"hex digest|neither an MD5"):
+            hex_digest_words(pa.array(bad))
+
+
 def test_a_snapshot_in_the_older_hex_layout_is_read(tmp_path: Path) -> None:
     old = tmp_path / "old.parquet"
     digests = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(3)]
@@ -68,6 +95,14 @@ def test_prepared_footer_counts_feed_the_plan(tmp_path: Path) -> None:
         assert footer.distinct_ids == {"EMAIL_SHA256": 2}
         assert footer.people == 3
     assert pq.read_schema(out.digests_path).names == ["id_schema", "k1", "k2", "k3", "k4"]
+    # Min/max of random digest words and of row keys prune nothing and cost CPU on every write: only the
+    # id schema keeps statistics.
+    for path in (out.ids_path, out.digests_path):
+        group = pq.read_metadata(path).row_group(0)
+        stats = {
+            group.column(i).path_in_schema for i in range(group.num_columns) if group.column(i).is_stats_set
+        }
+        assert stats == {"id_schema"}
     con = connect(tmp_path / "plan")
     plan = plan_audience(
         con,

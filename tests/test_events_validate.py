@@ -15,6 +15,7 @@ import pytest
 from ttsync.destinations.tiktok.events import EventOptions, plan_events
 from ttsync.destinations.tiktok.settings import ResolvedOfflineEventsSettings
 from ttsync.events.columns import EventColumnsError, plan_columns
+from ttsync.events.convert import blank
 from ttsync.events.grouping import EventGrouper
 from ttsync.events.ledger import Ledger
 from ttsync.events.payload import GroupedEvent, assemble
@@ -409,3 +410,9 @@ def test_a_row_key_used_again_in_a_later_chunk_rejects_the_later_event(tmp_path:
         ("same", "planned", None),
         ("same", "rejected", "duplicate_row_key"),
     ]
+
+
+def test_blank_means_null_empty_or_only_whitespace() -> None:
+    values = [None, "", " ", "\t\n", "\u3000\u00a0", "\x85", "a", " a ", "\u200b", "\u2003x"]
+    expected = [v is None or not v.strip() for v in values]
+    assert blank(pa.array(values, pa.string())).to_pylist() == expected

@@ -8,13 +8,17 @@ default regions. The reference is phonenumbers.parse + is_valid_number + format_
 
 from __future__ import annotations
 
+import hashlib
 import random
 from functools import cache
+from typing import Any
 
 import phonenumbers
 import pyarrow as pa
 import pytest
 
+from ttsync.identity import ColumnSpec, Preparer
+from ttsync.identity import values as values_module
 from ttsync.identity.phone_fast import parse_phones
 from ttsync.identity.reasons import InvalidIdentifier
 from ttsync.identity.scalar import normalize_phone
@@ -115,7 +119,7 @@ def corpus(seed: int = 20240603) -> list[tuple[str, str]]:
     return rows
 
 
-def _reference(value: str, region: str) -> tuple[str | None, str | None]:
+def _reference(value: str, region: str | None) -> tuple[str | None, str | None]:
     try:
         return normalize_phone(value, region), None
     except InvalidIdentifier as exc:
@@ -168,3 +172,107 @@ def test_phone_fast_path_single_region_matches(region: str) -> None:
     for i, r in zip(bad_idx.to_pylist(), bad_reason.to_pylist(), strict=True):
         assert (None, r) == _reference(*rows[i]), rows[i]
     assert len(ok_idx) + len(bad_idx) + len(out.fallback_positions()) == len(rows)
+
+
+def _unknown_code_numbers(rng: random.Random, count: int) -> list[str]:
+    """`+` numbers whose first digits are no known country code (parse() retries them without the `+`),
+    some starting with an international prefix of a region, written with punctuation."""
+    known = {str(cc) for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
+    unknown = [
+        d
+        for d in (f"{i}" for i in range(1000))
+        if not any(d[:w] in known for w in (1, 2, 3)) and not d.startswith("0")
+    ]
+    heads = [*unknown, "0", "00", "011", "0011", "010", "001", "0044", "01149"]
+    out = []
+    for _ in range(count):
+        digits = rng.choice(heads) + "".join(str(rng.randrange(10)) for _ in range(rng.randrange(2, 14)))
+        cut = rng.randrange(1, len(digits))
+        sep = rng.choice([" ", "-", "", ".", ") "])
+        out.append(
+            f"+{digits[:cut]}{sep}{digits[cut:]}" if sep != ") " else f"(+{digits[:cut]}) {digits[cut:]}"
+        )
+    return out
+
+
+@pytest.mark.parametrize("region", [None, "US", "GB", "DE", "AU", "JP", "BR", "XX", "001", " us "])
+def test_unknown_country_code_after_plus_matches(region: str | None) -> None:
+    rows = _unknown_code_numbers(random.Random(7), 600)
+    out = parse_phones(pa.array(rows), region)
+    ok_idx, ok_val = out.ok_arrays()
+    bad_idx, bad_reason = out.bad_arrays()
+    decided = 0
+    for i, v in zip(ok_idx.to_pylist(), ok_val.to_pylist(), strict=True):
+        assert (v, None) == _reference(rows[i], region), rows[i]
+        decided += 1
+    for i, r in zip(bad_idx.to_pylist(), bad_reason.to_pylist(), strict=True):
+        assert (None, r) == _reference(rows[i], region), rows[i]
+        decided += 1
+    assert decided + len(out.fallback_positions()) == len(rows)
+    # Only numbers after the region's international prefix (or its own country code) are left over.
+    assert decided > 0.6 * len(rows)
+
+
+def _widen(text: str, rng: random.Random) -> str:
+    """Some or all ASCII digits of `text` written as full-width digits."""
+    every = rng.random() < 0.5
+    return "".join(
+        chr(0xFF10 + int(c)) if c.isascii() and c.isdigit() and (every or rng.random() < 0.5) else c
+        for c in text
+    )
+
+
+def test_full_width_digits_take_the_fast_path_with_parity(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(5)
+    rows = [(_widen(v, rng), r) for v, r in corpus()[::29]]
+    rows += [("\uff12" * 64, "US"), ("\uff12\uff11\uff13\t373 4253", "US"), ("\uff0b1 213 373 4253", "US")]
+    spec = ColumnSpec("v", "phone", region_column="country")
+    # A spy on the real scalar reference (not a stand-in): counts the rows the fast path left to it.
+    calls: list[str] = []
+    real = values_module.scalar_one
+
+    def counting(*args: Any, **kwargs: Any) -> str:
+        calls.append(args[3])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(values_module, "scalar_one", counting)
+    batch = pa.record_batch(
+        {
+            "row_key": [str(i) for i in range(len(rows))],
+            "v": [v for v, _ in rows],
+            "country": [r for _, r in rows],
+        }
+    )
+    with Preparer([spec]) as preparer:
+        out = preparer.process(batch)
+    got: dict[str, tuple[str | None, str | None]] = {}
+    for row in out.ids.to_pylist():
+        got[row["row_key"]] = (row["hash"], None)
+    for row in out.rejects.to_pylist():
+        got[row["row_key"]] = (None, row["reason"])
+    mismatches = []
+    for i, (value, region) in enumerate(rows):
+        e164, reason = _reference(value, region)
+        expected = (hashlib.sha256(e164.encode()).hexdigest() if e164 else None, reason)
+        if got.get(str(i)) != expected:
+            mismatches.append((value, region, got.get(str(i)), expected))
+    assert mismatches[:20] == []
+    # Rows with only full-width digits and the fast path's punctuation are not left to the scalar reference
+    # (beyond the shapes it defers in ASCII too); a tab, or a full-width plus, still are.
+    assert len(calls) < 0.1 * len(rows)
+    assert "\uff12\uff11\uff13\t373 4253" in calls
+    assert "\uff0b1 213 373 4253" in calls
+
+
+def test_full_width_digits_are_never_read_as_a_hex_digest() -> None:
+    # An `auto` column read as raw checks for hex digests on the value as written: 64 full-width digits are
+    # no digest (the scalar reference says invalid phone), even though their ASCII twin would be one.
+    values = ["\uff12" * 64, "(213) 373-4253", "\uff12\uff11\uff13 373 4253"]
+    spec = ColumnSpec("v", "phone", region="US", hash_state="auto")
+    batch = pa.record_batch({"row_key": ["0", "1", "2"], "v": values})
+    with Preparer([spec]) as preparer:
+        out = preparer.process(batch)
+    assert out.rejects.to_pylist() == [{"row_key": "0", "column": "v", "reason": "invalid_phone"}]
+    assert _reference(values[0], "US") == (None, "invalid_phone")
+    expected = hashlib.sha256(b"+12133734253").hexdigest()
+    assert out.ids.column("hash").to_pylist() == [expected, expected]

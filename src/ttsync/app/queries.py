@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from ttsync.config.campaigns import Campaign, Segment
 from ttsync.config.models import Orchestration
 from ttsync.errors import NotFoundError
-from ttsync.events.ledger import LEDGER_FILE
+from ttsync.events.ledger import LEDGER_FILE, ledger_counts
 from ttsync.store import repos, runqueue, schema
 from ttsync.store.db import Store
 from ttsync.store.records import NotificationRecord as NotificationRecord
@@ -472,10 +472,9 @@ def ledger_totals(state_dir: Path) -> dict[str, int]:
         return {}
     con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
     try:
-        rows = con.execute("SELECT event_set_id, count(*) FROM accepted GROUP BY event_set_id").fetchall()
+        return ledger_counts(con)
     finally:
         con.close()
-    return {str(namespace): int(n) for namespace, n in rows}
 
 
 # --- Lean reads for the API's busiest endpoints ------------------------------------------------------------

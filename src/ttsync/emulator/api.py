@@ -1,9 +1,9 @@
 """The /open_api/v1.3/ surface as a lean raw ASGI handler (no framework per request: it must carry ~100k
 events/s and ~500k mapping ids/s in one process).
 
-Order per request: route (plain-text 404 otherwise, ref §1) → injected faults → body/query parsing →
-Access-Token (ref §1, §8.2) → rate limit (ref §5.2) → handler → envelope ``{code, message, request_id, data}``
-with HTTP 200 (ref §1).
+Order per request: route (plain-text 404 otherwise, ref §1) → injected faults → rate limit of a valid token's
+app, on arrival (ref §5.2) → body/query parsing → Access-Token (ref §1, §8.2) → rate limit of an app named in
+the parameters (OAuth) → handler → envelope ``{code, message, request_id, data}`` with HTTP 200 (ref §1).
 """
 
 from __future__ import annotations
@@ -140,6 +140,10 @@ class ApiApp:
         params: dict[str, Any]
         form: dict[str, Any] = {}
         raw = b""
+        # A request with a valid token is counted against its app's rate limit as it arrives, before its body
+        # is read: with many large bodies uploading at once, bodies finish out of arrival order, and counting
+        # them then would count requests that arrived after this one in its window (ref §5.2 counts arrivals).
+        counted = ep.auth and self._count_arrival(scope, state, path, now)
         if ep.multipart:
             request = Request(scope, receive)
             async with request.form(max_files=1, max_fields=50, max_part_size=64 * 1024 * 1024) as parsed:
@@ -160,10 +164,21 @@ class ApiApp:
         else:
             candidate = params.get("app_id") or params.get("client_id")
             app_id = candidate if isinstance(candidate, str) and candidate in state.apps else None
-        if app_id is not None:
+        if app_id is not None and not counted:
             group = group_of(path)
             self.limiter.check(app_id, group, limits_for(state, app_id, group), now)
         return ctx
+
+    def _count_arrival(self, scope: Scope, state: State, path: str, now: float) -> bool:
+        """Check the rate limit of the app whose valid token `scope` carries; False (nothing counted) without
+        one: the token's error then comes after the body's, in the usual order."""
+        try:
+            app_id = _authenticate(scope, state, now).app_id
+        except ApiError:
+            return False
+        group = group_of(path)
+        self.limiter.check(app_id, group, limits_for(state, app_id, group), now)
+        return True
 
 
 class StateRef:

@@ -28,7 +28,7 @@ def make_server(emulator: Emulator) -> uvicorn.Server:
         log_level="warning",
         access_log=False,
         lifespan="off",
-        http="h11",
+        http="httptools",
         timeout_keep_alive=30,
         limit_concurrency=None,
         backlog=1024,

@@ -43,8 +43,7 @@ def raw(key: str, values: pa.Array, before: str = "", after: str = "") -> Field:
 def escape(values: pa.Array) -> pa.Array:
     """Each string escaped for use between JSON quotes (the quotes are not added); NULL stays NULL."""
     values = _plain(values)
-    data = values.buffers()[2]
-    if data is None or not _any_special(data):
+    if not _any_special(values):
         return values
     special = pc.fill_null(pc.match_substring_regex(values, _NEEDS_ESCAPE), False)
     if not pc.any(special).as_py():
@@ -95,10 +94,29 @@ def members(fields: list[Field], length: int, *, before: str = "", after: str = 
     return pc.fill_null(joined, "") if joined.null_count else joined
 
 
-def _any_special(data: pa.Buffer) -> bool:
-    """Whether the bytes hold a quote, a backslash or a control character (one pass, no per-value work)."""
-    raw_bytes = np.frombuffer(data, dtype=np.uint8)
-    return bool(((raw_bytes < 0x20) | (raw_bytes == 0x22) | (raw_bytes == 0x5C)).any())
+def join_all(texts: pa.Array, separator: str) -> str:
+    """All of `texts` joined with `separator`, as one Python string (one kernel call, no object per value)."""
+    if len(texts) == 0:
+        return ""
+    one_list = pa.ListArray.from_arrays(pa.array([0, len(texts)], pa.int32()), texts)
+    joined: str = pc.binary_join(one_list, separator)[0].as_py()
+    return joined
+
+
+def _any_special(values: pa.Array) -> bool:
+    """Whether the strings hold a quote, a backslash or a control character (no per-value work).
+
+    Only the bytes of `values` are read: a slice shares its parent's data buffer, and scanning all of it
+    for each 1,000-event request cost more than the rest of recording it."""
+    _, offsets, data = values.buffers()
+    if data is None or not len(values):
+        return False
+    bounds = np.frombuffer(offsets, dtype=np.int32)[[values.offset, values.offset + len(values)]]
+    raw_bytes = np.frombuffer(data, dtype=np.uint8)[bounds[0] : bounds[1]]
+    # Three reductions without temporary masks: several times faster than one combined mask.
+    return bool(len(raw_bytes)) and bool(
+        raw_bytes.min() < 0x20 or (raw_bytes == 0x22).any() or (raw_bytes == 0x5C).any()
+    )
 
 
 def with_validity(values: pa.Array, valid: pa.Array) -> pa.Array:

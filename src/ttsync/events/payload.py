@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -52,6 +53,8 @@ class GroupedEvent:
 
 
 Rejected = tuple[list[str], str]
+LEDGER_KEY: Final = "ledger_key"
+LEDGER_TAIL: Final = "ledger_tail"
 
 
 class ReadyEvents:
@@ -84,9 +87,25 @@ class ReadyEvents:
 
     @classmethod
     def concat(cls, parts: Iterable[ReadyEvents]) -> ReadyEvents:
-        """Several runs as one."""
+        """Several runs as one (their ledger keys too, when every run has them)."""
         tables = [p.table for p in parts if p.table.num_rows]
+        if any(t.schema != tables[0].schema for t in tables):
+            tables = [t.select(READY_SCHEMA.names) for t in tables]
         return cls(pa.concat_tables(tables)) if tables else cls.empty()
+
+    def with_ledger_keys(self, keys: np.ndarray, tails: pa.Array) -> ReadyEvents:
+        """These events with their ledger keys and key texts (`ledger.event_keys`, `ledger.pair_tails`,
+        computed for the lookup) attached, so that recording them once TikTok confirmed them need not compute
+        them again, request by request."""
+        table = self.table.append_column(LEDGER_KEY, pa.array(keys, pa.int64()))
+        return ReadyEvents(table.append_column(LEDGER_TAIL, tails))
+
+    def ledger_keys(self) -> tuple[np.ndarray, pa.Array] | tuple[None, None]:
+        """The ledger keys and key texts attached by `with_ledger_keys`, if any."""
+        if LEDGER_KEY not in self.table.schema.names:
+            return None, None
+        keys: np.ndarray = self.table.column(LEDGER_KEY).to_numpy()
+        return keys, self.column(LEDGER_TAIL)
 
     def __len__(self) -> int:
         return int(self.table.num_rows)
@@ -113,28 +132,9 @@ class ReadyEvents:
         ids = self.table.column("event_id").to_pylist()
         return list(zip(events, ids, strict=True))
 
-    def keys_json(self) -> str:
-        """The ledger's keys as one JSON text, `[["event","event_id"],...]`, built without a Python object per
-        event (the ledger unpacks it in SQLite)."""
-        pairs = pc.binary_join_element_wise(
-            '["',
-            jsontext.escape(self.table.column("event").combine_chunks()),
-            '","',
-            jsontext.escape(self.table.column("event_id").combine_chunks()),
-            '"]',
-            "",
-        )
-        return "[" + _joined(pairs, ",") + "]"
-
-    def is_in(self, keys: set[tuple[str, str]]) -> pa.Array:
-        """Boolean mask: which events have one of `keys` (few: the ones the ledger found)."""
-        joined = pc.binary_join_element_wise(
-            self.table.column("event").combine_chunks(),
-            self.table.column("event_id").combine_chunks(),
-            "\x00",
-        )
-        wanted = pa.array([f"{event}\x00{event_id}" for event, event_id in keys], pa.string())
-        return pc.fill_null(pc.is_in(joined, value_set=wanted), False)
+    def column(self, name: str) -> pa.Array:
+        """One column (`event`, `event_id`, `row_keys`, `json`) as one array."""
+        return self.table.column(name).combine_chunks()
 
     def row_keys(self) -> pa.Array:
         """The row keys of every event, flattened."""
@@ -154,7 +154,7 @@ class ReadyEvents:
 
     def data_json(self) -> str:
         """The `data` array of `event/track/`: the events' JSON texts joined (in Arrow: one Python string)."""
-        return "[" + _joined(self.table.column("json").combine_chunks(), ",") + "]"
+        return "[" + jsontext.join_all(self.table.column("json").combine_chunks(), ",") + "]"
 
     def event(self, index: int) -> GroupedEvent:
         """One event as an object."""
@@ -164,15 +164,6 @@ class ReadyEvents:
     def events(self) -> list[GroupedEvent]:
         """Every event as an object (tests, plans of small queries)."""
         return [self.event(i) for i in range(len(self))]
-
-
-def _joined(texts: pa.Array, separator: str) -> str:
-    """All of `texts` joined with `separator`, as one string."""
-    if len(texts) == 0:
-        return ""
-    one_list = pa.ListArray.from_arrays(pa.array([0, len(texts)], pa.int32()), texts)
-    joined: str = pc.binary_join(one_list, separator)[0].as_py()
-    return joined
 
 
 @dataclass(frozen=True)

@@ -184,11 +184,26 @@ done:
 }
 
 /* EMAIL_FAST_RE's local part characters (kinds._ATEXT): RFC 5322 atext, lowercase letters only. */
-static int is_atext(unsigned char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c != 0 && strchr("!#$%&'*+/=?^_`{|}~-", c) != NULL);
-}
+/* Byte classes, filled once at import (init_tables): a table lookup per byte instead of a strchr. */
+enum { CLASS_ATEXT = 1, CLASS_LDH = 2 };
+static unsigned char BYTE_CLASS[256];
 
-static int is_ldh(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+static int is_atext(unsigned char c) { return BYTE_CLASS[c] & CLASS_ATEXT; }
+
+static int is_ldh(unsigned char c) { return BYTE_CLASS[c] & CLASS_LDH; }
+
+/* Lowercase hex of every byte value, two characters each: one 2-byte copy per digest byte. */
+static char HEX_PAIRS[512];
+
+static void init_tables(void) {
+    for (int c = 0; c < 256; c++) {
+        const int ldh = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        const int atext = ldh || (c != 0 && strchr("!#$%&'*+/=?^_`{|}~-", c) != NULL);
+        BYTE_CLASS[c] = (unsigned char)((atext ? CLASS_ATEXT : 0) | (ldh ? CLASS_LDH : 0));
+        HEX_PAIRS[2 * c] = HEX_DIGITS[c >> 4];
+        HEX_PAIRS[2 * c + 1] = HEX_DIGITS[c & 15];
+    }
+}
 
 /* Whether s[0:len] matches kinds.EMAIL_FAST_RE, i.e.
  *   ^atext+(?:\.atext+)*@(?:[a-z0-9]+(?:-[a-z0-9]+)*\.)+[a-z]+$
@@ -315,8 +330,7 @@ static void digest_one(const SHA256_CTX *start_ctx, const unsigned char *bytes, 
     SHA256_Final(md, &ctx);
     char *w = out_hex + 64 * k;
     for (int b = 0; b < SHA256_DIGEST_LENGTH; b++) {
-        w[2 * b] = HEX_DIGITS[md[b] >> 4];
-        w[2 * b + 1] = HEX_DIGITS[md[b] & 15];
+        memcpy(w + 2 * b, HEX_PAIRS + 2 * md[b], 2);
     }
     memcpy(out_keys + 8 * k, md, 8);
 }
@@ -567,4 +581,7 @@ static PyMethodDef METHODS[] = {
 
 static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1, METHODS, NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&MODULE); }
+PyMODINIT_FUNC PyInit__kernels(void) {
+    init_tables();
+    return PyModule_Create(&MODULE);
+}

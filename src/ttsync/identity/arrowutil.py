@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -15,8 +16,26 @@ def arange(n: int) -> pa.Int64Array:
     cached = _ARANGE[0]
     if len(cached) < n:
         size = max(n, 2 * len(cached), 1024)
-        cached = pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), size)), 1)
+        cached = pa.array(np.arange(size, dtype=np.int64))
         _ARANGE[0] = cached
+    return cached.slice(0, n)
+
+
+_REPEATS: dict[str, pa.StringArray] = {}
+MAX_CACHED_REPEAT = 1 << 22
+
+
+def repeat(text: str, n: int) -> pa.StringArray:
+    """`text` n times as a string array: a zero-copy slice of a cached one (an id schema or a column name
+    on every output row of a batch would otherwise be written out again for each batch)."""
+    if n > MAX_CACHED_REPEAT:
+        return pa.repeat(pa.scalar(text, pa.string()), n)
+    cached = _REPEATS.get(text)
+    if cached is None or len(cached) < n:
+        size = min(max(n, 2 * len(cached) if cached is not None else 0, 1024), MAX_CACHED_REPEAT)
+        cached = pa.repeat(pa.scalar(text, pa.string()), size)
+        if len(_REPEATS) < 256:  # a handful of id schemas and column names; never grows unbounded
+            _REPEATS[text] = cached
     return cached.slice(0, n)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -57,8 +58,7 @@ def _hex_offsets(n: int) -> pa.Buffer:
     cached = _HEX_OFFSETS[0]
     if cached.size // 4 < n + 1:
         size = max(n + 1, min(2 * (cached.size // 4), MAX_KERNEL_ROWS + 1), 1024)  # 64 * size fits int32
-        steps = pc.cumulative_sum(pa.repeat(pa.scalar(64, pa.int32()), size))
-        cached = pc.subtract(steps, pa.scalar(64, pa.int32())).cast(pa.int32()).buffers()[1]
+        cached = pa.py_buffer(np.arange(0, 64 * size, 64, dtype=np.int32))
         _HEX_OFFSETS[0] = cached
     return cached
 
@@ -68,11 +68,16 @@ class DigestWriter:
     one pair of buffers, in the order they are added: no intermediate joined or concatenated strings.
     `create` gives None when the kernels are not built; then hash with sha256_hex or DuckDB."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, *, within: DigestWriter | None = None, start: int = 0) -> None:
         assert _kernels is not None
         self.capacity = capacity
-        self._hex = pa.allocate_buffer(64 * capacity)
-        self._keys = pa.allocate_buffer(8 * capacity)
+        if within is None:
+            self._hex = pa.allocate_buffer(64 * capacity)
+            self._keys = pa.allocate_buffer(8 * capacity)
+        else:  # a region of another writer's buffers (see `region`)
+            self._hex, self._keys = within._hex, within._keys
+        self.start = start  # digest position of this writer's first digest in the buffers
+        self._region = within is not None
         self.count = 0
 
     @classmethod
@@ -91,7 +96,13 @@ class DigestWriter:
         if buffers is None or _kernels is None or self.count + len(values) > self.capacity:
             return False
         _kernels.sha256_hex_into(
-            *buffers, values.offset, len(values), prefix.encode(), self._hex, self._keys, self.count
+            *buffers,
+            values.offset,
+            len(values),
+            prefix.encode(),
+            self._hex,
+            self._keys,
+            self.start + self.count,
         )
         self.count += len(values)
         return True
@@ -109,17 +120,56 @@ class DigestWriter:
             return None  # the kernel compares single-label TLDs only
         refused = ("." + ".".join(refused_tlds) + ".").encode("ascii")
         flags, count = _kernels.email_sha256_into(
-            *buffers, values.offset, len(values), max_length, refused, self._hex, self._keys, self.count
+            *buffers,
+            values.offset,
+            len(values),
+            max_length,
+            refused,
+            self._hex,
+            self._keys,
+            self.start + self.count,
         )
         self.count += count
         as_bytes = pa.Array.from_buffers(pa.uint8(), len(values), [None, pa.py_buffer(flags)])
         return pc.cast(as_bytes, pa.bool_())
 
+    def region(self, start: int, capacity: int) -> DigestWriter:
+        """A writer of at most `capacity` digests into this writer's buffers, from digest position `start`.
+
+        The preparer gives each worker thread its own region of one batch-wide pair of buffers, so the
+        workers write (and first touch) the batch's digests in parallel; `join` then closes the gaps
+        between the regions, where a copy into a new array would cost the main thread alone."""
+        if start < 0 or capacity < 0 or start + capacity > self.capacity:
+            raise ValueError("the region does not fit in the writer")
+        return DigestWriter(capacity, within=self, start=start)
+
+    def join(self, regions: Sequence[DigestWriter]) -> tuple[pa.StringArray, pa.UInt64Array]:
+        """(hex digests, duplicate keys) of `regions` (made by `region`, in increasing `start`), back to
+        back in that order: each region's digests are moved down to the end of the previous ones (a
+        memmove within pages the workers already touched)."""
+        hex_view, keys_view = memoryview(self._hex), memoryview(self._keys)
+        n = 0
+        for part in regions:
+            if part._hex is not self._hex or part.start < n:
+                raise ValueError("the regions are not this writer's, in order")
+            if part.start != n and part.count:
+                # memoryview slice assignment is a memmove: the ranges may overlap.
+                src, count = part.start, part.count
+                hex_view[64 * n : 64 * (n + count)] = hex_view[64 * src : 64 * (src + count)]
+                keys_view[8 * n : 8 * (n + count)] = keys_view[8 * src : 8 * (src + count)]
+            n += part.count
+        self.count = n
+        return self.finish()
+
     def finish(self) -> tuple[pa.StringArray, pa.UInt64Array]:
-        """(hex digests, duplicate keys) of everything added, in order."""
+        """(hex digests, duplicate keys) of everything added, in order (of a region: views of the shared
+        buffers, valid until `join` moves them)."""
         n = self.count
         hex_buffer, keys_buffer = self._hex, self._keys
-        if n < self.capacity // 2:
+        if self._region:
+            hex_buffer = hex_buffer.slice(64 * self.start, 64 * n)
+            keys_buffer = keys_buffer.slice(8 * self.start, 8 * n)
+        elif n < self.capacity // 2:
             # Mostly invalid values: copy the few digests out rather than keep the whole buffer alive.
             hex_buffer = pa.py_buffer(memoryview(hex_buffer)[: 64 * n].tobytes())
             keys_buffer = pa.py_buffer(memoryview(keys_buffer)[: 8 * n].tobytes())

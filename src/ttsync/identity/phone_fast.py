@@ -181,8 +181,32 @@ def _finish(out: Outcome, idx: pa.Array, national: pa.Array, country_code: int, 
     out.ok(pc.filter(idx, valid), good, prefix=f"+{country_code}")
 
 
-def _international(out: Outcome, idx: pa.Array, digits: pa.Array, from_plus: bool) -> None:
-    """Numbers after `+` or an international prefix: extract the country code, then finish."""
+def _unknown_code_after_plus(out: Outcome, idx: pa.Array, digits: pa.Array, region: str | None) -> None:
+    """`+` numbers whose country code libphonenumber does not know, read in the default `region`.
+
+    parse() then strips the `+` and tries once more to find a country code: after the region's
+    international prefix, or the region's own country code at the start (then a prefix and length
+    check decide). Numbers that start with neither get no code, so parse() fails with
+    INVALID_COUNTRY_CODE: an invalid phone, or an unknown region when there is no (supported) default
+    region to read them in. The others are left to the scalar reference."""
+    rules = pr.region_rules(region) if region else None
+    if rules is None:
+        out.bad(idx, Reason.PHONE_REGION_UNKNOWN)
+        return
+    retry = pc.starts_with(digits, str(rules.country_code))
+    if rules.idd is not None:
+        retry = pc.or_(retry, _prefix(digits, rules.idd))
+    out.defer(pc.filter(idx, retry))
+    out.bad(pc.filter(idx, pc.invert(retry)), Reason.INVALID_PHONE)
+
+
+def _international(
+    out: Outcome, idx: pa.Array, digits: pa.Array, from_plus: bool, plus_region: str | None = None
+) -> None:
+    """Numbers after `+` or an international prefix: extract the country code, then finish.
+
+    plus_region: for `+` numbers, the default region they are read in when it is the same for every
+    row (an unknown country code is then decided here); None with per-row regions (deferred)."""
     if len(idx) == 0:
         return
     short = pc.less_equal(pc.binary_length(digits), pr.MIN_NSN_LENGTH)
@@ -197,8 +221,10 @@ def _international(out: Outcome, idx: pa.Array, digits: pa.Array, from_plus: boo
         code = pc.if_else(fill_false(pc.is_in(head, value_set=known)), head, code)
     missing = pc.is_null(code)
     if pc.any(missing).as_py():
-        if from_plus:
+        if from_plus and plus_region is None:
             out.defer(pc.filter(idx, missing))  # parse() retries without the plus: scalar path
+        elif from_plus:
+            _unknown_code_after_plus(out, pc.filter(idx, missing), pc.filter(digits, missing), plus_region)
         else:
             out.bad(pc.filter(idx, missing), Reason.INVALID_PHONE)
         keep = pc.invert(missing)
@@ -264,6 +290,33 @@ def _national(out: Outcome, idx: pa.Array, digits: pa.Array, region: str | None)
         idx, digits = pc.filter(idx, stay), pc.filter(digits, stay)
     _finish(out, idx, digits, rules.country_code, rules)
     return idd_idx, idd_digits
+
+
+# Full-width digits (U+FF10..U+FF19), as CJK forms and spreadsheets write numbers: parse() reads every
+# Unicode decimal digit as its ASCII digit, in its patterns and in its normalization alike.
+FULLWIDTH_DIGITS = tuple(chr(0xFF10 + d) for d in range(10))
+
+
+def narrow_digits(values: pa.Array, candidates: pa.BooleanArray) -> tuple[pa.Array, pa.BooleanArray | None]:
+    """(values with full-width digits written as ASCII digits at the candidate rows that become printable
+    ASCII that way, a mask of those rows), or (values, None) when there are none.
+
+    parse() gives a string and its ASCII-digit twin the same result (the same length in characters, and
+    every regular expression it runs uses Unicode \\d), so these rows can take the fast path. A narrowed
+    row always held a full-width digit: never blank, never a hex digest."""
+    if not pc.any(candidates).as_py():
+        return values, None
+    narrowed = sub = pc.filter(values, candidates)
+    for digit, wide in enumerate(FULLWIDTH_DIGITS):
+        narrowed = pc.replace_substring(narrowed, wide, str(digit))
+    ascii_now = pc.and_(
+        fill_false(pc.ascii_is_printable(narrowed)),
+        pc.not_equal(pc.binary_length(narrowed), pc.binary_length(sub)),
+    )
+    if not pc.any(ascii_now).as_py():
+        return values, None
+    mask = _scatter(candidates, ascii_now)
+    return pc.replace_with_mask(values, mask, pc.filter(narrowed, ascii_now)), mask
 
 
 # Everything SHAPE_RE lets through besides the digits.
@@ -335,7 +388,12 @@ def parse_phones(values: pa.Array, region: str | None, region_values: pa.Array |
         idx, digits, plus = pc.filter(idx, keep), pc.filter(digits, keep), pc.filter(plus, keep)
         if rows_region is not None:
             rows_region = pc.filter(rows_region, keep)
-    _international(out, pc.filter(idx, plus), pc.filter(digits, plus), from_plus=True)
+    # One default region for every row: "" stands for none (an unknown country code after `+` is then an
+    # unknown region); per-row regions leave unknown country codes to the scalar reference.
+    plus_region = (normalize_region(region) or "") if rows_region is None else None
+    _international(
+        out, pc.filter(idx, plus), pc.filter(digits, plus), from_plus=True, plus_region=plus_region
+    )
     national = pc.invert(plus)
     idx, digits = pc.filter(idx, national), pc.filter(digits, national)
     idd_idx: list[pa.Array] = []

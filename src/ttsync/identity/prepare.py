@@ -23,11 +23,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ttsync.identity import kinds
-from ttsync.identity.arrowutil import Outcome, arange, concat, fill_false
+from ttsync.identity.arrowutil import Outcome, arange, concat, fill_false, repeat
 from ttsync.identity.coltypes import as_text
 from ttsync.identity.duplicates import DuplicateCounter
 from ttsync.identity.kernels import DigestWriter
-from ttsync.identity.phone_fast import parse_phones
+from ttsync.identity.phone_fast import narrow_digits, parse_phones
 from ttsync.identity.reasons import Reason
 from ttsync.identity.report import AutoDecision, MatchReport, TypeStats
 from ttsync.identity.spec import MAID_KINDS, ColumnSpec
@@ -65,11 +65,22 @@ class _ColumnResult:
     id_schema: str
     ok_keys: pa.Array  # row key of each valid identifier
     hashes: pa.Array
+    region: DigestWriter | None  # the region of the batch's shared digest buffers holding `hashes`, if any
     bad_keys: pa.Array  # row key of each rejected value
     bad_reasons: pa.Array
     present: int
     valid: int
     rejected: dict[str, int]  # reason code -> count
+
+
+@dataclass
+class _Work:
+    """One slice of a batch for a worker thread: its rows, their keys, and per column (by spec index)
+    the region of the batch's shared digest buffers its digests go to."""
+
+    batch: pa.RecordBatch
+    keys: pa.Array
+    regions: dict[int, DigestWriter]
 
 
 @dataclass
@@ -145,8 +156,17 @@ class Preparer:
         offsets = [0]
         for piece in slices[:-1]:
             offsets.append(offsets[-1] + piece.num_rows)
+        # One pair of digest buffers per SHA-256 column for the whole batch, a region of it per slice:
+        # the workers write the digests in place, and the main thread only closes the gaps (concatenating
+        # per-slice arrays was the main thread's largest cost, with the workers idle).
+        shared = {i: w for i, spec in enumerate(self.specs) if (w := self._shared_writer(batch, spec))}
         work = [
-            (piece, keys.slice(offset, piece.num_rows)) for piece, offset in zip(slices, offsets, strict=True)
+            _Work(
+                piece,
+                keys.slice(offset, piece.num_rows),
+                {i: w.region(offset, piece.num_rows) for i, w in shared.items()},
+            )
+            for piece, offset in zip(slices, offsets, strict=True)
         ]
         if self._pool is not None and len(work) > 1:
             results = list(self._pool.map(self._process_slice, work))
@@ -160,19 +180,32 @@ class Preparer:
         reject_reasons: list[pa.Array] = [r.column(2) for r in rejects]
         for result in results:
             self._matchable += result.matchable
-            for res in result.columns:
+        # Column by column, slices in order within each: a row's identifiers keep the order of the specs.
+        for i, spec in enumerate(self.specs):
+            column = [result.columns[i] for result in results]
+            valid = 0
+            for res in column:
                 self._account(res)
-                if len(res.ok_keys):
-                    id_keys.append(res.ok_keys)
-                    id_schemas.append(pa.repeat(pa.scalar(res.id_schema), len(res.ok_keys)))
-                    id_hashes.append(res.hashes)
+                valid += len(res.ok_keys)
+                id_keys.append(res.ok_keys)
                 if len(res.bad_keys):
                     reject_keys.append(res.bad_keys)
-                    reject_columns.append(pa.repeat(pa.scalar(res.spec.column), len(res.bad_keys)))
+                    reject_columns.append(repeat(spec.column, len(res.bad_keys)))
                     reject_reasons.append(res.bad_reasons)
+            if valid:
+                id_schemas.append(repeat(column[0].id_schema, valid))
+                writer = shared.get(i)
+                if writer is not None:
+                    id_hashes.append(writer.join([r.region for r in column if r.region is not None])[0])
+                else:
+                    id_hashes += [res.hashes for res in column]
         self._people += batch.num_rows
         ids = pa.record_batch(
-            [concat(id_keys, pa.string()), concat(id_schemas, pa.string()), concat(id_hashes, pa.string())],
+            [
+                concat([k for k in id_keys if len(k)], pa.string()),
+                concat(id_schemas, pa.string()),
+                concat([h for h in id_hashes if len(h)], pa.string()),
+            ],
             schema=IDS_SCHEMA,
         )
         rejected = pa.record_batch(
@@ -266,17 +299,36 @@ class Preparer:
             self._states[spec.column] = state
             self._auto[spec.column] = AutoDecision(column=spec.column, decided=state, sampled=len(sample))
 
-    def _process_slice(self, work: tuple[pa.RecordBatch, pa.Array]) -> _SliceResult:
+    def _state(self, spec: ColumnSpec) -> str:
+        """The hash state a column is read in (an `auto` column with nothing in it so far: raw)."""
+        return self._states.get(spec.column) or "raw"
+
+    @staticmethod
+    def _algorithm(spec: ColumnSpec, state: str) -> str | None:
+        """The hash a column's normalized values get (None: pre-hashed, checked and lowercased only)."""
+        if state in ("sha256", "md5"):
+            return None
+        return spec.maid_hash if spec.kind in MAID_KINDS else "sha256"
+
+    def _shared_writer(self, batch: pa.RecordBatch, spec: ColumnSpec) -> DigestWriter | None:
+        """Batch-wide digest buffers for a SHA-256 column with at most one value per row (each slice's
+        digests then fit in the region of its rows), else None."""
+        if self._algorithm(spec, self._state(spec)) != "sha256" or spec.delimiter is not None:
+            return None
+        if is_list(batch.schema.field(spec.column).type):
+            return None
+        return DigestWriter.create(batch.num_rows)
+
+    def _process_slice(self, work: _Work) -> _SliceResult:
         """Prepare every column of one slice (runs in a worker thread)."""
-        batch, keys = work
+        batch, keys = work.batch, work.keys
         columns = []
         ok_rows: list[pa.Array] = []
         one_value_per_row = len(self.specs) == 1
-        for spec in self.specs:
-            state = self._states.get(spec.column)
-            if state is None:  # an `auto` column with nothing in it so far
-                state = "raw"
-            res, rows, flattened = self._process_column(batch, keys, spec, state)
+        for i, spec in enumerate(self.specs):
+            res, rows, flattened = self._process_column(
+                batch, keys, spec, self._state(spec), work.regions.get(i)
+            )
             columns.append(res)
             ok_rows.append(rows)
             one_value_per_row = one_value_per_row and not flattened
@@ -288,9 +340,15 @@ class Preparer:
         return _SliceResult(columns=columns, matchable=matchable)
 
     def _process_column(
-        self, batch: pa.RecordBatch, keys: pa.Array, spec: ColumnSpec, state: str
+        self,
+        batch: pa.RecordBatch,
+        keys: pa.Array,
+        spec: ColumnSpec,
+        state: str,
+        digests: DigestWriter | None,
     ) -> tuple[_ColumnResult, pa.Array, bool]:
-        """(the prepared column, slice row of each valid identifier, whether cells were split)."""
+        """(the prepared column, slice row of each valid identifier, whether cells were split). `digests`:
+        where the digests go (a region of the batch's shared buffers), else a writer of its own."""
         column = batch.column(spec.column)
         flattened = spec.delimiter is not None or is_list(column.type)
         values, rows = flatten(column, spec.delimiter, spec.column)
@@ -303,14 +361,11 @@ class Preparer:
             region_values = pc.take(region, rows)
         present = len(values)
         guard_raw = spec.hash_state == "auto" and state == "raw"
-        if state in ("sha256", "md5"):
-            algorithm = None  # pre-hashed: checked and lowercased, never hashed again
-        else:
-            algorithm = spec.maid_hash if spec.kind in MAID_KINDS else "sha256"
+        algorithm = self._algorithm(spec, state)
         # SHA-256 goes straight into one digest array (kernels.DigestWriter). Raw emails: the fast
         # rules and SHA-256 in one compiled pass; only the values it does not take (a few percent) go
         # through the rules below.
-        writer = DigestWriter.create(present) if algorithm == "sha256" else None
+        writer = digests or (DigestWriter.create(present) if algorithm == "sha256" else None)
         taken = (
             kinds.hash_fast_emails(values, writer) if writer is not None and spec.kind == "email" else None
         )
@@ -347,6 +402,7 @@ class Preparer:
             id_schema=id_schema,
             ok_keys=pc.take(keys, ok_rows),
             hashes=hashes,
+            region=digests,
             bad_keys=pc.take(keys, pc.take(rows, bad_idx)),
             bad_reasons=bad_reason,
             present=present,
@@ -379,11 +435,21 @@ class Preparer:
         present = len(values)
         out = Outcome()
         idx = arange(present)
-        # Printable ASCII (no tabs or control characters) is decided by the vectorized rules;
-        # everything else goes to the scalar reference.
+        # Printable ASCII (no tabs or control characters) is decided by the vectorized rules, and so are
+        # phones that are printable ASCII once full-width digits are narrowed; everything else goes to the
+        # scalar reference.
         empty = pc.equal(values, "")
         ascii_ok = pc.or_(fill_false(pc.ascii_is_printable(values)), empty)
-        out.defer(pc.filter(idx, pc.invert(ascii_ok)))
+        other = pc.invert(ascii_ok)
+        narrowed: pa.BooleanArray | None = (
+            None  # phones whose only non-ASCII characters are full-width digits
+        )
+        parse_values = values
+        if spec.kind == "phone" and state not in ("sha256", "md5"):
+            parse_values, narrowed = narrow_digits(values, other)
+            if narrowed is not None:
+                other = pc.and_(other, pc.invert(narrowed))
+        out.defer(pc.filter(idx, other))
         sel = ascii_ok
         # Printable ASCII is blank for str.strip() when it is only spaces (tabs are not printable).
         blank = pc.or_(empty, pc.and_(ascii_ok, fill_false(pc.ascii_is_space(values))))
@@ -393,8 +459,10 @@ class Preparer:
             hashed = pc.and_(sel, kinds.looks_hashed(values))
             out.bad(pc.filter(idx, hashed), Reason.LOOKS_HASHED)
             sel = pc.and_(sel, pc.invert(hashed))
+        if narrowed is not None:  # never blank nor hashed: they hold a digit and a non-ASCII character
+            sel = pc.or_(sel, narrowed)
         sub_idx = pc.filter(idx, sel)
-        sub = pc.filter(values, sel)
+        sub = pc.filter(parse_values, sel)
         if state in ("sha256", "md5"):
             part = kinds.prehashed(sub, state)
         elif spec.kind == "email":

@@ -1,7 +1,8 @@
 """Deliver a planned audience change through the partner Segment API (`segment/mapping/`, ref §2.1).
 
-Removes go first, then adds, in fixed batches (see `plan.iter_*_batches`), several requests in flight at once
-while the client's rate limiter paces them. Each batch TikTok confirms is recorded in a checkpoint, so a
+Removes go first, then adds, in fixed batches (see `plan.iter_*_batches`), enough requests in flight at once
+to keep the pace of the client's rate limiter (see `in_flight_for`), while a worker thread reads the next
+batches and builds their bodies. Each batch TikTok confirms is recorded in a checkpoint, so a
 resumed delivery skips what TikTok already confirmed; the snapshot itself is committed by the caller only
 after every batch of the plan is confirmed.
 """
@@ -9,10 +10,11 @@ after every batch of the plan is confirmed.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Final, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -71,6 +73,14 @@ class DeliveryCounts:
     requests: int = 0
     batches_skipped: int = 0
 
+    def record(self, action: str, ids: int) -> None:
+        """Count one confirmed request of `ids` identifiers."""
+        self.requests += 1
+        if action == "add":
+            self.added_ids += ids
+        else:
+            self.removed_ids += ids
+
     def to_dict(self) -> dict[str, int]:
         """JSON-friendly form."""
         return {
@@ -84,6 +94,19 @@ class DeliveryCounts:
 Progress = Callable[[str, int], None]  # (phase, identifiers just confirmed)
 SaveCheckpoint = Callable[[MappingCheckpoint], None]  # called in a worker thread, in order
 
+# How long a request may hold its place in flight (its wait for the rate limiter plus TikTok's answer) while
+# the sends still keep the limiter's pace: by Little's law, `qps * LATENCY_BUDGET_SECONDS` requests in flight.
+LATENCY_BUDGET_SECONDS: Final = 0.5
+# At most this many: each holds a batch and its ~1 MB body, and a crash re-sends what was in flight.
+MAX_IN_FLIGHT: Final = 32
+
+
+def in_flight_for(qps: float, at_least: int) -> int:
+    """Requests to keep in flight at `qps` requests per second: enough to keep that pace while each request
+    takes up to `LATENCY_BUDGET_SECONDS` from its slot to TikTok's answer, `at_least` and at most
+    `MAX_IN_FLIGHT` (a larger `at_least` wins)."""
+    return max(at_least, min(MAX_IN_FLIGHT, math.ceil(qps * LATENCY_BUDGET_SECONDS)))
+
 
 async def deliver_partner(
     con: duckdb.DuckDBPyConnection,
@@ -95,35 +118,97 @@ async def deliver_partner(
     save_checkpoint: SaveCheckpoint,
     progress: Progress | None = None,
     in_flight: int = 8,
-    checkpoint_every: int = 1,
 ) -> DeliveryCounts:
-    """Send the plan's removes then adds; return counts. Raises the client's typed error on failure.
+    """Send the plan's removes then adds; return counts (see `PartnerDelivery`, which this makes and runs once)."""
+    with PartnerDelivery(con, plan, checkpoint, in_flight=in_flight) as delivery:
+        return await delivery.send_all(
+            send=send, advertiser_ids=advertiser_ids, save_checkpoint=save_checkpoint, progress=progress
+        )
 
-    Every confirmed batch is checkpointed (`checkpoint_every=1`: one small store write per batch of 10,000
-    identifiers, stored in order off the event loop), so a crash re-sends only the batches that were in
-    flight (at most `in_flight`) or whose write had not landed yet.
 
-    On failure the checkpoint already holds every batch TikTok confirmed before the error, so calling again
-    with the same plan and checkpoint continues where this call stopped.
+class PartnerDelivery:
+    """The delivery of one plan: removes, then adds, in batches; raises the client's typed error on failure.
+
+    Up to `in_flight` requests are sent at once (the client's rate limiter paces them). The batches are read
+    and their bodies built in a worker thread, so the event loop only sends; that thread starts on the first
+    body as soon as the delivery is made, so it is ready once the caller is (its in-flight record written, its
+    client made). Every confirmed batch is checkpointed (one small store write per batch, stored in order off
+    the event loop), so a crash re-sends only the batches that were in flight (at most `in_flight`) or whose
+    write had not landed yet. On failure the checkpoint already holds every batch TikTok confirmed before the
+    error, so `send_all` again (or a new delivery with the same plan and checkpoint) continues from there.
+
+    Use it as a context manager: leaving stops the worker thread.
     """
-    counts = DeliveryCounts()
-    schemas = list(plan.id_schemas)
-    audience = [checkpoint.audience_id]
-    phases: list[tuple[str, set[int], Iterator[pa.RecordBatch]]] = [
-        ("delete", checkpoint.removed, iter_remove_batches(con, plan, checkpoint.batch_rows)),
-        ("add", checkpoint.added, iter_add_batches(con, plan, checkpoint.batch_rows)),
-    ]
-    confirmed_since_save = 0
-    failures: list[BaseException] = []
-    with _CheckpointWriter(save_checkpoint, failures) as writer:
 
-        async def run_phase(action: str, done: set[int], batches: Iterator[pa.RecordBatch]) -> None:
-            nonlocal confirmed_since_save
-            slots = asyncio.Semaphore(in_flight)
-            tasks: list[asyncio.Task[None]] = []
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        plan: AudiencePlan,
+        checkpoint: MappingCheckpoint,
+        *,
+        in_flight: int = 8,
+    ) -> None:
+        self._con = con.cursor()  # a connection of its own: the caller may use `con` while the thread reads
+        self._plan = plan
+        self._checkpoint = checkpoint
+        self._in_flight = in_flight
+        self._builder = ThreadPoolExecutor(1, thread_name_prefix="ttsync-bodies")
+        self._phases = self._open_phases()
+        self._first: Future[tuple[int, bytes, int] | None] | None = (
+            self._builder.submit(self._phases[0][1].next) if self._phases else None
+        )
 
-            async def send_one(index: int, body: bytes, ids: int) -> None:
-                nonlocal confirmed_since_save
+    def __enter__(self) -> PartnerDelivery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._builder.shutdown(wait=True, cancel_futures=True)
+        self._con.close()
+
+    def _open_phases(self) -> list[tuple[str, _Bodies]]:
+        """The phases with batches to send (an empty one is not even read), from the checkpoint as it is now."""
+        plan, checkpoint, rows = self._plan, self._checkpoint, self._checkpoint.batch_rows
+        audience = [checkpoint.audience_id]
+        removes, adds = expected_batches(plan, rows)
+        phases = []
+        if removes:
+            batches = iter_remove_batches(self._con, plan, rows)
+            phases.append(("delete", _Bodies(batches, frozenset(checkpoint.removed), audience)))
+        if adds:
+            phases.append(
+                (
+                    "add",
+                    _Bodies(iter_add_batches(self._con, plan, rows), frozenset(checkpoint.added), audience),
+                )
+            )
+        return phases
+
+    async def _next_body(self, bodies: _Bodies) -> tuple[int, bytes, int] | None:
+        """The next body of `bodies`, read and built in the worker thread (the one made ahead, first)."""
+        first, self._first = self._first, None
+        if first is not None:
+            return await asyncio.wrap_future(first)
+        return await asyncio.get_running_loop().run_in_executor(self._builder, bodies.next)
+
+    async def send_all(
+        self,
+        *,
+        send: MappingSender,
+        advertiser_ids: Sequence[str],
+        save_checkpoint: SaveCheckpoint,
+        progress: Progress | None = None,
+    ) -> DeliveryCounts:
+        """Send every batch the checkpoint does not hold yet; return what this call sent."""
+        phases, self._phases = (self._phases or self._open_phases()), []
+        checkpoint = self._checkpoint
+        counts = DeliveryCounts()
+        failures: list[BaseException] = []
+        schemas = list(self._plan.id_schemas)
+        with _CheckpointWriter(save_checkpoint, failures) as writer:
+
+            async def send_one(
+                action: str, done: set[int], slots: asyncio.Semaphore, index: int, body: bytes, ids: int
+            ) -> None:
                 try:
                     await send(
                         action=action, advertiser_ids=advertiser_ids, id_schema=schemas, batch_data_json=body
@@ -134,38 +219,52 @@ async def deliver_partner(
                 finally:
                     slots.release()
                 done.add(index)
-                counts.requests += 1
-                if action == "add":
-                    counts.added_ids += ids
-                else:
-                    counts.removed_ids += ids
+                counts.record(action, ids)
                 if progress is not None:
                     progress(action, ids)
-                confirmed_since_save += 1
-                if confirmed_since_save >= checkpoint_every:
-                    confirmed_since_save = 0
-                    await writer.save(checkpoint)
+                await writer.save(checkpoint)
 
-            for index, batch in enumerate(batches):
-                if index in done:
-                    counts.batches_skipped += 1
-                    continue
-                await slots.acquire()
-                if failures:  # stop producing batches after the first failure (a send's or a save's)
-                    slots.release()
-                    break
-                body = batch_data_bytes(batch, audience)
-                tasks.append(asyncio.create_task(send_one(index, body, _non_null_cells(batch))))
-            await asyncio.gather(*tasks)
-            await writer.save(checkpoint)
-            confirmed_since_save = 0
-            await writer.flush()
-            if failures:
-                raise failures[0]
+            for action, bodies in phases:
+                done = checkpoint.added if action == "add" else checkpoint.removed
+                slots = asyncio.Semaphore(self._in_flight)
+                tasks: list[asyncio.Task[None]] = []
+                try:
+                    while True:
+                        await slots.acquire()
+                        if failures:  # stop producing batches after the first failure (a send's or a save's)
+                            break
+                        item = await self._next_body(bodies)  # sends in flight go on meanwhile
+                        if item is None:
+                            break
+                        tasks.append(asyncio.create_task(send_one(action, done, slots, *item)))
+                finally:
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                counts.batches_skipped += bodies.skipped
+                await writer.flush()
+                if failures:
+                    raise failures[0]
+        return counts
 
-        for action, done, batches in phases:
-            await run_phase(action, done, batches)
-    return counts
+
+class _Bodies:
+    """The request bodies of one phase, in batch order, skipping batches TikTok already confirmed. `next` runs
+    in a worker thread: reading the plan (DuckDB) and building a body (Arrow kernels) mostly run outside the
+    GIL, so the event loop keeps sending meanwhile."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch], skip: frozenset[int], audience: list[str]) -> None:
+        self._batches = enumerate(batches)
+        self._skip = skip
+        self._audience = audience
+        self.skipped = 0
+
+    def next(self) -> tuple[int, bytes, int] | None:
+        """(batch index, body, identifiers in it) of the next batch to send; None after the last one."""
+        for index, batch in self._batches:
+            if index in self._skip:
+                self.skipped += 1
+                continue
+            return index, batch_data_bytes(batch, self._audience), _non_null_cells(batch)
+        return None
 
 
 class _CheckpointWriter:

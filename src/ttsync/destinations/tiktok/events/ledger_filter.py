@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ttsync.events.ledger import Ledger
+from ttsync.events.ledger import Ledger, event_keys, pair_tails
 from ttsync.events.outcomes import EventTotals, OutcomeWriter
 from ttsync.events.payload import ReadyEvents, split_events
 from ttsync.events.reasons import Outcome
@@ -31,11 +32,24 @@ def filter_chunk(
     marked = None
     if "in_ledger" in batch.schema.names:
         marked = pc.fill_null(batch.filter(pc.is_null(batch.column("reason"))).column("in_ledger"), False)
-    unknown = ready if marked is None else ready.filter(pc.invert(marked))
-    done = ledger.accepted_json(namespace, unknown.keys_json()) if len(unknown) else set()
-    if not done and (marked is None or not pc.any(marked).as_py()):
+    # The ledger keys are computed once: for the lookup here, and (attached) for the record after sending.
+    # Events marked already need no lookup; the others are looked up, and the mask put back in place.
+    events, ids = ready.column("event"), ready.column("event_id")
+    tails = pair_tails(events, ids)
+    keys = event_keys(namespace, events, ids, tails)
+    ready = ready.with_ledger_keys(keys, tails)
+    found = np.zeros(len(ready), dtype=bool)
+    unknown = np.ones(len(ready), dtype=bool) if marked is None else ~marked.to_numpy(zero_copy_only=False)
+    if unknown.all():
+        found = ledger.seen(namespace, events, ids, keys)
+    elif unknown.any():
+        keep = pa.array(unknown)
+        found[unknown] = ledger.seen(namespace, events.filter(keep), ids.filter(keep), keys[unknown])
+    if marked is not None:
+        found |= ~unknown
+    if not found.any():
         return ready
-    seen = ready.is_in(done) if marked is None else pc.or_(ready.is_in(done), marked)
+    seen = pa.array(found)
     skipped = ready.filter(seen)
     writer.add_arrow(skipped.row_keys(), Outcome.DUPLICATE_SKIPPED, events=skipped.row_events())
     totals.duplicate_skipped += len(skipped)

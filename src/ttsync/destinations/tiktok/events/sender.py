@@ -63,7 +63,15 @@ class EventSender:
             deduplicable=True,  # every event has an event_id (validation rejects those without)
         )
         # Only now is the batch TikTok's: record it before anything else can fail.
-        self.ledger.record_json(self.namespace, events.keys_json(), run_id=self.run_id)
+        keys, tails = events.ledger_keys()
+        self.ledger.record_arrays(
+            self.namespace,
+            events.column("event"),
+            events.column("event_id"),
+            keys=keys,
+            tails=tails,
+            run_id=self.run_id,
+        )
         self.totals.sent += len(events)
 
     async def _isolate(

@@ -34,7 +34,8 @@ from ttsync.destinations.tiktok.audience.audience import (
 from ttsync.destinations.tiktok.audience.customer_file import (
     single_calculate_type,
 )
-from ttsync.destinations.tiktok.audience.deliver import MappingCheckpoint, deliver_partner
+from ttsync.destinations.tiktok.audience.deliver import MappingCheckpoint, PartnerDelivery, in_flight_for
+from ttsync.destinations.tiktok.client import RateLimits
 from ttsync.destinations.tiktok.pipelines.audience_base import rejects_by_reason
 from ttsync.destinations.tiktok.pipelines.audience_steps import AudienceRunSteps
 from ttsync.destinations.tiktok.pipelines.base import Reporter, RunOptions
@@ -278,37 +279,39 @@ class AudienceRun(AudienceRunSteps):
         run_dir = self.run_dir(ctx.workflow_id)
         con = connect(run_dir / "upload", memory_limit=self.options.duckdb_memory_limit)
         self.reporter.stage("upload", plan.remove_ids + plan.add_ids)
+        # Enough requests in flight to keep the configured pace (the run's own setting if larger).
+        in_flight = in_flight_for((self.options.rate_limits or RateLimits()).segment, self.options.in_flight)
         try:
-            self._record_inflight(ctx, con, plan)
-            async with self.client() as client:
-                # No wait for `is_valid` first: TikTok validates a partner audience only after members arrive
-                # (an empty one reads is_valid false a day after creation, ref §9), so mappings go right after
-                # create. A brand-new audience may still answer "not ready" for a minute or two (ref §7):
-                # `deliver_until_ready` resumes from the checkpoint until `ready_timeout_seconds`.
+            # The delivery reads and builds its first body meanwhile: the in-flight record and the client
+            # come first, since nothing may be sent before the record is stored.
+            with PartnerDelivery(con, plan, checkpoint, in_flight=in_flight) as delivery:
+                self._record_inflight(ctx, con, plan)
+                async with self.client(in_flight) as client:
+                    # No wait for `is_valid` first: TikTok validates a partner audience only after members
+                    # arrive (an empty one reads is_valid false a day after creation, ref §9), so mappings go
+                    # right after create. A brand-new audience may still answer "not ready" for a minute or
+                    # two (ref §7): `deliver_until_ready` resumes from the checkpoint until
+                    # `ready_timeout_seconds`.
 
-                async def send(
-                    *, action: str, advertiser_ids: Any, id_schema: Any, batch_data_json: bytes
-                ) -> None:
-                    await client.segment_mapping_json(
-                        action="add" if action == "add" else "delete",
-                        advertiser_ids=list(advertiser_ids),
-                        id_schema=list(id_schema),
-                        batch_data_json=batch_data_json,
+                    async def send(
+                        *, action: str, advertiser_ids: Any, id_schema: Any, batch_data_json: bytes
+                    ) -> None:
+                        await client.segment_mapping_json(
+                            action="add" if action == "add" else "delete",
+                            advertiser_ids=list(advertiser_ids),
+                            id_schema=list(id_schema),
+                            batch_data_json=batch_data_json,
+                        )
+
+                    counts = await deliver_until_ready(
+                        lambda: delivery.send_all(
+                            send=send,
+                            advertiser_ids=[self.primary_advertiser],
+                            save_checkpoint=lambda cp: self._save_mapping(ctx, cp),
+                            progress=lambda _phase, n: self.reporter.advance("upload", n),
+                        ),
+                        timeout_seconds=self.options.ready_timeout_seconds,
                     )
-
-                counts = await deliver_until_ready(
-                    lambda: deliver_partner(
-                        con,
-                        plan,
-                        send=send,
-                        advertiser_ids=[self.primary_advertiser],
-                        checkpoint=checkpoint,
-                        save_checkpoint=lambda cp: self._save_mapping(ctx, cp),
-                        progress=lambda _phase, n: self.reporter.advance("upload", n),
-                        in_flight=self.options.in_flight,
-                    ),
-                    timeout_seconds=self.options.ready_timeout_seconds,
-                )
         finally:
             con.close()
         return counts.to_dict()

@@ -96,8 +96,9 @@ class OrchestrationRun:
         runs: the ledger and TikTok's de-duplication see the same event id every time)."""
         return KeyHasher(self.store.box.derive_key(KeyHasher.PURPOSE))
 
-    def client(self) -> AsyncTikTokClient:
-        """A client for the destination's environment (the emulator for sandbox)."""
+    def client(self, max_concurrency: int | None = None) -> AsyncTikTokClient:
+        """A client for the destination's environment (the emulator for sandbox), with room for
+        `max_concurrency` requests at once (default: the run's `in_flight`, at least 4)."""
         if self.client_factory is not None:
             return self.client_factory()
         # Tokens that carry a refresh token are refreshed shortly before they expire (and stored again);
@@ -108,7 +109,7 @@ class OrchestrationRun:
             app_id=self.credential.app_id,
             app_secret=self.credential.app_secret,
             base_url=self.base_url(),
-            max_concurrency=max(self.options.in_flight, 4),
+            max_concurrency=max_concurrency or max(self.options.in_flight, 4),
             rate_limits=self.options.rate_limits,
             retry=self.options.retry,
         )
