@@ -1,4 +1,8 @@
-"""Shared pytest fixtures: one emulator server per session, reset to a fresh demo seed for each test."""
+"""Shared pytest fixtures: one emulator server per session, reset to a fresh demo seed for each test.
+
+The suite runs on two pytest-xdist workers (`addopts` in pyproject.toml): most tests wait on subprocesses,
+servers and the emulator rather than burn CPU. Session fixtures (emulator, SparkSession) start once per worker.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,27 @@ import pytest
 
 from audience_env import Env, make_env
 from ttsync.emulator.embedded import EmulatorServer, RawApi
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """Without pytest-xdist (`-p no:xdist`) its options in pyproject's `addopts` still parse, and do nothing:
+    the suite then runs in this one process, as with `-n 0`."""
+    if not pluginmanager.has_plugin("xdist"):
+        group = parser.getgroup("xdist (not loaded)")
+        # `_addoption`: pytest reserves lowercase short options for itself and plugins; xdist registers `-n` so.
+        group._addoption("-n", "--numprocesses", dest="numprocesses", default=None, help="ignored: no xdist")
+        group.addoption("--dist", dest="dist", default="no", help="ignored: no xdist")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (`--dist loadgroup`)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One xdist group per test file, so a file's module fixtures (servers, browser) start once; every file
+    that uses the session's SparkSession joins the one `spark` group, so a single worker runs a JVM."""
+    spark_files = {item.path for item in items if "spark_local" in getattr(item, "fixturenames", ())}
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            group = "spark" if item.path in spark_files else item.path.name
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
