@@ -6,6 +6,7 @@ servers and the emulator rather than burn CPU. Session fixtures (emulator, Spark
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,15 +28,31 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         group.addoption("--dist", dest="dist", default="no", help="ignored: no xdist")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (`--dist loadgroup`)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """One xdist group per test file, so a file's module fixtures (servers, browser) start once; every file
-    that uses the session's SparkSession joins the one `spark` group, so a single worker runs a JVM."""
-    spark_files = {item.path for item in items if "spark_local" in getattr(item, "fixturenames", ())}
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            group = "spark" if item.path in spark_files else item.path.name
-            item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown (and unused) under `-p no:xdist`
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, except that every file using the session's SparkSession (`spark_local`) joins one
+    scope: a single worker then runs the one JVM, while each other file's module fixtures start once.
+
+    (xdist's `loadgroup` would say this with marks, but it cannot rename pytest 9's node ids, so it runs
+    every test on its own there.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None  # the scheduler the user asked for
+    from xdist.scheduler import LoadFileScheduling  # type: ignore[import-untyped]
+
+    root = config.rootpath
+
+    class SparkAsOneFile(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            scope: str = super()._split_scope(nodeid)  # the file's path, relative to the rootdir
+            return "spark" if _uses_spark(root / scope) else scope
+
+    return SparkAsOneFile(config, log)
+
+
+@functools.cache
+def _uses_spark(path: Path) -> bool:
+    """Whether a test file requests the `spark_local` fixture."""
+    return path.suffix == ".py" and path.is_file() and "spark_local" in path.read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="session")
