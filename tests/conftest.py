@@ -1,7 +1,12 @@
-"""Shared pytest fixtures: one emulator server per session, reset to a fresh demo seed for each test."""
+"""Shared pytest fixtures: one emulator server per session, reset to a fresh demo seed for each test.
+
+The suite runs on two pytest-xdist workers (`addopts` in pyproject.toml): most tests wait on subprocesses,
+servers and the emulator rather than burn CPU. Session fixtures (emulator, SparkSession) start once per worker.
+"""
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +16,43 @@ import pytest
 
 from audience_env import Env, make_env
 from ttsync.emulator.embedded import EmulatorServer, RawApi
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """Without pytest-xdist (`-p no:xdist`) its options in pyproject's `addopts` still parse, and do nothing:
+    the suite then runs in this one process, as with `-n 0`."""
+    if not pluginmanager.has_plugin("xdist"):
+        group = parser.getgroup("xdist (not loaded)")
+        # `_addoption`: pytest reserves lowercase short options for itself and plugins; xdist registers `-n` so.
+        group._addoption("-n", "--numprocesses", dest="numprocesses", default=None, help="ignored: no xdist")
+        group.addoption("--dist", dest="dist", default="no", help="ignored: no xdist")
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown (and unused) under `-p no:xdist`
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, except that every file using the session's SparkSession (`spark_local`) joins one
+    scope: a single worker then runs the one JVM, while each other file's module fixtures start once.
+
+    (xdist's `loadgroup` would say this with marks, but it cannot rename pytest 9's node ids, so it runs
+    every test on its own there.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None  # the scheduler the user asked for
+    from xdist.scheduler import LoadFileScheduling  # type: ignore[import-untyped]
+
+    root = config.rootpath
+
+    class SparkAsOneFile(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            scope: str = super()._split_scope(nodeid)  # the file's path, relative to the rootdir
+            return "spark" if _uses_spark(root / scope) else scope
+
+    return SparkAsOneFile(config, log)
+
+
+@functools.cache
+def _uses_spark(path: Path) -> bool:
+    """Whether a test file requests the `spark_local` fixture."""
+    return path.suffix == ".py" and path.is_file() and "spark_local" in path.read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,8 @@ import httpx2
 from ttsync.emulator.embedded import SEED_KEYS, EmulatorServer, RawApi
 
 
-def _wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 20.0) -> None:
+# A bound for a hung emulator, not a performance check: a loaded 2-core machine took over 20 s to start one.
+def _wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
