@@ -298,14 +298,15 @@ class BaseAsyncClient:
         async with self._semaphore:
             if observe.OBSERVERS:
                 began = time.monotonic()
-                await limiter.acquire()
+                claimed_at = await limiter.acquire()
                 observe.waited(spec.path, time.monotonic() - began)
             else:
-                await limiter.acquire()
+                claimed_at = await limiter.acquire()
             spec.requests_sent += 1
             self.stats.requests += 1
             try:
                 response = await self._http.request(spec.method, spec.path, **kwargs)
+                limiter.answered(claimed_at)
             except httpx2.TransportError as exc:
                 observe.answered(spec.path, "transport_error")
                 err = transport_error(spec.path, f"{type(exc).__name__}: could not complete the request")
