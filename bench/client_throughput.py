@@ -142,6 +142,9 @@ async def _run_one(
                 "achieved_rps": round(achieved, 2),
                 "fraction_of_ceiling": round(achieved / qps, 4),
                 "paced_fraction_of_ceiling": round(paced / qps, 4) if paced else None,
+                # Where the two fractions part: the start (until the first answer) and the end (after the last).
+                "first_answer_seconds": round(done[0] - wall0, 4) if done else None,
+                "after_last_answer_seconds": round(wall0 + wall - done[-1], 4) if done else None,
                 "failed": failed,
                 "rate_limited_answers": client.stats.rate_limited,
                 "fault_retries": client.stats.fault_retries,
