@@ -15,7 +15,15 @@ import sqlalchemy as sa
 
 from pg import missing_reason, postgres_server
 from ttsync.store import Store, schema
-from ttsync.store.leases import Holder, LeaseHeldError, LeaseKeeper, acquire, get_lease, renew
+from ttsync.store.leases import (
+    FORGET_HOLDER_PREFIX,
+    Holder,
+    LeaseHeldError,
+    LeaseKeeper,
+    acquire,
+    get_lease,
+    renew,
+)
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +123,10 @@ def test_keeper_renews_heartbeat_and_releases(store: Store) -> None:
             pytest.fail("the heartbeat was never renewed")
         keeper.check()  # still ours
     assert get_lease(store, "orchestration:x") is None
+
+
+def test_a_forget_request_holding_a_lease_is_named_as_one(store: Store) -> None:
+    # `forget --now` is not a workflow: the refusal must point at `forget --report`, not `workflows show`.
+    acquire(store, "orchestration:x", f"{FORGET_HOLDER_PREFIX}f-123", timeout=60)
+    with pytest.raises(LeaseHeldError, match=r"forget request f-123 \(`ttsync forget --report`\) is running"):
+        acquire(store, "orchestration:x", "mine", timeout=60)

@@ -32,6 +32,7 @@ from ttsync.sqltext import sql_literal
 from ttsync.store import repos
 from ttsync.store.db import Store
 from ttsync.store.leases import (
+    FORGET_HOLDER_PREFIX,
     LeaseHeldError,
     LeaseKeeper,
     audience_resource,
@@ -131,7 +132,7 @@ def _remove_from(
         orchestration_resource(run.orchestration.name),
         audience_resource(run.primary_advertiser, audience_id),
     ]
-    with LeaseKeeper(store, f"forget-{request}", timeout=lease_timeout()) as keeper:
+    with LeaseKeeper(store, f"{FORGET_HOLDER_PREFIX}{request}", timeout=lease_timeout()) as keeper:
         held = _take(keeper, resources, wait_seconds)
         if held is not None:
             return {"status": "busy", "reason": f"{held}. Nothing was sent to this audience while it syncs: "

@@ -62,11 +62,24 @@ class LeaseHeldError(Exception):
 
     def __init__(self, lease: LeaseRecord) -> None:
         super().__init__(
-            f"workflow {lease.workflow_id} is running on {lease.resource.split(':', 1)[1]} "
+            f"{_holder_name(lease.workflow_id)} is running on {lease.resource.split(':', 1)[1]} "
             f"(pid {lease.holder_pid} on {lease.holder_host}, last heartbeat "
             f"{lease.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)"
         )
         self.lease = lease
+
+
+# `ttsync forget --now` holds a sync's leases under this prefix + the request id; it is not a workflow, so a
+# refusal must not send the user to `ttsync workflows show` for it.
+FORGET_HOLDER_PREFIX = "forget-"
+
+
+def _holder_name(workflow_id: str) -> str:
+    """How a refusal names a lease holder: a workflow, or a forget request (`ttsync forget --report`)."""
+    if workflow_id.startswith(FORGET_HOLDER_PREFIX):
+        request = workflow_id.removeprefix(FORGET_HOLDER_PREFIX)
+        return f"forget request {request} (`ttsync forget --report`)"
+    return f"workflow {workflow_id}"
 
 
 @dataclass(frozen=True)
