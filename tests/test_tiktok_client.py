@@ -173,6 +173,9 @@ def test_mapping_bad_input_is_refused_with_a_reason_before_sending(emulator: Emu
             r"rows\.0\.1 is not a lowercase hex hash for IDFA_MD5",
         ),
         (["EMAIL_SHA256"], [[sha("A@EXAMPLE.COM").upper()]], r"rows\.0\.0"),
+        (["EMAIL_SHA256"], [[sha("a")], [sha("b") + "\n" + sha("c")]], r"rows\.1\.0 is not"),  # two in one
+        (["EMAIL_SHA256"], [[sha("a")], [sha("b"), sha("c")]], r"rows\.1 has 2 values"),
+        (["EMAIL_SHA256"], [[sha("a")], [""]], r"rows\.1 has no identifier"),
     ]
     with client_for(emulator) as client:
         for schema, rows, reason in bad:
