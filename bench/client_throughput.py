@@ -180,7 +180,7 @@ def main() -> None:
     parser.add_argument(
         "--body",
         default="typed,json",
-        help="comma-separated body kinds: typed = add_segment_members (a model per row); json = "
+        help="comma-separated body kinds: typed = add_segment_members (Python rows); json = "
         "segment_mapping_json, the bulk path of audience sync (default typed,json)",
     )
     parser.add_argument(
