@@ -162,6 +162,31 @@ def test_mapping_rows_must_align_with_schema(emulator: EmulatorServer) -> None:
         client.add_segment_members([adv], ["1"], ["EMAIL_SHA256"], [[None]])
 
 
+def test_mapping_bad_input_is_refused_with_a_reason_before_sending(emulator: EmulatorServer) -> None:
+    adv = emulator.seed.advertiser_ids[0]
+    bad: list[tuple[list[str], list[list[object]], str]] = [
+        (["EMAIL_SHA256"], [], "rows is empty"),
+        (["EMAIL_SHA256"], [[sha("a")], [12345]], r"rows\.1\.0 is not a lowercase hex hash"),
+        (
+            ["EMAIL_SHA256", "IDFA_MD5"],
+            [[sha("a"), sha("b")]],
+            r"rows\.0\.1 is not a lowercase hex hash for IDFA_MD5",
+        ),
+        (["EMAIL_SHA256"], [[sha("A@EXAMPLE.COM").upper()]], r"rows\.0\.0"),
+        (["EMAIL_SHA256"], [[sha("a")], [sha("b") + "\n" + sha("c")]], r"rows\.1\.0 is not"),  # two in one
+        (["EMAIL_SHA256"], [[sha("a")], [sha("b"), sha("c")]], r"rows\.1 has 2 values"),
+        (["EMAIL_SHA256"], [[sha("a")], [""]], r"rows\.1 has no identifier"),
+    ]
+    with client_for(emulator) as client:
+        for schema, rows, reason in bad:
+            with pytest.raises(ClientValidationError, match=reason) as err:
+                client.add_segment_members([adv], ["1"], schema, rows)  # type: ignore[arg-type]
+            assert err.value.resolution_key == "invalid_request"
+        with pytest.raises(ClientValidationError, match="id_schema"):
+            client.add_segment_members([adv], ["1"], ["EMAIL"], [[sha("a")]])  # type: ignore[list-item]
+        assert client.aio.stats.requests == 0  # nothing went over the wire
+
+
 # -- DMP custom audiences ------------------------------------------------------------------------------------
 
 

@@ -154,3 +154,30 @@ def test_a_late_send_costs_milliseconds_not_a_slot() -> None:
     assert waits[10] == pytest.approx(0.015 + 1.02 - 10 / 9.7)
     assert clock.now == pytest.approx(start + 29 / 9.7)  # the last send on its slot: no interval lost
     assert limiter.stats.refused == 1
+
+
+def _sends_then_claim_at(answer_at: float) -> float:
+    """At 10 QPS (no headroom: 11 sends in any 1.02 s), the send claimed at 100.0 is answered at
+    `answer_at`; ten more go out every 100 ms; return what a claim at 101.05 is told to wait."""
+    limiter, clock = make(10.0)
+    claims = [100.0 + i / 10 for i in range(11)]
+    unanswered = True
+    for claim in claims:
+        if unanswered and answer_at <= claim:
+            clock.now, unanswered = answer_at, False
+            limiter.answered(claims[0])
+        clock.now = claim
+        assert limiter.try_claim() == 0.0
+    clock.now = 101.05
+    return limiter.try_claim()
+
+
+def test_a_send_answered_late_is_counted_from_its_answer() -> None:
+    """A process stalled between a claim and its write sends late, right before the backlog: counted from
+    its answer (200 ms later), the window holds 11 sends at 101.05: that claim waits until the one at 100.1
+    leaves it (claim times alone would have let it go, and the server would count 11 in its second)."""
+    assert _sends_then_claim_at(answer_at=100.2) == pytest.approx(100.1 + 1.02 - 101.05)
+
+
+def test_an_answer_within_the_margin_changes_nothing() -> None:
+    assert _sends_then_claim_at(answer_at=100.015) == 0.0

@@ -1,12 +1,15 @@
 """Per-app, per-group rate limits answered as HTTP 200 + code 40100 (ref §5.2).
 
 QPS uses an exact sliding window over the last second (a log of accepted request times), so a client that
-spaces its requests at 1/QPS never trips it. QPM uses 60 one-second buckets; QPD counts per UTC day.
+spaces its requests at 1/QPS never trips it. A request is stamped when it arrives but counted once its body
+is read, so concurrent requests can be counted out of arrival order: the log is kept sorted (an entry
+appended after a later one would outlive its second and be counted against the next). QPM uses 60 one-second buckets; QPD counts per UTC day.
 Rejected requests are not counted (otherwise a client that keeps hammering would never get through).
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Final
@@ -116,7 +119,10 @@ class RateLimiter:
                 f"App {app_id} reaches the QPD limit {limits.qpd}. "
                 "Too many requests. Please retry after 00:00 UTC.",
             )
-        log.append(now)
+        if log and log[-1] > now:
+            bisect.insort(log, now)  # counted after a later arrival (its body took longer to read)
+        else:
+            log.append(now)
         if limits.qpm is not None:
             w.minute_buckets[sec] = w.minute_buckets.get(sec, 0) + 1
         w.day_count += 1

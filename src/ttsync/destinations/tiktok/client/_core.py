@@ -153,6 +153,7 @@ class BaseAsyncClient:
         self._registry = limiters or GLOBAL_LIMITERS
         self._limiter_scope = str(httpx2.URL(self.base_url).copy_with(path="/", query=None))
         self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._urls: dict[str, httpx2.URL] = {}
         # The pool holds as many connections as requests may be in flight: no queueing inside httpx2.
         self._http = httpx2.AsyncClient(
             base_url=self.base_url,
@@ -298,14 +299,15 @@ class BaseAsyncClient:
         async with self._semaphore:
             if observe.OBSERVERS:
                 began = time.monotonic()
-                await limiter.acquire()
+                claimed_at = await limiter.acquire()
                 observe.waited(spec.path, time.monotonic() - began)
             else:
-                await limiter.acquire()
+                claimed_at = await limiter.acquire()
             spec.requests_sent += 1
             self.stats.requests += 1
             try:
-                response = await self._http.request(spec.method, spec.path, **kwargs)
+                response = await self._http.request(spec.method, self._url(spec.path), **kwargs)
+                limiter.answered(claimed_at)
             except httpx2.TransportError as exc:
                 observe.answered(spec.path, "transport_error")
                 err = transport_error(spec.path, f"{type(exc).__name__}: could not complete the request")
@@ -315,6 +317,13 @@ class BaseAsyncClient:
         if observe.OBSERVERS:
             observe.answered(spec.path, _answer_code(response))
         return self._parse(spec, response)
+
+    def _url(self, path: str) -> httpx2.URL:
+        """The absolute URL of an API path, built once: httpx2 re-joins a relative one on every request."""
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx2.URL(self.base_url + path.lstrip("/"))
+        return url
 
     def _parse(self, spec: CallSpec, response: httpx2.Response) -> tuple[dict[str, Any], str | None, bool]:
         if response.status_code != 200:

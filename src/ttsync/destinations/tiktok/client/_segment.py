@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final, Literal
 
 from ttsync.destinations.tiktok.client._core import BaseAsyncClient, CallSpec, build_request
-from ttsync.destinations.tiktok.client.batch_data import build_batch_data
+from ttsync.destinations.tiktok.client.batch_data import mapping_rows_bytes
 from ttsync.destinations.tiktok.client.errors import InvalidRequestError
 from ttsync.destinations.tiktok.client.models.common import (
     EmptyResult,
@@ -101,20 +101,12 @@ class SegmentMethods(BaseAsyncClient):
     ) -> EmptyResult:
         """`POST segment/mapping/`: add or delete members of `audience_ids` on every advertiser listed.
 
-        Each row is one person: hashes aligned with `id_schema`, None where the person has no value.
+        Each row is one person: hashes aligned with `id_schema`, None where the person has no value. Every
+        value is checked (`ClientValidationError` naming the position, never the value) and the body is
+        written as JSON text in one pass, with no object per row (see `mapping_rows_bytes`).
         """
-        path = "segment/mapping/"
-        batch = build_batch_data(id_schema, rows, audience_ids)
-        body = build_request(
-            SegmentMappingRequest,
-            path,
-            advertiser_ids=list(advertiser_ids),
-            action=action,
-            id_schema=list(id_schema),
-            batch_data=batch,
-        )
-        fields = body.model_dump(mode="json", exclude={"batch_data"}, exclude_none=True)
-        return await self._send_mapping(fields, None, body.model_dump(mode="json")["batch_data"])
+        fields = _mapping_fields(action, tuple(advertiser_ids), tuple(id_schema))
+        return await self._send_mapping(fields, mapping_rows_bytes(id_schema, rows, audience_ids), None)
 
     async def segment_mapping_json(
         self,

@@ -24,6 +24,7 @@ clients of one app may live on different loops. The critical section is a few fl
 from __future__ import annotations
 
 import asyncio
+import bisect
 import threading
 import time
 from collections import deque
@@ -96,6 +97,7 @@ class LimiterStats:
 
     acquired: int = 0
     refused: int = 0  # claims the trailing-window check turned back (each costs one paced slot)
+    restamped: int = 0  # sends counted from their late answer rather than their claim (see `answered`)
     rate_limited: int = 0
     decreases: int = 0
     waited_seconds: float = 0.0
@@ -171,6 +173,10 @@ class AdaptiveRateLimiter:
         not a slot); any other refused caller gets a fresh slot at the back of the line, so refused callers
         do not all wake at the same instant.
         """
+        return self._claim()[0]
+
+    def _claim(self) -> tuple[float, float]:
+        """`try_claim`, also returning the time the successful claim was counted at (for `answered`)."""
         with self._lock:
             now = self._clock()
             self._recover_locked(now)
@@ -180,28 +186,53 @@ class AdaptiveRateLimiter:
             cap = int(self._rate * WINDOW) + 1
             if now >= self._not_before and len(sent) < cap:
                 sent.append(now)
-                return 0.0
+                return 0.0, now
             self.stats.refused += 1
             free_at = sent[len(sent) - cap] + WINDOW if len(sent) >= cap else now
             if now >= self._not_before and free_at - now <= 1.0 / self._rate:
                 # An earlier send went out a little late (its caller woke late): wait the few milliseconds
                 # until the window frees and keep this slot, rather than lose a whole interval of pacing.
-                return free_at - now
+                return free_at - now, now
             start = max(self._tat, free_at, self._not_before)
             self._tat = start + 1.0 / self._rate
-            return start - now
+            return start - now, now
 
-    async def acquire(self) -> None:
-        """Wait until this caller may send (reserve a slot, sleep, then claim it)."""
+    async def acquire(self) -> float:
+        """Wait until this caller may send (reserve a slot, sleep, then claim it); return the claim's time.
+
+        Pass that time to `answered` when the answer arrives.
+        """
         started = self._clock()
         wait = self.reserve()
         while True:
             if wait > 0:
                 await asyncio.sleep(wait)
-            wait = self.try_claim()
+            wait, claimed_at = self._claim()
             if wait <= 0:
                 break
         self.stats.waited_seconds += self._clock() - started
+        return claimed_at
+
+    def answered(self, claimed_at: float) -> None:
+        """Record that the send claimed at `claimed_at` has its answer (any answer: it reached the server).
+
+        The window counts a send from its claim, but the process can stall between the claim and the write
+        (a busy machine deschedules it; a garbage collection pauses it): the send then reaches the server
+        late, right before the backlog that the window lets catch up, and the server counts both in one
+        second. When the answer comes more than WINDOW_MARGIN after the claim, the send may have gone out
+        that late, so it is counted from now (the latest it can have arrived) instead. An answer within the
+        margin, the usual case, changes nothing: the margin already covers that much shift.
+        """
+        with self._lock:
+            now = self._clock()
+            if now - claimed_at <= WINDOW_MARGIN:
+                return
+            sent = self._sent
+            index = bisect.bisect_left(sent, claimed_at)
+            if index < len(sent) and sent[index] == claimed_at:
+                del sent[index]
+            bisect.insort(sent, now)
+            self.stats.restamped += 1
 
     def on_rate_limited(self) -> None:
         """Record a rate-limit answer and slow down (at most one decrease per second).

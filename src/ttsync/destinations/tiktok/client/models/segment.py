@@ -30,6 +30,6 @@ class SegmentMappingRequest(RequestModel):
     advertiser_ids: list[Id] = Field(min_length=1)
     action: Literal["add", "delete"]
     id_schema: list[IdSchema] = Field(min_length=1)
-    # Built and checked by `build_batch_data` (alignment, hash format); re-validating every entry here would
+    # Built and checked by `mapping_rows_bytes` (alignment, hash format); re-validating every entry here would
     # cost more CPU than the rest of the request path.
     batch_data: list[list[dict[str, Any]]] = Field(min_length=1)
