@@ -25,6 +25,7 @@ from ttsync.destinations.tiktok.client import (
     RetryPolicy,
 )
 from ttsync.destinations.tiktok.events import EventSender, EventSetNotFoundError, deliver_events
+from ttsync.destinations.tiktok.events.deliver import _HeapTrim
 from ttsync.destinations.tiktok.settings import ResolvedOfflineEventsSettings
 from ttsync.emulator.embedded import EmulatorServer
 from ttsync.events.ledger import Ledger
@@ -413,3 +414,17 @@ def test_overlapping_deliveries_keep_the_system_allocator_until_the_last_one_end
         thread.join(timeout=60)
     assert seen_by_second == ["system"]
     assert pa.default_memory_pool().backend_name == before
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/statm").exists(), reason="resident memory is read from /proc (Linux)"
+)
+def test_the_heap_is_trimmed_only_over_the_budget_and_not_every_chunk() -> None:
+    trim = _HeapTrim()
+    resident = trim.resident()
+    assert resident is not None
+    trim.BUDGET = resident + 2**30  # far over this process: never trimmed
+    assert [trim.after_chunk() for _ in range(3)] == [False, False, False]
+    trim.BUDGET = 0  # always over: trimmed once every EVERY chunks
+    expected = ([True] + [False] * (_HeapTrim.EVERY - 1)) * 2
+    assert [trim.after_chunk() for _ in range(2 * _HeapTrim.EVERY)] == expected

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime
@@ -203,11 +204,13 @@ async def _deliver(
         pending = pending.slice(start)
 
     try:
+        trim = _HeapTrim()
         for chunk in events.chunks():
             # Validation and grouping run in a worker thread (Arrow releases the GIL), so the requests in flight
             # are confirmed and recorded, and new ones start, while the next chunk is prepared.
             await queue(await asyncio.to_thread(events.group, chunk))
             totals.rows = events.rows
+            trim.after_chunk()
         await queue(events.finish(), last=True)
         await _drain(in_flight)
     except BaseException:
@@ -223,6 +226,44 @@ async def _deliver(
     if progress is not None:
         progress(totals)
     return EventRunResult(totals, writer.path, run_dir / "event_totals.json", events.report(), events.ignored)
+
+
+class _HeapTrim:
+    """Hand the C library's free memory back to the OS while the process is over its memory budget.
+
+    glibc keeps freed chunk buffers resident in its heaps: without this, peak RSS grew with the number of
+    events (its free-but-resident heap from 91 to 154 MiB over 10M events). A trim (malloc_trim, through
+    Arrow's system pool) walks the whole heap, tens of milliseconds, so it runs only while resident memory
+    is over `BUDGET` and at most every `EVERY` chunks: a delivery that stays under the budget (1M events take
+    ~450 MiB) never pays for it, and a long one pays a bounded share (measured in bench/events.py).
+    """
+
+    BUDGET = 448 * 2**20
+    EVERY = 4
+
+    def __init__(self) -> None:
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self._wait = 0
+
+    def resident(self) -> int | None:
+        """This process's resident memory in bytes (Linux; None elsewhere, where nothing is trimmed)."""
+        try:
+            with open("/proc/self/statm", "rb") as statm:
+                return int(statm.read().split()[1]) * self._page
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def after_chunk(self) -> bool:
+        """Trim if over the budget and `EVERY` chunks have passed since the last trim; whether it trimmed."""
+        if self._wait > 0:
+            self._wait -= 1
+            return False
+        resident = self.resident()
+        if resident is None or resident < self.BUDGET:
+            return False
+        pa.system_memory_pool().release_unused()
+        self._wait = self.EVERY - 1
+        return True
 
 
 async def _launch(coro: Awaitable[None], in_flight: set[asyncio.Task[None]], limit: int) -> None:
