@@ -128,14 +128,6 @@ def mapping_rows_bytes(
     for row_number, row in enumerate(rows):
         if len(row) != width:
             raise _row_error(f"rows.{row_number} has {len(row)} values for {width} id_schema entries")
-        if width == 1:  # the common case: one identifier type
-            value = row[0]
-            if not value:
-                raise _row_error(f"rows.{row_number} has no identifier")
-            if not isinstance(value, str) or patterns[0](value) is None:
-                raise _row_error(f"rows.{row_number}.0 is not a lowercase hex hash for {id_schema[0]}")
-            texts.append('[{"id":"' + value + tail + "]")
-            continue
         entries: list[str] = []
         for column, value in enumerate(row):
             if not value:
