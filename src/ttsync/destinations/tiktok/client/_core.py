@@ -224,7 +224,7 @@ class BaseAsyncClient:
                 attempts=spec.requests_sent,
             ) from None
 
-    def _should_retry(self, exc: Exception) -> bool:
+    def _should_retry(self, exc: BaseException) -> bool:
         if not isinstance(exc, RetryableError) or isinstance(exc, RateLimitedError):
             return False
         if exc.ambiguous:
