@@ -156,19 +156,24 @@ def test_a_late_send_costs_milliseconds_not_a_slot() -> None:
     assert limiter.stats.refused == 1
 
 
-def _sends_then_claim_at(answer_at: float) -> float:
+def _sends_then_claim_at(
+    answer_at: float, sent_at: float | None = None, claim_at: float = 101.05, sends: int = 11
+) -> float:
     """At 10 QPS (no headroom: 11 sends in any 1.02 s), the send claimed at 100.0 is answered at
-    `answer_at`; ten more go out every 100 ms; return what a claim at 101.05 is told to wait."""
+    `answer_at` (written at `sent_at`, when the transport saw it); `sends - 1` more go out every 100 ms;
+    return what a claim at `claim_at` is told to wait."""
     limiter, clock = make(10.0)
-    claims = [100.0 + i / 10 for i in range(11)]
+    claims = [100.0 + i / 10 for i in range(sends)]
     unanswered = True
-    for claim in claims:
+    for claim in [*claims, claim_at]:
         if unanswered and answer_at <= claim:
             clock.now, unanswered = answer_at, False
-            limiter.answered(claims[0])
+            limiter.answered(claims[0], sent_at)
+        if claim == claim_at:
+            break
         clock.now = claim
         assert limiter.try_claim() == 0.0
-    clock.now = 101.05
+    clock.now = claim_at
     return limiter.try_claim()
 
 
@@ -181,3 +186,20 @@ def test_a_send_answered_late_is_counted_from_its_answer() -> None:
 
 def test_an_answer_within_the_margin_changes_nothing() -> None:
     assert _sends_then_claim_at(answer_at=100.015) == 0.0
+
+
+def test_a_send_written_on_time_is_counted_from_its_claim_however_late_its_answer() -> None:
+    """A 1 MB upload answered 300 ms later but written 5 ms after its claim reached the server on time:
+    restamping it to its answer would keep it in the window 0.3 s too long and turn back sends the server
+    would accept (at 50 QPS that alone held the upload to 0.94 of the ceiling)."""
+    assert _sends_then_claim_at(answer_at=100.3, sent_at=100.005) == 0.0
+
+
+def test_a_send_written_late_is_counted_from_its_write_not_its_answer() -> None:
+    """Written 200 ms after its claim (a stall before the write), the send counts from its write: at 101.05
+    the window is full (as with the answer-time stamp), but at 101.25, after two more sends, the write has
+    left it, though the answer (at 101.22, after a slow server) has not."""
+    assert _sends_then_claim_at(answer_at=100.3, sent_at=100.2) == pytest.approx(100.1 + 1.02 - 101.05)
+    assert _sends_then_claim_at(answer_at=101.22, sent_at=100.2, claim_at=101.25, sends=13) == 0.0
+    # Without the write's time the answer is the latest the send can have gone out: still in the window.
+    assert _sends_then_claim_at(answer_at=101.22, claim_at=101.25, sends=13) > 0.0

@@ -109,3 +109,29 @@ def test_rate_limit_budget_exhausted_surfaces_rate_limited_error(emulator: Emula
     err = limited[0]
     assert (err.code, err.resolution_key, err.attempts) == (40100, "rate_limited", 1)
     assert err.retryable
+
+
+def test_a_slow_answer_does_not_hold_its_send_in_the_window(emulator: EmulatorServer) -> None:
+    # Every answer comes 150 ms after its request arrives (the emulator sleeps before handling it), as a 1 MB
+    # upload's does: the requests were written on time, so the limiter keeps counting them from their claims.
+    # Counted from their answers instead, each would hold the window 0.15 s longer and turn back later sends.
+    seed = emulator.seed
+    adv = seed.advertiser_ids[0]
+    emulator.admin.set_rate_limit("segment", 10)
+    emulator.admin.set_faults(rate=0.0, codes=[], latency_ms=150, paths=["segment/mapping/"])
+
+    async def scenario() -> tuple[list[object], ClientStats, int]:
+        async with make_client(emulator, RateLimits(segment=10.0)) as client:
+            audience_id = (await client.create_segment_audience(adv, "slow answers")).audience_id
+            calls = [
+                client.add_segment_members([adv], [audience_id], ["EMAIL_SHA256"], [[sha(f"s{n}")]])
+                for n in range(15)
+            ]
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            return list(results), client.stats, client.limiter("segment/mapping/").stats.restamped
+
+    results, stats, restamped = asyncio.run(scenario())
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert stats.rate_limited == 0
+    # Only a send whose own write went out over 20 ms late (a stall on a loaded machine) is restamped.
+    assert restamped <= 3

@@ -305,9 +305,11 @@ class BaseAsyncClient:
                 claimed_at = await limiter.acquire()
             spec.requests_sent += 1
             self.stats.requests += 1
+            written = _WriteClock(limiter)
+            kwargs["extensions"] = {"trace": written}
             try:
                 response = await self._http.request(spec.method, self._url(spec.path), **kwargs)
-                limiter.answered(claimed_at)
+                limiter.answered(claimed_at, written.at)
             except httpx2.TransportError as exc:
                 observe.answered(spec.path, "transport_error")
                 err = transport_error(spec.path, f"{type(exc).__name__}: could not complete the request")
@@ -350,6 +352,25 @@ class BaseAsyncClient:
             raise from_envelope(code, message, endpoint=spec.path, request_id=request_id)
         data = envelope.get("data")
         return (data if isinstance(data, dict) else {}), request_id, code == PARTIAL_SUCCESS_CODE
+
+
+class _WriteClock:
+    """When the transport finished writing a request, on its limiter's clock (an httpcore `trace` callback).
+
+    The limiter counts a send from its claim unless it went out later (see `AdaptiveRateLimiter.answered`):
+    the end of the write is the moment the whole request is on its way, which the answer's time is not when
+    a large body takes the server a while to read and process.
+    """
+
+    __slots__ = ("_limiter", "at")
+
+    def __init__(self, limiter: AdaptiveRateLimiter) -> None:
+        self._limiter = limiter
+        self.at: float | None = None
+
+    async def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event.endswith("send_request_body.complete"):
+            self.at = self._limiter.now()
 
 
 def _answer_code(response: httpx2.Response) -> str:

@@ -97,7 +97,7 @@ class LimiterStats:
 
     acquired: int = 0
     refused: int = 0  # claims the trailing-window check turned back (each costs one paced slot)
-    restamped: int = 0  # sends counted from their late answer rather than their claim (see `answered`)
+    restamped: int = 0  # sends counted from their late write (or answer) rather than their claim (`answered`)
     rate_limited: int = 0
     decreases: int = 0
     waited_seconds: float = 0.0
@@ -213,25 +213,33 @@ class AdaptiveRateLimiter:
         self.stats.waited_seconds += self._clock() - started
         return claimed_at
 
-    def answered(self, claimed_at: float) -> None:
+    def now(self) -> float:
+        """The limiter's clock (the time base of `acquire`'s claims and of `answered`'s `sent_at`)."""
+        return self._clock()
+
+    def answered(self, claimed_at: float, sent_at: float | None = None) -> None:
         """Record that the send claimed at `claimed_at` has its answer (any answer: it reached the server).
 
         The window counts a send from its claim, but the process can stall between the claim and the write
         (a busy machine deschedules it; a garbage collection pauses it): the send then reaches the server
         late, right before the backlog that the window lets catch up, and the server counts both in one
-        second. When the answer comes more than WINDOW_MARGIN after the claim, the send may have gone out
-        that late, so it is counted from now (the latest it can have arrived) instead. An answer within the
-        margin, the usual case, changes nothing: the margin already covers that much shift.
+        second. When the send went out more than WINDOW_MARGIN after its claim, it is counted from then
+        instead. `sent_at` is when the transport finished writing the request (on this limiter's clock,
+        see `now`); without it, the answer's time is the latest the send can have gone out. A send written
+        within the margin, the usual case, changes nothing however late its answer: the margin already
+        covers that much shift, and counting a 1 MB upload from its answer would keep it in the window for
+        its whole round trip, turning back sends the server would accept.
         """
         with self._lock:
             now = self._clock()
-            if now - claimed_at <= WINDOW_MARGIN:
+            went_out = now if sent_at is None else min(sent_at, now)
+            if went_out - claimed_at <= WINDOW_MARGIN:
                 return
             sent = self._sent
             index = bisect.bisect_left(sent, claimed_at)
             if index < len(sent) and sent[index] == claimed_at:
                 del sent[index]
-            bisect.insort(sent, now)
+            bisect.insort(sent, went_out)
             self.stats.restamped += 1
 
     def on_rate_limited(self) -> None:
