@@ -13,10 +13,13 @@ Peak RSS is this process's (ttsync's), not the emulator's. CPU is sampled every 
 `emulator_cpu_ms_per_request` are each side's own cost; `local_seconds` is prepare + plan, the local work of
 a run, and `local_cpu_seconds` this process's CPU over the same span (the figure to judge under load).
 What bounds the upload rate shows beside it: `paced_fraction_of_ceiling` (the rate between the
-first and the last answer: the pacing alone), `first_answer_after_seconds` (the upload's start-up),
+first and the last answer: the pacing alone), `first_send_after_seconds` and `first_answer_after_seconds`
+(the upload's start-up), `after_last_answer_seconds` (its end: the last checkpoints stored),
 `rate_limit_answers` (40100s from the emulator, each of which slows the client's limiter),
-`limiter_wait_ms_per_request` (high when the limiter's pace is the bound) and `in_flight` (requests the
-upload keeps in flight; too few for the round trip caps the rate below the pace). Targets (issue 16):
+`limiter_refusals` (sends the limiter's one-second window turned back) and `limiter_restamped` (sends
+counted from a write that went out late rather than from their turn), `limiter_wait_ms_per_request` (high
+when the limiter's pace is the bound) and `in_flight` (requests the upload keeps in flight; too few for the
+round trip caps the rate below the pace). Targets (issue 16):
 client_cpu_ms_per_request <= 10 at 10,000 rows per request; fraction_of_ceiling >= 0.95 at 10 and 50 QPS
 where the emulator's CPU allows; a 1 % churn re-sync at 10M people sends exactly
 `expected_ids_sent` with local_seconds <= 5 and peak_rss_mib <= 1024.
@@ -45,7 +48,7 @@ from ttsync.app.runs import build_run, start_run
 from ttsync.app.workspace.apply import apply_config
 from ttsync.app.workspace.layout import Workspace, parse_config
 from ttsync.destinations.tiktok.audience.deliver import in_flight_for
-from ttsync.destinations.tiktok.client import RateLimits, observe
+from ttsync.destinations.tiktok.client import GLOBAL_LIMITERS, RateLimits, observe
 from ttsync.destinations.tiktok.pipelines.audience import RunOptions
 from ttsync.emulator.embedded import EmulatorAdmin
 from ttsync.store import write_key_file
@@ -146,6 +149,7 @@ class MappingCalls:
         self.codes: Counter[str] = Counter()
         self.wait_seconds = 0.0
         self.answer_times: list[float] = []  # time.time() of each successful answer
+        self.send_times: list[float] = []  # time.time() of each send's turn (its limiter claim)
 
     def answered(self, endpoint: str, code: str) -> None:
         if endpoint == "segment/mapping/":
@@ -156,6 +160,13 @@ class MappingCalls:
     def waited(self, endpoint: str, seconds: float) -> None:
         if endpoint == "segment/mapping/":
             self.wait_seconds += seconds
+            self.send_times.append(time.time())
+
+
+def segment_limiter_stats() -> tuple[int, int]:
+    """(claims the limiters' windows turned back, sends counted from a late write) of the segment group."""
+    limiters = GLOBAL_LIMITERS.limiters("segment")
+    return sum(lim.stats.refused for lim in limiters), sum(lim.stats.restamped for lim in limiters)
 
 
 def peak_rss_mib() -> float:
@@ -224,7 +235,9 @@ def run_once(
     calls: MappingCalls,
 ) -> dict[str, Any]:
     rate_limited_before, waited_before = calls.codes["40100"], calls.wait_seconds
+    refused_before, restamped_before = segment_limiter_stats()
     calls.answer_times.clear()
+    calls.send_times.clear()
     started = time.perf_counter()
     cpu_started = time.process_time()
     outcome = start_run(build_run(workspace, store, "everyone", options=options))
@@ -266,6 +279,13 @@ def run_once(
     # request's round trip left out).
     answers = calls.answer_times
     paced = (len(answers) - 1) / (answers[-1] - answers[0]) / args.qps if len(answers) > 2 else None
+    # Where the upload's time goes besides the pacing: before its first send, after its last answer.
+    started_at = upload.started_at.timestamp() if upload.started_at else None
+    finished_at = upload.finished_at.timestamp() if upload.finished_at else None
+    refused, restamped = (
+        now - before
+        for now, before in zip(segment_limiter_stats(), (refused_before, restamped_before), strict=True)
+    )
     return {
         "bench": "audience_sync",
         "run": label,
@@ -284,7 +304,15 @@ def run_once(
         "requests_per_second": round(requests / upload_seconds, 3) if upload_seconds else None,
         "paced_fraction_of_ceiling": round(paced, 4) if paced is not None else None,
         "first_answer_after_seconds": (
-            round(answers[0] - upload.started_at.timestamp(), 3) if answers and upload.started_at else None
+            round(answers[0] - started_at, 3) if answers and started_at is not None else None
+        ),
+        "first_send_after_seconds": (
+            round(calls.send_times[0] - started_at, 3)
+            if calls.send_times and started_at is not None
+            else None
+        ),
+        "after_last_answer_seconds": (
+            round(finished_at - answers[-1], 3) if answers and finished_at is not None else None
         ),
         "cpu_seconds": round(time.process_time() - cpu_started, 2),
         "upload_client_cpu_seconds": round(client_cpu, 2),
@@ -293,6 +321,8 @@ def run_once(
         "emulator_cpu_ms_per_request": round(1000 * emulator_cpu / requests, 2) if requests else None,
         "in_flight": in_flight_for(args.qps, options.in_flight),
         "rate_limit_answers": calls.codes["40100"] - rate_limited_before,
+        "limiter_refusals": refused,
+        "limiter_restamped": restamped,
         "limiter_wait_ms_per_request": (
             round(1000 * (calls.wait_seconds - waited_before) / requests, 1) if requests else None
         ),

@@ -150,7 +150,7 @@ async def _run_one(
                 "fault_retries": client.stats.fault_retries,
                 "limiter_qps_at_end": round(limiter.current_qps, 2),
                 "limiter_refusals": limiter.stats.refused,
-                "limiter_restamped": limiter.stats.restamped,  # sends counted from a late answer
+                "limiter_restamped": limiter.stats.restamped,  # sends counted from a late write
                 "client_cpu_seconds_per_request": round(cpu / requests, 6),
                 "emulator_cpu_seconds_per_request": round(emulator_cpu / requests, 6),
                 "load_avg_1m": round(os.getloadavg()[0], 2),

@@ -91,6 +91,10 @@ CASES = (
                 "emulator_cpu_ms_per_request",
                 "rate_limit_answers",
                 "limiter_wait_ms_per_request",
+                "limiter_refusals",
+                "limiter_restamped",
+                "first_send_after_seconds",
+                "after_last_answer_seconds",
                 "in_flight",
                 "peak_rss_mib",
             }

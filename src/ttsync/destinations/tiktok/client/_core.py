@@ -309,7 +309,7 @@ class BaseAsyncClient:
             kwargs["extensions"] = {"trace": written}
             try:
                 response = await self._http.request(spec.method, self._url(spec.path), **kwargs)
-                limiter.answered(claimed_at, written.at)
+                limiter.answered(claimed_at, written.at, spec.path)
             except httpx2.TransportError as exc:
                 observe.answered(spec.path, "transport_error")
                 err = transport_error(spec.path, f"{type(exc).__name__}: could not complete the request")

@@ -45,6 +45,10 @@ DEFAULT_QPS: Final[dict[str, float]] = {"default": 10.0, "segment": 10_000.0, "e
 WINDOW_MARGIN: Final = 0.02
 WINDOW: Final = 1.0 + WINDOW_MARGIN
 
+# How many recent answers `answered` takes the server's quickest write-to-answer time from (at 50 QPS, the
+# last second or so: long enough to hold an unqueued answer, short enough to follow a change of body size).
+LATENCY_SAMPLES: Final = 64
+
 # Paths per group; everything else is "default" (contracts).
 _SEGMENT_PATHS: Final = frozenset({"segment/audience/", "segment/mapping/"})
 _EVENT_PATHS: Final = frozenset({"event/track/"})
@@ -97,7 +101,7 @@ class LimiterStats:
 
     acquired: int = 0
     refused: int = 0  # claims the trailing-window check turned back (each costs one paced slot)
-    restamped: int = 0  # sends counted from their late write (or answer) rather than their claim (`answered`)
+    restamped: int = 0  # sends counted from a late arrival rather than their claim (see `answered`)
     rate_limited: int = 0
     decreases: int = 0
     waited_seconds: float = 0.0
@@ -115,6 +119,7 @@ class AdaptiveRateLimiter:
         self._rate = self._ceiling
         self._tat = 0.0  # theoretical arrival time of the next free slot (GCRA)
         self._sent: deque[float] = deque()  # times of the sends claimed within the last WINDOW
+        self._latencies: dict[str, deque[float]] = {}  # write-to-answer of recent sends, per endpoint
         self._not_before = 0.0  # no send before this time (set by a rate-limit answer)
         self._last_update = clock()
         self._last_decrease = float("-inf")
@@ -217,29 +222,47 @@ class AdaptiveRateLimiter:
         """The limiter's clock (the time base of `acquire`'s claims and of `answered`'s `sent_at`)."""
         return self._clock()
 
-    def answered(self, claimed_at: float, sent_at: float | None = None) -> None:
+    def answered(self, claimed_at: float, sent_at: float | None = None, endpoint: str = "") -> None:
         """Record that the send claimed at `claimed_at` has its answer (any answer: it reached the server).
 
-        The window counts a send from its claim, but the process can stall between the claim and the write
-        (a busy machine deschedules it; a garbage collection pauses it): the send then reaches the server
-        late, right before the backlog that the window lets catch up, and the server counts both in one
-        second. When the send went out more than WINDOW_MARGIN after its claim, it is counted from then
-        instead. `sent_at` is when the transport finished writing the request (on this limiter's clock,
-        see `now`); without it, the answer's time is the latest the send can have gone out. A send written
-        within the margin, the usual case, changes nothing however late its answer: the margin already
-        covers that much shift, and counting a 1 MB upload from its answer would keep it in the window for
-        its whole round trip, turning back sends the server would accept.
+        The window counts a send from its claim, but the server counts it when it arrives, which can be
+        later: the process can stall between the claim and the write (a busy machine deschedules it; a
+        garbage collection pauses it), and the request can wait before the server gets to it (a slow
+        network, a busy server). It then reaches the server late, right before the sends the window let go
+        meanwhile, and the server counts them all in one second. So when the send may have arrived more
+        than WINDOW_MARGIN after its claim, it is counted from the latest time it may have arrived instead:
+
+        - `sent_at` is when the transport finished writing the request (on this limiter's clock, see
+          `now`): the request arrived after it;
+        - it arrived before its answer, by at least the time the server needs to read and answer a request
+          to that `endpoint` (the API path), which the quickest of its recent answers (from write to answer)
+          shows: a send answered as quickly arrived right after its write; one answered 80 ms slower than
+          that may have waited 80 ms to be counted. (Per endpoint: a 1 MB upload takes the server longer
+          than a small create does.)
+
+        Without `sent_at`, the answer's time is the latest the send can have arrived. A send written on time
+        and answered about as quickly as the others, the usual case, changes nothing: the margin covers
+        that much shift. (Counting every 1 MB upload from its answer kept each one in the window for its
+        whole round trip and turned back sends the server would accept.)
         """
         with self._lock:
             now = self._clock()
-            went_out = now if sent_at is None else min(sent_at, now)
-            if went_out - claimed_at <= WINDOW_MARGIN:
+            if sent_at is None:
+                arrived_by = now
+            else:
+                sent_at = min(sent_at, now)
+                latencies = self._latencies.get(endpoint)
+                if latencies is None:
+                    latencies = self._latencies[endpoint] = deque(maxlen=LATENCY_SAMPLES)
+                latencies.append(now - sent_at)
+                arrived_by = max(sent_at, now - min(latencies))
+            if arrived_by - claimed_at <= WINDOW_MARGIN:
                 return
             sent = self._sent
             index = bisect.bisect_left(sent, claimed_at)
             if index < len(sent) and sent[index] == claimed_at:
                 del sent[index]
-            bisect.insort(sent, went_out)
+            bisect.insort(sent, arrived_by)
             self.stats.restamped += 1
 
     def on_rate_limited(self) -> None:
@@ -294,6 +317,11 @@ class LimiterRegistry:
         if limiter._config != config:
             limiter.configure(config)
         return limiter
+
+    def limiters(self, group: Group) -> list[AdaptiveRateLimiter]:
+        """Every limiter of `group` made so far (for benchmarks and progress displays to read their stats)."""
+        with self._lock:
+            return [limiter for (_, _, g), limiter in self._limiters.items() if g == group]
 
 
 GLOBAL_LIMITERS: Final = LimiterRegistry()
