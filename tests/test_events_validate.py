@@ -465,3 +465,21 @@ def test_blank_means_null_empty_or_only_whitespace() -> None:
     values = [None, "", " ", "\t\n", "\u3000\u00a0", "\x85", "a", " a ", "\u200b", "\u2003x"]
     expected = [v is None or not v.strip() for v in values]
     assert blank(pa.array(values, pa.string())).to_pylist() == expected
+
+
+def test_an_object_given_on_every_row_is_written_inline_with_the_same_text() -> None:
+    from ttsync.events import jsontext as js
+
+    ids = pa.array(["a", "b"])
+    hashes = pa.array(["h1", "h2"])
+    some = pa.array(["x", None])
+    fields = [js.raw("email", hashes, '["', '"]'), js.text("ip", pa.array(["1.2.3.4", "5.6.7.8"]))]
+    inlined = js.inline("user", fields, 2)
+    assert inlined is not None
+    nested = js.members([js.text("id", ids), js.raw("user", js.members(fields, 2), "{", "}")], 2, before="{")
+    flat = js.members([js.text("id", ids), *inlined], 2, before="{", after="}")
+    assert flat.to_pylist() == [t + "}" for t in nested.to_pylist()]
+    assert flat[0].as_py() == '{"id":"a","user":{"email":["h1"],"ip":"1.2.3.4"}}'
+    # A field missing on some row cannot be inlined (it would land outside the object on the others).
+    assert js.inline("user", [*fields, js.text("ttp", some)], 2) is None
+    assert js.inline("user", [js.text("ttp", pa.nulls(2, pa.string()))], 2) is None

@@ -300,36 +300,30 @@ def _finish(col: dict[str, pa.Array], n: int) -> pa.RecordBatch:
         pc.if_else(infinite, pa.scalar(RejectReason.NUMBER_OUT_OF_RANGE.value), pa.scalar(None, _STRING)),
         pc.if_else(no_contact, contact_reason, pa.scalar(None, _STRING)),
     )
-    user = js.members(
-        [
-            js.raw("email", _hash_list(col["emails"]), '["', '"]'),
-            js.raw("phone", _hash_list(col["phones"]), '["', '"]'),
-            *(_field(key, col[name]) for name, where, key in EVENT_LEVEL if where == "user"),
-        ],
-        n,
-    )
-    # `"properties":{...}` is left out when an event has no property at all.
-    properties = js.members(
-        [
-            *(_field(key, col[name]) for name, where, key in EVENT_LEVEL if where == "properties"),
-            js.raw("value", js.number(col["value"])),
-            js.raw("contents", col["contents"], "[{", "}]"),
-        ],
-        n,
-        before=',"properties":{',
-        after="}",
-    )
-    text = js.members(
-        [
-            js.text("event", col["event"]),
-            js.text("event_id", col["event_id"]),
-            js.raw("event_time", js.number(col["event_time"])),
-            js.raw("user", user, "{", "}"),
-        ],
-        n,
-        before="{",
-    )
-    text = pc.binary_join_element_wise(text, properties, "}", "")
+    user = [
+        js.raw("email", _hash_list(col["emails"]), '["', '"]'),
+        js.raw("phone", _hash_list(col["phones"]), '["', '"]'),
+        *(_field(key, col[name]) for name, where, key in EVENT_LEVEL if where == "user"),
+    ]
+    properties = [
+        *(_field(key, col[name]) for name, where, key in EVENT_LEVEL if where == "properties"),
+        js.raw("value", js.number(col["value"])),
+        js.raw("contents", col["contents"], "[{", "}]"),
+    ]
+    top = [
+        js.text("event", col["event"]),
+        js.text("event_id", col["event_id"]),
+        js.raw("event_time", js.number(col["event_time"])),
+    ]
+    inline = js.inline("user", user, n), js.inline("properties", properties, n)
+    if inline[0] is not None and inline[1] is not None:
+        # Every user field and property given on every event (the usual case): the whole text in one pass.
+        text = js.members([*top, *inline[0], *inline[1]], n, before="{", after="}")
+    else:
+        # `"properties":{...}` is left out when an event has no property at all.
+        props = js.members(properties, n, before=',"properties":{', after="}")
+        text = js.members([*top, js.raw("user", js.members(user, n), "{", "}")], n, before="{")
+        text = pc.binary_join_element_wise(text, props, "}", "")
     return pa.RecordBatch.from_arrays(
         [
             col["event"],

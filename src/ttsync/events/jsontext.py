@@ -94,6 +94,20 @@ def members(fields: list[Field], length: int, *, before: str = "", after: str = 
     return pc.fill_null(joined, "") if joined.null_count else joined
 
 
+def inline(key: str, fields: list[Field], length: int) -> list[Field] | None:
+    """The object `"key":{...}` of `fields` as fields of its parent, for `members` to write in the same pass as
+    the parent's other fields: only when every field given has a value on every row (else None: write the
+    object with `members` and pass it as a `raw` field)."""
+    given = [f for f in fields if f[1].null_count < length]
+    if not given or any(f[1].null_count for f in given):
+        return None
+    (first_key, values, open_, close), *rest = given
+    out: list[Field] = [(key, values, '{"' + first_key + '":' + open_, close), *rest]
+    last_key, values, open_, close = out[-1]
+    out[-1] = (last_key, values, open_, close + "}")
+    return out
+
+
 def join_all(texts: pa.Array, separator: str) -> str:
     """All of `texts` joined with `separator`, as one Python string (one kernel call, no object per value)."""
     if len(texts) == 0:
