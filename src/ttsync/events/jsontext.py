@@ -117,6 +117,18 @@ def join_all(texts: pa.Array, separator: str) -> str:
     return joined
 
 
+def join_all_bytes(texts: pa.Array, separator: str, before: str = "", after: str = "") -> bytes:
+    """`before` + all of `texts` joined with `separator` + `after`, as UTF-8 bytes: one kernel call and no
+    Python string (`join_all` decodes the text into one, and a request encodes it back)."""
+    if len(texts) == 0:
+        return (before + after).encode()
+    one_list = pa.ListArray.from_arrays(
+        pa.array([0, len(texts)], pa.int32()), _plain(texts).cast(pa.binary())
+    )
+    joined: bytes = pc.binary_join(one_list, separator.encode())[0].as_py()
+    return b"".join((before.encode(), joined, after.encode()))
+
+
 def _any_special(values: pa.Array) -> bool:
     """Whether the strings hold a quote, a backslash or a control character (no per-value work).
 
