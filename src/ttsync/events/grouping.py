@@ -385,5 +385,11 @@ def _hashes_per_row(ids: pa.RecordBatch, seq: pa.Array, id_schema: str) -> pa.Ar
         )
         positions = grouped.column("position").combine_chunks()
         hashes = pc.binary_join(grouped.column("hash_list"), ",").combine_chunks()
-    at = pc.index_in(pc.subtract(seq, first), value_set=positions)  # seq runs without gaps in a batch
-    return pc.take(hashes, at)
+    # seq runs without gaps in a batch: a row's position is its index.
+    rows = positions.to_numpy(zero_copy_only=False)
+    if len(rows) == n and (rows == np.arange(n)).all():
+        return hashes  # one hash on every row, in row order (a column without a bad value)
+    where = np.full(n, -1, dtype=np.int64)
+    where[rows] = np.arange(len(rows))
+    missing = where < 0
+    return pc.take(hashes, pa.array(np.where(missing, 0, where), mask=missing))
