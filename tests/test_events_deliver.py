@@ -428,3 +428,38 @@ def test_the_heap_is_trimmed_only_over_the_budget_and_not_every_chunk() -> None:
     trim.BUDGET = 0  # always over: trimmed once every EVERY chunks
     expected = ([True] + [False] * (_HeapTrim.EVERY - 1)) * 2
     assert [trim.after_chunk() for _ in range(2 * _HeapTrim.EVERY)] == expected
+
+
+def test_every_chunk_is_grouped_in_one_worker_thread_that_ends_with_the_delivery(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """One grouping thread, not whichever thread of the event loop's pool is idle: glibc gives each thread
+    that allocates its own heap, and each heap kept a chunk's worth of free memory resident (bench/events.py)."""
+    from ttsync.destinations.tiktok.events import EventOptions
+    from ttsync.destinations.tiktok.events.deliver import deliver_staged
+    from ttsync.destinations.tiktok.events.source import QueryEvents
+
+    threads: list[str] = []
+
+    class Recorded(QueryEvents):
+        def group(self, chunk: pa.RecordBatch) -> pa.RecordBatch | None:
+            threads.append(threading.current_thread().name)
+            return super().group(chunk)
+
+    settings = _settings(emulator)
+    batches = [_rows(300, start=start) for start in range(0, 3_000, 300)]
+
+    async def go() -> Any:
+        async with _client(emulator) as client:
+            with Ledger.open(tmp_path / "state") as ledger:
+                events = Recorded(batches, settings, "row_key", EventOptions(), None)
+                return await deliver_staged(
+                    client, events, settings=settings, run_dir=tmp_path / "run", ledger=ledger, batch_size=100
+                )
+
+    result = asyncio.run(go())
+    assert result.totals.sent == 3_000
+    assert len(threads) == 10
+    assert len(set(threads)) == 1
+    assert threads[0].startswith("ttsync-events-grouping")
+    assert not [t for t in threading.enumerate() if t.name.startswith("ttsync-events-grouping")]

@@ -390,6 +390,55 @@ def test_fields_given_on_some_rows_only_are_left_out_elsewhere(tmp_path: Path) -
     assert "properties" not in ready["3"].payload
 
 
+def test_rows_of_an_event_apart_take_the_first_given_values_in_query_order(tmp_path: Path) -> None:
+    # The rows of o-1 are not adjacent (another event and a rejected row between them): grouping puts them
+    # in event order, reads event-level values at the first row that has them, and keeps query order.
+    rows = [
+        _row(row_key="a", currency=None, shop_id=None, value=None, content_id="sku-1", price=1.5),
+        _row(row_key="x", event_id=None),
+        _row(row_key="b", event_id="o-2", email="bob@example.com", value=None),
+        _row(row_key="c", email=None, phone="+12065550100", currency="eur", shop_id="s1", value=None),
+        _row(
+            row_key="d", currency="gbp", shop_id="s2", value=None, content_id="sku-3", price=2.0, quantity=2
+        ),
+        _row(row_key="e", event_id="o-3"),  # the last event is carried to the end: after o-1 and o-2
+    ]
+    ready, reasons = _group(tmp_path, rows)
+    assert reasons == {"x": "missing_event_id"}
+    assert list(ready) == ["o-1", "o-2", "o-3"]
+    event = ready["o-1"]
+    assert event.row_keys == ["a", "c", "d"]
+    assert event.payload["user"] == {"email": [ALICE_HASH], "phone": [PHONE_HASH]}
+    assert event.payload["properties"] == {
+        "currency": "EUR",
+        "shop_id": "s1",
+        "value": 5.5,
+        "contents": [
+            {"content_id": "sku-1", "price": 1.5},
+            {"content_id": "sku-3", "price": 2.0, "quantity": 2},
+        ],
+    }
+    assert ready["o-2"].row_keys == ["b"]
+    assert "value" not in ready["o-2"].payload.get("properties", {})
+
+
+def test_the_last_event_of_a_chunk_is_carried_whole_when_its_rows_are_apart(tmp_path: Path) -> None:
+    rows = [
+        _row(row_key="a"),
+        _row(row_key="b", event_id="o-2"),
+        _row(row_key="c"),  # o-1 again, last of the first chunk: a and c are carried, not only c
+        _row(row_key="d"),
+        _row(row_key="e", event_id="o-3"),
+    ]
+    ready, reasons = _group(tmp_path, rows, cuts=(3,))
+    assert reasons == {}
+    assert {key: event.row_keys for key, event in ready.items()} == {
+        "o-2": ["b"],
+        "o-1": ["a", "c", "d"],
+        "o-3": ["e"],
+    }
+
+
 def test_a_row_key_used_again_in_a_later_chunk_rejects_the_later_event(tmp_path: Path) -> None:
     # Four source batches, so four chunks: "same" is grouped (and would be sent) with the first chunk, two
     # chunks before it comes back.
@@ -416,3 +465,21 @@ def test_blank_means_null_empty_or_only_whitespace() -> None:
     values = [None, "", " ", "\t\n", "\u3000\u00a0", "\x85", "a", " a ", "\u200b", "\u2003x"]
     expected = [v is None or not v.strip() for v in values]
     assert blank(pa.array(values, pa.string())).to_pylist() == expected
+
+
+def test_an_object_given_on_every_row_is_written_inline_with_the_same_text() -> None:
+    from ttsync.events import jsontext as js
+
+    ids = pa.array(["a", "b"])
+    hashes = pa.array(["h1", "h2"])
+    some = pa.array(["x", None])
+    fields = [js.raw("email", hashes, '["', '"]'), js.text("ip", pa.array(["1.2.3.4", "5.6.7.8"]))]
+    inlined = js.inline("user", fields, 2)
+    assert inlined is not None
+    nested = js.members([js.text("id", ids), js.raw("user", js.members(fields, 2), "{", "}")], 2, before="{")
+    flat = js.members([js.text("id", ids), *inlined], 2, before="{", after="}")
+    assert flat.to_pylist() == [t + "}" for t in nested.to_pylist()]
+    assert flat[0].as_py() == '{"id":"a","user":{"email":["h1"],"ip":"1.2.3.4"}}'
+    # A field missing on some row cannot be inlined (it would land outside the object on the others).
+    assert js.inline("user", [*fields, js.text("ttp", some)], 2) is None
+    assert js.inline("user", [js.text("ttp", pa.nulls(2, pa.string()))], 2) is None

@@ -47,13 +47,14 @@ def _run(emu: EmulatorServer, call: Callable[[AsyncTikTokClient], Awaitable[T]])
     return asyncio.run(go())
 
 
-def _send(emu: EmulatorServer, events: list[dict[str, Any]], **kw: Any) -> Any:
+def _send(emu: EmulatorServer, events: list[dict[str, Any]], *, as_bytes: bool = False, **kw: Any) -> Any:
+    text = json.dumps(events, ensure_ascii=False)
     return _run(
         emu,
         lambda client: client.track_events_json(
             event_source="offline",
             event_source_id=emu.seed.event_set_id,
-            data_json=json.dumps(events),
+            data_json=text.encode() if as_bytes else text,
             partner_name="ttsync",
             deduplicable=True,
             **kw,
@@ -61,9 +62,11 @@ def _send(emu: EmulatorServer, events: list[dict[str, Any]], **kw: Any) -> Any:
     )
 
 
-def test_events_arrive_as_sent(emulator: EmulatorServer) -> None:
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_events_arrive_as_sent(emulator: EmulatorServer, as_bytes: bool) -> None:
     events = [_event(i) for i in range(3)]
-    _send(emulator, events)
+    events[1]["properties"] = {"content_type": "product", "description": "Crème brûlée"}
+    _send(emulator, events, as_bytes=as_bytes)
     received = emulator.admin.events(emulator.seed.event_set_id)
     assert sorted(received, key=lambda e: e["event_id"]) == events
     assert emulator.admin.state()["events"]["accepted"] == 3
@@ -105,8 +108,12 @@ def test_a_hash_with_a_newline_inside_is_refused(emulator: EmulatorServer) -> No
     assert info.value.code == 40062
 
 
-@pytest.mark.parametrize("data_json", ["", "{}", "[]", '{"event": "Purchase"}'])
-def test_a_body_that_is_not_an_array_of_events_is_not_sent(emulator: EmulatorServer, data_json: str) -> None:
+@pytest.mark.parametrize(
+    "data_json", ["", "{}", "[]", '{"event": "Purchase"}', b"", b" [] ", b'{"event": "x"}']
+)
+def test_a_body_that_is_not_an_array_of_events_is_not_sent(
+    emulator: EmulatorServer, data_json: str | bytes
+) -> None:
     with pytest.raises(ClientValidationError):
         _run(
             emulator,

@@ -36,7 +36,13 @@ def as_string(array: pa.Array | pa.ChunkedArray, column: str) -> pa.Array:
 
 
 def null_if_blank(array: pa.Array) -> pa.Array:
-    return pc.if_else(blank(array), pa.scalar(None, pa.string()), array)
+    """`array` with NULL for each blank value (NULL, empty or only whitespace)."""
+    if array.null_count == len(array):
+        return array
+    blanks = blank(array)
+    if blanks.true_count == array.null_count:
+        return array  # nothing blank but the nulls (the usual case): no copy
+    return pc.if_else(blanks, pa.scalar(None, pa.string()), array)
 
 
 def blank(array: pa.Array) -> pa.Array:

@@ -102,21 +102,28 @@ class EventGrouper:
         table = table.set_column(table.schema.get_field_index("reason"), "reason", reason)
         last = table.slice(table.num_rows - 1)
         event, event_id = last.column("event")[0], last.column("event_id")[0]
-        done = None
+        done: np.ndarray | None = None
         if event.is_valid and event_id.is_valid and event.as_py() and event_id.as_py():
             # The last event's rows may go on in the next chunk: keep them (wherever they are in this one).
             tail = pc.fill_null(
                 pc.and_(pc.equal(table.column("event"), event), pc.equal(table.column("event_id"), event_id)),
                 False,
-            )
-            carried = table.filter(tail)
-            if carried.num_rows <= self._max_carry:
-                self._carry = carried
-                done = pc.invert(tail)
-                table = table.filter(done)
+            ).to_numpy(zero_copy_only=False)
+            count = int(tail.sum())
+            if count <= self._max_carry:
+                done = ~tail
+                if tail[table.num_rows - count :].all():
+                    # The usual case: the last event's rows end the chunk. Slices instead of two filtered
+                    # copies of every column; the few carried rows are copied, so the chunk's buffers are
+                    # not kept alive by them.
+                    self._carry = table.take(np.arange(table.num_rows - count, table.num_rows))
+                    table = table.slice(0, table.num_rows - count)
+                else:
+                    self._carry = table.filter(pa.array(tail))
+                    table = table.filter(pa.array(done))
         if hashes is not None and self._seen is not None:
             # Carried rows are checked again with the next chunk: only the rows grouped now are recorded.
-            self._seen.add(hashes if done is None else hashes[done.to_numpy(zero_copy_only=False)])
+            self._seen.add(hashes if done is None else hashes[done])
         return group_events(table) if table.num_rows else None
 
     def finish(self) -> pa.RecordBatch | None:
@@ -141,28 +148,50 @@ def group_events(rows: pa.Table) -> pa.RecordBatch:
     Duplicate row keys must be flagged already (`EventGrouper.add` does).
     `row_keys` lists the event's row keys in query order; `reason` is the rejection reason (null for an event
     to send); `json` is the event's `data[]` item (null for a rejected event).
+
+    The rows are put in event order (a no-op when each event's rows are adjacent, the usual case), so every
+    event is a run of rows: event-level values are read at the run's first valid row, lists are the runs
+    themselves, and only `value` needs an aggregation (when some event has several rows).
     """
     n = rows.num_rows
     cols = {name: rows.column(name).combine_chunks() for name in rows.column_names}
     cols["item"] = _item_json(cols, n)
-    group, first_row, size = _groups(cols["event"], cols["event_id"])
-    alone = size[group] == 1
-    if alone.all():
-        events = _singles(cols, pa.array(np.arange(n)))
-    else:
-        single_rows = pa.array(np.flatnonzero(alone))
-        multi = pa.table({name: pc.filter(col, pa.array(~alone)) for name, col in cols.items()})
-        multi = multi.append_column("group", [pa.array(group[~alone])])
-        events = pa.concat_tables([_singles(cols, single_rows), _multis(multi, first_row)])
-        # Into query order after `_finish`, which leaves five columns of the twenty to reorder.
-        order = pc.sort_indices(events.column("first_row"))
-        return _finish(events).take(order)
-    return _finish(events)
+    cols["line_total"] = _line_total(cols)
+    group, first_row = _groups(cols["event"], cols["event_id"])
+    # Number the events by first row (query order), then order the rows by event (stable: query order within).
+    rank = np.empty(len(first_row), dtype=np.int64)
+    rank[np.argsort(first_row, kind="stable")] = np.arange(len(first_row))
+    event_of_row = rank[group]
+    if n > 1 and not (np.diff(event_of_row) >= 0).all():
+        order = pa.array(np.argsort(event_of_row, kind="stable"))
+        cols = {name: pc.take(col, order) for name, col in cols.items()}
+    counts = np.bincount(event_of_row, minlength=len(first_row))
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    has_contact = pc.fill_null(cols["has_contact"], False)
+    if len(counts) < n:
+        has_contact = pa.array(
+            np.logical_or.reduceat(has_contact.to_numpy(zero_copy_only=False), offsets[:-1])
+        )
+    events = {
+        "event": _first_valid(cols["event"], offsets),
+        "event_id": _first_valid(cols["event_id"], offsets),
+        "reason": _first_valid(cols["reason"], offsets),
+        "has_contact": has_contact,
+        "row_keys": pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), cols["row_key"]),
+        "event_time": _first_valid(cols["event_time"], offsets),
+        "emails": _joined(cols["emails"], offsets, ","),
+        "phones": _joined(cols["phones"], offsets, ","),
+        **{name: _first_valid(cols[name], offsets) for name in _LEVEL},
+        "value": _event_values(cols, offsets),
+        "contents": _joined(cols["item"], offsets, "},{"),
+    }
+    return _finish(events, len(counts))
 
 
-def _groups(event: pa.Array, event_id: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(group number of each row, first row of each group, rows per group). Rows without event or event_id
-    are groups of their own."""
+def _groups(event: pa.Array, event_id: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(group number of each row, first row of each group). Rows without event or event_id are groups of
+    their own."""
     n = len(event)
     solo = pc.fill_null(pc.or_(pc.equal(event, ""), pc.equal(event_id, "")), True)
     key = pc.if_else(solo, pa.scalar(None, _STRING), pc.binary_join_element_wise(event, event_id, "\x00"))
@@ -174,7 +203,7 @@ def _groups(event: pa.Array, event_id: pa.Array) -> tuple[np.ndarray, np.ndarray
     total = groups + int(alone.sum())
     first_row = np.full(total, n, dtype=np.int64)
     np.minimum.at(first_row, group, np.arange(n, dtype=np.int64))
-    return group, first_row, np.bincount(group, minlength=total)
+    return group, first_row
 
 
 def _flag_duplicate_row_keys(row_key: pa.Array, reason: pa.Array) -> pa.Array:
@@ -203,86 +232,61 @@ def _item_json(cols: dict[str, pa.Array], n: int) -> pa.Array:
     return js.with_validity(js.members(fields, n), valid)
 
 
-def _singles(cols: dict[str, pa.Array], rows: pa.Array) -> pa.Table:
-    """Events of one row each: the row's own values."""
-    take = {name: pc.take(cols[name], rows) for name in ("event", "event_id", "reason", "has_contact")}
-    keys = pc.take(cols["row_key"], rows)
-    offsets = pa.array(np.arange(len(keys) + 1, dtype=np.int32))
-    value = pc.coalesce(cols["value"], _line_total(cols))
-    return pa.table(
-        {
-            "first_row": pc.cast(rows, pa.int64()),
-            **take,
-            "row_keys": pa.ListArray.from_arrays(offsets, keys),
-            "event_time": pc.take(cols["event_time"], rows),
-            "emails": pc.take(cols["emails"], rows),
-            "phones": pc.take(cols["phones"], rows),
-            **{name: pc.take(cols[name], rows) for name in _LEVEL},
-            "value": pc.take(value, rows),
-            "contents": pc.take(cols["item"], rows),
-        }
-    )
+def _first_valid(values: pa.Array, offsets: np.ndarray) -> pa.Array:
+    """The first non-null value of each run `offsets[i]:offsets[i + 1]` of `values` (null for a run without
+    any)."""
+    starts = offsets[:-1]
+    if len(starts) == len(values):
+        return values  # one row per event: its own value
+    if values.null_count == 0:
+        return pc.take(values, pa.array(starts))
+    valid = np.flatnonzero(pc.is_valid(values).to_numpy(zero_copy_only=False))
+    at = np.searchsorted(valid, starts)
+    position = valid[np.minimum(at, max(len(valid) - 1, 0))] if len(valid) else starts
+    found = (at < len(valid)) & (position < offsets[1:])
+    return pc.take(values, pa.array(np.where(found, position, 0), mask=~found))
 
 
-def _multis(rows: pa.Table, first_row: np.ndarray) -> pa.Table:
-    """Events of several rows: aggregated in query order (ordered aggregation needs use_threads=False)."""
-    rows = rows.append_column("line_total", [_line_total({c: rows.column(c) for c in ("price", "quantity")})])
-    first = pc.ScalarAggregateOptions(skip_nulls=True)
+def _joined(values: pa.Array, offsets: np.ndarray, separator: str) -> pa.Array:
+    """The non-null values of each run of `values` joined in order; null for a run without any."""
+    if len(offsets) - 1 == len(values):
+        return values  # one row per event: its own value
+    valid = pc.is_valid(values).to_numpy(zero_copy_only=False)
+    per_run = np.add.reduceat(valid.astype(np.int64), offsets[:-1]) if len(values) else np.zeros(0, np.int64)
+    if (per_run <= 1).all():
+        return _first_valid(values, offsets)
+    given = values if values.null_count == 0 else pc.filter(values, pa.array(valid))
+    list_offsets = np.zeros(len(per_run) + 1, dtype=np.int32)
+    np.cumsum(per_run, out=list_offsets[1:])
+    lists = pa.ListArray.from_arrays(pa.array(list_offsets), given, mask=pa.array(per_run == 0))
+    return pc.binary_join(lists, separator)
+
+
+def _event_values(cols: dict[str, pa.Array], offsets: np.ndarray) -> pa.Array:
+    """Each event's `value`: the sum of its rows' `value`, else the sum of their price x quantity (null
+    without either). Arrow's grouped sum adds in row order, as for one row per event."""
+    if len(offsets) - 1 == len(cols["value"]):
+        return pc.coalesce(cols["value"], cols["line_total"])
     some = pc.ScalarAggregateOptions(skip_nulls=True, min_count=1)
-    out = rows.group_by("group", use_threads=False).aggregate(
-        [
-            ("event", "first", first),
-            ("event_id", "first", first),
-            ("reason", "first", first),
-            ("has_contact", "any", first),
-            ("row_key", "list"),
-            ("event_time", "first", first),
-            *((name, "first", first) for name in _LEVEL),
-            ("value", "sum", some),
-            ("line_total", "sum", some),
-        ]
+    event = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    sums = (
+        pa.table({"event": event, "value": cols["value"], "line_total": cols["line_total"]})
+        .group_by("event", use_threads=False)
+        .aggregate([("value", "sum", some), ("line_total", "sum", some)])
     )
-    group = out.column("group").combine_chunks()
-    joined = {
-        name: _joined(rows, name, sep, group)
-        for name, sep in (("emails", ","), ("phones", ","), ("item", "},{"))
-    }
-    return pa.table(
-        {
-            "first_row": pa.array(first_row[group.to_numpy()]),
-            "event": out.column("event_first"),
-            "event_id": out.column("event_id_first"),
-            "reason": out.column("reason_first"),
-            "has_contact": out.column("has_contact_any"),
-            "row_keys": out.column("row_key_list"),
-            "event_time": out.column("event_time_first"),
-            "emails": joined["emails"],
-            "phones": joined["phones"],
-            **{name: out.column(f"{name}_first") for name in _LEVEL},
-            "value": pc.coalesce(out.column("value_sum"), out.column("line_total_sum")),
-            "contents": joined["item"],
-        }
+    value = pc.coalesce(
+        sums.column("value_sum").combine_chunks(), sums.column("line_total_sum").combine_chunks()
     )
-
-
-def _joined(rows: pa.Table, column: str, separator: str, groups: pa.Array) -> pa.Array:
-    """The non-null values of `column` per group, joined in query order; null for a group without any."""
-    given = rows.filter(pc.is_valid(rows.column(column))).select(["group", column])
-    if given.num_rows == 0:
-        return pa.nulls(len(groups), _STRING)
-    lists = given.group_by("group", use_threads=False).aggregate([(column, "list")])
-    texts = pc.binary_join(lists.column(f"{column}_list").combine_chunks(), separator)
-    return pc.take(texts, pc.index_in(groups, value_set=lists.column("group").combine_chunks()))
+    # Back to event numbers (groups come out in the order of their first row already: a no-op then).
+    return pc.take(value, pa.array(np.argsort(sums.column("event").to_numpy(), kind="stable")))
 
 
 def _line_total(cols: dict[str, pa.Array] | dict[str, pa.ChunkedArray]) -> pa.Array:
     return pc.multiply(cols["price"], pc.coalesce(pc.cast(cols["quantity"], pa.float64()), 1.0))
 
 
-def _finish(events: pa.Table) -> pa.RecordBatch:
-    """Judge each event and write its JSON text."""
-    col = {name: events.column(name).combine_chunks() for name in events.column_names}
-    n = events.num_rows
+def _finish(col: dict[str, pa.Array], n: int) -> pa.RecordBatch:
+    """Judge each of the `n` events (columns `col`) and write its JSON text."""
     no_contact = pc.and_(pc.is_null(col["emails"]), pc.is_null(col["phones"]))
     contact_reason = pc.if_else(
         col["has_contact"],
@@ -296,36 +300,30 @@ def _finish(events: pa.Table) -> pa.RecordBatch:
         pc.if_else(infinite, pa.scalar(RejectReason.NUMBER_OUT_OF_RANGE.value), pa.scalar(None, _STRING)),
         pc.if_else(no_contact, contact_reason, pa.scalar(None, _STRING)),
     )
-    user = js.members(
-        [
-            js.raw("email", _hash_list(col["emails"]), '["', '"]'),
-            js.raw("phone", _hash_list(col["phones"]), '["', '"]'),
-            *(_field(key, col[name]) for name, where, key in EVENT_LEVEL if where == "user"),
-        ],
-        n,
-    )
-    # `"properties":{...}` is left out when an event has no property at all.
-    properties = js.members(
-        [
-            *(_field(key, col[name]) for name, where, key in EVENT_LEVEL if where == "properties"),
-            js.raw("value", js.number(col["value"])),
-            js.raw("contents", col["contents"], "[{", "}]"),
-        ],
-        n,
-        before=',"properties":{',
-        after="}",
-    )
-    text = js.members(
-        [
-            js.text("event", col["event"]),
-            js.text("event_id", col["event_id"]),
-            js.raw("event_time", js.number(col["event_time"])),
-            js.raw("user", user, "{", "}"),
-        ],
-        n,
-        before="{",
-    )
-    text = pc.binary_join_element_wise(text, properties, "}", "")
+    user = [
+        js.raw("email", _hash_list(col["emails"]), '["', '"]'),
+        js.raw("phone", _hash_list(col["phones"]), '["', '"]'),
+        *(_field(key, col[name]) for name, where, key in EVENT_LEVEL if where == "user"),
+    ]
+    properties = [
+        *(_field(key, col[name]) for name, where, key in EVENT_LEVEL if where == "properties"),
+        js.raw("value", js.number(col["value"])),
+        js.raw("contents", col["contents"], "[{", "}]"),
+    ]
+    top = [
+        js.text("event", col["event"]),
+        js.text("event_id", col["event_id"]),
+        js.raw("event_time", js.number(col["event_time"])),
+    ]
+    inline = js.inline("user", user, n), js.inline("properties", properties, n)
+    if inline[0] is not None and inline[1] is not None:
+        # Every user field and property given on every event (the usual case): the whole text in one pass.
+        text = js.members([*top, *inline[0], *inline[1]], n, before="{", after="}")
+    else:
+        # `"properties":{...}` is left out when an event has no property at all.
+        props = js.members(properties, n, before=',"properties":{', after="}")
+        text = js.members([*top, js.raw("user", js.members(user, n), "{", "}")], n, before="{")
+        text = pc.binary_join_element_wise(text, props, "}", "")
     return pa.RecordBatch.from_arrays(
         [
             col["event"],
@@ -387,5 +385,11 @@ def _hashes_per_row(ids: pa.RecordBatch, seq: pa.Array, id_schema: str) -> pa.Ar
         )
         positions = grouped.column("position").combine_chunks()
         hashes = pc.binary_join(grouped.column("hash_list"), ",").combine_chunks()
-    at = pc.index_in(pc.subtract(seq, first), value_set=positions)  # seq runs without gaps in a batch
-    return pc.take(hashes, at)
+    # seq runs without gaps in a batch: a row's position is its index.
+    rows = positions.to_numpy(zero_copy_only=False)
+    if len(rows) == n and (rows == np.arange(n)).all():
+        return hashes  # one hash on every row, in row order (a column without a bad value)
+    where = np.full(n, -1, dtype=np.int64)
+    where[rows] = np.arange(len(rows))
+    missing = where < 0
+    return pc.take(hashes, pa.array(np.where(missing, 0, where), mask=missing))

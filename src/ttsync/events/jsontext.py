@@ -94,6 +94,20 @@ def members(fields: list[Field], length: int, *, before: str = "", after: str = 
     return pc.fill_null(joined, "") if joined.null_count else joined
 
 
+def inline(key: str, fields: list[Field], length: int) -> list[Field] | None:
+    """The object `"key":{...}` of `fields` as fields of its parent, for `members` to write in the same pass as
+    the parent's other fields: only when every field given has a value on every row (else None: write the
+    object with `members` and pass it as a `raw` field)."""
+    given = [f for f in fields if f[1].null_count < length]
+    if not given or any(f[1].null_count for f in given):
+        return None
+    (first_key, values, open_, close), *rest = given
+    out: list[Field] = [(key, values, '{"' + first_key + '":' + open_, close), *rest]
+    last_key, values, open_, close = out[-1]
+    out[-1] = (last_key, values, open_, close + "}")
+    return out
+
+
 def join_all(texts: pa.Array, separator: str) -> str:
     """All of `texts` joined with `separator`, as one Python string (one kernel call, no object per value)."""
     if len(texts) == 0:
@@ -101,6 +115,18 @@ def join_all(texts: pa.Array, separator: str) -> str:
     one_list = pa.ListArray.from_arrays(pa.array([0, len(texts)], pa.int32()), texts)
     joined: str = pc.binary_join(one_list, separator)[0].as_py()
     return joined
+
+
+def join_all_bytes(texts: pa.Array, separator: str, before: str = "", after: str = "") -> bytes:
+    """`before` + all of `texts` joined with `separator` + `after`, as UTF-8 bytes: one kernel call and no
+    Python string (`join_all` decodes the text into one, and a request encodes it back)."""
+    if len(texts) == 0:
+        return (before + after).encode()
+    one_list = pa.ListArray.from_arrays(
+        pa.array([0, len(texts)], pa.int32()), _plain(texts).cast(pa.binary())
+    )
+    joined: bytes = pc.binary_join(one_list, separator.encode())[0].as_py()
+    return b"".join((before.encode(), joined, after.encode()))
 
 
 def _any_special(values: pa.Array) -> bool:

@@ -88,7 +88,10 @@ class OutcomeWriter:
         self._writer = pq.ParquetWriter(
             self.path,
             OUTCOME_SCHEMA,
+            # Level 1, not the default 3: the outcome file took ~40 % less CPU per row, at the same size
+            # (measured on bench/events.py's rows: 0.12 against 0.20 µs a row, 1.1 MiB per million rows).
             compression="zstd",
+            compression_level=1,
             use_dictionary=["outcome", "reason", "message", "event"],
         )
         self._parts: list[pa.RecordBatch] = []

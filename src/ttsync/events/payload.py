@@ -154,7 +154,11 @@ class ReadyEvents:
 
     def data_json(self) -> str:
         """The `data` array of `event/track/`: the events' JSON texts joined (in Arrow: one Python string)."""
-        return "[" + jsontext.join_all(self.table.column("json").combine_chunks(), ",") + "]"
+        return self.data_bytes().decode()
+
+    def data_bytes(self) -> bytes:
+        """`data_json()` as UTF-8 bytes, written by Arrow in one pass (what a request sends: no text copies)."""
+        return jsontext.join_all_bytes(self.table.column("json").combine_chunks(), ",", "[", "]")
 
     def event(self, index: int) -> GroupedEvent:
         """One event as an object."""

@@ -166,6 +166,8 @@ class RowValidator:
 
         def flag(reason: RejectReason, mask: pa.Array) -> None:
             mask = pc.fill_null(mask, False)
+            if not mask.true_count:
+                return  # no row to flag (the usual case): nothing to combine below
             reasons[reason] = pc.or_(reasons[reason], mask) if reason in reasons else mask
 
         flag(RejectReason.MISSING_ROW_KEY, blank(keys))
@@ -248,8 +250,10 @@ class RowValidator:
         if self._event_ids is not None:
             event_id = self._event_ids.protect(event_id)
         else:
-            flag(RejectReason.PERSONAL_EVENT_ID, looks_like_identifier(event_id))
-            event_id = pc.if_else(looks_like_identifier(event_id), pa.scalar(None, pa.string()), event_id)
+            personal = looks_like_identifier(event_id)
+            flag(RejectReason.PERSONAL_EVENT_ID, personal)
+            if personal.true_count:
+                event_id = pc.if_else(personal, pa.scalar(None, pa.string()), event_id)
         if self.rules.derive_event_id:
             event_id = derive_event_ids(
                 event_id, event, event_time, strings["order_id"], strings["shop_id"], keys

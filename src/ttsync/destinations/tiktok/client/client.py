@@ -167,14 +167,15 @@ class AsyncTikTokClient(SegmentMethods, CustomAudienceMethods):
         *,
         event_source: EventSource,
         event_source_id: str,
-        data_json: str,
+        data_json: str | bytes,
         test_event_code: str | None = None,
         partner_name: str | None = None,
         deduplicable: bool = False,
     ) -> EventTrackResult:
         """`POST event/track/` with `data` already serialized (the bulk path of offline events).
 
-        `data_json` must be a JSON array of 1-1,000 events shaped like `TrackEvent` (ref §3.1); it is built by
+        `data_json` must be a JSON array of 1-1,000 events shaped like `TrackEvent` (ref §3.1), as text or UTF-8
+        bytes; it is built by
         `ttsync.events` in DuckDB, which avoids Python objects per event. Only the other fields are validated
         here. Pass `deduplicable=True` only when every event carries an `event_id`: TikTok then drops copies
         (ref §3.3), so an ambiguous timeout may be retried.
@@ -189,8 +190,9 @@ class AsyncTikTokClient(SegmentMethods, CustomAudienceMethods):
             test_event_code=test_event_code,
             partner_name=partner_name,
         )
-        stripped = data_json.strip()
-        if not (stripped.startswith("[{") and stripped.endswith("}]")):
+        data = data_json.encode() if isinstance(data_json, str) else data_json
+        stripped = data if data[:2] == b"[{" and data[-2:] == b"}]" else data.strip()  # no copy when bare
+        if not (stripped.startswith(b"[{") and stripped.endswith(b"}]")):
             raise ClientValidationError(
                 "request not sent: data must be a JSON array of 1 to 1,000 event objects",
                 code=None,
@@ -198,7 +200,7 @@ class AsyncTikTokClient(SegmentMethods, CustomAudienceMethods):
                 resolution_key="invalid_request",
             )
         fields = head.model_dump(mode="json", exclude={"data"}, exclude_none=True)
-        body = json.dumps(fields)[:-1] + ', "data": ' + stripped + "}"
+        body = b"".join((json.dumps(fields)[:-1].encode(), b', "data": ', stripped, b"}"))
         return await self._call(
-            CallSpec("POST", path, content=body.encode(), idempotent=deduplicable), EventTrackResult
+            CallSpec("POST", path, content=body, idempotent=deduplicable), EventTrackResult
         )

@@ -56,7 +56,7 @@ class EventSender:
         await self.client.track_events_json(
             event_source=self.settings.event_source,
             event_source_id=self.settings.event_set_id,
-            data_json=events.data_json(),
+            data_json=events.data_bytes(),
             test_event_code=self.settings.test_event_code,
             # Only a partner name the user registered with TikTok (40063 otherwise, ref §9); None omits it.
             partner_name=self.settings.partner_name,
