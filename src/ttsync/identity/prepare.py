@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -102,6 +102,7 @@ class _SliceResult:
 class _Pending:
     """A submitted batch: its chunks running (or done), everything needed to join their results."""
 
+    batch: pa.RecordBatch  # as given
     rows: int  # rows with a key
     rejects: list[pa.RecordBatch]  # rows without a key
     shared: dict[int, DigestWriter]  # batch-wide digest buffers per spec index
@@ -149,7 +150,7 @@ class Preparer:
         """Prepare one batch."""
         return self._finish(self._submit(batch))
 
-    def process_stream(self, batches: Iterable[pa.RecordBatch]) -> Iterator[PreparedBatch]:
+    def process_stream(self, batches: Iterable[pa.RecordBatch]) -> Generator[PreparedBatch, None, None]:
         """Prepare batches in order, one output per input batch, the same outputs and report as `process`
         on each: the next batch is read and its chunks start before this one's results are joined and
         yielded, so the workers do not wait for the calling thread between batches (two batches are in
@@ -200,6 +201,7 @@ class Preparer:
 
     def _submit(self, batch: pa.RecordBatch) -> _Pending:
         """Check a batch, cut it into chunks and start them on the workers (without workers: run them)."""
+        given = batch
         if self.key_column not in batch.schema.names:
             raise ValueError(f"the batch has no key column {self.key_column!r}")
         for spec in self.specs:
@@ -251,7 +253,7 @@ class Preparer:
             results = [self._pool.submit(self._process_slice, w) for w in work]
         else:
             results = [self._process_slice(w) for w in work]
-        return _Pending(rows=batch.num_rows, rejects=rejects, shared=shared, results=results)
+        return _Pending(batch=given, rows=batch.num_rows, rejects=rejects, shared=shared, results=results)
 
     def _finish(self, pending: _Pending) -> PreparedBatch:
         """Wait for a submitted batch's chunks; join their results into its output; count the report."""
@@ -301,7 +303,12 @@ class Preparer:
             ],
             schema=REJECTS_SCHEMA,
         )
-        return PreparedBatch(ids=ids, rejects=rejected)
+        return self._finished(pending.batch, PreparedBatch(ids=ids, rejects=rejected))
+
+    def _finished(self, batch: pa.RecordBatch, prepared: PreparedBatch) -> PreparedBatch:
+        """What `process` and `process_stream` give for `batch` (as given), once prepared: a subclass's hook
+        (the pushdown preparer adds the warehouse's rejections)."""
+        return prepared
 
     @staticmethod
     def _chunks(batch: pa.RecordBatch) -> list[pa.RecordBatch]:
