@@ -27,6 +27,10 @@ first prepared batch. `report_seconds` times the final duplicate count (close() 
 
 from __future__ import annotations
 
+# First, as in a `ttsync` command: importing ttsync sets Arrow's allocator options before pyarrow loads.
+import ttsync  # noqa: F401
+
+# isort: split
 import argparse
 import gc
 import hashlib

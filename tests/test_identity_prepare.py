@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import string
+import subprocess
+import sys
 from typing import Any
 
 import pyarrow as pa
@@ -397,3 +400,16 @@ def test_stream_left_early_waits_for_started_chunks(monkeypatch: pytest.MonkeyPa
         report = preparer.report()
     assert first.ids.num_rows > 0
     assert report.people == 700 - sum(k is None for k in _stream_batches()[0].column("k").to_pylist())
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "0"), ("1", "1")])
+def test_importing_ttsync_turns_off_huge_pages_in_arrows_allocator_unless_set(
+    given: str | None, expected: str
+) -> None:
+    # A fresh interpreter: mimalloc reads its options when pyarrow is first imported, after ttsync.
+    env = {k: v for k, v in os.environ.items() if k != "MIMALLOC_ALLOW_THP"}
+    if given is not None:
+        env["MIMALLOC_ALLOW_THP"] = given
+    code = "import os, ttsync, pyarrow; print(os.environ['MIMALLOC_ALLOW_THP'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
