@@ -1,7 +1,8 @@
 """Benchmark of ttsync.identity.Preparer: rows/s and peak RSS for emails, mobile ids and phones.
 
-Generates deterministic data in batches (generation is not timed), prepares it, and prints one JSON
-line per kind. Each kind runs in its own subprocess so that its peak RSS is its own. Besides wall
+Generates deterministic data in batches beforehand (generation is not timed), prepares it with
+`Preparer.process_stream` as the product does (timing the preparer's construction too), and prints one
+JSON line per kind. Each kind runs in its own subprocess so that its peak RSS is its own. Besides wall
 rows/s it reports the CPU time of those calls (all threads) and the 1-minute load average, since
 this machine's 2 cores are shared: cpu_ns_per_row is the cost, rows_per_s what the cores gave us.
 
@@ -16,7 +17,9 @@ cost per row on every core (what the code costs, when the machine is shared).
 `main_thread_cpu_ns_per_row` / `worker_cpu_ns_per_row` split it by thread: the calling thread's share
 (`serial_fraction`) is work the workers cannot overlap, so it bounds the wall rate of 2 workers on 2 cores.
 `first_batch_cpu_ns_per_row` and `later_batches_cpu_ns_per_row` split that cost: the first batch also pays
-once-per-process setup (phone metadata, first touch of memory). `--workers 1` against the default (2 on
+once-per-process setup (phone metadata, first touch of memory); `first_batch_seconds` is the wall time to the
+first prepared batch. `report_seconds` times the final duplicate count (close() and report()), which
+`rows_per_s` leaves out; `peak_rss_mib` includes the generated input (`input_mib`). `--workers 1` against the default (2 on
 2 CPUs) shows whether the worker threads scale, on a quiet machine.
 
     python bench/prepare.py --rows 10000000 [--batch-rows 500000] [--kinds email,maid,phone] [--workers N]
@@ -24,7 +27,12 @@ once-per-process setup (phone metadata, first touch of memory). `--workers 1` ag
 
 from __future__ import annotations
 
+# First, as in a `ttsync` command: importing ttsync sets Arrow's allocator options before pyarrow loads.
+import ttsync  # noqa: F401
+
+# isort: split
 import argparse
+import gc
 import hashlib
 import json
 import os
@@ -156,40 +164,44 @@ def batches(kind: str, rows: int, batch_rows: int, seed: int = 7) -> Iterator[pa
 
 
 def run_kind(kind: str, rows: int, batch_rows: int, workers: int | None = None) -> dict[str, object]:
-    """Prepare `rows` rows of one kind; time only Preparer.process."""
+    """Prepare `rows` rows of one kind the way the product does (`Preparer.process_stream`: the next batch's
+    chunks run while this one's results are joined), over batches generated beforehand: only preparing
+    is timed, never generating. The final report (the duplicate count) is timed apart."""
     spec_kind: Kind = {"email": "email", "maid": "aaid", "phone": "phone"}[kind]  # type: ignore[assignment]
+    data = list(batches(kind, rows, batch_rows))
+    input_mib = sum(b.nbytes for b in data) / 2**20
+    gc.collect()  # the generator's garbage, before the timed region
+    first_rows = data[0].num_rows if data else 0
+    first_cpu_seconds = first_seconds = 0.0
+    produced = 0
+    load_before = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    m0 = time.thread_time()
     preparer = Preparer(
         [ColumnSpec("value", spec_kind, region="US" if kind == "phone" else None)], workers=workers
     )
-    seconds = 0.0
-    cpu_seconds = 0.0
-    main_cpu_seconds = 0.0  # the calling thread's own CPU: work no worker thread can overlap
-    first_cpu_seconds = 0.0
-    first_rows = 0
-    produced = 0
-    load_before = os.getloadavg()[0]
-    for batch in batches(kind, rows, batch_rows):
-        t0 = time.perf_counter()
-        c0 = time.process_time()
-        m0 = time.thread_time()
-        out = preparer.process(batch)
-        main_cpu_seconds += time.thread_time() - m0
-        cpu = time.process_time() - c0
-        if not first_rows:
-            # The first batch also pays once-per-process costs: libphonenumber's metadata and the
-            # rules built from it, idna's tables, the first touch of the memory later batches reuse.
-            first_cpu_seconds, first_rows = cpu, batch.num_rows
-        cpu_seconds += cpu
-        seconds += time.perf_counter() - t0
+    for i, out in enumerate(preparer.process_stream(data)):
+        if i == 0:
+            # The first batch also pays once-per-process costs (libphonenumber's metadata and the rules
+            # built from it, idna's tables, the first touch of the memory later batches reuse); its
+            # CPU here also holds what the workers did of the second batch by then (at most a chunk).
+            first_cpu_seconds, first_seconds = time.process_time() - c0, time.perf_counter() - t0
         produced += out.ids.num_rows
-    report = preparer.report()
+    main_cpu_seconds = time.thread_time() - m0  # the calling thread's own CPU: work no worker can overlap
+    cpu_seconds = time.process_time() - c0
+    seconds = time.perf_counter() - t0
+    r0, rc0 = time.perf_counter(), time.process_time()
     preparer.close()
+    report = preparer.report()  # after close: the duplicate counts are final (as the product reads them)
+    report_seconds, report_cpu_seconds = time.perf_counter() - r0, time.process_time() - rc0
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "kind": kind,
         "rows": rows,
         "batch_rows": batch_rows,
         "seconds": round(seconds, 3),
+        "first_batch_seconds": round(first_seconds, 3),
         "rows_per_s": round(rows / seconds) if seconds else None,
         "cpu_ns_per_row": round(cpu_seconds * 1e9 / rows) if rows else None,
         "first_batch_cpu_ns_per_row": round(first_cpu_seconds * 1e9 / first_rows) if first_rows else None,
@@ -197,7 +209,7 @@ def run_kind(kind: str, rows: int, batch_rows: int, workers: int | None = None) 
         if rows > first_rows
         else None,
         "cores_used": round(cpu_seconds / seconds, 2) if seconds else None,
-        # With workers: CPU on the calling thread (splitting a batch, joining the slices' results) against
+        # With workers: CPU on the calling thread (splitting a batch, joining the chunks' results) against
         # CPU on the worker threads; serial_fraction is the calling thread's share of the process CPU.
         "main_thread_cpu_ns_per_row": round(main_cpu_seconds * 1e9 / rows) if rows else None,
         "worker_cpu_ns_per_row": round((cpu_seconds - main_cpu_seconds) * 1e9 / rows) if rows else None,
@@ -207,7 +219,11 @@ def run_kind(kind: str, rows: int, batch_rows: int, workers: int | None = None) 
         "ids": produced,
         "rejected": {k: v for t in report.types for k, v in t.rejected.items()},
         "duplicates": sum(t.duplicates for t in report.types),
+        # Counting duplicates at the end (close() and report()): once per run, not in rows_per_s.
+        "report_seconds": round(report_seconds, 3),
+        "report_cpu_seconds": round(report_cpu_seconds, 3),
         "peak_rss_mib": round(peak_kib / 1024, 1),
+        "input_mib": round(input_mib, 1),  # the generated batches, all in memory (part of peak_rss_mib)
         "workers": preparer.workers,
         "compiled_kernels": kernels.kernel_available(),
         "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],

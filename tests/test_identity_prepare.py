@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import string
+import subprocess
+import sys
 from typing import Any
 
 import pyarrow as pa
@@ -318,3 +321,95 @@ def test_md5_is_refused_for_kinds_that_never_arrive_as_md5_with_the_way_out() ->
     assert id_schema_for("email", "sha256") == "EMAIL_SHA256"
     with pytest.raises(ValueError, match=r"email identifiers cannot arrive MD5-hashed: use SHA256"):
         ColumnSpec("email", "email", hash_state="md5")
+
+
+def _stream_batches() -> list[pa.RecordBatch]:
+    """Three batches over every path a batch's chunks take: fast and scalar-decided emails, phones, a
+    delimiter column, missing keys, and an `auto` MAID column blank in the first batch and MD5 after."""
+    rng = random.Random(5)
+    batches = []
+    for b, n in enumerate((700, 650, 90)):
+        emails = [rng.choice([*EMAILS, f" U{i % 300}@Example.com "]) for i in range(n)]
+        phones = [
+            rng.choice(["(212) 555-0100; +44 20 7946 0018", "555", " ", None, "２１３ ３７３ 4253"])
+            for _ in range(n)
+        ]
+        maids = (
+            [rng.choice(["  ", None]) for _ in range(n)]
+            if b == 0
+            else [hashlib.md5(f"m{i % 50}".encode(), usedforsecurity=False).hexdigest() for i in range(n)]
+        )
+        keys = [None if i % 97 == 5 else f"{b}-{i}" for i in range(n)]
+        batches.append(pa.record_batch({"k": keys, "e": emails, "p": phones, "m": maids}))
+    return batches
+
+
+STREAM_SPECS = [
+    ColumnSpec("e", "email"),
+    ColumnSpec("p", "phone", region="US", delimiter=";"),
+    ColumnSpec("m", "aaid", hash_state="auto", maid_hash="sha256"),
+]
+
+
+def _outputs(workers: int, stream: bool) -> tuple[list[Any], dict[str, Any]]:
+    with Preparer(STREAM_SPECS, key_column="k", workers=workers) as preparer:
+        batches = _stream_batches()
+        prepared = preparer.process_stream(batches) if stream else map(preparer.process, batches)
+        outputs = [(out.ids.to_pylist(), out.rejects.to_pylist()) for out in prepared]
+    return outputs, preparer.report().to_dict()
+
+
+def test_stream_and_chunks_give_the_same_outputs_and_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Small chunks: every batch is cut into several, the next batch's chunks start before this one ends.
+    monkeypatch.setattr("ttsync.identity.prepare.CHUNK_ROWS", 64)
+    one_by_one = _outputs(workers=2, stream=False)
+    assert _outputs(workers=2, stream=True) == one_by_one
+    assert _outputs(workers=1, stream=True) == one_by_one  # the number of workers changes nothing
+    outputs, report = one_by_one
+    assert len(outputs) == 3
+    for (ids, rejects), batch in zip(outputs, _stream_batches(), strict=True):
+        # Every present value of a keyed row is either an identifier or a reject, exactly once.
+        assert all(r["row_key"] is not None for r in ids)
+        missing = sum(k is None for k in batch.column("k").to_pylist())
+        assert sum(r["reason"] == "missing_key" for r in rejects) == missing
+    by_type = {t["id_schema"]: t for t in report["types"]}
+    # The first batch's blank MAIDs are read as raw (nothing decided yet), even though the second batch,
+    # submitted while the first one's chunks still run, decides the column is MD5.
+    assert by_type["AAID_SHA256"]["rejected"] == {
+        "empty": sum(
+            m is not None and k is not None
+            for m, k in zip(
+                _stream_batches()[0].column("m").to_pylist(),
+                _stream_batches()[0].column("k").to_pylist(),
+                strict=True,
+            )
+        )
+    }
+    assert by_type["AAID_MD5"]["valid"] == 650 + 90 - sum(
+        k is None for b in _stream_batches()[1:] for k in b.column("k").to_pylist()
+    )
+    assert by_type["AAID_MD5"]["duplicates"] == by_type["AAID_MD5"]["valid"] - 50
+
+
+def test_stream_left_early_waits_for_started_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ttsync.identity.prepare.CHUNK_ROWS", 64)
+    with Preparer(STREAM_SPECS, key_column="k", workers=2) as preparer:
+        stream = preparer.process_stream(_stream_batches())
+        first = next(stream)
+        stream.close()  # the second batch was submitted: its chunks end before close() returns
+        report = preparer.report()
+    assert first.ids.num_rows > 0
+    assert report.people == 700 - sum(k is None for k in _stream_batches()[0].column("k").to_pylist())
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "0"), ("1", "1")])
+def test_importing_ttsync_turns_off_huge_pages_in_arrows_allocator_unless_set(
+    given: str | None, expected: str
+) -> None:
+    # A fresh interpreter: mimalloc reads its options when pyarrow is first imported, after ttsync.
+    env = {k: v for k, v in os.environ.items() if k != "MIMALLOC_ALLOW_THP"}
+    if given is not None:
+        env["MIMALLOC_ALLOW_THP"] = given
+    code = "import os, ttsync, pyarrow; print(os.environ['MIMALLOC_ALLOW_THP'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -132,13 +134,20 @@ def _prepare(
         (kept / "prepared").mkdir(parents=True)
         writer = pq.ParquetWriter(kept / "prepared" / "ids.parquet", IDS_SCHEMA)
     key_column = ROW_KEY_FIELD if kept is not None else segment.key_column
+
+    def keyed() -> Iterator[pa.RecordBatch]:
+        nonlocal size
+        for batch in source.stream(segment.query):
+            first_row, size = size, size + batch.num_rows
+            if writer is not None:  # the run's row keys: forgotten keys match them
+                batch, _missing = _with_string_key(batch, segment.key_column, hasher, first_row=first_row)
+            yield batch
+
     try:
         with Preparer(specs, key_column=key_column) as preparer:
-            for batch in source.stream(segment.query):
-                first_row, size = size, size + batch.num_rows
-                if writer is not None:  # the run's row keys: forgotten keys match them
-                    batch, _missing = _with_string_key(batch, segment.key_column, hasher, first_row=first_row)
-                ids = preparer.process(batch).ids
+            # The next batch's chunks run while this one's identifiers are written or counted.
+            for prepared in preparer.process_stream(keyed()):
+                ids = prepared.ids
                 if writer is not None:
                     writer.write_batch(ids_batch(ids))
                     continue  # counted once filtered (`_suppress`)

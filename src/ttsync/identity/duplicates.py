@@ -1,10 +1,10 @@
 """Exact duplicate counting per identifier type, in bounded memory.
 
 Each valid identifier contributes one 64-bit key (the first 8 bytes of its digest, never anything of the
-raw value). Keys are buffered per identifier type (`RUN_KEYS` at most, 2 MiB), then sorted and appended as
-one run to a file in a private temporary directory (keys only, deleted on close). Since keys are uniform,
-the top `PART_BITS` bits split every run into `PARTS` contiguous slices: counting reads one slice of every
-run at a time (1/`PARTS` of the keys), sorts it and counts repeats. Memory does not grow with the number of
+raw value). Keys are buffered per identifier type (`RUN_KEYS` at most, 2 MiB), then grouped by their top `PART_BITS`
+bits into `PARTS` contiguous slices and appended as one run to a file in a private temporary directory
+(keys only, deleted on close). Since keys are uniform, counting reads one slice of every run at a time
+(1/`PARTS` of the keys), sorts it and counts repeats. Memory does not grow with the number of
 rows (it did with the DuckDB table used before: ~70 MiB at 3M rows, and its final count failed under a
 16 MB limit), and the sorts cost less CPU than DuckDB's insert and grouped count. Counts are exact up to
 64-bit key collisions (probability about 3e-6 at 10 million keys).
@@ -23,13 +23,13 @@ from typing import Final
 import numpy as np
 import pyarrow as pa
 
-RUN_KEYS: Final = 2**18  # keys buffered per identifier type before a sorted run is written (2 MiB)
+RUN_KEYS: Final = 2**18  # keys buffered per identifier type before a run is written (2 MiB)
 PART_BITS: Final = 6
 PARTS: Final = 2**PART_BITS  # slices of the key space counted one at a time
 
 
 class _Runs:
-    """The keys of one identifier type: the latest keys in memory, the rest in sorted runs on disk."""
+    """The keys of one identifier type: the latest keys in memory, the rest in runs on disk."""
 
     def __init__(self, path: Path, run_keys: int) -> None:
         self.path = path
@@ -54,10 +54,13 @@ class _Runs:
         if not self.buffered:
             return
         run = self.buffer[: self.buffered]
-        run.sort()
+        # Grouped by slice (top PART_BITS bits), not sorted: counting sorts each slice anyway. A stable
+        # argsort of 8-bit values is a radix sort, ~5x cheaper than sorting the 64-bit keys here.
+        top = (run >> np.uint64(64 - PART_BITS)).astype(np.uint8)
+        run = run[np.argsort(top, kind="stable")]
         offset = int(self.bounds[-1][-1]) if self.bounds else 0
-        cuts = np.searchsorted(run, _slice_starts(), side="left")
-        self.bounds.append(np.append(cuts, len(run)).astype(np.int64) + offset)
+        cuts = np.concatenate(([0], np.cumsum(np.bincount(top, minlength=PARTS))))
+        self.bounds.append(cuts.astype(np.int64) + offset)
         with self.path.open("ab") as out:
             run.tofile(out)
         self.buffered = 0
@@ -77,11 +80,6 @@ class _Runs:
                         keys.sort()
                         distinct += 1 + int(np.count_nonzero(keys[1:] != keys[:-1]))
         return self.added - distinct
-
-
-def _slice_starts() -> np.ndarray:
-    """The smallest key of each slice of the key space (top PART_BITS bits)."""
-    return (np.arange(PARTS, dtype=np.uint64) << np.uint64(64 - PART_BITS)).astype(np.uint64)
 
 
 class DuplicateCounter:

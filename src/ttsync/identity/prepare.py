@@ -5,9 +5,12 @@ normalization (ttsync.identity.kinds / phone_fast), send what it cannot decide t
 reference, then hash: SHA-256 by the compiled kernel straight into one digest array per column
 (kernels.DigestWriter; raw emails are checked and hashed in the same compiled pass), otherwise and for
 MD5 with DuckDB's sha256()/md5(). Batches are split across worker threads (Arrow
-kernels and DuckDB release the GIL). Each worker does everything per-row for its slice — hashing,
-taking row keys, counting rejects, recording duplicate keys, counting matchable rows — so the main
-thread only concatenates and adds up counters. Nothing but the report's fixed-size counters (and
+kernels and DuckDB release the GIL). Each batch is cut into chunks of at most `CHUNK_ROWS` rows that the
+workers pull one at a time, so both cores stay busy until the batch's last chunk (halves, one per
+worker, left a core idle whenever one half was slower). Each worker does everything per-row for its
+chunk — hashing, taking row keys, counting rejects, recording duplicate keys, counting matchable rows —
+so the calling thread only concatenates and adds up counters; `process_stream` has the next batch's
+chunks running while it does that. Nothing but the report's fixed-size counters (and
 the duplicate counter's keys, on disk) outlives a batch. Cell splitting, the scalar fallback and
 hashing are in `values.py`.
 """
@@ -15,8 +18,9 @@ hashing are in `values.py`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Generator, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -46,7 +50,10 @@ __all__ = ["PreparedBatch", "Preparer", "identifier_texts", "prepare_value"]
 IDS_SCHEMA = pa.schema([("row_key", pa.string()), ("id_schema", pa.string()), ("hash", pa.string())])
 REJECTS_SCHEMA = pa.schema([("row_key", pa.string()), ("column", pa.string()), ("reason", pa.string())])
 AUTO_THRESHOLD = 0.9  # share of sampled values that must look hashed for `auto` to pick a hash state
-MIN_ROWS_PER_WORKER = 50_000
+# Rows per unit of work for a worker thread. Output does not depend on it beyond the order of rows in a
+# batch's output (chunk by chunk); small enough that the last chunk of a batch leaves little idle time,
+# large enough that the per-chunk Python overhead (~0.3 ms) stays a few ns per row.
+CHUNK_ROWS = 65_536
 
 
 @dataclass
@@ -59,7 +66,7 @@ class PreparedBatch:
 
 @dataclass
 class _ColumnResult:
-    """One column of one slice, fully prepared by a worker thread."""
+    """One column of one chunk, fully prepared by a worker thread."""
 
     spec: ColumnSpec
     id_schema: str
@@ -75,18 +82,31 @@ class _ColumnResult:
 
 @dataclass
 class _Work:
-    """One slice of a batch for a worker thread: its rows, their keys, and per column (by spec index)
-    the region of the batch's shared digest buffers its digests go to."""
+    """One chunk of a batch for a worker thread: its rows, their keys, per column (by spec index) the
+    region of the batch's shared digest buffers its digests go to, and the hash state of each column
+    when the batch was submitted (a later batch may decide an `auto` column while this one runs)."""
 
     batch: pa.RecordBatch
     keys: pa.Array
     regions: dict[int, DigestWriter]
+    states: dict[str, str]
 
 
 @dataclass
 class _SliceResult:
     columns: list[_ColumnResult]
-    matchable: int  # rows of the slice with at least one valid identifier
+    matchable: int  # rows of the chunk with at least one valid identifier
+
+
+@dataclass
+class _Pending:
+    """A submitted batch: its chunks running (or done), everything needed to join their results."""
+
+    batch: pa.RecordBatch  # as given
+    rows: int  # rows with a key
+    rejects: list[pa.RecordBatch]  # rows without a key
+    shared: dict[int, DigestWriter]  # batch-wide digest buffers per spec index
+    results: list[Future[_SliceResult] | _SliceResult]  # per chunk, in row order
 
 
 class Preparer:
@@ -128,100 +148,26 @@ class Preparer:
 
     def process(self, batch: pa.RecordBatch) -> PreparedBatch:
         """Prepare one batch."""
-        if self.key_column not in batch.schema.names:
-            raise ValueError(f"the batch has no key column {self.key_column!r}")
-        for spec in self.specs:
-            for name in (spec.column, spec.region_column):
-                if name is not None and name not in batch.schema.names:
-                    raise ValueError(f"the batch has no column {name!r}")
-        keys = as_text(self.key_column, batch.column(self.key_column), "key")
-        missing = pc.is_null(keys)
-        rejects: list[pa.RecordBatch] = []
-        if pc.any(missing).as_py():
-            n_missing = pc.sum(missing).as_py()
-            rejects.append(
-                pa.record_batch(
-                    [
-                        pa.nulls(n_missing, pa.string()),
-                        pa.repeat(pa.scalar(self.key_column), n_missing),
-                        pa.repeat(pa.scalar(Reason.MISSING_KEY.value), n_missing),
-                    ],
-                    schema=REJECTS_SCHEMA,
-                )
-            )
-            batch = batch.filter(pc.invert(missing))
-            keys = pc.filter(keys, pc.invert(missing))
-        self._decide_auto(batch)
-        slices = self._slices(batch)
-        offsets = [0]
-        for piece in slices[:-1]:
-            offsets.append(offsets[-1] + piece.num_rows)
-        # One pair of digest buffers per SHA-256 column for the whole batch, a region of it per slice:
-        # the workers write the digests in place, and the main thread only closes the gaps (concatenating
-        # per-slice arrays was the main thread's largest cost, with the workers idle).
-        shared = {i: w for i, spec in enumerate(self.specs) if (w := self._shared_writer(batch, spec))}
-        work = [
-            _Work(
-                piece,
-                keys.slice(offset, piece.num_rows),
-                {i: w.region(offset, piece.num_rows) for i, w in shared.items()},
-            )
-            for piece, offset in zip(slices, offsets, strict=True)
-        ]
-        if self._pool is not None and len(work) > 1:
-            results = list(self._pool.map(self._process_slice, work))
-        else:
-            results = [self._process_slice(w) for w in work]
-        id_keys: list[pa.Array] = []
-        id_schemas: list[pa.Array] = []
-        id_hashes: list[pa.Array] = []
-        reject_keys: list[pa.Array] = [r.column(0) for r in rejects]
-        reject_columns: list[pa.Array] = [r.column(1) for r in rejects]
-        reject_reasons: list[pa.Array] = [r.column(2) for r in rejects]
-        for result in results:
-            self._matchable += result.matchable
-        # Column by column, slices in order within each: a row's identifiers keep the order of the specs.
-        for i, spec in enumerate(self.specs):
-            column = [result.columns[i] for result in results]
-            valid = 0
-            for res in column:
-                self._account(res)
-                valid += len(res.ok_keys)
-                id_keys.append(res.ok_keys)
-                if len(res.bad_keys):
-                    reject_keys.append(res.bad_keys)
-                    reject_columns.append(repeat(spec.column, len(res.bad_keys)))
-                    reject_reasons.append(res.bad_reasons)
-            if valid:
-                id_schemas.append(repeat(column[0].id_schema, valid))
-                writer = shared.get(i)
-                if writer is not None:
-                    id_hashes.append(writer.join([r.region for r in column if r.region is not None])[0])
-                else:
-                    id_hashes += [res.hashes for res in column]
-        self._people += batch.num_rows
-        ids = pa.record_batch(
-            [
-                concat([k for k in id_keys if len(k)], pa.string()),
-                concat(id_schemas, pa.string()),
-                concat([h for h in id_hashes if len(h)], pa.string()),
-            ],
-            schema=IDS_SCHEMA,
-        )
-        rejected = pa.record_batch(
-            [
-                concat(reject_keys, pa.string()),
-                concat(reject_columns, pa.string()),
-                concat(reject_reasons, pa.string()),
-            ],
-            schema=REJECTS_SCHEMA,
-        )
-        return PreparedBatch(ids=ids, rejects=rejected)
+        return self._finish(self._submit(batch))
 
-    def process_stream(self, batches: Iterable[pa.RecordBatch]) -> Iterator[PreparedBatch]:
-        """Prepare batches one at a time (memory stays bounded by the batch size)."""
-        for batch in batches:
-            yield self.process(batch)
+    def process_stream(self, batches: Iterable[pa.RecordBatch]) -> Generator[PreparedBatch, None, None]:
+        """Prepare batches in order, one output per input batch, the same outputs and report as `process`
+        on each: the next batch is read and its chunks start before this one's results are joined and
+        yielded, so the workers do not wait for the calling thread between batches (two batches are in
+        memory at a time). Leaving the loop early still waits for the chunks already started."""
+        pending: deque[_Pending] = deque()
+        try:
+            for batch in batches:
+                pending.append(self._submit(batch))
+                if len(pending) > 1:
+                    yield self._finish(pending.popleft())
+            while pending:
+                yield self._finish(pending.popleft())
+        finally:
+            for left in pending:  # abandoned: let the started chunks end before the caller goes on
+                for result in left.results:
+                    if isinstance(result, Future) and not result.cancel():
+                        result.exception()
 
     def report(self) -> MatchReport:
         """The match report so far."""
@@ -253,11 +199,126 @@ class Preparer:
 
     # ---- internals --------------------------------------------------------------------------
 
-    def _slices(self, batch: pa.RecordBatch) -> list[pa.RecordBatch]:
+    def _submit(self, batch: pa.RecordBatch) -> _Pending:
+        """Check a batch, cut it into chunks and start them on the workers (without workers: run them)."""
+        given = batch
+        if self.key_column not in batch.schema.names:
+            raise ValueError(f"the batch has no key column {self.key_column!r}")
+        for spec in self.specs:
+            for name in (spec.column, spec.region_column):
+                if name is not None and name not in batch.schema.names:
+                    raise ValueError(f"the batch has no column {name!r}")
+        keys = as_text(self.key_column, batch.column(self.key_column), "key")
+        missing = pc.is_null(keys)
+        rejects: list[pa.RecordBatch] = []
+        if keys.null_count:
+            n_missing = keys.null_count
+            rejects.append(
+                pa.record_batch(
+                    [
+                        pa.nulls(n_missing, pa.string()),
+                        repeat(self.key_column, n_missing),
+                        repeat(Reason.MISSING_KEY.value, n_missing),
+                    ],
+                    schema=REJECTS_SCHEMA,
+                )
+            )
+            batch = batch.filter(pc.invert(missing))
+            keys = pc.filter(keys, pc.invert(missing))
+        self._decide_auto(batch)
+        states = {spec.column: self._state(spec) for spec in self.specs}
+        chunks = self._chunks(batch)
+        offsets = [0]
+        for piece in chunks[:-1]:
+            offsets.append(offsets[-1] + piece.num_rows)
+        # One pair of digest buffers per SHA-256 column for the whole batch, a region of it per chunk:
+        # the workers write the digests in place, and the calling thread only closes the gaps
+        # (concatenating per-chunk arrays was its largest cost, with the workers idle).
+        shared = {
+            i: w for i, spec in enumerate(self.specs) if (w := self._shared_writer(batch, spec, states))
+        }
+        work = [
+            _Work(
+                piece,
+                keys.slice(offset, piece.num_rows),
+                {i: w.region(offset, piece.num_rows) for i, w in shared.items()},
+                states,
+            )
+            for piece, offset in zip(chunks, offsets, strict=True)
+        ]
+        results: list[Future[_SliceResult] | _SliceResult]
+        if self._pool is not None:
+            # Submitted in row order: the workers pull them first come, first served (and the next
+            # batch's chunks after this one's).
+            results = [self._pool.submit(self._process_slice, w) for w in work]
+        else:
+            results = [self._process_slice(w) for w in work]
+        return _Pending(batch=given, rows=batch.num_rows, rejects=rejects, shared=shared, results=results)
+
+    def _finish(self, pending: _Pending) -> PreparedBatch:
+        """Wait for a submitted batch's chunks; join their results into its output; count the report."""
+        results = [r.result() if isinstance(r, Future) else r for r in pending.results]
+        rejects, shared = pending.rejects, pending.shared
+        id_keys: list[pa.Array] = []
+        id_schemas: list[pa.Array] = []
+        id_hashes: list[pa.Array] = []
+        reject_keys: list[pa.Array] = [r.column(0) for r in rejects]
+        reject_columns: list[pa.Array] = [r.column(1) for r in rejects]
+        reject_reasons: list[pa.Array] = [r.column(2) for r in rejects]
+        for result in results:
+            self._matchable += result.matchable
+        # Column by column, chunks in order within each: a row's identifiers keep the order of the specs.
+        for i, spec in enumerate(self.specs):
+            column = [result.columns[i] for result in results]
+            valid = 0
+            for res in column:
+                self._account(res)
+                valid += len(res.ok_keys)
+                id_keys.append(res.ok_keys)
+                if len(res.bad_keys):
+                    reject_keys.append(res.bad_keys)
+                    reject_columns.append(repeat(spec.column, len(res.bad_keys)))
+                    reject_reasons.append(res.bad_reasons)
+            if valid:
+                id_schemas.append(repeat(column[0].id_schema, valid))
+                writer = shared.get(i)
+                if writer is not None:
+                    id_hashes.append(writer.join([r.region for r in column if r.region is not None])[0])
+                else:
+                    id_hashes += [res.hashes for res in column]
+        self._people += pending.rows
+        ids = pa.record_batch(
+            [
+                concat([k for k in id_keys if len(k)], pa.string()),
+                concat(id_schemas, pa.string()),
+                concat([h for h in id_hashes if len(h)], pa.string()),
+            ],
+            schema=IDS_SCHEMA,
+        )
+        rejected = pa.record_batch(
+            [
+                concat(reject_keys, pa.string()),
+                concat(reject_columns, pa.string()),
+                concat(reject_reasons, pa.string()),
+            ],
+            schema=REJECTS_SCHEMA,
+        )
+        return self._finished(pending.batch, PreparedBatch(ids=ids, rejects=rejected))
+
+    def _finished(self, batch: pa.RecordBatch, prepared: PreparedBatch) -> PreparedBatch:
+        """What `process` and `process_stream` give for `batch` (as given), once prepared: a subclass's hook
+        (the pushdown preparer adds the warehouse's rejections)."""
+        return prepared
+
+    @staticmethod
+    def _chunks(batch: pa.RecordBatch) -> list[pa.RecordBatch]:
+        """The batch cut into equal chunks of at most CHUNK_ROWS rows (zero-copy slices)."""
         n = batch.num_rows
-        parts = min(self.workers, max(1, n // MIN_ROWS_PER_WORKER))
-        size = -(-n // parts) if n else 0
-        return [batch.slice(i * size, size) for i in range(parts)] if n else [batch]
+        if n == 0:
+            return [batch]
+        parts = -(-n // CHUNK_ROWS)
+        size = -(-n // parts)
+        return [batch.slice(i * size, size) for i in range(parts)]
 
     def _account(self, res: _ColumnResult) -> None:
         """Add one column result's counters to the report (main thread; no per-row work)."""
@@ -310,24 +371,26 @@ class Preparer:
             return None
         return spec.maid_hash if spec.kind in MAID_KINDS else "sha256"
 
-    def _shared_writer(self, batch: pa.RecordBatch, spec: ColumnSpec) -> DigestWriter | None:
-        """Batch-wide digest buffers for a SHA-256 column with at most one value per row (each slice's
+    def _shared_writer(
+        self, batch: pa.RecordBatch, spec: ColumnSpec, states: dict[str, str]
+    ) -> DigestWriter | None:
+        """Batch-wide digest buffers for a SHA-256 column with at most one value per row (each chunk's
         digests then fit in the region of its rows), else None."""
-        if self._algorithm(spec, self._state(spec)) != "sha256" or spec.delimiter is not None:
+        if self._algorithm(spec, states[spec.column]) != "sha256" or spec.delimiter is not None:
             return None
         if is_list(batch.schema.field(spec.column).type):
             return None
         return DigestWriter.create(batch.num_rows)
 
     def _process_slice(self, work: _Work) -> _SliceResult:
-        """Prepare every column of one slice (runs in a worker thread)."""
+        """Prepare every column of one chunk (runs in a worker thread)."""
         batch, keys = work.batch, work.keys
         columns = []
         ok_rows: list[pa.Array] = []
         one_value_per_row = len(self.specs) == 1
         for i, spec in enumerate(self.specs):
             res, rows, flattened = self._process_column(
-                batch, keys, spec, self._state(spec), work.regions.get(i)
+                batch, keys, spec, work.states[spec.column], work.regions.get(i)
             )
             columns.append(res)
             ok_rows.append(rows)
@@ -347,7 +410,7 @@ class Preparer:
         state: str,
         digests: DigestWriter | None,
     ) -> tuple[_ColumnResult, pa.Array, bool]:
-        """(the prepared column, slice row of each valid identifier, whether cells were split). `digests`:
+        """(the prepared column, chunk row of each valid identifier, whether cells were split). `digests`:
         where the digests go (a region of the batch's shared buffers), else a writer of its own."""
         column = batch.column(spec.column)
         flattened = spec.delimiter is not None or is_list(column.type)

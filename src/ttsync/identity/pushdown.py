@@ -261,9 +261,8 @@ class PushdownPreparer(Preparer):
         self._reason_columns = pushdown.reason_columns
         self._warehouse_rejected: dict[str, dict[str, int]] = {}  # id_schema -> reason -> count
 
-    def process(self, batch: pa.RecordBatch) -> PreparedBatch:
-        """Prepare one batch of the pushdown result (see `Preparer.process`)."""
-        prepared = super().process(batch)
+    def _finished(self, batch: pa.RecordBatch, prepared: PreparedBatch) -> PreparedBatch:
+        """Add a prepared batch's rejections by the warehouse (`Preparer.process` and `process_stream` call it)."""
         keys = pc.cast(batch.column(self.key_column), pa.string())
         parts = [prepared.rejects]
         for spec in self.specs:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,13 +100,24 @@ def prepare_to_parquet(
         made = (
             make_preparer(ROW_KEY_FIELD) if make_preparer else Preparer(list(specs), key_column=ROW_KEY_FIELD)
         )
-        with made as preparer:
+        # process_stream reads the next batch before it yields this one's result (its chunks start meanwhile):
+        # what each batch brings besides its rows waits here, in order, for its result.
+        read: deque[tuple[int, pa.RecordBatch]] = deque()
+
+        def keyed() -> Iterator[pa.RecordBatch]:
+            first_row = 0
             for raw_batch in batches:
-                batch, missing_keys = _with_string_key(raw_batch, key_column, key_hasher, first_row=rows)
+                batch, missing_keys = _with_string_key(raw_batch, key_column, key_hasher, first_row=first_row)
+                first_row += raw_batch.num_rows
+                read.append((raw_batch.num_rows, missing_keys))
+                yield batch
+
+        with made as preparer:
+            for prepared in preparer.process_stream(keyed()):
+                raw_rows, missing_keys = read.popleft()
                 if missing_keys.num_rows:
                     background.submit(rejects_out.write_batch, missing_keys)
                     rejects_written += missing_keys.num_rows
-                prepared = preparer.process(batch)
                 if prepared.ids.num_rows:
                     background.submit(write_ids, prepared.ids)
                     ids_written += prepared.ids.num_rows
@@ -114,9 +125,9 @@ def prepare_to_parquet(
                     rejects = prepared.rejects.select(REJECTS_SCHEMA.names).cast(REJECTS_SCHEMA)
                     background.submit(rejects_out.write_batch, rejects)
                     rejects_written += prepared.rejects.num_rows
-                rows += raw_batch.num_rows
+                rows += raw_rows
                 if progress is not None:
-                    progress(raw_batch.num_rows)
+                    progress(raw_rows)
         background.drain()
         report = preparer.report()  # after close: the duplicate counts are final and counted once
         ids_out.add_key_value_metadata(footer_metadata(report))
