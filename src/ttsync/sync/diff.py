@@ -171,7 +171,8 @@ def _words_table(schema: str, words: np.ndarray, row_key: pa.Array | None = None
     """A table of (id_schema, k1..k4[, row_key]) from words: a RECORD array or an (n, 4) uint64 array."""
     n = len(words)
     columns = [
-        np.ascontiguousarray(words[k] if words.dtype.names else words[:, i]) for i, k in enumerate(KEY_COLUMNS)
+        np.ascontiguousarray(words[k] if words.dtype.names else words[:, i])
+        for i, k in enumerate(KEY_COLUMNS)
     ]
     table = pa.table(
         [pa.repeat(pa.scalar(schema, pa.string()), n), *(pa.array(c, pa.uint64()) for c in columns)],

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import mmap
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,9 @@ except ImportError:  # not built: plan.py keeps the DuckDB diff
 RECORD = np.dtype([("k1", "<u8"), ("k2", "<u8"), ("k3", "<u8"), ("k4", "<u8"), ("idx", "<u8")])
 SORTED_KEY = "ttsync.sorted_by"  # footer key of a sorted digests file (informational: the merge checks order)
 _WRITE_ROWS = 1 << 20
-_WRITE_SCHEMA = pa.schema([pa.field("id_schema", pa.dictionary(pa.int32(), pa.string())), *list(DIGESTS_SCHEMA)[1:]])
+_WRITE_SCHEMA = pa.schema(
+    [pa.field("id_schema", pa.dictionary(pa.int32(), pa.string())), *list(DIGESTS_SCHEMA)[1:]]
+)
 
 
 @dataclass
@@ -64,11 +66,14 @@ def sort_and_merge(
     """Write the identifiers of `schemas` in `ids_path` sorted to `work_dir/current_ids.parquet` and, given a
     snapshot with words, merge each id schema with it. None (nothing written) when a digest is not SHA-256
     or the kernel is missing."""
-    if _groups is None:
+    if not available():
         return None
     ids = _open(ids_path)
-    if any(k not in names for names in _names(ids_path, snapshot) for k in KEY_COLUMNS):
-        return None  # a snapshot of the older hex layout: DuckDB derives its words
+    if any(k not in ids.schema_arrow.names for k in KEY_COLUMNS):
+        return None
+    if snapshot is not None and "k1" not in pq.read_schema(snapshot).names:
+        snapshot = None  # the older hex layout: DuckDB derives its words (this plan still writes them sorted)
+    work_dir.mkdir(parents=True, exist_ok=True)
     path = work_dir / "current_ids.parquet"
     path.unlink(missing_ok=True)  # a new file (inode): a committed snapshot may be a link to an earlier one
     result = SortedDiff(current_ids_path=path, distinct_ids={}, merged=snapshot is not None)
@@ -135,10 +140,6 @@ def _open(path: Path) -> pq.ParquetFile:
     return pq.ParquetFile(path, read_dictionary=["id_schema"])
 
 
-def _names(*paths: Path | None) -> list[list[str]]:
-    return [pq.read_schema(p).names for p in paths if p is not None]
-
-
 def _footer_schemas(path: Path) -> list[str]:
     return list(read_footer(path).distinct_ids or {})
 
@@ -167,15 +168,15 @@ def _row_groups(file: pq.ParquetFile, schema: str, columns: list[str]) -> Iterat
         yield table.filter(pc.fill_null(mask, False)).select(columns)
 
 
-def _words(table: pa.Table) -> list[np.ndarray] | None:
+_Words = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _words(table: pa.Table) -> _Words | None:
     """k1..k4 as contiguous uint64 arrays; None when any is null (an MD5 digest)."""
-    out = []
-    for name in KEY_COLUMNS:
-        column = table.column(name)
-        if column.null_count:
-            return None
-        out.append(np.ascontiguousarray(column.to_numpy(), dtype=np.uint64))
-    return out
+    if any(table.column(name).null_count for name in KEY_COLUMNS):
+        return None
+    k1, k2, k3, k4 = (np.ascontiguousarray(table.column(k).to_numpy(), dtype=np.uint64) for k in KEY_COLUMNS)
+    return k1, k2, k3, k4
 
 
 def _sorted_records(ids: pq.ParquetFile, schema: str) -> np.ndarray | None:
@@ -197,7 +198,7 @@ def _sorted_records(ids: pq.ParquetFile, schema: str) -> np.ndarray | None:
         if words is None:
             return None
         n = len(words[0])
-        _groups.radix_scatter(*words, n, first, shift, slots, records)
+        _groups.radix_scatter(words[0], words[1], words[2], words[3], n, first, shift, slots, records)
         first += n
     _groups.sort_buckets(records, starts, buckets)
     return records
@@ -233,7 +234,8 @@ def _merge(
         words = _words(table)
         if words is None:
             return None
-        step = _groups.merge_sorted(records, len(records), state, *words, len(words[0]), False)
+        k1, k2, k3, k4 = words
+        step = _groups.merge_sorted(records, len(records), state, k1, k2, k3, k4, len(k1), False)
         if step is None:
             return None
         added.append(np.frombuffer(step[0], dtype=np.uint64))
