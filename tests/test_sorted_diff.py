@@ -60,6 +60,7 @@ def test_the_new_set_is_written_sorted_with_ties_and_duplicates(tmp_path: Path) 
     result = sorted_diff.sort_and_merge(tmp_path / "ids.parquet", (P, E), None, tmp_path)
     assert result is not None
     assert not result.merged
+    result.wait()
     written = read_words(result.current_ids_path)
     assert written == sorted((s, *w) for _, s, w in rows)  # every row kept: duplicates too
     assert result.distinct_ids == {s: len({w for _, t, w in rows if t == s}) for s in (E, P)}
@@ -82,6 +83,7 @@ def test_merge_equals_the_set_difference(
     monkeypatch.setattr(sorted_diff, "_WRITE_ROWS", snapshot_group_rows)
     first = sorted_diff.sort_and_merge(tmp_path / "old" / "ids.parquet", (E, P), None, tmp_path / "old")
     assert first is not None
+    first.wait()
     write_prepared(tmp_path / "new" / "ids.parquet", new, group_rows=97)
     result = sorted_diff.sort_and_merge(
         tmp_path / "new" / "ids.parquet", (E, P), first.current_ids_path, tmp_path / "new"
@@ -144,6 +146,7 @@ def test_a_plan_against_an_earlier_release_snapshot_equals_the_sorted_one(
                 tmp_path / "old" / "ids.parquet", (E, P), None, tmp_path / "old"
             )
             assert made is not None
+            made.wait()
             snapshot.parent.mkdir(parents=True)
             made.current_ids_path.rename(snapshot)
         with connect(tmp_path / name / "work") as con:

@@ -247,6 +247,8 @@ def plan_audience(
         digests_path = work_dir / "capped_ids.parquet"
     elif merged is not None:
         digests_path = merged.current_ids_path
+    if merged is not None:
+        merged.wait()
     return AudiencePlan(
         mode=mode,
         id_schemas=schemas,
