@@ -185,6 +185,8 @@ def plan_audience(
     if len(prepared_files) == 1:
         diffable = has_snapshot and not full_upload and not inflight
         merged = sort_and_merge(Path(prepared_files[0]), schemas, snapshot if diffable else None, work_dir)
+        if merged is not None and not merged.merged:
+            merged.wait()  # a DuckDB diff or group-by of the whole set follows: not beside the records (memory)
     # Intermediate results go to Parquet rather than tables: each is read once or twice, and a resumed
     # workflow in another process can still use them.
     if full_upload:

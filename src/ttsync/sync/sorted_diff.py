@@ -161,7 +161,7 @@ def row_keys(ids_path: Path, wanted: dict[str, np.ndarray]) -> dict[str, pa.Arra
 
 def _open(path: Path) -> pq.ParquetFile:
     # id_schema as a dictionary: a handful of names, not one string per row, to decode.
-    return pq.ParquetFile(path, read_dictionary=["id_schema"])
+    return pq.ParquetFile(path, read_dictionary=["id_schema"], memory_map=True)
 
 
 def _row_groups(file: pq.ParquetFile, schema: str, columns: list[str]) -> Iterator[pa.Table]:
