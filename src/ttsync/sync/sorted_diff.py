@@ -80,6 +80,10 @@ def sort_and_merge(
         return None
     if snapshot is not None and "k1" not in pq.read_schema(snapshot).names:
         snapshot = None  # the older hex layout: DuckDB derives its words (this plan still writes them sorted)
+    # The sort's records come from the OS: first hand back what the prepare stage left free in Arrow's pools
+    # (tens of ms), so the plan's peak is the records, not the records on top of that.
+    pa.default_memory_pool().release_unused()
+    pa.system_memory_pool().release_unused()
     work_dir.mkdir(parents=True, exist_ok=True)
     path = work_dir / "current_ids.parquet"
     path.unlink(missing_ok=True)  # a new file (inode): a committed snapshot may be a link to an earlier one
@@ -161,7 +165,7 @@ def row_keys(ids_path: Path, wanted: dict[str, np.ndarray]) -> dict[str, pa.Arra
 
 def _open(path: Path) -> pq.ParquetFile:
     # id_schema as a dictionary: a handful of names, not one string per row, to decode.
-    return pq.ParquetFile(path, read_dictionary=["id_schema"], memory_map=True)
+    return pq.ParquetFile(path, read_dictionary=["id_schema"])
 
 
 def _row_groups(file: pq.ParquetFile, schema: str, columns: list[str]) -> Iterator[pa.Table]:
