@@ -111,7 +111,7 @@ def sort_and_merge(
         for schema in sorted(schemas):
             if writing is not None:
                 writing.result()  # one id schema's records in memory at a time
-            records = _sorted_records(ids, schema)
+            records = _sorted_records(ids_path, schema)
             if records is None:
                 return None
             result.distinct_ids[schema] = _groups.distinct_sorted(records, len(records))
@@ -168,11 +168,13 @@ def _open(path: Path) -> pq.ParquetFile:
     return pq.ParquetFile(path, read_dictionary=["id_schema"])
 
 
-def _row_groups(file: pq.ParquetFile, schema: str, columns: list[str]) -> Iterator[pa.Table]:
+def _row_groups(
+    file: pq.ParquetFile, schema: str, columns: list[str], groups: range | None = None
+) -> Iterator[pa.Table]:
     """`columns` of the rows of one id schema, a row group at a time. A row group whose statistics say it
     holds only that schema (the usual case) is read without its id_schema column; one without it, skipped."""
     index = file.schema_arrow.get_field_index("id_schema")
-    for group in range(file.num_row_groups):
+    for group in range(file.num_row_groups) if groups is None else groups:
         stats = file.metadata.row_group(group).column(index).statistics
         if stats is not None and stats.has_min_max and not stats.null_count:
             if stats.min == stats.max == schema:
@@ -203,28 +205,45 @@ def _words(table: pa.Table) -> _Words | None:
     return k1, k2, k3, k4
 
 
-def _sorted_records(ids: pq.ParquetFile, schema: str) -> np.ndarray | None:
+def _sorted_records(path: Path, schema: str) -> np.ndarray | None:
     """The rows of one id schema as records sorted by their words, `idx` their ordinal among that schema's rows;
-    None when a word is null. Two passes over the file: a histogram of k1's top bits, then the scatter."""
-    bits = max(1, min(20, (ids.metadata.num_rows // 32).bit_length()))  # ~16-32 records a bucket: in cache
+    None when a word is null. Two passes over the file: a histogram of k1's top bits, then the scatter; each
+    pass, and the sort of the buckets, by two threads on halves of the file (all release the GIL; each
+    thread's records go to slots of their own)."""
+    rows, row_groups = _open(path).metadata.num_rows, _open(path).num_row_groups
+    bits = max(1, min(20, (rows // 32).bit_length()))  # ~16-32 records a bucket: each sorts in cache
     shift, buckets = 64 - bits, 1 << bits
-    counts = np.zeros(buckets, dtype=np.int64)
-    for table in _row_groups(ids, schema, ["k1"]):
-        k1 = table.column("k1").to_numpy()  # nulls are found in the second pass (none in k1 from prepare)
-        counts += np.bincount((k1 >> np.uint64(shift)).astype(np.int64), minlength=buckets)
-    starts = np.zeros(buckets + 1, dtype=np.uint64)
-    np.cumsum(counts, out=starts[1:])
-    slots = starts[:-1].copy()
-    records = _anonymous(int(starts[-1]))
-    first = 0
-    for table in _row_groups(ids, schema, list(KEY_COLUMNS)):
-        words = _words(table)
-        if words is None:
+    halves = [range(0, row_groups // 2), range(row_groups // 2, row_groups)]
+
+    def histogram(groups: range) -> np.ndarray:
+        counts = np.zeros(buckets, dtype=np.int64)
+        for table in _row_groups(_open(path), schema, ["k1"], groups):
+            k1 = table.column("k1").to_numpy()  # a null is found by the scatter (none from prepare)
+            counts += np.bincount((k1 >> np.uint64(shift)).astype(np.int64), minlength=buckets)
+        return counts
+
+    def scatter(groups: range, slots: np.ndarray, first: int) -> bool:
+        for table in _row_groups(_open(path), schema, list(KEY_COLUMNS), groups):
+            words = _words(table)
+            if words is None:
+                return False
+            n = len(words[0])
+            _groups.radix_scatter(words[0], words[1], words[2], words[3], n, first, shift, slots, records)
+            first += n
+        return True
+
+    with ThreadPoolExecutor(2, thread_name_prefix="ttsync-plan-sort") as pool:
+        counts = list(pool.map(histogram, halves))
+        starts = np.zeros(buckets + 1, dtype=np.uint64)
+        np.cumsum(counts[0] + counts[1], out=starts[1:])
+        records = _anonymous(int(starts[-1]))
+        # The second half's records of each bucket follow the first half's.
+        slots = [starts[:-1].copy(), starts[:-1] + counts[0].astype(np.uint64)]
+        if not all(pool.map(scatter, halves, slots, [0, int(counts[0].sum())])):
             return None
-        n = len(words[0])
-        _groups.radix_scatter(words[0], words[1], words[2], words[3], n, first, shift, slots, records)
-        first += n
-    _groups.sort_buckets(records, starts, buckets)
+        middle = buckets // 2
+        bucket_halves = [(starts[: middle + 1], middle), (starts[middle:], buckets - middle)]
+        list(pool.map(lambda half: _groups.sort_buckets(records, *half), bucket_halves))
     return records
 
 
