@@ -38,7 +38,7 @@ except ImportError:  # not built: plan.py keeps the DuckDB diff
 
 RECORD = np.dtype([("k1", "<u8"), ("k2", "<u8"), ("k3", "<u8"), ("k4", "<u8"), ("idx", "<u8")])
 SORTED_KEY = "ttsync.sorted_by"  # footer key of a sorted digests file (informational: the merge checks order)
-_WRITE_ROWS = 1 << 20
+_WRITE_ROWS = 1 << 18  # rows per row group of the sorted set: the writer thread buffers one (8 MB of words)
 _WRITE_SCHEMA = pa.schema(
     [pa.field("id_schema", pa.dictionary(pa.int32(), pa.string())), *list(DIGESTS_SCHEMA)[1:]]
 )
