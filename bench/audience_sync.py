@@ -11,7 +11,8 @@ Peak RSS is this process's (ttsync's), not the emulator's. CPU is sampled every 
 (all threads) and for the emulator's process, and integrated over the upload task's span, so that
 `client_cpu_ms_per_request` (reading the plan, building the body, HTTP, commit bookkeeping) and
 `emulator_cpu_ms_per_request` are each side's own cost; `local_seconds` is prepare + plan, the local work of
-a run, and `local_cpu_seconds` this process's CPU over the same span (the figure to judge under load).
+a run, and `local_cpu_seconds` this process's CPU over the same span (the figure to judge under load), split
+into `prepare_cpu_seconds` and `plan_cpu_seconds`.
 What bounds the upload rate shows beside it: `paced_fraction_of_ceiling` (the rate between the
 first and the last answer: the pacing alone), `first_send_after_seconds` and `first_answer_after_seconds`
 (the upload's start-up), `after_last_answer_seconds` (its end: the last checkpoints stored),
@@ -267,6 +268,13 @@ def run_once(
         if prepare and plan and prepare.started_at and plan.finished_at
         else None
     )
+    # The same split by step: where a re-sync's local CPU goes (prepare: identity rules and ids.parquet;
+    # plan: the sort, the merge with the snapshot and the files of the changes).
+    step_cpu = {
+        name: round(sampler.between(t.started_at, t.finished_at)[0], 2)
+        for name, t in (("prepare", prepare), ("plan", plan))
+        if t and t.started_at and t.finished_at
+    }
     task_seconds = {
         name: round((t.finished_at - t.started_at).total_seconds(), 2)
         for name, t in tasks.items()
@@ -298,6 +306,8 @@ def run_once(
         "task_seconds": task_seconds,
         "local_seconds": round(task_seconds.get("prepare", 0.0) + task_seconds.get("plan", 0.0), 2),
         "local_cpu_seconds": round(local_cpu, 2) if local_cpu is not None else None,
+        "prepare_cpu_seconds": step_cpu.get("prepare"),
+        "plan_cpu_seconds": step_cpu.get("plan"),
         "upload_ids_per_second": round(achieved),
         "ceiling_ids_per_second": round(ceiling),
         "fraction_of_ceiling": round(achieved / ceiling, 4) if requests > 1 else None,

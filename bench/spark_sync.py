@@ -144,6 +144,7 @@ def run_spark(data: Path, work: Path, master: str) -> dict[str, Any]:
             key_hasher=KeyHasher.ephemeral(),
         )
         prepared_at = time.perf_counter()
+        assert out.digests_path is not None  # Spark's prepare writes the digests-only set
         plan = plan_in_spark(
             session,
             prepared=prepared_ids(session, work / "prepared" / "spark"),

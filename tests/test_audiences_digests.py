@@ -90,19 +90,7 @@ def test_prepared_footer_counts_feed_the_plan(tmp_path: Path) -> None:
         }
     )
     out = prepare_to_parquet([batch], specs=[ColumnSpec("email", "email")], key_column="id", out_dir=tmp_path)
-    for path in (out.ids_path, out.digests_path):
-        footer = read_footer(path)
-        assert footer.distinct_ids == {"EMAIL_SHA256": 2}
-        assert footer.people == 3
-    assert pq.read_schema(out.digests_path).names == ["id_schema", "k1", "k2", "k3", "k4"]
-    # Min/max of random digest words and of row keys prune nothing and cost CPU on every write: only the
-    # id schema keeps statistics.
-    for path in (out.ids_path, out.digests_path):
-        group = pq.read_metadata(path).row_group(0)
-        stats = {
-            group.column(i).path_in_schema for i in range(group.num_columns) if group.column(i).is_stats_set
-        }
-        assert stats == {"id_schema"}
+    assert out.digests_path is None  # the plan writes the digests-only set, sorted
     con = connect(tmp_path / "plan")
     plan = plan_audience(
         con,
@@ -111,10 +99,23 @@ def test_prepared_footer_counts_feed_the_plan(tmp_path: Path) -> None:
         id_schemas=["EMAIL_SHA256"],
         mode=SyncMode.MIRROR,
         work_dir=tmp_path / "plan",
-        digests_path=out.digests_path,
+        digests_path=tmp_path / "digests.parquet",  # as the pipeline passes it: absent, so not used
     )
     assert (plan.current_ids, plan.current_people, plan.add_ids, plan.add_rows) == (2, 3, 2, 2)
-    assert plan.current_ids_path == out.digests_path  # the snapshot to be, linked rather than rewritten
+    assert plan.current_ids_path == tmp_path / "plan" / "current_ids.parquet"  # the snapshot to be
+    for path in (out.ids_path, plan.current_ids_path):
+        footer = read_footer(path)
+        assert footer.distinct_ids == {"EMAIL_SHA256": 2}
+        assert footer.people == 3
+    assert pq.read_schema(plan.current_ids_path).names == ["id_schema", "k1", "k2", "k3", "k4"]
+    # Min/max of random digest words and of row keys prune nothing and cost CPU on every write: only the
+    # id schema keeps statistics.
+    for path in (out.ids_path, plan.current_ids_path):
+        group = pq.read_metadata(path).row_group(0)
+        stats = {
+            group.column(i).path_in_schema for i in range(group.num_columns) if group.column(i).is_stats_set
+        }
+        assert stats == {"id_schema"}
     sent = con.execute(f"SELECT * FROM read_parquet('{plan.add_rows_path}') ORDER BY row_key").fetchall()
     assert sent == [
         ("1", 1, hashlib.sha256(b"a@example.com").hexdigest()),  # the shared email goes once, owned by row 1

@@ -98,7 +98,6 @@ def test_email_row_keys_never_reach_the_prepared_or_plan_files(tmp_path: Path) -
         id_schemas=["EMAIL_SHA256", "PHONE_SHA256"],
         mode=SyncMode.MIRROR,
         work_dir=tmp_path / "plan",
-        digests_path=out.digests_path,
     )
     con.close()
     files = [

@@ -7,9 +7,11 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from ttsync.identity import ColumnSpec
+from ttsync.identity.digests import KEY_COLUMNS
 from ttsync.spark.plan import plan_in_spark, read_ids
 from ttsync.spark.snapshot import SparkSnapshot
 from ttsync.sync.plan import (
@@ -41,6 +43,10 @@ def _people(first: int, last: int) -> pa.Table:
 
 def _prepare(table: pa.Table, out: Path) -> Path:
     prepare_to_parquet(table.to_batches(max_chunksize=100), specs=SPECS, key_column="id", out_dir=out)
+    # The digests-only file beside ids.parquet (footer included), as Spark's prepare writes it: the local
+    # prepare leaves that set to the plan.
+    ids = pq.read_table(out / "ids.parquet")
+    pq.write_table(ids.select(["id_schema", *KEY_COLUMNS]), out / "digests.parquet")
     return out
 
 

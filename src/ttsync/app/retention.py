@@ -6,7 +6,7 @@ for good it is only history, and a big audience leaves hundreds of MB per run. W
 - the folder of a workflow that may still continue (pending, running, failed, interrupted, or any state this
   version does not know): `workflows retry/resolve` reads its files;
 - anything outside `state/runs/` — snapshots live in `state/snapshots/`. A snapshot is often a hard link to
-  a run's `prepared/digests.parquet`; removing the run folder removes only that folder's name for the file,
+  a run's `plan/current_ids.parquet`; removing the run folder removes only that folder's name for the file,
   so the snapshot keeps its data (a test checks this).
 """
 

@@ -250,11 +250,368 @@ done:
     return out;
 }
 
+/* ---- Sorted digest sets (ttsync.sync.sorted_diff) ----------------------------------------------------
+ *
+ * Why: a re-sync diffs ~10M digests against the ~10M of the snapshot. A hash join rebuilds a 10M-row table
+ * every time (2.7 s of CPU at 10M); keeping the snapshot sorted by its words makes the diff one sort of the
+ * new set plus one linear merge. The sort is an MSD radix scatter on the top bits of k1 (digests are uniform,
+ * so buckets stay small and in cache), then each bucket sorted by all four words: insertion sort when small,
+ * a merge sort otherwise (any input, even skewed made-up digests, stays O(n log n)).
+ * A record is the four words and the row's index in the prepared file (40 bytes).
+ */
+typedef struct {
+    uint64_t k[4];
+    uint64_t idx;
+} digest_rec;
+
+static inline int rec_cmp(const digest_rec *a, const digest_rec *b) {
+    for (int j = 0; j < 4; j++) {
+        if (a->k[j] != b->k[j]) {
+            return a->k[j] < b->k[j] ? -1 : 1;
+        }
+    }
+    return 0;
+}
+
+static int get_u64(PyObject *obj, Py_buffer *view, Py_ssize_t n, int writable) {
+    if (PyObject_GetBuffer(obj, view, writable ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    if (view->len < n * (Py_ssize_t)sizeof(uint64_t)) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, "buffer too short");
+        return -1;
+    }
+    return 0;
+}
+
+/* radix_scatter(k1, k2, k3, k4, n, first_index, shift, next, records)
+ *
+ * k1..k4: n native uint64 each; next: uint64 per bucket (k1 >> shift), the next free record slot of each
+ * bucket (advanced here; the caller fills it from a histogram); records: the output records. */
+static PyObject *radix_scatter(PyObject *self, PyObject *args) {
+    PyObject *objs[4], *next_obj, *rec_obj;
+    Py_ssize_t n, first, shift;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOnnnOO", &objs[0], &objs[1], &objs[2], &objs[3], &n, &first, &shift,
+                          &next_obj, &rec_obj)) {
+        return NULL;
+    }
+    if (n < 0 || first < 0 || shift < 0 || shift > 63) {
+        PyErr_SetString(PyExc_ValueError, "bad arguments");
+        return NULL;
+    }
+    Py_buffer cols[4], next, recs;
+    int got = 0;
+    PyObject *result = NULL;
+    for (; got < 4; got++) {
+        if (get_u64(objs[got], &cols[got], n, 0) < 0) {
+            goto done;
+        }
+    }
+    const Py_ssize_t buckets = (Py_ssize_t)(UINT64_C(1) << (64 - shift));
+    if (get_u64(next_obj, &next, buckets, 1) < 0) {
+        goto done;
+    }
+    if (PyObject_GetBuffer(rec_obj, &recs, PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&next);
+        goto done;
+    }
+    const Py_ssize_t capacity = recs.len / (Py_ssize_t)sizeof(digest_rec);
+    uint64_t *slot = (uint64_t *)next.buf;
+    digest_rec *out = (digest_rec *)recs.buf;
+    const uint64_t *a = cols[0].buf, *b = cols[1].buf, *c = cols[2].buf, *d = cols[3].buf;
+    int ok = 1;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const uint64_t p = slot[a[i] >> shift]++;
+        if (p >= (uint64_t)capacity) {
+            ok = 0;
+            break;
+        }
+        digest_rec *r = out + p;
+        r->k[0] = a[i];
+        r->k[1] = b[i];
+        r->k[2] = c[i];
+        r->k[3] = d[i];
+        r->idx = (uint64_t)(first + i);
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&next);
+    PyBuffer_Release(&recs);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "bucket slots exceed the records buffer");
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    for (int j = 0; j < got; j++) {
+        PyBuffer_Release(&cols[j]);
+    }
+    return result;
+}
+
+static void insertion_sort(digest_rec *r, size_t n) {
+    for (size_t i = 1; i < n; i++) {
+        digest_rec x = r[i];
+        size_t j = i;
+        while (j > 0 && rec_cmp(&x, &r[j - 1]) < 0) {
+            r[j] = r[j - 1];
+            j--;
+        }
+        r[j] = x;
+    }
+}
+
+/* Sorts r[0..n) using tmp (room for n records); stable. */
+static void merge_sort(digest_rec *r, digest_rec *tmp, size_t n) {
+    if (n <= 24) {
+        insertion_sort(r, n);
+        return;
+    }
+    const size_t half = n / 2;
+    merge_sort(r, tmp, half);
+    merge_sort(r + half, tmp, n - half);
+    if (rec_cmp(&r[half - 1], &r[half]) <= 0) {
+        return;
+    }
+    memcpy(tmp, r, half * sizeof(digest_rec));
+    size_t i = 0, j = half, k = 0;
+    while (i < half && j < n) {
+        r[k++] = rec_cmp(&r[j], &tmp[i]) < 0 ? r[j++] : tmp[i++];
+    }
+    while (i < half) {
+        r[k++] = tmp[i++];
+    }
+}
+
+/* sort_buckets(records, starts, buckets): sort each bucket records[starts[b]:starts[b + 1]] by its words. */
+static PyObject *sort_buckets(PyObject *self, PyObject *args) {
+    PyObject *rec_obj, *starts_obj;
+    Py_ssize_t buckets;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOn", &rec_obj, &starts_obj, &buckets)) {
+        return NULL;
+    }
+    if (buckets < 0) {
+        PyErr_SetString(PyExc_ValueError, "bad arguments");
+        return NULL;
+    }
+    Py_buffer recs, starts;
+    if (PyObject_GetBuffer(rec_obj, &recs, PyBUF_WRITABLE) < 0) {
+        return NULL;
+    }
+    if (get_u64(starts_obj, &starts, buckets + 1, 0) < 0) {
+        PyBuffer_Release(&recs);
+        return NULL;
+    }
+    const uint64_t *s = starts.buf;
+    const uint64_t total = (uint64_t)(recs.len / (Py_ssize_t)sizeof(digest_rec));
+    uint64_t largest = 0;
+    for (Py_ssize_t b = 0; b < buckets; b++) {
+        if (s[b] > s[b + 1] || s[b + 1] > total) {
+            PyBuffer_Release(&recs);
+            PyBuffer_Release(&starts);
+            PyErr_SetString(PyExc_ValueError, "bad bucket starts");
+            return NULL;
+        }
+        if (s[b + 1] - s[b] > largest) {
+            largest = s[b + 1] - s[b];
+        }
+    }
+    digest_rec *tmp = PyMem_RawMalloc((size_t)(largest / 2 + 1) * sizeof(digest_rec));
+    if (tmp == NULL) {
+        PyBuffer_Release(&recs);
+        PyBuffer_Release(&starts);
+        return PyErr_NoMemory();
+    }
+    digest_rec *r = (digest_rec *)recs.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t b = 0; b < buckets; b++) {
+        merge_sort(r + s[b], tmp, (size_t)(s[b + 1] - s[b]));
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(tmp);
+    PyBuffer_Release(&recs);
+    PyBuffer_Release(&starts);
+    Py_RETURN_NONE;
+}
+
+/* Growable output of uint64 values. */
+typedef struct {
+    uint64_t *v;
+    size_t len, cap;
+} u64_vec;
+
+static int vec_push(u64_vec *x, uint64_t value) {
+    if (x->len == x->cap) {
+        const size_t cap = x->cap ? 2 * x->cap : 1024;
+        uint64_t *grown = PyMem_RawRealloc(x->v, cap * sizeof(uint64_t));
+        if (grown == NULL) {
+            return -1;
+        }
+        x->v = grown;
+        x->cap = cap;
+    }
+    x->v[x->len++] = value;
+    return 0;
+}
+
+/* merge_sorted(records, n, state, s1, s2, s3, s4, m, final) -> (added, removed) or None
+ *
+ * One step of a merge of the sorted new set (records[0..n)) with a chunk of the sorted snapshot (s1..s4, m
+ * rows; the chunks in order). state (6 writable uint64): the next record, whether a snapshot key was seen,
+ * and that last key; it carries the merge from chunk to chunk. added: positions of new records not in the
+ * snapshot (every record of an identifier the new set holds twice); removed: the words (4 per row) of
+ * snapshot identifiers not in the new set, each once. `final`: also add every record left. None: the chunk
+ * is not sorted after what came before (a snapshot written unsorted), nothing is changed. */
+static PyObject *merge_sorted(PyObject *self, PyObject *args) {
+    PyObject *rec_obj, *state_obj, *objs[4];
+    Py_ssize_t n, m;
+    int final;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OnOOOOOnp", &rec_obj, &n, &state_obj, &objs[0], &objs[1], &objs[2], &objs[3],
+                          &m, &final)) {
+        return NULL;
+    }
+    if (n < 0 || m < 0) {
+        PyErr_SetString(PyExc_ValueError, "bad arguments");
+        return NULL;
+    }
+    Py_buffer recs, state, cols[4];
+    int got = 0;
+    PyObject *result = NULL;
+    if (PyObject_GetBuffer(rec_obj, &recs, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (recs.len < n * (Py_ssize_t)sizeof(digest_rec)) {
+        PyBuffer_Release(&recs);
+        PyErr_SetString(PyExc_ValueError, "records buffer too short");
+        return NULL;
+    }
+    if (get_u64(state_obj, &state, 6, 1) < 0) {
+        PyBuffer_Release(&recs);
+        return NULL;
+    }
+    for (; got < 4; got++) {
+        if (get_u64(objs[got], &cols[got], m, 0) < 0) {
+            goto done;
+        }
+    }
+    const digest_rec *r = recs.buf;
+    uint64_t *st = state.buf;
+    const uint64_t *s[4] = {cols[0].buf, cols[1].buf, cols[2].buf, cols[3].buf};
+    /* Check the chunk's order first (a linear pass), so an unsorted snapshot changes nothing. */
+    int sorted = 1;
+    digest_rec prev = {{st[2], st[3], st[4], st[5]}, 0};
+    int have_prev = st[1] != 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < m && sorted; j++) {
+        digest_rec cur = {{s[0][j], s[1][j], s[2][j], s[3][j]}, 0};
+        if (have_prev && rec_cmp(&cur, &prev) < 0) {
+            sorted = 0;
+        }
+        prev = cur;
+        have_prev = 1;
+    }
+    Py_END_ALLOW_THREADS
+    if (!sorted) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    u64_vec added = {0}, removed = {0};
+    int failed = 0;
+    uint64_t i = st[0];
+    int have_last = st[1] != 0;
+    digest_rec last = {{st[2], st[3], st[4], st[5]}, 0};
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < m && !failed; j++) {
+        digest_rec key = {{s[0][j], s[1][j], s[2][j], s[3][j]}, 0};
+        if (have_last && rec_cmp(&key, &last) == 0) {
+            continue; /* the snapshot holds it twice: decided at its first row */
+        }
+        while (i < (uint64_t)n && rec_cmp(&r[i], &key) < 0 && !failed) {
+            failed = vec_push(&added, i++);
+        }
+        if (i < (uint64_t)n && rec_cmp(&r[i], &key) == 0) {
+            while (i < (uint64_t)n && rec_cmp(&r[i], &key) == 0) {
+                i++;
+            }
+        } else {
+            for (int w = 0; w < 4 && !failed; w++) {
+                failed = vec_push(&removed, key.k[w]);
+            }
+        }
+        last = key;
+        have_last = 1;
+    }
+    while (final && i < (uint64_t)n && !failed) {
+        failed = vec_push(&added, i++);
+    }
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        PyErr_NoMemory();
+    } else {
+        st[0] = i;
+        st[1] = (uint64_t)have_last;
+        for (int w = 0; w < 4; w++) {
+            st[2 + w] = last.k[w];
+        }
+        /* y# of a NULL pointer gives None: empty outputs point at "" instead */
+        result = Py_BuildValue("(y#y#)", added.v ? (const char *)added.v : "",
+                               (Py_ssize_t)(added.len * sizeof(uint64_t)), removed.v ? (const char *)removed.v : "",
+                               (Py_ssize_t)(removed.len * sizeof(uint64_t)));
+    }
+    PyMem_RawFree(added.v);
+    PyMem_RawFree(removed.v);
+done:
+    for (int j = 0; j < got; j++) {
+        PyBuffer_Release(&cols[j]);
+    }
+    PyBuffer_Release(&state);
+    PyBuffer_Release(&recs);
+    return result;
+}
+
+/* distinct_sorted(records, n) -> the number of distinct words among sorted records. */
+static PyObject *distinct_sorted(PyObject *self, PyObject *args) {
+    PyObject *rec_obj;
+    Py_ssize_t n;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "On", &rec_obj, &n)) {
+        return NULL;
+    }
+    Py_buffer recs;
+    if (PyObject_GetBuffer(rec_obj, &recs, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (n < 0 || recs.len < n * (Py_ssize_t)sizeof(digest_rec)) {
+        PyBuffer_Release(&recs);
+        PyErr_SetString(PyExc_ValueError, "records buffer too short");
+        return NULL;
+    }
+    const digest_rec *r = recs.buf;
+    Py_ssize_t count = n > 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 1; i < n; i++) {
+        count += rec_cmp(&r[i - 1], &r[i]) != 0;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&recs);
+    return PyLong_FromSsize_t(count);
+}
+
 static PyMethodDef METHODS[] = {
     {"buckets", buckets, METH_VARARGS,
      "buckets(offsets, data, start, n, key, prefix, modulus) -> int32 bucket per value (bytes)."},
     {"hex_words", hex_words, METH_VARARGS,
      "hex_words(offsets, data, start, n) -> k1..k4 words column after column (bytes), or None."},
+    {"radix_scatter", radix_scatter, METH_VARARGS,
+     "radix_scatter(k1, k2, k3, k4, n, first_index, shift, next, records): digest records into buckets."},
+    {"sort_buckets", sort_buckets, METH_VARARGS, "sort_buckets(records, starts, buckets): sort each bucket."},
+    {"merge_sorted", merge_sorted, METH_VARARGS,
+     "merge_sorted(records, n, state, s1, s2, s3, s4, m, final) -> (added, removed) or None."},
+    {"distinct_sorted", distinct_sorted, METH_VARARGS, "distinct_sorted(records, n) -> distinct digests."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -8,12 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ttsync.identity.digests import HEX_SQL, KEY_COLUMNS
 from ttsync.sqltext import sql_identifier, sql_literal
 from ttsync.sync.modes import SyncMode
 from ttsync.sync.snapshot import snapshot_sql
+from ttsync.sync.sorted_diff import SortedDiff, row_keys
 
 WORDS = ", ".join(KEY_COLUMNS)
 
@@ -129,6 +132,53 @@ def _diff_against_snapshot(
         files.owners,
     )
     _copy(con, f"SELECT id_schema, {HEX_SQL} AS hash FROM {diff} WHERE removed", files.remove_ids)
+
+
+def _write_merged(
+    con: duckdb.DuckDBPyConnection, merged: SortedDiff, ids_path: Path, mode: SyncMode, files: _Files
+) -> None:
+    """The files `_diff_against_snapshot` writes, from the sort-merge's changed identifiers (sorted_diff.py):
+    row keys are read for the added identifiers only, one owner (the least row key) per identifier."""
+    schemas = sorted(merged.adds)
+    keys = row_keys(ids_path, {s: merged.adds[s]["idx"] for s in schemas})
+    added = pa.concat_tables(
+        [_words_table(s, merged.adds[s][list(KEY_COLUMNS)], row_key=keys[s]) for s in schemas]
+    ).combine_chunks()
+    owners = added.group_by(["id_schema", *KEY_COLUMNS], use_threads=False).aggregate([("row_key", "min")])
+    owners = owners.select(["id_schema", *KEY_COLUMNS, "row_key_min"]).rename_columns(
+        ["id_schema", *KEY_COLUMNS, "row_key"]
+    )
+    removed = pa.concat_tables(
+        [
+            _words_table(s, merged.removes[s] if mode is not SyncMode.APPEND else np.zeros((0, 4), np.uint64))
+            for s in schemas
+        ]
+    )
+    diff = pa.concat_tables(
+        [
+            owners.drop_columns(["row_key"]).append_column("removed", pa.repeat(False, owners.num_rows)),
+            removed.append_column("removed", pa.repeat(True, removed.num_rows)),
+        ]
+    )
+    for table, path in ((owners, files.owners), (diff, files.diff)):
+        path.unlink(missing_ok=True)
+        pq.write_table(table, path)
+    _copy(con, f"SELECT id_schema, {HEX_SQL} AS hash FROM read_parquet({sql_literal(files.diff)}) WHERE removed",
+          files.remove_ids)  # fmt: skip
+
+
+def _words_table(schema: str, words: np.ndarray, row_key: pa.Array | None = None) -> pa.Table:
+    """A table of (id_schema, k1..k4[, row_key]) from words: a RECORD array or an (n, 4) uint64 array."""
+    n = len(words)
+    columns = [
+        np.ascontiguousarray(words[k] if words.dtype.names else words[:, i])
+        for i, k in enumerate(KEY_COLUMNS)
+    ]
+    table = pa.table(
+        [pa.repeat(pa.scalar(schema, pa.string()), n), *(pa.array(c, pa.uint64()) for c in columns)],
+        names=["id_schema", *KEY_COLUMNS],
+    )
+    return table.append_column("row_key", row_key.cast(pa.string())) if row_key is not None else table
 
 
 def _write_add_rows(

@@ -34,11 +34,13 @@ from ttsync.sync.diff import (
     _rows,
     _same,
     _write_add_rows,
+    _write_merged,
 )
 from ttsync.sync.inflight import inflight_sql
 from ttsync.sync.modes import SyncMode
 from ttsync.sync.prepare import read_footer
 from ttsync.sync.snapshot import commit_snapshot, commit_snapshot_file, distinct_ids, snapshot_sql
+from ttsync.sync.sorted_diff import sort_and_merge
 
 __all__ = [
     "AudiencePlan",
@@ -162,6 +164,8 @@ def plan_audience(
     records: those must converge in full); the rest is deferred and counted (`deferred_adds/removes`).
     """
     schemas = tuple(id_schemas)
+    if digests_path is not None and not digests_path.exists():
+        digests_path = None  # the prepare stage leaves the digests-only set to the plan (sorted_diff.py)
     if not schemas:
         raise ValueError("at least one id schema is required")
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -174,6 +178,15 @@ def plan_audience(
     source = f"read_parquet({sql_literal(prepared_glob)}, union_by_name = true)"
     prepared = f"(SELECT * FROM {source} WHERE id_schema IN ({', '.join(sql_literal(s) for s in schemas)}) AND k1 IS NOT NULL)"
 
+    # The new set sorted by its words (the snapshot to be), merged with the snapshot when it is sorted too:
+    # a re-sync is one sort and one linear pass (sorted_diff.py). None: DuckDB does it all (MD5 digests, no
+    # compiled kernel, several prepared files).
+    merged = None
+    if len(prepared_files) == 1:
+        diffable = has_snapshot and not full_upload and not inflight
+        merged = sort_and_merge(Path(prepared_files[0]), schemas, snapshot if diffable else None, work_dir)
+        if merged is not None and not merged.merged:
+            merged.wait()  # a DuckDB diff or group-by of the whole set follows: not beside the records (memory)
     # Intermediate results go to Parquet rather than tables: each is read once or twice, and a resumed
     # workflow in another process can still use them.
     if full_upload:
@@ -201,6 +214,10 @@ def plan_audience(
         _diff_against_snapshot(con, source, prepared, present, schemas, mode, files, possible=possible)
         previous_ids = _one(con, f"SELECT count(*) FROM (SELECT DISTINCT * FROM {possible} WHERE id_schema IN "
                             f"({', '.join(sql_literal(s) for s in schemas)}))")[0]  # fmt: skip
+    elif merged is not None and merged.merged:
+        _write_merged(con, merged, Path(prepared_files[0]), mode, files)
+        assert snapshot is not None
+        previous_ids = distinct_ids(snapshot, schemas)
     else:
         assert snapshot is not None
         _diff_against_snapshot(con, source, prepared, snapshot_sql(snapshot), schemas, mode, files)
@@ -230,6 +247,10 @@ def plan_audience(
         # The snapshot to be is what TikTok will hold after this capped delivery, not the query's whole set.
         current_ids = previous_ids + add_ids - remove_ids
         digests_path = work_dir / "capped_ids.parquet"
+    elif merged is not None:
+        digests_path = merged.current_ids_path
+    if merged is not None:
+        merged.wait()
     return AudiencePlan(
         mode=mode,
         id_schemas=schemas,

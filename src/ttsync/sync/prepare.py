@@ -6,7 +6,8 @@ Row keys that look like identifiers (an e-mail used as `key_column`) are keyed-h
 (`ttsync.identity.rowkeys`), so the files hold no personal data in their row keys either.
 Digests are stored as four 64-bit integers (see digests.py). The file's footer records the distinct
 identifiers per id schema and the people with at least one identifier (from the match report), so planning
-does not count 10M rows again.
+does not count 10M rows again. The digests-only set that becomes the snapshot is written by the plan, sorted
+(sorted_diff.py); earlier releases wrote it here (`digests.parquet`, which Spark's prepare still writes).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class PreparedOutput:
     """Where the prepared identifiers and rejections were written, and the match-quality report."""
 
     ids_path: Path
-    digests_path: Path
+    digests_path: Path | None  # the digests without row keys (Spark's prepare); None: the plan writes them
     rejects_path: Path
     rows_read: int
     ids_written: int
@@ -70,31 +71,28 @@ def prepare_to_parquet(
     key_hasher: KeyHasher | None = None,
     make_preparer: Callable[[str], Preparer] | None = None,
 ) -> PreparedOutput:
-    """Run the identity rules over every batch; write `ids.parquet` (row keys and digests), `digests.parquet`
-    (digests only) and `rejects.parquet` in `out_dir`.
+    """Run the identity rules over every batch; write `ids.parquet` (row keys and digests) and
+    `rejects.parquet` in `out_dir`.
 
     `key_hasher` replaces identifier-looking row keys (the workspace's key in a run; default: a random key,
     which keeps row keys consistent within this call only). `make_preparer(key_column)` builds the preparer
     (default: a `Preparer` of `specs`; hashing in the warehouse passes a `PushdownPreparer`)."""
     key_hasher = key_hasher or KeyHasher.ephemeral()
     out_dir.mkdir(parents=True, exist_ok=True)
-    ids_path, digests_path = out_dir / "ids.parquet", out_dir / "digests.parquet"
-    rejects_path = out_dir / "rejects.parquet"
-    # New files, never rewritten in place: a committed snapshot may be a hard link to an earlier one.
+    ids_path, rejects_path = out_dir / "ids.parquet", out_dir / "rejects.parquet"
+    # New files, never rewritten in place: a committed snapshot may be a hard link to an earlier one (and
+    # the digests file of an earlier release's run in this folder must not be taken for this run's).
     ids_path.unlink(missing_ok=True)
-    digests_path.unlink(missing_ok=True)
+    (out_dir / "digests.parquet").unlink(missing_ok=True)
     rows = ids_written = rejects_written = 0
     with (
         _digest_writer(ids_path, IDS_SCHEMA) as ids_out,
-        _digest_writer(digests_path, DIGESTS_SCHEMA) as digests_out,
         pq.ParquetWriter(rejects_path, REJECTS_SCHEMA, compression="zstd") as rejects_out,
         _Background() as background,
     ):
 
         def write_ids(ids: pa.RecordBatch) -> None:
-            stored = ids_batch(ids)
-            ids_out.write_batch(stored)
-            digests_out.write_batch(stored.select(DIGESTS_SCHEMA.names))
+            ids_out.write_batch(ids_batch(ids))
 
         # The preparer owns threads and DuckDB connections.
         made = (
@@ -131,10 +129,9 @@ def prepare_to_parquet(
         background.drain()
         report = preparer.report()  # after close: the duplicate counts are final and counted once
         ids_out.add_key_value_metadata(footer_metadata(report))
-        digests_out.add_key_value_metadata(footer_metadata(report))
     return PreparedOutput(
         ids_path=ids_path,
-        digests_path=digests_path,
+        digests_path=None,
         rejects_path=rejects_path,
         rows_read=rows,
         ids_written=ids_written,

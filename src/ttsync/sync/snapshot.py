@@ -2,9 +2,10 @@
 
 A snapshot is one Parquet file with the columns `id_schema` and `k1..k4` (digests as integers, see
 digests.py; hashes only: no row keys and no raw PII ever land here). After a mirror or full delivery it is the
-run's prepared digests file itself, hard-linked (an identifier shared by two people appears twice in it); its
-footer counts its distinct identifiers. Snapshots written before digests were stored as integers (`id_schema`,
-hex `hash`) are still read. A snapshot is replaced atomically (write a temporary file, fsync, rename) and only
+plan's sorted new set itself (`current_ids.parquet`, see sorted_diff.py), hard-linked (an identifier shared by
+two people appears twice in it); its footer counts its distinct identifiers. Unsorted snapshots (an earlier
+release's, an append's union) and those written before digests were stored as integers (`id_schema`, hex
+`hash`) are still read. A snapshot is replaced atomically (write a temporary file, fsync, rename) and only
 after TikTok confirmed every batch of a delivery, so a crash at any point leaves the previous snapshot in place
 and a re-run converges.
 """
