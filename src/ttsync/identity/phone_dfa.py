@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from array import array
 from collections.abc import Sequence
+from functools import cache
 from re import _parser
 from typing import Any
 
@@ -28,6 +29,9 @@ ALL_DIGITS = (1 << 10) - 1
 MAX_STATES = 50_000  # a table larger than this is not worth building: the caller keeps RE2
 MATCH_HERE = 1
 MATCH_AT_END = 2
+
+# The digits in each 10-bit mask.
+_DIGITS_OF = [tuple(d for d in range(10) if m >> d & 1) for m in range(1 << 10)]
 
 # NFA node kinds
 _CHAR, _SPLIT, _END, _MATCH = range(4)
@@ -158,50 +162,78 @@ def _compile(pattern: str, ordered: bool) -> array[int]:
     except re.error as exc:  # a pattern `re` cannot parse either: keep RE2
         raise Unsupported(str(exc)) from exc
     start = nfa.seq(parsed, nfa.node(_MATCH))
+    kind, mask, out = nfa.kind, nfa.mask, nfa.out
+    closures: dict[int, list[int]] = {}
+
+    def closure_of(node: int) -> list[int]:
+        found = closures.get(node)
+        if found is None:
+            found = closures[node] = _closure(nfa, [node])
+        return found
+
     states: dict[tuple[int, ...], int] = {(): 0}
     order: list[tuple[int, ...]] = [()]
 
-    def key(nodes: list[int]) -> tuple[int, ...]:
+    def state_of(nodes: list[int]) -> int:
         if ordered:
             for i, n in enumerate(nodes):
-                if nfa.kind[n] == _MATCH:  # lower-priority threads can never win: drop them
-                    return tuple(nodes[: i + 1])
-            return tuple(nodes)
-        return tuple(sorted(nodes))
-
-    def state_of(nodes: list[int]) -> int:
-        k = key(nodes)
-        if k not in states:
+                if kind[n] == _MATCH:  # lower-priority threads can never win: drop them
+                    nodes = nodes[: i + 1]
+                    break
+            key = tuple(nodes)
+        else:
+            key = tuple(sorted(nodes))
+        found = states.get(key)
+        if found is None:
             if len(order) >= MAX_STATES:
                 raise Unsupported("too many states")
-            states[k] = len(order)
-            order.append(k)
-        return states[k]
+            found = states[key] = len(order)
+            order.append(key)
+        return found
 
-    first = state_of(_closure(nfa, [start]))
+    first = state_of(closure_of(start))
     trans: list[int] = [0] * 10
     flags: list[int] = [0]
     i = 1
     while i < len(order):
         nodes = order[i]
+        chars = [(mask[n], closure_of(out[n][0])) for n in nodes if kind[n] == _CHAR]
+        # Digits taken by the same threads lead to the same state (a class like [2-9] covers several).
+        by_threads: dict[tuple[int, ...], int] = {}
+        takers: list[list[int]] = [[] for _ in range(10)]
+        for k, (m, _) in enumerate(chars):
+            for d in _DIGITS_OF[m]:
+                takers[d].append(k)
         for d in range(10):
-            bit = 1 << d
-            nxt = [nfa.out[n][0] for n in nodes if nfa.kind[n] == _CHAR and nfa.mask[n] & bit]
-            trans.append(state_of(_closure(nfa, nxt)) if nxt else 0)
-        here = any(nfa.kind[n] == _MATCH for n in nodes)
+            taking = tuple(takers[d])
+            target = by_threads.get(taking)
+            if target is None:
+                merged: list[int] = []
+                seen: set[int] = set()
+                for k in taking:
+                    for n in chars[k][1]:
+                        if n not in seen:
+                            seen.add(n)
+                            merged.append(n)
+                target = by_threads[taking] = state_of(merged) if merged else 0
+            trans.append(target)
+        here = any(kind[n] == _MATCH for n in nodes)
         flags.append((MATCH_HERE if here else 0) | (MATCH_AT_END if _matches_at_end(nfa, nodes) else 0))
         i += 1
     return array("i", [len(order), first, *trans, *flags])
 
 
+@cache
 def full_match(pattern: str) -> array[int]:
-    """Automaton of `pattern` for whole-string matches (flag MATCH_AT_END after the last digit)."""
+    """Automaton of `pattern` for whole-string matches (flag MATCH_AT_END after the last digit).
+    Shared between callers (regions repeat patterns): copy it, never modify it."""
     return _compile(pattern, ordered=False)
 
 
+@cache
 def prefix_match(pattern: str) -> array[int]:
     """Automaton of `pattern` for re.match: the last position whose state flags a match is where the
-    leftmost-first match ends (MATCH_AT_END at the end of the input)."""
+    leftmost-first match ends (MATCH_AT_END at the end of the input). Shared: never modify it."""
     return _compile(pattern, ordered=True)
 
 

@@ -284,10 +284,14 @@ def code_tables(needed: Iterable[int] = ()) -> tuple[bytes | None, ...]:
     return tuple(_CODE_TABLES)
 
 
+@cache
 def kernel_params(plus_defer: bool) -> bytes:
-    """The kernel's scalar parameters: shortest valid length, the length results that keep the national
-    prefix (a mask), TOO_LONG's value, whether `+` numbers with an unknown code are deferred."""
+    """The kernel's scalar parameters: a length below which national numbers are invalid, the length
+    results that keep the national prefix (a mask), TOO_LONG's value, whether `+` numbers with an unknown
+    code are deferred."""
     keep = 0
     for result in KEEP_PREFIX_RESULTS:
         keep |= 1 << result
-    return array("i", [min_valid_length(), keep, TOO_LONG_RESULT, int(plus_defer)]).tobytes()
+    # 0: the kernel walks short numbers through the automata like any other (none can be valid, and the
+    # walk costs less than loading every region's metadata to find min_valid_length()).
+    return array("i", [0, keep, TOO_LONG_RESULT, int(plus_defer)]).tobytes()
