@@ -721,7 +721,7 @@ static int ph_region_at(const int32_t *table, int64_t words, int64_t base, ph_re
         return 0;
     }
     const int64_t size = words - base;
-    if (r->types < 0 || PH_HEADER + 2 * (int64_t)r->types > size || ph_check_automaton(w, size, r->general) ||
+    if (r->cc < 1 || r->cc >= PH_CODES || r->types < 0 || PH_HEADER + 2 * (int64_t)r->types > size || ph_check_automaton(w, size, r->general) ||
         ph_check_automaton(w, size, r->idd) || ph_check_automaton(w, size, r->npfp) ||
         ph_check_automaton(w, size, r->leading)) {
         return -1;
@@ -874,9 +874,9 @@ static int ph_international(const ph_region *home, const ph_code *codes, const p
         }
         /* parse() retries in the default region: only its own code or its international prefix can
          * give a number then (the scalar reference decides those). */
-        char code[12];
-        const int n = snprintf(code, sizeof code, "%d", (int)home->cc);
-        const int retry = (n > 0 && n <= len && memcmp(d, code, (size_t)n) == 0) ||
+        unsigned char code[4];
+        const int n = ph_write(code, home->cc, d, 0);
+        const int retry = (n <= len && memcmp(d, code, (size_t)n) == 0) ||
                           (home->idd != 0 && ph_prefix(home->w, home->idd, d, len) >= 0);
         return retry ? PH_DEFER : PH_INVALID;
     }
@@ -916,9 +916,9 @@ static int ph_national(const ph_region *home, const ph_code *codes, const ph_par
         return ph_code_state(codes, home->cc);
     }
     /* A national number that starts with the region's own country code (e.g. 4930... read in DE). */
-    char cc_text[12];
-    const int cw = snprintf(cc_text, sizeof cc_text, "%d", (int)home->cc);
-    if (cw > 0 && cw <= len && memcmp(d, cc_text, (size_t)cw) == 0) {
+    unsigned char cc_text[4];
+    const int cw = ph_write(cc_text, home->cc, d, 0);
+    if (cw <= len && memcmp(d, cc_text, (size_t)cw) == 0) {
         const unsigned char *rest = d + cw;
         int rest_len = len - cw;
         const int s = ph_strip(home, rest, rest_len);
