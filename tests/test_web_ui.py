@@ -1,10 +1,13 @@
 """The web UI in a real browser: Debian's headless chromium driven by Selenium against a real `ttsync serve`
 and the emulator on loopback. One scenario (sign in → orchestration → Plan → Run now → live progress to
 success → a TikTok fault fails the next run → the workflow's resolution → Resolve → success) plus the role,
-restricted-PII and CSRF refusals. Every page visited is saved as a screenshot under docs/ui/."""
+restricted-PII and CSRF refusals. Every page visited is saved as a screenshot: into a temporary folder, or into
+the folder named by TTSYNC_UI_SHOTS (`TTSYNC_UI_SHOTS=docs/ui` refreshes the images of docs/ui.md), so a test run
+leaves the checkout clean."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -30,7 +33,10 @@ pytestmark = [
         reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; .ci/run does)",
     ),
 ]
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "ui"
+# A plain test run must not rewrite tracked files: screenshots go to a temporary folder (the browser fixture makes
+# and removes it) unless TTSYNC_UI_SHOTS names one.
+SHOTS_ENV = os.environ.get("TTSYNC_UI_SHOTS")
+SHOTS = Path(SHOTS_ENV).resolve() if SHOTS_ENV else Path(tempfile.gettempdir()) / f"ttsync-ui-shots-{os.getpid()}"
 OK = ("succeeded", "succeeded with warnings")  # a fresh audience's match rate is still being computed
 
 if CHROMIUM and DRIVER:  # selenium is only needed (and only imported) when the browser is there
@@ -58,10 +64,12 @@ def browser() -> Iterator[WebDriver]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+        if not SHOTS_ENV:
+            shutil.rmtree(SHOTS, ignore_errors=True)
 
 
 def shot(driver: WebDriver, name: str) -> None:
-    """Save the whole page (height fitted to the content) as docs/ui/NAME.png."""
+    """Save the whole page (height fitted to the content) as SHOTS/NAME.png."""
     width = driver.get_window_size()["width"]
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(width, max(600, min(int(height) + 120, 2400)))
