@@ -36,7 +36,9 @@ pytestmark = [
 # A plain test run must not rewrite tracked files: screenshots go to a temporary folder (the browser fixture makes
 # and removes it) unless TTSYNC_UI_SHOTS names one.
 SHOTS_ENV = os.environ.get("TTSYNC_UI_SHOTS")
-SHOTS = Path(SHOTS_ENV).resolve() if SHOTS_ENV else Path(tempfile.gettempdir()) / f"ttsync-ui-shots-{os.getpid()}"
+SHOTS = (
+    Path(SHOTS_ENV).resolve() if SHOTS_ENV else Path(tempfile.gettempdir()) / f"ttsync-ui-shots-{os.getpid()}"
+)
 OK = ("succeeded", "succeeded with warnings")  # a fresh audience's match rate is still being computed
 
 if CHROMIUM and DRIVER:  # selenium is only needed (and only imported) when the browser is there
