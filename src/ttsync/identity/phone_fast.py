@@ -412,9 +412,13 @@ def _decide_compiled(values: pa.Array, home: str | None, plus_defer: bool) -> tu
     re2 = _positions(status, _RE2)
     waiting = _positions(status, _NEED)
     if len(waiting):
-        # Country codes seen for the first time: build their tables, then decide those rows again.
-        pr.code_tables(int(cc) for cc in np.flatnonzero(np.frombuffer(need, dtype=np.uint8)))
-        again = _decide_compiled(values.take(waiting), home, plus_defer)
+        # Country codes seen for the first time: build their tables, then decide those rows again (each
+        # round builds at least one table, so this ends).
+        wanted = [int(cc) for cc in np.flatnonzero(np.frombuffer(need, dtype=np.uint8))]
+        before = pr.code_tables()
+        again = None
+        if pr.code_tables(wanted) != before:
+            again = _decide_compiled(values.take(waiting), home, plus_defer)
         if again is None:
             re2 = pa.concat_arrays([re2, waiting])
         else:
