@@ -731,6 +731,11 @@ static int ph_region_at(const int32_t *table, int64_t words, int64_t base, ph_re
             return -1;
         }
     }
+    for (int k = 0; k < 25; k++) {
+        if (r->length_result[k] < 0 || r->length_result[k] > 30) { /* a shift count of the keep mask */
+            return -1;
+        }
+    }
     return 0;
 }
 
