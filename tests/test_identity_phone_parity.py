@@ -17,9 +17,10 @@ import phonenumbers
 import pyarrow as pa
 import pytest
 
-from ttsync.identity import ColumnSpec, Preparer
+from ttsync.identity import ColumnSpec, Preparer, kernels
+from ttsync.identity import phone_rules as pr
 from ttsync.identity import values as values_module
-from ttsync.identity.phone_fast import parse_phones
+from ttsync.identity.phone_fast import parse_phones, parse_phones_re2
 from ttsync.identity.reasons import InvalidIdentifier
 from ttsync.identity.scalar import normalize_phone
 
@@ -126,7 +127,22 @@ def _reference(value: str, region: str | None) -> tuple[str | None, str | None]:
         return None, exc.reason.value
 
 
-def test_phone_fast_path_matches_libphonenumber_on_corpus() -> None:
+@cache
+def corpus_references() -> tuple[tuple[str | None, str | None], ...]:
+    """The scalar reference's answer for each corpus row (computed once per test process)."""
+    return tuple(_reference(v, r) for v, r in corpus())
+
+
+PATHS = {
+    # The compiled kernel where it is built (else parse_phones takes the RE2 path itself).
+    "compiled": parse_phones,
+    # The RE2 path, which is what runs without the compiled kernels and for tables that do not compile.
+    "re2": parse_phones_re2,
+}
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_phone_fast_path_matches_libphonenumber_on_corpus(path: str) -> None:
     rows = corpus()
     regions_covered = {r for _, r in rows}
     assert len(regions_covered) >= 30
@@ -134,7 +150,7 @@ def test_phone_fast_path_matches_libphonenumber_on_corpus() -> None:
     # once through the per-row region column path.
     values = pa.array([v for v, _ in rows])
     region_values = pa.array([r for _, r in rows])
-    out = parse_phones(values, None, region_values)
+    out = PATHS[path](values, None, region_values)
     ok_idx, ok_val = out.ok_arrays()
     bad_idx, bad_reason = out.bad_arrays()
     fallback = out.fallback_positions().to_pylist()
@@ -147,8 +163,9 @@ def test_phone_fast_path_matches_libphonenumber_on_corpus() -> None:
     assert not set(fallback) & set(fast), "a deferred row was also decided"
     assert len(fast) + len(fallback) == len(rows), "every row is decided or deferred exactly once"
     mismatches = []
+    references = corpus_references()
     for i, got in fast.items():
-        expected = _reference(*rows[i])
+        expected = references[i]
         if got != expected:
             mismatches.append((rows[i], got, expected))
     assert mismatches[:20] == []
@@ -162,15 +179,17 @@ def test_phone_fast_path_matches_libphonenumber_on_corpus() -> None:
 
 @pytest.mark.parametrize("region", ["US", "GB", "DE", "FR", "IN", "BR", "JP", "AR", "IT", "MX", "RU", "AU"])
 def test_phone_fast_path_single_region_matches(region: str) -> None:
-    rows = [(v, r) for v, r in corpus() if r == region]
+    references = corpus_references()
+    picked = [i for i, (_, r) in enumerate(corpus()) if r == region]
+    rows = [corpus()[i] for i in picked]
     values = pa.array([v for v, _ in rows])
     out = parse_phones(values, region)
     ok_idx, ok_val = out.ok_arrays()
     bad_idx, bad_reason = out.bad_arrays()
     for i, v in zip(ok_idx.to_pylist(), ok_val.to_pylist(), strict=True):
-        assert (v, None) == _reference(*rows[i]), rows[i]
+        assert (v, None) == references[picked[i]], rows[i]
     for i, r in zip(bad_idx.to_pylist(), bad_reason.to_pylist(), strict=True):
-        assert (None, r) == _reference(*rows[i]), rows[i]
+        assert (None, r) == references[picked[i]], rows[i]
     assert len(ok_idx) + len(bad_idx) + len(out.fallback_positions()) == len(rows)
 
 
@@ -276,3 +295,34 @@ def test_full_width_digits_are_never_read_as_a_hex_digest() -> None:
     assert _reference(values[0], "US") == (None, "invalid_phone")
     expected = hashlib.sha256(b"+12133734253").hexdigest()
     assert out.ids.column("hash").to_pylist() == [expected, expected]
+
+
+def _decisions(out: Any) -> dict[int, tuple[str | None, str | None] | str]:
+    got: dict[int, tuple[str | None, str | None] | str] = {}
+    ok_idx, ok_val = out.ok_arrays()
+    bad_idx, bad_reason = out.bad_arrays()
+    got.update((i, (v, None)) for i, v in zip(ok_idx.to_pylist(), ok_val.to_pylist(), strict=True))
+    got.update((i, (None, r)) for i, r in zip(bad_idx.to_pylist(), bad_reason.to_pylist(), strict=True))
+    got.update((i, "deferred") for i in out.fallback_positions().to_pylist())
+    return got
+
+
+@pytest.mark.skipif(not kernels.phone_kernel_available(), reason="compiled kernels not built")
+def test_compiled_path_builds_tables_on_first_sight_and_leaves_uncompiled_codes_to_re2(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A fresh process has no country code table yet: the kernel asks for the codes it meets, they are
+    # built, and those rows decided again. A code whose patterns did not compile takes the RE2 path.
+    rows = [(v, r) for v, r in corpus()[::7] if r in ("US", "GB", "DE", "JP", "BR")]
+    fresh = [b"" if t is not None else None for t in pr.code_tables()]
+    fresh[49] = pr.UNSUPPORTED  # Germany's patterns, as if they had not compiled
+    monkeypatch.setattr(pr, "_CODE_TABLES", fresh)
+    values = pa.array([v for v, _ in rows])
+    region_values = pa.array([r for _, r in rows])
+    got = _decisions(parse_phones(values, None, region_values))
+    expected = _decisions(parse_phones_re2(values, None, region_values))
+    assert got == expected
+    assert sum(1 for g in got.values() if g != "deferred" and g[0] and g[0].startswith("+49")) > 10
+    assert fresh[44] not in (b"", None, pr.UNSUPPORTED)  # built when first seen
+    assert fresh[49] == pr.UNSUPPORTED
+    assert b"" in fresh  # codes never seen in these rows are never built

@@ -581,7 +581,539 @@ static PyMethodDef METHODS[] = {
 
 static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1, METHODS, NULL, NULL, NULL, NULL};
 
+static int phone_add_functions(PyObject *module); /* the phone section, at the end of this file */
+
 PyMODINIT_FUNC PyInit__kernels(void) {
     init_tables();
-    return PyModule_Create(&MODULE);
+    PyObject *module = PyModule_Create(&MODULE);
+    if (module != NULL && phone_add_functions(module) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }
+
+/* ================================================================================================
+ * Phone section: parse + is_valid_number + E.164 of phone strings in one pass (phone_e164).
+ *
+ * Why: the vectorized phone path ran ~25 RE2 and Arrow passes per batch (shape, country code, national
+ * prefix, lengths, then one RE2 pass per number type and region, with a filter and a scatter around
+ * each): ~500 ns/row. Here each row is decided in one walk over its digits, against automata compiled
+ * from libphonenumber's own patterns (ttsync.identity.phone_dfa; the tables are built and packed by
+ * ttsync.identity.phone_rules). The steps are those of phone_fast's Arrow path, which stays the
+ * reference when this module is not built and for regions whose patterns do not compile.
+ *
+ * Tables (int32 words, offsets in words):
+ *   automaton: [states, start, 10 transitions per state, 1 flag word per state]; state 0 is dead;
+ *              flag bit 0: a match ends here, bit 1: a match ends here if the input ends here.
+ *   region:    [magic, country code, flags (bit 0: national prefix transform), type count, general
+ *              lengths mask, general, idd, national prefix, leading digits (automaton offsets from the
+ *              region's start, 0 = none), 25 length results, then (lengths mask, automaton) per type].
+ *   country code: [magic, chain length, parsing region, chain regions...] (region offsets), regions.
+ * ================================================================================================ */
+
+#define PH_REGION_MAGIC 0x50485231 /* "PHR1" */
+#define PH_CC_MAGIC 0x50484331     /* "PHC1" */
+#define PH_HEADER 34               /* region header words before the type pairs */
+#define PH_MAX_DIGITS 17           /* phone_fast.MAX_FAST_DIGITS */
+#define PH_MIN_NSN 2               /* libphonenumber's _MIN_LENGTH_FOR_NSN */
+#define PH_MAX_INPUT 250           /* parse() rejects longer strings */
+#define PH_CODES 1000
+#define PH_MAX_CHAIN 64
+
+enum { PH_OK = 0, PH_INVALID = 1, PH_REGION_UNKNOWN = 2, PH_DEFER = 3, PH_NEED = 4, PH_ARROW = 5 };
+
+typedef struct {
+    const int32_t *w; /* the region's first word */
+    int32_t cc, flags, types, general_lengths, general, idd, npfp, leading;
+    const int32_t *length_result; /* 25 entries */
+    const int32_t *type_pairs;    /* (lengths mask, automaton) per type */
+} ph_region;
+
+typedef struct {
+    int state; /* 0: unknown code, 1: known but no table (NEED), 2: unsupported (ARROW), 3: table */
+    const int32_t *w;
+    int32_t words;
+} ph_code;
+
+typedef struct {
+    int32_t min_valid, keep_mask, too_long, plus_defer;
+} ph_params;
+
+/* Whether the automaton at `off` (already checked) accepts the whole of d[0:len]. */
+static int ph_full(const int32_t *w, int32_t off, const unsigned char *d, int len) {
+    const int32_t states = w[off];
+    const int32_t *trans = w + off + 2;
+    int32_t s = w[off + 1];
+    for (int i = 0; i < len; i++) {
+        s = trans[10 * s + (d[i] - '0')];
+        if (s == 0) {
+            return 0;
+        }
+    }
+    return (trans[10 * states + s] & 2) != 0;
+}
+
+/* Where re.match of the automaton's pattern ends in d[0:len] (leftmost-first), or -1. */
+static int ph_prefix(const int32_t *w, int32_t off, const unsigned char *d, int len) {
+    const int32_t states = w[off];
+    const int32_t *trans = w + off + 2;
+    const int32_t *flags = trans + 10 * states;
+    int32_t s = w[off + 1];
+    int end = -1;
+    for (int pos = 0;; pos++) {
+        if (pos == len) {
+            if (flags[s] & 2) {
+                end = pos;
+            }
+            break;
+        }
+        if (flags[s] & 1) {
+            end = pos;
+        }
+        s = trans[10 * s + (d[pos] - '0')];
+        if (s == 0) {
+            break;
+        }
+    }
+    return end;
+}
+
+/* Check an automaton at word `off` of a region of `words` words: sizes, start and every transition. */
+static int ph_check_automaton(const int32_t *w, int64_t words, int32_t off) {
+    if (off == 0) {
+        return 0;
+    }
+    if (off < PH_HEADER || off + 2 > words) {
+        return -1;
+    }
+    const int64_t states = w[off];
+    if (states < 1 || off + 2 + 11 * states > words || w[off + 1] < 0 || w[off + 1] >= states) {
+        return -1;
+    }
+    const int32_t *trans = w + off + 2;
+    for (int64_t i = 0; i < 10 * states; i++) {
+        if (trans[i] < 0 || trans[i] >= states) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Read (and with check set, verify) the region at word `base` of a table of `words` words. */
+static int ph_region_at(const int32_t *table, int64_t words, int64_t base, ph_region *r, int check) {
+    if (check && (base < 0 || base + PH_HEADER > words || table[base] != PH_REGION_MAGIC)) {
+        return -1;
+    }
+    const int32_t *w = table + base;
+    r->w = w;
+    r->cc = w[1];
+    r->flags = w[2];
+    r->types = w[3];
+    r->general_lengths = w[4];
+    r->general = w[5];
+    r->idd = w[6];
+    r->npfp = w[7];
+    r->leading = w[8];
+    r->length_result = w + 9;
+    r->type_pairs = w + PH_HEADER;
+    if (!check) {
+        return 0;
+    }
+    const int64_t size = words - base;
+    if (r->cc < 1 || r->cc >= PH_CODES || r->types < 0 || PH_HEADER + 2 * (int64_t)r->types > size || ph_check_automaton(w, size, r->general) ||
+        ph_check_automaton(w, size, r->idd) || ph_check_automaton(w, size, r->npfp) ||
+        ph_check_automaton(w, size, r->leading)) {
+        return -1;
+    }
+    for (int32_t t = 0; t < r->types; t++) {
+        if (r->type_pairs[2 * t + 1] == 0 || ph_check_automaton(w, size, r->type_pairs[2 * t + 1])) {
+            return -1;
+        }
+    }
+    for (int k = 0; k < 25; k++) {
+        if (r->length_result[k] < 0 || r->length_result[k] > 30) { /* a shift count of the keep mask */
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Check a country code table: magic, chain length and every region in it. */
+static int ph_check_code(const int32_t *w, int64_t words) {
+    if (words < 3 || w[0] != PH_CC_MAGIC || w[1] < 1 || w[1] > PH_MAX_CHAIN || 3 + (int64_t)w[1] > words) {
+        return -1;
+    }
+    ph_region r;
+    for (int32_t k = 0; k < w[1] + 1; k++) {
+        if (ph_region_at(w, words, w[2 + k], &r, 1) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* _number_type_helper(number, metadata) != UNKNOWN: the general description, then any type. */
+static int ph_known(const ph_region *r, const unsigned char *d, int len) {
+    if (r->general == 0 || !((uint32_t)r->general_lengths >> len & 1u) || !ph_full(r->w, r->general, d, len)) {
+        return 0;
+    }
+    for (int32_t t = 0; t < r->types; t++) {
+        if (((uint32_t)r->type_pairs[2 * t] >> len & 1u) && ph_full(r->w, r->type_pairs[2 * t + 1], d, len)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* is_valid_number for a national number of the country code whose table is `w`. */
+static int ph_valid(const int32_t *w, const unsigned char *d, int len) {
+    ph_region r;
+    const int32_t chain = w[1];
+    for (int32_t k = 0; k < chain; k++) {
+        ph_region_at(w, 0, w[3 + k], &r, 0);
+        if (chain == 1) {
+            return ph_known(&r, d, len);
+        }
+        /* region_code_for_number: a region with leading digits is chosen by them alone. */
+        if (r.leading != 0) {
+            if (ph_prefix(r.w, r.leading, d, len) >= 0) {
+                return ph_known(&r, d, len);
+            }
+        } else if (ph_known(&r, d, len)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* _maybe_strip_national_prefix_carrier_code: how many leading digits to drop; -1 to defer. */
+static int ph_strip(const ph_region *r, const unsigned char *d, int len) {
+    if (r->npfp == 0) {
+        return 0;
+    }
+    const int m = ph_prefix(r->w, r->npfp, d, len);
+    if (m < 0) {
+        return 0;
+    }
+    if (r->flags & 1) {
+        return -1; /* the prefix is rewritten with capture groups: the scalar reference */
+    }
+    const int keep = r->general != 0 && ph_full(r->w, r->general, d, len) && !ph_full(r->w, r->general, d + m, len - m);
+    return keep ? 0 : m;
+}
+
+static int ph_length_result(const ph_region *r, int len) { return r->length_result[len < 24 ? len : 24]; }
+
+/* Write the country code's digits then d[0:len] at out; returns the bytes written. */
+static int ph_write(unsigned char *out, int32_t cc, const unsigned char *d, int len) {
+    int k = 0;
+    if (cc >= 100) {
+        out[k++] = (unsigned char)('0' + cc / 100);
+    }
+    if (cc >= 10) {
+        out[k++] = (unsigned char)('0' + cc / 10 % 10);
+    }
+    out[k++] = (unsigned char)('0' + cc % 10);
+    memcpy(out + k, d, (size_t)len);
+    return k + len;
+}
+
+/* The end of parse() once the country code is known (`parse`: the metadata parse() reads it with),
+ * then is_valid_number; an OK number is written at out (*written bytes). */
+static int ph_finish(const ph_region *parse, const ph_code *code, const ph_params *p, const unsigned char *d, int len,
+                     unsigned char *out, int *written) {
+    if (len < PH_MIN_NSN) {
+        return PH_INVALID;
+    }
+    int s = ph_strip(parse, d, len);
+    if (s < 0) {
+        return PH_DEFER;
+    }
+    /* parse() keeps the prefix when what remains is too short, local-only or of an impossible length. */
+    if (p->keep_mask >> ph_length_result(parse, len - s) & 1) {
+        s = 0;
+    }
+    d += s;
+    len -= s;
+    if (len < PH_MIN_NSN || len > PH_MAX_DIGITS || !ph_valid(code->w, d, len)) {
+        return PH_INVALID;
+    }
+    *written = ph_write(out, parse->cc, d, len);
+    return PH_OK;
+}
+
+static int ph_code_state(const ph_code *codes, int32_t cc) {
+    const int state = codes[cc].state;
+    return state == 1 ? PH_NEED : PH_ARROW;
+}
+
+/* Numbers after `+` (from_plus) or an international prefix: the country code, then the rest. */
+static int ph_international(const ph_region *home, const ph_code *codes, const ph_params *p, const unsigned char *d,
+                            int len, int from_plus, unsigned char *out, int *written, int32_t *need) {
+    if (len <= PH_MIN_NSN) {
+        return PH_INVALID; /* TOO_SHORT_AFTER_IDD */
+    }
+    int32_t cc = 0;
+    int width = 0;
+    if (d[0] != '0') {
+        int32_t v = 0;
+        for (int k = 1; k <= 3 && k <= len; k++) { /* country codes are prefix-free */
+            v = v * 10 + (d[k - 1] - '0');
+            if (codes[v].state != 0) {
+                cc = v;
+                width = k;
+                break;
+            }
+        }
+    }
+    if (cc == 0) {
+        if (!from_plus) {
+            return PH_INVALID;
+        }
+        if (p->plus_defer) {
+            return PH_DEFER; /* per-row regions: parse() retries without the plus */
+        }
+        if (home == NULL) {
+            return PH_REGION_UNKNOWN;
+        }
+        /* parse() retries in the default region: only its own code or its international prefix can
+         * give a number then (the scalar reference decides those). */
+        unsigned char code[4];
+        const int n = ph_write(code, home->cc, d, 0);
+        const int retry = (n <= len && memcmp(d, code, (size_t)n) == 0) ||
+                          (home->idd != 0 && ph_prefix(home->w, home->idd, d, len) >= 0);
+        return retry ? PH_DEFER : PH_INVALID;
+    }
+    const ph_code *code = &codes[cc];
+    if (code->state != 3) {
+        *need = cc;
+        return ph_code_state(codes, cc);
+    }
+    ph_region parse;
+    ph_region_at(code->w, 0, code->w[2], &parse, 0);
+    return ph_finish(&parse, code, p, d + width, len - width, out, written);
+}
+
+/* Numbers without `+`, read in the default region `home`. */
+static int ph_national(const ph_region *home, const ph_code *codes, const ph_params *p, const unsigned char *d, int len,
+                       unsigned char *out, int *written, int32_t *need) {
+    if (home == NULL) {
+        /* With fewer than 3 digits parse() may fail on viability before it looks at the region. */
+        return len < 3 ? PH_DEFER : PH_REGION_UNKNOWN;
+    }
+    if (len < p->min_valid) {
+        return PH_INVALID; /* too few digits to be valid anywhere */
+    }
+    if (home->idd != 0) {
+        const int m = ph_prefix(home->w, home->idd, d, len);
+        /* The prefix only counts when the next digit is not 0 (country codes never start with 0). */
+        if (m >= 0 && (m == len || d[m] != '0')) {
+            return ph_international(home, codes, p, d + m, len - m, 0, out, written, need);
+        }
+    }
+    if (home->cc <= 0 || home->cc >= PH_CODES) {
+        return PH_ARROW;
+    }
+    const ph_code *code = &codes[home->cc];
+    if (code->state != 3) {
+        *need = home->cc;
+        return ph_code_state(codes, home->cc);
+    }
+    /* A national number that starts with the region's own country code (e.g. 4930... read in DE). */
+    unsigned char cc_text[4];
+    const int cw = ph_write(cc_text, home->cc, d, 0);
+    if (cw <= len && memcmp(d, cc_text, (size_t)cw) == 0) {
+        const unsigned char *rest = d + cw;
+        int rest_len = len - cw;
+        const int s = ph_strip(home, rest, rest_len);
+        if (s < 0) {
+            return PH_DEFER;
+        }
+        rest += s;
+        rest_len -= s;
+        const int general_full = home->general != 0 && ph_full(home->w, home->general, d, len);
+        const int general_rest = home->general != 0 && ph_full(home->w, home->general, rest, rest_len);
+        if ((!general_full && general_rest) || ph_length_result(home, len) == p->too_long) {
+            ph_region parse;
+            ph_region_at(code->w, 0, code->w[2], &parse, 0);
+            return ph_finish(&parse, code, p, rest, rest_len, out, written);
+        }
+    }
+    return ph_finish(home, code, p, d, len, out, written);
+}
+
+/* phone_e164(offsets, data, start, n, home, codes, params) -> (status, out, out_offsets, count, need)
+ *
+ * Decides each printable-ASCII phone string as phone_fast.parse_phones does: status, one byte per
+ * string: 0 valid, 1 invalid phone, 2 unknown region, 3 left to the scalar reference, 4 needs the table
+ * of a country code not given yet, 5 left to the Arrow path (a table its patterns could not compile
+ * into). Valid numbers are written as country code + national number (no `+`), in row order, as the
+ * data and int32 offsets of a string array of `count` values. need: 1000 bytes, 1 for each country code
+ * whose table status 4 asked for.
+ *
+ * home: the default region's table (bytes), or None for no supported default region; codes: a tuple of
+ * 1000 entries by country code: None (unknown code), b"" (known, no table yet), b"-" (unsupported), or
+ * the code's table; params: int32 words (shortest valid length, mask of the length results that keep
+ * the national prefix, TOO_LONG's value, whether `+` with an unknown code is deferred).
+ */
+static PyObject *phone_e164(PyObject *self, PyObject *args) {
+    Py_buffer offsets, data, params_buf;
+    Py_ssize_t start, n;
+    PyObject *home_obj, *codes_obj;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*nnOOy*", &offsets, &data, &start, &n, &home_obj, &codes_obj, &params_buf)) {
+        return NULL;
+    }
+    PyObject *result = NULL, *status = NULL, *out = NULL, *out_offsets = NULL, *need = NULL;
+    ph_code *codes = NULL;
+    ph_params p;
+    ph_region home_region, *home = NULL;
+    if (start < 0 || n < 0 || n > (INT32_MAX / 4) - 1 ||
+        (start + n + 1) > offsets.len / (Py_ssize_t)sizeof(int32_t)) {
+        PyErr_SetString(PyExc_ValueError, "offsets do not cover the requested values");
+        goto done;
+    }
+    if (params_buf.len != 4 * (Py_ssize_t)sizeof(int32_t)) {
+        PyErr_SetString(PyExc_ValueError, "params must be four int32 words");
+        goto done;
+    }
+    memcpy(&p, params_buf.buf, sizeof p);
+    if (!PyTuple_Check(codes_obj) || PyTuple_GET_SIZE(codes_obj) != PH_CODES) {
+        PyErr_SetString(PyExc_ValueError, "codes must be a tuple of 1000 entries");
+        goto done;
+    }
+    codes = PyMem_Calloc(PH_CODES, sizeof(ph_code));
+    if (codes == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t cc = 0; cc < PH_CODES; cc++) {
+        PyObject *item = PyTuple_GET_ITEM(codes_obj, cc);
+        if (item == Py_None) {
+            continue;
+        }
+        if (!PyBytes_Check(item)) {
+            PyErr_SetString(PyExc_TypeError, "country code tables must be bytes or None");
+            goto done;
+        }
+        const Py_ssize_t size = PyBytes_GET_SIZE(item);
+        if (size == 0) {
+            codes[cc].state = 1;
+        } else if (size < 4 || size % 4 != 0) {
+            codes[cc].state = 2;
+        } else {
+            codes[cc].w = (const int32_t *)PyBytes_AS_STRING(item);
+            codes[cc].words = (int32_t)(size / 4);
+            if (ph_check_code(codes[cc].w, codes[cc].words) < 0) {
+                PyErr_Format(PyExc_ValueError, "invalid table for country code %zd", cc);
+                goto done;
+            }
+            codes[cc].state = 3;
+        }
+    }
+    if (home_obj != Py_None) {
+        if (!PyBytes_Check(home_obj) || PyBytes_GET_SIZE(home_obj) % 4 != 0 ||
+            ph_region_at((const int32_t *)PyBytes_AS_STRING(home_obj), PyBytes_GET_SIZE(home_obj) / 4, 0,
+                         &home_region, 1) < 0) {
+            PyErr_SetString(PyExc_ValueError, "invalid default region table");
+            goto done;
+        }
+        home = &home_region;
+    }
+    const int32_t *offs = (const int32_t *)offsets.buf + start;
+    const int32_t first = offs[0], last = offs[n];
+    if (first < 0 || last < first || (Py_ssize_t)last > data.len) {
+        PyErr_SetString(PyExc_ValueError, "invalid string offsets");
+        goto done;
+    }
+    /* An output is a country code (at most 3 digits) and some of the row's digits. */
+    status = PyBytes_FromStringAndSize(NULL, n);
+    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(last - first) + 3 * n);
+    out_offsets = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizeof(int32_t) * (n + 1));
+    need = PyBytes_FromStringAndSize(NULL, PH_CODES);
+    if (status == NULL || out == NULL || out_offsets == NULL || need == NULL) {
+        goto done;
+    }
+    const unsigned char *bytes = (const unsigned char *)data.buf;
+    unsigned char *st = (unsigned char *)PyBytes_AS_STRING(status);
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+    int32_t *oo = (int32_t *)PyBytes_AS_STRING(out_offsets);
+    unsigned char *needed = (unsigned char *)PyBytes_AS_STRING(need);
+    memset(needed, 0, PH_CODES);
+    int bad = 0;
+    Py_ssize_t count = 0;
+    Py_BEGIN_ALLOW_THREADS
+    int32_t written_total = 0;
+    oo[0] = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const int32_t lo = offs[i], hi = offs[i + 1];
+        if (lo < first || hi < lo || hi > last) {
+            bad = 1;
+            break;
+        }
+        unsigned char d[PH_MAX_DIGITS + 1];
+        int digits = 0, shape = 1, plus = 0, ascii = 1;
+        for (int32_t j = lo; j < hi; j++) {
+            const unsigned char c = bytes[j];
+            if (c >= '0' && c <= '9') {
+                if (digits <= PH_MAX_DIGITS) {
+                    d[digits] = c;
+                }
+                digits++;
+            } else if (c == '+') {
+                shape &= !plus && digits == 0;
+                plus = 1;
+            } else if (c != ' ' && c != '(' && c != ')' && c != '.' && c != '/' && c != '-') {
+                shape = 0;
+                ascii &= c < 0x80;
+            }
+        }
+        int s, written = 0;
+        int32_t want = -1;
+        if (!shape || hi - lo > PH_MAX_INPUT) {
+            /* ASCII without a digit cannot start a number (NOT_A_NUMBER); anything else: scalar. */
+            s = (digits == 0 && ascii) ? PH_INVALID : PH_DEFER;
+        } else if (digits == 0) {
+            s = PH_INVALID;
+        } else if (digits > PH_MAX_DIGITS || (plus && digits < 4)) {
+            s = PH_DEFER; /* long numbers, and parse()'s retry logic for short `+` numbers: scalar */
+        } else if (plus) {
+            s = ph_international(home, codes, &p, d, digits, 1, o + written_total, &written, &want);
+        } else {
+            s = ph_national(home, codes, &p, d, digits, o + written_total, &written, &want);
+        }
+        if (s == PH_NEED && want >= 0 && want < PH_CODES) {
+            needed[want] = 1;
+        }
+        st[i] = (unsigned char)s;
+        if (s == PH_OK) {
+            written_total += written;
+            oo[++count] = written_total;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "invalid string offsets");
+        goto done;
+    }
+    result = Py_BuildValue("(OOOnO)", status, out, out_offsets, count, need);
+done:
+    PyMem_Free(codes);
+    Py_XDECREF(status);
+    Py_XDECREF(out);
+    Py_XDECREF(out_offsets);
+    Py_XDECREF(need);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&params_buf);
+    return result;
+}
+
+static PyMethodDef PHONE_METHODS[] = {
+    {"phone_e164", phone_e164, METH_VARARGS,
+     "phone_e164(offsets, data, start, n, home, codes, params) -> (status, out, out_offsets, count, need)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int phone_add_functions(PyObject *module) { return PyModule_AddFunctions(module, PHONE_METHODS); }

@@ -29,3 +29,13 @@ def email_sha256_into(
     out_keys: Buffer,
     pos: int,
 ) -> tuple[bytes, int]: ...
+def phone_e164(
+    offsets: Buffer,
+    data: Buffer,
+    start: int,
+    n: int,
+    home: bytes | None,
+    codes: tuple[bytes | None, ...],
+    params: Buffer,
+    /,
+) -> tuple[bytes, bytes, bytes, int, bytes]: ...

@@ -216,3 +216,27 @@ def email_fast(values: pa.Array, max_length: int, refused_tlds: Sequence[str]) -
     flags = _kernels.email_fast(*buffers, values.offset, len(values), max_length, refused)
     as_bytes = pa.Array.from_buffers(pa.uint8(), len(values), [None, pa.py_buffer(flags)])
     return pc.cast(as_bytes, pa.bool_())
+
+
+# --- phone section (see _kernels.c's phone section) ---
+
+
+def phone_kernel_available() -> bool:
+    """Whether the compiled phone kernel (phone_e164) was built."""
+    return _kernels is not None and hasattr(_kernels, "phone_e164")
+
+
+def phone_e164(
+    values: pa.Array, home: bytes | None, codes: tuple[bytes | None, ...], params: bytes
+) -> tuple[np.ndarray, pa.StringArray, bytes] | None:
+    """(status per value, the valid numbers as country code + national number in row order, the
+    country codes whose tables were missing: 1000 bytes) from the compiled kernel, or None: then use
+    the RE2 path. Status codes and tables: _kernels.c's phone_e164 and phone_rules."""
+    buffers = _buffers(values)
+    if buffers is None or _kernels is None or not hasattr(_kernels, "phone_e164"):
+        return None
+    status, out, out_offsets, count, need = _kernels.phone_e164(
+        *buffers, values.offset, len(values), home, codes, params
+    )
+    numbers = pa.StringArray.from_buffers(count, pa.py_buffer(out_offsets), pa.py_buffer(out))
+    return np.frombuffer(status, dtype=np.uint8), numbers, need

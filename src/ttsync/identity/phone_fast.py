@@ -16,14 +16,17 @@ from __future__ import annotations
 
 from functools import cache
 
+import numpy as np
+import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ttsync.identity import kernels
 from ttsync.identity import phone_rules as pr
-from ttsync.identity.arrowutil import Outcome, arange, fill_false
+from ttsync.identity.arrowutil import Outcome, arange, concat, fill_false
 from ttsync.identity.reasons import Reason
 from ttsync.identity.scalar import normalize_region
+from ttsync.identity.values import remap
 
 # One optional `+` before the first digit; only punctuation libphonenumber ignores. Letters (vanity
 # numbers), extensions (`x`, `#`, `;ext=`), tabs and non-ASCII go to the fallback.
@@ -316,7 +319,13 @@ def narrow_digits(values: pa.Array, candidates: pa.BooleanArray) -> tuple[pa.Arr
     if not pc.any(ascii_now).as_py():
         return values, None
     mask = _scatter(candidates, ascii_now)
-    return pc.replace_with_mask(values, mask, pc.filter(narrowed, ascii_now)), mask
+    # The narrowed rows appended after the values, and one take: half the cost of replace_with_mask on
+    # a string column (a full copy either way).
+    positions = np.arange(len(values))
+    at = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+    positions[at] = len(values) + np.arange(len(at))
+    patched = pa.concat_arrays([values, pc.filter(narrowed, ascii_now).cast(values.type)])
+    return patched.take(pa.array(positions)), mask
 
 
 # Everything SHAPE_RE lets through besides the digits.
@@ -340,7 +349,115 @@ def parse_phones(values: pa.Array, region: str | None, region_values: pa.Array |
     """Parse printable-ASCII, non-blank phone strings. Positions in the Outcome index `values`.
 
     region: the default region; region_values: a per-row region (nulls fall back to `region`).
+    The compiled kernel decides the rows when it is built (same results); else, and for regions whose
+    patterns it cannot compile, RE2 and Arrow do (parse_phones_re2).
     """
+    if kernels.phone_kernel_available():
+        out = _parse_compiled(values, region, region_values)
+        if out is not None:
+            return out
+    return parse_phones_re2(values, region, region_values)
+
+
+# Status codes of kernels.phone_e164 (see _kernels.c's phone section).
+_OK, _INVALID, _REGION_UNKNOWN, _DEFER, _NEED, _RE2 = range(6)
+
+
+def _positions(status: np.ndarray, code: int) -> pa.Array:
+    return pa.array(np.flatnonzero(status == code))
+
+
+def _region_groups(region_values: pa.Array, region: str | None) -> list[tuple[str | None, pa.Array]]:
+    """(normalized region, positions) of each distinct per-row region; blank and null rows take the
+    default `region` (None when there is none)."""
+    rows_region = pc.utf8_upper(pc.utf8_trim_whitespace(region_values))
+    rows_region = pc.if_else(pc.equal(rows_region, ""), pa.scalar(None, pa.string()), rows_region)
+    default = normalize_region(region)
+    if default is not None:
+        rows_region = pc.fill_null(rows_region, default)
+    encoded = pc.dictionary_encode(rows_region)
+    indices = pc.fill_null(encoded.indices, -1).to_numpy()
+    names = encoded.dictionary.to_pylist()
+    order = np.argsort(indices, kind="stable")
+    bounds = np.flatnonzero(np.diff(indices[order])) + 1
+    groups = []
+    for chunk in np.split(order, bounds):
+        if len(chunk):
+            code = int(indices[chunk[0]])
+            groups.append((None if code < 0 else str(names[code]), pa.array(chunk)))
+    return groups
+
+
+def _decide_compiled(values: pa.Array, home: str | None, plus_defer: bool) -> tuple[Outcome, pa.Array] | None:
+    """(outcome, positions left to the RE2 path) of one group of rows read in region `home`, or None when
+    the kernel cannot take them."""
+    home_table = None
+    codes_needed = []
+    if home is not None and home in phonenumbers.SUPPORTED_REGIONS:
+        home_table = pr.region_table(home)
+        if home_table is None:
+            return None  # a pattern of the region did not compile
+        codes_needed.append(phonenumbers.country_code_for_region(home))
+    params = pr.kernel_params(plus_defer)
+    result = kernels.phone_e164(values, home_table, pr.code_tables(codes_needed), params)
+    if result is None:
+        return None
+    status, numbers, need = result
+    out = Outcome()
+    # Values are country code + national number: the `+` goes on as the prefix (dropped for digits).
+    out.ok(_positions(status, _OK), numbers, prefix="+")
+    out.bad(_positions(status, _INVALID), Reason.INVALID_PHONE)
+    out.bad(_positions(status, _REGION_UNKNOWN), Reason.PHONE_REGION_UNKNOWN)
+    out.defer(_positions(status, _DEFER))
+    re2 = _positions(status, _RE2)
+    waiting = _positions(status, _NEED)
+    if len(waiting):
+        # Country codes seen for the first time: build their tables, then decide those rows again (each
+        # round builds at least one table, so this ends).
+        wanted = [int(cc) for cc in np.flatnonzero(np.frombuffer(need, dtype=np.uint8))]
+        before = pr.code_tables()
+        again = None
+        if pr.code_tables(wanted) != before:
+            again = _decide_compiled(values.take(waiting), home, plus_defer)
+        if again is None:
+            re2 = pa.concat_arrays([re2, waiting])
+        else:
+            out.extend(remap(again[0], waiting))
+            re2 = pa.concat_arrays([re2, pc.take(waiting, again[1])])
+    return out, re2
+
+
+def _parse_compiled(values: pa.Array, region: str | None, region_values: pa.Array | None) -> Outcome | None:
+    """parse_phones with the compiled kernel, or None when it cannot take the array."""
+    if values.type != pa.string() or values.null_count:
+        return None
+    if region_values is None:
+        groups: list[tuple[str | None, pa.Array | None]] = [(normalize_region(region), None)]
+    else:
+        groups = list(_region_groups(region_values, region))
+    out = Outcome()
+    re2: list[pa.Array] = []
+    for home, positions in groups:
+        sub = values if positions is None else values.take(positions)
+        decided = _decide_compiled(sub, home, plus_defer=region_values is not None)
+        if decided is None:
+            return None
+        part, rest = decided
+        if positions is None:
+            out.extend(part)
+            re2.append(rest)
+        else:
+            out.extend(remap(part, positions))
+            re2.append(pc.take(positions, rest))
+    left = concat(re2, pa.int64())
+    if len(left):
+        rows_region = region_values.take(left) if region_values is not None else None
+        out.extend(remap(parse_phones_re2(values.take(left), region, rows_region), left))
+    return out
+
+
+def parse_phones_re2(values: pa.Array, region: str | None, region_values: pa.Array | None = None) -> Outcome:
+    """parse_phones with RE2 and Arrow kernels only (and kernels.phone_scan when built)."""
     out = Outcome()
     n = len(values)
     if n == 0:

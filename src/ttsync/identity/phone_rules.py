@@ -7,6 +7,8 @@ follows the same metadata version as the scalar reference it is checked against.
 from __future__ import annotations
 
 import re
+from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -14,6 +16,8 @@ from typing import Any
 import phonenumbers
 from phonenumbers import phonenumberutil as pnu
 from phonenumbers.phonemetadata import PhoneMetadata
+
+from ttsync.identity import phone_dfa
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,8 @@ def _desc(desc: Any) -> Desc | None:
     return Desc(_anchored_full(desc.national_number_pattern), lengths)
 
 
-def _compile(name: str, meta: Any) -> Rules:
+def _type_descs(meta: Any) -> list[Any]:
+    """The descriptions _number_type_helper tries after the general one (entries may be None)."""
     # Fixed-line and mobile come first: they are by far the most common types, so most rows are
     # decided after one or two patterns. The order does not change "known or not", which is all
     # validity needs.
@@ -75,7 +80,11 @@ def _compile(name: str, meta: Any) -> Rules:
         meta.uan,
         meta.voicemail,
     ]
-    types = [d for d in (_desc(x) for x in type_descs) if d is not None]
+    return type_descs
+
+
+def _compile(name: str, meta: Any) -> Rules:
+    types = [d for d in (_desc(x) for x in _type_descs(meta)) if d is not None]
     npfp = meta.national_prefix_for_parsing
     has_transform = bool(meta.national_prefix_transform_rule)
     if npfp and not has_transform:
@@ -161,3 +170,128 @@ KEEP_PREFIX_RESULTS = frozenset(
 TOO_LONG_RESULT = int(pnu.ValidationResult.TOO_LONG)
 MAX_NSN_LENGTH = int(pnu._MAX_LENGTH_FOR_NSN)
 MIN_NSN_LENGTH = int(pnu._MIN_LENGTH_FOR_NSN)
+
+
+# Tables of the compiled phone kernel (_kernels.c, phone section; layout described there).
+REGION_MAGIC = 0x50485231
+CODE_MAGIC = 0x50484331
+REGION_HEADER = 34
+UNSUPPORTED = b"-"  # a country code whose patterns did not compile: its rows take the RE2 path
+ALL_LENGTHS = -1  # every bit of the lengths mask
+
+
+def _lengths_mask(desc: Any) -> int:
+    if len(desc.possible_length) == 0:
+        return ALL_LENGTHS
+    mask = 0
+    for n in desc.possible_length:
+        if 0 <= n < 31:
+            mask |= 1 << n
+    return mask
+
+
+def _region_words(meta: Any) -> array[int]:
+    """One region's table: header, then its automata (raises phone_dfa.Unsupported)."""
+    descs = [d for d in _type_descs(meta) if d is not None and d.national_number_pattern]
+    words = array("i", [0] * (REGION_HEADER + 2 * len(descs)))
+
+    def add(automaton: array[int]) -> int:
+        offset = len(words)
+        words.extend(automaton)
+        return offset
+
+    general = meta.general_desc
+    has_general = general is not None and bool(general.national_number_pattern)
+    words[0] = REGION_MAGIC
+    words[1] = int(meta.country_code)
+    words[2] = 1 if meta.national_prefix_transform_rule else 0
+    words[3] = len(descs)
+    words[4] = _lengths_mask(general) if has_general else 0
+    words[5] = add(phone_dfa.full_match(general.national_number_pattern)) if has_general else 0
+    words[6] = add(phone_dfa.prefix_match(meta.international_prefix)) if meta.international_prefix else 0
+    npfp = meta.national_prefix_for_parsing
+    words[7] = add(phone_dfa.prefix_match(npfp)) if npfp else 0
+    words[8] = add(phone_dfa.prefix_match(meta.leading_digits)) if meta.leading_digits else 0
+    for n in range(MAX_DIGITS + 1):
+        words[9 + n] = int(pnu._test_number_length("9" * n, meta))
+    for t, desc in enumerate(descs):
+        words[REGION_HEADER + 2 * t] = _lengths_mask(desc)
+        words[REGION_HEADER + 2 * t + 1] = add(phone_dfa.full_match(desc.national_number_pattern))
+    return words
+
+
+def _metadata(region: str) -> Any:
+    return PhoneMetadata.metadata_for_region(region)
+
+
+@cache
+def _region_words_cached(region: str) -> array[int] | None:
+    meta = _metadata(region)
+    try:
+        return _region_words(meta)
+    except phone_dfa.Unsupported:
+        return None
+
+
+@cache
+def region_table(region: str) -> bytes | None:
+    """The kernel's table of a supported region, or None if a pattern did not compile (use RE2)."""
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        return None
+    words = _region_words_cached(region)
+    return words.tobytes() if words is not None else None
+
+
+def _code_table(country_code: int) -> bytes:
+    """The kernel's table of a country code: the region parse() reads its numbers with, then the
+    regions is_valid_number tries (validity_chain's order)."""
+    main = pnu.region_code_for_country_code(country_code)
+    parts: list[array[int] | None]
+    if main == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY:
+        try:
+            nongeo = _region_words(PhoneMetadata.metadata_for_nongeo_region(country_code))
+        except phone_dfa.Unsupported:
+            return UNSUPPORTED
+        parts = [nongeo, nongeo]
+    else:
+        chain = [r for r in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ()) if _metadata(r)]
+        parts = [_region_words_cached(main), *(_region_words_cached(r) for r in chain)]
+    if any(p is None for p in parts):
+        return UNSUPPORTED
+    header = array("i", [CODE_MAGIC, len(parts) - 1, *([0] * len(parts))])
+    offsets: dict[int, int] = {}  # a region listed twice (the parsing region is in the chain) is stored once
+    body = array("i")
+    for k, part in enumerate(parts):
+        assert part is not None
+        if id(part) not in offsets:
+            offsets[id(part)] = len(header) + len(body)
+            body.extend(part)
+        header[2 + k] = offsets[id(part)]
+    return (header + body).tobytes()
+
+
+_CODE_TABLES: list[bytes | None] = [
+    b"" if cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE else None for cc in range(1000)
+]
+
+
+def code_tables(needed: Iterable[int] = ()) -> tuple[bytes | None, ...]:
+    """The kernel's country code tables, by code: None for an unknown code, b"" for one not built yet;
+    the `needed` codes are built first (each once per process, on first sight)."""
+    for cc in needed:
+        if _CODE_TABLES[cc] == b"":
+            _CODE_TABLES[cc] = _code_table(cc)
+    return tuple(_CODE_TABLES)
+
+
+@cache
+def kernel_params(plus_defer: bool) -> bytes:
+    """The kernel's scalar parameters: a length below which national numbers are invalid, the length
+    results that keep the national prefix (a mask), TOO_LONG's value, whether `+` numbers with an unknown
+    code are deferred."""
+    keep = 0
+    for result in KEEP_PREFIX_RESULTS:
+        keep |= 1 << result
+    # 0: the kernel walks short numbers through the automata like any other (none can be valid, and the
+    # walk costs less than loading every region's metadata to find min_valid_length()).
+    return array("i", [0, keep, TOO_LONG_RESULT, int(plus_defer)]).tobytes()
