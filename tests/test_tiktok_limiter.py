@@ -162,6 +162,21 @@ def test_a_late_send_costs_milliseconds_not_a_slot() -> None:
     assert limiter.stats.refused == 1
 
 
+def test_a_refused_claim_at_the_ceiling_waits_for_the_window_and_keeps_the_pacing() -> None:
+    """Sends counted late (answered in a bunch, moved to their late arrival) can fill the window: a claim
+    refused then waits until the window frees, without pushing the pacing of every later caller back by an
+    interval (at 50 QPS with 1 MB uploads that cost 3 % of the rate)."""
+    limiter, clock = make(10.0)  # no headroom: 11 sends in any 1.02 s
+    for i in range(11):  # eleven sends counted within 0.1 s
+        clock.now = 100.0 + i / 100
+        assert limiter.try_claim() == 0.0
+    clock.now = 100.5
+    assert limiter.try_claim() == pytest.approx(0.52)  # until the send counted at 100.0 leaves the window
+    assert limiter.reserve() == 0.0  # the next caller's turn is still now: no slot was taken
+    clock.now = 101.02
+    assert limiter.try_claim() == 0.0
+
+
 def _sends_then_claim_at(
     answer_at: float,
     sent_at: float | None = None,
