@@ -13,10 +13,12 @@ add() may be called from several threads at once (the preparer's workers record 
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final
 
@@ -26,6 +28,7 @@ import pyarrow as pa
 RUN_KEYS: Final = 2**18  # keys buffered per identifier type before a run is written (2 MiB)
 PART_BITS: Final = 6
 PARTS: Final = 2**PART_BITS  # slices of the key space counted one at a time
+COUNT_THREADS: Final = 2  # threads counting slices at the end (at most one per CPU)
 
 
 class _Runs:
@@ -67,19 +70,29 @@ class _Runs:
 
     def duplicates(self) -> int:
         self.write_run()
-        distinct = 0
-        if self.bounds:
-            with self.path.open("rb") as file:
-                for part in range(PARTS):
-                    pieces = []
-                    for bounds in self.bounds:
-                        file.seek(int(bounds[part]) * 8)
-                        pieces.append(np.fromfile(file, np.uint64, int(bounds[part + 1] - bounds[part])))
-                    keys = np.concatenate(pieces)
-                    if len(keys):
-                        keys.sort()
-                        distinct += 1 + int(np.count_nonzero(keys[1:] != keys[:-1]))
+        if not self.bounds:
+            return self.added
+        # The slices are independent and numpy's sort releases the GIL: one thread per core counts them
+        # (at 10M keys, ~0.44 s of sorting on one thread), each reading with its own file handle.
+        threads = max(1, min(COUNT_THREADS, os.cpu_count() or 1))
+        with ThreadPoolExecutor(threads) as pool:
+            distinct = sum(pool.map(self._distinct_in, [range(i, PARTS, threads) for i in range(threads)]))
         return self.added - distinct
+
+    def _distinct_in(self, parts: range) -> int:
+        """Distinct keys in the given slices of every run."""
+        distinct = 0
+        with self.path.open("rb") as file:
+            for part in parts:
+                pieces = []
+                for bounds in self.bounds:
+                    file.seek(int(bounds[part]) * 8)
+                    pieces.append(np.fromfile(file, np.uint64, int(bounds[part + 1] - bounds[part])))
+                keys = np.concatenate(pieces)
+                if len(keys):
+                    keys.sort()
+                    distinct += 1 + int(np.count_nonzero(keys[1:] != keys[:-1]))
+        return distinct
 
 
 class DuplicateCounter:
