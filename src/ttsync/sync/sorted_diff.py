@@ -90,9 +90,9 @@ def sort_and_merge(
     result = SortedDiff(current_ids_path=path, distinct_ids={}, merged=snapshot is not None)
     snap = _open(snapshot) if snapshot is not None else None
     footer = {SORTED_KEY: "id_schema," + ",".join(KEY_COLUMNS)}
-    people = read_footer(ids_path).people
-    if people is not None and set(read_footer(ids_path).distinct_ids or {}) <= set(schemas):
-        footer[PEOPLE_KEY] = str(people)
+    prepared = read_footer(ids_path)
+    if prepared.people is not None and set(prepared.distinct_ids or {}) <= set(schemas):
+        footer[PEOPLE_KEY] = str(prepared.people)
     # Written as prepare.py writes digests (see _digest_writer); id_schema goes in as a dictionary (one name
     # per block), without the Arrow schema in the footer, so every reader sees a string column as before.
     out = pq.ParquetWriter(
@@ -210,7 +210,8 @@ def _sorted_records(path: Path, schema: str) -> np.ndarray | None:
     None when a word is null. Two passes over the file: a histogram of k1's top bits, then the scatter; each
     pass, and the sort of the buckets, by two threads on halves of the file (all release the GIL; each
     thread's records go to slots of their own)."""
-    rows, row_groups = _open(path).metadata.num_rows, _open(path).num_row_groups
+    file = _open(path)
+    rows, row_groups = file.metadata.num_rows, file.num_row_groups
     bits = max(1, min(20, (rows // 32).bit_length()))  # ~16-32 records a bucket: each sorts in cache
     shift, buckets = 64 - bits, 1 << bits
     halves = [range(0, row_groups // 2), range(row_groups // 2, row_groups)]
